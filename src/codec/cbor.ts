@@ -1,0 +1,512 @@
+/**
+ * A small CBOR (RFC 8949) encoder and decoder for the subset the firmware
+ * needs: unsigned and negative integers, byte and text strings, arrays, maps,
+ * tags, simple values and floats.
+ *
+ * The encoder always produces the deterministic encoding of RFC 8949 §4.2.1:
+ * shortest heads, definite lengths, preferred (shortest exact) floats, map
+ * keys in bytewise lexicographic order of their encodings.
+ *
+ * The decoder treats its input as hostile: every length is checked against
+ * what is left, nesting and item counts are bounded, and any failure is a
+ * `CborError` with a message that says what and where — never a crash, a
+ * hang or a partial value.
+ */
+
+/** A CBOR data item as the firmware sees it. */
+export type CborValue =
+    | number
+    | string
+    | boolean
+    | null
+    | undefined
+    | Buffer
+    | CborValue[]
+    | CborMap
+    | CborTag
+    | CborSimple
+
+/** A CBOR map (major type 5). Keys keep their CBOR type (SenML uses integer keys). */
+export class CborMap {
+    readonly keys: CborValue[] = []
+    readonly values: CborValue[] = []
+
+    /** Appends an entry; the encoder sorts entries, so order here does not matter. */
+    set(key: CborValue, value: CborValue): CborMap {
+        const i = this.indexOf(key)
+        if (i >= 0) this.values[i] = value
+        else {
+            this.keys.push(key)
+            this.values.push(value)
+        }
+        return this
+    }
+
+    /** The value stored under an integer or text key, or `undefined`. */
+    get(key: number | string): CborValue {
+        const i = this.indexOf(key)
+        return i >= 0 ? this.values[i] : undefined
+    }
+
+    /** Whether an integer or text key is present. */
+    has(key: number | string): boolean {
+        return this.indexOf(key) >= 0
+    }
+
+    /** Number of entries. */
+    size(): number {
+        return this.keys.length
+    }
+
+    private indexOf(key: CborValue): number {
+        for (let i = 0; i < this.keys.length; ++i)
+            if (this.keys[i] === key) return i
+        return -1
+    }
+}
+
+/** A tagged data item (major type 6). */
+export class CborTag {
+    constructor(readonly tag: number, readonly value: CborValue) {}
+}
+
+/** A simple value other than false, true, null and undefined (major type 7). */
+export class CborSimple {
+    constructor(readonly value: number) {}
+}
+
+/** Raised for any input the decoder refuses, and for values the encoder cannot represent. */
+export class CborError extends Error {
+    constructor(message: string) {
+        super(message)
+        this.name = "CborError"
+    }
+}
+
+/** Limits that keep a hostile input from exhausting the device. */
+export interface CborDecodeOptions {
+    /** Deepest nesting of arrays, maps and tags. Default 16. */
+    maxDepth?: number
+    /** Most data items in the whole input. Default 1024. */
+    maxItems?: number
+    /** Largest input accepted, in bytes. Default 4096. */
+    maxBytes?: number
+    /**
+     * Refuse anything but the deterministic encoding of RFC 8949 §4.2.1
+     * (shortest heads, preferred floats, sorted map keys). Default true;
+     * the decoder accepts longer heads and non-preferred floats only when false.
+     */
+    deterministic?: boolean
+}
+
+const TWO_32 = 4294967296
+/** 2^53 - 1: larger integers cannot be held exactly in a number. */
+const MAX_SAFE = 9007199254740991
+
+const MT_UNSIGNED = 0
+const MT_NEGATIVE = 1
+const MT_BYTES = 2
+const MT_TEXT = 3
+const MT_ARRAY = 4
+const MT_MAP = 5
+const MT_TAG = 6
+const MT_SIMPLE = 7
+
+const AI_INDEFINITE = 31
+
+/** Encodes one data item in deterministic CBOR. Throws `CborError` for values it cannot represent. */
+export function encodeCbor(value: CborValue): Buffer {
+    const out: Buffer[] = []
+    writeItem(out, value, 0)
+    return Buffer.concat(...out)
+}
+
+/** Decodes exactly one data item filling the whole buffer. */
+export function decodeCbor(data: Buffer, options?: CborDecodeOptions): CborValue {
+    const opts = options || {}
+    const maxBytes = opts.maxBytes === undefined ? 4096 : opts.maxBytes
+    if (!(data instanceof Buffer)) throw new CborError("input is not a buffer")
+    if (data.length === 0) throw new CborError("empty input")
+    if (data.length > maxBytes)
+        throw new CborError(`input of ${data.length} bytes exceeds ${maxBytes}`)
+    const reader = new Reader(data, {
+        maxDepth: opts.maxDepth === undefined ? 16 : opts.maxDepth,
+        maxItems: opts.maxItems === undefined ? 1024 : opts.maxItems,
+        deterministic: opts.deterministic !== false,
+    })
+    const value = reader.item(0)
+    if (reader.pos !== data.length)
+        throw new CborError(
+            `${data.length - reader.pos} trailing bytes after the data item`
+        )
+    return value
+}
+
+// ---- encoder ----
+
+const ENCODER_MAX_DEPTH = 32
+
+function head(major: number, arg: number): Buffer {
+    if (arg < 24) return Buffer.from([(major << 5) | arg])
+    if (arg < 0x100) return Buffer.from([(major << 5) | 24, arg])
+    if (arg < 0x10000) return Buffer.from([(major << 5) | 25, arg >> 8, arg & 0xff])
+    if (arg < TWO_32) {
+        const b = Buffer.alloc(5)
+        b[0] = (major << 5) | 26
+        putU32BE(b, 1, arg)
+        return b
+    }
+    const b = Buffer.alloc(9)
+    b[0] = (major << 5) | 27
+    const hi = Math.floor(arg / TWO_32)
+    putU32BE(b, 1, hi)
+    // not `arg % TWO_32`: the VM's remainder loses the low word of values above 2^32
+    putU32BE(b, 5, arg - hi * TWO_32)
+    return b
+}
+
+function putU32BE(b: Buffer, off: number, v: number) {
+    b[off] = (v >>> 24) & 0xff
+    b[off + 1] = (v >>> 16) & 0xff
+    b[off + 2] = (v >>> 8) & 0xff
+    b[off + 3] = v & 0xff
+}
+
+function isInteger(v: number) {
+    return Math.floor(v) === v && Math.abs(v) <= MAX_SAFE && !(v === 0 && 1 / v < 0)
+}
+
+function writeItem(out: Buffer[], v: CborValue, depth: number) {
+    if (depth > ENCODER_MAX_DEPTH) throw new CborError("value nested too deeply")
+    if (v === false) out.push(hex`f4`)
+    else if (v === true) out.push(hex`f5`)
+    else if (v === null) out.push(hex`f6`)
+    else if (v === undefined) out.push(hex`f7`)
+    else if (typeof v === "number") {
+        if (isInteger(v)) {
+            if (v >= 0) out.push(head(MT_UNSIGNED, v))
+            else out.push(head(MT_NEGATIVE, -1 - v))
+        } else out.push(encodeFloat(v))
+    } else if (typeof v === "string") {
+        const b = Buffer.from(v)
+        out.push(head(MT_TEXT, b.length))
+        out.push(b)
+    } else if (v instanceof Buffer) {
+        out.push(head(MT_BYTES, v.length))
+        out.push(v)
+    } else if (Array.isArray(v)) {
+        out.push(head(MT_ARRAY, v.length))
+        for (const e of v) writeItem(out, e, depth + 1)
+    } else if (v instanceof CborMap) {
+        writeMap(out, v, depth)
+    } else if (v instanceof CborTag) {
+        if (!isInteger(v.tag) || v.tag < 0) throw new CborError("invalid tag number")
+        out.push(head(MT_TAG, v.tag))
+        writeItem(out, v.value, depth + 1)
+    } else if (v instanceof CborSimple) {
+        const s = v.value
+        // RFC 8949 §3.3: 24..31 are not valid simple values; 20..23 have their own JS values
+        if (!isInteger(s) || s < 0 || s > 255 || (s >= 20 && s < 32))
+            throw new CborError(`invalid simple value ${s}`)
+        out.push(s < 24 ? Buffer.from([0xe0 | s]) : Buffer.from([0xf8, s]))
+    } else throw new CborError("value has no CBOR representation")
+}
+
+function writeMap(out: Buffer[], m: CborMap, depth: number) {
+    const n = m.size()
+    const keys: Buffer[] = []
+    const order: number[] = []
+    for (let i = 0; i < n; ++i) {
+        keys.push(encodeCbor(m.keys[i]))
+        order.push(i)
+    }
+    // RFC 8949 §4.2.1: keys sorted by the bytewise lexicographic order of their encodings
+    order.sort((a, b) => compareBytes(keys[a], keys[b]))
+    for (let i = 1; i < n; ++i)
+        if (compareBytes(keys[order[i - 1]], keys[order[i]]) === 0)
+            throw new CborError("duplicate map key")
+    out.push(head(MT_MAP, n))
+    for (const i of order) {
+        out.push(keys[i])
+        writeItem(out, m.values[i], depth + 1)
+    }
+}
+
+/** Bytewise lexicographic comparison (shorter prefix first). */
+export function compareBytes(a: Buffer, b: Buffer): number {
+    const n = Math.min(a.length, b.length)
+    for (let i = 0; i < n; ++i) if (a[i] !== b[i]) return a[i] - b[i]
+    return a.length - b.length
+}
+
+/** RFC 8949 §4.2.2 preferred serialization: the shortest float that holds the value exactly. */
+function encodeFloat(v: number): Buffer {
+    if (v !== v) return hex`f97e00` // the canonical NaN of §4.2.2
+    const f32 = Buffer.alloc(4)
+    f32.setAt(0, "f32", v)
+    if (f32.getAt(0, "f32") === v) {
+        const bits = f32.getAt(0, "u32")
+        const half = halfFromSingleBits(bits)
+        if (half >= 0) return Buffer.from([0xf9, half >> 8, half & 0xff])
+        return Buffer.concat(hex`fa`, reversed(f32))
+    }
+    const f64 = Buffer.alloc(8)
+    f64.setAt(0, "f64", v)
+    return Buffer.concat(hex`fb`, reversed(f64))
+}
+
+/** The IEEE 754 half-precision bits for a single-precision value, or -1 if it does not fit exactly. */
+function halfFromSingleBits(bits: number): number {
+    const sign = (bits >>> 16) & 0x8000
+    const exp = ((bits >>> 23) & 0xff) - 127
+    const mant = bits & 0x7fffff
+    if (exp === 128) return mant === 0 ? sign | 0x7c00 : -1 // ±Infinity (NaN handled before)
+    if (exp === -127 && mant === 0) return sign // ±0
+    if (exp >= -14 && exp <= 15) {
+        if (mant & 0x1fff) return -1
+        return sign | ((exp + 15) << 10) | (mant >> 13)
+    }
+    if (exp >= -24 && exp < -14) {
+        const full = 0x800000 | mant
+        const shift = 13 + (-14 - exp)
+        if (full & ((1 << shift) - 1)) return -1
+        return sign | (full >> shift)
+    }
+    return -1
+}
+
+function reversed(b: Buffer): Buffer {
+    const r = Buffer.alloc(b.length)
+    for (let i = 0; i < b.length; ++i) r[i] = b[b.length - 1 - i]
+    return r
+}
+
+// ---- decoder ----
+
+interface ReaderLimits {
+    maxDepth: number
+    maxItems: number
+    deterministic: boolean
+}
+
+class Reader {
+    pos = 0
+    private items = 0
+
+    constructor(readonly data: Buffer, readonly limits: ReaderLimits) {}
+
+    private fail(msg: string): never {
+        throw new CborError(`${msg} at offset ${this.pos}`)
+    }
+
+    private need(n: number) {
+        if (n > this.data.length - this.pos)
+            this.fail(`truncated: ${n} bytes needed, ${this.data.length - this.pos} left`)
+    }
+
+    private u8(): number {
+        this.need(1)
+        return this.data[this.pos++]
+    }
+
+    private uint(n: number): number {
+        this.need(n)
+        let v = 0
+        for (let i = 0; i < n; ++i) v = v * 256 + this.data[this.pos++]
+        return v
+    }
+
+    /** Reads the argument of a head whose additional information is `ai`. */
+    private argument(ai: number, major: number): number {
+        if (ai < 24) return ai
+        if (ai === AI_INDEFINITE) this.fail("indefinite length is not accepted")
+        if (ai > 27) this.fail(`reserved additional information ${ai}`)
+        const size = 1 << (ai - 24)
+        let v: number
+        if (size === 8) {
+            const hi = this.uint(4)
+            const lo = this.uint(4)
+            if (hi > 0x1fffff) this.fail("integer larger than 2^53 cannot be held exactly")
+            v = hi * TWO_32 + lo
+        } else v = this.uint(size)
+        if (this.limits.deterministic) {
+            const shortest = ai === 24 ? 24 : ai === 25 ? 0x100 : ai === 26 ? 0x10000 : TWO_32
+            if (v < shortest) this.fail(`non-shortest head for major type ${major}`)
+        }
+        return v
+    }
+
+    private count(n: number) {
+        this.items += n
+        if (this.items > this.limits.maxItems)
+            this.fail(`more than ${this.limits.maxItems} data items`)
+    }
+
+    item(depth: number): CborValue {
+        if (depth > this.limits.maxDepth)
+            this.fail(`nesting deeper than ${this.limits.maxDepth}`)
+        this.count(1)
+        const ib = this.u8()
+        const major = ib >> 5
+        const ai = ib & 0x1f
+        if (major === MT_SIMPLE) return this.simpleOrFloat(ai)
+        const arg = this.argument(ai, major)
+        switch (major) {
+            case MT_UNSIGNED:
+                return arg
+            case MT_NEGATIVE:
+                return -1 - arg
+            case MT_BYTES:
+                this.need(arg)
+                this.pos += arg
+                return this.data.slice(this.pos - arg, this.pos)
+            case MT_TEXT:
+                return this.text(arg)
+            case MT_ARRAY: {
+                // every element takes at least one byte: a length beyond that is a lie
+                this.need(arg)
+                const arr: CborValue[] = []
+                for (let i = 0; i < arg; ++i) arr.push(this.item(depth + 1))
+                return arr
+            }
+            case MT_MAP:
+                return this.map(arg, depth)
+            default: {
+                const value = this.item(depth + 1)
+                return new CborTag(arg, value)
+            }
+        }
+    }
+
+    private text(len: number): string {
+        this.need(len)
+        const start = this.pos
+        this.pos += len
+        const bytes = this.data.slice(start, this.pos)
+        if (!isValidUtf8(bytes)) {
+            this.pos = start
+            this.fail("text string is not valid UTF-8")
+        }
+        return bytes.toString("utf-8")
+    }
+
+    private map(n: number, depth: number): CborMap {
+        this.need(2 * n)
+        const m = new CborMap()
+        const seen: Buffer[] = []
+        for (let i = 0; i < n; ++i) {
+            const keyStart = this.pos
+            const key = this.item(depth + 1)
+            const keyBytes = this.data.slice(keyStart, this.pos)
+            if (this.limits.deterministic) {
+                // sorted order makes a duplicate the immediate predecessor
+                const prev = seen.length ? seen[seen.length - 1] : undefined
+                if (prev && compareBytes(prev, keyBytes) >= 0)
+                    this.fail(compareBytes(prev, keyBytes) === 0 ? "duplicate map key" : "map keys not in sorted order")
+            } else {
+                for (const k of seen)
+                    if (compareBytes(k, keyBytes) === 0) this.fail("duplicate map key")
+            }
+            seen.push(keyBytes)
+            m.keys.push(key)
+            m.values.push(this.item(depth + 1))
+        }
+        return m
+    }
+
+    private simpleOrFloat(ai: number): CborValue {
+        if (ai < 20) return new CborSimple(ai)
+        switch (ai) {
+            case 20:
+                return false
+            case 21:
+                return true
+            case 22:
+                return null
+            case 23:
+                return undefined
+            case 24: {
+                const s = this.u8()
+                // RFC 8949 §3.3: simple values below 32 must use the one-byte form
+                if (s < 32) this.fail(`simple value ${s} in two-byte form`)
+                return new CborSimple(s)
+            }
+            case 25:
+                return this.float(2)
+            case 26:
+                return this.float(4)
+            case 27:
+                return this.float(8)
+            case AI_INDEFINITE:
+                this.fail("unexpected break")
+            default:
+                this.fail(`reserved additional information ${ai}`)
+        }
+        return undefined
+    }
+
+    private float(size: number): number {
+        const start = this.pos - 1
+        this.need(size)
+        const be = this.data.slice(this.pos, this.pos + size)
+        this.pos += size
+        let v: number
+        if (size === 2) v = halfToNumber((be[0] << 8) | be[1])
+        else if (size === 4) v = reversed(be).getAt(0, "f32")
+        else v = reversed(be).getAt(0, "f64")
+        if (this.limits.deterministic) {
+            const preferred = encodeFloat(v)
+            if (preferred.length !== size + 1) {
+                this.pos = start
+                this.fail("float not in its shortest form")
+            }
+        }
+        return v
+    }
+}
+
+/** RFC 8949 Appendix D: half-precision bits to a number. */
+function halfToNumber(half: number): number {
+    const exp = (half >> 10) & 0x1f
+    const mant = half & 0x3ff
+    let val: number
+    if (exp === 0) val = mant * Math.pow(2, -24)
+    else if (exp !== 31) val = (mant + 1024) * Math.pow(2, exp - 25)
+    else val = mant === 0 ? Infinity : NaN
+    return half & 0x8000 ? -val : val
+}
+
+/** Strict UTF-8 check (RFC 3629): no overlongs, no surrogates, nothing above U+10FFFF. */
+export function isValidUtf8(b: Buffer): boolean {
+    let i = 0
+    const n = b.length
+    while (i < n) {
+        const c = b[i]
+        if (c < 0x80) {
+            i++
+            continue
+        }
+        let len: number
+        let min: number
+        if (c >= 0xc2 && c <= 0xdf) {
+            len = 1
+            min = 0x80
+        } else if (c >= 0xe0 && c <= 0xef) {
+            len = 2
+            min = 0x800
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            len = 3
+            min = 0x10000
+        } else return false
+        if (i + len >= n) return false
+        let cp = c & (0x3f >> len)
+        for (let k = 1; k <= len; ++k) {
+            const cc = b[i + k]
+            if ((cc & 0xc0) !== 0x80) return false
+            cp = (cp << 6) | (cc & 0x3f)
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false
+        i += len + 1
+    }
+    return true
+}

@@ -1,0 +1,44 @@
+/**
+ * Reading batches as SenML packs (RFC 8428).
+ *
+ * The device has no wall clock, so record times are relative: RFC 8428 §4.5.3
+ * reads a time below 2^28 as seconds relative to now, negative in the past.
+ * The batch's close time is "now" and each reading carries its age.
+ */
+import { QUANTITY_UNIT } from "../sensors/datasheet"
+import { ReadingBatch } from "../uplink/sink"
+import { SenmlRecord, encodeSenml } from "./senml"
+
+/** Options for turning a batch into a pack. */
+export interface ReadingPackOptions {
+    /** SenML base name, e.g. `urn:dev:...:`; record names are `<sensor>/<quantity>`. */
+    baseName: string
+}
+
+/** SenML record name of a sensor's fault counter. */
+export const FAULTS_SUFFIX = "faults"
+/** SenML record name of the dropped-readings counter. */
+export const DROPPED_NAME = "pipeline/dropped"
+
+/** The SenML records of a batch: one per reading, then fault and drop counters. */
+export function readingBatchToSenml(batch: ReadingBatch, options: ReadingPackOptions): SenmlRecord[] {
+    const pack: SenmlRecord[] = []
+    for (const r of batch.readings) {
+        pack.push({
+            n: `${r.sensor}/${r.quantity}`,
+            u: QUANTITY_UNIT[r.quantity],
+            v: r.value,
+            // whole milliseconds keep the float short and exact enough
+            t: Math.round(r.atMs - batch.closedAtMs) / 1000 || 0,
+        })
+    }
+    for (const f of batch.faults) pack.push({ n: `${f.sensor}/${FAULTS_SUFFIX}`, v: f.count })
+    if (batch.dropped) pack.push({ n: DROPPED_NAME, v: batch.dropped })
+    if (pack.length) pack[0].bn = options.baseName
+    return pack
+}
+
+/** A batch as application/senml+cbor. */
+export function encodeReadingBatch(batch: ReadingBatch, options: ReadingPackOptions): Buffer {
+    return encodeSenml(readingBatchToSenml(batch, options))
+}

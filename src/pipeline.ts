@@ -1,0 +1,66 @@
+/**
+ * Wires sensors to a sink: one sampler per configured sensor, all feeding one batcher.
+ */
+import { SensorSampler } from "./sensors/sampler"
+import { SensorConfig, SensorFault, SensorPort } from "./sensors/types"
+import { ReadingBatcher } from "./uplink/batcher"
+import { ReadingSink } from "./uplink/sink"
+
+/** Options of the sensor pipeline. */
+export interface PipelineOptions {
+    sensors: SensorConfig[]
+    sink: ReadingSink
+    /** Opens the port of one sensor: a driver on a board, a simulated part in the simulator. */
+    openPort: (config: SensorConfig) => Promise<SensorPort>
+    /** Time between batches, in milliseconds. */
+    flushIntervalMs: number
+    /** Most readings held between two flushes. */
+    maxReadings: number
+    /** Called for every fault, after it is counted. */
+    onFault?: (fault: SensorFault) => void
+}
+
+/** A running pipeline. */
+export interface Pipeline {
+    samplers: SensorSampler[]
+    batcher: ReadingBatcher
+    /** Stops sampling and flushing. */
+    stop(): void
+}
+
+/**
+ * Opens every sensor and starts sampling. A sensor whose port cannot be opened
+ * is reported as a `missing` fault and left out; the others still run.
+ */
+export async function startPipeline(options: PipelineOptions): Promise<Pipeline> {
+    const batcher = new ReadingBatcher({
+        sink: options.sink,
+        flushIntervalMs: options.flushIntervalMs,
+        maxReadings: options.maxReadings,
+    })
+    const onFault = (fault: SensorFault) => {
+        batcher.countFault(fault)
+        if (options.onFault) options.onFault(fault)
+    }
+    const samplers: SensorSampler[] = []
+    for (const config of options.sensors) {
+        let port: SensorPort
+        try {
+            port = await options.openPort(config)
+        } catch (e: any) {
+            onFault({ sensor: config.name, kind: "missing", detail: e && e.message ? e.message : "not found", atMs: 0 })
+            continue
+        }
+        samplers.push(new SensorSampler({ config, port, onReading: r => batcher.add(r), onFault }))
+    }
+    for (const s of samplers) s.start()
+    batcher.start()
+    return {
+        samplers,
+        batcher,
+        stop: () => {
+            for (const s of samplers) s.stop()
+            batcher.stop()
+        },
+    }
+}
