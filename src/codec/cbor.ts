@@ -107,8 +107,10 @@ const MT_UNSIGNED = 0
 const MT_NEGATIVE = 1
 const MT_BYTES = 2
 const MT_TEXT = 3
-const MT_ARRAY = 4
-const MT_MAP = 5
+/** Major type of arrays, for `CborWriter.head`. */
+export const MT_ARRAY = 4
+/** Major type of maps, for `CborWriter.head`. */
+export const MT_MAP = 5
 const MT_TAG = 6
 const MT_SIMPLE = 7
 
@@ -116,9 +118,9 @@ const AI_INDEFINITE = 31
 
 /** Encodes one data item in deterministic CBOR. Throws `CborError` for values it cannot represent. */
 export function encodeCbor(value: CborValue): Buffer {
-    const out: Buffer[] = []
-    writeItem(out, value, 0)
-    return Buffer.concat(...out)
+    const w = new CborWriter()
+    w.item(value)
+    return w.result()
 }
 
 /** Decodes exactly one data item filling the whole buffer. */
@@ -146,89 +148,160 @@ export function decodeCbor(data: Buffer, options?: CborDecodeOptions): CborValue
 
 const ENCODER_MAX_DEPTH = 32
 
-function head(major: number, arg: number): Buffer {
-    if (arg < 24) return Buffer.from([(major << 5) | arg])
-    if (arg < 0x100) return Buffer.from([(major << 5) | 24, arg])
-    if (arg < 0x10000) return Buffer.from([(major << 5) | 25, arg >> 8, arg & 0xff])
-    if (arg < TWO_32) {
-        const b = Buffer.alloc(5)
-        b[0] = (major << 5) | 26
-        putU32BE(b, 1, arg)
-        return b
-    }
-    const b = Buffer.alloc(9)
-    b[0] = (major << 5) | 27
-    const hi = Math.floor(arg / TWO_32)
-    putU32BE(b, 1, hi)
-    // not `arg % TWO_32`: the VM's remainder loses the low word of values above 2^32
-    putU32BE(b, 5, arg - hi * TWO_32)
-    return b
-}
+/**
+ * A growable output buffer for CBOR: one allocation per doubling, not one per
+ * item. Streaming encoders (SenML, COSE) write heads and items straight into it.
+ */
+export class CborWriter {
+    buf = Buffer.alloc(64)
+    len = 0
 
-function putU32BE(b: Buffer, off: number, v: number) {
-    b[off] = (v >>> 24) & 0xff
-    b[off + 1] = (v >>> 16) & 0xff
-    b[off + 2] = (v >>> 8) & 0xff
-    b[off + 3] = v & 0xff
+    private reserve(n: number) {
+        if (this.len + n <= this.buf.length) return
+        let size = this.buf.length * 2
+        while (size < this.len + n) size *= 2
+        const bigger = Buffer.alloc(size)
+        bigger.blitAt(0, this.buf, 0, this.len)
+        this.buf = bigger
+    }
+
+    byte(b: number) {
+        this.reserve(1)
+        this.buf[this.len++] = b
+    }
+
+    bytes(b: Buffer) {
+        this.reserve(b.length)
+        this.buf.blitAt(this.len, b, 0, b.length)
+        this.len += b.length
+    }
+
+    /** A head: major type and argument, in the shortest form (RFC 8949 §4.2.1). */
+    head(major: number, arg: number) {
+        const mt = major << 5
+        if (arg < 24) this.byte(mt | arg)
+        else if (arg < 0x100) {
+            this.byte(mt | 24)
+            this.byte(arg)
+        } else if (arg < 0x10000) {
+            this.byte(mt | 25)
+            this.byte(arg >> 8)
+            this.byte(arg & 0xff)
+        } else if (arg < TWO_32) {
+            this.byte(mt | 26)
+            this.u32(arg)
+        } else {
+            this.byte(mt | 27)
+            const hi = Math.floor(arg / TWO_32)
+            this.u32(hi)
+            // not `arg % TWO_32`: the VM's remainder loses the low word of values above 2^32
+            this.u32(arg - hi * TWO_32)
+        }
+    }
+
+    /** Writes `b` in reverse: the VM stores floats little-endian, CBOR wants big-endian. */
+    reversed(b: Buffer) {
+        for (let i = b.length - 1; i >= 0; --i) this.byte(b[i])
+    }
+
+    private u32(v: number) {
+        this.byte((v >>> 24) & 0xff)
+        this.byte((v >>> 16) & 0xff)
+        this.byte((v >>> 8) & 0xff)
+        this.byte(v & 0xff)
+    }
+
+    /** Writes any data item in deterministic CBOR. */
+    item(value: CborValue) {
+        writeItem(this, value, 0)
+    }
+
+    /** The bytes written so far. */
+    result(): Buffer {
+        return this.buf.slice(0, this.len)
+    }
 }
 
 function isInteger(v: number) {
-    return Math.floor(v) === v && Math.abs(v) <= MAX_SAFE && !(v === 0 && 1 / v < 0)
+    return Math.floor(v) === v && Math.abs(v) <= MAX_SAFE
 }
 
-function writeItem(out: Buffer[], v: CborValue, depth: number) {
+function writeItem(w: CborWriter, v: CborValue, depth: number) {
     if (depth > ENCODER_MAX_DEPTH) throw new CborError("value nested too deeply")
-    if (v === false) out.push(hex`f4`)
-    else if (v === true) out.push(hex`f5`)
-    else if (v === null) out.push(hex`f6`)
-    else if (v === undefined) out.push(hex`f7`)
+    if (v === false) w.byte(0xf4)
+    else if (v === true) w.byte(0xf5)
+    else if (v === null) w.byte(0xf6)
+    else if (v === undefined) w.byte(0xf7)
     else if (typeof v === "number") {
         if (isInteger(v)) {
-            if (v >= 0) out.push(head(MT_UNSIGNED, v))
-            else out.push(head(MT_NEGATIVE, -1 - v))
-        } else out.push(encodeFloat(v))
+            if (v >= 0) w.head(MT_UNSIGNED, v)
+            else w.head(MT_NEGATIVE, -1 - v)
+        } else writeFloat(w, v)
     } else if (typeof v === "string") {
         const b = Buffer.from(v)
-        out.push(head(MT_TEXT, b.length))
-        out.push(b)
+        w.head(MT_TEXT, b.length)
+        w.bytes(b)
     } else if (v instanceof Buffer) {
-        out.push(head(MT_BYTES, v.length))
-        out.push(v)
+        w.head(MT_BYTES, v.length)
+        w.bytes(v)
     } else if (Array.isArray(v)) {
-        out.push(head(MT_ARRAY, v.length))
-        for (const e of v) writeItem(out, e, depth + 1)
+        w.head(MT_ARRAY, v.length)
+        for (const e of v) writeItem(w, e, depth + 1)
     } else if (v instanceof CborMap) {
-        writeMap(out, v, depth)
+        writeMap(w, v, depth)
     } else if (v instanceof CborTag) {
         if (!isInteger(v.tag) || v.tag < 0) throw new CborError("invalid tag number")
-        out.push(head(MT_TAG, v.tag))
-        writeItem(out, v.value, depth + 1)
+        w.head(MT_TAG, v.tag)
+        writeItem(w, v.value, depth + 1)
     } else if (v instanceof CborSimple) {
         const s = v.value
         // RFC 8949 §3.3: 24..31 are not valid simple values; 20..23 have their own JS values
         if (!isInteger(s) || s < 0 || s > 255 || (s >= 20 && s < 32))
             throw new CborError(`invalid simple value ${s}`)
-        out.push(s < 24 ? Buffer.from([0xe0 | s]) : Buffer.from([0xf8, s]))
+        if (s < 24) w.byte(0xe0 | s)
+        else {
+            w.byte(0xf8)
+            w.byte(s)
+        }
     } else throw new CborError("value has no CBOR representation")
 }
 
-function writeMap(out: Buffer[], m: CborMap, depth: number) {
+/**
+ * The sort key of a map key whose encoding is one byte (integers -24..23):
+ * that byte. -1 for any other key.
+ */
+function oneByteKey(k: CborValue): number {
+    if (typeof k !== "number" || !isInteger(k) || k < -24 || k > 23) return -1
+    return k >= 0 ? k : 0x20 + (-1 - k)
+}
+
+function writeMap(w: CborWriter, m: CborMap, depth: number) {
     const n = m.size()
-    const keys: Buffer[] = []
     const order: number[] = []
+    let small = true
     for (let i = 0; i < n; ++i) {
-        keys.push(encodeCbor(m.keys[i]))
         order.push(i)
+        if (oneByteKey(m.keys[i]) < 0) small = false
     }
-    // RFC 8949 §4.2.1: keys sorted by the bytewise lexicographic order of their encodings
-    order.sort((a, b) => compareBytes(keys[a], keys[b]))
-    for (let i = 1; i < n; ++i)
-        if (compareBytes(keys[order[i - 1]], keys[order[i]]) === 0)
-            throw new CborError("duplicate map key")
-    out.push(head(MT_MAP, n))
+    // RFC 8949 §4.2.1: keys sorted by the bytewise lexicographic order of their encodings.
+    // One-byte keys (SenML's labels, COSE's header labels) sort by that byte, cheaply.
+    let keys: Buffer[] = undefined
+    if (small) order.sort((a, b) => oneByteKey(m.keys[a]) - oneByteKey(m.keys[b]))
+    else {
+        keys = m.keys.map(k => encodeCbor(k))
+        order.sort((a, b) => compareBytes(keys[a], keys[b]))
+    }
+    for (let i = 1; i < n; ++i) {
+        const a = order[i - 1]
+        const b = order[i]
+        const same = small ? oneByteKey(m.keys[a]) === oneByteKey(m.keys[b]) : compareBytes(keys[a], keys[b]) === 0
+        if (same) throw new CborError("duplicate map key")
+    }
+    w.head(MT_MAP, n)
     for (const i of order) {
-        out.push(keys[i])
-        writeItem(out, m.values[i], depth + 1)
+        if (small) writeItem(w, m.keys[i], depth + 1)
+        else w.bytes(keys[i])
+        writeItem(w, m.values[i], depth + 1)
     }
 }
 
@@ -240,19 +313,36 @@ export function compareBytes(a: Buffer, b: Buffer): number {
 }
 
 /** RFC 8949 §4.2.2 preferred serialization: the shortest float that holds the value exactly. */
-function encodeFloat(v: number): Buffer {
-    if (v !== v) return hex`f97e00` // the canonical NaN of §4.2.2
+function writeFloat(w: CborWriter, v: number) {
+    if (v !== v) {
+        w.bytes(hex`f97e00`) // the canonical NaN of §4.2.2
+        return
+    }
     const f32 = Buffer.alloc(4)
     f32.setAt(0, "f32", v)
     if (f32.getAt(0, "f32") === v) {
-        const bits = f32.getAt(0, "u32")
-        const half = halfFromSingleBits(bits)
-        if (half >= 0) return Buffer.from([0xf9, half >> 8, half & 0xff])
-        return Buffer.concat(hex`fa`, reversed(f32))
+        const half = halfFromSingleBits(f32.getAt(0, "u32"))
+        if (half >= 0) {
+            w.byte(0xf9)
+            w.byte(half >> 8)
+            w.byte(half & 0xff)
+        } else {
+            w.byte(0xfa)
+            w.reversed(f32)
+        }
+        return
     }
     const f64 = Buffer.alloc(8)
     f64.setAt(0, "f64", v)
-    return Buffer.concat(hex`fb`, reversed(f64))
+    w.byte(0xfb)
+    w.reversed(f64)
+}
+
+/** Size in bytes (head included) of the preferred encoding of a float. */
+function preferredFloatSize(v: number): number {
+    const w = new CborWriter()
+    writeFloat(w, v)
+    return w.len
 }
 
 /** The IEEE 754 half-precision bits for a single-precision value, or -1 if it does not fit exactly. */
@@ -275,7 +365,7 @@ function halfFromSingleBits(bits: number): number {
     return -1
 }
 
-function reversed(b: Buffer): Buffer {
+function littleEndian(b: Buffer): Buffer {
     const r = Buffer.alloc(b.length)
     for (let i = 0; i < b.length; ++i) r[i] = b[b.length - 1 - i]
     return r
@@ -452,11 +542,10 @@ class Reader {
         this.pos += size
         let v: number
         if (size === 2) v = halfToNumber((be[0] << 8) | be[1])
-        else if (size === 4) v = reversed(be).getAt(0, "f32")
-        else v = reversed(be).getAt(0, "f64")
+        else if (size === 4) v = littleEndian(be).getAt(0, "f32")
+        else v = littleEndian(be).getAt(0, "f64")
         if (this.limits.deterministic) {
-            const preferred = encodeFloat(v)
-            if (preferred.length !== size + 1) {
+            if (preferredFloatSize(v) !== size + 1) {
                 this.pos = start
                 this.fail("float not in its shortest form")
             }

@@ -2,7 +2,7 @@
  * SenML (RFC 8428) packs in CBOR: records as CBOR maps with the integer labels
  * of RFC 8428 §6, Table 4, base fields resolved as §4.6 says.
  */
-import { CborDecodeOptions, CborMap, CborValue, decodeCbor, encodeCbor } from "./cbor"
+import { CborDecodeOptions, CborMap, CborWriter, MT_ARRAY, MT_MAP, decodeCbor } from "./cbor"
 
 /** RFC 8428 §6, Table 4: CBOR labels of the SenML fields. */
 export const SenmlLabel = {
@@ -69,21 +69,29 @@ export class SenmlError extends Error {
 
 const NUMBER_FIELDS = ["bver", "bt", "bv", "bs", "v", "s", "t", "ut"]
 const STRING_FIELDS = ["bn", "bu", "n", "u", "vs"]
-const FIELD_ORDER = ["bver", "bn", "bt", "bu", "bv", "bs", "n", "u", "v", "vs", "vb", "vd", "s", "t", "ut"]
+/** Fields in the order of their labels' CBOR encodings (0..8, then -1..-6): RFC 8949 §4.2.1 map order. */
+const FIELD_ORDER = ["n", "u", "v", "vs", "vb", "s", "t", "ut", "vd", "bver", "bn", "bt", "bu", "bv", "bs"]
 
-/** Encodes a pack as application/senml+cbor. */
+/**
+ * Encodes a pack as application/senml+cbor. Writes the maps directly in
+ * deterministic key order: far cheaper on the VM than building `CborMap`s.
+ */
 export function encodeSenml(pack: SenmlRecord[]): Buffer {
-    const arr: CborValue[] = []
+    const w = new CborWriter()
+    w.head(MT_ARRAY, pack.length)
     for (const rec of pack) {
-        const m = new CborMap()
         const r = rec as any
+        let fields = 0
+        for (const field of FIELD_ORDER) if (r[field] !== undefined) fields++
+        w.head(MT_MAP, fields)
         for (const field of FIELD_ORDER) {
             const v = r[field]
-            if (v !== undefined) m.set((SenmlLabel as any)[field], v)
+            if (v === undefined) continue
+            w.item((SenmlLabel as any)[field])
+            w.item(v)
         }
-        arr.push(m)
     }
-    return encodeCbor(arr)
+    return w.result()
 }
 
 /**

@@ -32,7 +32,8 @@ export class ConsoleSink implements ReadingSink {
 export function printHexLines(prefix: string, data: Buffer) {
     const parts = Math.max(1, Math.ceil(data.length / BYTES_PER_LINE))
     for (let i = 0; i < parts; ++i) {
-        const chunk = data.slice(i * BYTES_PER_LINE, (i + 1) * BYTES_PER_LINE)
+        // slice() does not clamp its end on this VM: past the end it pads with zeros
+        const chunk = data.slice(i * BYTES_PER_LINE, Math.min(data.length, (i + 1) * BYTES_PER_LINE))
         console.log(`${prefix} ${i + 1}/${parts} ${chunk.toString("hex")}`)
     }
 }

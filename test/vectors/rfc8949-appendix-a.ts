@@ -1,7 +1,7 @@
 /**
  * RFC 8949 Appendix A, Table 6: every example, with what this firmware's
  * decoder does with it. Plain data, so the device tests and the host tests
- * (which check the table itself against cbor-x) share one copy.
+ * (which check the table itself against cbor2) share one copy.
  *
  * - `roundtrip`: decodes, and re-encoding gives the same bytes.
  * - `value`: decodes to the expected number, but re-encodes as an integer:

@@ -1,0 +1,109 @@
+/**
+ * `npm test`: runs every device suite in the DeviceScript simulator and every
+ * host suite with Node's test runner, never stopping at a failure, and ends
+ * with `N passed, N failed`. Exits non-zero if anything failed.
+ *
+ * Options: `--device-only`, `--host-only`, and file name filters.
+ */
+import { spawn } from "node:child_process"
+import { readdirSync } from "node:fs"
+import { join, relative } from "node:path"
+import { PROJECT_ROOT, runInSimulator } from "./devs-cli.ts"
+
+/** Per-file time limit of a device suite, in milliseconds. */
+const DEVICE_SUITE_TIMEOUT_MS = 300000
+
+interface Tally {
+    passed: number
+    failed: number
+}
+
+function listTests(dir: string, filters: string[]): string[] {
+    const root = join(PROJECT_ROOT, dir)
+    const files = readdirSync(root, { recursive: true, encoding: "utf8" })
+        .filter(f => f.endsWith(".test.ts"))
+        .map(f => relative(PROJECT_ROOT, join(root, f)))
+        .sort()
+    return filters.length ? files.filter(f => filters.some(p => f.includes(p))) : files
+}
+
+/** `tests: 15, pass: 15, error: 0`, as printed by @devicescript/test. */
+const DEVICE_SUMMARY = /tests: (\d+), pass: (\d+), error: (\d+)/
+
+async function runDeviceSuite(file: string): Promise<Tally> {
+    const started = Date.now()
+    const { code, output } = await runInSimulator(file, { timeoutMs: DEVICE_SUITE_TIMEOUT_MS })
+    const m = DEVICE_SUMMARY.exec(output)
+    const seconds = ((Date.now() - started) / 1000).toFixed(1)
+    if (m && code === 0 && m[3] === "0") {
+        console.log(`ok   ${file}: ${m[2]}/${m[1]} (${seconds} s)`)
+        return { passed: +m[2], failed: 0 }
+    }
+    // a suite that did not compile, crashed or hung counts as at least one failure
+    const failed = m ? Math.max(1, +m[3]) : 1
+    console.log(`FAIL ${file}: exit ${code}, ${m ? m[0] : "no test summary"} (${seconds} s)`)
+    console.log(indent(output))
+    return { passed: m ? +m[2] : 0, failed }
+}
+
+function indent(text: string): string {
+    return text
+        .split("\n")
+        .filter(l => !l.includes("Unknown user config"))
+        .map(l => "    | " + l)
+        .join("\n")
+}
+
+/** Host suites run in one `node --test` process with the TAP reporter, whose totals we read. */
+function runHostSuites(files: string[]): Promise<Tally> {
+    return new Promise((resolveTally, reject) => {
+        const child = spawn(
+            process.execPath,
+            ["--import", "tsx", "--test", "--test-reporter=tap", "--test-concurrency=1", ...files],
+            { cwd: PROJECT_ROOT, stdio: ["ignore", "pipe", "inherit"] }
+        )
+        let out = ""
+        child.stdout.on("data", (chunk: Buffer) => {
+            const text = chunk.toString("utf8")
+            out += text
+            process.stdout.write(text)
+        })
+        child.on("error", reject)
+        child.on("close", code => {
+            const pass = /^# pass (\d+)/m.exec(out)
+            const fail = /^# fail (\d+)/m.exec(out)
+            const cancelled = /^# cancelled (\d+)/m.exec(out)
+            const tally = {
+                passed: pass ? +pass[1] : 0,
+                failed: (fail ? +fail[1] : 0) + (cancelled ? +cancelled[1] : 0),
+            }
+            if (code !== 0 && tally.failed === 0) tally.failed = 1
+            resolveTally(tally)
+        })
+    })
+}
+
+async function main() {
+    const args = process.argv.slice(2)
+    const filters = args.filter(a => !a.startsWith("--"))
+    const total: Tally = { passed: 0, failed: 0 }
+    const add = (t: Tally) => {
+        total.passed += t.passed
+        total.failed += t.failed
+    }
+
+    if (!args.includes("--host-only")) {
+        const files = listTests("test/device", filters)
+        console.log(`device suites (DeviceScript simulator): ${files.length} files`)
+        for (const f of files) add(await runDeviceSuite(f))
+    }
+    if (!args.includes("--device-only")) {
+        const files = listTests("test/host", filters)
+        console.log(`host suites (node --test): ${files.length} files`)
+        if (files.length) add(await runHostSuites(files))
+    }
+    console.log(`${total.passed} passed, ${total.failed} failed`)
+    process.exitCode = total.failed || total.passed === 0 ? 1 : 0
+}
+
+await main()

@@ -1,0 +1,144 @@
+/**
+ * Cross-checks the firmware's CBOR and SenML encoders with an independent
+ * library: the simulated device runs test/device/fixtures/emit-readings.ts,
+ * and everything it prints is decoded here with cbor2, and re-encoded with
+ * cbor2's core deterministic encoding (RFC 8949 §4.2.1) to the same bytes.
+ */
+import assert from "node:assert/strict"
+import { before, describe, test } from "node:test"
+import { decode, encode } from "cbor2"
+import { collectHexLines, deviceLines, runInSimulator } from "../../devs/tools/devs-cli.ts"
+
+const cbor = { decode: (b: Uint8Array) => decode(new Uint8Array(b), { preferMap: true }) as any }
+
+/** The bytes cbor2 produces for the same value in core deterministic encoding. */
+function deterministic(b: Uint8Array): string {
+    return Buffer.from(encode(cbor.decode(b), { cde: true })).toString("hex")
+}
+
+/** RFC 8428 §6 labels, by number. */
+const LABEL: Record<number, string> = { [-2]: "bn", [-3]: "bt", [-4]: "bu", 0: "n", 1: "u", 2: "v", 6: "t" }
+
+/** The curve of src/sensors/simulated.ts, written again from its specification. */
+function curve(quantity: string, n: number): number {
+    const tri = (k: number, p: number) => (k % p <= p / 2 ? k % p : p - (k % p))
+    switch (quantity) {
+        case "temperature":
+            return 20 + tri(n, 24) * 0.25
+        case "humidity":
+            return 40 + tri(n + 6, 40) * 0.5
+        case "pressure":
+            return 101300 + tri(n, 30) * 10
+        case "gas":
+            return 50000 + tri(n, 16) * 1000
+    }
+    throw new Error(quantity)
+}
+
+const UNITS: Record<string, string> = { temperature: "Cel", humidity: "%RH", pressure: "Pa", gas: "Ohm" }
+const SENSORS: [string, string[]][] = [
+    ["shtc3", ["temperature", "humidity"]],
+    ["sht30", ["temperature", "humidity"]],
+    ["aht20", ["temperature", "humidity"]],
+    ["bme680_77", ["temperature", "humidity", "pressure", "gas"]],
+]
+const READS = 6
+
+/** What the fixture must have produced: its sensors, faults and read counts, from its description. */
+function expectedNames(batch: number): { name: string; value: number; unit: string }[] {
+    const out = []
+    for (let i = 0; i < READS; ++i) {
+        const n = batch * READS + i
+        for (const [sensor, quantities] of SENSORS) {
+            if (sensor === "aht20" && n % 4 === 3) continue // injected bus error
+            for (const q of quantities) {
+                if (sensor === "sht30" && n % 5 === 4 && q === "temperature") continue // injected NaN
+                out.push({ name: `${sensor}/${q}`, value: curve(q, n), unit: UNITS[q] })
+            }
+        }
+    }
+    return out
+}
+
+let lines: string[] = []
+
+before(async () => {
+    const run = await runInSimulator("test/device/fixtures/emit-readings.ts", { timeoutMs: 60000 })
+    assert.equal(run.code, 0, run.output)
+    lines = deviceLines(run.output)
+})
+
+describe("SenML-CBOR from the simulated device, decoded with cbor2", () => {
+    test("every batch is a SenML pack of the curve's readings, with fault counters", () => {
+        const packs = collectHexLines(lines, "senml-cbor")
+        assert.equal(packs.size, 3)
+        const faults: Record<string, number>[] = [
+            { "aht20/faults": 1, "sht30/faults": 1 },
+            { "aht20/faults": 3, "sht30/faults": 2 },
+            { "aht20/faults": 4, "sht30/faults": 3 },
+        ]
+        for (let b = 0; b < 3; ++b) {
+            const pack = cbor.decode(packs.get(String(b))!) as Map<number, unknown>[]
+            assert.ok(Array.isArray(pack))
+            const want = expectedNames(b)
+            const records = pack.slice(0, want.length)
+            const counters = pack.slice(want.length)
+            assert.equal(records[0].get(-2), "urn:dev:sentinel:fixture:")
+            for (let i = 0; i < want.length; ++i) {
+                const r = records[i]
+                assert.equal(r.get(0), want[i].name, `record ${i} of batch ${b}`)
+                assert.equal(r.get(1), want[i].unit)
+                assert.equal(r.get(2), want[i].value)
+                const t = r.get(6) as number
+                assert.ok(t <= 0 && t > -10, `relative time ${t}`)
+                for (const k of r.keys()) assert.ok(k in LABEL, `unexpected label ${k}`)
+            }
+            const got = Object.fromEntries(counters.map(c => [c.get(0), c.get(2)]))
+            assert.deepEqual(got, faults[b])
+        }
+    })
+
+    test("packs are byte for byte cbor2's deterministic encoding (RFC 8949 §4.2.1)", () => {
+        const packs = collectHexLines(lines, "senml-cbor")
+        for (const bytes of packs.values()) assert.equal(bytes.toString("hex"), deterministic(bytes))
+    })
+})
+
+describe("encodings of single values, decoded with cbor2", () => {
+    const VALUES: unknown[] = [
+        0, 23, 24, 255, 256, 65535, 65536, 4294967295, 4294967296, 9007199254740991,
+        -1, -24, -25, -256, -257, -4294967296, -9007199254740991,
+        0.5, 21.25, 1.1, -4.1, 100000.5, 65504, 1e300, 5.960464477539063e-8,
+        "", "sentinel", "ü水𐅑",
+    ]
+
+    test("each value decodes to what the device encoded", () => {
+        const values = collectHexLines(lines, "cbor-value")
+        assert.equal(values.size, VALUES.length + 3)
+        VALUES.forEach((v, i) => assert.equal(cbor.decode(values.get(String(i))!), v, `value ${i}`))
+        const n = VALUES.length
+        assert.deepEqual([...cbor.decode(values.get(String(n))!)], [0x00, 0x01, 0xfe, 0xff])
+        const nested = cbor.decode(values.get(String(n + 1))!)
+        assert.deepEqual(nested, [1, [2, 3], new Map<unknown, unknown>([[-3, 1.5], ["b", [true, false, null]]])])
+        assert.deepEqual(cbor.decode(values.get(String(n + 2))!), new Date(1363896240 * 1000))
+    })
+
+    test("each encoding is byte for byte cbor2's deterministic encoding", () => {
+        const values = collectHexLines(lines, "cbor-value")
+        for (const [id, bytes] of values) {
+            // cbor2 turns tag 1 into a Date and re-encodes it as a float: compare the rest
+            if (bytes[0] === 0xc1) continue
+            assert.equal(bytes.toString("hex"), deterministic(bytes), `value ${id}`)
+        }
+    })
+
+    test("floats use the shortest exact width (RFC 8949 §4.2.2)", () => {
+        const values = collectHexLines(lines, "cbor-value")
+        const head = (i: number) => values.get(String(i))![0]
+        assert.equal(head(17), 0xf9) // 0.5: half
+        assert.equal(head(18), 0xf9) // 21.25: half
+        assert.equal(head(19), 0xfb) // 1.1: double
+        assert.equal(head(21), 0xfa) // 100000.5: single
+        assert.equal(head(24), 0xf9) // 2^-24: half subnormal
+    })
+})
