@@ -1,7 +1,8 @@
 /**
- * `npm test`: runs every device suite in the DeviceScript simulator and every
- * host suite with Node's test runner, never stopping at a failure, and ends
- * with `N passed, N failed`. Exits non-zero if anything failed.
+ * `npm test`: typechecks the host code, runs every device suite in the
+ * DeviceScript simulator and every host suite with Node's test runner, never
+ * stopping at a failure, and ends with `N passed, N failed`. Exits non-zero if
+ * anything failed.
  *
  * Options: `--device-only`, `--host-only`, and file name filters.
  */
@@ -54,6 +55,21 @@ function indent(text: string): string {
         .join("\n")
 }
 
+/** `tsc --noEmit` over devs/ and test/host (the firmware is typechecked by the DeviceScript compiler). */
+function typecheck(): Promise<Tally> {
+    return new Promise((resolveTally, reject) => {
+        const child = spawn(process.execPath, [join(PROJECT_ROOT, "node_modules/typescript/bin/tsc"), "--noEmit"], {
+            cwd: PROJECT_ROOT,
+            stdio: "inherit",
+        })
+        child.on("error", reject)
+        child.on("close", code => {
+            console.log(code === 0 ? "ok   typecheck (tsc --noEmit)" : "FAIL typecheck (tsc --noEmit)")
+            resolveTally(code === 0 ? { passed: 1, failed: 0 } : { passed: 0, failed: 1 })
+        })
+    })
+}
+
 /** Host suites run in one `node --test` process with the TAP reporter, whose totals we read. */
 function runHostSuites(files: string[]): Promise<Tally> {
     return new Promise((resolveTally, reject) => {
@@ -92,6 +108,7 @@ async function main() {
         total.failed += t.failed
     }
 
+    if (!filters.length && !args.includes("--device-only")) add(await typecheck())
     if (!args.includes("--host-only")) {
         const files = listTests("test/device", filters)
         console.log(`device suites (DeviceScript simulator): ${files.length} files`)
