@@ -1,0 +1,92 @@
+import { describe, expect, test } from "@devicescript/test"
+import { base64Decode, base64Encode } from "../../src/codec/base64"
+import { base32Decode, base32Encode, groupCode } from "../../src/identity/base32"
+import { pbkdf2Sha256, ScramClient, ScramError } from "../../src/identity/scram"
+
+/** RFC 7677 §3 example exchange. */
+const USER = "user"
+const PASSWORD = "pencil"
+const CLIENT_NONCE = "rOprNGfwEbeRWgbNEkqO"
+const SERVER_FIRST = "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
+const CLIENT_FINAL = "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+const SERVER_FINAL = "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+
+async function scramRefusal(serverFirst: string): Promise<string> {
+    const c = new ScramClient({ username: USER, password: Buffer.from(PASSWORD), nonce: CLIENT_NONCE })
+    c.clientFirst()
+    try {
+        await c.clientFinal(serverFirst)
+    } catch (e: any) {
+        if (e instanceof ScramError) return e.message
+        throw e
+    }
+    throw new Error("expected the client to refuse")
+}
+
+describe("base64 and base32 (RFC 4648 §10 vectors)", () => {
+    test("base64", () => {
+        const vectors = ["", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"]
+        const plain = ["", "f", "fo", "foo", "foob", "fooba", "foobar"]
+        for (let i = 0; i < plain.length; ++i) {
+            expect(base64Encode(Buffer.from(plain[i]))).toBe(vectors[i])
+            expect(base64Decode(vectors[i]).toString("utf-8")).toBe(plain[i])
+        }
+        expect(base64Decode("Zm9=")).toBe(undefined) // non-zero unused bits
+        expect(base64Decode("Zm9vY")).toBe(undefined)
+        expect(base64Decode("Zm=v")).toBe(undefined)
+        expect(base64Decode("Zm9v!A==")).toBe(undefined)
+    })
+    test("base32", () => {
+        const vectors = ["", "MY", "MZXQ", "MZXW6", "MZXW6YQ", "MZXW6YTB", "MZXW6YTBOI"]
+        const plain = ["", "f", "fo", "foo", "foob", "fooba", "foobar"]
+        for (let i = 0; i < plain.length; ++i) {
+            expect(base32Encode(Buffer.from(plain[i]))).toBe(vectors[i])
+            expect(base32Decode(vectors[i]).toString("utf-8")).toBe(plain[i])
+        }
+        expect(base32Decode("mzxw-6ytb oi").toString("utf-8")).toBe("foobar")
+        expect(base32Decode("MZXW1")).toBe(undefined)
+        expect(groupCode("ABCDEFGHIJ")).toBe("ABCD-EFGH-IJ")
+    })
+})
+
+describe("SCRAM-SHA-256 client", () => {
+    test("PBKDF2-HMAC-SHA-256 (RFC 7914 §11 vector, c=1)", async () => {
+        const dk = await pbkdf2Sha256(Buffer.from("passwd"), Buffer.from("salt"), 1)
+        expect(dk.toString("hex")).toBe("55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc")
+    })
+    test("RFC 7677 §3 example exchange", async () => {
+        const c = new ScramClient({ username: USER, password: Buffer.from(PASSWORD), nonce: CLIENT_NONCE })
+        expect(c.clientFirst()).toBe("n,,n=user,r=rOprNGfwEbeRWgbNEkqO")
+        expect(await c.clientFinal(SERVER_FIRST)).toBe(CLIENT_FINAL)
+        c.verifyServerFinal(SERVER_FINAL)
+    })
+    test("a server that cannot produce the signature is refused", async () => {
+        const c = new ScramClient({ username: USER, password: Buffer.from(PASSWORD), nonce: CLIENT_NONCE })
+        c.clientFirst()
+        await c.clientFinal(SERVER_FIRST)
+        let refused = ""
+        try {
+            c.verifyServerFinal("v=" + base64Encode(Buffer.alloc(32)))
+        } catch (e: any) {
+            refused = e.message
+        }
+        expect(refused).toBe("server signature does not verify")
+        refused = ""
+        try {
+            c.verifyServerFinal("e=invalid-proof")
+        } catch (e: any) {
+            refused = e.message
+        }
+        expect(refused.indexOf("invalid-proof") >= 0).toBe(true)
+    })
+    test("weak or malformed server-first messages are refused", async () => {
+        const rest = "s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
+        expect((await scramRefusal(`r=someoneelse,${rest}`)).indexOf("nonce") >= 0).toBe(true)
+        expect((await scramRefusal(`r=${CLIENT_NONCE},${rest}`)).indexOf("nonce") >= 0).toBe(true)
+        expect((await scramRefusal(`r=${CLIENT_NONCE}x,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=1`)).indexOf("iteration") >= 0).toBe(true)
+        expect((await scramRefusal(`r=${CLIENT_NONCE}x,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096x`)).indexOf("iteration") >= 0).toBe(true)
+        expect((await scramRefusal(`r=${CLIENT_NONCE}x,i=4096`)).indexOf("salt") >= 0).toBe(true)
+        expect((await scramRefusal(`m=ext,r=${CLIENT_NONCE}x,${rest}`)).indexOf("extension") >= 0).toBe(true)
+        expect((await scramRefusal("garbage")).indexOf("malformed") >= 0).toBe(true)
+    })
+})
