@@ -1,0 +1,159 @@
+/**
+ * The device's own credentials, made on first boot from the hardware random
+ * source: there is no factory default, and no two devices share anything
+ * (seed: "Guessing the credentials", "Usernames and passwords").
+ *
+ * - secret: 32 random bytes; the SCRAM password. Never printed, logged or sent.
+ * - device id: 16 random bytes as hex; the public name in the registry and topics.
+ * - claim code: 20 random bytes (160 bits) as grouped base32, printed once on
+ *   the console for the owner. Only its salted PBKDF2 verifier is stored, so
+ *   the code itself never rests in flash.
+ *
+ * The record is one settings value, written in one step: a power cut leaves
+ * either no identity (the next boot makes one) or a whole one.
+ */
+import { randomBuffer } from "@devicescript/crypto"
+import { CborValue, decodeCbor, encodeCbor } from "../codec/cbor"
+import { readBytes, writeBytes, deleteKey } from "../storage/settings"
+import { base32Encode, groupCode } from "./base32"
+import { pbkdf2Sha256, SCRAM_MIN_ITERATIONS } from "./scram"
+
+/** Settings key of the identity record. */
+export const IDENTITY_KEY = "sn_identity"
+/** Settings key that, when present at boot, asks for a factory reset. */
+export const RESET_REQUEST_KEY = "sn_reset"
+
+const RECORD_VERSION = 1
+const SECRET_BYTES = 32
+const DEVICE_ID_BYTES = 16
+const CLAIM_CODE_BYTES = 20
+const SALT_BYTES = 16
+
+/** Salted slow hash of the claim code: what the registry gets to check a claim. */
+export interface ClaimVerifier {
+    salt: Buffer
+    iterations: number
+    /** PBKDF2-HMAC-SHA-256(code, salt, iterations), 32 bytes. */
+    hash: Buffer
+}
+
+/** The credentials a device made for itself. */
+export interface DeviceIdentity {
+    /** 32 lowercase hex characters. */
+    deviceId: string
+    /** The SCRAM password. Never leaves the device. */
+    secret: Buffer
+    claim: ClaimVerifier
+}
+
+/** Raised when the stored identity cannot be trusted; only a factory reset recovers. */
+export class IdentityError extends Error {
+    constructor(message: string) {
+        super(message)
+        this.name = "IdentityError"
+    }
+}
+
+/** The form in which a claim code is hashed: upper-case base32, no separators. */
+export function canonicalClaimCode(code: string): string {
+    let out = ""
+    const upper = code.toUpperCase()
+    for (let i = 0; i < upper.length; ++i) if (upper[i] !== "-" && upper[i] !== " ") out += upper[i]
+    return out
+}
+
+/** Computes the verifier of a claim code with a fresh salt. */
+export async function makeClaimVerifier(code: string): Promise<ClaimVerifier> {
+    const salt = randomBuffer(SALT_BYTES)
+    const hash = await pbkdf2Sha256(Buffer.from(canonicalClaimCode(code)), salt, SCRAM_MIN_ITERATIONS)
+    return { salt, iterations: SCRAM_MIN_ITERATIONS, hash }
+}
+
+function encodeIdentity(id: DeviceIdentity): Buffer {
+    return encodeCbor([
+        RECORD_VERSION,
+        Buffer.from(id.deviceId, "hex"),
+        id.secret,
+        id.claim.salt,
+        id.claim.iterations,
+        id.claim.hash,
+    ])
+}
+
+function isBytes(v: CborValue, n: number): boolean {
+    return v instanceof Buffer && v.length === n
+}
+
+/** Parses a stored record; anything unexpected is an `IdentityError`, never a partial identity. */
+export function decodeIdentity(b: Buffer): DeviceIdentity {
+    let v: CborValue
+    try {
+        v = decodeCbor(b, { maxBytes: 200, maxDepth: 1, maxItems: 8 })
+    } catch (e: any) {
+        throw new IdentityError(`stored identity is not valid CBOR: ${e.message}`)
+    }
+    if (!Array.isArray(v) || v.length !== 6 || v[0] !== RECORD_VERSION)
+        throw new IdentityError("stored identity has an unknown layout")
+    const [, id, secret, salt, iterations, hash] = v
+    if (
+        !isBytes(id, DEVICE_ID_BYTES) ||
+        !isBytes(secret, SECRET_BYTES) ||
+        !isBytes(salt, SALT_BYTES) ||
+        !isBytes(hash, 32) ||
+        typeof iterations !== "number" ||
+        iterations < SCRAM_MIN_ITERATIONS
+    )
+        throw new IdentityError("stored identity has invalid fields")
+    return {
+        deviceId: (id as Buffer).toString("hex"),
+        secret: secret as Buffer,
+        claim: { salt: salt as Buffer, iterations, hash: hash as Buffer },
+    }
+}
+
+/** What `loadOrCreateIdentity` found or made. */
+export interface IdentityResult {
+    identity: DeviceIdentity
+    /** True on the boot that made it. */
+    created: boolean
+}
+
+/** Options of `loadOrCreateIdentity`. */
+export interface IdentityOptions {
+    /**
+     * Shown the grouped claim code once, on the boot that makes the identity;
+     * it is not stored and cannot be shown again.
+     */
+    showClaimCode: (groupedCode: string) => void
+}
+
+/**
+ * Loads the stored identity, or makes one on first boot. A stored record that
+ * does not parse is not replaced: that would let anyone who can corrupt flash
+ * mint a fresh, unclaimed identity. It throws `IdentityError` instead.
+ */
+export async function loadOrCreateIdentity(options: IdentityOptions): Promise<IdentityResult> {
+    const stored = await readBytes(IDENTITY_KEY)
+    if (stored) return { identity: decodeIdentity(stored), created: false }
+    const code = base32Encode(randomBuffer(CLAIM_CODE_BYTES))
+    const identity: DeviceIdentity = {
+        deviceId: randomBuffer(DEVICE_ID_BYTES).toString("hex"),
+        secret: randomBuffer(SECRET_BYTES),
+        claim: await makeClaimVerifier(code),
+    }
+    await writeBytes(IDENTITY_KEY, encodeIdentity(identity))
+    // shown only once it is stored, so a printed code always matches a stored identity
+    options.showClaimCode(groupCode(code))
+    return { identity, created: true }
+}
+
+/** Whether a factory reset was requested (the `sn_reset` setting is present). */
+export async function factoryResetRequested(): Promise<boolean> {
+    return !!(await readBytes(RESET_REQUEST_KEY))
+}
+
+/** Wipes the identity and the reset request; the next `loadOrCreateIdentity` makes new credentials. */
+export async function wipeIdentity() {
+    await deleteKey(IDENTITY_KEY)
+    await deleteKey(RESET_REQUEST_KEY)
+}

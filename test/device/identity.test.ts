@@ -1,0 +1,96 @@
+import * as ds from "@devicescript/core"
+import { describe, expect, test } from "@devicescript/test"
+import { base32Decode } from "../../src/identity/base32"
+import {
+    canonicalClaimCode,
+    decodeIdentity,
+    factoryResetRequested,
+    IDENTITY_KEY,
+    IdentityError,
+    loadOrCreateIdentity,
+    RESET_REQUEST_KEY,
+    wipeIdentity,
+} from "../../src/identity/credentials"
+import { pbkdf2Sha256 } from "../../src/identity/scram"
+import { readBytes, StorageError, writeBytes } from "../../src/storage/settings"
+
+describe("identity", () => {
+    test("first boot makes credentials and shows the claim code once", async () => {
+        await wipeIdentity()
+        const shown: string[] = []
+        const first = await loadOrCreateIdentity({ showClaimCode: c => shown.push(c) })
+        expect(first.created).toBe(true)
+        expect(shown.length).toBe(1)
+        // 160 bits: 32 base32 characters in 8 groups of 4
+        expect(shown[0].length).toBe(39)
+        expect(base32Decode(shown[0]).length).toBe(20)
+        expect(first.identity.deviceId.length).toBe(32)
+        expect(first.identity.secret.length).toBe(32)
+        // the stored verifier is PBKDF2 of the shown code; the code itself is not stored
+        const again = await pbkdf2Sha256(Buffer.from(canonicalClaimCode(shown[0])), first.identity.claim.salt, first.identity.claim.iterations)
+        expect(again.toString("hex")).toBe(first.identity.claim.hash.toString("hex"))
+        const stored = await readBytes(IDENTITY_KEY)
+        expect(stored.toString("hex").indexOf(Buffer.from(canonicalClaimCode(shown[0])).toString("hex"))).toBe(-1)
+
+        const second = await loadOrCreateIdentity({ showClaimCode: c => shown.push(c) })
+        expect(second.created).toBe(false)
+        expect(shown.length).toBe(1)
+        expect(second.identity.deviceId).toBe(first.identity.deviceId)
+        expect(second.identity.secret.toString("hex")).toBe(first.identity.secret.toString("hex"))
+    })
+
+    test("a reset makes entirely new credentials", async () => {
+        const before = (await loadOrCreateIdentity({ showClaimCode: () => {} })).identity
+        await writeBytes(RESET_REQUEST_KEY, hex`01`)
+        expect(await factoryResetRequested()).toBe(true)
+        await wipeIdentity()
+        expect(await factoryResetRequested()).toBe(false)
+        let code = ""
+        const after = await loadOrCreateIdentity({ showClaimCode: c => (code = c) })
+        expect(after.created).toBe(true)
+        expect(code.length).toBe(39)
+        expect(after.identity.deviceId === before.deviceId).toBe(false)
+        expect(after.identity.secret.toString("hex") === before.secret.toString("hex")).toBe(false)
+        expect(after.identity.claim.salt.toString("hex") === before.claim.salt.toString("hex")).toBe(false)
+    })
+
+    test("a corrupt stored identity is refused, and left in place", async () => {
+        const bad = hex`83 01 02 03`
+        await writeBytes(IDENTITY_KEY, bad)
+        let error = ""
+        try {
+            await loadOrCreateIdentity({ showClaimCode: () => {} })
+        } catch (e: any) {
+            if (e instanceof IdentityError) error = e.message
+        }
+        expect(error.length > 0).toBe(true)
+        expect((await readBytes(IDENTITY_KEY)).toString("hex")).toBe(bad.toString("hex"))
+        let invalid = 0
+        for (const h of ["00", "ff", "8601", "86015000"]) {
+            try {
+                decodeIdentity(Buffer.from(h, "hex"))
+            } catch (e: any) {
+                if (e instanceof IdentityError) invalid++
+            }
+            await ds.sleep(0)
+        }
+        expect(invalid).toBe(4)
+        await wipeIdentity()
+    })
+
+    test("the settings store refuses oversized values and keys before writing", async () => {
+        let refused = 0
+        try {
+            await writeBytes("sn_big", Buffer.alloc(161))
+        } catch (e: any) {
+            if (e instanceof StorageError) refused++
+        }
+        try {
+            await writeBytes("a_key_too_long_", hex`01`)
+        } catch (e: any) {
+            if (e instanceof StorageError) refused++
+        }
+        expect(refused).toBe(2)
+        expect(await readBytes("sn_big")).toBe(undefined)
+    })
+})
