@@ -1,0 +1,359 @@
+/**
+ * The registry service: enrollment, SCRAM-SHA-256 authentication over HTTP
+ * (RFC 7804), owner claims, rate limits, security events, and broker
+ * credentials for claimed devices. Served over HTTPS only.
+ *
+ * Endpoints:
+ * - `POST /v1/devices`: enroll `{ id, scram: {salt, iterations, storedKey, serverKey}, claim: {salt, iterations, hash} }`
+ *   (binary fields base64). 201, or 409 for an id already enrolled.
+ * - `GET /v1/session`: RFC 7804 exchange with `Authorization: SCRAM-SHA-256 …`;
+ *   the final 200 carries `Authentication-Info` and, for a claimed device, broker credentials.
+ * - `POST /v1/claim`: `{ id, code, owner }`.
+ */
+import { createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from "node:crypto"
+import { createServer, type Server } from "node:https"
+import type { IncomingMessage, ServerResponse } from "node:http"
+import { DEFAULT_POLICY, RateLimiter, type RateLimitPolicy } from "./rate-limit.ts"
+import {
+    makeVerifier,
+    parseClientFirst,
+    SCRAM_MAX_ITERATIONS,
+    SCRAM_MECHANISM,
+    SCRAM_MIN_ITERATIONS,
+    ScramProtocolError,
+    serverFinal,
+    serverFirst,
+    type ScramServerExchange,
+} from "./scram.ts"
+import type { DeviceRecord, RegistryStore } from "./store.ts"
+
+/** Installs and removes per-device broker credentials (Mosquitto dynamic security, or another broker). */
+export interface BrokerAccess {
+    /** Where devices connect. */
+    endpoint: { host: string; port: number }
+    /** Creates or replaces the device's broker login, allowed only its own topics. */
+    grant(deviceId: string, password: string): Promise<void>
+    /** Removes the device's broker login and drops its session. */
+    revoke(deviceId: string): Promise<void>
+}
+
+/** Options of the registry. */
+export interface RegistryOptions {
+    store: RegistryStore
+    broker?: BrokerAccess
+    /** Lifetime of a broker password. Default 1 hour. */
+    brokerTokenTtlMs?: number
+    rateLimit?: RateLimitPolicy
+    /** Current time; tests move it. */
+    clock?: () => number
+    /** Realm in the SCRAM challenge. */
+    realm?: string
+}
+
+const REALM = "sentinel"
+const DEVICE_ID = /^[0-9a-f]{32}$/
+const MAX_BODY_BYTES = 4096
+const EXCHANGE_TTL_MS = 30_000
+const MAX_PENDING_EXCHANGES = 10_000
+
+/** A client error with a status code; its message is safe to send and log. */
+class HttpError extends Error {
+    constructor(
+        readonly status: number,
+        message: string,
+        readonly headers: Record<string, string> = {}
+    ) {
+        super(message)
+    }
+}
+
+function b64(field: unknown, name: string, min: number, max: number): Buffer {
+    if (typeof field !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(field) || field.length % 4 !== 0)
+        throw new HttpError(400, `${name} must be base64`)
+    const b = Buffer.from(field, "base64")
+    if (b.length < min || b.length > max) throw new HttpError(400, `${name} must be ${min}..${max} bytes`)
+    return b
+}
+
+function iterations(field: unknown, name: string): number {
+    if (!Number.isInteger(field) || (field as number) < SCRAM_MIN_ITERATIONS || (field as number) > SCRAM_MAX_ITERATIONS)
+        throw new HttpError(400, `${name} must be an integer ${SCRAM_MIN_ITERATIONS}..${SCRAM_MAX_ITERATIONS}`)
+    return field as number
+}
+
+/** Parses `SCRAM-SHA-256 a=b, c="d"` (RFC 7235 auth-param list). */
+export function parseAuthorization(header: string): { scheme: string; params: Map<string, string> } {
+    const sp = header.indexOf(" ")
+    const scheme = sp < 0 ? header : header.slice(0, sp)
+    const params = new Map<string, string>()
+    const rest = sp < 0 ? "" : header.slice(sp + 1)
+    const re = /\s*([A-Za-z][A-Za-z0-9-]*)\s*=\s*("([^"]*)"|[^,\s]*)\s*(,|$)/gy
+    let m: RegExpExecArray | null
+    while (re.lastIndex < rest.length && (m = re.exec(rest))) params.set(m[1].toLowerCase(), m[3] ?? m[2])
+    return { scheme, params }
+}
+
+/** The registry's request handling, independent of the HTTPS server (tests call `handle`). */
+export class Registry {
+    readonly store: RegistryStore
+    private readonly limiter: RateLimiter
+    private readonly clock: () => number
+    private readonly exchanges = new Map<string, { exchange: ScramServerExchange; expires: number; source: string }>()
+    /** Unknown users get a fake but stable salt, so a probe cannot tell them from real ones (RFC 5802 §5.1). */
+    private readonly decoyKey = randomBytes(32)
+    private expiryTimer: NodeJS.Timeout | undefined
+
+    constructor(private readonly options: RegistryOptions) {
+        this.store = options.store
+        this.limiter = new RateLimiter(options.store, options.rateLimit ?? DEFAULT_POLICY)
+        this.clock = options.clock ?? Date.now
+    }
+
+    /** Logs a security event (also to the console, without any credential). */
+    event(kind: string, source: string, identity: string, detail: string) {
+        this.store.addEvent({ at: this.clock(), kind, source, identity, detail })
+        console.log(`registry event ${kind} source=${source} identity=${identity}: ${detail}`)
+    }
+
+    /** Handles one request; returns status, headers and a JSON body. */
+    async handle(method: string, path: string, headers: Record<string, string | undefined>, body: Buffer, source: string) {
+        try {
+            if (method === "POST" && path === "/v1/devices") return this.enroll(body, source)
+            if (method === "GET" && path === "/v1/session") return await this.session(headers["authorization"], source)
+            if (method === "POST" && path === "/v1/claim") return await this.claim(body, source)
+            if (method === "GET" && path === "/v1/health") return { status: 200, headers: {}, body: { ok: true } }
+            throw new HttpError(404, "no such endpoint")
+        } catch (e) {
+            if (e instanceof HttpError) return { status: e.status, headers: e.headers, body: { error: e.message } }
+            if (e instanceof ScramProtocolError) {
+                this.event("auth-failure", source, "?", `protocol error: ${e.message}`)
+                return { status: 400, headers: {}, body: { error: e.message } }
+            }
+            throw e
+        }
+    }
+
+    private json(body: Buffer): Record<string, unknown> {
+        if (body.length > MAX_BODY_BYTES) throw new HttpError(413, "body too large")
+        try {
+            const v = JSON.parse(body.toString("utf8"))
+            if (v && typeof v === "object" && !Array.isArray(v)) return v
+        } catch {
+            // fall through
+        }
+        throw new HttpError(400, "body must be a JSON object")
+    }
+
+    /** Refuses the attempt, unchecked and uncounted, while any of its keys is locked out. */
+    private guard(keys: string[]) {
+        for (const key of keys) {
+            const wait = this.limiter.retryAfter(key, this.clock())
+            if (wait > 0) throw new HttpError(429, "too many failed attempts", { "retry-after": String(Math.ceil(wait / 1000)) })
+        }
+    }
+
+    private failed(keys: string[], source: string, identity: string, what: string) {
+        for (const key of keys) {
+            const lockout = this.limiter.fail(key, this.clock())
+            if (lockout) this.event("rate-limited", source, identity, `${what}: limit reached for ${key}, locked ${lockout / 1000} s`)
+        }
+    }
+
+    private enroll(body: Buffer, source: string) {
+        this.guard([`enroll-ip:${source}`])
+        const req = this.json(body)
+        const id = req.id
+        if (typeof id !== "string" || !DEVICE_ID.test(id)) throw new HttpError(400, "id must be 32 lowercase hex characters")
+        const scram = (req.scram ?? {}) as Record<string, unknown>
+        const claim = (req.claim ?? {}) as Record<string, unknown>
+        const device: DeviceRecord = {
+            id,
+            scramSalt: b64(scram.salt, "scram.salt", 16, 64),
+            scramIterations: iterations(scram.iterations, "scram.iterations"),
+            storedKey: b64(scram.storedKey, "scram.storedKey", 32, 32),
+            serverKey: b64(scram.serverKey, "scram.serverKey", 32, 32),
+            claimSalt: b64(claim.salt, "claim.salt", 16, 64),
+            claimIterations: iterations(claim.iterations, "claim.iterations"),
+            claimHash: b64(claim.hash, "claim.hash", 32, 32),
+            owner: null,
+            enrolledAt: this.clock(),
+            claimedAt: null,
+        }
+        if (!this.store.insertDevice(device)) {
+            this.event("re-enroll-refused", source, id, "enrollment of an id already enrolled")
+            this.failed([`enroll-ip:${source}`], source, id, "enrollment")
+            throw new HttpError(409, "device already enrolled")
+        }
+        this.event("enrolled", source, id, "new device enrolled")
+        return { status: 201, headers: {}, body: { id } }
+    }
+
+    private challenge() {
+        return { "www-authenticate": `${SCRAM_MECHANISM} realm="${this.options.realm ?? REALM}"` }
+    }
+
+    private async session(authorization: string | undefined, source: string) {
+        this.sweepExchanges()
+        if (!authorization) throw new HttpError(401, "authentication required", this.challenge())
+        const { scheme, params } = parseAuthorization(authorization)
+        if (scheme.toUpperCase() !== SCRAM_MECHANISM) {
+            // only SCRAM is offered; anything else is a client trying a weaker mechanism
+            this.event("downgrade", source, "?", `client tried ${scheme.slice(0, 20)}`)
+            throw new HttpError(401, "only SCRAM-SHA-256 is accepted", this.challenge())
+        }
+        const data = params.get("data")
+        if (!data) throw new HttpError(401, "missing data", this.challenge())
+        const message = Buffer.from(data, "base64").toString("utf8")
+        const sid = params.get("sid")
+        if (!sid) return this.sessionFirst(message, source)
+        return await this.sessionFinal(sid, message, source)
+    }
+
+    private sessionFirst(message: string, source: string) {
+        const first = parseClientFirst(message)
+        const id = first.username
+        const keys = [`login-ip:${source}`, `login-id:${id}`]
+        this.guard(keys)
+        const device = DEVICE_ID.test(id) ? this.store.getDevice(id) : undefined
+        const verifier = device
+            ? { salt: device.scramSalt, iterations: device.scramIterations, storedKey: device.storedKey, serverKey: device.serverKey }
+            : this.decoyVerifier(id)
+        if (this.exchanges.size >= MAX_PENDING_EXCHANGES) throw new HttpError(503, "busy")
+        const { message: reply, exchange } = serverFirst(first, verifier)
+        const sid = randomBytes(16).toString("hex")
+        this.exchanges.set(sid, { exchange, expires: this.clock() + EXCHANGE_TTL_MS, source })
+        return {
+            status: 401,
+            headers: { "www-authenticate": `${SCRAM_MECHANISM} sid=${sid}, data=${Buffer.from(reply).toString("base64")}` },
+            body: { error: "continue" },
+        }
+    }
+
+    private async sessionFinal(sid: string, message: string, source: string) {
+        const pending = this.exchanges.get(sid)
+        this.exchanges.delete(sid)
+        if (!pending || pending.expires < this.clock()) throw new HttpError(401, "unknown or expired exchange", this.challenge())
+        const id = pending.exchange.username
+        const keys = [`login-ip:${source}`, `login-id:${id}`]
+        this.guard(keys)
+        const final = serverFinal(pending.exchange, message)
+        const device = this.store.getDevice(id)
+        if (!final || !device) {
+            this.event("auth-failure", source, id, "invalid proof")
+            this.failed(keys, source, id, "login")
+            throw new HttpError(401, "authentication failed", this.challenge())
+        }
+        for (const k of keys) this.limiter.succeed(k)
+        const info = `sid=${sid}, data=${Buffer.from(final).toString("base64")}`
+        const body: Record<string, unknown> = { id, claimed: device.owner !== null }
+        if (device.owner !== null && this.options.broker) body.broker = await this.issueBrokerCredentials(id)
+        return { status: 200, headers: { "authentication-info": info }, body }
+    }
+
+    private async issueBrokerCredentials(id: string) {
+        const broker = this.options.broker!
+        const password = randomBytes(24).toString("base64url")
+        const expiresAt = this.clock() + (this.options.brokerTokenTtlMs ?? 3_600_000)
+        await broker.grant(id, password)
+        this.store.putBrokerExpiry(id, expiresAt)
+        return { host: broker.endpoint.host, port: broker.endpoint.port, username: id, password, expiresAt }
+    }
+
+    /** Revokes every broker credential past its expiry. Returns the devices revoked. */
+    async expireBrokerCredentials(): Promise<string[]> {
+        const expired = this.store.expiredBrokerCredentials(this.clock())
+        for (const id of expired) {
+            await this.options.broker?.revoke(id)
+            this.store.deleteBrokerExpiry(id)
+        }
+        return expired
+    }
+
+    /** Checks expiries every `intervalMs` until `close()`. */
+    startExpiryTimer(intervalMs = 1000) {
+        this.expiryTimer = setInterval(() => void this.expireBrokerCredentials().catch(() => {}), intervalMs)
+        this.expiryTimer.unref()
+    }
+
+    close() {
+        if (this.expiryTimer) clearInterval(this.expiryTimer)
+    }
+
+    private decoyVerifier(id: string) {
+        const salt = createHmac("sha256", this.decoyKey).update(id).digest().subarray(0, 16)
+        // a verifier nobody knows the password of: the exchange always fails at the proof
+        return { ...makeVerifier(randomBytes(32), salt, 1), iterations: SCRAM_MIN_ITERATIONS }
+    }
+
+    private sweepExchanges() {
+        const now = this.clock()
+        for (const [sid, p] of this.exchanges) if (p.expires < now) this.exchanges.delete(sid)
+    }
+
+    private async claim(body: Buffer, source: string) {
+        const req = this.json(body)
+        const { id, code, owner } = req
+        if (typeof id !== "string" || !DEVICE_ID.test(id)) throw new HttpError(400, "id must be 32 lowercase hex characters")
+        if (typeof owner !== "string" || !/^[A-Za-z0-9._@-]{1,64}$/.test(owner)) throw new HttpError(400, "owner must be 1..64 of A-Z a-z 0-9 . _ @ -")
+        if (typeof code !== "string" || code.length > 64) throw new HttpError(400, "code must be text")
+        const keys = [`claim-ip:${source}`, `claim-id:${id}`]
+        this.guard(keys)
+        const device = this.store.getDevice(id)
+        if (device && device.owner !== null) {
+            this.event("claim-refused", source, id, "device already claimed")
+            this.failed(keys, source, id, "claim")
+            throw new HttpError(409, "device already claimed")
+        }
+        const ok = device && device.claimHash && device.claimSalt && device.claimIterations && this.checkClaimCode(code, device)
+        if (!ok) {
+            this.event("claim-failure", source, id, "wrong claim code or unknown device")
+            this.failed(keys, source, id, "claim")
+            throw new HttpError(403, "claim refused")
+        }
+        if (!this.store.claimDevice(id, owner, this.clock())) throw new HttpError(409, "device already claimed")
+        for (const k of keys) this.limiter.succeed(k)
+        this.event("claimed", source, id, `claimed by ${owner}`)
+        return { status: 200, headers: {}, body: { id, owner } }
+    }
+
+    private checkClaimCode(code: string, device: DeviceRecord): boolean {
+        const canonical = code.toUpperCase().replace(/[-\s]/g, "")
+        const hash = pbkdf2Sync(canonical, device.claimSalt!, device.claimIterations!, 32, "sha256")
+        return timingSafeEqual(hash, device.claimHash!)
+    }
+}
+
+/** Reads a request body, refusing more than `limit` bytes. */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+        const chunks: Buffer[] = []
+        let size = 0
+        req.on("data", (c: Buffer) => {
+            size += c.length
+            if (size > limit) {
+                reject(new HttpError(413, "body too large"))
+                req.destroy()
+            } else chunks.push(c)
+        })
+        req.on("end", () => resolve(Buffer.concat(chunks)))
+        req.on("error", reject)
+    })
+}
+
+/** Serves a registry over HTTPS with the given key and certificate (PEM). */
+export function serveRegistry(registry: Registry, tls: { key: Buffer; cert: Buffer }): Server {
+    return createServer({ key: tls.key, cert: tls.cert, minVersion: "TLSv1.2" }, async (req: IncomingMessage, res: ServerResponse) => {
+        const source = req.socket.remoteAddress ?? "?"
+        let result
+        try {
+            const body = await readBody(req, MAX_BODY_BYTES)
+            const headers = req.headers as Record<string, string | undefined>
+            result = await registry.handle(req.method ?? "", (req.url ?? "").split("?")[0], headers, body, source)
+        } catch (e) {
+            result = e instanceof HttpError ? { status: e.status, headers: e.headers, body: { error: e.message } } : { status: 500, headers: {}, body: { error: "internal error" } }
+        }
+        const payload = Buffer.from(JSON.stringify(result.body))
+        res.writeHead(result.status, { ...result.headers, "content-type": "application/json", "content-length": payload.length, connection: "close" })
+        res.end(payload)
+    })
+}

@@ -1,0 +1,166 @@
+/**
+ * The registry's behaviour, in-process (no network): enrollment, SCRAM login,
+ * claims, rate limits with growing lockouts, downgrade attempts, broker
+ * credential expiry, and that the database never holds a secret.
+ */
+import assert from "node:assert/strict"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { after, describe, test } from "node:test"
+import { Registry, type BrokerAccess } from "../../devs/registry/app.ts"
+import { claim, enroll, login, makeHostDevice, type Transport } from "../../devs/registry/client.ts"
+import { SqliteStore } from "../../devs/registry/store.ts"
+
+class FakeBroker implements BrokerAccess {
+    endpoint = { host: "127.0.0.1", port: 8883 }
+    logins = new Map<string, string>()
+    async grant(id: string, password: string) {
+        this.logins.set(id, password)
+    }
+    async revoke(id: string) {
+        this.logins.delete(id)
+    }
+}
+
+const dir = mkdtempSync(join(tmpdir(), "registry-test-"))
+after(() => rmSync(dir, { recursive: true, force: true }))
+
+function setup(name: string) {
+    let now = 1_700_000_000_000
+    const store = new SqliteStore(join(dir, `${name}.db`))
+    const broker = new FakeBroker()
+    const registry = new Registry({ store, broker, clock: () => now, brokerTokenTtlMs: 60_000 })
+    const from = (source: string): Transport => async (method, path, headers, body) =>
+        registry.handle(method, path, headers, Buffer.from(body === undefined ? "" : JSON.stringify(body)), source) as never
+    return { store, broker, registry, t: from("10.0.0.1"), from, advance: (ms: number) => (now += ms) }
+}
+
+describe("registry", () => {
+    test("enrollment stores verifiers only; the database never sees the password or claim code", async () => {
+        const { store, t } = setup("secrets")
+        const { device, enrollment } = makeHostDevice()
+        assert.equal((await enroll(t, enrollment)).status, 201)
+        assert.equal((await login(t, device.id, device.password)).status, 200)
+        store.close()
+        const db = readFileSync(join(dir, "secrets.db"))
+        const wal = (() => {
+            try {
+                return readFileSync(join(dir, "secrets.db-wal"))
+            } catch {
+                return Buffer.alloc(0)
+            }
+        })()
+        for (const file of [db, wal]) {
+            assert.equal(file.indexOf(device.password), -1)
+            assert.equal(file.indexOf(Buffer.from(device.password.toString("base64"))), -1)
+            assert.equal(file.indexOf(Buffer.from(device.claimCode)), -1)
+        }
+    })
+
+    test("re-enrollment of an id is refused and logged", async () => {
+        const { store, t } = setup("reenroll")
+        const { enrollment } = makeHostDevice()
+        assert.equal((await enroll(t, enrollment)).status, 201)
+        const again = await enroll(t, { ...enrollment, scram: makeHostDevice().enrollment.scram })
+        assert.equal(again.status, 409)
+        assert.equal(store.events({ kind: "re-enroll-refused" }).length, 1)
+    })
+
+    test("malformed enrollments are refused with a clear error", async () => {
+        const { t } = setup("malformed")
+        const { enrollment } = makeHostDevice()
+        const bad = [
+            { ...enrollment, id: "XYZ" },
+            { ...enrollment, scram: { ...(enrollment.scram as object), iterations: 1000 } },
+            { ...enrollment, scram: { ...(enrollment.scram as object), storedKey: "c2hvcnQ=" } },
+            { ...enrollment, claim: undefined },
+        ]
+        for (const body of bad) {
+            const r = await enroll(t, body)
+            assert.equal(r.status, 400)
+            assert.equal(typeof r.body.error, "string")
+        }
+    })
+
+    test("an unclaimed device authenticates but gets no broker access; after the claim it does", async () => {
+        const { broker, t } = setup("claim")
+        const { device, enrollment } = makeHostDevice()
+        await enroll(t, enrollment)
+        const before = await login(t, device.id, device.password)
+        assert.equal(before.status, 200)
+        assert.equal(before.body.claimed, false)
+        assert.equal(before.body.broker, undefined)
+        assert.equal((await claim(t, device.id, "WRONG-CODE", "alice")).status, 403)
+        assert.equal((await claim(t, device.id, device.claimCode.toLowerCase(), "alice")).status, 200)
+        // one-time: the code does not work again, for anyone
+        assert.equal((await claim(t, device.id, device.claimCode, "mallory")).status, 409)
+        const afterClaim = await login(t, device.id, device.password)
+        const creds = afterClaim.body.broker as { username: string; password: string; expiresAt: number }
+        assert.equal(creds.username, device.id)
+        assert.equal(broker.logins.get(device.id), creds.password)
+        assert.ok(creds.password.length >= 32)
+    })
+
+    test("broker credentials are revoked at expiry; a new login issues a different password", async () => {
+        const { broker, registry, t, advance } = setup("expiry")
+        const { device, enrollment } = makeHostDevice()
+        await enroll(t, enrollment)
+        await claim(t, device.id, device.claimCode, "alice")
+        const first = (await login(t, device.id, device.password)).body.broker as { password: string }
+        advance(59_000)
+        assert.deepEqual(await registry.expireBrokerCredentials(), [])
+        advance(2_000)
+        assert.deepEqual(await registry.expireBrokerCredentials(), [device.id])
+        assert.equal(broker.logins.has(device.id), false)
+        const second = (await login(t, device.id, device.password)).body.broker as { password: string }
+        assert.notEqual(second.password, first.password)
+    })
+
+    test("100 wrong passwords: lockout, growing lockouts, one event per limit reached", async () => {
+        const { store, t, advance } = setup("ratelimit")
+        const { device, enrollment } = makeHostDevice()
+        await enroll(t, enrollment)
+        const statuses: number[] = []
+        for (let i = 0; i < 100; i++) statuses.push((await login(t, device.id, Buffer.from("guess" + i))).status)
+        assert.equal(statuses.filter(s => s === 401).length, 5)
+        assert.equal(statuses.filter(s => s === 429).length, 95)
+        // the limit was reached once for the device id and once for the source address
+        const events = store.events({ kind: "rate-limited" })
+        assert.equal(events.length, 2)
+        assert.ok(events.every(e => e.identity === device.id && e.source === "10.0.0.1"))
+        // locked out even with the right password
+        assert.equal((await login(t, device.id, device.password)).status, 429)
+        advance(30_001)
+        for (let i = 0; i < 5; i++) await login(t, device.id, Buffer.from("again" + i))
+        const locked = await login(t, device.id, device.password)
+        assert.equal(locked.status, 429)
+        assert.equal(locked.headers["retry-after"], "60")
+        assert.equal(store.events({ kind: "rate-limited" }).length, 4)
+        assert.equal(store.events({ kind: "auth-failure" }).length, 10)
+    })
+
+    test("a client offering a weaker mechanism is refused and logged", async () => {
+        const { store, t } = setup("downgrade")
+        const r = await t("GET", "/v1/session", { authorization: "Basic ZGV2aWNlOnBhc3N3b3Jk" })
+        assert.equal(r.status, 401)
+        assert.equal(r.headers["www-authenticate"], 'SCRAM-SHA-256 realm="sentinel"')
+        assert.equal(store.events({ kind: "downgrade" }).length, 1)
+    })
+
+    test("an unknown device gets a challenge like a known one, and fails", async () => {
+        const { t } = setup("unknown")
+        const r = await login(t, "0".repeat(32), Buffer.from("whatever"))
+        assert.equal(r.status, 401)
+        assert.match(r.headers["www-authenticate"] ?? "", /realm/)
+    })
+
+    test("schema migrations run once and are recorded", () => {
+        const a = new SqliteStore(join(dir, "migrate.db"))
+        assert.equal(a.schemaVersion(), 1)
+        a.close()
+        const b = new SqliteStore(join(dir, "migrate.db"))
+        assert.equal(b.schemaVersion(), 1)
+        b.close()
+    })
+})

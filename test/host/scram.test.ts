@@ -1,0 +1,59 @@
+/** SCRAM-SHA-256 on the host: the RFC 7677 §3 example, and server behaviour. */
+import assert from "node:assert/strict"
+import { randomBytes } from "node:crypto"
+import { describe, test } from "node:test"
+import { makeVerifier, parseClientFirst, ScramClient, ScramProtocolError, serverFinal, serverFirst } from "../../devs/registry/scram.ts"
+
+const SERVER_FIRST = "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
+
+describe("SCRAM-SHA-256 (host)", () => {
+    test("RFC 7677 §3 example: client messages and server signature", () => {
+        const c = new ScramClient("user", Buffer.from("pencil"), "rOprNGfwEbeRWgbNEkqO")
+        assert.equal(c.first(), "n,,n=user,r=rOprNGfwEbeRWgbNEkqO")
+        assert.equal(
+            c.final(SERVER_FIRST),
+            "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+        )
+        c.verify("v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+        assert.throws(() => c.verify("v=AAAA"), ScramProtocolError)
+    })
+
+    test("RFC 7677 §3 example: the server accepts the RFC's proof with only the verifier", () => {
+        const verifier = makeVerifier(Buffer.from("pencil"), Buffer.from("W22ZaJ0SNY7soEsUEjb6gQ==", "base64"), 4096)
+        const first = parseClientFirst("n,,n=user,r=rOprNGfwEbeRWgbNEkqO")
+        const exchange = {
+            username: "user",
+            nonce: "rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0",
+            authPrefix: `${first.bare},${SERVER_FIRST}`,
+            verifier,
+        }
+        const final = serverFinal(
+            exchange,
+            "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+        )
+        assert.equal(final, "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+    })
+
+    test("a wrong password fails, a right one passes, both against a fresh verifier", () => {
+        const verifier = makeVerifier(Buffer.from("right"), randomBytes(16))
+        for (const [pw, ok] of [["right", true], ["wrong", false]] as const) {
+            const c = new ScramClient("dev", Buffer.from(pw))
+            const { message, exchange } = serverFirst(parseClientFirst(c.first()), verifier)
+            const result = serverFinal(exchange, c.final(message))
+            assert.equal(result !== undefined, ok)
+            if (result) c.verify(result)
+        }
+    })
+
+    test("protocol violations are refused", () => {
+        assert.throws(() => parseClientFirst("y,,n=a,r=b"), ScramProtocolError)
+        assert.throws(() => parseClientFirst("p=tls-unique,,n=a,r=b"), ScramProtocolError)
+        assert.throws(() => parseClientFirst("n,,n=a"), ScramProtocolError)
+        assert.throws(() => parseClientFirst("n,,n=a=41,r=b"), ScramProtocolError)
+        const verifier = makeVerifier(Buffer.from("x"), randomBytes(16))
+        const c = new ScramClient("dev", Buffer.from("x"))
+        const { exchange } = serverFirst(parseClientFirst(c.first()), verifier)
+        assert.throws(() => serverFinal(exchange, "c=biws,r=other,p=AAAA"), ScramProtocolError)
+        assert.throws(() => serverFinal(exchange, `c=eSws,r=${exchange.nonce},p=AAAA`), ScramProtocolError)
+    })
+})
