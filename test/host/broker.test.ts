@@ -1,0 +1,100 @@
+/**
+ * Broker access with the real Mosquitto: a claimed device's SCRAM login yields
+ * an expiring password installed through dynamic security, which opens an MQTT
+ * session over TLS limited to the device's own topics, and stops working once
+ * it expires.
+ */
+import assert from "node:assert/strict"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { after, before, describe, test } from "node:test"
+import mqtt from "mqtt"
+import { Registry } from "../../devs/registry/app.ts"
+import { claim, enroll, login, makeHostDevice, type Transport } from "../../devs/registry/client.ts"
+import { SqliteStore } from "../../devs/registry/store.ts"
+import { MosquittoDynsec, startMosquitto, type MosquittoInstance } from "../../devs/stack/mosquitto.ts"
+import { ensurePki } from "../../devs/stack/pki.ts"
+import { freePort } from "../../devs/stack/ports.ts"
+
+const dir = mkdtempSync(join(tmpdir(), "broker-test-"))
+let broker: MosquittoInstance
+let dynsec: MosquittoDynsec
+let ca: Buffer
+let now = Date.now()
+let registry: Registry
+let t: Transport
+
+before(async () => {
+    const pki = ensurePki(join(dir, "pki"))
+    ca = readFileSync(pki.caCert)
+    broker = await startMosquitto({ dir: join(dir, "mosquitto"), port: await freePort(), pki })
+    dynsec = new MosquittoDynsec({ host: "127.0.0.1", port: broker.port }, broker.admin, ca)
+    registry = new Registry({ store: new SqliteStore(":memory:"), broker: dynsec, clock: () => now, brokerTokenTtlMs: 60_000 })
+    t = async (method, path, headers, body) =>
+        registry.handle(method, path, headers, Buffer.from(body === undefined ? "" : JSON.stringify(body)), "127.0.0.1") as never
+})
+
+after(async () => {
+    await dynsec?.close()
+    await broker?.stop()
+    rmSync(dir, { recursive: true, force: true })
+})
+
+function connect(username?: string, password?: string) {
+    return mqtt.connectAsync(`mqtts://localhost:${broker.port}`, { ca, username, password, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000 })
+}
+
+async function claimedDevice() {
+    const { device, enrollment } = makeHostDevice()
+    assert.equal((await enroll(t, enrollment)).status, 201)
+    assert.equal((await claim(t, device.id, device.claimCode, "alice")).status, 200)
+    const session = await login(t, device.id, device.password)
+    return { device, creds: session.body.broker as { username: string; password: string; expiresAt: number } }
+}
+
+describe("broker access through Mosquitto dynamic security", () => {
+    test("anonymous and unknown logins are refused", async () => {
+        await assert.rejects(connect())
+        await assert.rejects(connect("nobody", "nothing"))
+    })
+
+    test("enrollment → claim → token → MQTT CONNECT accepted over TLS", async () => {
+        const { device, creds } = await claimedDevice()
+        const client = await connect(creds.username, creds.password)
+        assert.ok(client.connected)
+        await client.publishAsync(`things/${device.id}/up/readings`, "x", { qos: 1 })
+        await client.endAsync()
+    })
+
+    test("a device can only use its own topics", async () => {
+        const a = await claimedDevice()
+        const b = await claimedDevice()
+        const watcher = await connect(b.creds.username, b.creds.password)
+        const granted = await watcher.subscribeAsync(`things/${b.device.id}/down/#`)
+        assert.equal(granted[0].qos, 0)
+        // the broker answers 0x80 (failure) for topics outside the device's own
+        await assert.rejects(watcher.subscribeAsync(`things/${a.device.id}/down/#`), /Subscribe error/)
+        await assert.rejects(watcher.subscribeAsync("things/#"), /Subscribe error/)
+        const seen: string[] = []
+        watcher.on("message", topic => seen.push(topic))
+        const attacker = await connect(a.creds.username, a.creds.password)
+        // publishing into another device's downlink is silently dropped by the broker (MQTT 3.1.1 has no error for it)
+        await attacker.publishAsync(`things/${b.device.id}/down/cmd`, "forged", { qos: 1 })
+        await new Promise(r => setTimeout(r, 300))
+        assert.deepEqual(seen, [])
+        await attacker.endAsync()
+        await watcher.endAsync()
+    })
+
+    test("the token is refused after expiry, and its session is dropped", async () => {
+        const { creds } = await claimedDevice()
+        const client = await connect(creds.username, creds.password)
+        const closed = new Promise<void>(r => client.once("close", () => r()))
+        now += 61_000
+        assert.ok((await registry.expireBrokerCredentials()).includes(creds.username))
+        await closed
+        await assert.rejects(connect(creds.username, creds.password))
+        client.end(true)
+    })
+})
