@@ -22,6 +22,8 @@ import { pbkdf2Sha256, SCRAM_MIN_ITERATIONS } from "./scram"
 export const IDENTITY_KEY = "sn_identity"
 /** Settings key that, when present at boot, asks for a factory reset. */
 export const RESET_REQUEST_KEY = "sn_reset"
+/** Settings key holding the id the registry accepted, once enrolled. */
+export const ENROLLED_KEY = "sn_enrolled"
 
 const RECORD_VERSION = 1
 const SECRET_BYTES = 32
@@ -152,8 +154,20 @@ export async function factoryResetRequested(): Promise<boolean> {
     return !!(await readBytes(RESET_REQUEST_KEY))
 }
 
-/** Wipes the identity and the reset request; the next `loadOrCreateIdentity` makes new credentials. */
+/** Wipes the identity, its enrollment mark and the reset request; the next `loadOrCreateIdentity` makes new credentials. */
 export async function wipeIdentity() {
     await deleteKey(IDENTITY_KEY)
+    await deleteKey(ENROLLED_KEY)
     await deleteKey(RESET_REQUEST_KEY)
+}
+
+/** Whether the registry has accepted this identity's enrollment. */
+export async function isEnrolled(identity: DeviceIdentity): Promise<boolean> {
+    const b = await readBytes(ENROLLED_KEY)
+    return !!b && b.toString("hex") === identity.deviceId
+}
+
+/** Records that the registry accepted this identity. */
+export async function markEnrolled(identity: DeviceIdentity) {
+    await writeBytes(ENROLLED_KEY, Buffer.from(identity.deviceId, "hex"))
 }

@@ -1,0 +1,87 @@
+/**
+ * The local stack: a private CA, Mosquitto with TLS and dynamic security, and
+ * the registry over HTTPS on its SQLite store. `npm start` and the
+ * end-to-end tests run the firmware in the simulator against it.
+ */
+import { readFileSync } from "node:fs"
+import type { Server } from "node:https"
+import { join } from "node:path"
+import { Registry, serveRegistry } from "../registry/app.ts"
+import { SqliteStore } from "../registry/store.ts"
+import { MosquittoDynsec, startMosquitto, type MosquittoInstance } from "./mosquitto.ts"
+import { ensurePki, type Pki } from "./pki.ts"
+
+/** Ports the firmware in the simulator expects (see src/identity/endpoint.ts). */
+export const REGISTRY_PORT = 8443
+export const BROKER_PORT = 8883
+
+/** Options of the local stack. */
+export interface LocalStackOptions {
+    /** Folder for keys, certificates, the database and broker state (git-ignored `var/` by default). */
+    dir: string
+    registryPort?: number
+    brokerPort?: number
+    /** Lifetime of broker passwords. */
+    brokerTokenTtlMs?: number
+    /** Receives log lines of the services. */
+    onLog?: (service: string, line: string) => void
+    /** Serve the registry over HTTPS (default); tests that put their own server in front pass false. */
+    serveRegistry?: boolean
+}
+
+/** A running local stack. */
+export interface LocalStack {
+    pki: Pki
+    registry: Registry
+    broker: MosquittoInstance
+    dynsec: MosquittoDynsec
+    registryPort: number
+    stop(): Promise<void>
+}
+
+/** Starts CA, broker and registry. */
+export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
+    const pki = ensurePki(join(options.dir, "pki"))
+    const ca = readFileSync(pki.caCert)
+    const broker = await startMosquitto({
+        dir: join(options.dir, "mosquitto"),
+        port: options.brokerPort ?? BROKER_PORT,
+        pki,
+        onLog: line => options.onLog?.("mosquitto", line),
+    })
+    const dynsec = new MosquittoDynsec({ host: "localhost", port: broker.port }, broker.admin, ca)
+    const registry = new Registry({
+        store: new SqliteStore(join(options.dir, "registry.db")),
+        broker: dynsec,
+        brokerTokenTtlMs: options.brokerTokenTtlMs,
+    })
+    registry.startExpiryTimer()
+    const registryPort = options.registryPort ?? REGISTRY_PORT
+    let server: Server | undefined
+    if (options.serveRegistry !== false) {
+        const https = serveRegistry(registry, { key: readFileSync(pki.serverKey), cert: readFileSync(pki.serverCert) })
+        await new Promise<void>((resolve, reject) => {
+            https.once("error", reject)
+            https.listen(registryPort, "127.0.0.1", () => resolve())
+        })
+        server = https
+    }
+    return {
+        pki,
+        registry,
+        broker,
+        dynsec,
+        registryPort,
+        stop: async () => {
+            registry.close()
+            if (server) {
+                const closed = new Promise<void>(resolve => server!.close(() => resolve()))
+                server.closeAllConnections()
+                await closed
+            }
+            await dynsec.close()
+            await broker.stop()
+            registry.store.close()
+        },
+    }
+}
