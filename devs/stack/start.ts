@@ -1,18 +1,23 @@
 /**
- * `npm start`: the firmware in the DeviceScript simulator.
+ * `npm start`: the firmware in the DeviceScript simulator against the local stack.
  *
- * Starts the DeviceScript devtools server (which the simulator needs outside
- * test mode), then runs src/main.ts in the simulator and prints what the
- * device prints. Ctrl-C stops everything it started.
+ * Starts the local stack (private CA, Mosquitto with TLS and dynamic
+ * security, the registry over HTTPS; state in the git-ignored `var/stack`),
+ * the DeviceScript devtools server (which the simulator needs outside test
+ * mode), then runs src/main.ts in the simulator, trusting the local CA, and
+ * prints what the device prints. Ctrl-C stops everything it started.
  */
 import { spawn, type ChildProcess } from "node:child_process"
 import { createConnection } from "node:net"
+import { join } from "node:path"
 import { PROJECT_ROOT, devsBin } from "../tools/devs-cli.ts"
+import { startLocalStack, type LocalStack } from "./local.ts"
 
 /** The devtools server's WebSocket port; fixed by the DeviceScript CLI. */
 const DEVTOOLS_PORT = 8081
 
 const children: ChildProcess[] = []
+let stack: LocalStack | undefined
 
 function portOpen(port: number): Promise<boolean> {
     return new Promise(resolve => {
@@ -34,8 +39,8 @@ async function waitForPort(port: number, timeoutMs: number) {
     throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`)
 }
 
-function start(name: string, args: string[], onLine: (line: string) => void): ChildProcess {
-    const child = spawn(devsBin(), args, { cwd: PROJECT_ROOT, stdio: ["ignore", "pipe", "pipe"] })
+function start(name: string, args: string[], onLine: (line: string) => void, env: Record<string, string> = {}): ChildProcess {
+    const child = spawn(devsBin(), args, { cwd: PROJECT_ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } })
     children.push(child)
     let partial = ""
     const onData = (chunk: Buffer) => {
@@ -57,23 +62,48 @@ function start(name: string, args: string[], onLine: (line: string) => void): Ch
 
 let stopping = false
 function stop(code: number) {
+    if (stopping) return
     stopping = true
     for (const c of children) c.kill("SIGTERM")
     process.exitCode = code
+    void stack?.stop()
 }
 
 async function main() {
     if (await portOpen(DEVTOOLS_PORT)) throw new Error(`port ${DEVTOOLS_PORT} is taken: is another devtools server running?`)
+    // the broker must not outlive us, however we end
+    process.on("exit", () => stack?.broker.process.kill("SIGKILL"))
     process.on("SIGINT", () => stop(0))
     process.on("SIGTERM", () => stop(0))
+    console.log("starting the local stack (CA, Mosquitto, registry) in var/stack…")
+    stack = await startLocalStack({ dir: join(PROJECT_ROOT, "var", "stack") })
+    console.log(`registry https://localhost:${stack.registryPort}, broker mqtts://localhost:${stack.broker.port}`)
     console.log("starting the DeviceScript devtools server…")
     start("devtools", ["devtools"], () => {})
     await waitForPort(DEVTOOLS_PORT, 30000)
     console.log("running src/main.ts in the simulator (Ctrl-C to stop)")
-    start("simulator", ["run", "src/main.ts"], line => {
-        if (line.startsWith("WASM> ")) console.log(line.slice(6))
-        else if (/error/i.test(line)) console.error(line)
-    })
+    let claimCode = ""
+    start(
+        "simulator",
+        ["run", "src/main.ts"],
+        line => {
+            if (!line.startsWith("WASM> ")) {
+                if (/error/i.test(line)) console.error(line)
+                return
+            }
+            const text = line.slice(6)
+            console.log(text)
+            const plain = text.replace(/\x1b\[[0-9;]*m/g, "")
+            const code = /^claim code .*: ([A-Z2-7-]+)$/.exec(plain)
+            if (code) claimCode = code[1]
+            const id = /^sentinel-node: boot \d+, device ([0-9a-f]{32})/.exec(plain)
+            if (id && claimCode) {
+                console.log(`\n  claim it as its owner:\n  npx tsx devs/claim.ts --id ${id[1]} --code ${claimCode} --owner <you>\n`)
+                claimCode = ""
+            }
+        },
+        { NODE_EXTRA_CA_CERTS: stack.pki.caCert }
+    )
 }
 
 main().catch(e => {
