@@ -2,11 +2,14 @@
  * `npm run bench`: prints figures, asserts nothing.
  * - compiled bytecode size of the firmware (`devs build --stats`);
  * - bytes per reading batch as SenML-CBOR (what the device encodes) and as
- *   SenML-JSON (RFC 8428 §5, the same records), and their ratio.
+ *   SenML-JSON (RFC 8428 §5, the same records), and their ratio;
+ * - identity: SCRAM cost on the device, time to first enrollment in the
+ *   simulator, registry SCRAM logins per second (devs/bench/identity.ts).
  */
 import { statSync } from "node:fs"
 import { join } from "node:path"
 import { decode } from "cbor2"
+import { deviceScramCost, registryLoginRate, timeToEnrollment } from "./identity.ts"
 import { collectHexLines, deviceLines, PROJECT_ROOT, runDevs, runInSimulator } from "../tools/devs-cli.ts"
 
 /** RFC 8428 Table 4: CBOR label -> JSON name. */
@@ -52,3 +55,6 @@ async function packSizes() {
 
 await bytecode()
 await packSizes()
+await deviceScramCost()
+await timeToEnrollment()
+await registryLoginRate()

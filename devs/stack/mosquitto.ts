@@ -6,11 +6,11 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
-import { createConnection } from "node:net"
 import { join } from "node:path"
 import mqtt, { type MqttClient } from "mqtt"
 import type { BrokerAccess } from "../registry/app.ts"
 import type { Pki } from "./pki.ts"
+import { waitForPort } from "./ports.ts"
 
 const PLUGIN_CANDIDATES = [
     "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",
@@ -35,24 +35,6 @@ export interface MosquittoOptions {
     pki: Pki
     /** Receives each line mosquitto logs. */
     onLog?: (line: string) => void
-}
-
-function waitForPort(port: number, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs
-    return new Promise((resolve, reject) => {
-        const attempt = () => {
-            const s = createConnection({ host: "127.0.0.1", port })
-            s.once("connect", () => {
-                s.destroy()
-                resolve()
-            })
-            s.once("error", () => {
-                if (Date.now() > deadline) reject(new Error(`mosquitto did not listen on ${port}`))
-                else setTimeout(attempt, 100)
-            })
-        }
-        attempt()
-    })
 }
 
 /** Starts mosquitto with a TLS listener and dynamic security; initializes dynsec on first use of `dir`. */

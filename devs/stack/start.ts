@@ -8,10 +8,10 @@
  * prints what the device prints. Ctrl-C stops everything it started.
  */
 import { spawn, type ChildProcess } from "node:child_process"
-import { createConnection } from "node:net"
 import { join } from "node:path"
-import { PROJECT_ROOT, devsBin } from "../tools/devs-cli.ts"
+import { PROJECT_ROOT, devsBin, forEachLine } from "../tools/devs-cli.ts"
 import { startLocalStack, type LocalStack } from "./local.ts"
+import { portInUse, waitForPort } from "./ports.ts"
 
 /** The devtools server's WebSocket port; fixed by the DeviceScript CLI. */
 const DEVTOOLS_PORT = 8081
@@ -19,38 +19,11 @@ const DEVTOOLS_PORT = 8081
 const children: ChildProcess[] = []
 let stack: LocalStack | undefined
 
-function portOpen(port: number): Promise<boolean> {
-    return new Promise(resolve => {
-        const socket = createConnection({ host: "127.0.0.1", port })
-        socket.once("connect", () => {
-            socket.destroy()
-            resolve(true)
-        })
-        socket.once("error", () => resolve(false))
-    })
-}
-
-async function waitForPort(port: number, timeoutMs: number) {
-    const deadline = Date.now() + timeoutMs
-    while (Date.now() < deadline) {
-        if (await portOpen(port)) return
-        await new Promise(r => setTimeout(r, 200))
-    }
-    throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`)
-}
-
 function start(name: string, args: string[], onLine: (line: string) => void, env: Record<string, string> = {}): ChildProcess {
     const child = spawn(devsBin(), args, { cwd: PROJECT_ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } })
     children.push(child)
-    let partial = ""
-    const onData = (chunk: Buffer) => {
-        partial += chunk.toString("utf8")
-        const lines = partial.split("\n")
-        partial = lines.pop() ?? ""
-        for (const line of lines) onLine(line)
-    }
-    child.stdout!.on("data", onData)
-    child.stderr!.on("data", onData)
+    forEachLine(child.stdout!, onLine)
+    forEachLine(child.stderr!, onLine)
     child.on("exit", code => {
         if (!stopping) {
             console.error(`${name} exited (${code}); stopping`)
@@ -70,7 +43,7 @@ function stop(code: number) {
 }
 
 async function main() {
-    if (await portOpen(DEVTOOLS_PORT)) throw new Error(`port ${DEVTOOLS_PORT} is taken: is another devtools server running?`)
+    if (await portInUse(DEVTOOLS_PORT)) throw new Error(`port ${DEVTOOLS_PORT} is taken: is another devtools server running?`)
     // the broker must not outlive us, however we end
     process.on("exit", () => stack?.broker.process.kill("SIGKILL"))
     process.on("SIGINT", () => stop(0))
@@ -93,10 +66,9 @@ async function main() {
             }
             const text = line.slice(6)
             console.log(text)
-            const plain = text.replace(/\x1b\[[0-9;]*m/g, "")
-            const code = /^claim code .*: ([A-Z2-7-]+)$/.exec(plain)
+            const code = /^claim code .*: ([A-Z2-7-]+)$/.exec(text)
             if (code) claimCode = code[1]
-            const id = /^sentinel-node: boot \d+, device ([0-9a-f]{32})/.exec(plain)
+            const id = /^sentinel-node: boot \d+, device ([0-9a-f]{32})/.exec(text)
             if (id && claimCode) {
                 console.log(`\n  claim it as its owner:\n  npx tsx devs/claim.ts --id ${id[1]} --code ${claimCode} --owner <you>\n`)
                 claimCode = ""

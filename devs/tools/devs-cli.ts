@@ -20,7 +20,7 @@ export function devsBin(): string {
 /** What a finished `devs` command left behind. */
 export interface DevsResult {
     code: number | null
-    /** stdout and stderr, interleaved, with colour codes removed. */
+    /** stdout and stderr lines, interleaved, with colour codes removed. */
     output: string
 }
 
@@ -37,6 +37,17 @@ export interface RunDevsOptions {
 // eslint-disable-next-line no-control-regex
 const ANSI = /\x1b\[[0-9;]*m/g
 
+/** Calls `onLine` with each complete line a stream emits, colour codes removed. */
+export function forEachLine(stream: NodeJS.ReadableStream, onLine: (line: string) => void) {
+    let partial = ""
+    stream.on("data", (chunk: Buffer) => {
+        partial += chunk.toString("utf8").replace(ANSI, "")
+        const lines = partial.split("\n")
+        partial = lines.pop() ?? ""
+        for (const line of lines) onLine(line)
+    })
+}
+
 /** Runs `devs <args>` in the project root and collects its output. */
 export function runDevs(args: string[], options: RunDevsOptions): Promise<DevsResult> {
     return new Promise((resolveResult, reject) => {
@@ -46,18 +57,12 @@ export function runDevs(args: string[], options: RunDevsOptions): Promise<DevsRe
             stdio: ["ignore", "pipe", "pipe"],
         })
         let output = ""
-        let partial = ""
-        const onData = (chunk: Buffer) => {
-            const text = chunk.toString("utf8").replace(ANSI, "")
-            output += text
-            if (!options.onLine) return
-            partial += text
-            const lines = partial.split("\n")
-            partial = lines.pop() ?? ""
-            for (const line of lines) options.onLine(line)
+        const collect = (line: string) => {
+            output += line + "\n"
+            options.onLine?.(line)
         }
-        child.stdout.on("data", onData)
-        child.stderr.on("data", onData)
+        forEachLine(child.stdout, collect)
+        forEachLine(child.stderr, collect)
         const timer = setTimeout(() => {
             output += `\n[killed after ${options.timeoutMs} ms]\n`
             child.kill("SIGKILL")

@@ -23,12 +23,13 @@ describe("board definitions", () => {
         assert.deepEqual(archs, ["esp32", "esp32c3"])
     })
 
-    test("each wires I2C and lists its sensors", () => {
+    test("each wires I2C, lists its sensors and names its registry", () => {
         for (const { id, json } of boards) {
             assert.ok(json.i2c?.pinSDA !== undefined && json.i2c?.pinSCL !== undefined, `${id}: i2c pins`)
             const entries = String(json.sensors).split(",")
             assert.ok(entries.length > 0)
             for (const e of entries) assert.match(e.trim(), ENTRY, `${id}: sensor entry "${e}"`)
+            assert.match(String(json.registry), /^[a-z0-9.-]+:\d{1,5}$/, `${id}: registry host:port`)
         }
     })
 

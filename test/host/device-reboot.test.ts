@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from "node:child_process"
 import { copyFileSync, existsSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
-import { devsBin, PROJECT_ROOT } from "../../devs/tools/devs-cli.ts"
+import { devsBin, forEachLine, PROJECT_ROOT } from "../../devs/tools/devs-cli.ts"
 
 const FLASH = join(PROJECT_ROOT, ".devicescript", "flash", "sim.bin")
 const BACKUP = FLASH + ".test-backup"
@@ -24,19 +24,13 @@ function runUntil(stopAt: RegExp): Promise<string[]> {
             child.kill("SIGKILL")
             reject(new Error(`timed out; saw:\n${lines.join("\n")}`))
         }, 90_000)
-        let partial = ""
-        child.stdout.on("data", (c: Buffer) => {
-            partial += c.toString("utf8").replace(/\x1b\[[0-9;]*m/g, "")
-            const parts = partial.split("\n")
-            partial = parts.pop() ?? ""
-            for (const l of parts) {
-                if (!l.startsWith("WASM> ")) continue
-                lines.push(l.slice(6))
-                if (stopAt.test(l)) {
-                    clearTimeout(timer)
-                    child.kill("SIGKILL")
-                    resolve(lines)
-                }
+        forEachLine(child.stdout, l => {
+            if (!l.startsWith("WASM> ")) return
+            lines.push(l.slice(6))
+            if (stopAt.test(l)) {
+                clearTimeout(timer)
+                child.kill("SIGKILL")
+                resolve(lines)
             }
         })
     })

@@ -140,6 +140,19 @@ describe("registry", () => {
         assert.equal(store.events({ kind: "auth-failure" }).length, 10)
     })
 
+    test("wrong claim codes are rate-limited like logins", async () => {
+        const { store, t } = setup("claimlimit")
+        const { device, enrollment } = makeHostDevice()
+        await enroll(t, enrollment)
+        const statuses = []
+        for (let i = 0; i < 8; i++) statuses.push((await claim(t, device.id, `GUESS-${i}`, "mallory")).status)
+        assert.deepEqual(statuses, [403, 403, 403, 403, 403, 429, 429, 429])
+        // even the right code waits out the lockout
+        assert.equal((await claim(t, device.id, device.claimCode, "alice")).status, 429)
+        assert.equal(store.events({ kind: "rate-limited" }).length, 2)
+        assert.equal(store.events({ kind: "claim-failure" }).length, 5)
+    })
+
     test("a client offering a weaker mechanism is refused and logged", async () => {
         const { store, t } = setup("downgrade")
         const r = await t("GET", "/v1/session", { authorization: "Basic ZGV2aWNlOnBhc3N3b3Jk" })
