@@ -27,7 +27,7 @@ export async function deviceScramCost() {
 /** First boot to enrolled and first login, device against the local stack. */
 export async function timeToEnrollment() {
     const dir = mkdtempSync(join(tmpdir(), "bench-stack-"))
-    const stack = await startLocalStack({ dir })
+    const stack = await startLocalStack({ dir, onLog: () => {} })
     try {
         const run = await runInSimulator("test/device/fixtures/registry-session.ts", {
             timeoutMs: 120_000,
@@ -49,7 +49,11 @@ export async function timeToEnrollment() {
 export async function registryLoginRate() {
     const dir = mkdtempSync(join(tmpdir(), "bench-registry-"))
     const pki = ensurePki(join(dir, "pki"))
-    const registry = new Registry({ store: new SqliteStore(join(dir, "r.db")), rateLimit: { maxFailures: 1e9, windowMs: 1, baseLockoutMs: 1, maxLockoutMs: 1 } })
+    const registry = new Registry({
+        store: new SqliteStore(join(dir, "r.db")),
+        rateLimit: { maxFailures: 1e9, windowMs: 1, baseLockoutMs: 1, maxLockoutMs: 1 },
+        log: () => {},
+    })
     const server: Server = serveRegistry(registry, { key: readFileSync(pki.serverKey), cert: readFileSync(pki.serverCert) })
     const port = await freePort()
     await new Promise<void>(r => server.listen(port, "127.0.0.1", () => r()))
@@ -60,9 +64,6 @@ export async function registryLoginRate() {
         await enroll(t, enrollment)
         devices.push(device)
     }
-    const log = console.log
-    console.log = () => {}
-    const results: string[] = []
     let single = 0
     for (const n of [1, 4, 16]) {
         let count = 0
@@ -77,10 +78,8 @@ export async function registryLoginRate() {
         )
         const rate = count / 3
         if (n === 1) single = rate
-        results.push(`registry SCRAM logins/s with ${n} concurrent clients: ${rate.toFixed(1)} (x${(rate / single).toFixed(2)} of 1 client)`)
+        console.log(`registry SCRAM logins/s with ${n} concurrent clients: ${rate.toFixed(1)} (x${(rate / single).toFixed(2)} of 1 client)`)
     }
-    console.log = log
-    for (const r of results) console.log(r)
     server.closeAllConnections()
     server.close()
     registry.store.close()

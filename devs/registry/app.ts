@@ -48,6 +48,8 @@ export interface RegistryOptions {
     clock?: () => number
     /** Realm in the SCRAM challenge. */
     realm?: string
+    /** Where event lines go (default: the console). They never hold a credential. */
+    log?: (line: string) => void
 }
 
 const REALM = "sentinel"
@@ -112,7 +114,7 @@ export class Registry {
     /** Logs a security event (also to the console, without any credential). */
     event(kind: string, source: string, identity: string, detail: string) {
         this.store.addEvent({ at: this.clock(), kind, source, identity, detail })
-        console.log(`registry event ${kind} source=${source} identity=${identity}: ${detail}`)
+        ;(this.options.log ?? console.log)(`registry event ${kind} source=${source} identity=${identity}: ${detail}`)
     }
 
     /** Handles one request; returns status, headers and a JSON body. */

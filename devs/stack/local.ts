@@ -54,6 +54,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         store: new SqliteStore(join(options.dir, "registry.db")),
         broker: dynsec,
         brokerTokenTtlMs: options.brokerTokenTtlMs,
+        log: options.onLog ? line => options.onLog!("registry", line) : undefined,
     })
     registry.startExpiryTimer()
     const registryPort = options.registryPort ?? REGISTRY_PORT
