@@ -43,6 +43,8 @@ function ctr(key: Buffer, nonce: Buffer, data: Buffer): Buffer {
 /** The CBC-MAC of RFC 3610 §2.2 over B_0, the length-prefixed AAD and the message, encrypted with S_0 (§2.3). */
 async function tag(key: Buffer, nonce: Buffer, aad: Buffer, message: Buffer): Promise<Buffer> {
     if (aad.length > MAX_DATA_BYTES || message.length > MAX_DATA_BYTES) throw new RangeError("CCM input too long")
+    // start with a fresh step budget: the caller may have used much of it
+    await ds.sleep(0)
     const w = schedule(key)
     const x = Buffer.alloc(AES_BLOCK_BYTES)
     // B_0: flags = 64·Adata + 8·(M-2)/2 + (L-1), nonce, l(m) in L = 2 bytes
