@@ -3,25 +3,33 @@
  *
  * Boot: count the boot, open the security event log, honour a factory reset,
  * load or make the device's credentials (the claim code is shown once).
- * Then sensors -> validated readings -> SenML-CBOR batches -> sink (the
- * console for now; the secure uplink later), while the device keeps itself
- * enrolled and authenticated with the registry.
+ * Then sensors -> validated readings -> SenML-CBOR -> COSE_Encrypt0 -> the
+ * outbound queue -> MQTT over TLS, on a session the registry grants. A device
+ * whose identity is unusable runs its sensors to the console only.
  */
 import * as ds from "@devicescript/core"
+import { CborMap, encodeCbor } from "./codec/cbor"
 import { bootIdentity } from "./identity/boot"
 import { registryEndpoint } from "./identity/endpoint"
-import { runRegistrySession } from "./identity/session"
-import { startPipeline } from "./pipeline"
+import { Pipeline, startPipeline } from "./pipeline"
+import { CounterError, MessageCounter } from "./secure/counter"
+import { channelKeys, ownerRoot } from "./secure/keys"
 import { boardSensorList, parseSensorList } from "./sensors/config"
 import { startDriverPort } from "./sensors/drivers"
 import { SimulatedSensor } from "./sensors/simulated"
 import { SensorConfig, SensorFault } from "./sensors/types"
 import { ConsoleSink } from "./uplink/console-sink"
+import { Command, DownlinkVerifier } from "./uplink/downlink"
+import { OutboundQueue } from "./uplink/queue"
+import { ReadingSink } from "./uplink/sink"
+import { SecureUplink } from "./uplink/uplink"
 
 const FLUSH_INTERVAL_MS = 5000
 const MAX_READINGS = 64
 /** A sensor's faults are logged as security events at most this often (flash wear, log flooding). */
 const FAULT_EVENT_INTERVAL_MS = 600000
+/** Events per uplink message, so each fits a queue slot. */
+const EVENTS_PER_MESSAGE = 5
 
 async function openPort(config: SensorConfig) {
     if (ds.isSimulator()) return new SimulatedSensor(config.model)
@@ -32,6 +40,7 @@ const { boot, events, identity } = await bootIdentity(code => {
     console.log(`claim code (shown once; the owner claims the device with it): ${code}`)
 })
 const deviceName = identity ? identity.deviceId : "unprovisioned"
+const baseName = `urn:dev:sentinel:${deviceName}:`
 console.log(`sentinel-node: boot ${boot}, device ${deviceName}, ${events.total()} security events (${events.dropped()} dropped)`)
 
 const lastFaultEvent: { [sensor: string]: number } = {}
@@ -43,25 +52,76 @@ async function onFault(f: SensorFault) {
     await events.record("sensor-fault", `${f.sensor} ${f.kind}: ${f.detail}`)
 }
 
+let uplink: SecureUplink = undefined
+let pipeline: Pipeline = undefined
+
+/** The device's state report: what an owner needs to see that it is healthy. */
+function stateReport(): Buffer {
+    const intervals = new CborMap()
+    for (const s of pipeline.samplers) intervals.set(s.options.config.name, s.options.config.intervalMs)
+    return encodeCbor(
+        new CborMap()
+            .set("boot", boot)
+            .set("uptime", Math.round(ds.millis()))
+            .set("events", events.total())
+            .set("queued", uplink.options.queue.size())
+            .set("dropped", uplink.options.queue.dropped)
+            .set("intervals", intervals)
+    )
+}
+
+async function onCommand(c: Command): Promise<{ topic: string; body: Buffer }> {
+    if (c.cmd === "interval") {
+        for (const s of pipeline.samplers)
+            if (s.options.config.name === c.sensor) {
+                try {
+                    s.setIntervalMs(c.ms)
+                } catch (e: any) {
+                    await events.record("command", `interval ${c.sensor} refused: ${e.message}`)
+                    return undefined
+                }
+                await events.record("command", `interval ${c.sensor} set to ${c.ms} ms`)
+                return { topic: "state", body: stateReport() }
+            }
+        await events.record("command", `interval: no sensor ${c.sensor}`)
+        return undefined
+    }
+    if (c.cmd === "events") {
+        const list = await events.list()
+        for (let i = 0; i < list.length; i += EVENTS_PER_MESSAGE) {
+            const part = list.slice(i, Math.min(list.length, i + EVENTS_PER_MESSAGE))
+            await uplink.send("events", encodeCbor(part.map(e => [e.seq, e.boot, e.uptimeMs, e.kind, e.detail])))
+        }
+        return undefined
+    }
+    if (c.cmd === "update-check") await events.record("command", "update check requested")
+    return { topic: "state", body: stateReport() }
+}
+
+let sink: ReadingSink = new ConsoleSink({ baseName })
+if (identity) {
+    try {
+        const root = ownerRoot(identity.secret, identity.deviceId)
+        uplink = new SecureUplink({
+            identity,
+            registry: registryEndpoint(),
+            events,
+            up: channelKeys(root, identity.deviceId, "up"),
+            down: await DownlinkVerifier.open(channelKeys(root, identity.deviceId, "down"), identity.deviceId),
+            counter: await MessageCounter.open({ key: "sn_piv" }),
+            queue: await OutboundQueue.open({}),
+            baseName,
+            onCommand,
+        })
+        sink = uplink
+    } catch (e: any) {
+        if (!(e instanceof CounterError)) throw e
+        // resuming without the counter could reuse a nonce: stay offline until a factory reset
+        await events.record("storage-corrupt", e.message)
+    }
+}
+
 const sensors = parseSensorList(boardSensorList())
 console.log(`sensors: ${sensors.map(s => `${s.name}@${s.intervalMs}ms`).join(" ")}`)
-await startPipeline({
-    sensors,
-    sink: new ConsoleSink({ baseName: `urn:dev:sentinel:${deviceName}:` }),
-    openPort,
-    flushIntervalMs: FLUSH_INTERVAL_MS,
-    maxReadings: MAX_READINGS,
-    onFault,
-})
-
-if (identity)
-    await runRegistrySession({
-        identity,
-        endpoint: registryEndpoint(),
-        events,
-        onSession: session => {
-            if (!session.claimed) console.log("registry: authenticated; waiting for the owner's claim")
-            else if (session.broker) console.log(`registry: claimed; broker ${session.broker.host}:${session.broker.port} granted`)
-            else console.log("registry: claimed; no broker configured")
-        },
-    })
+pipeline = await startPipeline({ sensors, sink, openPort, flushIntervalMs: FLUSH_INTERVAL_MS, maxReadings: MAX_READINGS, onFault })
+if (uplink) await uplink.run()

@@ -4,11 +4,14 @@
  * credentials for claimed devices. Served over HTTPS only.
  *
  * Endpoints:
- * - `POST /v1/devices`: enroll `{ id, scram: {salt, iterations, storedKey, serverKey}, claim: {salt, iterations, hash} }`
- *   (binary fields base64). 201, or 409 for an id already enrolled.
+ * - `POST /v1/devices`: enroll `{ id, scram: {salt, iterations, storedKey, serverKey}, claim: {salt, iterations, hash},
+ *   owner: {envelope} }` (binary fields base64). 201, or 409 for an id already enrolled. The envelope is
+ *   ciphertext the registry cannot open (src/identity/owner-envelope.ts).
  * - `GET /v1/session`: RFC 7804 exchange with `Authorization: SCRAM-SHA-256 …`;
  *   the final 200 carries `Authentication-Info` and, for a claimed device, broker credentials.
- * - `POST /v1/claim`: `{ id, code, owner }`.
+ * - `POST /v1/claim`: `{ id, code, owner }`, where `code` is the claim proof. 200 returns the owner
+ *   envelope and, on the owner's first claim, the owner's broker login (subscribe to its devices' up
+ *   topics, publish to their down topics).
  */
 import { createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from "node:crypto"
 import { createServer, type Server } from "node:https"
@@ -35,6 +38,11 @@ export interface BrokerAccess {
     grant(deviceId: string, password: string): Promise<void>
     /** Removes the device's broker login and drops its session. */
     revoke(deviceId: string): Promise<void>
+    /**
+     * Lets `owner` read the device's up topics and write its down topics.
+     * Creates the owner's login on first use and returns its password then (only then).
+     */
+    allowOwner(owner: string, deviceId: string): Promise<{ username: string; password: string } | undefined>
 }
 
 /** Options of the registry. */
@@ -180,6 +188,7 @@ export class Registry {
             owner: null,
             enrolledAt: this.clock(),
             claimedAt: null,
+            ownerEnvelope: b64(((req.owner ?? {}) as Record<string, unknown>).envelope, "owner.envelope", 40, 256),
         }
         if (!this.store.insertDevice(device)) {
             this.event("re-enroll-refused", source, id, "enrollment of an id already enrolled")
@@ -255,10 +264,12 @@ export class Registry {
     private async issueBrokerCredentials(id: string) {
         const broker = this.options.broker!
         const password = randomBytes(24).toString("base64url")
-        const expiresAt = this.clock() + (this.options.brokerTokenTtlMs ?? 3_600_000)
+        const ttlMs = this.options.brokerTokenTtlMs ?? 3_600_000
+        const expiresAt = this.clock() + ttlMs
         await broker.grant(id, password)
         this.store.putBrokerExpiry(id, expiresAt)
-        return { host: broker.endpoint.host, port: broker.endpoint.port, username: id, password, expiresAt }
+        // ttlMs too: devices have no wall clock to compare expiresAt with
+        return { host: broker.endpoint.host, port: broker.endpoint.port, username: id, password, expiresAt, ttlMs }
     }
 
     /** Revokes every broker credential past its expiry. Returns the devices revoked. */
@@ -315,7 +326,8 @@ export class Registry {
         if (!this.store.claimDevice(id, owner, this.clock())) throw new HttpError(409, "device already claimed")
         for (const k of keys) this.limiter.succeed(k)
         this.event("claimed", source, id, `claimed by ${owner}`)
-        return { status: 200, headers: {}, body: { id, owner } }
+        const broker = await this.options.broker?.allowOwner(owner, id)
+        return { status: 200, headers: {}, body: { id, owner, envelope: device.ownerEnvelope.toString("base64"), ...(broker ? { broker } : {}) } }
     }
 
     private checkClaimCode(code: string, device: DeviceRecord): boolean {

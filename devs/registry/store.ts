@@ -23,6 +23,8 @@ export interface DeviceRecord {
     owner: string | null
     enrolledAt: number
     claimedAt: number | null
+    /** The owner envelope (COSE_Encrypt0 under a key only the claim code gives); ciphertext to the registry. */
+    ownerEnvelope: Buffer
 }
 
 /** A security event kept by the registry. */
@@ -107,6 +109,10 @@ export const MIGRATIONS: { version: number; sql: string }[] = [
             );
         `,
     },
+    {
+        version: 2,
+        sql: `ALTER TABLE devices ADD COLUMN owner_envelope BLOB NOT NULL DEFAULT x'';`,
+    },
 ]
 
 interface DeviceRow {
@@ -121,6 +127,7 @@ interface DeviceRow {
     owner: string | null
     enrolled_at: number
     claimed_at: number | null
+    owner_envelope: Buffer
 }
 
 /** The embedded SQLite store. */
@@ -157,10 +164,10 @@ export class SqliteStore implements RegistryStore {
         const r = this.db
             .prepare(
                 `INSERT OR IGNORE INTO devices (id, scram_salt, scram_iterations, stored_key, server_key,
-                 claim_salt, claim_iterations, claim_hash, owner, enrolled_at, claimed_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+                 claim_salt, claim_iterations, claim_hash, owner, enrolled_at, claimed_at, owner_envelope)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
             )
-            .run(d.id, d.scramSalt, d.scramIterations, d.storedKey, d.serverKey, d.claimSalt, d.claimIterations, d.claimHash, d.owner, d.enrolledAt, d.claimedAt)
+            .run(d.id, d.scramSalt, d.scramIterations, d.storedKey, d.serverKey, d.claimSalt, d.claimIterations, d.claimHash, d.owner, d.enrolledAt, d.claimedAt, d.ownerEnvelope)
         return r.changes === 1
     }
 
@@ -179,6 +186,7 @@ export class SqliteStore implements RegistryStore {
             owner: r.owner,
             enrolledAt: r.enrolled_at,
             claimedAt: r.claimed_at,
+            ownerEnvelope: r.owner_envelope,
         }
     }
 

@@ -169,6 +169,25 @@ export class MosquittoDynsec implements BrokerAccess {
         if (failed) throw new Error(`dynamic-security ${failed.command}: ${failed.error}`)
     }
 
+    async allowOwner(owner: string, deviceId: string): Promise<{ username: string; password: string } | undefined> {
+        const username = `owner-${owner}`
+        const role = username
+        const password = randomBytes(24).toString("base64url")
+        const allow = (acltype: string, topic: string) => ({ command: "addRoleACL", rolename: role, acltype, topic, allow: true, priority: 0 })
+        const [created] = await this.send([{ command: "createClient", username, password }])
+        const responses = await this.send([
+            // createRole fails harmlessly when the role exists; the ACLs and the role link must succeed
+            { command: "createRole", rolename: role },
+            allow("subscribePattern", `things/${deviceId}/up/#`),
+            allow("publishClientReceive", `things/${deviceId}/up/#`),
+            allow("publishClientSend", `things/${deviceId}/down/#`),
+            { command: "addClientRole", username, rolename: role },
+        ])
+        const failed = responses.slice(1, 4).find(r => r.error)
+        if (failed) throw new Error(`dynamic-security ${failed.command}: ${failed.error}`)
+        return created.error ? undefined : { username, password }
+    }
+
     async revoke(deviceId: string): Promise<void> {
         // deleting the client also disconnects its session
         await this.send([

@@ -25,6 +25,9 @@ export type SecurityEventKind =
     | "tls-refused"
     | "sensor-fault"
     | "storage-corrupt"
+    | "queue-overflow"
+    | "downlink-refused"
+    | "command"
 
 /** One logged event. */
 export interface SecurityEvent {

@@ -58,3 +58,11 @@ export function groupCode(code: string, size = 4): string {
     for (let i = 0; i < code.length; i += size) parts.push(code.slice(i, i + size))
     return parts.join("-")
 }
+
+/** A typed claim code in canonical form: upper-case base32, no separators. */
+export function canonicalClaimCode(code: string): string {
+    let out = ""
+    const upper = code.toUpperCase()
+    for (let i = 0; i < upper.length; ++i) if (upper[i] !== "-" && upper[i] !== " ") out += upper[i]
+    return out
+}

@@ -6,16 +6,20 @@
  * - secret: 32 random bytes; the SCRAM password. Never printed, logged or sent.
  * - device id: 16 random bytes as hex; the public name in the registry and topics.
  * - claim code: 20 random bytes (160 bits) as grouped base32, printed once on
- *   the console for the owner. Only its salted PBKDF2 verifier is stored, so
+ *   the console for the owner. Only the salted PBKDF2 verifier of its claim
+ *   proof is stored, and the owner envelope it seals (owner-envelope.ts), so
  *   the code itself never rests in flash.
  *
- * The record is one settings value, written in one step: a power cut leaves
- * either no identity (the next boot makes one) or a whole one.
+ * The identity record is one settings value, written in one step after the
+ * envelope: a power cut leaves either no identity (the next boot makes one,
+ * overwriting a stray envelope) or a whole one.
  */
 import { randomBuffer } from "@devicescript/crypto"
 import { CborValue, decodeCbor, encodeCbor } from "../codec/cbor"
 import { readBytes, writeBytes, deleteKey } from "../storage/settings"
+import { ownerRoot } from "../secure/keys"
 import { base32Encode, groupCode } from "./base32"
+import { claimProof, sealOwnerEnvelope } from "./owner-envelope"
 import { pbkdf2Sha256, SCRAM_MIN_ITERATIONS } from "./scram"
 
 /** Settings key of the identity record. */
@@ -24,6 +28,8 @@ export const IDENTITY_KEY = "sn_identity"
 export const RESET_REQUEST_KEY = "sn_reset"
 /** Settings key holding the id the registry accepted, once enrolled. */
 export const ENROLLED_KEY = "sn_enrolled"
+/** Settings key of the sealed owner envelope, kept until the registry has it. */
+export const ENVELOPE_KEY = "sn_envelope"
 
 const RECORD_VERSION = 1
 const SECRET_BYTES = 32
@@ -56,18 +62,10 @@ export class IdentityError extends Error {
     }
 }
 
-/** The form in which a claim code is hashed: upper-case base32, no separators. */
-export function canonicalClaimCode(code: string): string {
-    let out = ""
-    const upper = code.toUpperCase()
-    for (let i = 0; i < upper.length; ++i) if (upper[i] !== "-" && upper[i] !== " ") out += upper[i]
-    return out
-}
-
-/** Computes the verifier of a claim code with a fresh salt. */
+/** Computes the verifier of a claim code's proof with a fresh salt. */
 export async function makeClaimVerifier(code: string): Promise<ClaimVerifier> {
     const salt = randomBuffer(SALT_BYTES)
-    const hash = await pbkdf2Sha256(Buffer.from(canonicalClaimCode(code)), salt, SCRAM_MIN_ITERATIONS)
+    const hash = await pbkdf2Sha256(Buffer.from(claimProof(code)), salt, SCRAM_MIN_ITERATIONS)
     return { salt, iterations: SCRAM_MIN_ITERATIONS, hash }
 }
 
@@ -143,6 +141,7 @@ export async function loadOrCreateIdentity(options: IdentityOptions): Promise<Id
         secret: randomBuffer(SECRET_BYTES),
         claim: await makeClaimVerifier(code),
     }
+    await writeBytes(ENVELOPE_KEY, await sealOwnerEnvelope(ownerRoot(identity.secret, identity.deviceId), code, identity.deviceId))
     await writeBytes(IDENTITY_KEY, encodeIdentity(identity))
     // shown only once it is stored, so a printed code always matches a stored identity
     options.showClaimCode(groupCode(code))
@@ -158,6 +157,7 @@ export async function factoryResetRequested(): Promise<boolean> {
 export async function wipeIdentity() {
     await deleteKey(IDENTITY_KEY)
     await deleteKey(ENROLLED_KEY)
+    await deleteKey(ENVELOPE_KEY)
     await deleteKey(RESET_REQUEST_KEY)
 }
 
@@ -170,4 +170,9 @@ export async function isEnrolled(identity: DeviceIdentity): Promise<boolean> {
 /** Records that the registry accepted this identity. */
 export async function markEnrolled(identity: DeviceIdentity) {
     await writeBytes(ENROLLED_KEY, Buffer.from(identity.deviceId, "hex"))
+}
+
+/** The sealed owner envelope made at first boot, if still stored. */
+export async function readOwnerEnvelope(): Promise<Buffer> {
+    return await readBytes(ENVELOPE_KEY)
 }

@@ -7,7 +7,7 @@
 import { base64Decode, base64Encode } from "../codec/base64"
 import { EventLog } from "../events/log"
 import { HttpsError, httpsRequest, HttpsResponse } from "../uplink/https"
-import { DeviceIdentity } from "./credentials"
+import { DeviceIdentity, readOwnerEnvelope } from "./credentials"
 import { makeScramVerifier, ScramClient, ScramError, ScramKeyCache } from "./scram"
 
 /** Where the registry is. */
@@ -24,6 +24,8 @@ export interface BrokerGrant {
     password: string
     /** Registry clock (ms since the epoch) at which the password stops working. */
     expiresAt: number
+    /** Lifetime of the password from when it was issued, in milliseconds. */
+    ttlMs: number
 }
 
 /** The outcome of an authentication. */
@@ -82,6 +84,8 @@ async function call(endpoint: RegistryEndpoint, method: "GET" | "POST", path: st
  * Resolves `true` when enrolled now, `false` when the registry already knows the id.
  */
 export async function enroll(endpoint: RegistryEndpoint, identity: DeviceIdentity): Promise<boolean> {
+    const envelope = await readOwnerEnvelope()
+    if (!envelope) throw new RegistryError("enroll-refused", "owner envelope missing: factory reset needed")
     const v = await makeScramVerifier(scramPassword(identity))
     const body = JSON.stringify({
         id: identity.deviceId,
@@ -96,6 +100,7 @@ export async function enroll(endpoint: RegistryEndpoint, identity: DeviceIdentit
             iterations: identity.claim.iterations,
             hash: base64Encode(identity.claim.hash),
         },
+        owner: { envelope: base64Encode(envelope) },
     })
     const r = await call(endpoint, "POST", "/v1/devices", {}, body)
     if (r.status === 201) return true
@@ -158,9 +163,9 @@ function parseSession(body: Buffer): RegistrySession {
     const session: RegistrySession = { claimed: v && v.claimed === true }
     const b = v ? v.broker : undefined
     if (session.claimed && b) {
-        if (typeof b.host !== "string" || typeof b.port !== "number" || typeof b.username !== "string" || typeof b.password !== "string" || typeof b.expiresAt !== "number")
+        if (typeof b.host !== "string" || typeof b.port !== "number" || typeof b.username !== "string" || typeof b.password !== "string" || typeof b.expiresAt !== "number" || typeof b.ttlMs !== "number" || !(b.ttlMs > 0))
             throw new RegistryError("protocol", "malformed broker grant")
-        session.broker = { host: b.host, port: b.port, username: b.username, password: b.password, expiresAt: b.expiresAt }
+        session.broker = { host: b.host, port: b.port, username: b.username, password: b.password, expiresAt: b.expiresAt, ttlMs: b.ttlMs }
     }
     return session
 }

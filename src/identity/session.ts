@@ -29,6 +29,21 @@ export function backoffMs(attempt: number, minMs: number, maxMs: number): number
     return Math.round(base * (0.75 + Math.random() * 0.5))
 }
 
+/**
+ * One registry exchange: enrolls first if the registry has not accepted this
+ * identity yet, then authenticates. Failures are logged as security events
+ * where they are one, and thrown as `RegistryError`.
+ */
+export async function registryExchange(identity: DeviceIdentity, endpoint: RegistryEndpoint, events: EventLog, cache: ScramKeyCache): Promise<RegistrySession> {
+    if (!(await isEnrolled(identity))) {
+        const fresh = await withSecurityEvents(events, async () => await enroll(endpoint, identity))
+        if (fresh) await events.record("enrolled", `registry ${endpoint.host} accepted ${identity.deviceId}`)
+        // an id already known is ours only if we can log in with it: authenticate() below decides
+        await markEnrolled(identity)
+    }
+    return await withSecurityEvents(events, async () => await authenticate(endpoint, identity, cache))
+}
+
 /** Runs forever: enroll if needed, authenticate, wait, repeat. */
 export async function runRegistrySession(options: SessionOptions) {
     const { identity, endpoint, events } = options
@@ -39,13 +54,7 @@ export async function runRegistrySession(options: SessionOptions) {
     for (;;) {
         let waitMs: number
         try {
-            if (!(await isEnrolled(identity))) {
-                const fresh = await withSecurityEvents(events, async () => await enroll(endpoint, identity))
-                if (fresh) await events.record("enrolled", `registry ${endpoint.host} accepted ${identity.deviceId}`)
-                // an id already known is ours only if we can log in with it: authenticate() below decides
-                await markEnrolled(identity)
-            }
-            const session = await withSecurityEvents(events, async () => await authenticate(endpoint, identity, cache))
+            const session = await registryExchange(identity, endpoint, events, cache)
             failures = 0
             await options.onSession(session)
             // refresh well before the broker password expires; the registry's clock is not ours,

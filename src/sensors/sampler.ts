@@ -57,7 +57,7 @@ export class SensorSampler {
     private timer: number = undefined
     private busy = false
 
-    constructor(private readonly options: SamplerOptions) {}
+    constructor(readonly options: SamplerOptions) {}
 
     /** The sensor this sampler reads. */
     config(): SensorConfig {

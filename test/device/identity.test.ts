@@ -1,13 +1,16 @@
 import * as ds from "@devicescript/core"
 import { describe, expect, test } from "@devicescript/test"
-import { base32Decode } from "../../src/identity/base32"
+import { base32Decode, canonicalClaimCode } from "../../src/identity/base32"
+import { claimProof, ENVELOPE_AAD, envelopeKey } from "../../src/identity/owner-envelope"
+import { open } from "../../src/secure/cose"
+import { ownerRoot } from "../../src/secure/keys"
 import {
-    canonicalClaimCode,
     decodeIdentity,
     factoryResetRequested,
     IDENTITY_KEY,
     IdentityError,
     loadOrCreateIdentity,
+    readOwnerEnvelope,
     RESET_REQUEST_KEY,
     wipeIdentity,
 } from "../../src/identity/credentials"
@@ -27,7 +30,7 @@ describe("identity", () => {
         expect(first.identity.deviceId.length).toBe(32)
         expect(first.identity.secret.length).toBe(32)
         // the stored verifier is PBKDF2 of the shown code; the code itself is not stored
-        const again = await pbkdf2Sha256(Buffer.from(canonicalClaimCode(shown[0])), first.identity.claim.salt, first.identity.claim.iterations)
+        const again = await pbkdf2Sha256(Buffer.from(claimProof(shown[0])), first.identity.claim.salt, first.identity.claim.iterations)
         expect(again.toString("hex")).toBe(first.identity.claim.hash.toString("hex"))
         const stored = await readBytes(IDENTITY_KEY)
         expect(stored.toString("hex").indexOf(Buffer.from(canonicalClaimCode(shown[0])).toString("hex"))).toBe(-1)
@@ -37,6 +40,26 @@ describe("identity", () => {
         expect(shown.length).toBe(1)
         expect(second.identity.deviceId).toBe(first.identity.deviceId)
         expect(second.identity.secret.toString("hex")).toBe(first.identity.secret.toString("hex"))
+    })
+
+    test("the owner envelope opens only with the claim code, and holds the owner root", async () => {
+        await wipeIdentity()
+        let code = ""
+        const { identity } = await loadOrCreateIdentity({ showClaimCode: c => (code = c) })
+        const envelope = await readOwnerEnvelope()
+        const opened = await open(envelope, { key: envelopeKey(code, identity.deviceId), externalAad: Buffer.from(ENVELOPE_AAD) })
+        expect(opened.plaintext.toString("hex")).toBe(ownerRoot(identity.secret, identity.deviceId).toString("hex"))
+        expect(opened.kid.toString("hex")).toBe(identity.deviceId)
+        // the root is not the secret, and the proof the registry sees is not the code
+        expect(opened.plaintext.toString("hex") === identity.secret.toString("hex")).toBe(false)
+        expect(claimProof(code).indexOf(canonicalClaimCode(code))).toBe(-1)
+        let refused = false
+        try {
+            await open(envelope, { key: envelopeKey("AAAA-BBBB", identity.deviceId), externalAad: Buffer.from(ENVELOPE_AAD) })
+        } catch (e) {
+            refused = true
+        }
+        expect(refused).toBe(true)
     })
 
     test("a reset makes entirely new credentials", async () => {

@@ -1,6 +1,8 @@
 import { describe, expect, test } from "@devicescript/test"
 import { encryptBlock, expandKey256 } from "../../src/secure/aes"
 import { ccmOpen, ccmSeal } from "../../src/secure/ccm"
+import { CounterError, MessageCounter } from "../../src/secure/counter"
+import { writeBytes, deleteKey } from "../../src/storage/settings"
 import { CoseError, nonceFor, open, partialIvFromCounter, counterFromPartialIv, seal } from "../../src/secure/cose"
 
 function pattern(n: number, step: number): Buffer {
@@ -127,5 +129,30 @@ describe("COSE_Encrypt0 with AES-CCM-16-64-256 (RFC 9052, RFC 9053)", () => {
         // a partial IV with a leading zero byte would alias another counter
         expect(await coseRefusal(hex`d08343a1010ba204410106420007484142434445464748`, KEY, aad, contextIv)).toBe("partial IV not minimal")
         expect(await coseRefusal(hex`d08343a1010ba1064107484142434445464748`, KEY, aad, contextIv)).toBe("no kid")
+    })
+})
+
+describe("message counter", () => {
+    test("never repeats across reopens (reboots): resumes at the end of the reserved block", async () => {
+        await deleteKey("tc_piv")
+        const a = await MessageCounter.open({ key: "tc_piv", block: 4 })
+        expect(await a.next()).toBe(0)
+        expect(await a.next()).toBe(1)
+        // power cut here: 2 and 3 were reserved but not used
+        const b = await MessageCounter.open({ key: "tc_piv", block: 4 })
+        expect(await b.next()).toBe(4)
+        for (let i = 5; i < 10; ++i) expect(await b.next()).toBe(i)
+        const c = await MessageCounter.open({ key: "tc_piv", block: 4 })
+        expect(await c.next()).toBe(12)
+    })
+    test("an unreadable reservation stops the counter instead of restarting it", async () => {
+        await writeBytes("tc_piv", hex`ff00`)
+        let failed = false
+        try {
+            await MessageCounter.open({ key: "tc_piv" })
+        } catch (e) {
+            failed = e instanceof CounterError
+        }
+        expect(failed).toBe(true)
     })
 })

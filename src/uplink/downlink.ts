@@ -1,0 +1,115 @@
+/**
+ * Commands from the owner on `things/<id>/down/cmd`. Each is a COSE_Encrypt0
+ * under the device's down key (kid = device id, external AAD = the topic) with
+ * a Partial IV counter that must be higher than any accepted before: the
+ * highest is kept in flash, written before the command runs, so a replay is
+ * refused even across a power cut. Anything unauthenticated, malformed,
+ * replayed or unknown is refused with a reason; the caller logs it and does nothing.
+ */
+import { CborMap, CborValue, decodeCbor, encodeCbor } from "../codec/cbor"
+import { CoseError, counterFromPartialIv, open } from "../secure/cose"
+import { ChannelKeys } from "../secure/keys"
+import { readBytes, writeBytes } from "../storage/settings"
+
+/** What the owner can ask. */
+export type Command =
+    | { cmd: "interval"; sensor: string; ms: number }
+    | { cmd: "events" }
+    | { cmd: "state" }
+    | { cmd: "update-check" }
+
+/** Why a downlink message was refused. */
+export class DownlinkError extends Error {
+    constructor(
+        readonly reason: "forged" | "malformed" | "replayed" | "unknown",
+        message: string
+    ) {
+        super(message)
+        this.name = "DownlinkError"
+    }
+}
+
+/** Settings key of the highest accepted downlink counter. */
+const LAST_COUNTER_KEY = "sn_dnpiv"
+
+function text(m: CborMap, key: string): string {
+    const v = m.get(key)
+    if (typeof v !== "string" || v.length > 32) throw new DownlinkError("malformed", `field ${key} must be short text`)
+    return v
+}
+
+/** Parses the plaintext of a command (a CBOR map with text keys). */
+export function parseCommand(plaintext: Buffer): Command {
+    let v: CborValue
+    try {
+        v = decodeCbor(plaintext, { maxBytes: 256, maxDepth: 1, maxItems: 8 })
+    } catch (e: any) {
+        throw new DownlinkError("malformed", "command is not CBOR")
+    }
+    if (!(v instanceof CborMap)) throw new DownlinkError("malformed", "command is not a map")
+    const cmd = text(v, "cmd")
+    if (cmd === "interval") {
+        const ms = v.get("ms")
+        if (typeof ms !== "number" || ms !== Math.floor(ms)) throw new DownlinkError("malformed", "interval needs whole ms")
+        return { cmd, sensor: text(v, "sensor"), ms }
+    }
+    if (cmd === "events" || cmd === "state" || cmd === "update-check") return { cmd }
+    throw new DownlinkError("unknown", `unknown command ${cmd}`)
+}
+
+/** Encodes a command (the owner tools do the same on the host). */
+export function encodeCommand(c: Command): Buffer {
+    const m = new CborMap().set("cmd", c.cmd)
+    if (c.cmd === "interval") m.set("sensor", c.sensor).set("ms", c.ms)
+    return encodeCbor(m)
+}
+
+/** Above any counter an owner will send (2^53 - 1). */
+const NEVER_AGAIN = 9007199254740991
+
+/** The stored counter; unreadable means "accept nothing" until a factory reset rather than "accept replays". */
+function lastCounter(stored: Buffer): number {
+    if (!stored) return -1
+    let v: CborValue
+    try {
+        v = decodeCbor(stored, { maxBytes: 16, maxDepth: 0, maxItems: 1 })
+    } catch (e) {
+        return NEVER_AGAIN
+    }
+    if (typeof v !== "number") return NEVER_AGAIN
+    return v
+}
+
+/** Verifies downlink messages for one device. */
+export class DownlinkVerifier {
+    private constructor(
+        private readonly keys: ChannelKeys,
+        private readonly topic: string,
+        private lastCounter: number
+    ) {}
+
+    /** Opens the verifier with the highest counter accepted so far. */
+    static async open(keys: ChannelKeys, deviceId: string): Promise<DownlinkVerifier> {
+        return new DownlinkVerifier(keys, `things/${deviceId}/down/cmd`, lastCounter(await readBytes(LAST_COUNTER_KEY)))
+    }
+
+    /** Verifies, replay-checks and parses one message; the counter is stored before the command is returned. */
+    async accept(topic: string, payload: Buffer): Promise<Command> {
+        if (topic !== this.topic) throw new DownlinkError("unknown", "not the command topic")
+        let opened
+        try {
+            opened = await open(payload, { key: this.keys.key, contextIv: this.keys.contextIv, externalAad: Buffer.from(topic), maxBytes: 512 })
+        } catch (e: any) {
+            if (e instanceof CoseError) throw new DownlinkError(e.message === "authentication failed" ? "forged" : "malformed", e.message)
+            throw e
+        }
+        if (opened.kid.toString("hex") !== this.keys.kid.toString("hex")) throw new DownlinkError("forged", "kid is not this device")
+        if (!opened.partialIv.length) throw new DownlinkError("malformed", "commands need a partial IV")
+        const counter = counterFromPartialIv(opened.partialIv)
+        if (counter <= this.lastCounter) throw new DownlinkError("replayed", `counter ${counter} not above ${this.lastCounter}`)
+        const command = parseCommand(opened.plaintext)
+        await writeBytes(LAST_COUNTER_KEY, encodeCbor(counter))
+        this.lastCounter = counter
+        return command
+    }
+}

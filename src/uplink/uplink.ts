@@ -1,0 +1,195 @@
+/**
+ * The secure uplink: readings and reports sealed end to end, queued, and
+ * carried over MQTT 3.1.1 on an outbound TLS connection. The device never
+ * listens; it owns the one socket the runtime allows and schedules it:
+ *
+ *   registry (HTTPS, SCRAM-SHA-256) -> broker password -> MQTT session
+ *   -> before the password expires: close MQTT, registry again, reconnect.
+ *
+ * Sealing and queueing never wait for the network, so a registry or broker
+ * outage only fills the queue. Failures back off exponentially with jitter.
+ */
+import * as ds from "@devicescript/core"
+import { encodeReadingBatch } from "../codec/readings"
+import { EventLog } from "../events/log"
+import { DeviceIdentity } from "../identity/credentials"
+import { BrokerGrant, RegistryEndpoint, RegistryError } from "../identity/registry-client"
+import { ScramKeyCache } from "../identity/scram"
+import { backoffMs, registryExchange } from "../identity/session"
+import { partialIvFromCounter, seal } from "../secure/cose"
+import { MessageCounter } from "../secure/counter"
+import { ChannelKeys } from "../secure/keys"
+import { Command, DownlinkError, DownlinkVerifier } from "./downlink"
+import { MqttClient, MqttError } from "./mqtt"
+import { OutboundQueue } from "./queue"
+import { ReadingBatch, ReadingSink } from "./sink"
+
+/** Options of the uplink. */
+export interface UplinkOptions {
+    identity: DeviceIdentity
+    registry: RegistryEndpoint
+    events: EventLog
+    up: ChannelKeys
+    down: DownlinkVerifier
+    counter: MessageCounter
+    queue: OutboundQueue
+    /** SenML base name of reading packs. */
+    baseName: string
+    /** Runs an authenticated command; returns the reply to send (topic suffix and CBOR), if any. */
+    onCommand: (command: Command) => Promise<{ topic: string; body: Buffer }>
+    /** Readings per sealed message, so each fits a queue slot. Default 10. */
+    readingsPerMessage?: number
+    /** Backoff after failures. Defaults 2 s .. 5 min. */
+    minBackoffMs?: number
+    maxBackoffMs?: number
+    /** While unclaimed, how often to ask the registry again. Default 30 s. */
+    unclaimedPollMs?: number
+}
+
+/** The share of a broker password's lifetime after which it is renewed. */
+const REFRESH_AT = 0.8
+
+/** Seals, queues and delivers; also a `ReadingSink` for the pipeline. */
+export class SecureUplink implements ReadingSink {
+    /** Messages the broker acknowledged since boot. */
+    acknowledged = 0
+    private readonly upPrefix: string
+    private readonly cache: ScramKeyCache = {}
+    private readonly pendingCommands: Command[] = []
+    private grant: BrokerGrant = undefined
+    private grantUntilMs = 0
+
+    constructor(readonly options: UplinkOptions) {
+        this.upPrefix = `things/${options.identity.deviceId}/up/`
+    }
+
+    /** Seals a batch as SenML-CBOR packs of bounded size and queues them. */
+    async deliver(batch: ReadingBatch): Promise<void> {
+        const per = this.options.readingsPerMessage || 10
+        const readings = batch.readings
+        for (let start = 0; start < readings.length || start === 0; start += per) {
+            const part: ReadingBatch = {
+                readings: readings.slice(start, Math.min(readings.length, start + per)),
+                // counters ride with the first pack
+                faults: start === 0 ? batch.faults : [],
+                dropped: start === 0 ? batch.dropped + this.options.queue.dropped : 0,
+                closedAtMs: batch.closedAtMs,
+            }
+            await this.send("readings", encodeReadingBatch(part, { baseName: this.options.baseName }))
+        }
+    }
+
+    /**
+     * Seals `plaintext` for `things/<id>/up/<topic>` and queues it. The topic is
+     * the external AAD, so a message cannot be replayed under another topic.
+     */
+    async send(topic: string, plaintext: Buffer): Promise<void> {
+        const counter = await this.options.counter.next()
+        const payload = await seal(plaintext, {
+            key: this.options.up.key,
+            kid: this.options.up.kid,
+            externalAad: Buffer.from(this.upPrefix + topic),
+            partialIv: partialIvFromCounter(counter),
+            contextIv: this.options.up.contextIv,
+        })
+        const droppedBefore = this.options.queue.dropped
+        await this.options.queue.push({ topic, payload })
+        if (this.options.queue.dropped > droppedBefore && this.options.queue.dropped % 100 === 1)
+            await this.options.events.record("queue-overflow", `offline queue full: ${this.options.queue.dropped} messages dropped so far`)
+        console.log(`uplink: sealed ${topic} #${counter}, ${payload.length} B, queue ${this.options.queue.size()}`)
+    }
+
+    /** Runs the connection schedule forever. */
+    async run() {
+        const minMs = this.options.minBackoffMs || 2000
+        const maxMs = this.options.maxBackoffMs || 300000
+        let failures = 0
+        for (;;) {
+            let waitMs = 0
+            try {
+                if (!this.grant || ds.millis() >= this.grantUntilMs) await this.renewGrant()
+                if (this.grant) {
+                    await this.session(this.grant)
+                    failures = 0
+                } else waitMs = this.options.unclaimedPollMs || 30000
+            } catch (e: any) {
+                waitMs = backoffMs(failures++, minMs, maxMs)
+                await this.recordFailure(e)
+                console.log(`uplink: ${e.name}: ${e.message}; retrying in ${Math.round(waitMs / 1000)} s`)
+            }
+            if (waitMs) await ds.sleep(waitMs)
+        }
+    }
+
+    private async renewGrant() {
+        this.grant = undefined
+        const session = await registryExchange(this.options.identity, this.options.registry, this.options.events, this.cache)
+        if (!session.claimed) {
+            console.log("uplink: waiting for the owner's claim")
+            return
+        }
+        if (!session.broker) throw new RegistryError("protocol", "claimed but no broker granted")
+        this.grant = session.broker
+        this.grantUntilMs = ds.millis() + session.broker.ttlMs * REFRESH_AT
+    }
+
+    private async recordFailure(e: any) {
+        if (e instanceof MqttError) {
+            if (e.failure === "tls") await this.options.events.record("tls-refused", e.message)
+            if (e.failure === "refused") {
+                await this.options.events.record("auth-failure", e.message)
+                this.grant = undefined
+            }
+        } else if (!(e instanceof RegistryError)) throw e
+    }
+
+    /** One MQTT session, until the connection fails or the password is due for renewal. */
+    private async session(grant: BrokerGrant) {
+        const id = this.options.identity.deviceId
+        const client = await MqttClient.connect({
+            host: grant.host,
+            port: grant.port,
+            clientId: id,
+            username: grant.username,
+            password: grant.password,
+            keepAliveS: 60,
+        })
+        const self = this
+        client.onMessage = async m => {
+            await self.onDownlink(m.topic, m.payload)
+        }
+        try {
+            await client.subscribe(`things/${id}/down/#`, 1)
+            console.log(`uplink: connected to ${grant.host}:${grant.port}`)
+            while (ds.millis() < this.grantUntilMs) {
+                await this.runCommands()
+                const head = await this.options.queue.peek()
+                if (head) {
+                    await client.publish(this.upPrefix + head.topic, head.payload, 1)
+                    await this.options.queue.remove()
+                    this.acknowledged++
+                } else await client.poll(250)
+            }
+        } finally {
+            await client.close()
+        }
+    }
+
+    private async onDownlink(topic: string, payload: Buffer) {
+        try {
+            this.pendingCommands.push(await this.options.down.accept(topic, payload))
+        } catch (e: any) {
+            if (!(e instanceof DownlinkError)) throw e
+            await this.options.events.record("downlink-refused", `${e.reason}: ${e.message}`)
+        }
+    }
+
+    private async runCommands() {
+        while (this.pendingCommands.length) {
+            const command = this.pendingCommands.shift()
+            console.log(`uplink: command ${command.cmd}`)
+            const reply = await this.options.onCommand(command)
+            if (reply) await this.send(reply.topic, reply.body)
+        }
+    }
+}
