@@ -60,7 +60,7 @@ export async function registryLoginRate() {
     const t = httpsTransport(`https://localhost:${port}`, readFileSync(pki.caCert))
     const devices = []
     for (let i = 0; i < 16; i++) {
-        const { device, enrollment } = makeHostDevice()
+        const { device, enrollment } = await makeHostDevice()
         await enroll(t, enrollment)
         devices.push(device)
     }

@@ -7,6 +7,8 @@ import { request } from "node:https"
 import { makeVerifier, SCRAM_MECHANISM, ScramClient, ScramProtocolError } from "./scram.ts"
 import { parseAuthorization } from "./app.ts"
 import { pbkdf2Sync, randomBytes } from "node:crypto"
+import { sealEncrypt0 } from "../owner/cose.ts"
+import { claimProof, ENVELOPE_AAD, envelopeKey, ownerRoot } from "../owner/keys.ts"
 
 /** A reply from the registry. */
 export interface Reply {
@@ -59,15 +61,22 @@ export interface HostDevice {
     claimCode: string
 }
 
-/** Makes a random device and its enrollment request body. */
-export function makeHostDevice(): { device: HostDevice; enrollment: Record<string, unknown> } {
+/** Makes a random device and its enrollment request body, as the firmware would (claim proof, sealed owner envelope). */
+export async function makeHostDevice(): Promise<{ device: HostDevice; enrollment: Record<string, unknown> }> {
     const device = { id: randomBytes(16).toString("hex"), password: randomBytes(32), claimCode: randomBytes(20).toString("hex").toUpperCase() }
+    const envelope = await sealEncrypt0(ownerRoot(device.password, device.id), {
+        key: envelopeKey(device.claimCode, device.id),
+        kid: Buffer.from(device.id, "hex"),
+        iv: randomBytes(13),
+        externalAad: ENVELOPE_AAD,
+    })
     const v = makeVerifier(device.password, randomBytes(16))
     const claimSalt = randomBytes(16)
     const enrollment = {
         id: device.id,
         scram: { salt: v.salt.toString("base64"), iterations: v.iterations, storedKey: v.storedKey.toString("base64"), serverKey: v.serverKey.toString("base64") },
-        claim: { salt: claimSalt.toString("base64"), iterations: 4096, hash: pbkdf2Sync(device.claimCode, claimSalt, 4096, 32, "sha256").toString("base64") },
+        claim: { salt: claimSalt.toString("base64"), iterations: 4096, hash: pbkdf2Sync(claimProof(device.claimCode), claimSalt, 4096, 32, "sha256").toString("base64") },
+        owner: { envelope: envelope.toString("base64") },
     }
     return { device, enrollment }
 }
@@ -77,9 +86,9 @@ export function enroll(t: Transport, enrollment: Record<string, unknown>): Promi
     return t("POST", "/v1/devices", {}, enrollment)
 }
 
-/** Claims a device for an owner with its claim code. */
-export function claim(t: Transport, id: string, code: string, owner: string): Promise<Reply> {
-    return t("POST", "/v1/claim", {}, { id, code, owner })
+/** Claims a device for an owner with its claim proof (`claimProof(code)`: the code itself is never sent). */
+export function claim(t: Transport, id: string, proof: string, owner: string): Promise<Reply> {
+    return t("POST", "/v1/claim", {}, { id, code: proof, owner })
 }
 
 /**

@@ -11,6 +11,7 @@ import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
 import mqtt from "mqtt"
 import { Registry } from "../../devs/registry/app.ts"
+import { claimProof } from "../../devs/owner/keys.ts"
 import { claim, enroll, login, makeHostDevice, type Transport } from "../../devs/registry/client.ts"
 import { SqliteStore } from "../../devs/registry/store.ts"
 import { MosquittoDynsec, startMosquitto, type MosquittoInstance } from "../../devs/stack/mosquitto.ts"
@@ -46,9 +47,9 @@ function connect(username?: string, password?: string) {
 }
 
 async function claimedDevice() {
-    const { device, enrollment } = makeHostDevice()
+    const { device, enrollment } = await makeHostDevice()
     assert.equal((await enroll(t, enrollment)).status, 201)
-    assert.equal((await claim(t, device.id, device.claimCode, "alice")).status, 200)
+    assert.equal((await claim(t, device.id, claimProof(device.claimCode), "alice")).status, 200)
     const session = await login(t, device.id, device.password)
     return { device, creds: session.body.broker as { username: string; password: string; expiresAt: number } }
 }

@@ -83,7 +83,7 @@ async function runFixture(onLine: (line: string) => void = () => {}) {
 async function claimWithCli(id: string, code: string) {
     const { stdout, stderr } = await promisify(execFile)(
         process.execPath,
-        ["--import", "tsx", "devs/claim.ts", "--registry", `https://localhost:${REGISTRY_PORT}`, "--ca", stack.pki.caCert, "--id", id, "--code", code, "--owner", "alice"],
+        ["--import", "tsx", "devs/claim.ts", "--registry", `https://localhost:${REGISTRY_PORT}`, "--ca", stack.pki.caCert, "--id", id, "--code", code, "--owner", "alice", "--keystore", join(dir, "alice.json")],
         { cwd: PROJECT_ROOT }
     )
     transcript.push(stdout, stderr)

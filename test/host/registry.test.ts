@@ -9,8 +9,11 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, describe, test } from "node:test"
 import { Registry, type BrokerAccess } from "../../devs/registry/app.ts"
+import { claimProof, ownerRoot } from "../../devs/owner/keys.ts"
 import { claim, enroll, login, makeHostDevice, type Transport } from "../../devs/registry/client.ts"
-import { SqliteStore } from "../../devs/registry/store.ts"
+import { MIGRATIONS, SqliteStore } from "../../devs/registry/store.ts"
+import { claimDevice } from "../../devs/owner/claim.ts"
+import { Keystore } from "../../devs/owner/keystore.ts"
 
 class FakeBroker implements BrokerAccess {
     endpoint = { host: "127.0.0.1", port: 8883 }
@@ -20,6 +23,12 @@ class FakeBroker implements BrokerAccess {
     }
     async revoke(id: string) {
         this.logins.delete(id)
+    }
+    owners = new Map<string, string[]>()
+    async allowOwner(owner: string, id: string) {
+        const first = !this.owners.has(owner)
+        this.owners.set(owner, [...(this.owners.get(owner) ?? []), id])
+        return first ? { username: `owner-${owner}`, password: "fake" } : undefined
     }
 }
 
@@ -39,7 +48,7 @@ function setup(name: string) {
 describe("registry", () => {
     test("enrollment stores verifiers only; the database never sees the password or claim code", async () => {
         const { store, t } = setup("secrets")
-        const { device, enrollment } = makeHostDevice()
+        const { device, enrollment } = await makeHostDevice()
         assert.equal((await enroll(t, enrollment)).status, 201)
         assert.equal((await login(t, device.id, device.password)).status, 200)
         store.close()
@@ -60,16 +69,16 @@ describe("registry", () => {
 
     test("re-enrollment of an id is refused and logged", async () => {
         const { store, t } = setup("reenroll")
-        const { enrollment } = makeHostDevice()
+        const { enrollment } = await makeHostDevice()
         assert.equal((await enroll(t, enrollment)).status, 201)
-        const again = await enroll(t, { ...enrollment, scram: makeHostDevice().enrollment.scram })
+        const again = await enroll(t, { ...enrollment, scram: (await makeHostDevice()).enrollment.scram })
         assert.equal(again.status, 409)
         assert.equal(store.events({ kind: "re-enroll-refused" }).length, 1)
     })
 
     test("malformed enrollments are refused with a clear error", async () => {
         const { t } = setup("malformed")
-        const { enrollment } = makeHostDevice()
+        const { enrollment } = await makeHostDevice()
         const bad = [
             { ...enrollment, id: "XYZ" },
             { ...enrollment, scram: { ...(enrollment.scram as object), iterations: 1000 } },
@@ -83,18 +92,38 @@ describe("registry", () => {
         }
     })
 
+    test("the claim hands the owner the sealed envelope; only the code opens it, and the raw code never reaches the registry", async () => {
+        const { broker, t, store } = setup("envelope")
+        const { device, enrollment } = await makeHostDevice()
+        await enroll(t, enrollment)
+        const seen: unknown[] = []
+        const spy: Transport = async (method, path, headers, body) => (seen.push(body), t(method, path, headers, body))
+        const keystore = Keystore.open(join(dir, "alice.json"), "alice")
+        await claimDevice(spy, keystore, device.id, device.claimCode)
+        assert.equal(keystore.device(device.id)!.root, ownerRoot(device.password, device.id).toString("hex"))
+        assert.deepEqual(keystore.data.broker, { username: "owner-alice", password: "fake" })
+        assert.deepEqual(broker.owners.get("alice"), [device.id])
+        assert.ok(!JSON.stringify(seen).includes(device.claimCode))
+        // the stored envelope is ciphertext: the owner root is not in it
+        assert.equal(store.getDevice(device.id)!.ownerEnvelope.indexOf(Buffer.from(keystore.device(device.id)!.root, "hex")), -1)
+        // a wrong code cannot open an envelope (here: the owner mistypes, the registry refuses first)
+        const other = await makeHostDevice()
+        await enroll(t, other.enrollment)
+        await assert.rejects(claimDevice(t, keystore, other.device.id, "WRONG"), /claim refused \(HTTP 403\)/)
+    })
+
     test("an unclaimed device authenticates but gets no broker access; after the claim it does", async () => {
         const { broker, t } = setup("claim")
-        const { device, enrollment } = makeHostDevice()
+        const { device, enrollment } = await makeHostDevice()
         await enroll(t, enrollment)
         const before = await login(t, device.id, device.password)
         assert.equal(before.status, 200)
         assert.equal(before.body.claimed, false)
         assert.equal(before.body.broker, undefined)
         assert.equal((await claim(t, device.id, "WRONG-CODE", "alice")).status, 403)
-        assert.equal((await claim(t, device.id, device.claimCode.toLowerCase(), "alice")).status, 200)
+        assert.equal((await claim(t, device.id, claimProof(device.claimCode.toLowerCase()), "alice")).status, 200)
         // one-time: the code does not work again, for anyone
-        assert.equal((await claim(t, device.id, device.claimCode, "mallory")).status, 409)
+        assert.equal((await claim(t, device.id, claimProof(device.claimCode), "mallory")).status, 409)
         const afterClaim = await login(t, device.id, device.password)
         const creds = afterClaim.body.broker as { username: string; password: string; expiresAt: number }
         assert.equal(creds.username, device.id)
@@ -104,9 +133,9 @@ describe("registry", () => {
 
     test("broker credentials are revoked at expiry; a new login issues a different password", async () => {
         const { broker, registry, t, advance } = setup("expiry")
-        const { device, enrollment } = makeHostDevice()
+        const { device, enrollment } = await makeHostDevice()
         await enroll(t, enrollment)
-        await claim(t, device.id, device.claimCode, "alice")
+        await claim(t, device.id, claimProof(device.claimCode), "alice")
         const first = (await login(t, device.id, device.password)).body.broker as { password: string }
         advance(59_000)
         assert.deepEqual(await registry.expireBrokerCredentials(), [])
@@ -119,7 +148,7 @@ describe("registry", () => {
 
     test("100 wrong passwords: lockout, growing lockouts, one event per limit reached", async () => {
         const { store, t, advance } = setup("ratelimit")
-        const { device, enrollment } = makeHostDevice()
+        const { device, enrollment } = await makeHostDevice()
         await enroll(t, enrollment)
         const statuses: number[] = []
         for (let i = 0; i < 100; i++) statuses.push((await login(t, device.id, Buffer.from("guess" + i))).status)
@@ -142,13 +171,13 @@ describe("registry", () => {
 
     test("wrong claim codes are rate-limited like logins", async () => {
         const { store, t } = setup("claimlimit")
-        const { device, enrollment } = makeHostDevice()
+        const { device, enrollment } = await makeHostDevice()
         await enroll(t, enrollment)
         const statuses = []
         for (let i = 0; i < 8; i++) statuses.push((await claim(t, device.id, `GUESS-${i}`, "mallory")).status)
         assert.deepEqual(statuses, [403, 403, 403, 403, 403, 429, 429, 429])
         // even the right code waits out the lockout
-        assert.equal((await claim(t, device.id, device.claimCode, "alice")).status, 429)
+        assert.equal((await claim(t, device.id, claimProof(device.claimCode), "alice")).status, 429)
         assert.equal(store.events({ kind: "rate-limited" }).length, 2)
         assert.equal(store.events({ kind: "claim-failure" }).length, 5)
     })
@@ -169,11 +198,13 @@ describe("registry", () => {
     })
 
     test("schema migrations run once and are recorded", () => {
+        const latest = MIGRATIONS[MIGRATIONS.length - 1].version
+        assert.equal(latest, 2)
         const a = new SqliteStore(join(dir, "migrate.db"))
-        assert.equal(a.schemaVersion(), 1)
+        assert.equal(a.schemaVersion(), latest)
         a.close()
         const b = new SqliteStore(join(dir, "migrate.db"))
-        assert.equal(b.schemaVersion(), 1)
+        assert.equal(b.schemaVersion(), latest)
         b.close()
     })
 })

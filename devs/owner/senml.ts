@@ -1,0 +1,42 @@
+/**
+ * SenML in CBOR (RFC 8428 §6) read on the host with cbor2, resolved as §4.6
+ * describes: base name, time, unit and value applied to each record.
+ */
+import { decode } from "cbor2"
+
+/** RFC 8428 §6, Table 6: CBOR labels. */
+const LABEL = { bn: -2, bt: -3, bu: -4, bv: -5, n: 0, u: 1, v: 2, vs: 3, vb: 4, s: 5, t: 6, ut: 7, vd: 8 } as const
+
+/** A resolved record. */
+export interface SenmlReading {
+    name: string
+    unit?: string
+    value?: number
+    /** Seconds; below 2^28 relative to now (§4.5.3), negative in the past. */
+    time: number
+}
+
+/** Decodes and resolves a SenML-CBOR pack; throws on anything but an array of maps. */
+export function decodeSenmlCbor(pack: Uint8Array): SenmlReading[] {
+    const records = decode(pack)
+    if (!Array.isArray(records)) throw new Error("SenML pack must be an array")
+    let bn = ""
+    let bt = 0
+    let bu: string | undefined
+    let bv = 0
+    return records.map(r => {
+        if (!(r instanceof Map)) throw new Error("SenML record must be a map")
+        const get = (label: number) => r.get(label)
+        if (typeof get(LABEL.bn) === "string") bn = get(LABEL.bn)
+        if (typeof get(LABEL.bt) === "number") bt = get(LABEL.bt)
+        if (typeof get(LABEL.bu) === "string") bu = get(LABEL.bu)
+        if (typeof get(LABEL.bv) === "number") bv = get(LABEL.bv)
+        const v = get(LABEL.v)
+        return {
+            name: bn + (get(LABEL.n) ?? ""),
+            unit: get(LABEL.u) ?? bu,
+            value: typeof v === "number" ? bv + v : undefined,
+            time: bt + (get(LABEL.t) ?? 0),
+        }
+    })
+}
