@@ -5,10 +5,18 @@
  * security, the registry over HTTPS; state in the git-ignored `var/stack`),
  * the DeviceScript devtools server (which the simulator needs outside test
  * mode), then runs src/main.ts in the simulator, trusting the local CA, and
- * prints what the device prints. Ctrl-C stops everything it started.
+ * prints what the device prints (`device>`). Playing the owner at the console,
+ * it claims the device with the code it shows (owner "local", keystore
+ * var/owner/local.json) and consumes its messages, verified and decrypted
+ * (`owner>`). Ctrl-C stops everything it started.
  */
 import { spawn, type ChildProcess } from "node:child_process"
+import { readFileSync } from "node:fs"
 import { join } from "node:path"
+import { claimDevice } from "../owner/claim.ts"
+import { Keystore } from "../owner/keystore.ts"
+import { describeVerified, subscribeAsOwner, type OwnerSubscriber } from "../owner/subscriber.ts"
+import { httpsTransport } from "../registry/client.ts"
 import { PROJECT_ROOT, devsBin, forEachLine } from "../tools/devs-cli.ts"
 import { startLocalStack, type LocalStack } from "./local.ts"
 import { portInUse, waitForPort } from "./ports.ts"
@@ -18,6 +26,8 @@ const DEVTOOLS_PORT = 8081
 
 const children: ChildProcess[] = []
 let stack: LocalStack | undefined
+let owner: OwnerSubscriber | undefined
+const OWNER = "local"
 
 function start(name: string, args: string[], onLine: (line: string) => void, env: Record<string, string> = {}): ChildProcess {
     const child = spawn(devsBin(), args, { cwd: PROJECT_ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } })
@@ -39,7 +49,7 @@ function stop(code: number) {
     stopping = true
     for (const c of children) c.kill("SIGTERM")
     process.exitCode = code
-    void stack?.stop()
+    void owner?.close().finally(() => stack?.stop())
 }
 
 async function main() {
@@ -54,8 +64,22 @@ async function main() {
     console.log("starting the DeviceScript devtools server…")
     start("devtools", ["devtools"], () => {})
     await waitForPort(DEVTOOLS_PORT, 30000)
+    const keystore = Keystore.open(join(PROJECT_ROOT, "var", "owner", `${OWNER}.json`), OWNER)
+    const ca = readFileSync(stack.pki.caCert)
+    const brokerUrl = `mqtts://localhost:${stack.broker.port}`
+    const consume = async () => {
+        owner ??= await subscribeAsOwner({
+            url: brokerUrl,
+            ca,
+            keystore,
+            onVerified: m => console.log(`owner> ${describeVerified(m)}`),
+            onRejected: (r, topic) => console.log(`owner> REJECTED ${topic}: ${r.reason}: ${r.message}`),
+        })
+    }
+    if (keystore.data.broker) await consume()
     console.log("running src/main.ts in the simulator (Ctrl-C to stop)")
     let claimCode = ""
+    let deviceId = ""
     start(
         "simulator",
         ["run", "src/main.ts"],
@@ -65,14 +89,23 @@ async function main() {
                 return
             }
             const text = line.slice(6)
-            console.log(text)
+            console.log(`device> ${text}`)
             const code = /^claim code .*: ([A-Z2-7-]+)$/.exec(text)
             if (code) claimCode = code[1]
-            const id = /^sentinel-node: boot \d+, device ([0-9a-f]{32})/.exec(text)
-            if (id && claimCode) {
-                console.log(`\n  claim it as its owner:\n  npx tsx devs/claim.ts --id ${id[1]} --code ${claimCode} --owner <you>\n`)
+            // the device asks the registry before it is claimed: claim it then, as the owner at the console would
+            if (/waiting for the owner's claim/.test(text) && claimCode && deviceId) {
+                const [id, c] = [deviceId, claimCode]
                 claimCode = ""
+                claimDevice(httpsTransport(`https://localhost:${stack!.registryPort}`, ca), keystore, id, c)
+                    .then(async () => {
+                        console.log(`owner> claimed ${id} as "${OWNER}" (keys in var/owner/${OWNER}.json)`)
+                        await consume()
+                        await owner!.follow(id)
+                    })
+                    .catch(e => console.error(`owner> claim failed: ${(e as Error).message}`))
             }
+            const id = /^sentinel-node: boot \d+, device ([0-9a-f]{32})/.exec(text)
+            if (id) deviceId = id[1]
         },
         { NODE_EXTRA_CA_CERTS: stack.pki.caCert }
     )

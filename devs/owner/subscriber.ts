@@ -1,0 +1,64 @@
+/**
+ * The owner's MQTT session: logs in with the owner's broker login, follows
+ * each owned device's up topics, and hands every message to the verifier in
+ * arrival order. Verified messages and rejections go to callbacks.
+ */
+import mqtt, { type MqttClient } from "mqtt"
+import type { Keystore } from "./keystore.ts"
+import { Rejected, UplinkVerifier, type Verified } from "./consumer.ts"
+
+/** Options of `subscribeAsOwner`. */
+export interface SubscriberOptions {
+    /** `mqtts://host:port` of the broker. */
+    url: string
+    /** CA certificate (PEM) the broker's certificate must chain to. */
+    ca: Buffer
+    keystore: Keystore
+    onVerified: (message: Verified, topic: string) => void
+    onRejected: (rejection: Rejected, topic: string) => void
+}
+
+/** A running owner session. */
+export interface OwnerSubscriber {
+    client: MqttClient
+    /** Subscribes to a newly claimed device's up topics. */
+    follow(deviceId: string): Promise<void>
+    /** Resolves once every message received so far has been verified. */
+    drain(): Promise<void>
+    close(): Promise<void>
+}
+
+/** Connects as the owner and follows every device in the keystore. */
+export async function subscribeAsOwner(options: SubscriberOptions): Promise<OwnerSubscriber> {
+    const login = options.keystore.data.broker
+    if (!login) throw new Error("the keystore has no broker login yet: claim a device first")
+    const verifier = new UplinkVerifier(options.keystore)
+    const client = await mqtt.connectAsync(options.url, { username: login.username, password: login.password, ca: options.ca, protocolVersion: 4, reconnectPeriod: 1000 })
+    let chain = Promise.resolve()
+    client.on("message", (topic, payload) => {
+        // one at a time, in arrival order: the replay window depends on it
+        chain = chain.then(async () => {
+            try {
+                options.onVerified(await verifier.verify(topic, Buffer.from(payload)), topic)
+            } catch (e) {
+                if (e instanceof Rejected) options.onRejected(e, topic)
+                else throw e
+            }
+        })
+    })
+    const follow = async (deviceId: string) => {
+        const granted = await client.subscribeAsync(`things/${deviceId}/up/#`, { qos: 1 })
+        if (granted.some(g => g.qos === 128)) throw new Error(`the broker refused the subscription to ${deviceId}`)
+    }
+    for (const id of Object.keys(options.keystore.data.devices)) await follow(id)
+    return { client, follow, drain: () => chain, close: async () => void (await client.endAsync()) }
+}
+
+/** One line per verified message, for people. */
+export function describeVerified(m: Verified): string {
+    const who = m.deviceId.slice(0, 8)
+    if (m.kind === "readings")
+        return `${who} #${m.counter} ` + m.readings.map(r => `${r.name.split(":").pop()}=${r.value ?? "?"}${r.unit ?? ""}`).join(" ")
+    if (m.kind === "events") return `${who} #${m.counter} events: ` + m.events.map(e => `[${e.seq}] ${e.kind}: ${e.detail}`).join("; ")
+    return `${who} #${m.counter} state: ${JSON.stringify(m.state)}`
+}
