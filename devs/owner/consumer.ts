@@ -91,7 +91,7 @@ export class UplinkVerifier {
 function parseContent(kind: string, plaintext: Buffer) {
     try {
         if (kind === "readings") return { kind, readings: decodeSenmlCbor(plaintext) }
-        const v = decode(plaintext)
+        const v = decode(plaintext, { preferMap: true })
         if (kind === "events") {
             if (!Array.isArray(v)) throw new Error("events must be an array")
             return { kind, events: v.map(([seq, boot, uptimeMs, k, detail]) => ({ seq, boot, uptimeMs, kind: k, detail })) }

@@ -18,7 +18,7 @@ export interface SenmlReading {
 
 /** Decodes and resolves a SenML-CBOR pack; throws on anything but an array of maps. */
 export function decodeSenmlCbor(pack: Uint8Array): SenmlReading[] {
-    const records = decode(pack)
+    const records = decode(pack, { preferMap: true })
     if (!Array.isArray(records)) throw new Error("SenML pack must be an array")
     let bn = ""
     let bt = 0

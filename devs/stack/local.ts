@@ -27,6 +27,8 @@ export interface LocalStackOptions {
     onLog?: (service: string, line: string) => void
     /** Serve the registry over HTTPS (default); tests that put their own server in front pass false. */
     serveRegistry?: boolean
+    /** The broker port the registry tells devices (default: the broker's own); tests put a front there. */
+    advertisedBrokerPort?: number
 }
 
 /** A running local stack. */
@@ -36,6 +38,8 @@ export interface LocalStack {
     broker: MosquittoInstance
     dynsec: MosquittoDynsec
     registryPort: number
+    /** Stops and restarts Mosquitto on the same port and state (logins survive). */
+    restartBroker(): Promise<void>
     stop(): Promise<void>
 }
 
@@ -43,13 +47,15 @@ export interface LocalStack {
 export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
     const pki = ensurePki(join(options.dir, "pki"))
     const ca = readFileSync(pki.caCert)
-    const broker = await startMosquitto({
-        dir: join(options.dir, "mosquitto"),
-        port: options.brokerPort ?? BROKER_PORT,
-        pki,
-        onLog: line => options.onLog?.("mosquitto", line),
-    })
-    const dynsec = new MosquittoDynsec({ host: "localhost", port: broker.port }, broker.admin, ca)
+    const startBroker = () =>
+        startMosquitto({
+            dir: join(options.dir, "mosquitto"),
+            port: options.brokerPort ?? BROKER_PORT,
+            pki,
+            onLog: line => options.onLog?.("mosquitto", line),
+        })
+    let broker = await startBroker()
+    const dynsec = new MosquittoDynsec({ host: "localhost", port: options.advertisedBrokerPort ?? broker.port }, broker.admin, ca, broker.port)
     const registry = new Registry({
         store: new SqliteStore(join(options.dir, "registry.db")),
         broker: dynsec,
@@ -70,9 +76,16 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     return {
         pki,
         registry,
-        broker,
+        get broker() {
+            return broker
+        },
         dynsec,
         registryPort,
+        restartBroker: async () => {
+            await dynsec.close()
+            await broker.stop()
+            broker = await startBroker()
+        },
         stop: async () => {
             registry.close()
             if (server) {

@@ -114,15 +114,20 @@ export class MosquittoDynsec implements BrokerAccess {
     private client: MqttClient | undefined
     private waiting: ((r: DynsecResponse[]) => void)[] = []
 
+    /**
+     * `endpoint` is where devices are told to connect; `adminPort` is the
+     * broker's own port on `endpoint.host` (they differ when something sits in front).
+     */
     constructor(
         readonly endpoint: { host: string; port: number },
         private readonly admin: { username: string; password: string },
-        private readonly ca: Buffer
+        private readonly ca: Buffer,
+        private readonly adminPort = endpoint.port
     ) {}
 
     private async connect(): Promise<MqttClient> {
         if (this.client?.connected) return this.client
-        const client = await mqtt.connectAsync(`mqtts://${this.endpoint.host}:${this.endpoint.port}`, {
+        const client = await mqtt.connectAsync(`mqtts://${this.endpoint.host}:${this.adminPort}`, {
             username: this.admin.username,
             password: this.admin.password,
             ca: this.ca,

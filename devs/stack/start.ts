@@ -14,6 +14,7 @@ import { spawn, type ChildProcess } from "node:child_process"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { claimDevice } from "../owner/claim.ts"
+import { ConsoleClaimer } from "../owner/console-claimer.ts"
 import { Keystore } from "../owner/keystore.ts"
 import { describeVerified, subscribeAsOwner, type OwnerSubscriber } from "../owner/subscriber.ts"
 import { httpsTransport } from "../registry/client.ts"
@@ -49,7 +50,7 @@ function stop(code: number) {
     stopping = true
     for (const c of children) c.kill("SIGTERM")
     process.exitCode = code
-    void owner?.close().finally(() => stack?.stop())
+    void (owner ? owner.close() : Promise.resolve()).finally(() => stack?.stop())
 }
 
 async function main() {
@@ -78,8 +79,12 @@ async function main() {
     }
     if (keystore.data.broker) await consume()
     console.log("running src/main.ts in the simulator (Ctrl-C to stop)")
-    let claimCode = ""
-    let deviceId = ""
+    const claimer = new ConsoleClaimer(async (id, code) => {
+        await claimDevice(httpsTransport(`https://localhost:${stack!.registryPort}`, ca), keystore, id, code)
+        console.log(`owner> claimed ${id} as "${OWNER}" (keys in var/owner/${OWNER}.json)`)
+        await consume()
+        await owner!.follow(id)
+    })
     start(
         "simulator",
         ["run", "src/main.ts"],
@@ -90,22 +95,7 @@ async function main() {
             }
             const text = line.slice(6)
             console.log(`device> ${text}`)
-            const code = /^claim code .*: ([A-Z2-7-]+)$/.exec(text)
-            if (code) claimCode = code[1]
-            // the device asks the registry before it is claimed: claim it then, as the owner at the console would
-            if (/waiting for the owner's claim/.test(text) && claimCode && deviceId) {
-                const [id, c] = [deviceId, claimCode]
-                claimCode = ""
-                claimDevice(httpsTransport(`https://localhost:${stack!.registryPort}`, ca), keystore, id, c)
-                    .then(async () => {
-                        console.log(`owner> claimed ${id} as "${OWNER}" (keys in var/owner/${OWNER}.json)`)
-                        await consume()
-                        await owner!.follow(id)
-                    })
-                    .catch(e => console.error(`owner> claim failed: ${(e as Error).message}`))
-            }
-            const id = /^sentinel-node: boot \d+, device ([0-9a-f]{32})/.exec(text)
-            if (id) deviceId = id[1]
+            claimer.onLine(text)?.catch(e => console.error(`owner> claim failed: ${(e as Error).message}`))
         },
         { NODE_EXTRA_CA_CERTS: stack.pki.caCert }
     )

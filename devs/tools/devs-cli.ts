@@ -32,6 +32,8 @@ export interface RunDevsOptions {
     env?: Record<string, string>
     /** Called with each output line as it arrives. */
     onLine?: (line: string) => void
+    /** Kills the command when aborted (for programs that run until stopped). */
+    signal?: AbortSignal
 }
 
 // eslint-disable-next-line no-control-regex
@@ -67,8 +69,11 @@ export function runDevs(args: string[], options: RunDevsOptions): Promise<DevsRe
             output += `\n[killed after ${options.timeoutMs} ms]\n`
             child.kill("SIGKILL")
         }, options.timeoutMs)
+        const abort = () => child.kill("SIGKILL")
+        options.signal?.addEventListener("abort", abort)
         child.on("error", reject)
         child.on("close", code => {
+            options.signal?.removeEventListener("abort", abort)
             clearTimeout(timer)
             resolveResult({ code, output })
         })

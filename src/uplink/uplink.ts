@@ -58,6 +58,8 @@ export class SecureUplink implements ReadingSink {
     private readonly pendingCommands: Command[] = []
     private grant: BrokerGrant = undefined
     private grantUntilMs = 0
+    /** Set once a session is up: a connection that worked and then broke starts the backoff afresh. */
+    private sessionUp = false
 
     constructor(readonly options: UplinkOptions) {
         this.upPrefix = `things/${options.identity.deviceId}/up/`
@@ -113,6 +115,8 @@ export class SecureUplink implements ReadingSink {
                     failures = 0
                 } else waitMs = this.options.unclaimedPollMs || 30000
             } catch (e: any) {
+                if (this.sessionUp) failures = 0
+                this.sessionUp = false
                 waitMs = backoffMs(failures++, minMs, maxMs)
                 await this.recordFailure(e)
                 console.log(`uplink: ${e.name}: ${e.message}; retrying in ${Math.round(waitMs / 1000)} s`)
@@ -160,6 +164,7 @@ export class SecureUplink implements ReadingSink {
         }
         try {
             await client.subscribe(`things/${id}/down/#`, 1)
+            this.sessionUp = true
             console.log(`uplink: connected to ${grant.host}:${grant.port}`)
             while (ds.millis() < this.grantUntilMs) {
                 await this.runCommands()

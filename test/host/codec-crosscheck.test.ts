@@ -8,6 +8,7 @@ import assert from "node:assert/strict"
 import { before, describe, test } from "node:test"
 import { decode, encode } from "cbor2"
 import { collectHexLines, deviceLines, runInSimulator } from "../../devs/tools/devs-cli.ts"
+import { curve } from "./support/simulated-curve.ts"
 
 const cbor = { decode: (b: Uint8Array) => decode(new Uint8Array(b), { preferMap: true }) as any }
 
@@ -18,22 +19,6 @@ function deterministic(b: Uint8Array): string {
 
 /** RFC 8428 §6 labels, by number. */
 const LABEL: Record<number, string> = { [-2]: "bn", [-3]: "bt", [-4]: "bu", 0: "n", 1: "u", 2: "v", 6: "t" }
-
-/** The curve of src/sensors/simulated.ts, written again from its specification. */
-function curve(quantity: string, n: number): number {
-    const tri = (k: number, p: number) => (k % p <= p / 2 ? k % p : p - (k % p))
-    switch (quantity) {
-        case "temperature":
-            return 20 + tri(n, 24) * 0.25
-        case "humidity":
-            return 40 + tri(n + 6, 40) * 0.5
-        case "pressure":
-            return 101300 + tri(n, 30) * 10
-        case "gas":
-            return 50000 + tri(n, 16) * 1000
-    }
-    throw new Error(quantity)
-}
 
 const UNITS: Record<string, string> = { temperature: "Cel", humidity: "%RH", pressure: "Pa", gas: "Ohm" }
 const SENSORS: [string, string[]][] = [

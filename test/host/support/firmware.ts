@@ -1,0 +1,93 @@
+/**
+ * Runs the real firmware (src/main.ts) in the simulator against a local
+ * stack, plays its owner (claims it from its console, consumes as the owner),
+ * and records what it prints and what the owner verified.
+ */
+import { randomBytes } from "node:crypto"
+import { join } from "node:path"
+import { readFileSync } from "node:fs"
+import type { DevsResult } from "../../../devs/tools/devs-cli.ts"
+import { runInSimulator } from "../../../devs/tools/devs-cli.ts"
+import { claimDevice } from "../../../devs/owner/claim.ts"
+import { ConsoleClaimer } from "../../../devs/owner/console-claimer.ts"
+import type { Rejected, Verified } from "../../../devs/owner/consumer.ts"
+import { Keystore } from "../../../devs/owner/keystore.ts"
+import { subscribeAsOwner, type OwnerSubscriber } from "../../../devs/owner/subscriber.ts"
+import { httpsTransport } from "../../../devs/registry/client.ts"
+import type { LocalStack } from "../../../devs/stack/local.ts"
+
+/** A firmware run with its owner. */
+export interface FirmwareRun {
+    /** Device console lines, without the simulator prefix. */
+    lines: string[]
+    verified: Verified[]
+    rejected: { topic: string; rejection: Rejected }[]
+    keystore: Keystore
+    owner(): OwnerSubscriber
+    deviceId(): string
+    /** Counters of messages the device sealed, from its console. */
+    sealed(): number[]
+    /** Security events the device recorded: "kind: detail". */
+    events(): string[]
+    stop(): Promise<DevsResult>
+}
+
+/** Polls `predicate` every 100 ms until it holds; fails after `timeoutMs` with `what`. */
+export async function until(what: string, predicate: () => boolean, timeoutMs = 60_000) {
+    const end = Date.now() + timeoutMs
+    while (!predicate()) {
+        if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+        await new Promise(r => setTimeout(r, 100))
+    }
+}
+
+/** Starts the firmware; `transcript` receives every line of every process. */
+export function runFirmware(stack: LocalStack, dir: string, transcript: string[]): FirmwareRun {
+    const ca = readFileSync(stack.pki.caCert)
+    // a new owner per run: an owner's broker login is handed out once, at its first claim
+    const name = `tester-${randomBytes(4).toString("hex")}`
+    const keystore = Keystore.open(join(dir, `${name}.json`), name)
+    const lines: string[] = []
+    const verified: Verified[] = []
+    const rejected: { topic: string; rejection: Rejected }[] = []
+    let owner: OwnerSubscriber | undefined
+    const claimer = new ConsoleClaimer(async (id, code) => {
+        await claimDevice(httpsTransport(`https://localhost:${stack.registryPort}`, ca), keystore, id, code)
+        owner = await subscribeAsOwner({
+            url: `mqtts://localhost:${stack.broker.port}`,
+            ca,
+            keystore,
+            onVerified: m => verified.push(m),
+            onRejected: (rejection, topic) => rejected.push({ topic, rejection }),
+        })
+    })
+    const abort = new AbortController()
+    const done = runInSimulator("src/main.ts", {
+        timeoutMs: 300_000,
+        env: { NODE_EXTRA_CA_CERTS: stack.pki.caCert },
+        signal: abort.signal,
+        onLine: line => {
+            transcript.push(line)
+            if (!line.startsWith("WASM> ")) return
+            const text = line.slice(6)
+            lines.push(text)
+            claimer.onLine(text)?.catch(e => transcript.push(`claim failed: ${e}`))
+        },
+    })
+    return {
+        lines,
+        verified,
+        rejected,
+        keystore,
+        owner: () => owner!,
+        deviceId: () => claimer.deviceId,
+        sealed: () => lines.map(l => /^uplink: sealed \w+ #(\d+)/.exec(l)).filter(m => m !== null).map(m => Number(m![1])),
+        events: () => lines.map(l => /^security event #\d+ (.*)$/.exec(l)).filter(m => m !== null).map(m => m![1]),
+        stop: async () => {
+            if (process.env.FIRMWARE_LOG) (await import("node:fs")).writeFileSync(process.env.FIRMWARE_LOG, transcript.join("\n"))
+            abort.abort()
+            await owner?.close()
+            return await done
+        },
+    }
+}
