@@ -175,6 +175,7 @@ export class SecureUplink implements ReadingSink {
                     this.acknowledged++
                 } else await client.poll(250)
             }
+            console.log("uplink: broker password due for renewal; reconnecting")
         } finally {
             await client.close()
         }

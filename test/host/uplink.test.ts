@@ -36,7 +36,7 @@ let front: TlsFront
 
 before(async () => {
     const frontPort = await freePort()
-    stack = await startLocalStack({ dir, brokerPort: await freePort(), advertisedBrokerPort: frontPort, onLog: (_s, line) => transcript.push(line) })
+    stack = await startLocalStack({ dir, brokerPort: await freePort(), advertisedBrokerPort: frontPort, brokerTokenTtlMs: 40_000, onLog: (_s, line) => transcript.push(line) })
     front = await TlsFront.start({
         port: frontPort,
         target: { host: "127.0.0.1", port: stack.broker.port, ca: readFileSync(stack.pki.caCert) },
@@ -211,6 +211,8 @@ describe("TLS refusal and resilient delivery", () => {
             const afterRestart = run.sealed().length
             await until("delivery after the restart", () => readingsOf(run.verified).some(m => m.counter >= afterRestart + 1), 90_000)
 
+            // the broker password was renewed on the way (40 s lifetime, renewed at 80 %)
+            assert.ok(run.lines.some(l => l.startsWith("uplink: broker password due for renewal")))
             // everything sealed up to the last delivered counter arrived, exactly once
             await run.owner().drain()
             const got = run.verified.map(m => m.counter).sort((a, b) => a - b)
