@@ -1,0 +1,84 @@
+/**
+ * The local bridge: readings sealed as a device seals them are verified and
+ * republished to a plain local Mosquitto in Home Assistant discovery format;
+ * nothing key-like reaches the local broker, and rejected messages are not bridged.
+ */
+import assert from "node:assert/strict"
+import { spawn } from "node:child_process"
+import { randomBytes } from "node:crypto"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { after, before, test } from "node:test"
+import { encode } from "cbor2"
+import mqtt, { type MqttClient } from "mqtt"
+import { HomeAssistantBridge } from "../../devs/owner/bridge.ts"
+import { Rejected, UplinkVerifier } from "../../devs/owner/consumer.ts"
+import { sealEncrypt0 } from "../../devs/owner/cose.ts"
+import { channelKeys } from "../../devs/owner/keys.ts"
+import { Keystore } from "../../devs/owner/keystore.ts"
+import { freePort, waitForPort } from "../../devs/stack/ports.ts"
+
+const dir = mkdtempSync(join(tmpdir(), "bridge-test-"))
+let port: number
+let broker: ReturnType<typeof spawn>
+let local: MqttClient
+
+before(async () => {
+    port = await freePort()
+    // Mosquitto 2 without a config file: anonymous, loopback only, like a small home broker
+    broker = spawn("mosquitto", ["-p", String(port)], { stdio: "ignore" })
+    await waitForPort(port, 10_000)
+    local = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`)
+})
+
+after(async () => {
+    await local?.endAsync()
+    broker?.kill("SIGTERM")
+    rmSync(dir, { recursive: true, force: true })
+})
+
+test("verified readings appear as Home Assistant sensors on the local broker, without any key", async () => {
+    const id = randomBytes(16).toString("hex")
+    const root = randomBytes(32)
+    const keystore = Keystore.open(join(dir, "owner.json"), "owner")
+    keystore.data.devices[id] = { root: root.toString("hex"), downCounter: 0, upHighest: -1 }
+    const verifier = new UplinkVerifier(keystore)
+    const bridge = new HomeAssistantBridge(local)
+
+    const watcher = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`)
+    const got = new Map<string, string>()
+    watcher.on("message", (topic, payload) => got.set(topic, payload.toString("utf8")))
+    await watcher.subscribeAsync(["homeassistant/#", "sentinel/#"])
+
+    const topic = `things/${id}/up/readings`
+    const keys = channelKeys(root, id, "up")
+    const pack = [
+        new Map<number, unknown>([[-2, `urn:dev:sentinel:${id}:`], [0, "shtc3/temperature"], [1, "Cel"], [2, 21.5], [6, -1]]),
+        new Map<number, unknown>([[0, "shtc3/humidity"], [1, "%RH"], [2, 44]]),
+        new Map<number, unknown>([[0, "shtc3/faults"], [2, 3]]),
+    ]
+    const seal = (counter: number, p: unknown[]) =>
+        sealEncrypt0(Buffer.from(encode(p)), { key: keys.key, kid: keys.kid, contextIv: keys.contextIv, counter, externalAad: Buffer.from(topic) })
+    const message = await seal(0, pack)
+    await bridge.publish(await verifier.verify(topic, message))
+    // a replay and a forgery are rejected before the bridge sees them
+    await assert.rejects(verifier.verify(topic, message), (e: Rejected) => e.reason === "replayed")
+    const forged = await sealEncrypt0(Buffer.from(encode(pack)), { key: randomBytes(32), kid: keys.kid, contextIv: keys.contextIv, counter: 5, externalAad: Buffer.from(topic) })
+    await assert.rejects(verifier.verify(topic, forged), (e: Rejected) => e.reason === "forged-or-tampered")
+
+    const deadline = Date.now() + 5000
+    while (got.size < 4 && Date.now() < deadline) await new Promise(r => setTimeout(r, 50))
+    const config = JSON.parse(got.get(`homeassistant/sensor/sentinel_${id}/shtc3_temperature/config`)!)
+    assert.equal(config.state_topic, `sentinel/${id}/shtc3/temperature`)
+    assert.equal(config.unit_of_measurement, "°C")
+    assert.equal(config.device_class, "temperature")
+    assert.equal(config.unique_id, `sentinel_${id}_shtc3_temperature`)
+    assert.equal(got.get(`sentinel/${id}/shtc3/temperature`), "21.5")
+    assert.equal(got.get(`sentinel/${id}/shtc3/humidity`), "44")
+    // counters are not sensors
+    assert.ok(![...got.keys()].some(t => t.includes("faults")))
+    const everything = [...got.entries()].flat().join("\n")
+    for (const secret of [root.toString("hex"), keys.key.toString("hex"), keys.contextIv.toString("hex")]) assert.ok(!everything.includes(secret))
+    await watcher.endAsync()
+})
