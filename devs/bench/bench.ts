@@ -4,23 +4,18 @@
  * - bytes per reading batch as SenML-CBOR (what the device encodes) and as
  *   SenML-JSON (RFC 8428 §5, the same records), and their ratio;
  * - identity: SCRAM cost on the device, time to first enrollment in the
- *   simulator, registry SCRAM logins per second (devs/bench/identity.ts).
+ *   simulator, registry SCRAM logins per second (devs/bench/identity.ts);
+ * - uplink: bytes on the wire per reading, COSE + SenML-CBOR over MQTT vs
+ *   SenML-JSON over MQTT; latency sensor -> consumer; consumer throughput vs
+ *   raw Mosquitto delivery (devs/bench/uplink.ts).
  */
 import { statSync } from "node:fs"
 import { join } from "node:path"
 import { decode } from "cbor2"
+import { senmlJson } from "../owner/senml.ts"
+import { consumerThroughput, uplinkWireAndLatency } from "./uplink.ts"
 import { deviceScramCost, registryLoginRate, timeToEnrollment } from "./identity.ts"
 import { collectHexLines, deviceLines, PROJECT_ROOT, runDevs, runInSimulator } from "../tools/devs-cli.ts"
-
-/** RFC 8428 Table 4: CBOR label -> JSON name. */
-const JSON_NAME: Record<number, string> = {
-    [-1]: "bver", [-2]: "bn", [-3]: "bt", [-4]: "bu", [-5]: "bv", [-6]: "bs",
-    0: "n", 1: "u", 2: "v", 3: "vs", 4: "vb", 5: "s", 6: "t", 7: "ut", 8: "vd",
-}
-
-function senmlJson(pack: Map<number, unknown>[]): string {
-    return JSON.stringify(pack.map(rec => Object.fromEntries([...rec].map(([k, v]) => [JSON_NAME[k], v]))))
-}
 
 async function bytecode() {
     const { code, output } = await runDevs(["build", "src/main.ts", "--stats"], { timeoutMs: 120000 })
@@ -58,3 +53,5 @@ await packSizes()
 await deviceScramCost()
 await timeToEnrollment()
 await registryLoginRate()
+await uplinkWireAndLatency()
+await consumerThroughput()

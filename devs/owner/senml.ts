@@ -40,3 +40,11 @@ export function decodeSenmlCbor(pack: Uint8Array): SenmlReading[] {
         }
     })
 }
+
+/** RFC 8428 §6 Table 6 labels to the JSON names of §4.1 Table 4. */
+const JSON_NAME: Record<number, string> = Object.fromEntries(Object.entries(LABEL).map(([name, label]) => [label, name]))
+
+/** The same records as SenML-JSON (RFC 8428 §5), for size comparisons. */
+export function senmlJson(pack: Map<number, unknown>[]): string {
+    return JSON.stringify(pack.map(rec => Object.fromEntries([...rec].map(([k, v]) => [JSON_NAME[k], v]))))
+}

@@ -25,7 +25,7 @@ import { Keystore } from "../../devs/owner/keystore.ts"
 import { startLocalStack, type LocalStack } from "../../devs/stack/local.ts"
 import { makeBadCertificates } from "../../devs/stack/pki.ts"
 import { freePort } from "../../devs/stack/ports.ts"
-import { runFirmware, until, type FirmwareRun } from "./support/firmware.ts"
+import { runFirmware, until, type FirmwareRun } from "../../devs/tools/firmware.ts"
 import { curve } from "./support/simulated-curve.ts"
 import { TlsFront } from "./support/tls-front.ts"
 

@@ -1,26 +1,31 @@
 /**
  * Runs the real firmware (src/main.ts) in the simulator against a local
  * stack, plays its owner (claims it from its console, consumes as the owner),
- * and records what it prints and what the owner verified.
+ * and records what it prints and what the owner verified, with host times.
+ * Used by the end-to-end tests and the benchmarks.
  */
 import { randomBytes } from "node:crypto"
 import { join } from "node:path"
 import { readFileSync } from "node:fs"
-import type { DevsResult } from "../../../devs/tools/devs-cli.ts"
-import { runInSimulator } from "../../../devs/tools/devs-cli.ts"
-import { claimDevice } from "../../../devs/owner/claim.ts"
-import { ConsoleClaimer } from "../../../devs/owner/console-claimer.ts"
-import type { Rejected, Verified } from "../../../devs/owner/consumer.ts"
-import { Keystore } from "../../../devs/owner/keystore.ts"
-import { subscribeAsOwner, type OwnerSubscriber } from "../../../devs/owner/subscriber.ts"
-import { httpsTransport } from "../../../devs/registry/client.ts"
-import type { LocalStack } from "../../../devs/stack/local.ts"
+import type { DevsResult } from "./devs-cli.ts"
+import { runInSimulator } from "./devs-cli.ts"
+import { claimDevice } from "../owner/claim.ts"
+import { ConsoleClaimer } from "../owner/console-claimer.ts"
+import type { Rejected, Verified } from "../owner/consumer.ts"
+import { Keystore } from "../owner/keystore.ts"
+import { subscribeAsOwner, type OwnerSubscriber } from "../owner/subscriber.ts"
+import { httpsTransport } from "../registry/client.ts"
+import type { LocalStack } from "../stack/local.ts"
 
 /** A firmware run with its owner. */
 export interface FirmwareRun {
     /** Device console lines, without the simulator prefix. */
     lines: string[]
     verified: Verified[]
+    /** Host time (ms) at which each verified message arrived, parallel to `verified`. */
+    arrivals: number[]
+    /** Host time (ms) at which the device printed that it sealed each counter. */
+    sealedAt: Map<number, number>
     rejected: { topic: string; rejection: Rejected }[]
     keystore: Keystore
     owner(): OwnerSubscriber
@@ -49,6 +54,8 @@ export function runFirmware(stack: LocalStack, dir: string, transcript: string[]
     const keystore = Keystore.open(join(dir, `${name}.json`), name)
     const lines: string[] = []
     const verified: Verified[] = []
+    const arrivals: number[] = []
+    const sealedAt = new Map<number, number>()
     const rejected: { topic: string; rejection: Rejected }[] = []
     let owner: OwnerSubscriber | undefined
     const claimer = new ConsoleClaimer(async (id, code) => {
@@ -57,7 +64,10 @@ export function runFirmware(stack: LocalStack, dir: string, transcript: string[]
             url: `mqtts://localhost:${stack.broker.port}`,
             ca,
             keystore,
-            onVerified: m => verified.push(m),
+            onVerified: m => {
+                verified.push(m)
+                arrivals.push(Date.now())
+            },
             onRejected: (rejection, topic) => rejected.push({ topic, rejection }),
         })
     })
@@ -71,12 +81,16 @@ export function runFirmware(stack: LocalStack, dir: string, transcript: string[]
             if (!line.startsWith("WASM> ")) return
             const text = line.slice(6)
             lines.push(text)
+            const sealed = /^uplink: sealed \w+ #(\d+)/.exec(text)
+            if (sealed) sealedAt.set(Number(sealed[1]), Date.now())
             claimer.onLine(text)?.catch(e => transcript.push(`claim failed: ${e}`))
         },
     })
     return {
         lines,
         verified,
+        arrivals,
+        sealedAt,
         rejected,
         keystore,
         owner: () => owner!,
