@@ -98,6 +98,7 @@ export function runFirmware(stack: LocalStack, dir: string, transcript: string[]
         sealed: () => lines.map(l => /^uplink: sealed \w+ #(\d+)/.exec(l)).filter(m => m !== null).map(m => Number(m![1])),
         events: () => lines.map(l => /^security event #\d+ (.*)$/.exec(l)).filter(m => m !== null).map(m => m![1]),
         stop: async () => {
+            // FIRMWARE_LOG=<file> keeps the whole transcript of a run for debugging a failed test
             if (process.env.FIRMWARE_LOG) (await import("node:fs")).writeFileSync(process.env.FIRMWARE_LOG, transcript.join("\n"))
             abort.abort()
             await owner?.close()
