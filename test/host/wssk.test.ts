@@ -1,0 +1,227 @@
+/**
+ * The WSSK gateway (devs/updates/wssk.ts) against the runtime's own WSSK
+ * client in the simulator, over TLS with a CA made for the test and trusted
+ * through NODE_EXTRA_CA_CERTS:
+ *
+ * 1. a device the gateway has no key for is refused (401); one with the wrong
+ *    key fails authentication and never becomes connected;
+ * 2. with the right key the device connects, reports the hash of its program,
+ *    a misaligned image is refused before anything is sent, and a deploy
+ *    replaces the program with one that then runs.
+ *
+ * The simulator runs in `--test --test-self-exit` mode: sockets work, flash
+ * lives in memory (the project's .devicescript/flash is not touched), no
+ * devtools server is needed, and a program replaced over WSSK does not end the
+ * run (only a panic or `ds.restart()` would). The fixtures are built in a
+ * temporary folder (a copy of them, the generated port and key module, and a
+ * link to node_modules), so concurrent builds in the project's .devicescript
+ * cannot swap images under the test.
+ */
+import assert from "node:assert/strict"
+import { spawn, execFileSync, type ChildProcess } from "node:child_process"
+import { createHash, randomBytes } from "node:crypto"
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { after, before, describe, test } from "node:test"
+import { ensurePki, type Pki } from "../../devs/stack/pki.ts"
+import { WsskGateway, type WsskEvent } from "../../devs/updates/wssk.ts"
+import { devsBin, forEachLine, PROJECT_ROOT } from "../../devs/tools/devs-cli.ts"
+
+const dir = mkdtempSync(join(tmpdir(), "wssk-test-"))
+const buildDir = join(dir, "build")
+/** The key the device holds (compiled into the v1 fixture). */
+const DEVICE_KEY = randomBytes(32)
+const events: WsskEvent[] = []
+const transcript: string[] = []
+let keyFor: (deviceId: string) => Buffer | undefined = () => undefined
+let pki: Pki
+let gateway: WsskGateway
+let v1: Buffer
+let v2: Buffer
+
+const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex")
+
+/** Builds a fixture in the build folder; returns the image and writes it as `<name>.devs`. */
+function build(name: string): Buffer {
+    execFileSync(devsBin(), ["build", `fixtures/${name}.ts`], { cwd: buildDir, stdio: ["ignore", "pipe", "pipe"] })
+    const image = readFileSync(join(buildDir, ".devicescript", "bin", "bytecode.devs"))
+    writeFileSync(join(buildDir, `${name}.devs`), image)
+    return image
+}
+
+/** A simulator run of a built image. */
+interface Simulator {
+    /** Lines the device printed (its console and the runtime's log), without the `WASM> ` prefix. */
+    lines: string[]
+    /** Host time (ms) at which each line arrived, parallel to `lines`. */
+    times: number[]
+    /** Resolves with the first printed line matching `pattern`, and its index in `lines`. */
+    waitFor(pattern: RegExp, timeoutMs: number): Promise<RegExpExecArray & { line: number }>
+    stop(): Promise<void>
+}
+
+function simulate(name: string): Simulator {
+    const child: ChildProcess = spawn(devsBin(), ["run", `${name}.devs`, "--test", "--test-self-exit", "--test-timeout", "120000"], {
+        cwd: buildDir,
+        env: { ...process.env, NODE_EXTRA_CA_CERTS: pki.caCert, NO_COLOR: "1", FORCE_COLOR: "0" },
+        stdio: ["ignore", "pipe", "pipe"],
+    })
+    const lines: string[] = []
+    const times: number[] = []
+    const collect = (line: string) => {
+        transcript.push(line)
+        if (!line.startsWith("WASM> ")) return
+        lines.push(line.slice(6))
+        times.push(Date.now())
+    }
+    forEachLine(child.stdout!, collect)
+    forEachLine(child.stderr!, collect)
+    const exited = new Promise<void>(resolve => child.once("close", () => resolve()))
+    return {
+        lines,
+        times,
+        waitFor: async (pattern, timeoutMs) => {
+            const end = Date.now() + timeoutMs
+            for (;;) {
+                for (let i = 0; i < lines.length; i++) {
+                    const m = pattern.exec(lines[i])
+                    if (m) return Object.assign(m, { line: i })
+                }
+                if (Date.now() > end) throw new Error(`no line matching ${pattern} in ${timeoutMs} ms; the device printed:\n${lines.join("\n")}`)
+                await new Promise(r => setTimeout(r, 50))
+            }
+        },
+        stop: async () => {
+            child.kill("SIGKILL")
+            await exited
+        },
+    }
+}
+
+/** Resolves with the first gateway event of `kind` recorded from `from` on. */
+async function eventOf(kind: string, from: number, timeoutMs: number): Promise<WsskEvent> {
+    const end = Date.now() + timeoutMs
+    for (;;) {
+        const found = events.slice(from).find(e => e.kind === kind)
+        if (found) return found
+        if (Date.now() > end) throw new Error(`no ${kind} event in ${timeoutMs} ms; events: ${JSON.stringify(events)}`)
+        await new Promise(r => setTimeout(r, 50))
+    }
+}
+
+before(async () => {
+    pki = ensurePki(join(dir, "pki"))
+    gateway = new WsskGateway({
+        tls: { key: readFileSync(pki.serverKey, "utf8"), cert: readFileSync(pki.serverCert, "utf8") },
+        port: 0,
+        masterKeyFor: id => keyFor(id),
+        onEvent: e => events.push(e),
+    })
+    const port = await gateway.start()
+    mkdirSync(join(buildDir, "fixtures", "generated"), { recursive: true })
+    writeFileSync(join(buildDir, "devsconfig.json"), "{}\n")
+    symlinkSync(join(PROJECT_ROOT, "node_modules"), join(buildDir, "node_modules"))
+    for (const name of ["wssk-v1", "wssk-v2"]) copyFileSync(join(PROJECT_ROOT, "test", "device", "fixtures", `${name}.ts`), join(buildDir, "fixtures", `${name}.ts`))
+    writeFileSync(
+        join(buildDir, "fixtures", "generated", "wssk-config.ts"),
+        `export const WSSK_HOST = "localhost"\nexport const WSSK_PORT = ${port}\nexport const WSSK_MASTER_KEY = "${DEVICE_KEY.toString("hex")}"\n`
+    )
+    v1 = build("wssk-v1")
+    v2 = build("wssk-v2")
+})
+
+after(async () => {
+    await gateway?.stop()
+    rmSync(dir, { recursive: true, force: true })
+})
+
+describe("WSSK gateway and the simulator's runtime", () => {
+    test("a device without a key at the gateway is refused with 401", { timeout: 90_000 }, async () => {
+        keyFor = () => undefined
+        const from = events.length
+        const sim = simulate("wssk-v1")
+        try {
+            const [, , id] = await sim.waitFor(/^wssk-fixture v1 ([0-9a-f]{64}) id (\S+)$/, 60_000)
+            const refused = await eventOf("wssk-unknown-device", from, 20_000)
+            assert.equal(refused.deviceId, id)
+            // websock_conn.c wants "HTTP/1.1 101" and reports anything else this way
+            await sim.waitFor(/^connection error: "websock response"$/, 10_000)
+            assert.equal(gateway.session(id), undefined)
+        } finally {
+            await sim.stop()
+        }
+    })
+
+    test("a wrong master key fails authentication and the device never connects", { timeout: 90_000 }, async () => {
+        keyFor = () => randomBytes(32)
+        const from = events.length
+        const sim = simulate("wssk-v1")
+        try {
+            const [, , id] = await sim.waitFor(/^wssk-fixture v1 ([0-9a-f]{64}) id (\S+)$/, 60_000)
+            const failed = await eventOf("wssk-auth-failed", from, 20_000)
+            assert.equal(failed.deviceId, id)
+            await sim.waitFor(/^connection to localhost closed$/, 10_000)
+            // the runtime redials only after its 32 s watchdog; nothing may connect meanwhile
+            await assert.rejects(gateway.waitForDevice(id, 3_000), /not connected/)
+            assert.equal(sim.lines.some(l => l.startsWith("connected to")), false, "the runtime reported a connection")
+        } finally {
+            await sim.stop()
+        }
+    })
+
+    test("with the right key: connect, hash, refuse a misaligned image, deploy v2 and run it", { timeout: 120_000 }, async t => {
+        keyFor = () => DEVICE_KEY
+        const from = events.length
+        const started = Date.now()
+        const sim = simulate("wssk-v1")
+        try {
+            // the program reads its own SHA-256 from the runtime's DeviceScriptManager: that of the .devs file
+            const opened = await sim.waitFor(/^wssk-fixture v1 ([0-9a-f]{64}) id (\S+)$/, 60_000)
+            const [, printed, id] = opened
+            assert.equal(printed, sha256(v1))
+            const session = await gateway.waitForDevice(id, 30_000)
+            const connectedAt = Date.now()
+            assert.equal(session.deviceId, id)
+            assert.equal((await session.getHash()).toString("hex"), sha256(v1))
+
+            // misaligned and empty images are refused before a byte is sent
+            const sent = session.traffic().messagesOut
+            await assert.rejects(session.deploy(v2.subarray(0, v2.length - 1)), RangeError)
+            await assert.rejects(session.deploy(Buffer.alloc(0)), RangeError)
+            assert.equal(session.traffic().messagesOut, sent)
+
+            const before = session.traffic()
+            const progress: number[] = []
+            const deployStarted = Date.now()
+            await session.deploy(v2, written => progress.push(written))
+            const deployMs = Date.now() - deployStarted
+            const during = session.traffic()
+            assert.equal(progress.at(-1), v2.length)
+            assert.equal(progress.length, Math.ceil(v2.length / 128))
+
+            // the runtime starts v2, which sees its own hash, and so does the gateway
+            const [, v2Printed] = await sim.waitFor(/^wssk-fixture v2 ([0-9a-f]{64})$/, 20_000)
+            assert.equal(v2Printed, sha256(v2))
+            assert.equal((await session.getHash()).toString("hex"), sha256(v2))
+            // v2 closes the window by clearing the connection string
+            await session.closed
+            await sim.waitFor(/^wssk-fixture v2 window closed$/, 10_000)
+            assert.equal(gateway.session(id), undefined)
+
+            assert.deepEqual(events.slice(from), [], "no security events with the right key")
+            for (const line of transcript) assert.equal(line.includes(DEVICE_KEY.toString("hex")), false, "the master key in the logs")
+            const total = session.traffic()
+            t.diagnostic(`device id ${id}; v1 ${v1.length} B, v2 ${v2.length} B`)
+            t.diagnostic(`connected within ${connectedAt - sim.times[opened.line]} ms of the program opening the window (${connectedAt - started} ms after spawning the simulator)`)
+            t.diagnostic(
+                `deploy of ${v2.length} B: ${deployMs} ms, ${during.messagesOut - before.messagesOut} messages out, ` +
+                    `${during.payloadOut - before.payloadOut} B sealed out / ${during.payloadIn - before.payloadIn} B in, ` +
+                    `${during.wireOut - before.wireOut} B on the wire out / ${during.wireIn - before.wireIn} B in`
+            )
+            t.diagnostic(`whole session: ${JSON.stringify(total)}`)
+        } finally {
+            await sim.stop()
+        }
+    })
+})
