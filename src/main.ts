@@ -6,6 +6,11 @@
  * Then sensors -> validated readings -> SenML-CBOR -> COSE_Encrypt0 -> the
  * outbound queue -> MQTT over TLS, on a session the registry grants. A device
  * whose identity is unusable runs its sensors to the console only.
+ *
+ * Updates (src/update): before the uplink starts, the update records say
+ * whether this boot is a candidate on trial, a window still open for a
+ * deploy, or a normal run; an owner's `update-check` command, or the periodic
+ * check, lends the socket to the updater between MQTT sessions.
  */
 import * as ds from "@devicescript/core"
 import { CborMap, encodeCbor } from "./codec/cbor"
@@ -23,6 +28,10 @@ import { Command, DownlinkVerifier } from "./uplink/downlink"
 import { OutboundQueue } from "./uplink/queue"
 import { ReadingSink } from "./uplink/sink"
 import { SecureUplink } from "./uplink/uplink"
+import { runningProgramDigest } from "./update/running-image"
+import { BootDecision } from "./update/slots"
+import { FIRMWARE_SIGNING_KEY } from "./update/trust-anchor"
+import { Updater } from "./update/updater"
 
 const FLUSH_INTERVAL_MS = 5000
 const MAX_READINGS = 64
@@ -30,6 +39,10 @@ const MAX_READINGS = 64
 const FAULT_EVENT_INTERVAL_MS = 600000
 /** Events per uplink message, so each fits a queue slot. */
 const EVENTS_PER_MESSAGE = 5
+/** How often the device looks for an update by itself. */
+const UPDATE_CHECK_INTERVAL_MS = 6 * 3600 * 1000
+/** How long a candidate on trial waits for its first valid reading. */
+const TRIAL_SENSOR_WAIT_MS = 20000
 
 async function openPort(config: SensorConfig) {
     if (ds.isSimulator()) return new SimulatedSensor(config.model)
@@ -54,6 +67,7 @@ async function onFault(f: SensorFault) {
 
 let uplink: SecureUplink = undefined
 let pipeline: Pipeline = undefined
+let updater: Updater = undefined
 
 /** The device's state report: what an owner needs to see that it is healthy. */
 function stateReport(): Buffer {
@@ -94,8 +108,45 @@ async function onCommand(c: Command): Promise<{ topic: string; body: Buffer }> {
         }
         return undefined
     }
-    if (c.cmd === "update-check") await events.record("command", "update check requested")
+    if (c.cmd === "update-check") {
+        await events.record("command", "update check requested")
+        uplink.lendSocket(checkForUpdate)
+    }
     return { topic: "state", body: stateReport() }
+}
+
+/** With the socket lent by the uplink: look for an update; if a window opens, wait in it. */
+async function checkForUpdate() {
+    const outcome = await updater.check()
+    console.log(`update: check: ${outcome}`)
+    if (outcome === "window-open") await updater.awaitDeploy()
+}
+
+/** A candidate's health: sensors give a valid reading, registry and broker take our credentials. */
+async function trialHealth(): Promise<string> {
+    const until = ds.millis() + TRIAL_SENSOR_WAIT_MS
+    while (pipeline.readingsTaken() === 0 && ds.millis() < until) await ds.sleep(250)
+    if (pipeline.readingsTaken() === 0) return "no valid sensor reading"
+    return await uplink.probe()
+}
+
+/** Runs what the update records ask of this boot. Resolves when the uplink may start. */
+async function continueUpdate(decision: BootDecision) {
+    if (decision.action === "trial") {
+        if (await updater.trial(trialHealth)) return
+    } else if (decision.action === "announce") {
+        if ((await updater.announce()) !== "window-open") return
+        await updater.awaitDeploy()
+        return
+    } else if (decision.action === "await-deploy") {
+        await updater.awaitDeploy()
+        return
+    } else if (decision.action === "request-rollback") {
+        await updater.requestRollback("candidate did not confirm within its trial boots")
+    } else return
+    // rollback asked for: the window stays open and the service replaces this program
+    console.log("update: waiting for rollback")
+    for (;;) await ds.sleep(60000)
 }
 
 let sink: ReadingSink = new ConsoleSink({ baseName })
@@ -114,6 +165,7 @@ if (identity) {
             onCommand,
         })
         sink = uplink
+        updater = new Updater({ identity, events, registry: registryEndpoint(), publicKey: FIRMWARE_SIGNING_KEY, runningDigest: runningProgramDigest })
     } catch (e: any) {
         if (!(e instanceof CounterError)) throw e
         // resuming without the counter could reuse a nonce: stay offline until a factory reset
@@ -123,5 +175,10 @@ if (identity) {
 
 const sensors = parseSensorList(boardSensorList())
 console.log(`sensors: ${sensors.map(s => `${s.name}@${s.intervalMs}ms`).join(" ")}`)
+const decision = updater ? await updater.boot() : undefined
 pipeline = await startPipeline({ sensors, sink, openPort, flushIntervalMs: FLUSH_INTERVAL_MS, maxReadings: MAX_READINGS, onFault })
-if (uplink) await uplink.run()
+if (uplink) {
+    if (decision) await continueUpdate(decision)
+    setInterval(() => uplink.lendSocket(checkForUpdate), UPDATE_CHECK_INTERVAL_MS)
+    await uplink.run()
+}

@@ -2,7 +2,7 @@
  * Wires sensors to a sink: one sampler per configured sensor, all feeding one batcher.
  */
 import { SensorSampler } from "./sensors/sampler"
-import { SensorConfig, SensorFault, SensorPort } from "./sensors/types"
+import { Reading, SensorConfig, SensorFault, SensorPort } from "./sensors/types"
 import { ReadingBatcher } from "./uplink/batcher"
 import { ReadingSink } from "./uplink/sink"
 
@@ -24,6 +24,8 @@ export interface PipelineOptions {
 export interface Pipeline {
     samplers: SensorSampler[]
     batcher: ReadingBatcher
+    /** Valid readings taken since the pipeline started (an update's health check looks for one). */
+    readingsTaken(): number
     /** Stops sampling and flushing. */
     stop(): void
 }
@@ -43,6 +45,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
         if (options.onFault) options.onFault(fault)
     }
     const samplers: SensorSampler[] = []
+    let taken = 0
     for (const config of options.sensors) {
         let port: SensorPort
         try {
@@ -51,13 +54,18 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
             onFault({ sensor: config.name, kind: "missing", detail: e && e.message ? e.message : "not found", atMs: 0 })
             continue
         }
-        samplers.push(new SensorSampler({ config, port, onReading: r => batcher.add(r), onFault }))
+        const onReading = (r: Reading) => {
+            taken++
+            batcher.add(r)
+        }
+        samplers.push(new SensorSampler({ config, port, onReading, onFault }))
     }
     for (const s of samplers) s.start()
     batcher.start()
     return {
         samplers,
         batcher,
+        readingsTaken: () => taken,
         stop: () => {
             for (const s of samplers) s.stop()
             batcher.stop()

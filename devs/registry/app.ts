@@ -12,6 +12,11 @@
  * - `POST /v1/claim`: `{ id, code, owner }`, where `code` is the claim proof. 200 returns the owner
  *   envelope and, on the owner's first claim, the owner's broker login (subscribe to its devices' up
  *   topics, publish to their down topics).
+ * - `POST /v1/session` (final step only): as the GET, with a JSON report in the body for the update
+ *   service (devs/updates/service.ts); it is read only after the device's proof verifies, and the
+ *   answer is `reply` in the 200 body.
+ * - `GET /v1/firmware/<class id hex>/latest`: the newest signed manifest (application/cbor), public:
+ *   its SLH-DSA signature is what devices trust, not this server.
  */
 import { createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from "node:crypto"
 import { createServer, type Server } from "node:https"
@@ -29,6 +34,7 @@ import {
     type ScramServerExchange,
 } from "./scram.ts"
 import type { DeviceRecord, RegistryStore } from "./store.ts"
+import type { UpdateService } from "../updates/service.ts"
 
 /** Installs and removes per-device broker credentials (Mosquitto dynamic security, or another broker). */
 export interface BrokerAccess {
@@ -58,6 +64,8 @@ export interface RegistryOptions {
     realm?: string
     /** Where event lines go (default: the console). They never hold a credential. */
     log?: (line: string) => void
+    /** The update service and where its WSSK gateway listens, if updates are offered. */
+    updates?: { service: UpdateService; endpoint: { host: string; port: number; windowMs: number } }
 }
 
 const REALM = "sentinel"
@@ -130,6 +138,9 @@ export class Registry {
         try {
             if (method === "POST" && path === "/v1/devices") return this.enroll(body, source)
             if (method === "GET" && path === "/v1/session") return await this.session(headers["authorization"], source)
+            if (method === "POST" && path === "/v1/session") return await this.session(headers["authorization"], source, body)
+            const firmware = /^\/v1\/firmware\/([0-9a-f]{32})\/latest$/.exec(path)
+            if (method === "GET" && firmware) return this.latestFirmware(firmware[1])
             if (method === "POST" && path === "/v1/claim") return await this.claim(body, source)
             if (method === "GET" && path === "/v1/health") return { status: 200, headers: {}, body: { ok: true } }
             throw new HttpError(404, "no such endpoint")
@@ -203,7 +214,13 @@ export class Registry {
         return { "www-authenticate": `${SCRAM_MECHANISM} realm="${this.options.realm ?? REALM}"` }
     }
 
-    private async session(authorization: string | undefined, source: string) {
+    private latestFirmware(classId: string) {
+        const signed = this.options.updates?.service.latestSignedManifest(classId)
+        if (!signed) throw new HttpError(404, "no firmware for this class")
+        return { status: 200, headers: {}, body: signed }
+    }
+
+    private async session(authorization: string | undefined, source: string, report?: Buffer) {
         this.sweepExchanges()
         if (!authorization) throw new HttpError(401, "authentication required", this.challenge())
         const { scheme, params } = parseAuthorization(authorization)
@@ -217,7 +234,7 @@ export class Registry {
         const message = Buffer.from(data, "base64").toString("utf8")
         const sid = params.get("sid")
         if (!sid) return this.sessionFirst(message, source)
-        return await this.sessionFinal(sid, message, source)
+        return await this.sessionFinal(sid, message, source, report)
     }
 
     private sessionFirst(message: string, source: string) {
@@ -240,7 +257,7 @@ export class Registry {
         }
     }
 
-    private async sessionFinal(sid: string, message: string, source: string) {
+    private async sessionFinal(sid: string, message: string, source: string, report?: Buffer) {
         const pending = this.exchanges.get(sid)
         this.exchanges.delete(sid)
         if (!pending || pending.expires < this.clock()) throw new HttpError(401, "unknown or expired exchange", this.challenge())
@@ -257,7 +274,19 @@ export class Registry {
         for (const k of keys) this.limiter.succeed(k)
         const info = `sid=${sid}, data=${Buffer.from(final).toString("base64")}`
         const body: Record<string, unknown> = { id, claimed: device.owner !== null }
-        if (device.owner !== null && this.options.broker) body.broker = await this.issueBrokerCredentials(id)
+        if (device.owner !== null && this.options.broker) {
+            try {
+                body.broker = await this.issueBrokerCredentials(id)
+            } catch (e) {
+                // the login still counts (and a report is still read): the device retries the broker later
+                this.event("broker-unavailable", "registry", id, (e as Error).message.slice(0, 96))
+            }
+        }
+        if (this.options.updates) {
+            body.updates = this.options.updates.endpoint
+            // the report is read only now that the proof has verified
+            if (report && report.length) body.reply = this.options.updates.service.handleReport(id, this.json(report))
+        }
         return { status: 200, headers: { "authentication-info": info }, body }
     }
 
@@ -366,8 +395,9 @@ export function serveRegistry(registry: Registry, tls: { key: Buffer; cert: Buff
         } catch (e) {
             result = e instanceof HttpError ? { status: e.status, headers: e.headers, body: { error: e.message } } : { status: 500, headers: {}, body: { error: "internal error" } }
         }
-        const payload = Buffer.from(JSON.stringify(result.body))
-        res.writeHead(result.status, { ...result.headers, "content-type": "application/json", "content-length": payload.length, connection: "close" })
+        const binary = Buffer.isBuffer(result.body)
+        const payload = binary ? (result.body as Buffer) : Buffer.from(JSON.stringify(result.body))
+        res.writeHead(result.status, { ...result.headers, "content-type": binary ? "application/cbor" : "application/json", "content-length": payload.length, connection: "close" })
         res.end(payload)
     })
 }

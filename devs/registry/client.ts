@@ -95,8 +95,9 @@ export function claim(t: Transport, id: string, proof: string, owner: string): P
  * Runs the RFC 7804 SCRAM-SHA-256 exchange. Resolves with the final reply
  * after checking the server's signature; rejects if the server offers no
  * SCRAM, fails the exchange, or cannot prove it holds the verifier.
+ * A `report` for the update service rides with the final step (a POST), as the firmware sends it.
  */
-export async function login(t: Transport, id: string, password: Buffer): Promise<Reply> {
+export async function login(t: Transport, id: string, password: Buffer, report?: unknown): Promise<Reply> {
     const scram = new ScramClient(id, password)
     const data = (s: string) => Buffer.from(s).toString("base64")
     const first = await t("GET", "/v1/session", { authorization: `${SCRAM_MECHANISM} data=${data(scram.first())}` })
@@ -105,9 +106,12 @@ export async function login(t: Transport, id: string, password: Buffer): Promise
         return first
     const sid = challenge.params.get("sid")!
     const serverFirst = Buffer.from(challenge.params.get("data") ?? "", "base64").toString("utf8")
-    const final = await t("GET", "/v1/session", {
-        authorization: `${SCRAM_MECHANISM} sid=${sid}, data=${data(scram.final(serverFirst))}`,
-    })
+    const final = await t(
+        report === undefined ? "GET" : "POST",
+        "/v1/session",
+        { authorization: `${SCRAM_MECHANISM} sid=${sid}, data=${data(scram.final(serverFirst))}` },
+        report
+    )
     if (final.status !== 200) return final
     const info = parseAuthorization(`x ${final.headers["authentication-info"] ?? ""}`).params
     if (info.get("sid") !== sid) throw new ScramProtocolError("Authentication-Info for another exchange")

@@ -1,8 +1,11 @@
 /**
  * The registry's store: device verifiers, owners, security events, rate-limit
- * state and broker-credential expiries. Never a secret: SCRAM verifiers and a
- * salted slow hash of each claim code (seed: "never store actual credentials
- * centrally, even encrypted").
+ * state, broker-credential expiries, and the update service's signed images
+ * and per-device update state. No login secret: SCRAM verifiers and a salted
+ * slow hash of each claim code (seed: "never store actual credentials
+ * centrally, even encrypted"). The one key held is each device's WSSK master
+ * key, which the update service needs to reach the runtime; it is sealed
+ * under a key kept outside the database (devs/updates/key-vault.ts).
  *
  * `RegistryStore` is the seam for another database (PostgreSQL when one
  * machine is not enough); `SqliteStore` is the embedded default.
@@ -39,6 +42,37 @@ export interface SecurityEventRow {
     detail: string
 }
 
+/** A signed firmware image the update service may deploy (devs/updates). */
+export interface FirmwareImageRow {
+    /** SHA-256 of the image, hex: what devices approve and the runtime reports. */
+    digest: string
+    sequence: number
+    /** Device class (hex UUID) the manifest names. */
+    classId: string
+    /** The COSE_Sign1 manifest exactly as signed. */
+    signedManifest: Buffer
+    image: Buffer
+    publishedAt: number
+}
+
+/** Where one device's update stands, on the service's side. */
+export interface DeviceUpdateRow {
+    deviceId: string
+    /** The device's WSSK master key, sealed under the service's at-rest key (never in clear here). */
+    sealedWsskKey: Buffer | null
+    /** "idle" | "approved" | "trial" | "rollback" */
+    phase: string
+    /** Digest the device approved (the only one the service will deploy to it, apart from rollback). */
+    approvedDigest: string | null
+    /** Digest of the confirmed image to put back if the candidate does not confirm. */
+    rollbackDigest: string | null
+    /** Time by which the candidate must confirm (ms since the epoch). */
+    deadline: number | null
+    /** The last candidate that failed its trial here: not deployed to this device again. */
+    failedDigest: string | null
+    updatedAt: number
+}
+
 /** Failure counting for one rate-limit key. */
 export interface RateLimitState {
     key: string
@@ -63,6 +97,13 @@ export interface RegistryStore {
     /** Devices whose broker credentials expired at or before `now`. */
     expiredBrokerCredentials(now: number): string[]
     deleteBrokerExpiry(deviceId: string): void
+    /** Adds a firmware image; false if its digest is already published. */
+    insertFirmwareImage(image: FirmwareImageRow): boolean
+    getFirmwareImage(digest: string): FirmwareImageRow | undefined
+    /** The image with the highest sequence for a device class. */
+    latestFirmwareImage(classId: string): FirmwareImageRow | undefined
+    getDeviceUpdate(deviceId: string): DeviceUpdateRow | undefined
+    putDeviceUpdate(update: DeviceUpdateRow): void
     close(): void
 }
 
@@ -112,6 +153,30 @@ export const MIGRATIONS: { version: number; sql: string }[] = [
     {
         version: 2,
         sql: `ALTER TABLE devices ADD COLUMN owner_envelope BLOB NOT NULL DEFAULT x'';`,
+    },
+    {
+        version: 3,
+        sql: `
+            CREATE TABLE firmware_images (
+                digest TEXT PRIMARY KEY,
+                sequence INTEGER NOT NULL,
+                class_id TEXT NOT NULL,
+                signed_manifest BLOB NOT NULL,
+                image BLOB NOT NULL,
+                published_at INTEGER NOT NULL
+            );
+            CREATE INDEX firmware_images_class ON firmware_images (class_id, sequence);
+            CREATE TABLE device_updates (
+                device_id TEXT PRIMARY KEY REFERENCES devices (id),
+                sealed_wssk_key BLOB,
+                phase TEXT NOT NULL,
+                approved_digest TEXT,
+                rollback_digest TEXT,
+                deadline INTEGER,
+                failed_digest TEXT,
+                updated_at INTEGER NOT NULL
+            );
+        `,
     },
 ]
 
@@ -246,7 +311,86 @@ export class SqliteStore implements RegistryStore {
         this.db.prepare("DELETE FROM broker_credentials WHERE device_id = ?").run(deviceId)
     }
 
+    insertFirmwareImage(i: FirmwareImageRow): boolean {
+        const r = this.db
+            .prepare(
+                `INSERT OR IGNORE INTO firmware_images (digest, sequence, class_id, signed_manifest, image, published_at)
+                 VALUES (?, ?, ?, ?, ?, ?)`
+            )
+            .run(i.digest, i.sequence, i.classId, i.signedManifest, i.image, i.publishedAt)
+        return r.changes === 1
+    }
+
+    getFirmwareImage(digest: string): FirmwareImageRow | undefined {
+        return imageFromRow(this.db.prepare("SELECT * FROM firmware_images WHERE digest = ?").get(digest) as ImageRow | undefined)
+    }
+
+    latestFirmwareImage(classId: string): FirmwareImageRow | undefined {
+        return imageFromRow(this.db.prepare("SELECT * FROM firmware_images WHERE class_id = ? ORDER BY sequence DESC LIMIT 1").get(classId) as ImageRow | undefined)
+    }
+
+    getDeviceUpdate(deviceId: string): DeviceUpdateRow | undefined {
+        const r = this.db.prepare("SELECT * FROM device_updates WHERE device_id = ?").get(deviceId) as UpdateRow | undefined
+        return (
+            r && {
+                deviceId: r.device_id,
+                sealedWsskKey: r.sealed_wssk_key,
+                phase: r.phase,
+                approvedDigest: r.approved_digest,
+                rollbackDigest: r.rollback_digest,
+                deadline: r.deadline,
+                failedDigest: r.failed_digest,
+                updatedAt: r.updated_at,
+            }
+        )
+    }
+
+    putDeviceUpdate(u: DeviceUpdateRow) {
+        this.db
+            .prepare(
+                `INSERT INTO device_updates (device_id, sealed_wssk_key, phase, approved_digest, rollback_digest, deadline, failed_digest, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (device_id) DO UPDATE SET sealed_wssk_key = excluded.sealed_wssk_key, phase = excluded.phase,
+                 approved_digest = excluded.approved_digest, rollback_digest = excluded.rollback_digest,
+                 deadline = excluded.deadline, failed_digest = excluded.failed_digest, updated_at = excluded.updated_at`
+            )
+            .run(u.deviceId, u.sealedWsskKey, u.phase, u.approvedDigest, u.rollbackDigest, u.deadline, u.failedDigest, u.updatedAt)
+    }
+
     close() {
         this.db.close()
     }
+}
+
+interface ImageRow {
+    digest: string
+    sequence: number
+    class_id: string
+    signed_manifest: Buffer
+    image: Buffer
+    published_at: number
+}
+
+interface UpdateRow {
+    device_id: string
+    sealed_wssk_key: Buffer | null
+    phase: string
+    approved_digest: string | null
+    rollback_digest: string | null
+    deadline: number | null
+    failed_digest: string | null
+    updated_at: number
+}
+
+function imageFromRow(r: ImageRow | undefined): FirmwareImageRow | undefined {
+    return (
+        r && {
+            digest: r.digest,
+            sequence: r.sequence,
+            classId: r.class_id,
+            signedManifest: r.signed_manifest,
+            image: r.image,
+            publishedAt: r.published_at,
+        }
+    )
 }

@@ -1,19 +1,26 @@
 /**
- * The local stack: a private CA, Mosquitto with TLS and dynamic security, and
- * the registry over HTTPS on its SQLite store. `npm start` and the
- * end-to-end tests run the firmware in the simulator against it.
+ * The local stack: a private CA, Mosquitto with TLS and dynamic security, the
+ * registry over HTTPS on its SQLite store, and the update service with its
+ * WSSK gateway (wss://) sharing that store. `npm start` and the end-to-end
+ * tests run the firmware in the simulator against it.
  */
 import { readFileSync } from "node:fs"
 import type { Server } from "node:https"
 import { join } from "node:path"
 import { Registry, serveRegistry } from "../registry/app.ts"
 import { SqliteStore } from "../registry/store.ts"
+import { KeyVault } from "../updates/key-vault.ts"
+import { UpdateService } from "../updates/service.ts"
+import { loadPublicKey } from "../updates/signing-key.ts"
+import { WsskGateway } from "../updates/wssk.ts"
 import { MosquittoDynsec, startMosquitto, type MosquittoInstance } from "./mosquitto.ts"
 import { ensurePki, type Pki } from "./pki.ts"
 
 /** Ports the firmware in the simulator expects (see src/identity/endpoint.ts). */
 export const REGISTRY_PORT = 8443
 export const BROKER_PORT = 8883
+/** The update service's WSSK gateway (the registry tells devices; any free port works). */
+export const UPDATES_PORT = 9443
 
 /** Options of the local stack. */
 export interface LocalStackOptions {
@@ -29,6 +36,13 @@ export interface LocalStackOptions {
     serveRegistry?: boolean
     /** The broker port the registry tells devices (default: the broker's own); tests put a front there. */
     advertisedBrokerPort?: number
+    updatesPort?: number
+    /** Public keys the update service accepts firmware from. Default: the owner's key (var/keys). */
+    signingKeys?: Uint8Array[]
+    /** How long a deployed candidate has to confirm before it is rolled back. Default 10 minutes. */
+    trialDeadlineMs?: number
+    /** How long a device keeps its window open for a deploy. Default 5 minutes. */
+    updateWindowMs?: number
 }
 
 /** A running local stack. */
@@ -38,6 +52,8 @@ export interface LocalStack {
     broker: MosquittoInstance
     dynsec: MosquittoDynsec
     registryPort: number
+    updates: UpdateService
+    gateway: WsskGateway
     /** Stops and restarts Mosquitto on the same port and state (logins survive). */
     restartBroker(): Promise<void>
     stop(): Promise<void>
@@ -56,11 +72,36 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         })
     let broker = await startBroker()
     const dynsec = new MosquittoDynsec({ host: "localhost", port: options.advertisedBrokerPort ?? broker.port }, broker.admin, ca, broker.port)
-    const registry = new Registry({
-        store: new SqliteStore(join(options.dir, "registry.db")),
+    const store = new SqliteStore(join(options.dir, "registry.db"))
+    const tls = { key: readFileSync(pki.serverKey, "utf8"), cert: readFileSync(pki.serverCert, "utf8") }
+    // the service logs into the registry's event log; the registry is made just below
+    let registry: Registry | undefined = undefined
+    const updates = new UpdateService({
+        store,
+        // the vault key sits beside the database, never in it
+        vault: KeyVault.open(join(options.dir, "vault", "wssk.key")),
+        signingKeys: options.signingKeys ?? [loadPublicKey()],
+        trialDeadlineMs: options.trialDeadlineMs,
+        event: (kind, identity, detail) => registry?.event(kind, "updates", identity, detail),
+    })
+    updates.startTimer()
+    const gateway = new WsskGateway({
+        tls,
+        port: options.updatesPort ?? UPDATES_PORT,
+        masterKeyFor: id => updates.masterKeyFor(id),
+        onEvent: e => registry?.event(e.kind, "wssk", e.deviceId ?? "?", e.detail),
+        onConnect: session => {
+            void updates.connected(session)
+            void session.closed.then(() => updates.disconnected(session.deviceId))
+        },
+    })
+    await gateway.start()
+    registry = new Registry({
+        store,
         broker: dynsec,
         brokerTokenTtlMs: options.brokerTokenTtlMs,
         log: options.onLog ? line => options.onLog!("registry", line) : undefined,
+        updates: { service: updates, endpoint: { host: "localhost", port: gateway.port, windowMs: options.updateWindowMs ?? 300_000 } },
     })
     registry.startExpiryTimer()
     const registryPort = options.registryPort ?? REGISTRY_PORT
@@ -81,13 +122,17 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         },
         dynsec,
         registryPort,
+        updates,
+        gateway,
         restartBroker: async () => {
             await dynsec.close()
             await broker.stop()
             broker = await startBroker()
         },
         stop: async () => {
-            registry.close()
+            registry!.close()
+            updates.close()
+            await gateway.stop()
             if (server) {
                 const closed = new Promise<void>(resolve => server!.close(() => resolve()))
                 server.closeAllConnections()
@@ -95,7 +140,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
             }
             await dynsec.close()
             await broker.stop()
-            registry.store.close()
+            store.close()
         },
     }
 }

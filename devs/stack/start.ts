@@ -19,6 +19,7 @@ import { Keystore } from "../owner/keystore.ts"
 import { describeVerified, subscribeAsOwner, type OwnerSubscriber } from "../owner/subscriber.ts"
 import { httpsTransport } from "../registry/client.ts"
 import { PROJECT_ROOT, devsBin, forEachLine } from "../tools/devs-cli.ts"
+import { ensureSigningKey } from "../updates/signing-key.ts"
 import { startLocalStack, type LocalStack } from "./local.ts"
 import { portInUse, waitForPort } from "./ports.ts"
 
@@ -59,7 +60,8 @@ async function main() {
     process.on("exit", () => stack?.broker.process.kill("SIGKILL"))
     process.on("SIGINT", () => stop(0))
     process.on("SIGTERM", () => stop(0))
-    console.log("starting the local stack (CA, Mosquitto, registry) in var/stack…")
+    ensureSigningKey()
+    console.log("starting the local stack (CA, Mosquitto, registry, update service) in var/stack…")
     stack = await startLocalStack({ dir: join(PROJECT_ROOT, "var", "stack") })
     console.log(`registry https://localhost:${stack.registryPort}, broker mqtts://localhost:${stack.broker.port}`)
     console.log("starting the DeviceScript devtools server…")

@@ -10,6 +10,7 @@ import { spawn } from "node:child_process"
 import { readdirSync } from "node:fs"
 import { join, relative } from "node:path"
 import { PROJECT_ROOT, runInSimulator } from "./devs-cli.ts"
+import { ensureSigningKey } from "../updates/signing-key.ts"
 
 /** Per-file time limit of a device suite, in milliseconds. */
 const DEVICE_SUITE_TIMEOUT_MS = 300000
@@ -102,6 +103,8 @@ function runHostSuites(files: string[]): Promise<Tally> {
 async function main() {
     const args = process.argv.slice(2)
     const filters = args.filter(a => !a.startsWith("--"))
+    // the firmware trusts the owner's signing key: a fresh clone makes one (var/keys) and its trust anchor
+    ensureSigningKey()
     const total: Tally = { passed: 0, failed: 0 }
     const add = (t: Tally) => {
         total.passed += t.passed

@@ -28,6 +28,12 @@ export type SecurityEventKind =
     | "queue-overflow"
     | "downlink-refused"
     | "command"
+    | "update-refused"
+    | "update-approved"
+    | "update-confirmed"
+    | "update-unhealthy"
+    | "update-rolled-back"
+    | "update-abandoned"
 
 /** One logged event. */
 export interface SecurityEvent {

@@ -32,6 +32,26 @@ export interface BrokerGrant {
 export interface RegistrySession {
     claimed: boolean
     broker?: BrokerGrant
+    /** The update service's WSSK gateway, when the registry has one. */
+    updates?: UpdateServiceInfo
+    /** The registry's answer to a report sent with the exchange (see `authenticate`). */
+    reply?: SessionReply
+}
+
+/** Where the update service listens, and how long it may take to start a deploy. */
+export interface UpdateServiceInfo {
+    host: string
+    port: number
+    /** How long a device keeps its update window open waiting for the deploy. */
+    windowMs: number
+}
+
+/** What the registry said about a report. */
+export interface SessionReply {
+    /** The update service holds our WSSK master key. */
+    wsskKeyStored: boolean
+    /** "accepted", or why the update step was refused. */
+    update?: string
 }
 
 /** Raised when the registry exchange fails; `kind` says what to log. */
@@ -123,8 +143,12 @@ function scramChallenge(r: HttpsResponse): { [k: string]: string } {
  * Authenticates with SCRAM-SHA-256 (RFC 7804 §5). Verifies the server's
  * signature before trusting anything in the reply, including broker credentials.
  * `cache` keeps the salted keys in RAM so later logins skip PBKDF2.
+ *
+ * `report` (JSON) rides with the final message, as a POST body: the registry
+ * acts on it only if our proof verifies, and its answer counts only once the
+ * server's signature has verified (src/update uses this for the update channel).
  */
-export async function authenticate(endpoint: RegistryEndpoint, identity: DeviceIdentity, cache: ScramKeyCache): Promise<RegistrySession> {
+export async function authenticate(endpoint: RegistryEndpoint, identity: DeviceIdentity, cache: ScramKeyCache, report?: string): Promise<RegistrySession> {
     const scram = new ScramClient({ username: identity.deviceId, password: scramPassword(identity), cache })
     const data = (s: string) => base64Encode(Buffer.from(s))
     const first = await call(endpoint, "GET", "/v1/session", { authorization: `${MECHANISM} data=${data(scram.clientFirst())}` })
@@ -138,7 +162,7 @@ export async function authenticate(endpoint: RegistryEndpoint, identity: DeviceI
     } catch (e: any) {
         throw new RegistryError("auth-failure", `registry's SCRAM challenge refused: ${e.message}`)
     }
-    const r = await call(endpoint, "GET", "/v1/session", { authorization: `${MECHANISM} sid=${sid}, data=${data(final)}` })
+    const r = await call(endpoint, report ? "POST" : "GET", "/v1/session", { authorization: `${MECHANISM} sid=${sid}, data=${data(final)}` }, report)
     if (r.status === 429) throw new RegistryError("rate-limited", "registry rate-limited this device")
     if (r.status !== 200) throw new RegistryError("auth-failure", `registry refused our proof: HTTP ${r.status}`)
     const info = parseAuthHeader("x " + (r.headers["authentication-info"] || "")).params
@@ -167,6 +191,14 @@ function parseSession(body: Buffer): RegistrySession {
             throw new RegistryError("protocol", "malformed broker grant")
         session.broker = { host: b.host, port: b.port, username: b.username, password: b.password, expiresAt: b.expiresAt, ttlMs: b.ttlMs }
     }
+    const u = v ? v.updates : undefined
+    if (u) {
+        if (typeof u.host !== "string" || typeof u.port !== "number" || typeof u.windowMs !== "number" || !(u.windowMs > 0))
+            throw new RegistryError("protocol", "malformed update service endpoint")
+        session.updates = { host: u.host, port: u.port, windowMs: u.windowMs }
+    }
+    const reply = v ? v.reply : undefined
+    if (reply) session.reply = { wsskKeyStored: reply.wssk === "stored", update: typeof reply.update === "string" ? reply.update.slice(0, 64) : undefined }
     return session
 }
 

@@ -31,17 +31,17 @@ export function backoffMs(attempt: number, minMs: number, maxMs: number): number
 
 /**
  * One registry exchange: enrolls first if the registry has not accepted this
- * identity yet, then authenticates. Failures are logged as security events
- * where they are one, and thrown as `RegistryError`.
+ * identity yet, then authenticates, with `report` if given (see `authenticate`).
+ * Failures are logged as security events where they are one, and thrown as `RegistryError`.
  */
-export async function registryExchange(identity: DeviceIdentity, endpoint: RegistryEndpoint, events: EventLog, cache: ScramKeyCache): Promise<RegistrySession> {
+export async function registryExchange(identity: DeviceIdentity, endpoint: RegistryEndpoint, events: EventLog, cache: ScramKeyCache, report?: string): Promise<RegistrySession> {
     if (!(await isEnrolled(identity))) {
         const fresh = await withSecurityEvents(events, async () => await enroll(endpoint, identity))
         if (fresh) await events.record("enrolled", `registry ${endpoint.host} accepted ${identity.deviceId}`)
         // an id already known is ours only if we can log in with it: authenticate() below decides
         await markEnrolled(identity)
     }
-    return await withSecurityEvents(events, async () => await authenticate(endpoint, identity, cache))
+    return await withSecurityEvents(events, async () => await authenticate(endpoint, identity, cache, report))
 }
 
 /** Runs forever: enroll if needed, authenticate, wait, repeat. */

@@ -6,6 +6,7 @@
  *   owner root   = HKDF(secret, salt = id, "sentinel-node owner root v1")   handed to the owner once, sealed
  *   up key / IV  = HKDF(owner root, salt = id, "sentinel-node up key|iv")    device -> owner messages
  *   down key / IV = HKDF(owner root, salt = id, "sentinel-node down key|iv") owner -> device commands
+ *   WSSK master key = HKDF(secret, salt = id, "sentinel-node wssk master key v1")  the update channel (src/update)
  *
  * The SCRAM password is the secret itself; the owner root cannot be turned
  * back into it. The owner derives the same channel keys from the root
@@ -35,4 +36,12 @@ export function channelKeys(root: Buffer, deviceId: string, direction: "up" | "d
         contextIv: sha256Hkdf(root, `sentinel-node ${direction} iv`, id).slice(0, NONCE_BYTES),
         kid: id,
     }
+}
+
+/**
+ * The master key of the runtime's update channel (WSSK). Handed once to the
+ * update service inside a SCRAM-authenticated exchange; it opens nothing else.
+ */
+export function wsskMasterKey(secret: Buffer, deviceId: string): Buffer {
+    return sha256Hkdf(secret, "sentinel-node wssk master key v1", Buffer.from(deviceId, "hex"))
 }

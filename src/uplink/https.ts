@@ -20,6 +20,8 @@ export interface HttpsRequest {
     body?: string
     /** Give up after this long, in milliseconds. Default 20 s. */
     timeoutMs?: number
+    /** Largest reply body accepted. Default `MAX_BODY_BYTES`; a signed firmware manifest needs more. */
+    maxBodyBytes?: number
 }
 
 /** One reply; header names are lower-case. */
@@ -29,7 +31,7 @@ export interface HttpsResponse {
     body: Buffer
 }
 
-/** Largest header block and body accepted from a server. */
+/** Largest header block and (by default) body accepted from a server. */
 export const MAX_HEADER_BYTES = 4096
 export const MAX_BODY_BYTES = 4096
 
@@ -85,6 +87,7 @@ function parseHead(head: string, where: string): { status: number; headers: { [n
 export async function httpsRequest(req: HttpsRequest): Promise<HttpsResponse> {
     const where = `https://${req.host}:${req.port}`
     const timeoutMs = req.timeoutMs || 20000
+    const maxBody = req.maxBodyBytes || MAX_BODY_BYTES
     let socket: Socket
     try {
         socket = await connect({ host: req.host, port: req.port, proto: "tls", timeout: timeoutMs })
@@ -115,17 +118,24 @@ export async function httpsRequest(req: HttpsRequest): Promise<HttpsResponse> {
         const lengthText = parsed.headers["content-length"]
         const length = lengthText === undefined ? -1 : parseInt(lengthText)
         if (parsed.headers["transfer-encoding"] !== undefined) throw new HttpsError("protocol", `${where}: chunked replies not supported`)
-        if (length > MAX_BODY_BYTES) throw new HttpsError("too-large", `${where}: body too large`)
-        let bodyBuf = buf.slice(headEnd + 4, buf.length)
-        while (length < 0 || bodyBuf.length < length) {
+        if (length > maxBody) throw new HttpsError("too-large", `${where}: body too large`)
+        // one buffer of the announced size, filled in place: the VM's heap is small, and
+        // growing by concatenation would hold two copies of a signed manifest at once
+        const bodyBuf = Buffer.alloc(length >= 0 ? length : maxBody)
+        let filled = Math.min(buf.length - headEnd - 4, bodyBuf.length)
+        if (buf.length - headEnd - 4 > bodyBuf.length) throw new HttpsError("too-large", `${where}: body too large`)
+        bodyBuf.blitAt(0, buf, headEnd + 4, filled)
+        buf = undefined
+        while (length < 0 || filled < length) {
             const chunk = await socket.recv(timeoutMs)
             if (chunk === undefined) throw new HttpsError("timeout", `${where}: reply cut off`)
             if (chunk === null) break
-            bodyBuf = bodyBuf.concat(chunk)
-            if (bodyBuf.length > MAX_BODY_BYTES) throw new HttpsError("too-large", `${where}: body too large`)
+            if (filled + chunk.length > bodyBuf.length) throw new HttpsError("too-large", `${where}: body too large`)
+            bodyBuf.blitAt(filled, chunk, 0, chunk.length)
+            filled += chunk.length
         }
-        if (length >= 0 && bodyBuf.length < length) throw new HttpsError("protocol", `${where}: reply cut off`)
-        return { status: parsed.status, headers: parsed.headers, body: length >= 0 ? bodyBuf.slice(0, length) : bodyBuf }
+        if (length >= 0 && filled < length) throw new HttpsError("protocol", `${where}: reply cut off`)
+        return { status: parsed.status, headers: parsed.headers, body: filled === bodyBuf.length ? bodyBuf : bodyBuf.slice(0, filled) }
     } finally {
         await socket.close()
     }

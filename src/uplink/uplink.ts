@@ -60,6 +60,8 @@ export class SecureUplink implements ReadingSink {
     private grantUntilMs = 0
     /** Set once a session is up: a connection that worked and then broke starts the backoff afresh. */
     private sessionUp = false
+    /** Work that needs the socket (an update check): run between sessions. */
+    private socketTask: () => Promise<void> = undefined
 
     constructor(readonly options: UplinkOptions) {
         this.upPrefix = `things/${options.identity.deviceId}/up/`
@@ -101,6 +103,32 @@ export class SecureUplink implements ReadingSink {
         console.log(`uplink: sealed ${topic} #${counter}, ${payload.length} B, queue ${this.options.queue.size()}`)
     }
 
+    /**
+     * Gives the socket to `task` as soon as the current MQTT session closes
+     * (at once if none is open); the schedule resumes when it returns.
+     */
+    lendSocket(task: () => Promise<void>) {
+        this.socketTask = task
+    }
+
+    /**
+     * Checks that registry and broker are reachable with our credentials: one
+     * SCRAM exchange and one MQTT connection. Returns what failed, or undefined.
+     * Needs the socket free (the firmware's update trial calls it before `run`).
+     */
+    async probe(): Promise<string> {
+        try {
+            await this.renewGrant()
+            if (!this.grant) return "registry: not claimed"
+            const client = await this.connect(this.grant)
+            await client.close()
+            return undefined
+        } catch (e: any) {
+            await this.recordFailure(e)
+            return `${e.name}: ${e.message}`
+        }
+    }
+
     /** Runs the connection schedule forever. */
     async run() {
         const minMs = this.options.minBackoffMs || 2000
@@ -108,6 +136,11 @@ export class SecureUplink implements ReadingSink {
         let failures = 0
         for (;;) {
             let waitMs = 0
+            if (this.socketTask) {
+                const task = this.socketTask
+                this.socketTask = undefined
+                await task()
+            }
             try {
                 if (!this.grant || ds.millis() >= this.grantUntilMs) await this.renewGrant()
                 if (this.grant) {
@@ -147,17 +180,21 @@ export class SecureUplink implements ReadingSink {
         } else if (!(e instanceof RegistryError)) throw e
     }
 
-    /** One MQTT session, until the connection fails or the password is due for renewal. */
-    private async session(grant: BrokerGrant) {
-        const id = this.options.identity.deviceId
-        const client = await MqttClient.connect({
+    private async connect(grant: BrokerGrant): Promise<MqttClient> {
+        return await MqttClient.connect({
             host: grant.host,
             port: grant.port,
-            clientId: id,
+            clientId: this.options.identity.deviceId,
             username: grant.username,
             password: grant.password,
             keepAliveS: 60,
         })
+    }
+
+    /** One MQTT session, until the connection fails, the password is due for renewal or the socket is lent. */
+    private async session(grant: BrokerGrant) {
+        const id = this.options.identity.deviceId
+        const client = await this.connect(grant)
         const self = this
         client.onMessage = async m => {
             await self.onDownlink(m.topic, m.payload)
@@ -168,6 +205,7 @@ export class SecureUplink implements ReadingSink {
             console.log(`uplink: connected to ${grant.host}:${grant.port}`)
             while (ds.millis() < this.grantUntilMs) {
                 await this.runCommands()
+                if (this.socketTask) return
                 const head = await this.options.queue.peek()
                 if (head) {
                     await client.publish(this.upPrefix + head.topic, head.payload, 1)

@@ -1,0 +1,141 @@
+/**
+ * Signed firmware manifests on the host: the same format as the device's
+ * src/update/manifest.ts (read that file's comment for the layout), built with
+ * cbor2 and signed and verified with @noble/post-quantum's SLH-DSA-SHA2-128s.
+ *
+ *   18([ << {1: "SLH-DSA-SHA2-128s"} >>, {4: kid}, << manifest >>, signature ])
+ *
+ * The kid is the first 8 bytes of SHA-256 of the public key, so an owner with
+ * several keys can tell which one signed; the device does not rely on it.
+ */
+import { createHash } from "node:crypto"
+import { slh_dsa_sha2_128s } from "@noble/post-quantum/slh-dsa.js"
+import { decode, encode, Tag } from "cbor2"
+
+/** COSE_Sign1 tag and the only algorithm (RFC 9052 §2, §3.1: a text `alg`). */
+export const COSE_SIGN1_TAG = 18
+export const MANIFEST_ALG = "SLH-DSA-SHA2-128s"
+export const MANIFEST_FORMAT = 1
+
+const DNS_NAMESPACE = Buffer.from("6ba7b8109dad11d180b400c04fd430c8", "hex")
+
+/** Name-based UUID, version 5 (RFC 4122 §4.3). */
+export function uuidV5(namespace: Buffer, name: string): Buffer {
+    const h = createHash("sha1").update(namespace).update(name).digest().subarray(0, 16)
+    h[6] = (h[6] & 0x0f) | 0x50
+    h[8] = (h[8] & 0x3f) | 0x80
+    return Buffer.from(h)
+}
+
+/** Vendor and class ids of sentinel-node firmware (RFC 9124 §3.3, §3.4). */
+export const VENDOR_ID = uuidV5(DNS_NAMESPACE, "sentinel-node.example")
+export const CLASS_ID = uuidV5(VENDOR_ID, "esp32-sensor-node")
+
+/** What a manifest says about one image. */
+export interface FirmwareManifest {
+    sequence: number
+    vendorId: Buffer
+    classId: Buffer
+    digest: Buffer
+    size: number
+    minSequence: number
+}
+
+/** Raised for a signed manifest that is malformed or does not verify. */
+export class ManifestError extends Error {
+    constructor(message: string) {
+        super(message)
+        this.name = "ManifestError"
+    }
+}
+
+/** The manifest for `image`, with the sequence number that orders it. */
+export function manifestFor(image: Buffer, sequence: number, minSequence = 0): FirmwareManifest {
+    if (image.length === 0 || image.length % 32 !== 0) throw new ManifestError("image size must be a non-zero multiple of 32 (DeviceScript images are)")
+    if (!Number.isInteger(sequence) || sequence < 1 || sequence > 0xffffffff) throw new ManifestError("sequence must be 1..2^32-1")
+    return { sequence, vendorId: VENDOR_ID, classId: CLASS_ID, digest: createHash("sha256").update(image).digest(), size: image.length, minSequence }
+}
+
+/** A plain Uint8Array view: cbor2 encodes a Node Buffer as an object (via toJSON), not as a byte string. */
+export function bstr(b: Uint8Array): Uint8Array {
+    return new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
+}
+
+/** The manifest map in deterministic CBOR (RFC 8949 §4.2.1). */
+export function encodeManifest(m: FirmwareManifest): Buffer {
+    const map = new Map<number, unknown>([
+        [1, MANIFEST_FORMAT],
+        [2, m.sequence],
+        [3, bstr(m.vendorId)],
+        [4, bstr(m.classId)],
+        [5, bstr(m.digest)],
+        [6, m.size],
+    ])
+    if (m.minSequence > 0) map.set(7, m.minSequence)
+    return Buffer.from(encode(map, { cde: true }))
+}
+
+/** The bytes signed: Sig_structure (RFC 9052 §4.4) with empty external AAD. */
+export function sigStructure(protectedHeader: Buffer, payload: Buffer): Buffer {
+    return Buffer.from(encode(["Signature1", bstr(protectedHeader), new Uint8Array(0), bstr(payload)], { cde: true }))
+}
+
+/** First 8 bytes of SHA-256 of a public key. */
+export function keyId(publicKey: Uint8Array): Buffer {
+    return createHash("sha256").update(publicKey).digest().subarray(0, 8)
+}
+
+/** Signs a manifest: the COSE_Sign1 bytes. */
+export function signManifest(m: FirmwareManifest, secretKey: Uint8Array, publicKey: Uint8Array): Buffer {
+    const protectedHeader = Buffer.from(encode(new Map([[1, MANIFEST_ALG]]), { cde: true }))
+    const payload = encodeManifest(m)
+    const signature = slh_dsa_sha2_128s.sign(sigStructure(protectedHeader, payload), secretKey)
+    return Buffer.from(encode(new Tag(COSE_SIGN1_TAG, [bstr(protectedHeader), new Map([[4, bstr(keyId(publicKey))]]), bstr(payload), bstr(signature)]), { cde: true }))
+}
+
+function asBuffer(v: unknown, what: string): Buffer {
+    if (!(v instanceof Uint8Array)) throw new ManifestError(`${what} must be a byte string`)
+    return Buffer.from(v)
+}
+
+/** Verifies a signed manifest with `publicKey` and returns it. Throws `ManifestError`. */
+export function verifySignedManifest(signed: Buffer, publicKey: Uint8Array): FirmwareManifest {
+    let v: unknown
+    try {
+        v = decode(signed)
+    } catch {
+        throw new ManifestError("not CBOR")
+    }
+    if (!(v instanceof Tag) || Number(v.tag) !== COSE_SIGN1_TAG || !Array.isArray(v.contents) || v.contents.length !== 4) throw new ManifestError("not a COSE_Sign1")
+    const [p, , payloadField, sigField] = v.contents as unknown[]
+    const protectedHeader = asBuffer(p, "protected header")
+    const header = decode(protectedHeader) as Map<number, unknown>
+    if (!(header instanceof Map) || header.size !== 1 || header.get(1) !== MANIFEST_ALG) throw new ManifestError(`protected header must name ${MANIFEST_ALG} only`)
+    const payload = asBuffer(payloadField, "payload")
+    const signature = asBuffer(sigField, "signature")
+    const ok =
+        signature.length === slh_dsa_sha2_128s.lengths.signature &&
+        publicKey.length === slh_dsa_sha2_128s.lengths.publicKey &&
+        slh_dsa_sha2_128s.verify(signature, sigStructure(protectedHeader, payload), publicKey)
+    if (!ok) throw new ManifestError("signature does not verify")
+    return decodeManifest(payload)
+}
+
+/** Decodes a manifest map (payload bytes). */
+export function decodeManifest(payload: Buffer): FirmwareManifest {
+    const m = decode(payload) as Map<number, unknown>
+    if (!(m instanceof Map) || m.get(1) !== MANIFEST_FORMAT) throw new ManifestError("unknown manifest format")
+    const uint = (k: number) => {
+        const x = m.get(k)
+        if (typeof x !== "number" || !Number.isInteger(x) || x < 0) throw new ManifestError(`manifest element ${k} must be an unsigned integer`)
+        return x
+    }
+    return {
+        sequence: uint(2),
+        vendorId: asBuffer(m.get(3), "vendor id"),
+        classId: asBuffer(m.get(4), "class id"),
+        digest: asBuffer(m.get(5), "digest"),
+        size: uint(6),
+        minSequence: m.has(7) ? uint(7) : 0,
+    }
+}

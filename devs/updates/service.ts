@@ -1,0 +1,272 @@
+/**
+ * The update service: holds signed firmware images, learns from devices (in
+ * their SCRAM-authenticated registry exchanges) what they approved, and
+ * deploys over the runtime's WSSK channel only that exact digest, or, for
+ * rollback, the digest the device last confirmed.
+ *
+ *   device approves B (running A) -> "approved"
+ *   device opens its window       -> GET_HASH; deploy B -> "trial" (deadline starts)
+ *   device confirms B in time     -> "idle" (B is the new rollback image)
+ *   device reports failure, or the deadline passes -> deploy A when the window is open -> "idle"
+ *
+ * A candidate that crashes at start never closes its window and cannot stop
+ * the deadline: WSSK runs in the runtime, not in the program.
+ *
+ * It shares the registry's store (`RegistryStore`), and checks every image
+ * itself: the manifest signature with the owner's public key at publication,
+ * and again with the image's SHA-256 just before every deploy.
+ */
+import { createHash } from "node:crypto"
+import type { DeviceUpdateRow, FirmwareImageRow, RegistryStore } from "../registry/store.ts"
+import type { KeyVault } from "./key-vault.ts"
+import { CLASS_ID, ManifestError, VENDOR_ID, verifySignedManifest } from "./manifest.ts"
+
+/** A connected device the service can deploy to (a WSSK session). */
+export interface DeployTarget {
+    readonly deviceId: string
+    /** SHA-256 of the program the device runs. */
+    getHash(): Promise<Buffer>
+    /** Replaces the device's program; the runtime restarts it. */
+    deploy(image: Buffer): Promise<void>
+}
+
+/** Options of the update service. */
+export interface UpdateServiceOptions {
+    store: RegistryStore
+    vault: KeyVault
+    /** Public keys allowed to sign firmware (SLH-DSA-SHA2-128s). */
+    signingKeys: Uint8Array[]
+    /** How long a deployed candidate has to confirm. Default 10 minutes. */
+    trialDeadlineMs?: number
+    clock?: () => number
+    /** Records a security or update event (the registry's event log). */
+    event: (kind: string, identity: string, detail: string) => void
+}
+
+/** What the service answers to a device's report. */
+export interface ReportReply {
+    wssk?: "stored"
+    update?: string
+}
+
+const DIGEST = /^[0-9a-f]{64}$/
+
+/** A stored image or manifest that fails its check: refused, not retried. */
+class IntegrityError extends Error {}
+
+/** The update service's decisions; transport-free (the WSSK gateway and the registry call it). */
+export class UpdateService {
+    private readonly clock: () => number
+    private readonly targets = new Map<string, DeployTarget>()
+    private readonly busy = new Set<string>()
+    private timer: NodeJS.Timeout | undefined
+
+    constructor(private readonly options: UpdateServiceOptions) {
+        this.clock = options.clock ?? Date.now
+    }
+
+    /** Verifies and stores a signed image. Throws `ManifestError` for anything that does not check out. */
+    publish(signedManifest: Buffer, image: Buffer): FirmwareImageRow {
+        const manifest = this.verify(signedManifest)
+        const digest = createHash("sha256").update(image).digest()
+        if (!digest.equals(manifest.digest) || image.length !== manifest.size) throw new ManifestError("image does not match its manifest")
+        if (!manifest.vendorId.equals(VENDOR_ID) || !manifest.classId.equals(CLASS_ID)) throw new ManifestError("manifest names another vendor or class")
+        const row: FirmwareImageRow = {
+            digest: digest.toString("hex"),
+            sequence: manifest.sequence,
+            classId: manifest.classId.toString("hex"),
+            signedManifest,
+            image,
+            publishedAt: this.clock(),
+        }
+        if (!this.options.store.insertFirmwareImage(row)) throw new ManifestError("image already published")
+        return row
+    }
+
+    private verify(signed: Buffer) {
+        let last: unknown
+        for (const key of this.options.signingKeys) {
+            try {
+                return verifySignedManifest(signed, key)
+            } catch (e) {
+                last = e
+            }
+        }
+        throw last instanceof ManifestError ? last : new ManifestError("no signing key configured")
+    }
+
+    /** The newest signed manifest for a class (hex id), as devices fetch it. */
+    latestSignedManifest(classId: string): Buffer | undefined {
+        return this.options.store.latestFirmwareImage(classId)?.signedManifest
+    }
+
+    /** The device's WSSK master key, for the gateway; undefined if it never handed one over. */
+    masterKeyFor(deviceId: string): Buffer | undefined {
+        const row = this.options.store.getDeviceUpdate(deviceId)
+        return row?.sealedWsskKey ? this.options.vault.open(deviceId, row.sealedWsskKey) : undefined
+    }
+
+    private row(deviceId: string): DeviceUpdateRow {
+        return (
+            this.options.store.getDeviceUpdate(deviceId) ?? {
+                deviceId,
+                sealedWsskKey: null,
+                phase: "idle",
+                approvedDigest: null,
+                rollbackDigest: null,
+                deadline: null,
+                failedDigest: null,
+                updatedAt: this.clock(),
+            }
+        )
+    }
+
+    private save(row: DeviceUpdateRow) {
+        this.options.store.putDeviceUpdate({ ...row, updatedAt: this.clock() })
+    }
+
+    /**
+     * Acts on a report from a device that has just proved its identity with
+     * SCRAM (the registry calls this only then). Hostile input: every field is checked.
+     */
+    handleReport(deviceId: string, report: unknown): ReportReply {
+        if (!report || typeof report !== "object") return {}
+        const r = report as Record<string, unknown>
+        const reply: ReportReply = {}
+        if (r.wssk !== undefined) {
+            if (this.storeWsskKey(deviceId, r.wssk)) reply.wssk = "stored"
+        } else if (this.options.store.getDeviceUpdate(deviceId)?.sealedWsskKey) reply.wssk = "stored"
+        if (r.update && typeof r.update === "object") reply.update = this.updateStep(deviceId, r.update as Record<string, unknown>)
+        return reply
+    }
+
+    private storeWsskKey(deviceId: string, field: unknown): boolean {
+        const key = typeof field === "string" && /^[A-Za-z0-9+/]{43}=$/.test(field) ? Buffer.from(field, "base64") : undefined
+        if (!key || key.length !== 32) {
+            this.options.event("update-refused", deviceId, "malformed WSSK key")
+            return false
+        }
+        const row = this.row(deviceId)
+        if (row.sealedWsskKey) {
+            // handed over once; a different key later is not taken (someone else, or a reset device: re-enroll)
+            if (this.options.vault.open(deviceId, row.sealedWsskKey).equals(key)) return true
+            this.options.event("wssk-key-mismatch", deviceId, "device offered a different WSSK key; kept the first")
+            return false
+        }
+        this.save({ ...row, sealedWsskKey: this.options.vault.seal(deviceId, key) })
+        this.options.event("wssk-key-stored", deviceId, "update channel key received")
+        return true
+    }
+
+    private refuse(deviceId: string, why: string): string {
+        this.options.event("update-refused", deviceId, why)
+        return `refused: ${why}`
+    }
+
+    private updateStep(deviceId: string, u: Record<string, unknown>): string {
+        const row = this.row(deviceId)
+        if (typeof u.approve === "string") {
+            if (!DIGEST.test(u.approve) || typeof u.running !== "string" || !DIGEST.test(u.running)) return this.refuse(deviceId, "malformed approval")
+            if (!row.sealedWsskKey) return this.refuse(deviceId, "no WSSK key")
+            const image = this.options.store.getFirmwareImage(u.approve)
+            if (!image || image.sequence !== u.sequence) return this.refuse(deviceId, "approved an image not published")
+            // rollback needs the image the device runs now
+            if (!this.options.store.getFirmwareImage(u.running)) return this.refuse(deviceId, "running image unknown: no rollback path")
+            if (row.phase === "trial" || row.phase === "rollback") return this.refuse(deviceId, `update already in ${row.phase}`)
+            if (u.approve === row.failedDigest) return this.refuse(deviceId, "this image failed its trial on this device")
+            this.save({ ...row, phase: "approved", approvedDigest: u.approve, rollbackDigest: u.running, deadline: null })
+            this.options.event("update-approved", deviceId, `sequence ${image.sequence}`)
+            return "accepted"
+        }
+        if (typeof u.confirm === "string") {
+            if (row.phase !== "trial" || u.confirm !== row.approvedDigest) return this.refuse(deviceId, "confirmation of nothing on trial")
+            if (row.deadline !== null && this.clock() > row.deadline) return this.refuse(deviceId, "confirmation after the deadline")
+            this.save({ ...row, phase: "idle", rollbackDigest: u.confirm, approvedDigest: null, deadline: null })
+            this.options.event("update-confirmed", deviceId, `digest ${u.confirm.slice(0, 16)}`)
+            return "accepted"
+        }
+        if (typeof u.failed === "string") {
+            if (row.phase !== "trial" || u.failed !== row.approvedDigest) return this.refuse(deviceId, "failure report of nothing on trial")
+            this.save({ ...row, phase: "rollback" })
+            this.options.event("update-unhealthy", deviceId, String(u.reason ?? "").slice(0, 64))
+            void this.act(deviceId)
+            return "accepted"
+        }
+        return this.refuse(deviceId, "unknown update step")
+    }
+
+    /** A device opened its window. */
+    async connected(target: DeployTarget) {
+        this.targets.set(target.deviceId, target)
+        await this.act(target.deviceId)
+    }
+
+    /** A device closed its window. */
+    disconnected(deviceId: string) {
+        this.targets.delete(deviceId)
+    }
+
+    /** Re-checks every connected device (deadlines) every `intervalMs` until `close()`. */
+    startTimer(intervalMs = 500) {
+        this.timer = setInterval(() => {
+            for (const id of this.targets.keys()) void this.act(id)
+        }, intervalMs)
+        this.timer.unref()
+    }
+
+    close() {
+        if (this.timer) clearInterval(this.timer)
+    }
+
+    /** Does what the device's row asks for, if the device is connected. One action per device at a time. */
+    private async act(deviceId: string) {
+        const target = this.targets.get(deviceId)
+        if (!target || this.busy.has(deviceId)) return
+        this.busy.add(deviceId)
+        try {
+            const row = this.row(deviceId)
+            if (row.phase === "approved" && row.approvedDigest) {
+                const running = (await target.getHash()).toString("hex")
+                // on trial before the deploy ends: the new program may confirm before the deploy call returns
+                this.save({ ...row, phase: "trial", deadline: this.clock() + (this.options.trialDeadlineMs ?? 600_000) })
+                try {
+                    if (running !== row.approvedDigest) await this.deploy(target, row.approvedDigest)
+                } catch (e) {
+                    this.save({ ...row, phase: "approved" })
+                    throw e
+                }
+            } else if (row.rollbackDigest && (row.phase === "rollback" || (row.phase === "trial" && row.deadline !== null && this.clock() > row.deadline))) {
+                if (row.phase === "trial") this.options.event("update-deadline", deviceId, "candidate did not confirm in time")
+                const running = (await target.getHash()).toString("hex")
+                if (running !== row.rollbackDigest) await this.deploy(target, row.rollbackDigest)
+                this.save({ ...row, phase: "idle", approvedDigest: null, deadline: null, failedDigest: row.approvedDigest })
+                this.options.event("update-rolled-back", deviceId, `back to ${row.rollbackDigest.slice(0, 16)}`)
+            }
+        } catch (e) {
+            if (e instanceof IntegrityError) {
+                // never retried: the stored image is not what was signed (tampered store); the device's window times out
+                const row = this.row(deviceId)
+                this.save({ ...row, phase: "idle", approvedDigest: null, deadline: null, failedDigest: row.approvedDigest })
+                this.options.event("update-refused", deviceId, e.message)
+            } else this.options.event("update-deploy-failed", deviceId, (e as Error).message.slice(0, 96))
+        } finally {
+            this.busy.delete(deviceId)
+        }
+    }
+
+    /** Deploys a stored image after checking it again: signature, then the exact digest. */
+    private async deploy(target: DeployTarget, digest: string) {
+        const image = this.options.store.getFirmwareImage(digest)
+        if (!image) throw new IntegrityError(`image ${digest.slice(0, 16)} not stored`)
+        let manifest
+        try {
+            manifest = this.verify(image.signedManifest)
+        } catch (e) {
+            throw new IntegrityError(`stored manifest of ${digest.slice(0, 16)} does not verify`)
+        }
+        const actual = createHash("sha256").update(image.image).digest()
+        if (!actual.equals(manifest.digest) || actual.toString("hex") !== digest) throw new IntegrityError(`stored image ${digest.slice(0, 16)} does not match its signed digest`)
+        this.options.event("update-deploying", target.deviceId, `sequence ${image.sequence}, ${image.image.length} B`)
+        await target.deploy(image.image)
+    }
+}

@@ -1,0 +1,197 @@
+/**
+ * Signed firmware manifests: the elements of the SUIT information model
+ * (RFC 9124) that a DeviceScript image needs, as a CBOR map in the payload of
+ * a COSE_Sign1 (RFC 9052 §4.2) signed with SLH-DSA-SHA2-128s (FIPS 205).
+ *
+ *   18([ protected: << {1: "SLH-DSA-SHA2-128s"} >>, unprotected: {4: kid}, payload: << manifest >>, signature ])
+ *
+ *   manifest = { 1: 1 (format version), 2: sequence number, 3: vendor id, 4: class id,
+ *                5: image SHA-256, 6: image size, ? 7: lowest sequence it may update from }
+ *
+ * The algorithm is named by text (RFC 9052 §3.1 allows a tstr `alg`): the
+ * COSE registration of SLH-DSA is still a draft and its number may change.
+ * The signature covers the Sig_structure of RFC 9052 §4.4 with empty
+ * external AAD, signed with FIPS 205 pure SLH-DSA and an empty context.
+ * Exactly one algorithm is accepted, so there is nothing to downgrade to.
+ */
+import { CborError, CborMap, CborTag, CborValue, CborWriter, decodeCbor, encodeCbor, MT_ARRAY } from "../codec/cbor"
+import { slhDsaVerify } from "./slh-dsa"
+
+/** CBOR tag of COSE_Sign1 (RFC 9052 §2). */
+export const COSE_SIGN1_TAG = 18
+/** The only signature algorithm accepted. */
+export const MANIFEST_ALG = "SLH-DSA-SHA2-128s"
+/** Version of the manifest map below (RFC 9124 §3.1 "Manifest Element: Version ID"). */
+export const MANIFEST_FORMAT = 1
+/** Largest signed manifest accepted: a 7856-byte signature plus a small manifest. */
+export const MAX_SIGNED_MANIFEST_BYTES = 8192
+
+/** Manifest map keys. */
+const M_FORMAT = 1
+const M_SEQUENCE = 2
+const M_VENDOR = 3
+const M_CLASS = 4
+const M_DIGEST = 5
+const M_SIZE = 6
+const M_MIN_SEQUENCE = 7
+
+/**
+ * Vendor and class of this firmware (RFC 9124 §3.3, §3.4), UUIDv5 as RFC 4122 §4.3:
+ * vendor = UUIDv5(DNS namespace, "sentinel-node.example"), class = UUIDv5(vendor, "esp32-sensor-node").
+ * test/host/manifest.test.ts recomputes both.
+ */
+export const VENDOR_ID = hex`40f85174273453f5864116479b9ab97a`
+export const CLASS_ID = hex`2d72f019dc67537094f6c5ca682a4701`
+
+/** What a manifest says about one image. */
+export interface FirmwareManifest {
+    /** Monotonic; the device never installs a sequence at or below its floor (anti-rollback). */
+    sequence: number
+    vendorId: Buffer
+    classId: Buffer
+    /** SHA-256 of the image, as the runtime hashes the running program. */
+    digest: Buffer
+    /** Image size in bytes. */
+    size: number
+    /** Lowest running sequence this image may replace; 0 when any. */
+    minSequence: number
+}
+
+/** Why a manifest was refused. */
+export class ManifestError extends Error {
+    constructor(
+        readonly reason: "malformed" | "bad-signature" | "wrong-device" | "rollback" | "precondition",
+        message: string
+    ) {
+        super(message)
+        this.name = "ManifestError"
+    }
+}
+
+function uint(m: CborMap, key: number, name: string): number {
+    const v = m.get(key)
+    if (typeof v !== "number" || v < 0 || v !== Math.floor(v) || v > 4294967295) throw new ManifestError("malformed", `${name} must be an unsigned integer`)
+    return v
+}
+
+function bytes(m: CborMap, key: number, name: string, length: number): Buffer {
+    const v = m.get(key)
+    if (!(v instanceof Buffer) || v.length !== length) throw new ManifestError("malformed", `${name} must be ${length} bytes`)
+    return v
+}
+
+/** Decodes and checks the shape of a manifest map. Throws `ManifestError("malformed")`. */
+export function decodeManifest(payload: Buffer): FirmwareManifest {
+    let v: CborValue
+    try {
+        v = decodeCbor(payload, { maxBytes: 256, maxDepth: 1, maxItems: 16 })
+    } catch (e: any) {
+        throw new ManifestError("malformed", "manifest is not CBOR")
+    }
+    if (!(v instanceof CborMap)) throw new ManifestError("malformed", "manifest is not a map")
+    if (v.get(M_FORMAT) !== MANIFEST_FORMAT) throw new ManifestError("malformed", "unknown manifest format")
+    for (const k of v.keys) if (typeof k !== "number" || k < M_FORMAT || k > M_MIN_SEQUENCE) throw new ManifestError("malformed", "unknown manifest element")
+    const size = uint(v, M_SIZE, "size")
+    if (size === 0 || size % 32 !== 0) throw new ManifestError("malformed", "image size must be a non-zero multiple of 32")
+    return {
+        sequence: uint(v, M_SEQUENCE, "sequence"),
+        vendorId: bytes(v, M_VENDOR, "vendor id", 16),
+        classId: bytes(v, M_CLASS, "class id", 16),
+        digest: bytes(v, M_DIGEST, "digest", 32),
+        size,
+        minSequence: v.has(M_MIN_SEQUENCE) ? uint(v, M_MIN_SEQUENCE, "minimum sequence") : 0,
+    }
+}
+
+/** Encodes a manifest map (deterministic CBOR); the owner tools build the same bytes on the host. */
+export function encodeManifest(m: FirmwareManifest): Buffer {
+    const map = new CborMap()
+        .set(M_FORMAT, MANIFEST_FORMAT)
+        .set(M_SEQUENCE, m.sequence)
+        .set(M_VENDOR, m.vendorId)
+        .set(M_CLASS, m.classId)
+        .set(M_DIGEST, m.digest)
+        .set(M_SIZE, m.size)
+    if (m.minSequence > 0) map.set(M_MIN_SEQUENCE, m.minSequence)
+    return encodeCbor(map)
+}
+
+/** The bytes SLH-DSA signs: Sig_structure = ["Signature1", protected, external_aad, payload] (RFC 9052 §4.4). */
+export function sigStructure(protectedHeader: Buffer, payload: Buffer): Buffer {
+    const w = new CborWriter()
+    w.head(MT_ARRAY, 4)
+    w.item("Signature1")
+    w.item(protectedHeader)
+    w.item(Buffer.alloc(0))
+    w.item(payload)
+    return w.result()
+}
+
+/** A verified manifest and its exact payload bytes. */
+export interface VerifiedManifest {
+    manifest: FirmwareManifest
+    payload: Buffer
+}
+
+/**
+ * Checks a signed manifest against the firmware signing key and returns what it says.
+ * Throws `ManifestError`: "malformed" for anything that is not our COSE_Sign1,
+ * "bad-signature" when the signature does not verify.
+ */
+export async function verifySignedManifest(signed: Buffer, publicKey: Buffer): Promise<VerifiedManifest> {
+    if (!(signed instanceof Buffer) || signed.length > MAX_SIGNED_MANIFEST_BYTES) throw new ManifestError("malformed", "signed manifest too large")
+    let v: CborValue
+    try {
+        // other COSE libraries may not encode deterministically; the signature covers the exact payload bytes anyway
+        v = decodeCbor(signed, { maxBytes: MAX_SIGNED_MANIFEST_BYTES, maxDepth: 3, maxItems: 16, deterministic: false })
+    } catch (e: any) {
+        if (e instanceof CborError) throw new ManifestError("malformed", "signed manifest is not CBOR")
+        throw e
+    }
+    const parts = v instanceof CborTag && v.tag === COSE_SIGN1_TAG ? v.value : undefined
+    if (!Array.isArray(parts) || parts.length !== 4) throw new ManifestError("malformed", "not a COSE_Sign1")
+    const protectedHeader = parts[0]
+    const payload = parts[2]
+    const signature = parts[3]
+    if (!(protectedHeader instanceof Buffer) || !(parts[1] instanceof CborMap) || !(payload instanceof Buffer) || !(signature instanceof Buffer))
+        throw new ManifestError("malformed", "COSE_Sign1 fields have wrong types")
+    let header: CborValue
+    try {
+        header = decodeCbor(protectedHeader, { maxBytes: 64, maxDepth: 1, maxItems: 4, deterministic: false })
+    } catch (e: any) {
+        throw new ManifestError("malformed", "protected header is not CBOR")
+    }
+    if (!(header instanceof CborMap) || header.get(1) !== MANIFEST_ALG || header.size() !== 1)
+        throw new ManifestError("malformed", `protected header must name ${MANIFEST_ALG} only`)
+    if (!(await slhDsaVerify(publicKey, sigStructure(protectedHeader, payload), signature)))
+        throw new ManifestError("bad-signature", "manifest signature does not verify")
+    return { manifest: decodeManifest(payload), payload }
+}
+
+/** What the device runs, for `checkManifestPolicy`. */
+export interface ManifestPolicy {
+    vendorId: Buffer
+    classId: Buffer
+    /** Highest sequence ever confirmed on this device. */
+    floor: number
+}
+
+/** Constant-time equality of two byte strings. */
+export function sameBytes(a: Buffer, b: Buffer): boolean {
+    if (a.length !== b.length) return false
+    let diff = 0
+    for (let i = 0; i < a.length; ++i) diff |= a[i] ^ b[i]
+    return diff === 0
+}
+
+/**
+ * Checks a verified manifest against the device: vendor and class must be
+ * ours, the sequence above the anti-rollback floor, and the running image
+ * recent enough. Throws `ManifestError`.
+ */
+export function checkManifestPolicy(m: FirmwareManifest, policy: ManifestPolicy) {
+    if (!sameBytes(m.vendorId, policy.vendorId) || !sameBytes(m.classId, policy.classId))
+        throw new ManifestError("wrong-device", "manifest is for another vendor or device class")
+    if (m.sequence <= policy.floor) throw new ManifestError("rollback", `sequence ${m.sequence} is not above the floor ${policy.floor}`)
+    if (m.minSequence > policy.floor) throw new ManifestError("precondition", `needs sequence ${m.minSequence} installed first`)
+}

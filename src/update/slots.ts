@@ -1,0 +1,182 @@
+/**
+ * Firmware slot records and the update state machine, in flash.
+ *
+ *   slot A  (`sn_slotA`): manifest of the confirmed image the device runs; absent for the factory image
+ *   slot B  (`sn_slotB`): manifest of the candidate being installed
+ *   state   (`sn_update`): phase, anti-rollback floor, trial boot count, last refused sequence
+ *
+ *   idle -> approved -> deploying -> trial -> (confirmed) idle
+ *                                       \-> rollback -> (rolled back) idle
+ *
+ * The image bytes are not here: the update service holds them and the
+ * runtime's program store runs them. The device knows which slot it runs by
+ * comparing the SHA-256 of its running program with the slot digests, so
+ * after a power cut at any step `decideAtBoot` tells what to do next.
+ *
+ * Each record is one settings value, written in one step, authenticated with
+ * HMAC-SHA-256 under a key derived from the device secret and bound to its
+ * settings key, so a corrupted or swapped record is detected (and logged by
+ * the caller) instead of trusted. The SLH-DSA signature (7856 bytes) is
+ * checked once, when the manifest arrives; storing it would take 50 settings
+ * values per slot, and a record only the device can authenticate is as good
+ * for the device's own later reads.
+ */
+import { hmac, sha256Hkdf } from "@devicescript/crypto"
+import { CborMap, CborValue, decodeCbor, encodeCbor } from "../codec/cbor"
+import { deleteKey, readBytes, writeBytes } from "../storage/settings"
+import { decodeManifest, encodeManifest, FirmwareManifest, sameBytes } from "./manifest"
+
+/** Settings keys. */
+export const SLOT_A_KEY = "sn_slotA"
+export const SLOT_B_KEY = "sn_slotB"
+export const UPDATE_STATE_KEY = "sn_update"
+
+/** Where an update stands. */
+export const enum UpdatePhase {
+    /** Nothing in progress. */
+    Idle = 0,
+    /** Slot B holds a verified manifest; the service has not been told yet. */
+    Approved = 1,
+    /** The service knows; the update window (WSSK) is open for the deploy. */
+    Deploying = 2,
+    /** The candidate runs and must prove healthy. */
+    Trial = 3,
+    /** The candidate failed; the window is open for the service to put slot A back. */
+    Rollback = 4,
+}
+
+/** The state record. */
+export interface UpdateState {
+    phase: UpdatePhase
+    /** Highest sequence ever confirmed: nothing at or below it is installed again. */
+    floor: number
+    /** Boots of the candidate so far in this trial. */
+    trialBoots: number
+    /** Sequence of the last candidate that failed its trial (not approved again); 0 if none. */
+    refused: number
+}
+
+/** Raised when a record in flash fails its check; the caller logs it as storage-corrupt. */
+export class SlotRecordError extends Error {
+    constructor(message: string) {
+        super(message)
+        this.name = "SlotRecordError"
+    }
+}
+
+const MAC_BYTES = 16
+const IDLE: UpdateState = { phase: UpdatePhase.Idle, floor: 0, trialBoots: 0, refused: 0 }
+
+/** Reads and writes the records of one device. */
+export class SlotStore {
+    private readonly macKey: Buffer
+
+    /** `secret` is the device secret; the record key is derived from it and used for nothing else. */
+    constructor(secret: Buffer, deviceId: string) {
+        this.macKey = sha256Hkdf(secret, "sentinel-node slot records v1", Buffer.from(deviceId, "hex"))
+    }
+
+    private mac(key: string, value: Buffer): Buffer {
+        return hmac(this.macKey, "sha256", key, value).slice(0, MAC_BYTES)
+    }
+
+    private async readRecord(key: string): Promise<Buffer> {
+        const stored = await readBytes(key)
+        if (!stored) return undefined
+        if (stored.length <= MAC_BYTES) throw new SlotRecordError(`${key}: record too short`)
+        const value = stored.slice(0, stored.length - MAC_BYTES)
+        if (!sameBytes(stored.slice(stored.length - MAC_BYTES, stored.length), this.mac(key, value)))
+            throw new SlotRecordError(`${key}: record fails its check`)
+        return value
+    }
+
+    private async writeRecord(key: string, value: Buffer) {
+        await writeBytes(key, value.concat(this.mac(key, value)))
+    }
+
+    /** The manifest in a slot, or `undefined` when empty. Throws `SlotRecordError`. */
+    async readSlot(key: string): Promise<FirmwareManifest> {
+        const value = await this.readRecord(key)
+        if (!value) return undefined
+        try {
+            return decodeManifest(value)
+        } catch (e: any) {
+            throw new SlotRecordError(`${key}: ${e.message}`)
+        }
+    }
+
+    /** Stores a manifest in a slot. */
+    async writeSlot(key: string, manifest: FirmwareManifest) {
+        await this.writeRecord(key, encodeManifest(manifest))
+    }
+
+    /** Empties a slot. */
+    async clearSlot(key: string) {
+        await deleteKey(key)
+    }
+
+    /** The state record; idle with floor 0 when absent. Throws `SlotRecordError`. */
+    async readState(): Promise<UpdateState> {
+        const value = await this.readRecord(UPDATE_STATE_KEY)
+        if (!value) return { phase: IDLE.phase, floor: IDLE.floor, trialBoots: IDLE.trialBoots, refused: IDLE.refused }
+        let v: CborValue
+        try {
+            v = decodeCbor(value, { maxBytes: 64, maxDepth: 1, maxItems: 10 })
+        } catch (e: any) {
+            throw new SlotRecordError(`${UPDATE_STATE_KEY}: not CBOR`)
+        }
+        if (!(v instanceof CborMap)) throw new SlotRecordError(`${UPDATE_STATE_KEY}: not a map`)
+        const phase = v.get(1)
+        const floor = v.get(2)
+        const trialBoots = v.get(3)
+        const refused = v.get(4)
+        if (typeof phase !== "number" || phase < UpdatePhase.Idle || phase > UpdatePhase.Rollback || typeof floor !== "number" || typeof trialBoots !== "number" || typeof refused !== "number")
+            throw new SlotRecordError(`${UPDATE_STATE_KEY}: bad fields`)
+        return { phase, floor, trialBoots, refused }
+    }
+
+    /** Writes the state record (one settings write: a power cut leaves the old or the new record). */
+    async writeState(s: UpdateState) {
+        await this.writeRecord(UPDATE_STATE_KEY, encodeCbor(new CborMap().set(1, s.phase).set(2, s.floor).set(3, s.trialBoots).set(4, s.refused)))
+    }
+}
+
+/** What the firmware must do at boot, from the records and the running image's digest. */
+export type BootDecision =
+    /** Run normally. */
+    | { action: "run" }
+    /** Approved but the service was not told: tell it and open the window. */
+    | { action: "announce" }
+    /** The window is open and the candidate not deployed yet: keep waiting (with a deadline). */
+    | { action: "await-deploy" }
+    /** The candidate runs: check it and confirm or ask for rollback. */
+    | { action: "trial"; trialBoots: number }
+    /** The candidate booted too often without confirming: ask the service to put slot A back. */
+    | { action: "request-rollback" }
+    /** Confirmed before a power cut cut the bookkeeping short: finish it. */
+    | { action: "finish-confirm" }
+    /** Slot A runs again after a trial: record the rollback. */
+    | { action: "rolled-back" }
+
+/** Boots a candidate may take to confirm before the device asks for rollback by itself. */
+export const MAX_TRIAL_BOOTS = 3
+
+/**
+ * Decides the next step after a boot. `running` is the SHA-256 of the running
+ * program. Pure: the caller performs the decision and writes the records.
+ */
+export function decideAtBoot(state: UpdateState, slotA: FirmwareManifest, slotB: FirmwareManifest, running: Buffer): BootDecision {
+    const runsB = slotB !== undefined && sameBytes(running, slotB.digest)
+    if (state.phase === UpdatePhase.Idle) return { action: "run" }
+    if (!slotB) return { action: "rolled-back" } // an update without a candidate: nothing to finish
+    if (state.phase === UpdatePhase.Approved) return runsB ? { action: "trial", trialBoots: 1 } : { action: "announce" }
+    if (state.phase === UpdatePhase.Deploying) return runsB ? { action: "trial", trialBoots: 1 } : { action: "await-deploy" }
+    if (state.phase === UpdatePhase.Trial) {
+        if (!runsB) return { action: "rolled-back" }
+        if (slotA && sameBytes(slotA.digest, slotB.digest)) return { action: "finish-confirm" }
+        const boots = state.trialBoots + 1
+        return boots > MAX_TRIAL_BOOTS ? { action: "request-rollback" } : { action: "trial", trialBoots: boots }
+    }
+    // Rollback requested: done once slot B no longer runs
+    return runsB ? { action: "request-rollback" } : { action: "rolled-back" }
+}

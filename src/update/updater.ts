@@ -1,0 +1,311 @@
+/**
+ * Updates over the air, device side: the flow of ARCHITECTURE.md's update
+ * window, driven by the records of `slots.ts`.
+ *
+ *   check:  fetch the signed manifest from the registry -> verify (SLH-DSA) ->
+ *           vendor, class, sequence above the floor -> slot B, approved ->
+ *           tell the service (SCRAM-authenticated) -> open the window (WSSK)
+ *   the service deploys; the runtime restarts with the new program, which
+ *   boots into `trial`: it runs its health checks with the window closed, and
+ *   confirms (slot A := B, floor raised) or asks for rollback (window reopened,
+ *   the service puts slot A back). A candidate that crashes never closes the
+ *   window, so the service, which runs natively beside it, rolls it back on its deadline.
+ *
+ * The caller owns the socket: every method that talks to the network needs it free.
+ */
+import * as ds from "@devicescript/core"
+import { base64Encode } from "../codec/base64"
+import { CborValue, decodeCbor, encodeCbor } from "../codec/cbor"
+import { EventLog } from "../events/log"
+import { DeviceIdentity } from "../identity/credentials"
+import { RegistryEndpoint, RegistryError, RegistrySession, UpdateServiceInfo } from "../identity/registry-client"
+import { ScramKeyCache } from "../identity/scram"
+import { registryExchange } from "../identity/session"
+import { wsskMasterKey } from "../secure/keys"
+import { readBytes, writeBytes } from "../storage/settings"
+import { HttpsError, httpsRequest } from "../uplink/https"
+import { checkManifestPolicy, CLASS_ID, FirmwareManifest, ManifestError, MAX_SIGNED_MANIFEST_BYTES, sameBytes, VENDOR_ID, verifySignedManifest } from "./manifest"
+import { BootDecision, decideAtBoot, SLOT_A_KEY, SLOT_B_KEY, SlotRecordError, SlotStore, UpdatePhase, UpdateState } from "./slots"
+import { closeUpdateWindow, openUpdateWindow } from "./window"
+
+/** Settings key: the update service holds our WSSK master key. */
+const KEY_HANDED_OVER_KEY = "sn_wsskok"
+/** Settings key: the update service's endpoint and window length, kept to reopen the window offline. */
+const SERVICE_ENDPOINT_KEY = "sn_updsrv"
+
+/** Options of the updater. */
+export interface UpdaterOptions {
+    identity: DeviceIdentity
+    events: EventLog
+    registry: RegistryEndpoint
+    /** The firmware signing key (SLH-DSA-SHA2-128s public key). */
+    publicKey: Buffer
+    /** SHA-256 of the running program. */
+    runningDigest: () => Promise<Buffer>
+}
+
+/** How long a window waits for the deploy when the service has not said. */
+const DEFAULT_WINDOW_MS = 300000
+
+/** What `check` did. */
+export type CheckOutcome = "up-to-date" | "window-open" | "refused" | "unreachable"
+
+/** Drives the update state machine. */
+export class Updater {
+    private readonly store: SlotStore
+    private readonly cache: ScramKeyCache = {}
+    private state: UpdateState = undefined
+    private slotA: FirmwareManifest = undefined
+    private slotB: FirmwareManifest = undefined
+
+    constructor(readonly options: UpdaterOptions) {
+        this.store = new SlotStore(options.identity.secret, options.identity.deviceId)
+    }
+
+    /** The anti-rollback floor: the highest sequence ever confirmed here. */
+    floor(): number {
+        return this.state.floor
+    }
+
+    /** The confirmed manifest this device runs (undefined for the factory image). */
+    running(): FirmwareManifest {
+        return this.slotA
+    }
+
+    /**
+     * Reads the records and decides what this boot must do. Bookkeeping-only
+     * steps (finishing a confirmation, recording a rollback) are done here;
+     * the caller runs `trial`, `announce`, `awaitDeploy` or `requestRollback` for the others.
+     * A record that fails its check is logged and the update abandoned, never trusted.
+     */
+    async boot(): Promise<BootDecision> {
+        await this.load()
+        const running = await this.options.runningDigest()
+        console.log(`update: running ${running.toString("hex").slice(0, 16)}, sequence ${this.slotA ? this.slotA.sequence : 0}, floor ${this.state.floor}, phase ${this.state.phase}`)
+        const decision = decideAtBoot(this.state, this.slotA, this.slotB, running)
+        if (decision.action === "finish-confirm") await this.finishConfirm()
+        else if (decision.action === "rolled-back") {
+            await this.options.events.record("update-rolled-back", `sequence ${this.slotB ? this.slotB.sequence : 0} rolled back; running ${this.slotA ? this.slotA.sequence : 0}`)
+            await this.finish({ phase: UpdatePhase.Idle, floor: this.state.floor, trialBoots: 0, refused: this.slotB ? this.slotB.sequence : this.state.refused })
+        } else if (decision.action === "trial") {
+            // counted before anything else runs, so a candidate that crashes early still uses up its boots
+            await this.setState({ phase: UpdatePhase.Trial, floor: this.state.floor, trialBoots: decision.trialBoots, refused: this.state.refused })
+        }
+        return decision
+    }
+
+    private async load() {
+        try {
+            this.state = await this.store.readState()
+            this.slotA = await this.store.readSlot(SLOT_A_KEY)
+            this.slotB = await this.store.readSlot(SLOT_B_KEY)
+        } catch (e: any) {
+            if (!(e instanceof SlotRecordError)) throw e
+            await this.options.events.record("storage-corrupt", e.message)
+            // keep what can be trusted: the floor never drops below the confirmed slot A
+            let slotA: FirmwareManifest = undefined
+            try {
+                slotA = await this.store.readSlot(SLOT_A_KEY)
+            } catch (e2: any) {
+                await this.store.clearSlot(SLOT_A_KEY)
+            }
+            this.slotA = slotA
+            this.slotB = undefined
+            await this.store.clearSlot(SLOT_B_KEY)
+            await this.setState({ phase: UpdatePhase.Idle, floor: slotA ? slotA.sequence : 0, trialBoots: 0, refused: 0 })
+        }
+        if (this.slotA && this.slotA.sequence > this.state.floor) this.state.floor = this.slotA.sequence
+    }
+
+    private async setState(s: UpdateState) {
+        await this.store.writeState(s)
+        this.state = s
+    }
+
+    /** Ends an update: state first (one write decides), then the candidate slot and the window. */
+    private async finish(s: UpdateState) {
+        await this.setState(s)
+        await this.store.clearSlot(SLOT_B_KEY)
+        this.slotB = undefined
+        await closeUpdateWindow()
+    }
+
+    private async finishConfirm() {
+        const b = this.slotB
+        await this.finish({ phase: UpdatePhase.Idle, floor: b.sequence, trialBoots: 0, refused: this.state.refused })
+        this.slotA = b
+        await this.options.events.record("update-confirmed", `sequence ${b.sequence} confirmed; floor raised`)
+    }
+
+    /** A registry exchange carrying `update` (and our WSSK master key until the service holds it). */
+    private async report(update: any): Promise<RegistrySession> {
+        const { identity, registry, events } = this.options
+        const report: any = { update }
+        const handedOver = await readBytes(KEY_HANDED_OVER_KEY)
+        if (!handedOver) report.wssk = base64Encode(wsskMasterKey(identity.secret, identity.deviceId))
+        const session = await registryExchange(identity, registry, events, this.cache, JSON.stringify(report))
+        if (!handedOver && session.reply && session.reply.wsskKeyStored) await writeBytes(KEY_HANDED_OVER_KEY, hex`01`)
+        if (session.updates) {
+            const u = session.updates
+            await writeBytes(SERVICE_ENDPOINT_KEY, encodeCbor([u.host, u.port, u.windowMs]))
+        }
+        return session
+    }
+
+    /** The update service as last named by the registry (flash is checked like any input). */
+    private async serviceEndpoint(): Promise<UpdateServiceInfo> {
+        const stored = await readBytes(SERVICE_ENDPOINT_KEY)
+        if (!stored) return undefined
+        let v: CborValue
+        try {
+            v = decodeCbor(stored, { maxBytes: 160, maxDepth: 1, maxItems: 4 })
+        } catch (e: any) {
+            return undefined
+        }
+        if (!Array.isArray(v) || v.length !== 3) return undefined
+        const host = v[0]
+        const port = v[1]
+        const windowMs = v[2]
+        if (typeof host !== "string" || typeof port !== "number" || !(port > 0 && port < 65536) || typeof windowMs !== "number" || !(windowMs > 0)) return undefined
+        return { host, port, windowMs }
+    }
+
+    private async openWindow(): Promise<boolean> {
+        const endpoint = await this.serviceEndpoint()
+        if (!endpoint) return false
+        await openUpdateWindow(endpoint, this.options.identity.deviceId, wsskMasterKey(this.options.identity.secret, this.options.identity.deviceId))
+        return true
+    }
+
+    /** Fetches the newest signed manifest for our class: undefined when there is none. */
+    private async fetchSignedManifest(): Promise<Buffer> {
+        const { registry } = this.options
+        const r = await httpsRequest({ host: registry.host, port: registry.port, method: "GET", path: `/v1/firmware/${CLASS_ID.toString("hex")}/latest`, maxBodyBytes: MAX_SIGNED_MANIFEST_BYTES })
+        if (r.status === 404) return undefined
+        if (r.status !== 200) throw new HttpsError("protocol", `manifest fetch: HTTP ${r.status}`)
+        return r.body
+    }
+
+    private async refuse(reason: string, detail: string): Promise<CheckOutcome> {
+        console.log(`update: refused (${reason}): ${detail}`)
+        await this.options.events.record("update-refused", `${reason}: ${detail}`)
+        return "refused"
+    }
+
+    /**
+     * Looks for an update and, if a valid one is offered, approves it, tells
+     * the service and opens the window. Needs the socket; after "window-open"
+     * the caller keeps it free (`awaitDeploy`) until the new program replaces this one.
+     */
+    async check(): Promise<CheckOutcome> {
+        if (this.state.phase !== UpdatePhase.Idle) return "refused"
+        let signed: Buffer
+        try {
+            signed = await this.fetchSignedManifest()
+        } catch (e: any) {
+            if (!(e instanceof HttpsError)) throw e
+            if (e.failure === "tls") await this.options.events.record("tls-refused", e.message)
+            return "unreachable"
+        }
+        if (!signed) return "up-to-date"
+        let manifest: FirmwareManifest
+        try {
+            manifest = (await verifySignedManifest(signed, this.options.publicKey)).manifest
+            // the newest image may be the one we run, or one that failed its trial here before
+            if (sameBytes(manifest.digest, await this.options.runningDigest()) || manifest.sequence === this.state.refused) return "up-to-date"
+            checkManifestPolicy(manifest, { vendorId: VENDOR_ID, classId: CLASS_ID, floor: this.state.floor })
+        } catch (e: any) {
+            if (!(e instanceof ManifestError)) throw e
+            return await this.refuse(e.reason, e.message)
+        }
+        await this.store.writeSlot(SLOT_B_KEY, manifest)
+        this.slotB = manifest
+        await this.setState({ phase: UpdatePhase.Approved, floor: this.state.floor, trialBoots: 0, refused: this.state.refused })
+        await this.options.events.record("update-approved", `sequence ${manifest.sequence}, ${manifest.size} B`)
+        return await this.announce()
+    }
+
+    /** Tells the service which digest we approved and opens the window. */
+    async announce(): Promise<CheckOutcome> {
+        const b = this.slotB
+        let session: RegistrySession
+        try {
+            session = await this.report({ approve: b.digest.toString("hex"), sequence: b.sequence, running: (await this.options.runningDigest()).toString("hex") })
+        } catch (e: any) {
+            if (!(e instanceof RegistryError)) throw e
+            return "unreachable" // still approved: the next check or boot announces again
+        }
+        const answer = session.reply ? session.reply.update : undefined
+        if (answer !== "accepted") {
+            // not approved again: the service would refuse it again (e.g. it failed its trial here)
+            await this.finish({ phase: UpdatePhase.Idle, floor: this.state.floor, trialBoots: 0, refused: b.sequence })
+            return await this.refuse("service", `update service answered ${answer || "nothing"}`)
+        }
+        await this.setState({ phase: UpdatePhase.Deploying, floor: this.state.floor, trialBoots: 0, refused: this.state.refused })
+        if (!(await this.openWindow())) {
+            await this.finish({ phase: UpdatePhase.Idle, floor: this.state.floor, trialBoots: 0, refused: this.state.refused })
+            return await this.refuse("service", "registry named no update service")
+        }
+        console.log(`update: window open for sequence ${b.sequence}`)
+        return "window-open"
+    }
+
+    /**
+     * Waits with the window open for the service to replace this program. If it
+     * has not within the window the service named, closes it and abandons the update.
+     */
+    async awaitDeploy() {
+        const service = await this.serviceEndpoint()
+        await ds.sleep(service ? service.windowMs : DEFAULT_WINDOW_MS)
+        const seq = this.slotB ? this.slotB.sequence : 0
+        await this.finish({ phase: UpdatePhase.Idle, floor: this.state.floor, trialBoots: 0, refused: this.state.refused })
+        // also what a candidate that crashed at start leaves behind once the service has put this program back
+        await this.options.events.record("update-abandoned", `sequence ${seq}: this program still runs after the window`)
+        console.log("update: window closed, update abandoned")
+    }
+
+    /**
+     * The candidate's trial: with the window closed, `health` must pass
+     * (it returns undefined, or what failed); then the service must accept the
+     * confirmation. Confirms and returns true, or asks for rollback and returns false.
+     */
+    async trial(health: () => Promise<string>): Promise<boolean> {
+        const b = this.slotB
+        console.log(`update: trial of sequence ${b.sequence}, boot ${this.state.trialBoots}`)
+        await closeUpdateWindow()
+        let failure = await health()
+        if (!failure) {
+            try {
+                const session = await this.report({ confirm: b.digest.toString("hex") })
+                const answer = session.reply ? session.reply.update : undefined
+                if (answer !== "accepted") failure = `service answered ${answer || "nothing"} to the confirmation`
+            } catch (e: any) {
+                if (!(e instanceof RegistryError)) throw e
+                failure = `confirmation not delivered: ${e.kind}`
+            }
+        }
+        if (!failure) {
+            await this.store.writeSlot(SLOT_A_KEY, b)
+            await this.finishConfirm()
+            console.log(`update: sequence ${b.sequence} confirmed`)
+            return true
+        }
+        await this.options.events.record("update-unhealthy", `sequence ${b.sequence}: ${failure}`)
+        await this.requestRollback(failure)
+        return false
+    }
+
+    /** Asks the service to put slot A back: tells it if it can, and reopens the window. */
+    async requestRollback(reason: string) {
+        const b = this.slotB
+        console.log(`update: asking for rollback of sequence ${b.sequence}: ${reason}`)
+        await this.setState({ phase: UpdatePhase.Rollback, floor: this.state.floor, trialBoots: this.state.trialBoots, refused: this.state.refused })
+        try {
+            await this.report({ failed: b.digest.toString("hex"), reason: reason.slice(0, 64) })
+        } catch (e: any) {
+            if (!(e instanceof RegistryError)) throw e
+            // the service rolls back on its deadline anyway
+        }
+        await this.openWindow()
+    }
+}

@@ -1,0 +1,142 @@
+import { describe, expect, test } from "@devicescript/test"
+import { digest } from "@devicescript/crypto"
+import { CborMap, encodeCbor } from "../../src/codec/cbor"
+import { readBytes, writeBytes } from "../../src/storage/settings"
+import { checkManifestPolicy, CLASS_ID, decodeManifest, encodeManifest, FirmwareManifest, ManifestError, VENDOR_ID } from "../../src/update/manifest"
+import { decideAtBoot, MAX_TRIAL_BOOTS, SLOT_A_KEY, SLOT_B_KEY, SlotRecordError, SlotStore, UpdatePhase, UpdateState } from "../../src/update/slots"
+
+function manifest(sequence: number, image: string): FirmwareManifest {
+    return { sequence, vendorId: VENDOR_ID, classId: CLASS_ID, digest: digest("sha256", Buffer.from(image)), size: 1024, minSequence: 0 }
+}
+
+function reason(f: () => void): string {
+    try {
+        f()
+    } catch (e: any) {
+        if (e instanceof ManifestError) return e.reason
+        throw e
+    }
+    return "accepted"
+}
+
+function state(phase: UpdatePhase, trialBoots = 0): UpdateState {
+    return { phase, floor: 1, trialBoots, refused: 0 }
+}
+
+const A = manifest(1, "v1")
+const B = manifest(2, "v2")
+const OTHER = digest("sha256", Buffer.from("something else"))
+
+describe("firmware manifest", () => {
+    test("round-trips through CBOR", () => {
+        const m = decodeManifest(encodeManifest({ sequence: 70000, vendorId: VENDOR_ID, classId: CLASS_ID, digest: B.digest, size: 4096, minSequence: 3 }))
+        expect(m.sequence).toBe(70000)
+        expect(m.size).toBe(4096)
+        expect(m.minSequence).toBe(3)
+        expect(m.digest.toString("hex")).toBe(B.digest.toString("hex"))
+    })
+    test("refuses malformed manifests", () => {
+        const base = () => new CborMap().set(1, 1).set(2, 5).set(3, VENDOR_ID).set(4, CLASS_ID).set(5, B.digest).set(6, 1024)
+        expect(reason(() => decodeManifest(encodeCbor(base())))).toBe("accepted")
+        expect(reason(() => decodeManifest(encodeCbor(base().set(1, 2))))).toBe("malformed") // unknown format
+        expect(reason(() => decodeManifest(encodeCbor(base().set(5, B.digest.slice(0, 31)))))).toBe("malformed")
+        expect(reason(() => decodeManifest(encodeCbor(base().set(6, 1000))))).toBe("malformed") // not a multiple of 32
+        expect(reason(() => decodeManifest(encodeCbor(base().set(2, -1))))).toBe("malformed")
+        expect(reason(() => decodeManifest(encodeCbor(base().set(9, 1))))).toBe("malformed") // unknown element
+        expect(reason(() => decodeManifest(hex`a1`))).toBe("malformed") // truncated CBOR
+        expect(reason(() => decodeManifest(encodeCbor([1, 2])))).toBe("malformed")
+    })
+    test("policy: our vendor and class only, above the floor, preconditions met", () => {
+        const policy = { vendorId: VENDOR_ID, classId: CLASS_ID, floor: 4 }
+        expect(reason(() => checkManifestPolicy(manifest(5, "x"), policy))).toBe("accepted")
+        expect(reason(() => checkManifestPolicy(manifest(4, "x"), policy))).toBe("rollback")
+        expect(reason(() => checkManifestPolicy(manifest(1, "x"), policy))).toBe("rollback")
+        const foreign = manifest(5, "x")
+        foreign.classId = VENDOR_ID
+        expect(reason(() => checkManifestPolicy(foreign, policy))).toBe("wrong-device")
+        const needsNewer = manifest(6, "x")
+        needsNewer.minSequence = 5
+        expect(reason(() => checkManifestPolicy(needsNewer, policy))).toBe("precondition")
+    })
+})
+
+describe("slot records", () => {
+    const secret = digest("sha256", Buffer.from("test secret"))
+    const store = new SlotStore(secret, "00112233445566778899aabbccddeeff")
+    test("write and read back slots and state", async () => {
+        await store.writeSlot(SLOT_A_KEY, A)
+        await store.writeSlot(SLOT_B_KEY, B)
+        await store.writeState({ phase: UpdatePhase.Trial, floor: 1, trialBoots: 2, refused: 0 })
+        expect((await store.readSlot(SLOT_A_KEY)).sequence).toBe(1)
+        expect((await store.readSlot(SLOT_B_KEY)).sequence).toBe(2)
+        const s = await store.readState()
+        expect(s.phase).toBe(UpdatePhase.Trial)
+        expect(s.trialBoots).toBe(2)
+    })
+    test("a flipped bit in flash is detected, not trusted", async () => {
+        const stored = await readBytes(SLOT_B_KEY)
+        const bad = stored.slice(0)
+        bad[10] = bad[10] ^ 1
+        await writeBytes(SLOT_B_KEY, bad)
+        let failed = false
+        try {
+            await store.readSlot(SLOT_B_KEY)
+        } catch (e: any) {
+            failed = e instanceof SlotRecordError
+        }
+        expect(failed).toBe(true)
+    })
+    test("a record moved to another key is detected (slot A's bytes under slot B)", async () => {
+        await writeBytes(SLOT_B_KEY, await readBytes(SLOT_A_KEY))
+        let failed = false
+        try {
+            await store.readSlot(SLOT_B_KEY)
+        } catch (e: any) {
+            failed = e instanceof SlotRecordError
+        }
+        expect(failed).toBe(true)
+    })
+    test("another device's key does not accept the records", async () => {
+        const other = new SlotStore(secret, "ffeeddccbbaa99887766554433221100")
+        let failed = false
+        try {
+            await other.readState()
+        } catch (e: any) {
+            failed = e instanceof SlotRecordError
+        }
+        expect(failed).toBe(true)
+    })
+})
+
+describe("what to do at boot", () => {
+    test("idle runs", () => {
+        expect(decideAtBoot(state(UpdatePhase.Idle), A, undefined, A.digest).action).toBe("run")
+    })
+    test("approved but not announced: announce", () => {
+        expect(decideAtBoot(state(UpdatePhase.Approved), A, B, A.digest).action).toBe("announce")
+    })
+    test("deploying: wait while slot A runs, trial once slot B runs", () => {
+        expect(decideAtBoot(state(UpdatePhase.Deploying), A, B, A.digest).action).toBe("await-deploy")
+        const d = decideAtBoot(state(UpdatePhase.Deploying), A, B, B.digest)
+        expect(d.action).toBe("trial")
+    })
+    test("trial: counts boots, asks for rollback after too many", () => {
+        const d = decideAtBoot(state(UpdatePhase.Trial, 1), A, B, B.digest)
+        expect(d.action).toBe("trial")
+        expect(decideAtBoot(state(UpdatePhase.Trial, MAX_TRIAL_BOOTS), A, B, B.digest).action).toBe("request-rollback")
+    })
+    test("trial with slot A running again: rolled back", () => {
+        expect(decideAtBoot(state(UpdatePhase.Trial, 1), A, B, A.digest).action).toBe("rolled-back")
+        expect(decideAtBoot(state(UpdatePhase.Trial, 1), undefined, B, OTHER).action).toBe("rolled-back")
+    })
+    test("power cut between writing slot A and the state: finish the confirmation", () => {
+        expect(decideAtBoot(state(UpdatePhase.Trial, 1), B, B, B.digest).action).toBe("finish-confirm")
+    })
+    test("rollback requested: keep asking while slot B runs, done once it does not", () => {
+        expect(decideAtBoot(state(UpdatePhase.Rollback, 1), A, B, B.digest).action).toBe("request-rollback")
+        expect(decideAtBoot(state(UpdatePhase.Rollback, 1), A, B, A.digest).action).toBe("rolled-back")
+    })
+    test("an update without a candidate slot ends", () => {
+        expect(decideAtBoot(state(UpdatePhase.Deploying), A, undefined, A.digest).action).toBe("rolled-back")
+    })
+})

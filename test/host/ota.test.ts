@@ -1,0 +1,298 @@
+/**
+ * Updates over the air end to end: the real firmware in the simulator with
+ * persistent flash (`devs run IMAGE`, then `devs vm` after each power cut,
+ * beside a devtools server), the real registry, Mosquitto and update service,
+ * and the runtime's own WSSK client deploying over wss://.
+ *
+ * 1. Offers the device must refuse: tampered manifest, wrong signing key,
+ *    truncated signature, and an image the store altered after signing (the
+ *    service refuses to deploy it); each logged, the running program untouched.
+ * 2. v1 -> v2 with three power cuts: as the window opens, in the middle of
+ *    the deploy (no valid program left: the runtime still reconnects natively
+ *    and the service deploys again), and during the trial. Ends confirmed.
+ * 3. A downgrade (old, validly signed manifest) is refused.
+ * 4. A candidate that crashes at start is rolled back on the service's deadline.
+ * 5. A candidate that fails its health check (broker down) asks for rollback and gets it.
+ */
+import assert from "node:assert/strict"
+import { spawn, type ChildProcess } from "node:child_process"
+import { createHash } from "node:crypto"
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { after, before, describe, test } from "node:test"
+import { decode, encode, Tag } from "cbor2"
+import { claimDevice } from "../../devs/owner/claim.ts"
+import { sealCommand } from "../../devs/owner/commands.ts"
+import { ConsoleClaimer } from "../../devs/owner/console-claimer.ts"
+import { Keystore } from "../../devs/owner/keystore.ts"
+import { subscribeAsOwner, type OwnerSubscriber } from "../../devs/owner/subscriber.ts"
+import { httpsTransport } from "../../devs/registry/client.ts"
+import { startLocalStack, type LocalStack } from "../../devs/stack/local.ts"
+import { freePort, waitForPort } from "../../devs/stack/ports.ts"
+import { devsBin, forEachLine, PROJECT_ROOT, runDevs } from "../../devs/tools/devs-cli.ts"
+import { until } from "../../devs/tools/firmware.ts"
+import { bstr, manifestFor, signManifest } from "../../devs/updates/manifest.ts"
+import { ensureSigningKey, generateSigningKey } from "../../devs/updates/signing-key.ts"
+
+const dir = mkdtempSync(join(tmpdir(), "ota-test-"))
+/** The simulator's working folder: its flash file lives here, not in the project. */
+const vmDir = join(dir, "vm")
+const transcript: string[] = []
+const TRIAL_DEADLINE_MS = 45_000
+const WINDOW_MS = 20_000
+let stack: LocalStack
+let devtools: ChildProcess
+const key = ensureSigningKey()
+const otherKey = generateSigningKey()
+const images: Record<string, Buffer> = {}
+const digestOf = (b: Buffer) => createHash("sha256").update(b).digest("hex")
+
+/** Compiles a firmware entry point to a .devs image. */
+async function build(name: string, entry: string): Promise<Buffer> {
+    const r = await runDevs(["build", entry], { timeoutMs: 120_000 })
+    assert.equal(r.code, 0, r.output)
+    const path = join(dir, `${name}.devs`)
+    copyFileSync(join(PROJECT_ROOT, ".devicescript", "bin", "bytecode.devs"), path)
+    return readFileSync(path)
+}
+
+/** The simulated device across power cuts; `lines` keeps everything it printed, in order. */
+class Device {
+    lines: string[] = []
+    private child: ChildProcess | undefined
+    private owner: OwnerSubscriber | undefined
+    readonly keystore = Keystore.open(join(dir, "owner.json"), "ota-owner")
+    private readonly claimer = new ConsoleClaimer(async (id, code) => {
+        const ca = readFileSync(stack.pki.caCert)
+        await claimDevice(httpsTransport(`https://localhost:${stack.registryPort}`, ca), this.keystore, id, code)
+        this.owner = await subscribeAsOwner({ url: `mqtts://localhost:${stack.broker.port}`, ca, keystore: this.keystore, onVerified: () => {}, onRejected: () => {} })
+    })
+
+    /** `devs run IMAGE` deploys IMAGE into the flash first; `devs vm` boots what the flash holds. */
+    start(args: string[]) {
+        this.child = spawn(devsBin(), args, { cwd: vmDir, env: { ...process.env, NODE_EXTRA_CA_CERTS: stack.pki.caCert, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] })
+        const onLine = (line: string) => {
+            transcript.push(`device: ${line}`)
+            if (!line.startsWith("WASM> ")) return
+            const text = line.slice(6)
+            this.lines.push(text)
+            this.claimer.onLine(text)?.catch(e => transcript.push(`claim failed: ${e}`))
+        }
+        forEachLine(this.child.stdout!, onLine)
+        forEachLine(this.child.stderr!, onLine)
+    }
+
+    /** Kills the simulator process: a power cut. */
+    async powerCut() {
+        const child = this.child!
+        const exited = new Promise(r => child.once("exit", r))
+        child.kill("SIGKILL")
+        await exited
+        this.child = undefined
+    }
+
+    /** Waits for a line matching `re` printed after line `from`; returns its index. */
+    async waitFor(re: RegExp, timeoutMs: number, from = 0): Promise<number> {
+        let found = -1
+        await until(`${re} (last lines:\n${this.lines.slice(-15).join("\n")})`, () => (found = this.lines.findIndex((l, i) => i >= from && re.test(l))) >= 0, timeoutMs)
+        return found
+    }
+
+    /** Security events the device recorded after line `from`. */
+    events(from = 0): string[] {
+        return this.lines.slice(from).map(l => /^security event #\d+ (.*)$/.exec(l)?.[1]).filter((e): e is string => e !== undefined)
+    }
+
+    /** Program starts (the runtime's `start:` line) after line `from`. */
+    starts(from = 0): number {
+        return this.lines.slice(from).filter(l => /^start: /.test(l)).length
+    }
+
+    get id(): string {
+        return this.claimer.deviceId
+    }
+
+    /** The owner asks for an update check (a sealed downlink command). */
+    async askForUpdateCheck() {
+        const { topic, payload } = await sealCommand(this.keystore, this.id, { cmd: "update-check" })
+        await this.owner!.client.publishAsync(topic, payload, { qos: 1 })
+    }
+
+    async stop() {
+        if (this.child) await this.powerCut()
+        await this.owner?.close()
+    }
+}
+
+const device = new Device()
+
+/** Makes the service offer `signed` as the newest manifest, as a compromised or broken server would. */
+function offer(signed: Buffer | undefined) {
+    const service = stack.updates as unknown as { latestSignedManifest(c: string): Buffer | undefined }
+    if (signed) service.latestSignedManifest = () => signed
+    else delete (service as { latestSignedManifest?: unknown }).latestSignedManifest
+}
+
+function publish(name: string, sequence: number): Buffer {
+    const signed = signManifest(manifestFor(images[name], sequence), key.secretKey, key.publicKey)
+    stack.updates.publish(signed, images[name])
+    return signed
+}
+
+/** Registry-side events of a kind for the device. */
+const registryEvents = (kind: string) => stack.registry.store.events({ kind, identity: device.id })
+
+before(async () => {
+    mkdirSync(vmDir, { recursive: true })
+    images.v1 = await build("v1", "src/main.ts")
+    images.v2 = await build("v2", "test/device/fixtures/ota-v2.ts")
+    images.v3 = await build("v3", "test/device/fixtures/ota-v3.ts")
+    images.crash = await build("crash", "test/device/fixtures/ota-crash.ts")
+    stack = await startLocalStack({
+        dir,
+        brokerPort: await freePort(),
+        updatesPort: await freePort(),
+        trialDeadlineMs: TRIAL_DEADLINE_MS,
+        updateWindowMs: WINDOW_MS,
+        signingKeys: [key.publicKey],
+        onLog: (service, line) => transcript.push(`${service}: ${line}`),
+    })
+    publish("v1", 1)
+    devtools = spawn(devsBin(), ["devtools"], { cwd: vmDir, stdio: "ignore" })
+    await waitForPort(8081, 30_000)
+})
+
+after(async () => {
+    await device.stop()
+    devtools?.kill("SIGKILL")
+    await stack?.stop()
+    if (process.env.FIRMWARE_LOG) writeFileSync(process.env.FIRMWARE_LOG, transcript.join("\n"))
+    rmSync(dir, { recursive: true, force: true })
+})
+
+describe("updates over the air", () => {
+    test("v1 boots, enrolls, is claimed and connects", async () => {
+        device.start(["run", join(dir, "v1.devs")])
+        await device.waitFor(/^uplink: connected to/, 90_000)
+        const boot = device.lines.find(l => /^update: running /.test(l))!
+        assert.match(boot, new RegExp(`^update: running ${digestOf(images.v1).slice(0, 16)}, sequence 0, floor 0, phase 0`))
+    })
+
+    test("tampered manifest, wrong key and truncated signature are refused and logged; v1 keeps running", async () => {
+        const good = signManifest(manifestFor(images.v2, 8), key.secretKey, key.publicKey)
+        const [prot, unprot, payload, sig] = (decode(good) as Tag).contents as [Uint8Array, Map<number, unknown>, Uint8Array, Uint8Array]
+        const rebuild = (p: Uint8Array, s: Uint8Array) => Buffer.from(encode(new Tag(18, [bstr(prot), unprot, bstr(p), bstr(s)])))
+        const tamperedPayload = Buffer.from(payload)
+        tamperedPayload[tamperedPayload.length - 5] ^= 0x01
+        const offers: [string, Buffer, RegExp][] = [
+            ["tampered manifest", rebuild(tamperedPayload, sig), /update-refused: bad-signature/],
+            ["wrong key", signManifest(manifestFor(images.v2, 8), otherKey.secretKey, otherKey.publicKey), /update-refused: bad-signature/],
+            ["truncated signature", rebuild(payload, sig.subarray(0, sig.length - 1)), /update-refused: bad-signature/],
+        ]
+        for (const [what, signed, event] of offers) {
+            const from = device.lines.length
+            offer(signed)
+            await device.askForUpdateCheck()
+            await device.waitFor(/^update: check: refused/, 60_000, from)
+            await device.waitFor(/^uplink: connected to/, 60_000, from)
+            assert.ok(device.events(from).some(e => event.test(e)), `${what}: events ${device.events(from)}`)
+            assert.equal(device.starts(from), 0, `${what}: the program was restarted`)
+        }
+        offer(undefined)
+    })
+
+    test("an image altered in the store after signing is never deployed; the window closes and v1 runs on", async () => {
+        // a validly signed manifest whose stored image is not the one signed
+        const signedImage = Buffer.concat([images.v1, Buffer.alloc(32)])
+        const signed = signManifest(manifestFor(signedImage, 7), key.secretKey, key.publicKey)
+        const altered = Buffer.from(signedImage)
+        altered[100] ^= 0xff
+        stack.registry.store.insertFirmwareImage({ digest: digestOf(signedImage), sequence: 7, classId: manifestFor(signedImage, 7).classId.toString("hex"), signedManifest: signed, image: altered, publishedAt: Date.now() })
+        const from = device.lines.length
+        await device.askForUpdateCheck()
+        await device.waitFor(/^update: window open for sequence 7/, 60_000, from)
+        await device.waitFor(/^uplink: connected to/, WINDOW_MS + 60_000, from)
+        assert.ok(registryEvents("update-refused").some(e => /does not match its signed digest/.test(e.detail)))
+        assert.ok(device.events(from).some(e => /^update-abandoned: sequence 7/.test(e)), `events ${device.events(from)}`)
+        assert.equal(device.starts(from), 0)
+    })
+
+    test("v1 -> v2 survives power cuts at the window, mid-deploy and in the trial, and ends confirmed", async () => {
+        publish("v2", 8)
+        let from = device.lines.length
+        await device.askForUpdateCheck()
+        await device.waitFor(/^update: window open for sequence 8/, 60_000, from)
+        await device.powerCut() // 1: the window is open (the runtime keeps its connection string)
+
+        // 2: cut in the middle of the deploy, leaving no valid program in flash
+        const deploys = () => registryEvents("update-deploying").length
+        const before = deploys()
+        device.start(["vm"])
+        await until("the deploy to start", () => deploys() > before, 60_000)
+        await new Promise(r => setTimeout(r, 300))
+        await device.powerCut()
+
+        // the runtime reconnects by itself with no program running; the service deploys again
+        from = device.lines.length
+        device.start(["vm"])
+        await device.waitFor(/^ota fixture: firmware v2$/, 90_000, from)
+        await device.waitFor(/^update: trial of sequence 8, boot 1/, 60_000, from)
+        await device.powerCut() // 3: during the trial
+
+        from = device.lines.length
+        device.start(["vm"])
+        await device.waitFor(/^update: trial of sequence 8, boot 2/, 60_000, from)
+        await device.waitFor(/^update: sequence 8 confirmed/, 60_000, from)
+        await device.waitFor(/^uplink: connected to/, 60_000, from)
+        assert.ok(device.events(from).some(e => /^update-confirmed: sequence 8/.test(e)))
+        assert.ok(registryEvents("update-confirmed").length >= 1)
+        assert.equal(stack.registry.store.getDeviceUpdate(device.id)?.rollbackDigest, digestOf(images.v2))
+
+        // a plain reboot: v2 runs as the confirmed slot A, floor raised
+        from = device.lines.length
+        await device.powerCut()
+        device.start(["vm"])
+        await device.waitFor(new RegExp(`^update: running ${digestOf(images.v2).slice(0, 16)}, sequence 8, floor 8, phase 0`), 60_000, from)
+        await device.waitFor(/^uplink: connected to/, 60_000, from)
+    })
+
+    test("a downgrade to an older, validly signed image is refused and logged", async () => {
+        const from = device.lines.length
+        offer(signManifest(manifestFor(images.v1, 1), key.secretKey, key.publicKey))
+        await device.askForUpdateCheck()
+        await device.waitFor(/^update: check: refused/, 60_000, from)
+        offer(undefined)
+        assert.ok(device.events(from).some(e => /^update-refused: rollback: sequence 1 is not above the floor 8/.test(e)), `events ${device.events(from)}`)
+        assert.equal(device.starts(from), 0)
+    })
+
+    test("a candidate that crashes at start is rolled back by the service's deadline", async () => {
+        publish("crash", 9)
+        const from = device.lines.length
+        await device.askForUpdateCheck()
+        await device.waitFor(/^update: window open for sequence 9/, 60_000, from)
+        await until("the deadline rollback", () => registryEvents("update-deadline").length > 0, TRIAL_DEADLINE_MS + 60_000)
+        await device.waitFor(/^ota fixture: firmware v2$/, 60_000, from)
+        await device.waitFor(/^uplink: connected to/, WINDOW_MS + 60_000, from)
+        assert.ok(device.lines.slice(from).some(l => /crash at start/.test(l)), "the candidate ran and crashed")
+        assert.ok(registryEvents("update-rolled-back").length >= 1)
+        assert.ok(device.lines.slice(from).some(l => new RegExp(`^update: running ${digestOf(images.v2).slice(0, 16)}, sequence 8, floor 8`).test(l)))
+    })
+
+    test("a candidate that fails its health check asks for rollback and gets it", async () => {
+        publish("v3", 10)
+        const from = device.lines.length
+        const before = registryEvents("update-deploying").length
+        await device.askForUpdateCheck()
+        await until("the deploy of v3", () => registryEvents("update-deploying").length > before, 60_000)
+        await stack.broker.stop() // the candidate cannot reach the broker
+        await device.waitFor(/^ota fixture: firmware v3$/, 60_000, from)
+        await device.waitFor(/^update: asking for rollback of sequence 10/, 90_000, from)
+        await device.waitFor(/^ota fixture: firmware v2$/, 60_000, from)
+        await stack.restartBroker()
+        await device.waitFor(/^uplink: connected to/, 90_000, from)
+        assert.ok(device.events(from).some(e => /^update-unhealthy: sequence 10/.test(e)), `events ${device.events(from)}`)
+        assert.ok(device.events(from).some(e => /^update-rolled-back: sequence 10 rolled back; running 8/.test(e)), `events ${device.events(from)}`)
+    })
+})

@@ -1,0 +1,207 @@
+/**
+ * The update service's side, in-process: signed manifests (SLH-DSA via
+ * @noble/post-quantum, COSE_Sign1 read back with cbor2), the key vault, and
+ * the service's decisions through the registry's authenticated reports: what
+ * it deploys, when it rolls back, what it refuses. The deploy target here
+ * records calls; test/host/ota.test.ts runs the same service against the
+ * simulator over real WSSK.
+ */
+import assert from "node:assert/strict"
+import { createHash, randomBytes } from "node:crypto"
+import { readFileSync } from "node:fs"
+import { join } from "node:path"
+import { describe, test } from "node:test"
+import { decode, encode, Tag } from "cbor2"
+import { Registry } from "../../devs/registry/app.ts"
+import { enroll, login, makeHostDevice, type Transport } from "../../devs/registry/client.ts"
+import { SqliteStore } from "../../devs/registry/store.ts"
+import { KeyVault } from "../../devs/updates/key-vault.ts"
+import { bstr, CLASS_ID, ManifestError, manifestFor, signManifest, VENDOR_ID, verifySignedManifest } from "../../devs/updates/manifest.ts"
+import { UpdateService, type DeployTarget } from "../../devs/updates/service.ts"
+import { generateSigningKey } from "../../devs/updates/signing-key.ts"
+import { PROJECT_ROOT } from "../../devs/tools/devs-cli.ts"
+
+const key = generateSigningKey()
+const otherKey = generateSigningKey()
+const image = (n: number) => Buffer.concat([Buffer.from(`image ${n} `), randomBytes(32 * 8)]).subarray(0, 32 * 8)
+
+describe("signed manifests", () => {
+    test("vendor and class ids are the UUIDv5 values the firmware carries", () => {
+        const firmware = readFileSync(join(PROJECT_ROOT, "src/update/manifest.ts"), "utf8")
+        assert.match(firmware, new RegExp(`VENDOR_ID = hex\`${VENDOR_ID.toString("hex")}\``))
+        assert.match(firmware, new RegExp(`CLASS_ID = hex\`${CLASS_ID.toString("hex")}\``))
+        // RFC 4122 version 5, variant 10
+        assert.equal(VENDOR_ID[6] >> 4, 5)
+        assert.equal(CLASS_ID[8] >> 6, 2)
+    })
+
+    test("a signed manifest is a COSE_Sign1 naming SLH-DSA-SHA2-128s, and verifies", () => {
+        const img = image(1)
+        const signed = signManifest(manifestFor(img, 7), key.secretKey, key.publicKey)
+        const cose = decode(signed) as Tag
+        assert.equal(Number(cose.tag), 18)
+        const [prot, , , sig] = cose.contents as Uint8Array[]
+        assert.equal((decode(prot) as Map<number, string>).get(1), "SLH-DSA-SHA2-128s")
+        assert.equal(sig.length, 7856)
+        const m = verifySignedManifest(signed, key.publicKey)
+        assert.equal(m.sequence, 7)
+        assert.deepEqual(m.digest, createHash("sha256").update(img).digest())
+        assert.equal(m.size, img.length)
+    })
+
+    test("wrong key, altered payload, altered signature and another algorithm are refused", () => {
+        const signed = signManifest(manifestFor(image(2), 3), key.secretKey, key.publicKey)
+        assert.throws(() => verifySignedManifest(signed, otherKey.publicKey), ManifestError)
+        const cose = decode(signed) as Tag
+        const [prot, unprot, payload, sig] = cose.contents as [Uint8Array, Map<number, unknown>, Uint8Array, Uint8Array]
+        const reencode = (p: Uint8Array, pl: Uint8Array, s: Uint8Array) => Buffer.from(encode(new Tag(18, [bstr(p), unprot, bstr(pl), bstr(s)])))
+        const payload2 = Buffer.from(payload)
+        payload2[payload2.length - 1] ^= 1
+        assert.throws(() => verifySignedManifest(reencode(prot, payload2, sig), key.publicKey), ManifestError)
+        const sig2 = Buffer.from(sig)
+        sig2[100] ^= 0x80
+        assert.throws(() => verifySignedManifest(reencode(prot, payload, sig2), key.publicKey), ManifestError)
+        const otherAlg = Buffer.from(encode(new Map([[1, -7]])))
+        assert.throws(() => verifySignedManifest(reencode(otherAlg, payload, sig), key.publicKey), /protected header/)
+    })
+})
+
+describe("key vault", () => {
+    test("seals per device; another device id or a flipped bit does not open", () => {
+        const vault = KeyVault.ephemeral()
+        const secret = randomBytes(32)
+        const sealed = vault.seal("a".repeat(32), secret)
+        assert.deepEqual(vault.open("a".repeat(32), sealed), secret)
+        assert.ok(!sealed.includes(secret))
+        assert.throws(() => vault.open("b".repeat(32), sealed))
+        const bad = Buffer.from(sealed)
+        bad[20] ^= 1
+        assert.throws(() => vault.open("a".repeat(32), bad))
+    })
+})
+
+/** Records what the service asks of a connected device. */
+class RecordingTarget implements DeployTarget {
+    deployed: string[] = []
+    constructor(
+        readonly deviceId: string,
+        public running: Buffer
+    ) {}
+    async getHash() {
+        return createHash("sha256").update(this.running).digest()
+    }
+    async deploy(img: Buffer) {
+        this.deployed.push(createHash("sha256").update(img).digest("hex"))
+        this.running = img
+    }
+}
+
+// signing takes ~2 s each: one v1 and one v2 for every service test
+const V1 = image(1)
+const V2 = image(2)
+const SIGNED_V1 = signManifest(manifestFor(V1, 1), key.secretKey, key.publicKey)
+const SIGNED_V2 = signManifest(manifestFor(V2, 2), key.secretKey, key.publicKey)
+
+async function setup() {
+    let now = 1_700_000_000_000
+    const events: string[] = []
+    const store = new SqliteStore(":memory:")
+    const vault = KeyVault.ephemeral()
+    const service = new UpdateService({ store, vault, signingKeys: [key.publicKey], trialDeadlineMs: 60_000, clock: () => now, event: kind => events.push(kind) })
+    const registry = new Registry({ store, clock: () => now, updates: { service, endpoint: { host: "localhost", port: 9443, windowMs: 60_000 } }, log: () => {} })
+    const t: Transport = async (method, path, headers, body) =>
+        registry.handle(method, path, headers, Buffer.from(body === undefined ? "" : JSON.stringify(body)), "10.0.0.1") as never
+    const { device, enrollment } = await makeHostDevice()
+    assert.equal((await enroll(t, enrollment)).status, 201)
+    const v1 = V1
+    const v2 = V2
+    service.publish(SIGNED_V1, v1)
+    service.publish(SIGNED_V2, v2)
+    const report = async (r: unknown) => (await login(t, device.id, device.password, r)).body.reply as Record<string, string>
+    const digest = (b: Buffer) => createHash("sha256").update(b).digest("hex")
+    return { store, service, registry, t, device, v1, v2, report, digest, events, advance: (ms: number) => (now += ms) }
+}
+
+describe("update service", () => {
+    test("publication needs the owner's signature and the exact image", () => {
+        const store = new SqliteStore(":memory:")
+        const service = new UpdateService({ store, vault: KeyVault.ephemeral(), signingKeys: [key.publicKey], event: () => {} })
+        const img = image(5)
+        assert.throws(() => service.publish(signManifest(manifestFor(img, 5), otherKey.secretKey, otherKey.publicKey), img), ManifestError)
+        const other = Buffer.from(img)
+        other[0] ^= 1
+        assert.throws(() => service.publish(signManifest(manifestFor(img, 5), key.secretKey, key.publicKey), other), /does not match/)
+        service.publish(signManifest(manifestFor(img, 5), key.secretKey, key.publicKey), img)
+        assert.equal(store.latestFirmwareImage(CLASS_ID.toString("hex"))?.sequence, 5)
+    })
+
+    test("the WSSK key is taken once, sealed at rest; a different one later is refused and logged", async () => {
+        const { store, service, device, report, events } = await setup()
+        const wsskKey = randomBytes(32)
+        assert.equal((await report({ wssk: wsskKey.toString("base64") })).wssk, "stored")
+        assert.ok(!store.getDeviceUpdate(device.id)!.sealedWsskKey!.includes(wsskKey))
+        assert.deepEqual(service.masterKeyFor(device.id), wsskKey)
+        assert.equal((await report({ wssk: randomBytes(32).toString("base64") })).wssk, undefined)
+        assert.ok(events.includes("wssk-key-mismatch"))
+        assert.deepEqual(service.masterKeyFor(device.id), wsskKey)
+    })
+
+    test("a report without a valid SCRAM proof is never read", async () => {
+        const { t, device, service } = await setup()
+        const r = await login(t, device.id, randomBytes(32), { wssk: randomBytes(32).toString("base64") })
+        assert.equal(r.status, 401)
+        assert.equal(service.masterKeyFor(device.id), undefined)
+    })
+
+    test("approve -> deploy of exactly that digest -> confirm", async () => {
+        const { service, device, v1, v2, report, digest } = await setup()
+        await report({ wssk: randomBytes(32).toString("base64") })
+        assert.match((await report({ update: { approve: digest(image(9)), sequence: 9, running: digest(v1) } })).update, /not published/)
+        assert.equal((await report({ update: { approve: digest(v2), sequence: 2, running: digest(v1) } })).update, "accepted")
+        const target = new RecordingTarget(device.id, v1)
+        await service.connected(target)
+        assert.deepEqual(target.deployed, [digest(v2)])
+        assert.equal((await report({ update: { confirm: digest(v2) } })).update, "accepted")
+        service.disconnected(device.id)
+        // confirmed: nothing more to deploy
+        await service.connected(target)
+        assert.deepEqual(target.deployed, [digest(v2)])
+    })
+
+    test("no confirmation before the deadline: slot A goes back; a late confirmation is refused", async () => {
+        const { service, device, v1, v2, report, digest, advance, events } = await setup()
+        await report({ wssk: randomBytes(32).toString("base64") })
+        await report({ update: { approve: digest(v2), sequence: 2, running: digest(v1) } })
+        const target = new RecordingTarget(device.id, v1)
+        await service.connected(target)
+        advance(59_000)
+        await service.connected(target)
+        assert.deepEqual(target.deployed, [digest(v2)])
+        advance(2_000)
+        await service.connected(target)
+        assert.deepEqual(target.deployed, [digest(v2), digest(v1)])
+        assert.ok(events.includes("update-deadline") && events.includes("update-rolled-back"))
+        assert.match((await report({ update: { confirm: digest(v2) } })).update, /refused/)
+    })
+
+    test("a failure report rolls back at once", async () => {
+        const { service, device, v1, v2, report, digest } = await setup()
+        await report({ wssk: randomBytes(32).toString("base64") })
+        await report({ update: { approve: digest(v2), sequence: 2, running: digest(v1) } })
+        const target = new RecordingTarget(device.id, v1)
+        await service.connected(target)
+        service.disconnected(device.id)
+        assert.equal((await report({ update: { failed: digest(v2), reason: "no sensor" } })).update, "accepted")
+        await service.connected(target)
+        assert.deepEqual(target.deployed, [digest(v2), digest(v1)])
+    })
+
+    test("the newest signed manifest is served as CBOR to anyone; no firmware is a 404", async () => {
+        const { t, registry } = await setup()
+        const r = await registry.handle("GET", `/v1/firmware/${CLASS_ID.toString("hex")}/latest`, {}, Buffer.alloc(0), "x")
+        assert.equal(r.status, 200)
+        assert.ok(Buffer.isBuffer(r.body))
+        assert.equal(verifySignedManifest(r.body as Buffer, key.publicKey).sequence, 2)
+        assert.equal((await t("GET", `/v1/firmware/${"0".repeat(32)}/latest`, {})).status, 404)
+    })
+})
