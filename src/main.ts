@@ -139,6 +139,7 @@ async function continueUpdate(decision: BootDecision) {
         await updater.awaitDeploy()
         return
     } else if (decision.action === "await-deploy") {
+        await updater.reopenWindow()
         await updater.awaitDeploy()
         return
     } else if (decision.action === "request-rollback") {

@@ -7,7 +7,9 @@
  *   simulator, registry SCRAM logins per second (devs/bench/identity.ts);
  * - uplink: bytes on the wire per reading, COSE + SenML-CBOR over MQTT vs
  *   SenML-JSON over MQTT; latency sensor -> consumer; consumer throughput vs
- *   raw Mosquitto delivery (devs/bench/uplink.ts).
+ *   raw Mosquitto delivery (devs/bench/uplink.ts);
+ * - updates: SLH-DSA verification on the VM, manifest and signature sizes, a
+ *   whole v1 -> v2 update in the simulator, bytes deployed (devs/bench/update.ts).
  */
 import { statSync } from "node:fs"
 import { join } from "node:path"
@@ -15,6 +17,7 @@ import { decode } from "cbor2"
 import { senmlJson } from "../owner/senml.ts"
 import { consumerThroughput, uplinkWireAndLatency } from "./uplink.ts"
 import { deviceScramCost, registryLoginRate, timeToEnrollment } from "./identity.ts"
+import { slhDsaOnDevice, updateEndToEnd } from "./update.ts"
 import { collectHexLines, deviceLines, PROJECT_ROOT, runDevs, runInSimulator } from "../tools/devs-cli.ts"
 
 async function bytecode() {
@@ -55,3 +58,5 @@ await timeToEnrollment()
 await registryLoginRate()
 await uplinkWireAndLatency()
 await consumerThroughput()
+await slhDsaOnDevice()
+await updateEndToEnd()

@@ -43,6 +43,8 @@ export interface LocalStackOptions {
     trialDeadlineMs?: number
     /** How long a device keeps its window open for a deploy. Default 5 minutes. */
     updateWindowMs?: number
+    /** Follows each deploy's acknowledged writes. */
+    onDeployProgress?: (deviceId: string, written: number, total: number) => void
 }
 
 /** A running local stack. */
@@ -83,6 +85,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         signingKeys: options.signingKeys ?? [loadPublicKey()],
         trialDeadlineMs: options.trialDeadlineMs,
         event: (kind, identity, detail) => registry?.event(kind, "updates", identity, detail),
+        onDeployProgress: options.onDeployProgress,
     })
     updates.startTimer()
     const gateway = new WsskGateway({

@@ -26,8 +26,10 @@ export interface DeployTarget {
     readonly deviceId: string
     /** SHA-256 of the program the device runs. */
     getHash(): Promise<Buffer>
-    /** Replaces the device's program; the runtime restarts it. */
-    deploy(image: Buffer): Promise<void>
+    /** Replaces the device's program; the runtime restarts it. `onProgress` follows the acknowledged writes. */
+    deploy(image: Buffer, onProgress?: (written: number, total: number) => void): Promise<void>
+    /** Bytes the connection moved so far, on the wire and in protocol messages (for the record). */
+    traffic?(): { wireIn: number; wireOut: number; payloadIn: number; payloadOut: number }
 }
 
 /** Options of the update service. */
@@ -41,6 +43,8 @@ export interface UpdateServiceOptions {
     clock?: () => number
     /** Records a security or update event (the registry's event log). */
     event: (kind: string, identity: string, detail: string) => void
+    /** Follows each deploy's acknowledged writes (tests cut the power half-way). */
+    onDeployProgress?: (deviceId: string, written: number, total: number) => void
 }
 
 /** What the service answers to a device's report. */
@@ -267,6 +271,11 @@ export class UpdateService {
         const actual = createHash("sha256").update(image.image).digest()
         if (!actual.equals(manifest.digest) || actual.toString("hex") !== digest) throw new IntegrityError(`stored image ${digest.slice(0, 16)} does not match its signed digest`)
         this.options.event("update-deploying", target.deviceId, `sequence ${image.sequence}, ${image.image.length} B`)
-        await target.deploy(image.image)
+        const started = this.clock()
+        const before = target.traffic?.()
+        await target.deploy(image.image, (written, total) => this.options.onDeployProgress?.(target.deviceId, written, total))
+        const after = target.traffic?.()
+        const wire = before && after ? `; wire ${after.wireOut - before.wireOut} B out, ${after.wireIn - before.wireIn} B in` : ""
+        this.options.event("update-deployed", target.deviceId, `sequence ${image.sequence}, ${image.image.length} B in ${this.clock() - started} ms${wire}`)
     }
 }

@@ -127,18 +127,20 @@ export function sigStructure(protectedHeader: Buffer, payload: Buffer): Buffer {
     return w.result()
 }
 
-/** A verified manifest and its exact payload bytes. */
-export interface VerifiedManifest {
-    manifest: FirmwareManifest
+/** The parts of a COSE_Sign1, decoded but not yet verified. */
+export interface SignedManifestParts {
+    protectedHeader: Buffer
     payload: Buffer
+    signature: Buffer
 }
 
 /**
- * Checks a signed manifest against the firmware signing key and returns what it says.
- * Throws `ManifestError`: "malformed" for anything that is not our COSE_Sign1,
- * "bad-signature" when the signature does not verify.
+ * Decodes a signed manifest into its parts, checking its shape and that it
+ * names our one algorithm. Throws `ManifestError("malformed")`. The caller can
+ * drop `signed` afterwards: on a 64 KB heap, the ~8 KB envelope and the ~8 KB
+ * signature should not both live through the long verification.
  */
-export async function verifySignedManifest(signed: Buffer, publicKey: Buffer): Promise<VerifiedManifest> {
+export function decodeSignedManifest(signed: Buffer): SignedManifestParts {
     if (!(signed instanceof Buffer) || signed.length > MAX_SIGNED_MANIFEST_BYTES) throw new ManifestError("malformed", "signed manifest too large")
     let v: CborValue
     try {
@@ -163,9 +165,18 @@ export async function verifySignedManifest(signed: Buffer, publicKey: Buffer): P
     }
     if (!(header instanceof CborMap) || header.get(1) !== MANIFEST_ALG || header.size() !== 1)
         throw new ManifestError("malformed", `protected header must name ${MANIFEST_ALG} only`)
-    if (!(await slhDsaVerify(publicKey, sigStructure(protectedHeader, payload), signature)))
+    return { protectedHeader, payload, signature }
+}
+
+/**
+ * Checks the signature of decoded manifest parts against the firmware
+ * signing key and returns the manifest. Throws `ManifestError`:
+ * "bad-signature" when the signature does not verify, "malformed" for a bad payload.
+ */
+export async function verifyManifestParts(parts: SignedManifestParts, publicKey: Buffer): Promise<FirmwareManifest> {
+    if (!(await slhDsaVerify(publicKey, sigStructure(parts.protectedHeader, parts.payload), parts.signature)))
         throw new ManifestError("bad-signature", "manifest signature does not verify")
-    return { manifest: decodeManifest(payload), payload }
+    return decodeManifest(parts.payload)
 }
 
 /** What the device runs, for `checkManifestPolicy`. */

@@ -93,7 +93,15 @@ function setTypeAndClear(adrs: Buffer, type: number) {
  * built once per verification.
  */
 function tweakedHash(seedBlock: Buffer, adrs: Buffer, m: Buffer, out: Buffer, at: number) {
+    tweakedHashCalls++
     out.blitAt(at, digest("sha256", seedBlock, adrs, m), 0, SLH_N)
+}
+
+let tweakedHashCalls = 0
+
+/** Calls of the tweakable hash (F, H, T_l) since boot: the benchmark's operation count. */
+export function slhDsaTweakedHashCalls(): number {
+    return tweakedHashCalls
 }
 
 /** Alg. 4 base_2^b: the first `outLen` b-bit big-endian digits of `x` from byte `at`. */

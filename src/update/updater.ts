@@ -24,7 +24,7 @@ import { registryExchange } from "../identity/session"
 import { wsskMasterKey } from "../secure/keys"
 import { readBytes, writeBytes } from "../storage/settings"
 import { HttpsError, httpsRequest } from "../uplink/https"
-import { checkManifestPolicy, CLASS_ID, FirmwareManifest, ManifestError, MAX_SIGNED_MANIFEST_BYTES, sameBytes, VENDOR_ID, verifySignedManifest } from "./manifest"
+import { checkManifestPolicy, CLASS_ID, decodeSignedManifest, FirmwareManifest, ManifestError, MAX_SIGNED_MANIFEST_BYTES, sameBytes, SignedManifestParts, VENDOR_ID, verifyManifestParts } from "./manifest"
 import { BootDecision, decideAtBoot, SLOT_A_KEY, SLOT_B_KEY, SlotRecordError, SlotStore, UpdatePhase, UpdateState } from "./slots"
 import { closeUpdateWindow, openUpdateWindow } from "./window"
 
@@ -199,18 +199,24 @@ export class Updater {
      */
     async check(): Promise<CheckOutcome> {
         if (this.state.phase !== UpdatePhase.Idle) return "refused"
-        let signed: Buffer
+        let parts: SignedManifestParts
         try {
-            signed = await this.fetchSignedManifest()
+            const signed = await this.fetchSignedManifest()
+            if (!signed) return "up-to-date"
+            // decoded here so that the envelope is garbage before the long verification
+            parts = decodeSignedManifest(signed)
         } catch (e: any) {
-            if (!(e instanceof HttpsError)) throw e
-            if (e.failure === "tls") await this.options.events.record("tls-refused", e.message)
-            return "unreachable"
+            if (e instanceof HttpsError) {
+                if (e.failure === "tls") await this.options.events.record("tls-refused", e.message)
+                return "unreachable"
+            }
+            if (!(e instanceof ManifestError)) throw e
+            return await this.refuse(e.reason, e.message)
         }
-        if (!signed) return "up-to-date"
         let manifest: FirmwareManifest
         try {
-            manifest = (await verifySignedManifest(signed, this.options.publicKey)).manifest
+            manifest = await verifyManifestParts(parts, this.options.publicKey)
+            parts = undefined
             // the newest image may be the one we run, or one that failed its trial here before
             if (sameBytes(manifest.digest, await this.options.runningDigest()) || manifest.sequence === this.state.refused) return "up-to-date"
             checkManifestPolicy(manifest, { vendorId: VENDOR_ID, classId: CLASS_ID, floor: this.state.floor })
@@ -248,6 +254,15 @@ export class Updater {
         }
         console.log(`update: window open for sequence ${b.sequence}`)
         return "window-open"
+    }
+
+    /**
+     * Opens the window again after a reboot in the middle of an update: a power
+     * cut may have come after the state was written but before the runtime
+     * stored its connection string. Setting it twice is harmless.
+     */
+    async reopenWindow() {
+        if (!(await this.openWindow())) console.log("update: no update service known; waiting out the window")
     }
 
     /**

@@ -110,7 +110,8 @@ export async function httpsRequest(req: HttpsRequest): Promise<HttpsResponse> {
             const chunk = await socket.recv(timeoutMs)
             if (chunk === undefined) throw new HttpsError("timeout", `${where}: no reply`)
             if (chunk === null) throw new HttpsError("protocol", `${where}: closed before the reply`)
-            buf = buf.concat(chunk)
+            // no copy of a first chunk that may already hold a whole signed manifest
+            buf = buf.length ? buf.concat(chunk) : chunk
             headEnd = indexOfCrlfCrlf(buf)
             if (headEnd < 0 && buf.length > MAX_HEADER_BYTES) throw new HttpsError("too-large", `${where}: headers too large`)
         }

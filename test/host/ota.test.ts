@@ -15,117 +15,34 @@
  * 5. A candidate that fails its health check (broker down) asks for rollback and gets it.
  */
 import assert from "node:assert/strict"
-import { spawn, type ChildProcess } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
 import { createHash } from "node:crypto"
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
 import { decode, encode, Tag } from "cbor2"
-import { claimDevice } from "../../devs/owner/claim.ts"
-import { sealCommand } from "../../devs/owner/commands.ts"
-import { ConsoleClaimer } from "../../devs/owner/console-claimer.ts"
-import { Keystore } from "../../devs/owner/keystore.ts"
-import { subscribeAsOwner, type OwnerSubscriber } from "../../devs/owner/subscriber.ts"
-import { httpsTransport } from "../../devs/registry/client.ts"
 import { startLocalStack, type LocalStack } from "../../devs/stack/local.ts"
-import { freePort, waitForPort } from "../../devs/stack/ports.ts"
-import { devsBin, forEachLine, PROJECT_ROOT, runDevs } from "../../devs/tools/devs-cli.ts"
+import { freePort } from "../../devs/stack/ports.ts"
 import { until } from "../../devs/tools/firmware.ts"
+import { buildImage, SimulatedDevice, startDevtools } from "../../devs/tools/sim-device.ts"
 import { bstr, manifestFor, signManifest } from "../../devs/updates/manifest.ts"
 import { ensureSigningKey, generateSigningKey } from "../../devs/updates/signing-key.ts"
 
 const dir = mkdtempSync(join(tmpdir(), "ota-test-"))
-/** The simulator's working folder: its flash file lives here, not in the project. */
-const vmDir = join(dir, "vm")
 const transcript: string[] = []
 const TRIAL_DEADLINE_MS = 45_000
 const WINDOW_MS = 20_000
 let stack: LocalStack
 let devtools: ChildProcess
+/** Set to cut the power once a deploy is half written. */
+let cutMidDeploy: (() => void) | undefined
 const key = ensureSigningKey()
 const otherKey = generateSigningKey()
 const images: Record<string, Buffer> = {}
 const digestOf = (b: Buffer) => createHash("sha256").update(b).digest("hex")
 
-/** Compiles a firmware entry point to a .devs image. */
-async function build(name: string, entry: string): Promise<Buffer> {
-    const r = await runDevs(["build", entry], { timeoutMs: 120_000 })
-    assert.equal(r.code, 0, r.output)
-    const path = join(dir, `${name}.devs`)
-    copyFileSync(join(PROJECT_ROOT, ".devicescript", "bin", "bytecode.devs"), path)
-    return readFileSync(path)
-}
-
-/** The simulated device across power cuts; `lines` keeps everything it printed, in order. */
-class Device {
-    lines: string[] = []
-    private child: ChildProcess | undefined
-    private owner: OwnerSubscriber | undefined
-    readonly keystore = Keystore.open(join(dir, "owner.json"), "ota-owner")
-    private readonly claimer = new ConsoleClaimer(async (id, code) => {
-        const ca = readFileSync(stack.pki.caCert)
-        await claimDevice(httpsTransport(`https://localhost:${stack.registryPort}`, ca), this.keystore, id, code)
-        this.owner = await subscribeAsOwner({ url: `mqtts://localhost:${stack.broker.port}`, ca, keystore: this.keystore, onVerified: () => {}, onRejected: () => {} })
-    })
-
-    /** `devs run IMAGE` deploys IMAGE into the flash first; `devs vm` boots what the flash holds. */
-    start(args: string[]) {
-        this.child = spawn(devsBin(), args, { cwd: vmDir, env: { ...process.env, NODE_EXTRA_CA_CERTS: stack.pki.caCert, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] })
-        const onLine = (line: string) => {
-            transcript.push(`device: ${line}`)
-            if (!line.startsWith("WASM> ")) return
-            const text = line.slice(6)
-            this.lines.push(text)
-            this.claimer.onLine(text)?.catch(e => transcript.push(`claim failed: ${e}`))
-        }
-        forEachLine(this.child.stdout!, onLine)
-        forEachLine(this.child.stderr!, onLine)
-    }
-
-    /** Kills the simulator process: a power cut. */
-    async powerCut() {
-        const child = this.child!
-        const exited = new Promise(r => child.once("exit", r))
-        child.kill("SIGKILL")
-        await exited
-        this.child = undefined
-    }
-
-    /** Waits for a line matching `re` printed after line `from`; returns its index. */
-    async waitFor(re: RegExp, timeoutMs: number, from = 0): Promise<number> {
-        let found = -1
-        await until(`${re} (last lines:\n${this.lines.slice(-15).join("\n")})`, () => (found = this.lines.findIndex((l, i) => i >= from && re.test(l))) >= 0, timeoutMs)
-        return found
-    }
-
-    /** Security events the device recorded after line `from`. */
-    events(from = 0): string[] {
-        return this.lines.slice(from).map(l => /^security event #\d+ (.*)$/.exec(l)?.[1]).filter((e): e is string => e !== undefined)
-    }
-
-    /** Program starts (the runtime's `start:` line) after line `from`. */
-    starts(from = 0): number {
-        return this.lines.slice(from).filter(l => /^start: /.test(l)).length
-    }
-
-    get id(): string {
-        return this.claimer.deviceId
-    }
-
-    /** The owner asks for an update check (a sealed downlink command). */
-    async askForUpdateCheck() {
-        const { topic, payload } = await sealCommand(this.keystore, this.id, { cmd: "update-check" })
-        await this.owner!.client.publishAsync(topic, payload, { qos: 1 })
-    }
-
-    async stop() {
-        if (this.child) await this.powerCut()
-        await this.owner?.close()
-    }
-}
-
-const device = new Device()
+let device: SimulatedDevice
 
 /** Makes the service offer `signed` as the newest manifest, as a compromised or broken server would. */
 function offer(signed: Buffer | undefined) {
@@ -144,11 +61,10 @@ function publish(name: string, sequence: number): Buffer {
 const registryEvents = (kind: string) => stack.registry.store.events({ kind, identity: device.id })
 
 before(async () => {
-    mkdirSync(vmDir, { recursive: true })
-    images.v1 = await build("v1", "src/main.ts")
-    images.v2 = await build("v2", "test/device/fixtures/ota-v2.ts")
-    images.v3 = await build("v3", "test/device/fixtures/ota-v3.ts")
-    images.crash = await build("crash", "test/device/fixtures/ota-crash.ts")
+    images.v1 = await buildImage("src/main.ts", join(dir, "v1.devs"))
+    images.v2 = await buildImage("test/device/fixtures/ota-v2.ts", join(dir, "v2.devs"))
+    images.v3 = await buildImage("test/device/fixtures/ota-v3.ts", join(dir, "v3.devs"))
+    images.crash = await buildImage("test/device/fixtures/ota-crash.ts", join(dir, "crash.devs"))
     stack = await startLocalStack({
         dir,
         brokerPort: await freePort(),
@@ -156,15 +72,21 @@ before(async () => {
         trialDeadlineMs: TRIAL_DEADLINE_MS,
         updateWindowMs: WINDOW_MS,
         signingKeys: [key.publicKey],
-        onLog: (service, line) => transcript.push(`${service}: ${line}`),
+        onDeployProgress: (_id, written, total) => {
+            if (cutMidDeploy && written >= total / 2) {
+                cutMidDeploy()
+                cutMidDeploy = undefined
+            }
+        },
+        onLog: (service, line) => transcript.push(`${Date.now()} ${service}: ${line}`),
     })
     publish("v1", 1)
-    devtools = spawn(devsBin(), ["devtools"], { cwd: vmDir, stdio: "ignore" })
-    await waitForPort(8081, 30_000)
+    devtools = await startDevtools(dir)
+    device = new SimulatedDevice({ stack, dir, transcript })
 })
 
 after(async () => {
-    await device.stop()
+    await device?.stop()
     devtools?.kill("SIGKILL")
     await stack?.stop()
     if (process.env.FIRMWARE_LOG) writeFileSync(process.env.FIRMWARE_LOG, transcript.join("\n"))
@@ -182,7 +104,7 @@ describe("updates over the air", () => {
     test("tampered manifest, wrong key and truncated signature are refused and logged; v1 keeps running", async () => {
         const good = signManifest(manifestFor(images.v2, 8), key.secretKey, key.publicKey)
         const [prot, unprot, payload, sig] = (decode(good) as Tag).contents as [Uint8Array, Map<number, unknown>, Uint8Array, Uint8Array]
-        const rebuild = (p: Uint8Array, s: Uint8Array) => Buffer.from(encode(new Tag(18, [bstr(prot), unprot, bstr(p), bstr(s)])))
+        const rebuild = (p: Uint8Array, s: Uint8Array) => Buffer.from(encode(new Tag(18, [bstr(prot), new Map([[4, bstr(unprot.get(4) as Uint8Array)]]), bstr(p), bstr(s)])))
         const tamperedPayload = Buffer.from(payload)
         tamperedPayload[tamperedPayload.length - 5] ^= 0x01
         const offers: [string, Buffer, RegExp][] = [
@@ -223,20 +145,24 @@ describe("updates over the air", () => {
         let from = device.lines.length
         await device.askForUpdateCheck()
         await device.waitFor(/^update: window open for sequence 8/, 60_000, from)
-        await device.powerCut() // 1: the window is open (the runtime keeps its connection string)
+        await device.powerCut() // 1: the window has just opened (the deploy may have begun)
 
-        // 2: cut in the middle of the deploy, leaving no valid program in flash
-        const deploys = () => registryEvents("update-deploying").length
-        const before = deploys()
+        // 2: cut when half the image is written, leaving no valid program in flash
+        let cut = false
+        cutMidDeploy = () => {
+            cut = true
+            void device.powerCut()
+        }
         device.start(["vm"])
-        await until("the deploy to start", () => deploys() > before, 60_000)
-        await new Promise(r => setTimeout(r, 300))
-        await device.powerCut()
+        await until("the power cut half-way through a deploy", () => cut, 90_000)
+        await new Promise(r => setTimeout(r, 500))
+        assert.ok(registryEvents("update-deploy-failed").length >= 1, "the cut deploy failed")
 
         // the runtime reconnects by itself with no program running; the service deploys again
         from = device.lines.length
         device.start(["vm"])
         await device.waitFor(/^ota fixture: firmware v2$/, 90_000, from)
+        assert.equal(device.lines.slice(from).filter(l => /^start: /.test(l)).length, 1, "only v2 started: no program ran before the deploy")
         await device.waitFor(/^update: trial of sequence 8, boot 1/, 60_000, from)
         await device.powerCut() // 3: during the trial
 
@@ -273,11 +199,11 @@ describe("updates over the air", () => {
         await device.askForUpdateCheck()
         await device.waitFor(/^update: window open for sequence 9/, 60_000, from)
         await until("the deadline rollback", () => registryEvents("update-deadline").length > 0, TRIAL_DEADLINE_MS + 60_000)
-        await device.waitFor(/^ota fixture: firmware v2$/, 60_000, from)
-        await device.waitFor(/^uplink: connected to/, WINDOW_MS + 60_000, from)
-        assert.ok(device.lines.slice(from).some(l => /crash at start/.test(l)), "the candidate ran and crashed")
-        assert.ok(registryEvents("update-rolled-back").length >= 1)
-        assert.ok(device.lines.slice(from).some(l => new RegExp(`^update: running ${digestOf(images.v2).slice(0, 16)}, sequence 8, floor 8`).test(l)))
+        const back = await device.waitFor(new RegExp(`^update: running ${digestOf(images.v2).slice(0, 16)}, sequence 8, floor 8`), 60_000, from)
+        await device.waitFor(/^uplink: connected to/, WINDOW_MS + 60_000, back)
+        assert.ok(device.lines.slice(from, back).some(l => /crash at start/.test(l)), "the candidate ran and crashed")
+        assert.ok(registryEvents("update-rolled-back").length >= 1, "the service rolled back")
+        assert.ok(device.events(back).some(e => /^update-abandoned: sequence 9/.test(e)), `events ${device.events(back)}`)
     })
 
     test("a candidate that fails its health check asks for rollback and gets it", async () => {

@@ -1,0 +1,83 @@
+/**
+ * Benchmarks of updates over the air (figures only, nothing asserted):
+ * - SLH-DSA-SHA2-128s verification of a signed manifest on the VM (simulator
+ *   ms and tweakable-hash calls, the operation that dominates it), and the
+ *   sizes of key, signature and manifest;
+ * - a whole v1 -> v2 update in the simulator against the local stack: time
+ *   from the owner's `update-check` to the new program's confirmation, and the
+ *   bytes the deploy moved over WSSK (image, protocol messages, TLS on the wire).
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { decode, type Tag } from "cbor2"
+import { deviceLines, PROJECT_ROOT, runInSimulator } from "../tools/devs-cli.ts"
+import { buildImage, SimulatedDevice, startDevtools } from "../tools/sim-device.ts"
+import { until } from "../tools/firmware.ts"
+import { manifestFor, signManifest } from "../updates/manifest.ts"
+import { ensureSigningKey } from "../updates/signing-key.ts"
+import { startLocalStack } from "../stack/local.ts"
+import { freePort } from "../stack/ports.ts"
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+
+/** Verification on the VM, and what a signed manifest weighs. */
+export async function slhDsaOnDevice() {
+    const key = ensureSigningKey()
+    const image = Buffer.alloc(83232, 1)
+    const signed = signManifest(manifestFor(image, 1), key.secretKey, key.publicKey)
+    const [, , payload, signature] = (decode(signed) as Tag).contents as Uint8Array[]
+    const dir = join(PROJECT_ROOT, "test/device/fixtures/generated")
+    mkdirSync(dir, { recursive: true })
+    writeFileSync(
+        join(dir, "bench-slh.ts"),
+        `export const PUBLIC_KEY = hex\`${Buffer.from(key.publicKey).toString("hex")}\`\nexport const SIGNED_MANIFEST = hex\`${signed.toString("hex")}\`\n`
+    )
+    const run = await runInSimulator("test/device/fixtures/bench-slh.ts", { timeoutMs: 120_000 })
+    const rows = deviceLines(run.output)
+        .map(l => /^slh-bench (\d+) (\d+) (accept|reject)$/.exec(l))
+        .filter(m => m !== null)
+        .map(m => ({ ms: Number(m![1]), calls: Number(m![2]), ok: m![3] === "accept" }))
+    if (!rows.length || rows.some(r => !r.ok)) throw new Error(`SLH-DSA bench failed:\n${run.output}`)
+    console.log(
+        `SLH-DSA-SHA2-128s verify on the VM (simulator): median ${median(rows.map(r => r.ms))} ms over ${rows.length} runs ` +
+            `(${rows.map(r => r.ms).join(", ")}), ${median(rows.map(r => r.calls))} tweakable-hash calls (SHA-256 each)`
+    )
+    console.log(
+        `sizes: public key ${key.publicKey.length} B, signature ${signature.length} B, manifest payload ${payload.length} B, signed manifest (COSE_Sign1) ${signed.length} B`
+    )
+}
+
+/** A whole update in the simulator: v1 running and connected -> owner asks -> v2 confirmed. */
+export async function updateEndToEnd() {
+    const dir = mkdtempSync(join(tmpdir(), "bench-update-"))
+    const transcript: string[] = []
+    const key = ensureSigningKey()
+    const v1 = await buildImage("src/main.ts", join(dir, "v1.devs"))
+    const v2 = await buildImage("test/device/fixtures/ota-v2.ts", join(dir, "v2.devs"))
+    const stack = await startLocalStack({ dir, brokerPort: await freePort(), updatesPort: await freePort(), onLog: (s, l) => transcript.push(`${s}: ${l}`) })
+    const devtools = await startDevtools(dir)
+    const device = new SimulatedDevice({ stack, dir, transcript })
+    try {
+        stack.updates.publish(signManifest(manifestFor(v1, 1), key.secretKey, key.publicKey), v1)
+        stack.updates.publish(signManifest(manifestFor(v2, 2), key.secretKey, key.publicKey), v2)
+        device.start(["run", join(dir, "v1.devs")])
+        await device.waitFor(/^uplink: connected to/, 120_000)
+        const from = device.lines.length
+        const started = Date.now()
+        await device.askForUpdateCheck()
+        await device.waitFor(/^update: sequence 2 confirmed/, 180_000, from)
+        const confirmed = Date.now() - started
+        await device.waitFor(/^uplink: connected to/, 60_000, from)
+        const resumed = Date.now() - started
+        await until("the deploy record", () => stack.registry.store.events({ kind: "update-deployed" }).length > 0, 10_000)
+        const deployed = stack.registry.store.events({ kind: "update-deployed" })[0].detail
+        console.log(`update v1 -> v2 in the simulator: ${confirmed} ms from update-check to confirmation, ${resumed} ms to MQTT again`)
+        console.log(`deploy over WSSK: ${deployed} (image ${v2.length} B)`)
+    } finally {
+        await device.stop()
+        devtools.kill("SIGKILL")
+        await stack.stop()
+        rmSync(dir, { recursive: true, force: true })
+    }
+}
