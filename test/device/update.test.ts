@@ -19,6 +19,16 @@ function reason(f: () => void): string {
     return "accepted"
 }
 
+/** Whether reading a record fails its check. */
+async function refused(read: () => Promise<any>): Promise<boolean> {
+    try {
+        await read()
+    } catch (e: any) {
+        return e instanceof SlotRecordError
+    }
+    return false
+}
+
 function state(phase: UpdatePhase, trialBoots = 0): UpdateState {
     return { phase, floor: 1, trialBoots, refused: 0 }
 }
@@ -74,37 +84,18 @@ describe("slot records", () => {
         expect(s.trialBoots).toBe(2)
     })
     test("a flipped bit in flash is detected, not trusted", async () => {
-        const stored = await readBytes(SLOT_B_KEY)
-        const bad = stored.slice(0)
+        const bad = (await readBytes(SLOT_B_KEY)).slice(0)
         bad[10] = bad[10] ^ 1
         await writeBytes(SLOT_B_KEY, bad)
-        let failed = false
-        try {
-            await store.readSlot(SLOT_B_KEY)
-        } catch (e: any) {
-            failed = e instanceof SlotRecordError
-        }
-        expect(failed).toBe(true)
+        expect(await refused(async () => await store.readSlot(SLOT_B_KEY))).toBe(true)
     })
     test("a record moved to another key is detected (slot A's bytes under slot B)", async () => {
         await writeBytes(SLOT_B_KEY, await readBytes(SLOT_A_KEY))
-        let failed = false
-        try {
-            await store.readSlot(SLOT_B_KEY)
-        } catch (e: any) {
-            failed = e instanceof SlotRecordError
-        }
-        expect(failed).toBe(true)
+        expect(await refused(async () => await store.readSlot(SLOT_B_KEY))).toBe(true)
     })
     test("another device's key does not accept the records", async () => {
         const other = new SlotStore(secret, "ffeeddccbbaa99887766554433221100")
-        let failed = false
-        try {
-            await other.readState()
-        } catch (e: any) {
-            failed = e instanceof SlotRecordError
-        }
-        expect(failed).toBe(true)
+        expect(await refused(async () => await other.readState())).toBe(true)
     })
 })
 
