@@ -28,7 +28,7 @@ import { checkManifestPolicy, CLASS_ID, decodeSignedManifest, FirmwareManifest, 
 import { BootDecision, decideAtBoot, SLOT_A_KEY, SLOT_B_KEY, SlotRecordError, SlotStore, UpdatePhase, UpdateState } from "./slots"
 import { closeUpdateWindow, openUpdateWindow } from "./window"
 
-/** Settings key: the update service holds our WSSK master key. */
+/** Settings key: the id of the identity whose WSSK master key the update service holds. */
 const KEY_HANDED_OVER_KEY = "sn_wsskok"
 /** Settings key: the update service's endpoint and window length, kept to reopen the window offline. */
 const SERVICE_ENDPOINT_KEY = "sn_updsrv"
@@ -141,10 +141,12 @@ export class Updater {
     private async report(update: any): Promise<RegistrySession> {
         const { identity, registry, events } = this.options
         const report: any = { update }
-        const handedOver = await readBytes(KEY_HANDED_OVER_KEY)
+        // the mark names the identity: after a factory reset the new identity's key is handed over too
+        const mark = await readBytes(KEY_HANDED_OVER_KEY)
+        const handedOver = !!mark && mark.toString("hex") === identity.deviceId
         if (!handedOver) report.wssk = base64Encode(wsskMasterKey(identity.secret, identity.deviceId))
         const session = await registryExchange(identity, registry, events, this.cache, JSON.stringify(report))
-        if (!handedOver && session.reply && session.reply.wsskKeyStored) await writeBytes(KEY_HANDED_OVER_KEY, hex`01`)
+        if (!handedOver && session.reply && session.reply.wsskKeyStored) await writeBytes(KEY_HANDED_OVER_KEY, Buffer.from(identity.deviceId, "hex"))
         if (session.updates) {
             const u = session.updates
             await writeBytes(SERVICE_ENDPOINT_KEY, encodeCbor([u.host, u.port, u.windowMs]))

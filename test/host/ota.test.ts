@@ -174,6 +174,11 @@ describe("updates over the air", () => {
         assert.ok(device.events(from).some(e => /^update-confirmed: sequence 8/.test(e)))
         assert.ok(registryEvents("update-confirmed").length >= 1)
         assert.equal(stack.registry.store.getDeviceUpdate(device.id)?.rollbackDigest, digestOf(images.v2))
+        // the WSSK master key went to the service, sealed at rest, and into no log line
+        const wsskKey = stack.updates.masterKeyFor(device.id)!
+        assert.equal(wsskKey.length, 32)
+        for (const form of [wsskKey.toString("hex"), wsskKey.toString("base64")]) assert.ok(!transcript.some(l => l.includes(form)), "WSSK key in a log line")
+        assert.ok(!stack.registry.store.getDeviceUpdate(device.id)!.sealedWsskKey!.includes(wsskKey))
 
         // a plain reboot: v2 runs as the confirmed slot A, floor raised
         from = device.lines.length
