@@ -32,17 +32,46 @@ function checkKey(key: string) {
         throw new StorageError(`setting key "${key}" must be 1..${MAX_KEY_LENGTH} characters`)
 }
 
-/** Reads a value; `undefined` when the key is absent or empty. */
+/** How long a read waits for the settings service's answer, and how often it asks. */
+const GET_TIMEOUT_MS = 1000
+const GET_ATTEMPTS = 5
+
+/**
+ * Asks the settings service for `key` once; resolves with its answer, or
+ * undefined if none came in time. (`ds.actionReport` waits forever: an answer
+ * that never comes, as seen after long computations in the simulator, would
+ * hang the caller for good.)
+ */
+async function askOnce(key: string): Promise<ds.Packet> {
+    const code = settings.spec.lookup("get").code
+    const fiber = ds.Fiber.self()
+    let done = false
+    const finish = (pkt: ds.Packet) => {
+        if (done) return
+        done = true
+        fiber.resume(pkt)
+    }
+    const unsubscribe = settings.report().subscribe(pkt => {
+        if (pkt.serviceCommand === code && pkt.decode()[0] === key) finish(pkt)
+    })
+    const timer = setTimeout(() => finish(undefined), GET_TIMEOUT_MS)
+    await settings.get(key)
+    const pkt = await ds.suspend<ds.Packet>()
+    clearTimeout(timer)
+    unsubscribe()
+    return pkt
+}
+
+/** Reads a value; `undefined` when the key is absent or empty. Throws `StorageError` if the store never answers. */
 export async function readBytes(key: string): Promise<Buffer> {
     checkKey(key)
-    const pkt = await ds.actionReport(
-        settings,
-        "get",
-        async () => await settings.get(key),
-        p => p.decode()[0] === key
-    )
-    const value = pkt.decode()[1] as Buffer
-    return value && value.length ? value : undefined
+    for (let attempt = 0; attempt < GET_ATTEMPTS; ++attempt) {
+        const pkt = await askOnce(key)
+        if (!pkt) continue
+        const value = pkt.decode()[1] as Buffer
+        return value && value.length ? value : undefined
+    }
+    throw new StorageError(`setting "${key}": no answer from the settings service`)
 }
 
 /** Writes a value after checking key and size; throws `StorageError` instead of writing too much. */
