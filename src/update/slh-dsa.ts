@@ -146,6 +146,17 @@ function climb(seedBlock: Buffer, adrs: Buffer, node: Buffer, treeIndex: number,
 }
 
 /**
+ * The last step of Alg. 8 and Alg. 17: T_l over all `values` at an address
+ * with the same tree and key pair and type `type` (wotspkADRS, forspkADRS), into `node`.
+ */
+function compressKeyPair(seedBlock: Buffer, adrs: Buffer, type: number, values: Buffer, node: Buffer) {
+    const keyPair = adrs.slice(ADRS_KEY_PAIR, ADRS_KEY_PAIR + 4)
+    setTypeAndClear(adrs, type)
+    adrs.blitAt(ADRS_KEY_PAIR, keyPair, 0, 4)
+    tweakedHash(seedBlock, adrs, values, node, 0)
+}
+
+/**
  * Alg. 17 fors_pkFromSig: the FORS public key from SIG_FORS (at `sig[SLH_N]`)
  * and md (the first k·a bits of `hashed`, H_msg's output), into `node`. ADRS
  * has the tree address and key pair.
@@ -165,11 +176,8 @@ async function forsPkFromSig(seedBlock: Buffer, adrs: Buffer, sig: Buffer, hashe
         roots.blitAt(i * SLH_N, node, 0, SLH_N)
         await ds.sleep(0)
     }
-    // forspkADRS: the same tree address and key pair, type FORS_ROOTS
-    const keyPair = adrs.slice(ADRS_KEY_PAIR, ADRS_KEY_PAIR + 4)
-    setTypeAndClear(adrs, FORS_ROOTS)
-    adrs.blitAt(ADRS_KEY_PAIR, keyPair, 0, 4)
-    tweakedHash(seedBlock, adrs, roots, node, 0)
+    // forspkADRS
+    compressKeyPair(seedBlock, adrs, FORS_ROOTS, roots, node)
 }
 
 /**
@@ -196,11 +204,8 @@ async function wotsPkFromSig(seedBlock: Buffer, adrs: Buffer, sig: Buffer, sigAt
         chains.blitAt(i * SLH_N, node, 0, SLH_N)
         await ds.sleep(0)
     }
-    // wotspkADRS: the same key pair, type WOTS_PK
-    const keyPair = adrs.slice(ADRS_KEY_PAIR, ADRS_KEY_PAIR + 4)
-    setTypeAndClear(adrs, WOTS_PK)
-    adrs.blitAt(ADRS_KEY_PAIR, keyPair, 0, 4)
-    tweakedHash(seedBlock, adrs, chains, node, 0)
+    // wotspkADRS
+    compressKeyPair(seedBlock, adrs, WOTS_PK, chains, node)
 }
 
 /**
