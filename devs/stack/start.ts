@@ -4,7 +4,9 @@
  * Starts the local stack (private CA, Mosquitto with TLS and dynamic
  * security, the registry over HTTPS; state in the git-ignored `var/stack`),
  * the DeviceScript devtools server (which the simulator needs outside test
- * mode), then runs src/main.ts in the simulator, trusting the local CA, and
+ * mode), then builds src/main.ts, publishes the image to the update service
+ * (signed with the owner's key, one sequence above the newest, so the device
+ * runs a release it can be rolled back to), runs it in the simulator, trusting the local CA, and
  * prints what the device prints (`device>`). Playing the owner at the console,
  * it claims the device with the code it shows (owner "local", keystore
  * var/owner/local.json) and consumes its messages, verified and decrypted
@@ -19,7 +21,10 @@ import { Keystore } from "../owner/keystore.ts"
 import { describeVerified, subscribeAsOwner, type OwnerSubscriber } from "../owner/subscriber.ts"
 import { httpsTransport } from "../registry/client.ts"
 import { PROJECT_ROOT, devsBin, forEachLine } from "../tools/devs-cli.ts"
-import { ensureSigningKey } from "../updates/signing-key.ts"
+import { createHash } from "node:crypto"
+import { buildImage } from "../tools/sim-device.ts"
+import { CLASS_ID, manifestFor, signManifest } from "../updates/manifest.ts"
+import { ensureSigningKey, type SigningKey } from "../updates/signing-key.ts"
 import { startLocalStack, type LocalStack } from "./local.ts"
 import { portInUse, waitForPort } from "./ports.ts"
 
@@ -60,7 +65,7 @@ async function main() {
     process.on("exit", () => stack?.broker.process.kill("SIGKILL"))
     process.on("SIGINT", () => stop(0))
     process.on("SIGTERM", () => stop(0))
-    ensureSigningKey()
+    const key = ensureSigningKey()
     console.log("starting the local stack (CA, Mosquitto, registry, update service) in var/stack…")
     stack = await startLocalStack({ dir: join(PROJECT_ROOT, "var", "stack") })
     console.log(`registry https://localhost:${stack.registryPort}, broker mqtts://localhost:${stack.broker.port}`)
@@ -80,6 +85,7 @@ async function main() {
         })
     }
     if (keystore.data.broker) await consume()
+    const image = await publishLocalBuild(stack, key)
     console.log("running src/main.ts in the simulator (Ctrl-C to stop)")
     const claimer = new ConsoleClaimer(async (id, code) => {
         await claimDevice(httpsTransport(`https://localhost:${stack!.registryPort}`, ca), keystore, id, code)
@@ -89,7 +95,7 @@ async function main() {
     })
     start(
         "simulator",
-        ["run", "src/main.ts"],
+        ["run", image],
         line => {
             if (!line.startsWith("WASM> ")) {
                 if (/error/i.test(line)) console.error(line)
@@ -101,6 +107,22 @@ async function main() {
         },
         { NODE_EXTRA_CA_CERTS: stack.pki.caCert }
     )
+}
+
+/**
+ * Builds the firmware and publishes it signed, one sequence above the newest
+ * image of its class (an image already published is left as it is). Returns the image's path.
+ */
+async function publishLocalBuild(stack: LocalStack, key: SigningKey): Promise<string> {
+    const path = join(PROJECT_ROOT, "var", "stack", "local-build.devs")
+    const image = await buildImage("src/main.ts", path)
+    const digest = createHash("sha256").update(image).digest("hex")
+    if (!stack.registry.store.getFirmwareImage(digest)) {
+        const sequence = (stack.registry.store.latestFirmwareImage(CLASS_ID.toString("hex"))?.sequence ?? 0) + 1
+        stack.updates.publish(signManifest(manifestFor(image, sequence), key.secretKey, key.publicKey), image)
+        console.log(`published this build as sequence ${sequence} (sha256 ${digest.slice(0, 16)}…); sign releases above it`)
+    }
+    return path
 }
 
 main().catch(e => {
