@@ -211,8 +211,10 @@ describe("TLS refusal and resilient delivery", () => {
             const afterRestart = run.sealed().length
             await until("delivery after the restart", () => readingsOf(run.verified).some(m => m.counter >= afterRestart + 1), 90_000)
 
-            // the broker password was renewed on the way (40 s lifetime, renewed at 80 %)
-            assert.ok(run.lines.some(l => l.startsWith("uplink: broker password due for renewal")))
+            // the broker password was renewed on the way (40 s lifetime): the registry installed more than one.
+            // Whether the device renewed at 80 % in a session or on reconnecting after an expiry depends on the timing.
+            const grants = transcript.filter(l => l.includes(`createClient | username=${run.deviceId()}`)).length
+            assert.ok(grants >= 2, `${grants} broker passwords issued`)
             // everything sealed up to the last delivered counter arrived, exactly once
             await run.owner().drain()
             const got = run.verified.map(m => m.counter).sort((a, b) => a - b)
