@@ -75,7 +75,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     let broker = await startBroker()
     const dynsec = new MosquittoDynsec({ host: "localhost", port: options.advertisedBrokerPort ?? broker.port }, broker.admin, ca, broker.port)
     const store = new SqliteStore(join(options.dir, "registry.db"))
-    const tls = { key: readFileSync(pki.serverKey, "utf8"), cert: readFileSync(pki.serverCert, "utf8") }
+    const tls = { key: readFileSync(pki.serverKey), cert: readFileSync(pki.serverCert) }
     // the service logs into the registry's event log; the registry is made just below
     let registry: Registry | undefined = undefined
     const updates = new UpdateService({
@@ -110,7 +110,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const registryPort = options.registryPort ?? REGISTRY_PORT
     let server: Server | undefined
     if (options.serveRegistry !== false) {
-        const https = serveRegistry(registry, { key: readFileSync(pki.serverKey), cert: readFileSync(pki.serverCert) })
+        const https = serveRegistry(registry, tls)
         await new Promise<void>((resolve, reject) => {
             https.once("error", reject)
             https.listen(registryPort, "127.0.0.1", () => resolve())

@@ -19,7 +19,7 @@
 import { createHash } from "node:crypto"
 import type { DeviceUpdateRow, FirmwareImageRow, RegistryStore } from "../registry/store.ts"
 import type { KeyVault } from "./key-vault.ts"
-import { CLASS_ID, ManifestError, VENDOR_ID, verifySignedManifest } from "./manifest.ts"
+import { CLASS_ID, ManifestError, VENDOR_ID, verifySignedManifest, type FirmwareManifest } from "./manifest.ts"
 
 /** A connected device the service can deploy to (a WSSK session). */
 export interface DeployTarget {
@@ -71,12 +71,9 @@ export class UpdateService {
 
     /** Verifies and stores a signed image. Throws `ManifestError` for anything that does not check out. */
     publish(signedManifest: Buffer, image: Buffer): FirmwareImageRow {
-        const manifest = this.verify(signedManifest)
-        const digest = createHash("sha256").update(image).digest()
-        if (!digest.equals(manifest.digest) || image.length !== manifest.size) throw new ManifestError("image does not match its manifest")
-        if (!manifest.vendorId.equals(VENDOR_ID) || !manifest.classId.equals(CLASS_ID)) throw new ManifestError("manifest names another vendor or class")
+        const manifest = this.checkImage(signedManifest, image)
         const row: FirmwareImageRow = {
-            digest: digest.toString("hex"),
+            digest: manifest.digest.toString("hex"),
             sequence: manifest.sequence,
             classId: manifest.classId.toString("hex"),
             signedManifest,
@@ -85,6 +82,15 @@ export class UpdateService {
         }
         if (!this.options.store.insertFirmwareImage(row)) throw new ManifestError("image already published")
         return row
+    }
+
+    /** The manifest of `image`, if an accepted key signed it for our vendor and class and it names this exact image. Throws `ManifestError`. */
+    private checkImage(signedManifest: Buffer, image: Buffer): FirmwareManifest {
+        const manifest = this.verify(signedManifest)
+        const digest = createHash("sha256").update(image).digest()
+        if (!digest.equals(manifest.digest) || image.length !== manifest.size) throw new ManifestError("image does not match its manifest")
+        if (!manifest.vendorId.equals(VENDOR_ID) || !manifest.classId.equals(CLASS_ID)) throw new ManifestError("manifest names another vendor or class")
+        return manifest
     }
 
     private verify(signed: Buffer) {
@@ -243,14 +249,13 @@ export class UpdateService {
                 if (row.phase === "trial") this.options.event("update-deadline", deviceId, "candidate did not confirm in time")
                 const running = (await target.getHash()).toString("hex")
                 if (running !== row.rollbackDigest) await this.deploy(target, row.rollbackDigest)
-                this.save({ ...row, phase: "idle", approvedDigest: null, deadline: null, failedDigest: row.approvedDigest })
+                this.endAttempt(row)
                 this.options.event("update-rolled-back", deviceId, `back to ${row.rollbackDigest.slice(0, 16)}`)
             }
         } catch (e) {
             if (e instanceof IntegrityError) {
                 // never retried: the stored image is not what was signed (tampered store); the device's window times out
-                const row = this.row(deviceId)
-                this.save({ ...row, phase: "idle", approvedDigest: null, deadline: null, failedDigest: row.approvedDigest })
+                this.endAttempt(this.row(deviceId))
                 this.options.event("update-refused", deviceId, e.message)
             } else this.options.event("update-deploy-failed", deviceId, (e as Error).message.slice(0, 96))
         } finally {
@@ -258,18 +263,20 @@ export class UpdateService {
         }
     }
 
+    /** Closes a failed attempt: back to idle, and its candidate is never deployed to this device again. */
+    private endAttempt(row: DeviceUpdateRow) {
+        this.save({ ...row, phase: "idle", approvedDigest: null, deadline: null, failedDigest: row.approvedDigest })
+    }
+
     /** Deploys a stored image after checking it again: signature, then the exact digest. */
     private async deploy(target: DeployTarget, digest: string) {
         const image = this.options.store.getFirmwareImage(digest)
         if (!image) throw new IntegrityError(`image ${digest.slice(0, 16)} not stored`)
-        let manifest
         try {
-            manifest = this.verify(image.signedManifest)
+            if (this.checkImage(image.signedManifest, image.image).digest.toString("hex") !== digest) throw new ManifestError("manifest names another image")
         } catch (e) {
-            throw new IntegrityError(`stored manifest of ${digest.slice(0, 16)} does not verify`)
+            throw new IntegrityError(`stored image ${digest.slice(0, 16)} does not match its signed digest: ${(e as Error).message}`)
         }
-        const actual = createHash("sha256").update(image.image).digest()
-        if (!actual.equals(manifest.digest) || actual.toString("hex") !== digest) throw new IntegrityError(`stored image ${digest.slice(0, 16)} does not match its signed digest`)
         this.options.event("update-deploying", target.deviceId, `sequence ${image.sequence}, ${image.image.length} B`)
         const started = this.clock()
         const before = target.traffic?.()

@@ -38,7 +38,7 @@ export interface WsskEvent {
 /** Options of a gateway. */
 export interface WsskGatewayOptions {
     /** Certificate chain and private key (PEM) the gateway presents. */
-    tls: { key: string; cert: string }
+    tls: { key: string | Buffer; cert: string | Buffer }
     /** Port to listen on; 0 picks a free one (see `port` after `start`). */
     port: number
     /** Address to listen on. Default 127.0.0.1. */

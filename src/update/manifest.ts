@@ -15,6 +15,7 @@
  * Exactly one algorithm is accepted, so there is nothing to downgrade to.
  */
 import { CborError, CborMap, CborTag, CborValue, CborWriter, decodeCbor, encodeCbor, MT_ARRAY } from "../codec/cbor"
+import { constantTimeEqual } from "../identity/scram"
 import { slhDsaVerify } from "./slh-dsa"
 
 /** CBOR tag of COSE_Sign1 (RFC 9052 §2). */
@@ -187,21 +188,13 @@ export interface ManifestPolicy {
     floor: number
 }
 
-/** Constant-time equality of two byte strings. */
-export function sameBytes(a: Buffer, b: Buffer): boolean {
-    if (a.length !== b.length) return false
-    let diff = 0
-    for (let i = 0; i < a.length; ++i) diff |= a[i] ^ b[i]
-    return diff === 0
-}
-
 /**
  * Checks a verified manifest against the device: vendor and class must be
  * ours, the sequence above the anti-rollback floor, and the running image
  * recent enough. Throws `ManifestError`.
  */
 export function checkManifestPolicy(m: FirmwareManifest, policy: ManifestPolicy) {
-    if (!sameBytes(m.vendorId, policy.vendorId) || !sameBytes(m.classId, policy.classId))
+    if (!constantTimeEqual(m.vendorId, policy.vendorId) || !constantTimeEqual(m.classId, policy.classId))
         throw new ManifestError("wrong-device", "manifest is for another vendor or device class")
     if (m.sequence <= policy.floor) throw new ManifestError("rollback", `sequence ${m.sequence} is not above the floor ${policy.floor}`)
     if (m.minSequence > policy.floor) throw new ManifestError("precondition", `needs sequence ${m.minSequence} installed first`)

@@ -14,6 +14,7 @@
  */
 import * as ds from "@devicescript/core"
 import { digest } from "@devicescript/crypto"
+import { constantTimeEqual } from "../identity/scram"
 
 /** FIPS 205 Table 2, SLH-DSA-SHA2-128s: security parameter n, in bytes. */
 export const SLH_N = 16
@@ -236,9 +237,7 @@ async function htVerify(seedBlock: Buffer, adrs: Buffer, sig: Buffer, idxLeaf: n
         setTypeAndClear(adrs, TREE)
         climb(seedBlock, adrs, node, idxLeaf, sig, at + LEN * SLH_N, SLH_H_PRIME)
     }
-    let diff = 0
-    for (let i = 0; i < SLH_N; ++i) diff |= node[i] ^ pkRoot[i]
-    return diff === 0
+    return constantTimeEqual(node, pkRoot)
 }
 
 /** Whether `b` is a Buffer of minBytes..maxBytes bytes. */

@@ -23,8 +23,9 @@
  */
 import { hmac, sha256Hkdf } from "@devicescript/crypto"
 import { CborMap, CborValue, decodeCbor, encodeCbor } from "../codec/cbor"
+import { constantTimeEqual } from "../identity/scram"
 import { deleteKey, readBytes, writeBytes } from "../storage/settings"
-import { decodeManifest, encodeManifest, FirmwareManifest, sameBytes } from "./manifest"
+import { decodeManifest, encodeManifest, FirmwareManifest } from "./manifest"
 
 /** Settings keys. */
 export const SLOT_A_KEY = "sn_slotA"
@@ -65,7 +66,6 @@ export class SlotRecordError extends Error {
 }
 
 const MAC_BYTES = 16
-const IDLE: UpdateState = { phase: UpdatePhase.Idle, floor: 0, trialBoots: 0, refused: 0 }
 
 /** Reads and writes the records of one device. */
 export class SlotStore {
@@ -85,7 +85,7 @@ export class SlotStore {
         if (!stored) return undefined
         if (stored.length <= MAC_BYTES) throw new SlotRecordError(`${key}: record too short`)
         const value = stored.slice(0, stored.length - MAC_BYTES)
-        if (!sameBytes(stored.slice(stored.length - MAC_BYTES, stored.length), this.mac(key, value)))
+        if (!constantTimeEqual(stored.slice(stored.length - MAC_BYTES, stored.length), this.mac(key, value)))
             throw new SlotRecordError(`${key}: record fails its check`)
         return value
     }
@@ -118,7 +118,7 @@ export class SlotStore {
     /** The state record; idle with floor 0 when absent. Throws `SlotRecordError`. */
     async readState(): Promise<UpdateState> {
         const value = await this.readRecord(UPDATE_STATE_KEY)
-        if (!value) return { phase: IDLE.phase, floor: IDLE.floor, trialBoots: IDLE.trialBoots, refused: IDLE.refused }
+        if (!value) return { phase: UpdatePhase.Idle, floor: 0, trialBoots: 0, refused: 0 }
         let v: CborValue
         try {
             v = decodeCbor(value, { maxBytes: 64, maxDepth: 1, maxItems: 10 })
@@ -166,14 +166,14 @@ export const MAX_TRIAL_BOOTS = 3
  * program. Pure: the caller performs the decision and writes the records.
  */
 export function decideAtBoot(state: UpdateState, slotA: FirmwareManifest, slotB: FirmwareManifest, running: Buffer): BootDecision {
-    const runsB = slotB !== undefined && sameBytes(running, slotB.digest)
+    const runsB = slotB !== undefined && constantTimeEqual(running, slotB.digest)
     if (state.phase === UpdatePhase.Idle) return { action: "run" }
     if (!slotB) return { action: "rolled-back" } // an update without a candidate: nothing to finish
     if (state.phase === UpdatePhase.Approved) return runsB ? { action: "trial", trialBoots: 1 } : { action: "announce" }
     if (state.phase === UpdatePhase.Deploying) return runsB ? { action: "trial", trialBoots: 1 } : { action: "await-deploy" }
     if (state.phase === UpdatePhase.Trial) {
         if (!runsB) return { action: "rolled-back" }
-        if (slotA && sameBytes(slotA.digest, slotB.digest)) return { action: "finish-confirm" }
+        if (slotA && constantTimeEqual(slotA.digest, slotB.digest)) return { action: "finish-confirm" }
         const boots = state.trialBoots + 1
         return boots > MAX_TRIAL_BOOTS ? { action: "request-rollback" } : { action: "trial", trialBoots: boots }
     }

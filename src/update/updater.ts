@@ -19,12 +19,12 @@ import { CborValue, decodeCbor, encodeCbor } from "../codec/cbor"
 import { EventLog } from "../events/log"
 import { DeviceIdentity } from "../identity/credentials"
 import { RegistryEndpoint, RegistryError, RegistrySession, UpdateServiceInfo } from "../identity/registry-client"
-import { ScramKeyCache } from "../identity/scram"
+import { constantTimeEqual, ScramKeyCache } from "../identity/scram"
 import { registryExchange } from "../identity/session"
 import { wsskMasterKey } from "../secure/keys"
 import { readBytes, writeBytes } from "../storage/settings"
 import { HttpsError, httpsRequest } from "../uplink/https"
-import { checkManifestPolicy, CLASS_ID, decodeSignedManifest, FirmwareManifest, ManifestError, MAX_SIGNED_MANIFEST_BYTES, sameBytes, SignedManifestParts, VENDOR_ID, verifyManifestParts } from "./manifest"
+import { checkManifestPolicy, CLASS_ID, decodeSignedManifest, FirmwareManifest, ManifestError, MAX_SIGNED_MANIFEST_BYTES, SignedManifestParts, VENDOR_ID, verifyManifestParts } from "./manifest"
 import { BootDecision, decideAtBoot, SLOT_A_KEY, SLOT_B_KEY, SlotRecordError, SlotStore, UpdatePhase, UpdateState } from "./slots"
 import { closeUpdateWindow, openUpdateWindow } from "./window"
 
@@ -42,6 +42,13 @@ export interface UpdaterOptions {
     publicKey: Buffer
     /** SHA-256 of the running program. */
     runningDigest: () => Promise<Buffer>
+}
+
+/** Fields of the state record a transition changes (see `Updater.enter`). */
+interface StateChange {
+    floor?: number
+    trialBoots?: number
+    refused?: number
 }
 
 /** How long a window waits for the deploy when the service has not said. */
@@ -62,16 +69,6 @@ export class Updater {
         this.store = new SlotStore(options.identity.secret, options.identity.deviceId)
     }
 
-    /** The anti-rollback floor: the highest sequence ever confirmed here. */
-    floor(): number {
-        return this.state.floor
-    }
-
-    /** The confirmed manifest this device runs (undefined for the factory image). */
-    running(): FirmwareManifest {
-        return this.slotA
-    }
-
     /**
      * Reads the records and decides what this boot must do. Bookkeeping-only
      * steps (finishing a confirmation, recording a rollback) are done here;
@@ -86,10 +83,10 @@ export class Updater {
         if (decision.action === "finish-confirm") await this.finishConfirm()
         else if (decision.action === "rolled-back") {
             await this.options.events.record("update-rolled-back", `sequence ${this.slotB ? this.slotB.sequence : 0} rolled back; running ${this.slotA ? this.slotA.sequence : 0}`)
-            await this.finish({ phase: UpdatePhase.Idle, floor: this.state.floor, trialBoots: 0, refused: this.slotB ? this.slotB.sequence : this.state.refused })
+            await this.finish({ refused: this.slotB ? this.slotB.sequence : this.state.refused })
         } else if (decision.action === "trial") {
             // counted before anything else runs, so a candidate that crashes early still uses up its boots
-            await this.setState({ phase: UpdatePhase.Trial, floor: this.state.floor, trialBoots: decision.trialBoots, refused: this.state.refused })
+            await this.enter(UpdatePhase.Trial, { trialBoots: decision.trialBoots })
         }
         return decision
     }
@@ -122,9 +119,20 @@ export class Updater {
         this.state = s
     }
 
-    /** Ends an update: state first (one write decides), then the candidate slot and the window. */
-    private async finish(s: UpdateState) {
-        await this.setState(s)
+    /** Moves to `phase`, keeping floor and refused sequence unless `change` says otherwise; trial boots restart at 0 unless given. */
+    private async enter(phase: UpdatePhase, change: StateChange = {}) {
+        const s = this.state
+        await this.setState({
+            phase,
+            floor: change.floor !== undefined ? change.floor : s.floor,
+            trialBoots: change.trialBoots !== undefined ? change.trialBoots : 0,
+            refused: change.refused !== undefined ? change.refused : s.refused,
+        })
+    }
+
+    /** Ends an update: the idle state first (one write decides), then the candidate slot and the window. */
+    private async finish(change: StateChange = {}) {
+        await this.enter(UpdatePhase.Idle, change)
         await this.store.clearSlot(SLOT_B_KEY)
         this.slotB = undefined
         await closeUpdateWindow()
@@ -132,7 +140,7 @@ export class Updater {
 
     private async finishConfirm() {
         const b = this.slotB
-        await this.finish({ phase: UpdatePhase.Idle, floor: b.sequence, trialBoots: 0, refused: this.state.refused })
+        await this.finish({ floor: b.sequence })
         this.slotA = b
         await this.options.events.record("update-confirmed", `sequence ${b.sequence} confirmed; floor raised`)
     }
@@ -220,7 +228,7 @@ export class Updater {
             manifest = await verifyManifestParts(parts, this.options.publicKey)
             parts = undefined
             // the newest image may be the one we run, or one that failed its trial here before
-            if (sameBytes(manifest.digest, await this.options.runningDigest()) || manifest.sequence === this.state.refused) return "up-to-date"
+            if (constantTimeEqual(manifest.digest, await this.options.runningDigest()) || manifest.sequence === this.state.refused) return "up-to-date"
             checkManifestPolicy(manifest, { vendorId: VENDOR_ID, classId: CLASS_ID, floor: this.state.floor })
         } catch (e: any) {
             if (!(e instanceof ManifestError)) throw e
@@ -228,7 +236,7 @@ export class Updater {
         }
         await this.store.writeSlot(SLOT_B_KEY, manifest)
         this.slotB = manifest
-        await this.setState({ phase: UpdatePhase.Approved, floor: this.state.floor, trialBoots: 0, refused: this.state.refused })
+        await this.enter(UpdatePhase.Approved)
         await this.options.events.record("update-approved", `sequence ${manifest.sequence}, ${manifest.size} B`)
         return await this.announce()
     }
@@ -246,12 +254,12 @@ export class Updater {
         const answer = session.reply ? session.reply.update : undefined
         if (answer !== "accepted") {
             // not approved again: the service would refuse it again (e.g. it failed its trial here)
-            await this.finish({ phase: UpdatePhase.Idle, floor: this.state.floor, trialBoots: 0, refused: b.sequence })
+            await this.finish({ refused: b.sequence })
             return await this.refuse("service", `update service answered ${answer || "nothing"}`)
         }
-        await this.setState({ phase: UpdatePhase.Deploying, floor: this.state.floor, trialBoots: 0, refused: this.state.refused })
+        await this.enter(UpdatePhase.Deploying)
         if (!(await this.openWindow())) {
-            await this.finish({ phase: UpdatePhase.Idle, floor: this.state.floor, trialBoots: 0, refused: this.state.refused })
+            await this.finish()
             return await this.refuse("service", "registry named no update service")
         }
         console.log(`update: window open for sequence ${b.sequence}`)
@@ -275,7 +283,7 @@ export class Updater {
         const service = await this.serviceEndpoint()
         await ds.sleep(service ? service.windowMs : DEFAULT_WINDOW_MS)
         const seq = this.slotB ? this.slotB.sequence : 0
-        await this.finish({ phase: UpdatePhase.Idle, floor: this.state.floor, trialBoots: 0, refused: this.state.refused })
+        await this.finish()
         // also what a candidate that crashed at start leaves behind once the service has put this program back
         await this.options.events.record("update-abandoned", `sequence ${seq}: this program still runs after the window`)
         console.log("update: window closed, update abandoned")
@@ -316,7 +324,7 @@ export class Updater {
     async requestRollback(reason: string) {
         const b = this.slotB
         console.log(`update: asking for rollback of sequence ${b.sequence}: ${reason}`)
-        await this.setState({ phase: UpdatePhase.Rollback, floor: this.state.floor, trialBoots: this.state.trialBoots, refused: this.state.refused })
+        await this.enter(UpdatePhase.Rollback, { trialBoots: this.state.trialBoots })
         try {
             await this.report({ failed: b.digest.toString("hex"), reason: reason.slice(0, 64) })
         } catch (e: any) {

@@ -123,8 +123,8 @@ export async function httpsRequest(req: HttpsRequest): Promise<HttpsResponse> {
         // one buffer of the announced size, filled in place: the VM's heap is small, and
         // growing by concatenation would hold two copies of a signed manifest at once
         const bodyBuf = Buffer.alloc(length >= 0 ? length : maxBody)
-        let filled = Math.min(buf.length - headEnd - 4, bodyBuf.length)
-        if (buf.length - headEnd - 4 > bodyBuf.length) throw new HttpsError("too-large", `${where}: body too large`)
+        let filled = buf.length - headEnd - 4
+        if (filled > bodyBuf.length) throw new HttpsError("too-large", `${where}: body too large`)
         bodyBuf.blitAt(0, buf, headEnd + 4, filled)
         buf = undefined
         while (length < 0 || filled < length) {

@@ -12,24 +12,22 @@
  * The simulator runs in `--test --test-self-exit` mode: sockets work, flash
  * lives in memory (the project's .devicescript/flash is not touched), no
  * devtools server is needed, and a program replaced over WSSK does not end the
- * run (only a panic or `ds.restart()` would). The fixtures are built in a
- * temporary folder (a copy of them, the generated port and key module, and a
- * link to node_modules), so concurrent builds in the project's .devicescript
- * cannot swap images under the test.
+ * run (only a panic or `ds.restart()` would). The gateway's port and the
+ * device's key reach the v1 fixture in a module generated at test time.
  */
 import assert from "node:assert/strict"
-import { spawn, execFileSync, type ChildProcess } from "node:child_process"
+import { spawn, type ChildProcess } from "node:child_process"
 import { createHash, randomBytes } from "node:crypto"
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
 import { ensurePki, type Pki } from "../../devs/stack/pki.ts"
 import { WsskGateway, type WsskEvent } from "../../devs/updates/wssk.ts"
 import { devsBin, forEachLine, PROJECT_ROOT } from "../../devs/tools/devs-cli.ts"
+import { buildImage } from "../../devs/tools/sim-device.ts"
 
 const dir = mkdtempSync(join(tmpdir(), "wssk-test-"))
-const buildDir = join(dir, "build")
 /** The key the device holds (compiled into the v1 fixture). */
 const DEVICE_KEY = randomBytes(32)
 const events: WsskEvent[] = []
@@ -42,12 +40,9 @@ let v2: Buffer
 
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex")
 
-/** Builds a fixture in the build folder; returns the image and writes it as `<name>.devs`. */
-function build(name: string): Buffer {
-    execFileSync(devsBin(), ["build", `fixtures/${name}.ts`], { cwd: buildDir, stdio: ["ignore", "pipe", "pipe"] })
-    const image = readFileSync(join(buildDir, ".devicescript", "bin", "bytecode.devs"))
-    writeFileSync(join(buildDir, `${name}.devs`), image)
-    return image
+/** Builds a fixture; returns the image, written to the test's folder as `<name>.devs`. */
+function build(name: string): Promise<Buffer> {
+    return buildImage(`test/device/fixtures/${name}.ts`, join(dir, `${name}.devs`))
 }
 
 /** A simulator run of a built image. */
@@ -63,7 +58,7 @@ interface Simulator {
 
 function simulate(name: string): Simulator {
     const child: ChildProcess = spawn(devsBin(), ["run", `${name}.devs`, "--test", "--test-self-exit", "--test-timeout", "120000"], {
-        cwd: buildDir,
+        cwd: dir,
         env: { ...process.env, NODE_EXTRA_CA_CERTS: pki.caCert, NO_COLOR: "1", FORCE_COLOR: "0" },
         stdio: ["ignore", "pipe", "pipe"],
     })
@@ -119,16 +114,14 @@ before(async () => {
         onEvent: e => events.push(e),
     })
     const port = await gateway.start()
-    mkdirSync(join(buildDir, "fixtures", "generated"), { recursive: true })
-    writeFileSync(join(buildDir, "devsconfig.json"), "{}\n")
-    symlinkSync(join(PROJECT_ROOT, "node_modules"), join(buildDir, "node_modules"))
-    for (const name of ["wssk-v1", "wssk-v2"]) copyFileSync(join(PROJECT_ROOT, "test", "device", "fixtures", `${name}.ts`), join(buildDir, "fixtures", `${name}.ts`))
+    const generated = join(PROJECT_ROOT, "test", "device", "fixtures", "generated")
+    mkdirSync(generated, { recursive: true })
     writeFileSync(
-        join(buildDir, "fixtures", "generated", "wssk-config.ts"),
+        join(generated, "wssk-config.ts"),
         `export const WSSK_HOST = "localhost"\nexport const WSSK_PORT = ${port}\nexport const WSSK_MASTER_KEY = "${DEVICE_KEY.toString("hex")}"\n`
     )
-    v1 = build("wssk-v1")
-    v2 = build("wssk-v2")
+    v1 = await build("wssk-v1")
+    v2 = await build("wssk-v2")
 })
 
 after(async () => {
