@@ -96,7 +96,8 @@ export class SimulatedDevice {
     /** Waits for a line matching `re` printed at or after line `from`; returns its index. */
     async waitFor(re: RegExp, timeoutMs: number, from = 0): Promise<number> {
         let found = -1
-        await until(`${re} (last lines:\n${this.lines.slice(-15).join("\n")})`, () => (found = this.lines.findIndex((l, i) => i >= from && re.test(l))) >= 0, timeoutMs)
+        // the lines as they are when it times out, not when it starts waiting
+        await until(() => `${re} (last lines:\n${this.lines.slice(-15).join("\n")})`, () => (found = this.lines.findIndex((l, i) => i >= from && re.test(l))) >= 0, timeoutMs)
         return found
     }
 

@@ -10,6 +10,7 @@
 import * as ds from "@devicescript/core"
 import { digest, hmac, randomBuffer } from "@devicescript/crypto"
 import { base64Decode, base64Encode } from "../codec/base64"
+import { constantTimeEqual } from "../secure/constant-time"
 
 /** RFC 7677 §4: at least 4096 iterations; a server asking for fewer is refused. */
 export const SCRAM_MIN_ITERATIONS = 4096
@@ -103,14 +104,6 @@ function xor(a: Buffer, b: Buffer): Buffer {
     const out = Buffer.alloc(a.length)
     for (let i = 0; i < a.length; ++i) out[i] = a[i] ^ b[i]
     return out
-}
-
-/** Compares without an early exit, so timing says nothing about where two values differ. */
-export function constantTimeEqual(a: Buffer, b: Buffer): boolean {
-    if (!a || !b || a.length !== b.length) return false
-    let diff = 0
-    for (let i = 0; i < a.length; ++i) diff |= a[i] ^ b[i]
-    return diff === 0
 }
 
 /** Options of a SCRAM client. */
