@@ -9,7 +9,8 @@
  *   SenML-JSON over MQTT; latency sensor -> consumer; consumer throughput vs
  *   raw Mosquitto delivery (devs/bench/uplink.ts);
  * - updates: SLH-DSA verification on the VM, manifest and signature sizes, a
- *   whole v1 -> v2 update in the simulator, bytes deployed (devs/bench/update.ts).
+ *   whole v1 -> v2 update in the simulator, bytes deployed (devs/bench/update.ts);
+ * - storage: a settings read and a write confirmed in flash (devs/bench/storage.ts).
  */
 import { statSync } from "node:fs"
 import { join } from "node:path"
@@ -17,6 +18,7 @@ import { decode } from "cbor2"
 import { senmlJson } from "../owner/senml.ts"
 import { consumerThroughput, uplinkWireAndLatency } from "./uplink.ts"
 import { deviceScramCost, registryLoginRate, timeToEnrollment } from "./identity.ts"
+import { settingsCost } from "./storage.ts"
 import { slhDsaOnDevice, updateEndToEnd } from "./update.ts"
 import { collectHexLines, deviceLines, PROJECT_ROOT, runDevs, runInSimulator } from "../tools/devs-cli.ts"
 
@@ -53,6 +55,7 @@ async function packSizes() {
 
 await bytecode()
 await packSizes()
+await settingsCost()
 await deviceScramCost()
 await timeToEnrollment()
 await registryLoginRate()
