@@ -10,6 +10,7 @@ import { readFileSync } from "node:fs"
 import { parseArgs } from "node:util"
 import { SqliteStore } from "./registry/store.ts"
 import { KeyVault } from "./updates/key-vault.ts"
+import { manifestPathFor } from "./updates/manifest.ts"
 import { UpdateService } from "./updates/service.ts"
 import { DEFAULT_SIGNING_KEY_PATH, loadPublicKey } from "./updates/signing-key.ts"
 
@@ -35,7 +36,7 @@ try {
         event: (kind, identity, detail) => console.log(`${kind} ${identity}: ${detail}`),
     })
     const image = readFileSync(positionals[0])
-    const row = service.publish(readFileSync(values.manifest ?? positionals[0].replace(/\.devs$/, "") + ".manifest"), image)
+    const row = service.publish(readFileSync(values.manifest ?? manifestPathFor(positionals[0])), image)
     console.log(`published sequence ${row.sequence} (${image.length} B, sha256 ${row.digest})`)
 } catch (e) {
     console.error((e as Error).message)

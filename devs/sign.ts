@@ -8,7 +8,7 @@
  */
 import { readFileSync, writeFileSync } from "node:fs"
 import { parseArgs } from "node:util"
-import { manifestFor, signManifest } from "./updates/manifest.ts"
+import { manifestFor, manifestPathFor, signManifest } from "./updates/manifest.ts"
 import { DEFAULT_SIGNING_KEY_PATH, loadSigningKey } from "./updates/signing-key.ts"
 
 const { values, positionals } = parseArgs({
@@ -29,7 +29,7 @@ try {
     const key = loadSigningKey(values.key!)
     const manifest = manifestFor(image, Number(values.sequence), Number(values["min-sequence"]))
     const signed = signManifest(manifest, key.secretKey, key.publicKey)
-    const out = values.out ?? positionals[0].replace(/\.devs$/, "") + ".manifest"
+    const out = values.out ?? manifestPathFor(positionals[0])
     writeFileSync(out, signed)
     console.log(`${out}: sequence ${manifest.sequence}, image ${image.length} B sha256 ${manifest.digest.toString("hex")}, manifest ${signed.length} B`)
 } catch (e) {

@@ -4,9 +4,9 @@
  * the database alone opens no device's update channel. The device id is the
  * associated data: a sealed key cannot be moved to another device's row.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
-import { dirname } from "node:path"
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto"
+import { existsSync, readFileSync } from "node:fs"
+import { createSecretFile } from "./secret-file.ts"
 
 const VERSION = 1
 const IV_BYTES = 12
@@ -20,11 +20,7 @@ export class KeyVault {
 
     /** Opens the vault key at `path`, making one if the file does not exist. */
     static open(path: string): KeyVault {
-        if (!existsSync(path)) {
-            mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
-            writeFileSync(path, randomBytes(32).toString("hex") + "\n", { mode: 0o600 })
-            chmodSync(path, 0o600)
-        }
+        if (!existsSync(path)) createSecretFile(path, randomBytes(32).toString("hex") + "\n")
         return new KeyVault(Buffer.from(readFileSync(path, "utf8").trim(), "hex"))
     }
 

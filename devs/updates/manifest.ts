@@ -41,6 +41,11 @@ export interface FirmwareManifest {
     minSequence: number
 }
 
+/** Where `devs sign` writes the signed manifest of `imagePath`, and `devs publish` looks for it. */
+export function manifestPathFor(imagePath: string): string {
+    return imagePath.replace(/\.devs$/, "") + ".manifest"
+}
+
 /** Raised for a signed manifest that is malformed or does not verify. */
 export class ManifestError extends Error {
     constructor(message: string) {

@@ -5,11 +5,12 @@
  * src/update/trust-anchor.ts, which `devs keygen` writes (also git-ignored:
  * each owner builds firmware that trusts their own key, and no default key exists).
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
-import { dirname, join } from "node:path"
+import { existsSync, readFileSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
 import { slh_dsa_sha2_128s } from "@noble/post-quantum/slh-dsa.js"
 import { PROJECT_ROOT } from "../tools/devs-cli.ts"
 import { keyId } from "./manifest.ts"
+import { createSecretFile } from "./secret-file.ts"
 
 /** Default place of the key file. */
 export const DEFAULT_SIGNING_KEY_PATH = join(PROJECT_ROOT, "var", "keys", "firmware-signing.json")
@@ -31,10 +32,8 @@ export function generateSigningKey(): SigningKey {
 /** Writes the key file (mode 0600). Refuses to overwrite an existing key. */
 export function saveSigningKey(key: SigningKey, path = DEFAULT_SIGNING_KEY_PATH) {
     if (existsSync(path)) throw new Error(`${path} exists; not overwriting a signing key`)
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
     const body = { alg: "SLH-DSA-SHA2-128s", publicKey: Buffer.from(key.publicKey).toString("hex"), secretKey: Buffer.from(key.secretKey).toString("hex") }
-    writeFileSync(path, JSON.stringify(body, null, 2) + "\n", { mode: 0o600 })
-    chmodSync(path, 0o600)
+    createSecretFile(path, JSON.stringify(body, null, 2) + "\n")
 }
 
 /** Reads a key file. */

@@ -39,7 +39,7 @@ const M_MIN_SEQUENCE = 7
 /**
  * Vendor and class of this firmware (RFC 9124 §3.3, §3.4), UUIDv5 as RFC 4122 §4.3:
  * vendor = UUIDv5(DNS namespace, "sentinel-node.example"), class = UUIDv5(vendor, "esp32-sensor-node").
- * test/host/manifest.test.ts recomputes both.
+ * test/host/updates.test.ts recomputes both.
  */
 export const VENDOR_ID = hex`40f85174273453f5864116479b9ab97a`
 export const CLASS_ID = hex`2d72f019dc67537094f6c5ca682a4701`

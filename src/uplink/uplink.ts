@@ -180,6 +180,7 @@ export class SecureUplink implements ReadingSink {
         } else if (!(e instanceof RegistryError)) throw e
     }
 
+    /** An MQTT connection with the credentials of `grant`. */
     private async connect(grant: BrokerGrant): Promise<MqttClient> {
         return await MqttClient.connect({
             host: grant.host,
@@ -213,7 +214,7 @@ export class SecureUplink implements ReadingSink {
                     this.acknowledged++
                 } else await client.poll(250)
             }
-            console.log("uplink: broker password due for renewal; reconnecting")
+            console.log("uplink: broker grant due for renewal; reconnecting")
         } finally {
             await client.close()
         }
