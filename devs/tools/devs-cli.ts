@@ -17,6 +17,18 @@ export function devsBin(): string {
     return bin
 }
 
+/** Preload that makes the simulator's flash file save atomic (see the file). */
+const ATOMIC_FLASH_PRELOAD = join(PROJECT_ROOT, "devs", "tools", "atomic-flash.cjs")
+
+/**
+ * The environment for a simulator with persistent flash whose process is
+ * killed as a power cut: `env` plus the preload that keeps its flash file a
+ * whole image, so the kill models a cut between two flash operations.
+ */
+export function powerCutEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+    return { ...env, NODE_OPTIONS: `${env.NODE_OPTIONS ?? ""} --require "${ATOMIC_FLASH_PRELOAD}"`.trim() }
+}
+
 /** What a finished `devs` command left behind. */
 export interface DevsResult {
     code: number | null

@@ -1,7 +1,8 @@
 /**
  * A simulated device with persistent flash, for tests and benchmarks that
  * reboot it: `devs run IMAGE` deploys an image into the flash first, `devs vm`
- * boots whatever the flash holds, and killing the process is a power cut. Both
+ * boots whatever the flash holds, and killing the process is a power cut
+ * (between two flash operations: `powerCutEnv`). Both
  * need a devtools server (`startDevtools`). The simulator runs in its own
  * folder, so its flash file never touches the project's. Plays the owner too:
  * claims the device from its console and sends it commands.
@@ -17,7 +18,7 @@ import { subscribeAsOwner, type OwnerSubscriber } from "../owner/subscriber.ts"
 import { httpsTransport } from "../registry/client.ts"
 import type { LocalStack } from "../stack/local.ts"
 import { waitForPort } from "../stack/ports.ts"
-import { devsBin, forEachLine, PROJECT_ROOT, runDevs } from "./devs-cli.ts"
+import { devsBin, forEachLine, powerCutEnv, PROJECT_ROOT, runDevs } from "./devs-cli.ts"
 import { until } from "./firmware.ts"
 
 /** The devtools server's WebSocket port, fixed by the DeviceScript CLI. */
@@ -71,7 +72,7 @@ export class SimulatedDevice {
     /** `["run", IMAGE]` deploys IMAGE into the flash first; `["vm"]` boots what the flash holds. */
     start(args: string[]) {
         const { stack, transcript } = this.options
-        this.child = spawn(devsBin(), args, { cwd: this.vmDir, env: { ...process.env, NODE_EXTRA_CA_CERTS: stack.pki.caCert, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] })
+        this.child = spawn(devsBin(), args, { cwd: this.vmDir, env: powerCutEnv({ ...process.env, NODE_EXTRA_CA_CERTS: stack.pki.caCert, NO_COLOR: "1" }), stdio: ["ignore", "pipe", "pipe"] })
         const onLine = (line: string) => {
             transcript.push(`${Date.now()} device: ${line}`)
             if (!line.startsWith("WASM> ")) return

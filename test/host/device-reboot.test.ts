@@ -12,7 +12,7 @@ import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
-import { devsBin, forEachLine, PROJECT_ROOT } from "../../devs/tools/devs-cli.ts"
+import { devsBin, forEachLine, powerCutEnv, PROJECT_ROOT } from "../../devs/tools/devs-cli.ts"
 import { buildImage } from "../../devs/tools/sim-device.ts"
 
 const FLASH = join(PROJECT_ROOT, ".devicescript", "flash", "sim.bin")
@@ -25,7 +25,7 @@ let devtools: ChildProcess
  */
 function runUntil(stopAt: RegExp, args = ["run", "test/device/fixtures/reboot.ts"], cwd = PROJECT_ROOT): Promise<string[]> {
     return new Promise((resolve, reject) => {
-        const child = spawn(devsBin(), args, { cwd, stdio: ["ignore", "pipe", "pipe"] })
+        const child = spawn(devsBin(), args, { cwd, env: powerCutEnv(process.env), stdio: ["ignore", "pipe", "pipe"] })
         const lines: string[] = []
         const timer = setTimeout(() => {
             child.kill("SIGKILL")
