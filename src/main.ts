@@ -143,11 +143,10 @@ async function continueUpdate(decision: BootDecision) {
         await updater.awaitDeploy()
         return
     } else if (decision.action === "request-rollback") {
-        await updater.requestRollback("candidate did not confirm within its trial boots")
+        if (await updater.requestRollback("candidate did not confirm within its trial boots")) return
     } else return
     // rollback asked for: the window stays open and the service replaces this program
-    console.log("update: waiting for rollback")
-    for (;;) await ds.sleep(60000)
+    await updater.awaitRollback()
 }
 
 let sink: ReadingSink = new ConsoleSink({ baseName })

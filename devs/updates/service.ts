@@ -6,7 +6,7 @@
  *
  *   device approves B (running A) -> "approved"
  *   device opens its window       -> GET_HASH; deploy B -> "trial" (deadline starts)
- *   device confirms B in time     -> "idle" (B is the new rollback image)
+ *   device confirms B in time     -> "idle" (B is the new rollback image); asked again, the same answer
  *   device reports failure, or the deadline passes -> deploy A when the window is open -> "idle"
  *
  * A candidate that crashes at start never closes its window and cannot stop
@@ -189,6 +189,11 @@ export class UpdateService {
             return "accepted"
         }
         if (typeof u.confirm === "string") {
+            // the device may not have heard our answer (a power cut, a dropped connection) and asks again
+            if (this.confirmed(row, u.confirm)) {
+                this.options.event("update-confirmed", deviceId, `digest ${u.confirm.slice(0, 16)} again: our answer was lost`)
+                return "accepted"
+            }
             if (row.phase !== "trial" || u.confirm !== row.approvedDigest) return this.refuse(deviceId, "confirmation of nothing on trial")
             if (row.deadline !== null && this.clock() > row.deadline) return this.refuse(deviceId, "confirmation after the deadline")
             this.save({ ...row, phase: "idle", rollbackDigest: u.confirm, approvedDigest: null, deadline: null })
@@ -196,6 +201,13 @@ export class UpdateService {
             return "accepted"
         }
         if (typeof u.failed === "string") {
+            // its confirmation reached us but our answer did not, and it has since run out of trial boots:
+            // the candidate passed its checks and slot A is gone here, so it is told to finish the confirmation
+            if (this.confirmed(row, u.failed)) {
+                this.options.event("update-confirmed", deviceId, `digest ${u.failed.slice(0, 16)}: failure report after its confirmation; told it is confirmed`)
+                return "confirmed"
+            }
+            if (row.phase === "rollback" && u.failed === row.approvedDigest) return "accepted" // asked again while we roll back
             if (row.phase !== "trial" || u.failed !== row.approvedDigest) return this.refuse(deviceId, "failure report of nothing on trial")
             this.save({ ...row, phase: "rollback" })
             this.options.event("update-unhealthy", deviceId, String(u.reason ?? "").slice(0, 64))
@@ -203,6 +215,11 @@ export class UpdateService {
             return "accepted"
         }
         return this.refuse(deviceId, "unknown update step")
+    }
+
+    /** Whether `digest` is the candidate this device last confirmed, with no update since. */
+    private confirmed(row: DeviceUpdateRow, digest: string): boolean {
+        return row.phase === "idle" && row.approvedDigest === null && row.rollbackDigest === digest && row.failedDigest !== digest
     }
 
     /** A device opened its window. */

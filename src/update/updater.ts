@@ -181,6 +181,12 @@ export class Updater {
         return { host, port, windowMs }
     }
 
+    /** How long a window stays open: as the service said, or the default. */
+    private async windowMs(): Promise<number> {
+        const service = await this.serviceEndpoint()
+        return service ? service.windowMs : DEFAULT_WINDOW_MS
+    }
+
     private async openWindow(): Promise<boolean> {
         const endpoint = await this.serviceEndpoint()
         if (!endpoint) return false
@@ -281,8 +287,7 @@ export class Updater {
      * has not within the window the service named, closes it and abandons the update.
      */
     async awaitDeploy() {
-        const service = await this.serviceEndpoint()
-        await ds.sleep(service ? service.windowMs : DEFAULT_WINDOW_MS)
+        await ds.sleep(await this.windowMs())
         const seq = this.slotB ? this.slotB.sequence : 0
         await this.finish()
         // also what a candidate that crashed at start leaves behind once the service has put this program back
@@ -311,27 +316,56 @@ export class Updater {
             }
         }
         if (!failure) {
-            await this.store.writeSlot(SLOT_A_KEY, b)
-            await this.finishConfirm()
-            console.log(`update: sequence ${b.sequence} confirmed`)
+            await this.confirmCandidate()
             return true
         }
         await this.options.events.record("update-unhealthy", `sequence ${b.sequence}: ${failure}`)
-        await this.requestRollback(failure)
-        return false
+        return await this.requestRollback(failure)
     }
 
-    /** Asks the service to put slot A back: tells it if it can, and reopens the window. */
-    async requestRollback(reason: string) {
+    /** The candidate becomes slot A and the floor rises. */
+    private async confirmCandidate() {
+        const b = this.slotB
+        await this.store.writeSlot(SLOT_A_KEY, b)
+        await this.finishConfirm()
+        console.log(`update: sequence ${b.sequence} confirmed`)
+    }
+
+    /**
+     * Asks the service to put slot A back: tells it if it can, and reopens the
+     * window. Returns true, with the candidate confirmed, if the service
+     * answers that it already took our confirmation (its answer was lost to a
+     * power cut or a dropped connection, and slot A is gone there).
+     */
+    async requestRollback(reason: string): Promise<boolean> {
         const b = this.slotB
         console.log(`update: asking for rollback of sequence ${b.sequence}: ${reason}`)
-        await this.enter(UpdatePhase.Rollback, { trialBoots: this.state.trialBoots })
+        if (this.state.phase !== UpdatePhase.Rollback) await this.enter(UpdatePhase.Rollback, { trialBoots: this.state.trialBoots })
+        await closeUpdateWindow() // the report needs the socket
         try {
-            await this.report({ failed: b.digest.toString("hex"), reason: reason.slice(0, 64) })
+            const session = await this.report({ failed: b.digest.toString("hex"), reason: reason.slice(0, 64) })
+            if (session.reply && session.reply.update === "confirmed") {
+                await this.confirmCandidate()
+                return true
+            }
         } catch (e: any) {
             if (!(e instanceof RegistryError)) throw e
             // the service rolls back on its deadline anyway
         }
         await this.openWindow()
+        return false
+    }
+
+    /**
+     * Waits with the window open for the service to replace this program with
+     * slot A. Asks again every window length, in case the request or its answer
+     * was lost. Returns only if the service says the candidate was confirmed after all.
+     */
+    async awaitRollback() {
+        console.log("update: waiting for rollback")
+        for (;;) {
+            await ds.sleep(await this.windowMs())
+            if (await this.requestRollback("no rollback within the window")) return
+        }
     }
 }

@@ -7,9 +7,13 @@
  * 1. Offers the device must refuse: tampered manifest, wrong signing key,
  *    truncated signature, and an image the store altered after signing (the
  *    service refuses to deploy it); each logged, the running program untouched.
- * 2. v1 -> v2 with three power cuts: as the window opens, in the middle of
- *    the deploy (no valid program left: the runtime still reconnects natively
- *    and the service deploys again), and during the trial. Ends confirmed.
+ * 2. v1 -> v2 with a power cut at every step: once the service has taken the
+ *    approval (the device never hears the answer), as the window opens, in
+ *    the middle of the deploy (no valid program left: the runtime still
+ *    reconnects natively and the service deploys again), as the trial
+ *    begins, and twice once the service has taken the confirmation (out of
+ *    trial boots, the device asks for rollback and is told it is confirmed).
+ *    Ends confirmed.
  * 3. A downgrade (old, validly signed manifest) is refused.
  * 4. A candidate that crashes at start is rolled back on the service's deadline.
  * 5. A candidate that fails its health check (broker down) asks for rollback and gets it.
@@ -35,14 +39,32 @@ const TRIAL_DEADLINE_MS = 45_000
 const WINDOW_MS = 20_000
 let stack: LocalStack
 let devtools: ChildProcess
-/** Set to cut the power once a deploy is half written. */
-let cutMidDeploy: (() => void) | undefined
+/** The next power cut: made when `when` first holds for a service log line or deploy progress. */
+let pendingCut: { when: (what: string) => boolean; made: boolean } | undefined
 const key = ensureSigningKey()
 const otherKey = generateSigningKey()
 const images: Record<string, Buffer> = {}
 const digestOf = (b: Buffer) => createHash("sha256").update(b).digest("hex")
 
 let device: SimulatedDevice
+
+/**
+ * Arms a power cut for the moment `when` holds for what the services do
+ * (their log lines, and `deploy WRITTEN/TOTAL`); returns whether it was made.
+ * The kill is issued inside the service's handler, before its answer is sent.
+ */
+function cutPowerWhen(when: (what: string) => boolean): () => boolean {
+    const cut = { when, made: false }
+    pendingCut = cut
+    return () => cut.made
+}
+
+function cutIfDue(what: string) {
+    if (!pendingCut?.when(what)) return
+    pendingCut.made = true
+    pendingCut = undefined
+    void device.powerCut()
+}
 
 /** Makes the service offer `signed` as the newest manifest, as a compromised or broken server would. */
 function offer(signed: Buffer | undefined) {
@@ -72,13 +94,11 @@ before(async () => {
         trialDeadlineMs: TRIAL_DEADLINE_MS,
         updateWindowMs: WINDOW_MS,
         signingKeys: [key.publicKey],
-        onDeployProgress: (_id, written, total) => {
-            if (cutMidDeploy && written >= total / 2) {
-                cutMidDeploy()
-                cutMidDeploy = undefined
-            }
+        onDeployProgress: (_id, written, total) => cutIfDue(`deploy ${written}/${total}`),
+        onLog: (service, line) => {
+            transcript.push(`${Date.now()} ${service}: ${line}`)
+            cutIfDue(line)
         },
-        onLog: (service, line) => transcript.push(`${Date.now()} ${service}: ${line}`),
     })
     publish("v1", 1)
     devtools = await startDevtools(dir)
@@ -140,21 +160,24 @@ describe("updates over the air", () => {
         assert.equal(device.starts(from), 0)
     })
 
-    test("v1 -> v2 survives power cuts at the window, mid-deploy and in the trial, and ends confirmed", async () => {
+    test("v1 -> v2 survives a power cut at every step, and ends confirmed", async () => {
         publish("v2", 8)
-        let from = device.lines.length
+        // 1: the service has taken the approval; the device never hears its answer
+        let cut = cutPowerWhen(line => /^registry event update-approved .*: sequence 8$/.test(line))
         await device.askForUpdateCheck()
-        await device.waitFor(/^update: window open for sequence 8/, 60_000, from)
-        await device.powerCut() // 1: the window has just opened (the deploy may have begun)
-
-        // 2: cut when half the image is written, leaving no valid program in flash
-        let cut = false
-        cutMidDeploy = () => {
-            cut = true
-            void device.powerCut()
-        }
+        await until("the power cut at the approval", cut, 60_000)
+        let from = device.lines.length
         device.start(["vm"])
-        await until("the power cut half-way through a deploy", () => cut, 90_000)
+        await device.waitFor(/^update: window open for sequence 8/, 60_000, from) // announced again from the approved record
+        await device.powerCut() // 2: the window has just opened (the deploy may have begun)
+
+        // 3: cut when half the image is written, leaving no valid program in flash
+        cut = cutPowerWhen(what => {
+            const m = /^deploy (\d+)\/(\d+)$/.exec(what)
+            return !!m && +m[1] >= +m[2] / 2
+        })
+        device.start(["vm"])
+        await until("the power cut half-way through a deploy", cut, 90_000)
         await new Promise(r => setTimeout(r, 500))
         assert.ok(registryEvents("update-deploy-failed").length >= 1, "the cut deploy failed")
 
@@ -164,13 +187,25 @@ describe("updates over the air", () => {
         await device.waitFor(/^ota fixture: firmware v2$/, 90_000, from)
         assert.equal(device.lines.slice(from).filter(l => /^start: /.test(l)).length, 1, "only v2 started: no program ran before the deploy")
         await device.waitFor(/^update: trial of sequence 8, boot 1/, 60_000, from)
-        await device.powerCut() // 3: during the trial
+        await device.powerCut() // 4: as the trial begins
 
+        // 5, 6: the service has taken the confirmation; the device never hears its answer, twice
+        for (const boot of [2, 3]) {
+            cut = cutPowerWhen(line => /^registry event update-confirmed /.test(line))
+            from = device.lines.length
+            device.start(["vm"])
+            await device.waitFor(new RegExp(`^update: trial of sequence 8, boot ${boot}`), 60_000, from)
+            await until(`the power cut at the confirmation in trial boot ${boot}`, cut, 60_000)
+        }
+
+        // out of trial boots: it asks for rollback, and the service answers that it confirmed the candidate
         from = device.lines.length
         device.start(["vm"])
-        await device.waitFor(/^update: trial of sequence 8, boot 2/, 60_000, from)
+        await device.waitFor(/^update: asking for rollback of sequence 8/, 60_000, from)
         await device.waitFor(/^update: sequence 8 confirmed/, 60_000, from)
         await device.waitFor(/^uplink: connected to/, 60_000, from)
+        assert.equal(device.starts(from), 1, "no rollback deploy")
+        assert.equal(registryEvents("update-rolled-back").length, 0)
         assert.ok(device.events(from).some(e => /^update-confirmed: sequence 8/.test(e)))
         assert.ok(registryEvents("update-confirmed").length >= 1)
         assert.equal(stack.registry.store.getDeviceUpdate(device.id)?.rollbackDigest, digestOf(images.v2))

@@ -192,8 +192,30 @@ describe("update service", () => {
         await service.connected(target)
         service.disconnected(device.id)
         assert.equal((await report({ update: { failed: digest(v2), reason: "no sensor" } })).update, "accepted")
+        // asked again while the rollback waits for the window: the same answer, not a refusal
+        assert.equal((await report({ update: { failed: digest(v2), reason: "no sensor" } })).update, "accepted")
         await service.connected(target)
         assert.deepEqual(target.deployed, [digest(v2), digest(v1)])
+    })
+
+    test("answers the device never heard: a repeated confirmation is accepted, a failure report after it is answered 'confirmed'", async () => {
+        const { service, device, v1, v2, report, digest, events } = await setup()
+        await report({ wssk: randomBytes(32).toString("base64") })
+        await report({ update: { approve: digest(v2), sequence: 2, running: digest(v1) } })
+        const target = new RecordingTarget(device.id, v1)
+        await service.connected(target)
+        service.disconnected(device.id)
+        assert.equal((await report({ update: { confirm: digest(v2) } })).update, "accepted")
+        // a power cut took the answer: the candidate confirms again on its next boot...
+        assert.equal((await report({ update: { confirm: digest(v2) } })).update, "accepted")
+        // ...or, out of trial boots, asks for rollback, and is told it is confirmed: slot A is not deployed
+        assert.equal((await report({ update: { failed: digest(v2), reason: "trial boots used up" } })).update, "confirmed")
+        await service.connected(target)
+        assert.deepEqual(target.deployed, [digest(v2)])
+        assert.ok(!events.includes("update-refused"), `events ${events}`)
+        // anything else is still refused
+        assert.match((await report({ update: { confirm: digest(v1) } })).update, /refused/)
+        assert.match((await report({ update: { failed: digest(v1) } })).update, /refused/)
     })
 
     test("the newest signed manifest is served as CBOR to anyone; no firmware is a 404", async () => {
