@@ -9,9 +9,10 @@
  * next boot finds blank flash: no program, no identity, no settings, no
  * update window. Measured here: of 17 kills of a program writing settings in
  * a loop, 2 left a 0-byte sim.bin (0 of 30 with this preload), and an OTA
- * power cut left a device that never booted again. A real flash chip loses at most the page being written, which
- * the runtime's store is built to survive; losing the whole chip is an
- * artefact of the simulator, not a behaviour of the device.
+ * power cut left a device that never booted again. A real flash chip loses
+ * at most the page being written, which the runtime's store is built to
+ * survive; losing the whole chip is an artefact of the simulator, not a
+ * behaviour of the device.
  *
  * Writing a temporary file and renaming it over sim.bin keeps the old image
  * or the new one, so a kill falls between two flash operations. (CommonJS:
