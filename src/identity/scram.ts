@@ -10,7 +10,7 @@
 import * as ds from "@devicescript/core"
 import { digest, hmac, randomBuffer } from "@devicescript/crypto"
 import { base64Decode, base64Encode } from "../codec/base64"
-import { constantTimeEqual } from "../secure/constant-time"
+import { constantTimeEqual } from "../bytes/constant-time"
 
 /** RFC 7677 §4: at least 4096 iterations; a server asking for fewer is refused. */
 export const SCRAM_MIN_ITERATIONS = 4096

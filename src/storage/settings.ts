@@ -13,7 +13,7 @@
  */
 import * as ds from "@devicescript/core"
 import { settings } from "@devicescript/settings"
-import { constantTimeEqual } from "../secure/constant-time"
+import { constantTimeEqual } from "../bytes/constant-time"
 
 /** Longest key the settings service accepts. */
 export const MAX_KEY_LENGTH = 13

@@ -15,7 +15,7 @@
  * Exactly one algorithm is accepted, so there is nothing to downgrade to.
  */
 import { CborError, CborMap, CborTag, CborValue, CborWriter, decodeCbor, encodeCbor, MT_ARRAY } from "../codec/cbor"
-import { constantTimeEqual } from "../secure/constant-time"
+import { constantTimeEqual } from "../bytes/constant-time"
 import { slhDsaVerify } from "./slh-dsa"
 
 /** CBOR tag of COSE_Sign1 (RFC 9052 §2). */

@@ -14,7 +14,7 @@
  */
 import * as ds from "@devicescript/core"
 import { digest } from "@devicescript/crypto"
-import { constantTimeEqual } from "../secure/constant-time"
+import { constantTimeEqual } from "../bytes/constant-time"
 
 /** FIPS 205 Table 2, SLH-DSA-SHA2-128s: security parameter n, in bytes. */
 export const SLH_N = 16

@@ -23,7 +23,7 @@
  */
 import { hmac, sha256Hkdf } from "@devicescript/crypto"
 import { CborMap, CborValue, decodeCbor, encodeCbor } from "../codec/cbor"
-import { constantTimeEqual } from "../secure/constant-time"
+import { constantTimeEqual } from "../bytes/constant-time"
 import { deleteKey, readBytes, writeBytes } from "../storage/settings"
 import { decodeManifest, encodeManifest, FirmwareManifest } from "./manifest"
 
