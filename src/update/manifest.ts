@@ -14,8 +14,8 @@
  * external AAD, signed with FIPS 205 pure SLH-DSA and an empty context.
  * Exactly one algorithm is accepted, so there is nothing to downgrade to.
  */
-import { CborError, CborMap, CborTag, CborValue, CborWriter, decodeCbor, encodeCbor, MT_ARRAY } from "../codec/cbor"
 import { constantTimeEqual } from "../bytes/constant-time"
+import { CborError, CborMap, CborTag, CborValue, CborWriter, decodeCbor, encodeCbor, MT_ARRAY } from "../codec/cbor"
 import { slhDsaVerify } from "./slh-dsa"
 
 /** CBOR tag of COSE_Sign1 (RFC 9052 §2). */

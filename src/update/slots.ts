@@ -22,8 +22,8 @@
  * for the device's own later reads.
  */
 import { hmac, sha256Hkdf } from "@devicescript/crypto"
-import { CborMap, CborValue, decodeCbor, encodeCbor } from "../codec/cbor"
 import { constantTimeEqual } from "../bytes/constant-time"
+import { CborMap, CborValue, decodeCbor, encodeCbor } from "../codec/cbor"
 import { deleteKey, readBytes, writeBytes } from "../storage/settings"
 import { decodeManifest, encodeManifest, FirmwareManifest } from "./manifest"
 

@@ -14,17 +14,17 @@
  * The caller owns the socket: every method that talks to the network needs it free.
  */
 import * as ds from "@devicescript/core"
+import { constantTimeEqual } from "../bytes/constant-time"
 import { base64Encode } from "../codec/base64"
 import { CborValue, decodeCbor, encodeCbor } from "../codec/cbor"
 import { EventLog } from "../events/log"
 import { DeviceIdentity } from "../identity/credentials"
-import { RegistryEndpoint, RegistryError, RegistrySession, UpdateServiceInfo } from "../identity/registry-client"
+import { registryExchange, RegistryError, RegistrySession, UpdateServiceInfo } from "../identity/registry-client"
 import { ScramKeyCache } from "../identity/scram"
-import { registryExchange } from "../identity/session"
-import { constantTimeEqual } from "../bytes/constant-time"
+import { Endpoint } from "../net/endpoint"
+import { HttpsError, httpsRequest } from "../net/https"
 import { wsskMasterKey } from "../secure/keys"
 import { readBytes, writeBytes } from "../storage/settings"
-import { HttpsError, httpsRequest } from "../uplink/https"
 import { checkManifestPolicy, CLASS_ID, decodeSignedManifest, FirmwareManifest, ManifestError, MAX_SIGNED_MANIFEST_BYTES, SignedManifestParts, VENDOR_ID, verifyManifestParts } from "./manifest"
 import { BootDecision, decideAtBoot, SLOT_A_KEY, SLOT_B_KEY, SlotRecordError, SlotStore, UpdatePhase, UpdateState } from "./slots"
 import { closeUpdateWindow, openUpdateWindow } from "./window"
@@ -38,7 +38,7 @@ const SERVICE_ENDPOINT_KEY = "sn_updsrv"
 export interface UpdaterOptions {
     identity: DeviceIdentity
     events: EventLog
-    registry: RegistryEndpoint
+    registry: Endpoint
     /** The firmware signing key (SLH-DSA-SHA2-128s public key). */
     publicKey: Buffer
     /** SHA-256 of the running program. */

@@ -13,21 +13,22 @@ import * as ds from "@devicescript/core"
 import { encodeReadingBatch } from "../codec/readings"
 import { EventLog } from "../events/log"
 import { DeviceIdentity } from "../identity/credentials"
-import { BrokerGrant, RegistryEndpoint, RegistryError } from "../identity/registry-client"
+import { BrokerGrant, registryExchange, RegistryError } from "../identity/registry-client"
 import { ScramKeyCache } from "../identity/scram"
-import { backoffMs, registryExchange } from "../identity/session"
+import { backoffMs } from "../net/backoff"
+import { Endpoint } from "../net/endpoint"
+import { MqttClient, MqttError } from "../net/mqtt"
 import { partialIvFromCounter, seal } from "../secure/cose"
 import { MessageCounter } from "../secure/counter"
 import { ChannelKeys } from "../secure/keys"
 import { Command, DownlinkError, DownlinkVerifier } from "./downlink"
-import { MqttClient, MqttError } from "./mqtt"
 import { OutboundQueue } from "./queue"
 import { ReadingBatch, ReadingSink } from "./sink"
 
 /** Options of the uplink. */
 export interface UplinkOptions {
     identity: DeviceIdentity
-    registry: RegistryEndpoint
+    registry: Endpoint
     events: EventLog
     up: ChannelKeys
     down: DownlinkVerifier

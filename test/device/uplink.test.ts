@@ -8,7 +8,7 @@ import {
     encodeSubscribe,
     MqttProtocolError,
     parsePacket,
-} from "../../src/uplink/mqtt-packet"
+} from "../../src/net/mqtt-packet"
 import { MAX_QUEUED_BYTES, OutboundQueue } from "../../src/uplink/queue"
 import { deleteKey, writeBytes } from "../../src/storage/settings"
 

@@ -11,7 +11,8 @@
  */
 import * as ds from "@devicescript/core"
 import { connect, Socket } from "@devicescript/net"
-import { isTlsFailure } from "./https"
+import { Endpoint } from "./endpoint"
+import { isTlsFailure } from "./tls"
 import {
     CONNACK,
     decodePublish,
@@ -32,10 +33,8 @@ import {
     SUBACK,
 } from "./mqtt-packet"
 
-/** Options of a connection. */
-export interface MqttConnectOptions {
-    host: string
-    port: number
+/** Options of a connection to the broker at `host:port`. */
+export interface MqttConnectOptions extends Endpoint {
     clientId: string
     username: string
     password: string
