@@ -10,7 +10,7 @@
  * outage only fills the queue. Failures back off exponentially with jitter.
  */
 import * as ds from "@devicescript/core"
-import { encodeReadingBatch } from "../codec/readings"
+import { encodeReadingBatch, ReadingBatch } from "../codec/readings"
 import { EventLog } from "../events/log"
 import { DeviceIdentity } from "../identity/credentials"
 import { BrokerGrant, registryExchange, RegistryError } from "../identity/registry-client"
@@ -18,12 +18,12 @@ import { ScramKeyCache } from "../identity/scram"
 import { backoffMs } from "../net/backoff"
 import { Endpoint } from "../net/endpoint"
 import { MqttClient, MqttError } from "../net/mqtt"
+import { ReadingSink } from "../pipeline/sink"
 import { partialIvFromCounter, seal } from "../secure/cose"
 import { MessageCounter } from "../secure/counter"
 import { ChannelKeys } from "../secure/keys"
 import { Command, DownlinkError, DownlinkVerifier } from "./downlink"
 import { OutboundQueue } from "./queue"
-import { ReadingBatch, ReadingSink } from "./sink"
 
 /** Options of the uplink. */
 export interface UplinkOptions {
