@@ -11,7 +11,11 @@
  *   the service puts slot A back). A candidate that crashes never closes the
  *   window, so the service, which runs natively beside it, rolls it back on its deadline.
  *
- * The caller owns the socket: every method that talks to the network needs it free.
+ * The firmware calls three methods: `boot` before the sensors start (it reads
+ * the records and decides what this boot is), `resumeAtBoot` once they run
+ * and before the uplink takes the socket (it carries on with an update that a
+ * restart interrupted, or runs a candidate's trial), and `checkAndWait` whenever
+ * the uplink lends it the socket. Every step that talks to the network needs the socket free.
  */
 import * as ds from "@devicescript/core"
 import { constantTimeEqual } from "../bytes/constant-time"
@@ -54,9 +58,19 @@ interface StateChange {
 
 /** How long a window waits for the deploy when the service has not said. */
 const DEFAULT_WINDOW_MS = 300000
+/** How long a candidate on trial waits for its first valid reading. */
+const TRIAL_SENSOR_WAIT_MS = 20000
+
+/** What a candidate's trial checks on the device, besides the update service's answer. */
+export interface TrialHealth {
+    /** The sensor pipeline: the candidate must take a valid reading. */
+    sensors: { readingsTaken(): number }
+    /** The uplink: `probe` reaches registry and broker with our credentials and says what failed, if anything. */
+    uplink: { probe(): Promise<string> }
+}
 
 /** What `check` did. */
-export type CheckOutcome = "up-to-date" | "window-open" | "refused" | "unreachable"
+type CheckOutcome = "up-to-date" | "window-open" | "refused" | "unreachable"
 
 /** Drives the update state machine. */
 export class Updater {
@@ -73,7 +87,7 @@ export class Updater {
     /**
      * Reads the records and decides what this boot must do. Bookkeeping-only
      * steps (finishing a confirmation, recording a rollback) are done here;
-     * the caller runs `trial`, `announce`, `awaitDeploy` or `requestRollback` for the others.
+     * `resumeAtBoot` carries out the others.
      * A record that fails its check is logged and the update abandoned, never trusted.
      */
     async boot(): Promise<BootDecision> {
@@ -90,6 +104,32 @@ export class Updater {
             await this.enter(UpdatePhase.Trial, { trialBoots: decision.trialBoots })
         }
         return decision
+    }
+
+    /**
+     * Carries out what `boot` decided, with the sensors running and the socket
+     * free. Resolves when the uplink may start: at once for a normal boot, after
+     * a confirmed trial, or after a window that closed without a deploy; a boot
+     * that asked for rollback waits until the service replaces this program.
+     */
+    async resumeAtBoot(decision: BootDecision, health: TrialHealth) {
+        if (decision.action === "announce") {
+            if ((await this.announce()) === "window-open") await this.awaitDeploy()
+        } else if (decision.action === "await-deploy") {
+            await this.reopenWindow()
+            await this.awaitDeploy()
+        } else if (decision.action === "trial") {
+            if (!(await this.trial(health))) await this.awaitRollback()
+        } else if (decision.action === "request-rollback") {
+            if (!(await this.requestRollback("candidate did not confirm within its trial boots"))) await this.awaitRollback()
+        }
+    }
+
+    /** With the socket lent by the uplink: looks for an update and, if a window opens, waits in it. */
+    async checkAndWait() {
+        const outcome = await this.check()
+        console.log(`update: check: ${outcome}`)
+        if (outcome === "window-open") await this.awaitDeploy()
     }
 
     private async load() {
@@ -214,7 +254,7 @@ export class Updater {
      * the service and opens the window. Needs the socket; after "window-open"
      * the caller keeps it free (`awaitDeploy`) until the new program replaces this one.
      */
-    async check(): Promise<CheckOutcome> {
+    private async check(): Promise<CheckOutcome> {
         if (this.state.phase !== UpdatePhase.Idle) return "refused"
         let parts: SignedManifestParts
         try {
@@ -249,7 +289,7 @@ export class Updater {
     }
 
     /** Tells the service which digest we approved and opens the window. */
-    async announce(): Promise<CheckOutcome> {
+    private async announce(): Promise<CheckOutcome> {
         const b = this.slotB
         let session: RegistrySession
         try {
@@ -278,7 +318,7 @@ export class Updater {
      * cut may have come after the state was written but before the runtime
      * stored its connection string. Setting it twice is harmless.
      */
-    async reopenWindow() {
+    private async reopenWindow() {
         if (!(await this.openWindow())) console.log("update: no update service known; waiting out the window")
     }
 
@@ -286,7 +326,7 @@ export class Updater {
      * Waits with the window open for the service to replace this program. If it
      * has not within the window the service named, closes it and abandons the update.
      */
-    async awaitDeploy() {
+    private async awaitDeploy() {
         await ds.sleep(await this.windowMs())
         const seq = this.slotB ? this.slotB.sequence : 0
         await this.finish()
@@ -296,15 +336,15 @@ export class Updater {
     }
 
     /**
-     * The candidate's trial: with the window closed, `health` must pass
-     * (it returns undefined, or what failed); then the service must accept the
+     * The candidate's trial: with the window closed, a valid sensor reading
+     * must come and the uplink's probe pass; then the service must accept the
      * confirmation. Confirms and returns true, or asks for rollback and returns false.
      */
-    async trial(health: () => Promise<string>): Promise<boolean> {
+    private async trial(health: TrialHealth): Promise<boolean> {
         const b = this.slotB
         console.log(`update: trial of sequence ${b.sequence}, boot ${this.state.trialBoots}`)
         await closeUpdateWindow()
-        let failure = await health()
+        let failure = await this.healthFailure(health)
         if (!failure) {
             try {
                 const session = await this.report({ confirm: b.digest.toString("hex") })
@@ -323,6 +363,14 @@ export class Updater {
         return await this.requestRollback(failure)
     }
 
+    /** What fails in a candidate's health, or undefined when it is healthy. */
+    private async healthFailure(health: TrialHealth): Promise<string> {
+        const until = ds.millis() + TRIAL_SENSOR_WAIT_MS
+        while (health.sensors.readingsTaken() === 0 && ds.millis() < until) await ds.sleep(250)
+        if (health.sensors.readingsTaken() === 0) return "no valid sensor reading"
+        return await health.uplink.probe()
+    }
+
     /** The candidate becomes slot A and the floor rises. */
     private async confirmCandidate() {
         const b = this.slotB
@@ -337,7 +385,7 @@ export class Updater {
      * answers that it already took our confirmation (its answer was lost to a
      * power cut or a dropped connection, and slot A is gone there).
      */
-    async requestRollback(reason: string): Promise<boolean> {
+    private async requestRollback(reason: string): Promise<boolean> {
         const b = this.slotB
         console.log(`update: asking for rollback of sequence ${b.sequence}: ${reason}`)
         if (this.state.phase !== UpdatePhase.Rollback) await this.enter(UpdatePhase.Rollback, { trialBoots: this.state.trialBoots })
@@ -361,7 +409,7 @@ export class Updater {
      * slot A. Asks again every window length, in case the request or its answer
      * was lost. Returns only if the service says the candidate was confirmed after all.
      */
-    async awaitRollback() {
+    private async awaitRollback() {
         console.log("update: waiting for rollback")
         for (;;) {
             await ds.sleep(await this.windowMs())

@@ -21,7 +21,7 @@ import { MqttClient, MqttError } from "../net/mqtt"
 import { ReadingSink } from "../pipeline/sink"
 import { partialIvFromCounter, seal } from "../secure/cose"
 import { MessageCounter } from "../secure/counter"
-import { ChannelKeys } from "../secure/keys"
+import { ChannelKeys, channelKeys, ownerRoot } from "../secure/keys"
 import { Command, DownlinkError, DownlinkVerifier } from "./downlink"
 import { OutboundQueue } from "./queue"
 
@@ -30,14 +30,8 @@ export interface UplinkOptions {
     identity: DeviceIdentity
     registry: Endpoint
     events: EventLog
-    up: ChannelKeys
-    down: DownlinkVerifier
-    counter: MessageCounter
-    queue: OutboundQueue
     /** SenML base name of reading packs. */
     baseName: string
-    /** Runs an authenticated command; returns the reply to send (topic suffix and CBOR), if any. */
-    onCommand: (command: Command) => Promise<{ topic: string; body: Buffer }>
     /** Readings per sealed message, so each fits a queue slot. Default 10. */
     readingsPerMessage?: number
     /** Backoff after failures. Defaults 2 s .. 5 min. */
@@ -50,10 +44,20 @@ export interface UplinkOptions {
 /** The share of a broker password's lifetime after which it is renewed. */
 const REFRESH_AT = 0.8
 
+/** What the device answers a command with: a plaintext for `things/<id>/up/<topic>`. */
+export interface CommandReply {
+    topic: string
+    body: Buffer
+}
+
+/** What runs the owner's commands. */
+export interface CommandRunner {
+    /** Runs an authenticated command; returns the reply to send, if any. */
+    run(command: Command): Promise<CommandReply>
+}
+
 /** Seals, queues and delivers; also a `ReadingSink` for the pipeline. */
 export class SecureUplink implements ReadingSink {
-    /** Messages the broker acknowledged since boot. */
-    acknowledged = 0
     private readonly upPrefix: string
     private readonly cache: ScramKeyCache = {}
     private readonly pendingCommands: Command[] = []
@@ -63,9 +67,35 @@ export class SecureUplink implements ReadingSink {
     private sessionUp = false
     /** Work that needs the socket (an update check): run between sessions. */
     private socketTask: () => Promise<void> = undefined
+    private commands: CommandRunner = undefined
 
-    constructor(readonly options: UplinkOptions) {
+    private constructor(
+        readonly options: UplinkOptions,
+        private readonly up: ChannelKeys,
+        private readonly down: DownlinkVerifier,
+        private readonly counter: MessageCounter,
+        /** The outbound queue (its size and drops go into the state report). */
+        readonly queue: OutboundQueue
+    ) {
         this.upPrefix = `things/${options.identity.deviceId}/up/`
+    }
+
+    /**
+     * Derives the channel keys from the device secret and opens what the
+     * uplink keeps in flash: the message counter, the highest accepted
+     * downlink counter and the outbound queue. Throws `CounterError` when the
+     * stored counter is unreadable: resuming without it could reuse a nonce.
+     */
+    static async open(options: UplinkOptions): Promise<SecureUplink> {
+        const { secret, deviceId } = options.identity
+        const root = ownerRoot(secret, deviceId)
+        return new SecureUplink(
+            options,
+            channelKeys(root, deviceId, "up"),
+            await DownlinkVerifier.open(channelKeys(root, deviceId, "down"), deviceId),
+            await MessageCounter.open({ key: "sn_piv" }),
+            await OutboundQueue.open({})
+        )
     }
 
     /** Seals a batch as SenML-CBOR packs of bounded size and queues them. */
@@ -77,7 +107,7 @@ export class SecureUplink implements ReadingSink {
                 readings: readings.slice(start, Math.min(readings.length, start + per)),
                 // counters ride with the first pack
                 faults: start === 0 ? batch.faults : [],
-                dropped: start === 0 ? batch.dropped + this.options.queue.dropped : 0,
+                dropped: start === 0 ? batch.dropped + this.queue.dropped : 0,
                 closedAtMs: batch.closedAtMs,
             }
             await this.send("readings", encodeReadingBatch(part, { baseName: this.options.baseName }))
@@ -89,19 +119,19 @@ export class SecureUplink implements ReadingSink {
      * the external AAD, so a message cannot be replayed under another topic.
      */
     async send(topic: string, plaintext: Buffer): Promise<void> {
-        const counter = await this.options.counter.next()
+        const counter = await this.counter.next()
         const payload = await seal(plaintext, {
-            key: this.options.up.key,
-            kid: this.options.up.kid,
+            key: this.up.key,
+            kid: this.up.kid,
             externalAad: Buffer.from(this.upPrefix + topic),
             partialIv: partialIvFromCounter(counter),
-            contextIv: this.options.up.contextIv,
+            contextIv: this.up.contextIv,
         })
-        const droppedBefore = this.options.queue.dropped
-        await this.options.queue.push({ topic, payload })
-        if (this.options.queue.dropped > droppedBefore && this.options.queue.dropped % 100 === 1)
-            await this.options.events.record("queue-overflow", `offline queue full: ${this.options.queue.dropped} messages dropped so far`)
-        console.log(`uplink: sealed ${topic} #${counter}, ${payload.length} B, queue ${this.options.queue.size()}`)
+        const droppedBefore = this.queue.dropped
+        await this.queue.push({ topic, payload })
+        if (this.queue.dropped > droppedBefore && this.queue.dropped % 100 === 1)
+            await this.options.events.record("queue-overflow", `offline queue full: ${this.queue.dropped} messages dropped so far`)
+        console.log(`uplink: sealed ${topic} #${counter}, ${payload.length} B, queue ${this.queue.size()}`)
     }
 
     /**
@@ -130,8 +160,9 @@ export class SecureUplink implements ReadingSink {
         }
     }
 
-    /** Runs the connection schedule forever. */
-    async run() {
+    /** Runs the connection schedule forever, handing each authenticated command to `commands`. */
+    async run(commands: CommandRunner) {
+        this.commands = commands
         const minMs = this.options.minBackoffMs || 2000
         const maxMs = this.options.maxBackoffMs || 300000
         let failures = 0
@@ -208,11 +239,10 @@ export class SecureUplink implements ReadingSink {
             while (ds.millis() < this.grantUntilMs) {
                 await this.runCommands()
                 if (this.socketTask) return
-                const head = await this.options.queue.peek()
+                const head = await this.queue.peek()
                 if (head) {
                     await client.publish(this.upPrefix + head.topic, head.payload, 1)
-                    await this.options.queue.remove()
-                    this.acknowledged++
+                    await this.queue.remove()
                 } else await client.poll(250)
             }
             console.log("uplink: broker grant due for renewal; reconnecting")
@@ -223,7 +253,7 @@ export class SecureUplink implements ReadingSink {
 
     private async onDownlink(topic: string, payload: Buffer) {
         try {
-            this.pendingCommands.push(await this.options.down.accept(topic, payload))
+            this.pendingCommands.push(await this.down.accept(topic, payload))
         } catch (e: any) {
             if (!(e instanceof DownlinkError)) throw e
             await this.options.events.record("downlink-refused", `${e.reason}: ${e.message}`)
@@ -234,7 +264,7 @@ export class SecureUplink implements ReadingSink {
         while (this.pendingCommands.length) {
             const command = this.pendingCommands.shift()
             console.log(`uplink: command ${command.cmd}`)
-            const reply = await this.options.onCommand(command)
+            const reply = await this.commands.run(command)
             if (reply) await this.send(reply.topic, reply.body)
         }
     }
