@@ -141,42 +141,74 @@ export class SlotStore {
     }
 }
 
-/** What the firmware must do at boot, from the records and the running image's digest. */
-export type BootDecision =
+/** What the firmware must do at boot. */
+export type BootAction =
     /** Run normally. */
-    | { action: "run" }
+    | "run"
     /** Approved but the service was not told: tell it and open the window. */
-    | { action: "announce" }
+    | "announce"
     /** The window is open and the candidate not deployed yet: keep waiting (with a deadline). */
-    | { action: "await-deploy" }
+    | "await-deploy"
     /** The candidate runs: check it and confirm or ask for rollback. */
-    | { action: "trial"; trialBoots: number }
-    /** The candidate booted too often without confirming: ask the service to put slot A back. */
-    | { action: "request-rollback" }
+    | "trial"
+    /** The candidate booted too often without confirming, or failed: ask the service to put slot A back. */
+    | "request-rollback"
     /** Confirmed before a power cut cut the bookkeeping short: finish it. */
-    | { action: "finish-confirm" }
-    /** Slot A runs again after a trial: record the rollback. */
-    | { action: "rolled-back" }
+    | "finish-confirm"
+    /** The candidate no longer runs, or there is none: record the rollback and end the update. */
+    | "rolled-back"
+
+/** The decision at boot. */
+export interface BootDecision {
+    action: BootAction
+    /** For "trial": the candidate's boots in this trial, this one included; 0 otherwise. */
+    trialBoots: number
+}
 
 /** Boots a candidate may take to confirm before the device asks for rollback by itself. */
 export const MAX_TRIAL_BOOTS = 3
+
+/** Which image runs, as far as the records can tell. */
+const enum Running {
+    /** Slot B is empty: there is no candidate. */
+    NoCandidate = 0,
+    /** Slot B's candidate does not run: slot A, or an image neither slot names. */
+    NotCandidate = 1,
+    /** The candidate runs. */
+    Candidate = 2,
+    /** The candidate runs and is already slot A: a power cut fell inside its confirmation. */
+    ConfirmedCandidate = 3,
+}
+
+/**
+ * The boot table, one row per phase (`UpdatePhase` order) and one column per
+ * `Running` value, as MCUboot's `boot_swap_tables` maps the slots' states to
+ * a swap type. A "trial" past `MAX_TRIAL_BOOTS` becomes "request-rollback".
+ */
+// prettier-ignore
+const BOOT_TABLE: BootAction[][] = [
+    //               no candidate    not the candidate  the candidate       the candidate, confirmed
+    /* Idle      */ ["run",         "run",             "run",              "run"],
+    /* Approved  */ ["rolled-back", "announce",        "trial",            "trial"],
+    /* Deploying */ ["rolled-back", "await-deploy",    "trial",            "trial"],
+    /* Trial     */ ["rolled-back", "rolled-back",     "trial",            "finish-confirm"],
+    /* Rollback  */ ["rolled-back", "rolled-back",     "request-rollback", "request-rollback"],
+]
 
 /**
  * Decides the next step after a boot. `running` is the SHA-256 of the running
  * program. Pure: the caller performs the decision and writes the records.
  */
 export function decideAtBoot(state: UpdateState, slotA: FirmwareManifest, slotB: FirmwareManifest, running: Buffer): BootDecision {
-    const runsB = slotB !== undefined && constantTimeEqual(running, slotB.digest)
-    if (state.phase === UpdatePhase.Idle) return { action: "run" }
-    if (!slotB) return { action: "rolled-back" } // an update without a candidate: nothing to finish
-    if (state.phase === UpdatePhase.Approved) return runsB ? { action: "trial", trialBoots: 1 } : { action: "announce" }
-    if (state.phase === UpdatePhase.Deploying) return runsB ? { action: "trial", trialBoots: 1 } : { action: "await-deploy" }
-    if (state.phase === UpdatePhase.Trial) {
-        if (!runsB) return { action: "rolled-back" }
-        if (slotA && constantTimeEqual(slotA.digest, slotB.digest)) return { action: "finish-confirm" }
-        const boots = state.trialBoots + 1
-        return boots > MAX_TRIAL_BOOTS ? { action: "request-rollback" } : { action: "trial", trialBoots: boots }
+    let image = Running.NoCandidate
+    if (slotB !== undefined) {
+        if (!constantTimeEqual(running, slotB.digest)) image = Running.NotCandidate
+        else if (slotA !== undefined && constantTimeEqual(slotA.digest, slotB.digest)) image = Running.ConfirmedCandidate
+        else image = Running.Candidate
     }
-    // Rollback requested: done once slot B no longer runs
-    return runsB ? { action: "request-rollback" } : { action: "rolled-back" }
+    const action = BOOT_TABLE[state.phase][image]
+    if (action !== "trial") return { action, trialBoots: 0 }
+    // a trial counts its boots from the first boot of the candidate
+    const trialBoots = (state.phase === UpdatePhase.Trial ? state.trialBoots : 0) + 1
+    return trialBoots > MAX_TRIAL_BOOTS ? { action: "request-rollback", trialBoots: 0 } : { action, trialBoots }
 }

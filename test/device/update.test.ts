@@ -103,17 +103,22 @@ describe("what to do at boot", () => {
     test("idle runs", () => {
         expect(decideAtBoot(state(UpdatePhase.Idle), A, undefined, A.digest).action).toBe("run")
     })
-    test("approved but not announced: announce", () => {
+    test("approved but not announced: announce; a candidate already running starts its trial", () => {
         expect(decideAtBoot(state(UpdatePhase.Approved), A, B, A.digest).action).toBe("announce")
+        const d = decideAtBoot(state(UpdatePhase.Approved), A, B, B.digest)
+        expect(d.action).toBe("trial")
+        expect(d.trialBoots).toBe(1)
     })
     test("deploying: wait while slot A runs, trial once slot B runs", () => {
         expect(decideAtBoot(state(UpdatePhase.Deploying), A, B, A.digest).action).toBe("await-deploy")
         const d = decideAtBoot(state(UpdatePhase.Deploying), A, B, B.digest)
         expect(d.action).toBe("trial")
+        expect(d.trialBoots).toBe(1)
     })
     test("trial: counts boots, asks for rollback after too many", () => {
         const d = decideAtBoot(state(UpdatePhase.Trial, 1), A, B, B.digest)
         expect(d.action).toBe("trial")
+        expect(d.trialBoots).toBe(2)
         expect(decideAtBoot(state(UpdatePhase.Trial, MAX_TRIAL_BOOTS), A, B, B.digest).action).toBe("request-rollback")
     })
     test("trial with slot A running again: rolled back", () => {
