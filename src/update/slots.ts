@@ -1,9 +1,9 @@
 /**
  * Firmware slot records and the update state machine, in flash.
  *
- *   slot A  (`sn_slotA`): manifest of the confirmed image the device runs; absent for the factory image
- *   slot B  (`sn_slotB`): manifest of the candidate being installed
- *   state   (`sn_update`): phase, anti-rollback floor, trial boot count, last refused sequence
+ *   slot A  (`SettingKey.SlotA`): manifest of the confirmed image the device runs; absent for the factory image
+ *   slot B  (`SettingKey.SlotB`): manifest of the candidate being installed
+ *   state   (`SettingKey.UpdateState`): phase, anti-rollback floor, trial boot count, last refused sequence
  *
  *   idle -> approved -> deploying -> trial -> (confirmed) idle
  *                                       \-> rollback -> (rolled back) idle
@@ -24,13 +24,8 @@
 import { hmac, sha256Hkdf } from "@devicescript/crypto"
 import { constantTimeEqual } from "../bytes/constant-time"
 import { CborMap, CborValue, decodeCbor, encodeCbor } from "../codec/cbor"
-import { deleteKey, readBytes, writeBytes } from "../storage/settings"
+import { deleteKey, readBytes, SettingKey, writeBytes } from "../storage/settings"
 import { decodeManifest, encodeManifest, FirmwareManifest } from "./manifest"
-
-/** Settings keys. */
-export const SLOT_A_KEY = "sn_slotA"
-export const SLOT_B_KEY = "sn_slotB"
-export const UPDATE_STATE_KEY = "sn_update"
 
 /** Where an update stands. */
 export const enum UpdatePhase {
@@ -117,27 +112,27 @@ export class SlotStore {
 
     /** The state record; idle with floor 0 when absent. Throws `SlotRecordError`. */
     async readState(): Promise<UpdateState> {
-        const value = await this.readRecord(UPDATE_STATE_KEY)
+        const value = await this.readRecord(SettingKey.UpdateState)
         if (!value) return { phase: UpdatePhase.Idle, floor: 0, trialBoots: 0, refused: 0 }
         let v: CborValue
         try {
             v = decodeCbor(value, { maxBytes: 64, maxDepth: 1, maxItems: 10 })
         } catch (e: any) {
-            throw new SlotRecordError(`${UPDATE_STATE_KEY}: not CBOR`)
+            throw new SlotRecordError(`${SettingKey.UpdateState}: not CBOR`)
         }
-        if (!(v instanceof CborMap)) throw new SlotRecordError(`${UPDATE_STATE_KEY}: not a map`)
+        if (!(v instanceof CborMap)) throw new SlotRecordError(`${SettingKey.UpdateState}: not a map`)
         const phase = v.get(1)
         const floor = v.get(2)
         const trialBoots = v.get(3)
         const refused = v.get(4)
         if (typeof phase !== "number" || phase < UpdatePhase.Idle || phase > UpdatePhase.Rollback || typeof floor !== "number" || typeof trialBoots !== "number" || typeof refused !== "number")
-            throw new SlotRecordError(`${UPDATE_STATE_KEY}: bad fields`)
+            throw new SlotRecordError(`${SettingKey.UpdateState}: bad fields`)
         return { phase, floor, trialBoots, refused }
     }
 
     /** Writes the state record (one settings write: a power cut leaves the old or the new record). */
     async writeState(s: UpdateState) {
-        await this.writeRecord(UPDATE_STATE_KEY, encodeCbor(new CborMap().set(1, s.phase).set(2, s.floor).set(3, s.trialBoots).set(4, s.refused)))
+        await this.writeRecord(SettingKey.UpdateState, encodeCbor(new CborMap().set(1, s.phase).set(2, s.floor).set(3, s.trialBoots).set(4, s.refused)))
     }
 }
 

@@ -28,15 +28,11 @@ import { ScramKeyCache } from "../identity/scram"
 import { Endpoint } from "../net/endpoint"
 import { HttpsError, httpsRequest } from "../net/https"
 import { wsskMasterKey } from "../secure/keys"
-import { readBytes, writeBytes } from "../storage/settings"
+import { readBytes, SettingKey, writeBytes } from "../storage/settings"
 import { checkManifestPolicy, CLASS_ID, decodeSignedManifest, FirmwareManifest, ManifestError, MAX_SIGNED_MANIFEST_BYTES, SignedManifestParts, VENDOR_ID, verifyManifestParts } from "./manifest"
-import { BootDecision, decideAtBoot, SLOT_A_KEY, SLOT_B_KEY, SlotRecordError, SlotStore, UpdatePhase, UpdateState } from "./slots"
+import { BootDecision, decideAtBoot, SlotRecordError, SlotStore, UpdatePhase, UpdateState } from "./slots"
 import { closeUpdateWindow, openUpdateWindow } from "./window"
 
-/** Settings key: the id of the identity whose WSSK master key the update service holds. */
-const KEY_HANDED_OVER_KEY = "sn_wsskok"
-/** Settings key: the update service's endpoint and window length, kept to reopen the window offline. */
-const SERVICE_ENDPOINT_KEY = "sn_updsrv"
 
 /** Options of the updater. */
 export interface UpdaterOptions {
@@ -135,21 +131,21 @@ export class Updater {
     private async load() {
         try {
             this.state = await this.store.readState()
-            this.slotA = await this.store.readSlot(SLOT_A_KEY)
-            this.slotB = await this.store.readSlot(SLOT_B_KEY)
+            this.slotA = await this.store.readSlot(SettingKey.SlotA)
+            this.slotB = await this.store.readSlot(SettingKey.SlotB)
         } catch (e: any) {
             if (!(e instanceof SlotRecordError)) throw e
             await this.options.events.record("storage-corrupt", e.message)
             // keep what can be trusted: the floor never drops below the confirmed slot A
             let slotA: FirmwareManifest = undefined
             try {
-                slotA = await this.store.readSlot(SLOT_A_KEY)
+                slotA = await this.store.readSlot(SettingKey.SlotA)
             } catch (e2: any) {
-                await this.store.clearSlot(SLOT_A_KEY)
+                await this.store.clearSlot(SettingKey.SlotA)
             }
             this.slotA = slotA
             this.slotB = undefined
-            await this.store.clearSlot(SLOT_B_KEY)
+            await this.store.clearSlot(SettingKey.SlotB)
             await this.setState({ phase: UpdatePhase.Idle, floor: slotA ? slotA.sequence : 0, trialBoots: 0, refused: 0 })
         }
         if (this.slotA && this.slotA.sequence > this.state.floor) this.state.floor = this.slotA.sequence
@@ -174,7 +170,7 @@ export class Updater {
     /** Ends an update: the idle state first (one write decides), then the candidate slot and the window. */
     private async finish(change: StateChange = {}) {
         await this.enter(UpdatePhase.Idle, change)
-        await this.store.clearSlot(SLOT_B_KEY)
+        await this.store.clearSlot(SettingKey.SlotB)
         this.slotB = undefined
         await closeUpdateWindow()
     }
@@ -191,21 +187,21 @@ export class Updater {
         const { identity, registry, events } = this.options
         const report: any = { update }
         // the mark names the identity: after a factory reset the new identity's key is handed over too
-        const mark = await readBytes(KEY_HANDED_OVER_KEY)
+        const mark = await readBytes(SettingKey.WsskKeyHeldFor)
         const handedOver = !!mark && mark.toString("hex") === identity.deviceId
         if (!handedOver) report.wssk = base64Encode(wsskMasterKey(identity.secret, identity.deviceId))
         const session = await registryExchange(identity, registry, events, this.cache, JSON.stringify(report))
-        if (!handedOver && session.reply && session.reply.wsskKeyStored) await writeBytes(KEY_HANDED_OVER_KEY, Buffer.from(identity.deviceId, "hex"))
+        if (!handedOver && session.reply && session.reply.wsskKeyStored) await writeBytes(SettingKey.WsskKeyHeldFor, Buffer.from(identity.deviceId, "hex"))
         if (session.updates) {
             const u = session.updates
-            await writeBytes(SERVICE_ENDPOINT_KEY, encodeCbor([u.host, u.port, u.windowMs]))
+            await writeBytes(SettingKey.UpdateService, encodeCbor([u.host, u.port, u.windowMs]))
         }
         return session
     }
 
     /** The update service as last named by the registry (flash is checked like any input). */
     private async serviceEndpoint(): Promise<UpdateServiceInfo> {
-        const stored = await readBytes(SERVICE_ENDPOINT_KEY)
+        const stored = await readBytes(SettingKey.UpdateService)
         if (!stored) return undefined
         let v: CborValue
         try {
@@ -281,7 +277,7 @@ export class Updater {
             if (!(e instanceof ManifestError)) throw e
             return await this.refuse(e.reason, e.message)
         }
-        await this.store.writeSlot(SLOT_B_KEY, manifest)
+        await this.store.writeSlot(SettingKey.SlotB, manifest)
         this.slotB = manifest
         await this.enter(UpdatePhase.Approved)
         await this.options.events.record("update-approved", `sequence ${manifest.sequence}, ${manifest.size} B`)
@@ -374,7 +370,7 @@ export class Updater {
     /** The candidate becomes slot A and the floor rises. */
     private async confirmCandidate() {
         const b = this.slotB
-        await this.store.writeSlot(SLOT_A_KEY, b)
+        await this.store.writeSlot(SettingKey.SlotA, b)
         await this.finishConfirm()
         console.log(`update: sequence ${b.sequence} confirmed`)
     }

@@ -14,7 +14,7 @@
  * a whole message or none.
  */
 import { CborValue, decodeCbor, encodeCbor } from "../codec/cbor"
-import { deleteKey, readBytes, writeBytes } from "../storage/settings"
+import { deleteKey, readBytes, SettingPrefix, writeBytes } from "../storage/settings"
 
 /** One message for the broker. */
 export interface QueuedMessage {
@@ -29,7 +29,7 @@ export interface QueueOptions {
     ramCapacity?: number
     /** Flash slots. Default 24. */
     flashSlots?: number
-    /** Two-character key prefix of the flash slots. Default "oq". */
+    /** Two-character key prefix of the flash slots. Default `SettingPrefix.OutboundQueue`. */
     prefix?: string
 }
 
@@ -61,7 +61,7 @@ export class OutboundQueue {
     private constructor(options: QueueOptions) {
         this.ramCapacity = options.ramCapacity || 16
         this.flashSlots = options.flashSlots || 24
-        this.prefix = options.prefix || "oq"
+        this.prefix = options.prefix || SettingPrefix.OutboundQueue
     }
 
     /** Opens the queue with whatever a previous boot left in flash. */

@@ -22,6 +22,7 @@ import { ReadingSink } from "../pipeline/sink"
 import { partialIvFromCounter, seal } from "../secure/cose"
 import { MessageCounter } from "../secure/counter"
 import { ChannelKeys, channelKeys, ownerRoot } from "../secure/keys"
+import { SettingKey } from "../storage/settings"
 import { Command, DownlinkError, DownlinkVerifier } from "./downlink"
 import { OutboundQueue } from "./queue"
 
@@ -93,7 +94,7 @@ export class SecureUplink implements ReadingSink {
             options,
             channelKeys(root, deviceId, "up"),
             await DownlinkVerifier.open(channelKeys(root, deviceId, "down"), deviceId),
-            await MessageCounter.open({ key: "sn_piv" }),
+            await MessageCounter.open({ key: SettingKey.MessageCounter }),
             await OutboundQueue.open({})
         )
     }

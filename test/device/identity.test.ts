@@ -7,15 +7,13 @@ import { ownerRoot } from "../../src/secure/keys"
 import {
     decodeIdentity,
     factoryResetRequested,
-    IDENTITY_KEY,
     IdentityError,
     loadOrCreateIdentity,
     readOwnerEnvelope,
-    RESET_REQUEST_KEY,
     wipeIdentity,
 } from "../../src/identity/credentials"
 import { pbkdf2Sha256 } from "../../src/identity/scram"
-import { readBytes, StorageError, writeBytes } from "../../src/storage/settings"
+import { readBytes, SettingKey, writeBytes } from "../../src/storage/settings"
 
 describe("identity", () => {
     test("first boot makes credentials and shows the claim code once", async () => {
@@ -32,7 +30,7 @@ describe("identity", () => {
         // the stored verifier is PBKDF2 of the shown code; the code itself is not stored
         const again = await pbkdf2Sha256(Buffer.from(claimProof(shown[0])), first.identity.claim.salt, first.identity.claim.iterations)
         expect(again.toString("hex")).toBe(first.identity.claim.hash.toString("hex"))
-        const stored = await readBytes(IDENTITY_KEY)
+        const stored = await readBytes(SettingKey.Identity)
         expect(stored.toString("hex").indexOf(Buffer.from(canonicalClaimCode(shown[0])).toString("hex"))).toBe(-1)
 
         const second = await loadOrCreateIdentity({ showClaimCode: c => shown.push(c) })
@@ -64,7 +62,7 @@ describe("identity", () => {
 
     test("a reset makes entirely new credentials", async () => {
         const before = (await loadOrCreateIdentity({ showClaimCode: () => {} })).identity
-        await writeBytes(RESET_REQUEST_KEY, hex`01`)
+        await writeBytes(SettingKey.ResetRequest, hex`01`)
         expect(await factoryResetRequested()).toBe(true)
         await wipeIdentity()
         expect(await factoryResetRequested()).toBe(false)
@@ -79,7 +77,7 @@ describe("identity", () => {
 
     test("a corrupt stored identity is refused, and left in place", async () => {
         const bad = hex`83 01 02 03`
-        await writeBytes(IDENTITY_KEY, bad)
+        await writeBytes(SettingKey.Identity, bad)
         let error = ""
         try {
             await loadOrCreateIdentity({ showClaimCode: () => {} })
@@ -87,7 +85,7 @@ describe("identity", () => {
             if (e instanceof IdentityError) error = e.message
         }
         expect(error.length > 0).toBe(true)
-        expect((await readBytes(IDENTITY_KEY)).toString("hex")).toBe(bad.toString("hex"))
+        expect((await readBytes(SettingKey.Identity)).toString("hex")).toBe(bad.toString("hex"))
         let invalid = 0
         for (const h of ["00", "ff", "8601", "86015000"]) {
             try {
@@ -99,21 +97,5 @@ describe("identity", () => {
         }
         expect(invalid).toBe(4)
         await wipeIdentity()
-    })
-
-    test("the settings store refuses oversized values and keys before writing", async () => {
-        let refused = 0
-        try {
-            await writeBytes("sn_big", Buffer.alloc(161))
-        } catch (e: any) {
-            if (e instanceof StorageError) refused++
-        }
-        try {
-            await writeBytes("a_key_too_long_", hex`01`)
-        } catch (e: any) {
-            if (e instanceof StorageError) refused++
-        }
-        expect(refused).toBe(2)
-        expect(await readBytes("sn_big")).toBe(undefined)
     })
 })

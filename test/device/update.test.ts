@@ -1,9 +1,9 @@
 import { describe, expect, test } from "@devicescript/test"
 import { digest } from "@devicescript/crypto"
 import { CborMap, encodeCbor } from "../../src/codec/cbor"
-import { readBytes, writeBytes } from "../../src/storage/settings"
+import { readBytes, SettingKey, writeBytes } from "../../src/storage/settings"
 import { checkManifestPolicy, CLASS_ID, decodeManifest, encodeManifest, FirmwareManifest, ManifestError, VENDOR_ID } from "../../src/update/manifest"
-import { decideAtBoot, MAX_TRIAL_BOOTS, SLOT_A_KEY, SLOT_B_KEY, SlotRecordError, SlotStore, UpdatePhase, UpdateState } from "../../src/update/slots"
+import { decideAtBoot, MAX_TRIAL_BOOTS, SlotRecordError, SlotStore, UpdatePhase, UpdateState } from "../../src/update/slots"
 
 function manifest(sequence: number, image: string): FirmwareManifest {
     return { sequence, vendorId: VENDOR_ID, classId: CLASS_ID, digest: digest("sha256", Buffer.from(image)), size: 1024, minSequence: 0 }
@@ -74,24 +74,24 @@ describe("slot records", () => {
     const secret = digest("sha256", Buffer.from("test secret"))
     const store = new SlotStore(secret, "00112233445566778899aabbccddeeff")
     test("write and read back slots and state", async () => {
-        await store.writeSlot(SLOT_A_KEY, A)
-        await store.writeSlot(SLOT_B_KEY, B)
+        await store.writeSlot(SettingKey.SlotA, A)
+        await store.writeSlot(SettingKey.SlotB, B)
         await store.writeState({ phase: UpdatePhase.Trial, floor: 1, trialBoots: 2, refused: 0 })
-        expect((await store.readSlot(SLOT_A_KEY)).sequence).toBe(1)
-        expect((await store.readSlot(SLOT_B_KEY)).sequence).toBe(2)
+        expect((await store.readSlot(SettingKey.SlotA)).sequence).toBe(1)
+        expect((await store.readSlot(SettingKey.SlotB)).sequence).toBe(2)
         const s = await store.readState()
         expect(s.phase).toBe(UpdatePhase.Trial)
         expect(s.trialBoots).toBe(2)
     })
     test("a flipped bit in flash is detected, not trusted", async () => {
-        const bad = (await readBytes(SLOT_B_KEY)).slice(0)
+        const bad = (await readBytes(SettingKey.SlotB)).slice(0)
         bad[10] = bad[10] ^ 1
-        await writeBytes(SLOT_B_KEY, bad)
-        expect(await refused(async () => await store.readSlot(SLOT_B_KEY))).toBe(true)
+        await writeBytes(SettingKey.SlotB, bad)
+        expect(await refused(async () => await store.readSlot(SettingKey.SlotB))).toBe(true)
     })
     test("a record moved to another key is detected (slot A's bytes under slot B)", async () => {
-        await writeBytes(SLOT_B_KEY, await readBytes(SLOT_A_KEY))
-        expect(await refused(async () => await store.readSlot(SLOT_B_KEY))).toBe(true)
+        await writeBytes(SettingKey.SlotB, await readBytes(SettingKey.SlotA))
+        expect(await refused(async () => await store.readSlot(SettingKey.SlotB))).toBe(true)
     })
     test("another device's key does not accept the records", async () => {
         const other = new SlotStore(secret, "ffeeddccbbaa99887766554433221100")

@@ -1,0 +1,62 @@
+import { describe, expect, test } from "@devicescript/test"
+import { MAX_KEY_LENGTH, readBytes, SettingKey, SettingPrefix, StorageError, writeBytes } from "../../src/storage/settings"
+
+/** Every settings key: the type makes the compiler refuse this table if a key is missing or holds another key's value. */
+const EVERY_KEY: { [name in keyof typeof SettingKey]: (typeof SettingKey)[name] } = {
+    Boots: SettingKey.Boots,
+    Identity: SettingKey.Identity,
+    ResetRequest: SettingKey.ResetRequest,
+    Enrolled: SettingKey.Enrolled,
+    OwnerEnvelope: SettingKey.OwnerEnvelope,
+    MessageCounter: SettingKey.MessageCounter,
+    DownlinkCounter: SettingKey.DownlinkCounter,
+    SlotA: SettingKey.SlotA,
+    SlotB: SettingKey.SlotB,
+    UpdateState: SettingKey.UpdateState,
+    UpdateService: SettingKey.UpdateService,
+    WsskKeyHeldFor: SettingKey.WsskKeyHeldFor,
+}
+
+/** Every ring prefix, checked by the compiler in the same way. */
+const EVERY_PREFIX: { [name in keyof typeof SettingPrefix]: (typeof SettingPrefix)[name] } = {
+    EventLog: SettingPrefix.EventLog,
+    OutboundQueue: SettingPrefix.OutboundQueue,
+}
+
+function values(table: any): string[] {
+    return Object.keys(table).map(name => table[name] as string)
+}
+
+describe("settings store", () => {
+    test("every key fits the store and no two concerns share one", () => {
+        const keys = values(EVERY_KEY)
+        expect(keys.length).toBe(12)
+        for (const key of keys) {
+            expect(key.length >= 1 && key.length <= MAX_KEY_LENGTH).toBe(true)
+            expect(keys.indexOf(key) === keys.lastIndexOf(key)).toBe(true)
+        }
+        const prefixes = values(EVERY_PREFIX)
+        for (const prefix of prefixes) {
+            // a ring's longest key: prefix, two slot digits, one chunk digit
+            expect(prefix.length + 3 <= MAX_KEY_LENGTH).toBe(true)
+            for (const key of keys) expect(key.indexOf(prefix) === 0).toBe(false)
+            for (const other of prefixes) if (other !== prefix) expect(other.indexOf(prefix) === 0).toBe(false)
+        }
+    })
+
+    test("refuses oversized values and keys before writing", async () => {
+        let refused = 0
+        try {
+            await writeBytes("sn_big", Buffer.alloc(161))
+        } catch (e: any) {
+            if (e instanceof StorageError) refused++
+        }
+        try {
+            await writeBytes("a_key_too_long_", hex`01`)
+        } catch (e: any) {
+            if (e instanceof StorageError) refused++
+        }
+        expect(refused).toBe(2)
+        expect(await readBytes("sn_big")).toBe(undefined)
+    })
+})
