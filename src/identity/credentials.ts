@@ -15,15 +15,14 @@
  * overwriting a stray envelope) or a whole one.
  */
 import { randomBuffer } from "@devicescript/crypto"
+import { base32Encode, groupCode } from "../codec/base32"
 import { CborValue, decodeCbor, encodeCbor } from "../codec/cbor"
+import { claimProof, ownerRoot, SECRET_BYTES } from "../secure/keys"
 import { deleteKey, readBytes, SettingKey, writeBytes } from "../storage/settings"
-import { ownerRoot } from "../secure/keys"
-import { base32Encode, groupCode } from "./base32"
-import { claimProof, sealOwnerEnvelope } from "./owner-envelope"
+import { sealOwnerEnvelope } from "./owner-envelope"
 import { pbkdf2Sha256, SCRAM_MIN_ITERATIONS } from "./scram"
 
 const RECORD_VERSION = 1
-const SECRET_BYTES = 32
 const DEVICE_ID_BYTES = 16
 const CLAIM_CODE_BYTES = 20
 const SALT_BYTES = 16

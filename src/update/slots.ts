@@ -21,9 +21,10 @@
  * values per slot, and a record only the device can authenticate is as good
  * for the device's own later reads.
  */
-import { hmac, sha256Hkdf } from "@devicescript/crypto"
+import { hmac } from "@devicescript/crypto"
 import { constantTimeEqual } from "../bytes/constant-time"
 import { CborMap, CborValue, decodeCbor, encodeCbor } from "../codec/cbor"
+import { slotRecordKey } from "../secure/keys"
 import { deleteKey, readBytes, SettingKey, writeBytes } from "../storage/settings"
 import { decodeManifest, encodeManifest, FirmwareManifest } from "./manifest"
 
@@ -68,7 +69,7 @@ export class SlotStore {
 
     /** `secret` is the device secret; the record key is derived from it and used for nothing else. */
     constructor(secret: Buffer, deviceId: string) {
-        this.macKey = sha256Hkdf(secret, "sentinel-node slot records v1", Buffer.from(deviceId, "hex"))
+        this.macKey = slotRecordKey(secret, deviceId)
     }
 
     private mac(key: string, value: Buffer): Buffer {

@@ -1,9 +1,9 @@
 import * as ds from "@devicescript/core"
 import { describe, expect, test } from "@devicescript/test"
-import { base32Decode, canonicalClaimCode } from "../../src/identity/base32"
-import { claimProof, ENVELOPE_AAD, envelopeKey } from "../../src/identity/owner-envelope"
+import { base32Decode, canonicalClaimCode } from "../../src/codec/base32"
+import { ENVELOPE_AAD } from "../../src/identity/owner-envelope"
 import { open } from "../../src/secure/cose"
-import { ownerRoot } from "../../src/secure/keys"
+import { claimProof, envelopeKey, ownerRoot } from "../../src/secure/keys"
 import {
     decodeIdentity,
     factoryResetRequested,

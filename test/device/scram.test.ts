@@ -1,6 +1,6 @@
 import { describe, expect, test } from "@devicescript/test"
+import { base32Decode, base32Encode, groupCode } from "../../src/codec/base32"
 import { base64Decode, base64Encode } from "../../src/codec/base64"
-import { base32Decode, base32Encode, groupCode } from "../../src/identity/base32"
 import { pbkdf2Sha256, ScramClient, ScramError } from "../../src/identity/scram"
 
 /** RFC 7677 §3 example exchange. */
