@@ -7,6 +7,7 @@
  * Byte-oriented and table-light: the S-box is the one table. Checked in the
  * tests against FIPS 197 Appendix C.3.
  */
+import { expectBuffer } from "../bytes/expect-buffer"
 
 /** The S-box (FIPS 197 §5.1.1, Figure 7). */
 const SBOX = hex`637c777bf26b6fc53001672bfed7ab76ca82c97dfa5947f0add4a2af9ca472c0b7fd9326363ff7cc34a5e5f171d8311504c723c31896059a071280e2eb27b27509832c1a1b6e5aa0523bd6b329e32f8453d100ed20fcb15b6acbbe394a4c58cfd0efaafb434d338545f9027f503c9fa851a3408f929d38f5bcb6da2110fff3d2cd0c13ec5f974417c4a77e3d645d197360814fdc222a908846eeb814de5e0bdbe0323a0a4906245cc2d3ac629195e479e7c8376d8dd54ea96c56f4ea657aae08ba78252e1ca6b4c6e8dd741f4bbd8b8a703eb5664803f60e613557b986c11d9ee1f8981169d98e949b1e87e9ce5528df8ca1890dbfe6426841992d0fb054bb16`
@@ -24,7 +25,7 @@ for (let i = 0; i < 256; ++i) XTIME[i] = ((i << 1) ^ (i & 0x80 ? 0x1b : 0)) & 0x
 
 /** KeyExpansion (FIPS 197 §5.2) for Nk = 8: 240 bytes of round keys. */
 export function expandKey256(key: Buffer): Buffer {
-    if (!(key instanceof Buffer) || key.length !== AES256_KEY_BYTES) throw new TypeError("AES-256 key must be 32 bytes")
+    expectBuffer(key, "AES-256 key", AES256_KEY_BYTES)
     const w = Buffer.alloc(AES_BLOCK_BYTES * (ROUNDS + 1))
     w.blitAt(0, key, 0, AES256_KEY_BYTES)
     let rcon = 1
