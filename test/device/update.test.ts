@@ -2,7 +2,26 @@ import { describe, expect, test } from "@devicescript/test"
 import { digest } from "@devicescript/crypto"
 import { CborMap, encodeCbor } from "../../src/codec/cbor"
 import { readBytes, SettingKey, writeBytes } from "../../src/storage/settings"
-import { checkManifestPolicy, CLASS_ID, decodeManifest, encodeManifest, FirmwareManifest, ManifestError, VENDOR_ID } from "../../src/update/manifest"
+import {
+    checkManifestPolicy,
+    CLASS_ID,
+    decodeManifest,
+    encodeManifest,
+    FirmwareManifest,
+    ManifestError,
+    VENDOR_ID,
+} from "../../src/update/manifest"
+import {
+    SLH_D,
+    SLH_H,
+    SLH_H_PRIME,
+    SLH_IDX_LEAF_BYTES,
+    SLH_IDX_TREE_BYTES,
+    SLH_M,
+    SLH_MD_BYTES,
+    SLH_PK_BYTES,
+    SLH_SIG_BYTES,
+} from "../../src/update/slh-dsa"
 import { decideAtBoot, MAX_TRIAL_BOOTS, SlotRecordError, SlotStore, UpdatePhase, UpdateState } from "../../src/update/slots"
 
 function manifest(sequence: number, image: string): FirmwareManifest {
@@ -39,7 +58,9 @@ const OTHER = digest("sha256", Buffer.from("something else"))
 
 describe("firmware manifest", () => {
     test("round-trips through CBOR", () => {
-        const m = decodeManifest(encodeManifest({ sequence: 70000, vendorId: VENDOR_ID, classId: CLASS_ID, digest: B.digest, size: 4096, minSequence: 3 }))
+        const m = decodeManifest(
+            encodeManifest({ sequence: 70000, vendorId: VENDOR_ID, classId: CLASS_ID, digest: B.digest, size: 4096, minSequence: 3 })
+        )
         expect(m.sequence).toBe(70000)
         expect(m.size).toBe(4096)
         expect(m.minSequence).toBe(3)
@@ -67,6 +88,19 @@ describe("firmware manifest", () => {
         const needsNewer = manifest(6, "x")
         needsNewer.minSequence = 5
         expect(reason(() => checkManifestPolicy(needsNewer, policy))).toBe("precondition")
+    })
+})
+
+describe("SLH-DSA-SHA2-128s parameters", () => {
+    test("the sizes computed from the FIPS 205 Table 2 row are the table's", () => {
+        expect(SLH_H_PRIME * SLH_D).toBe(SLH_H)
+        // Alg. 20's split of the digest fills m exactly: 21 + 7 + 2 bytes
+        expect(SLH_MD_BYTES).toBe(21)
+        expect(SLH_IDX_TREE_BYTES).toBe(7)
+        expect(SLH_IDX_LEAF_BYTES).toBe(2)
+        expect(SLH_MD_BYTES + SLH_IDX_TREE_BYTES + SLH_IDX_LEAF_BYTES).toBe(SLH_M)
+        expect(SLH_PK_BYTES).toBe(32)
+        expect(SLH_SIG_BYTES).toBe(7856)
     })
 })
 
