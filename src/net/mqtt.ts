@@ -24,7 +24,6 @@ import {
     encodeSubscribe,
     MqttMessage,
     MqttPacket,
-    MqttProtocolError,
     PacketType,
     parsePacket,
     readU16,
@@ -117,11 +116,6 @@ export class MqttClient {
         return client
     }
 
-    /** Whether the connection is still usable. */
-    isOpen(): boolean {
-        return !this.ended
-    }
-
     /** Publishes; for QoS 1 resolves only once the broker acknowledged (PUBACK). */
     async publish(topic: string, payload: Buffer, qos: 0 | 1): Promise<void> {
         const id = qos ? this.packetId() : 0
@@ -148,7 +142,7 @@ export class MqttClient {
         while (ds.millis() < until) {
             await this.keepAlive()
             const p = await this.readPacket(Math.min(until - ds.millis(), 1000))
-            if (p) await this.dispatch(p, -1, -1)
+            if (p) await this.dispatch(p, undefined, -1)
         }
         await this.keepAlive()
     }
@@ -223,7 +217,7 @@ export class MqttClient {
         }
     }
 
-    /** Handles one packet; returns it when it is the `type`/`packetId` awaited. */
+    /** Handles one packet; returns it when it is the `type` (none when undefined) and `packetId` (any when -1) awaited. */
     private async dispatch(p: MqttPacket, type: PacketType, packetId: number): Promise<MqttPacket> {
         if (p.type === PacketType.Publish) {
             let m: MqttMessage
@@ -268,5 +262,3 @@ export class MqttClient {
         return undefined
     }
 }
-
-export { MqttMessage, MqttProtocolError }
