@@ -47,7 +47,7 @@ export const enum SettingKey {
     /** The update service's endpoint and window length, to reopen the window offline (`update/updater.ts`). */
     UpdateService = "sn_updsrv",
     /** The device id whose WSSK master key the update service holds. */
-    WsskKeyHeldFor = "sn_wsskok",
+    WsskKeyHeldFor = "sn_wsskheld",
 }
 
 /**

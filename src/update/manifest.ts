@@ -46,7 +46,7 @@ export const CLASS_ID = hex`2d72f019dc67537094f6c5ca682a4701`
 
 /** What a manifest says about one image. */
 export interface FirmwareManifest {
-    /** Monotonic; the device never installs a sequence at or below its floor (anti-rollback). */
+    /** Sequence number (RFC 9124 §3.2), monotonic; the device never installs one at or below its security counter. */
     sequence: number
     vendorId: Buffer
     classId: Buffer
@@ -184,18 +184,19 @@ export async function verifyManifestParts(parts: SignedManifestParts, publicKey:
 export interface ManifestPolicy {
     vendorId: Buffer
     classId: Buffer
-    /** Highest sequence ever confirmed on this device. */
-    floor: number
+    /** Highest sequence ever confirmed on this device (its anti-rollback security counter). */
+    securityCounter: number
 }
 
 /**
  * Checks a verified manifest against the device: vendor and class must be
- * ours, the sequence above the anti-rollback floor, and the running image
+ * ours, the sequence above the anti-rollback security counter, and the running image
  * recent enough. Throws `ManifestError`.
  */
 export function checkManifestPolicy(m: FirmwareManifest, policy: ManifestPolicy) {
     if (!constantTimeEqual(m.vendorId, policy.vendorId) || !constantTimeEqual(m.classId, policy.classId))
         throw new ManifestError("wrong-device", "manifest is for another vendor or device class")
-    if (m.sequence <= policy.floor) throw new ManifestError("rollback", `sequence ${m.sequence} is not above the floor ${policy.floor}`)
-    if (m.minSequence > policy.floor) throw new ManifestError("precondition", `needs sequence ${m.minSequence} installed first`)
+    if (m.sequence <= policy.securityCounter)
+        throw new ManifestError("rollback", `sequence ${m.sequence} is not above the security counter ${policy.securityCounter}`)
+    if (m.minSequence > policy.securityCounter) throw new ManifestError("precondition", `needs sequence ${m.minSequence} installed first`)
 }

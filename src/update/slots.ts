@@ -3,7 +3,7 @@
  *
  *   slot A  (`SettingKey.SlotA`): manifest of the confirmed image the device runs; absent for the factory image
  *   slot B  (`SettingKey.SlotB`): manifest of the candidate being installed
- *   state   (`SettingKey.UpdateState`): phase, anti-rollback floor, trial boot count, last refused sequence
+ *   state   (`SettingKey.UpdateState`): phase, security counter, trial boot count, last refused sequence
  *
  *   idle -> approved -> deploying -> trial -> (confirmed) idle
  *                                       \-> rollback -> (rolled back) idle
@@ -45,8 +45,11 @@ export const enum UpdatePhase {
 /** The state record. */
 export interface UpdateState {
     phase: UpdatePhase
-    /** Highest sequence ever confirmed: nothing at or below it is installed again. */
-    floor: number
+    /**
+     * Anti-rollback: the highest sequence number (RFC 9124 §3.2) ever
+     * confirmed, MCUboot's security counter. Nothing at or below it is installed again.
+     */
+    securityCounter: number
     /** Boots of the candidate so far in this trial. */
     trialBoots: number
     /** Sequence of the last candidate that failed its trial (not approved again); 0 if none. */
@@ -111,10 +114,10 @@ export class SlotStore {
         await deleteKey(key)
     }
 
-    /** The state record; idle with floor 0 when absent. Throws `SlotRecordError`. */
+    /** The state record; idle with security counter 0 when absent. Throws `SlotRecordError`. */
     async readState(): Promise<UpdateState> {
         const value = await this.readRecord(SettingKey.UpdateState)
-        if (!value) return { phase: UpdatePhase.Idle, floor: 0, trialBoots: 0, refused: 0 }
+        if (!value) return { phase: UpdatePhase.Idle, securityCounter: 0, trialBoots: 0, refused: 0 }
         let v: CborValue
         try {
             v = decodeCbor(value, { maxBytes: 64, maxDepth: 1, maxItems: 10 })
@@ -123,17 +126,21 @@ export class SlotStore {
         }
         if (!(v instanceof CborMap)) throw new SlotRecordError(`${SettingKey.UpdateState}: not a map`)
         const phase = v.get(1)
-        const floor = v.get(2)
+        const securityCounter = v.get(2)
         const trialBoots = v.get(3)
         const refused = v.get(4)
-        if (typeof phase !== "number" || phase < UpdatePhase.Idle || phase > UpdatePhase.Rollback || typeof floor !== "number" || typeof trialBoots !== "number" || typeof refused !== "number")
+        if (typeof phase !== "number" || phase < UpdatePhase.Idle || phase > UpdatePhase.Rollback || typeof securityCounter !== "number" || typeof trialBoots !== "number" || typeof refused !== "number")
             throw new SlotRecordError(`${SettingKey.UpdateState}: bad fields`)
-        return { phase, floor, trialBoots, refused }
+        return { phase, securityCounter, trialBoots, refused }
     }
 
-    /** Writes the state record (one settings write: a power cut leaves the old or the new record). */
+    /**
+     * Writes the state record (one settings write: a power cut leaves the old or the new record):
+     * a CBOR map {1: phase, 2: security counter, 3: trial boots, 4: refused sequence}.
+     */
     async writeState(s: UpdateState) {
-        await this.writeRecord(SettingKey.UpdateState, encodeCbor(new CborMap().set(1, s.phase).set(2, s.floor).set(3, s.trialBoots).set(4, s.refused)))
+        const record = new CborMap().set(1, s.phase).set(2, s.securityCounter).set(3, s.trialBoots).set(4, s.refused)
+        await this.writeRecord(SettingKey.UpdateState, encodeCbor(record))
     }
 }
 

@@ -3,11 +3,11 @@
  * window, driven by the records of `slots.ts`.
  *
  *   check:  fetch the signed manifest from the registry -> verify (SLH-DSA) ->
- *           vendor, class, sequence above the floor -> slot B, approved ->
+ *           vendor, class, sequence above the security counter -> slot B, approved ->
  *           tell the service (SCRAM-authenticated) -> open the window (WSSK)
  *   the service deploys; the runtime restarts with the new program, which
  *   boots into `trial`: it runs its health checks with the window closed, and
- *   confirms (slot A := B, floor raised) or asks for rollback (window reopened,
+ *   confirms (slot A := B, security counter raised) or asks for rollback (window reopened,
  *   the service puts slot A back). A candidate that crashes never closes the
  *   window, so the service, which runs natively beside it, rolls it back on its deadline.
  *
@@ -47,7 +47,7 @@ export interface UpdaterOptions {
 
 /** Fields of the state record a transition changes (see `Updater.enter`). */
 interface StateChange {
-    floor?: number
+    securityCounter?: number
     trialBoots?: number
     refused?: number
 }
@@ -89,7 +89,7 @@ export class Updater {
     async boot(): Promise<BootDecision> {
         await this.load()
         const running = await this.options.runningDigest()
-        console.log(`update: running ${running.toString("hex").slice(0, 16)}, sequence ${this.slotA ? this.slotA.sequence : 0}, floor ${this.state.floor}, phase ${this.state.phase}`)
+        console.log(`update: running ${running.toString("hex").slice(0, 16)}, sequence ${this.slotA ? this.slotA.sequence : 0}, security counter ${this.state.securityCounter}, phase ${this.state.phase}`)
         const decision = decideAtBoot(this.state, this.slotA, this.slotB, running)
         if (decision.action === "finish-confirm") await this.finishConfirm()
         else if (decision.action === "rolled-back") {
@@ -136,7 +136,7 @@ export class Updater {
         } catch (e: any) {
             if (!(e instanceof SlotRecordError)) throw e
             await this.options.events.record("storage-corrupt", e.message)
-            // keep what can be trusted: the floor never drops below the confirmed slot A
+            // keep what can be trusted: the security counter never drops below the confirmed slot A
             let slotA: FirmwareManifest = undefined
             try {
                 slotA = await this.store.readSlot(SettingKey.SlotA)
@@ -146,9 +146,9 @@ export class Updater {
             this.slotA = slotA
             this.slotB = undefined
             await this.store.clearSlot(SettingKey.SlotB)
-            await this.setState({ phase: UpdatePhase.Idle, floor: slotA ? slotA.sequence : 0, trialBoots: 0, refused: 0 })
+            await this.setState({ phase: UpdatePhase.Idle, securityCounter: slotA ? slotA.sequence : 0, trialBoots: 0, refused: 0 })
         }
-        if (this.slotA && this.slotA.sequence > this.state.floor) this.state.floor = this.slotA.sequence
+        if (this.slotA && this.slotA.sequence > this.state.securityCounter) this.state.securityCounter = this.slotA.sequence
     }
 
     private async setState(s: UpdateState) {
@@ -156,12 +156,12 @@ export class Updater {
         this.state = s
     }
 
-    /** Moves to `phase`, keeping floor and refused sequence unless `change` says otherwise; trial boots restart at 0 unless given. */
+    /** Moves to `phase`, keeping security counter and refused sequence unless `change` says otherwise; trial boots restart at 0 unless given. */
     private async enter(phase: UpdatePhase, change: StateChange = {}) {
         const s = this.state
         await this.setState({
             phase,
-            floor: change.floor !== undefined ? change.floor : s.floor,
+            securityCounter: change.securityCounter !== undefined ? change.securityCounter : s.securityCounter,
             trialBoots: change.trialBoots !== undefined ? change.trialBoots : 0,
             refused: change.refused !== undefined ? change.refused : s.refused,
         })
@@ -177,21 +177,22 @@ export class Updater {
 
     private async finishConfirm() {
         const b = this.slotB
-        await this.finish({ floor: b.sequence })
+        await this.finish({ securityCounter: b.sequence })
         this.slotA = b
-        await this.options.events.record("update-confirmed", `sequence ${b.sequence} confirmed; floor raised`)
+        await this.options.events.record("update-confirmed", `sequence ${b.sequence} confirmed; security counter raised`)
     }
 
     /** A registry exchange carrying `update` (and our WSSK master key until the service holds it). */
     private async report(update: any): Promise<RegistrySession> {
         const { identity, registry, events } = this.options
         const report: any = { update }
-        // the mark names the identity: after a factory reset the new identity's key is handed over too
-        const mark = await readBytes(SettingKey.WsskKeyHeldFor)
-        const handedOver = !!mark && mark.toString("hex") === identity.deviceId
-        if (!handedOver) report.wssk = base64Encode(wsskMasterKey(identity.secret, identity.deviceId))
+        // the record names the identity: after a factory reset the new identity's key is handed over too
+        const heldFor = await readBytes(SettingKey.WsskKeyHeldFor)
+        const serviceHoldsKey = !!heldFor && heldFor.toString("hex") === identity.deviceId
+        if (!serviceHoldsKey) report.wssk = base64Encode(wsskMasterKey(identity.secret, identity.deviceId))
         const session = await registryExchange(identity, registry, events, this.cache, JSON.stringify(report))
-        if (!handedOver && session.reply && session.reply.wsskKeyStored) await writeBytes(SettingKey.WsskKeyHeldFor, Buffer.from(identity.deviceId, "hex"))
+        if (!serviceHoldsKey && session.reply && session.reply.wsskKeyStored)
+            await writeBytes(SettingKey.WsskKeyHeldFor, Buffer.from(identity.deviceId, "hex"))
         if (session.updates) {
             const u = session.updates
             await writeBytes(SettingKey.UpdateService, encodeCbor([u.host, u.port, u.windowMs]))
@@ -272,7 +273,7 @@ export class Updater {
             parts = undefined
             // the newest image may be the one we run, or one that failed its trial here before
             if (constantTimeEqual(manifest.digest, await this.options.runningDigest()) || manifest.sequence === this.state.refused) return "up-to-date"
-            checkManifestPolicy(manifest, { vendorId: VENDOR_ID, classId: CLASS_ID, floor: this.state.floor })
+            checkManifestPolicy(manifest, { vendorId: VENDOR_ID, classId: CLASS_ID, securityCounter: this.state.securityCounter })
         } catch (e: any) {
             if (!(e instanceof ManifestError)) throw e
             return await this.refuse(e.reason, e.message)
@@ -367,7 +368,7 @@ export class Updater {
         return await health.uplink.probe()
     }
 
-    /** The candidate becomes slot A and the floor rises. */
+    /** The candidate becomes slot A and the security counter rises to its sequence. */
     private async confirmCandidate() {
         const b = this.slotB
         await this.store.writeSlot(SettingKey.SlotA, b)

@@ -49,7 +49,7 @@ async function refused(read: () => Promise<any>): Promise<boolean> {
 }
 
 function state(phase: UpdatePhase, trialBoots = 0): UpdateState {
-    return { phase, floor: 1, trialBoots, refused: 0 }
+    return { phase, securityCounter: 1, trialBoots, refused: 0 }
 }
 
 const A = manifest(1, "v1")
@@ -77,8 +77,8 @@ describe("firmware manifest", () => {
         expect(reason(() => decodeManifest(hex`a1`))).toBe("malformed") // truncated CBOR
         expect(reason(() => decodeManifest(encodeCbor([1, 2])))).toBe("malformed")
     })
-    test("policy: our vendor and class only, above the floor, preconditions met", () => {
-        const policy = { vendorId: VENDOR_ID, classId: CLASS_ID, floor: 4 }
+    test("policy: our vendor and class only, above the security counter, preconditions met", () => {
+        const policy = { vendorId: VENDOR_ID, classId: CLASS_ID, securityCounter: 4 }
         expect(reason(() => checkManifestPolicy(manifest(5, "x"), policy))).toBe("accepted")
         expect(reason(() => checkManifestPolicy(manifest(4, "x"), policy))).toBe("rollback")
         expect(reason(() => checkManifestPolicy(manifest(1, "x"), policy))).toBe("rollback")
@@ -110,7 +110,7 @@ describe("slot records", () => {
     test("write and read back slots and state", async () => {
         await store.writeSlot(SettingKey.SlotA, A)
         await store.writeSlot(SettingKey.SlotB, B)
-        await store.writeState({ phase: UpdatePhase.Trial, floor: 1, trialBoots: 2, refused: 0 })
+        await store.writeState({ phase: UpdatePhase.Trial, securityCounter: 1, trialBoots: 2, refused: 0 })
         expect((await store.readSlot(SettingKey.SlotA)).sequence).toBe(1)
         expect((await store.readSlot(SettingKey.SlotB)).sequence).toBe(2)
         const s = await store.readState()
