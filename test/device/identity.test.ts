@@ -1,9 +1,6 @@
 import * as ds from "@devicescript/core"
 import { describe, expect, test } from "@devicescript/test"
 import { base32Decode, canonicalClaimCode } from "../../src/codec/base32"
-import { ENVELOPE_AAD } from "../../src/identity/owner-envelope"
-import { open } from "../../src/secure/cose"
-import { claimProof, envelopeKey, ownerRoot } from "../../src/secure/keys"
 import {
     decodeIdentity,
     factoryResetRequested,
@@ -12,8 +9,12 @@ import {
     readOwnerEnvelope,
     wipeIdentity,
 } from "../../src/identity/credentials"
+import { ENVELOPE_AAD } from "../../src/identity/owner-envelope"
 import { pbkdf2Sha256 } from "../../src/identity/scram"
+import { CoseError, open } from "../../src/secure/cose"
+import { claimProof, envelopeKey, ownerRoot } from "../../src/secure/keys"
 import { readBytes, SettingKey, writeBytes } from "../../src/storage/settings"
+import { asyncRefusal, refusal } from "./support"
 
 describe("identity", () => {
     test("first boot makes credentials and shows the claim code once", async () => {
@@ -51,13 +52,9 @@ describe("identity", () => {
         // the root is not the secret, and the proof the registry sees is not the code
         expect(opened.plaintext.toString("hex") === identity.secret.toString("hex")).toBe(false)
         expect(claimProof(code).indexOf(canonicalClaimCode(code))).toBe(-1)
-        let refused = false
-        try {
-            await open(envelope, { key: envelopeKey("AAAA-BBBB", identity.deviceId), externalAad: Buffer.from(ENVELOPE_AAD) })
-        } catch (e) {
-            refused = true
-        }
-        expect(refused).toBe(true)
+        const wrongKey = envelopeKey("AAAA-BBBB", identity.deviceId)
+        const refused = await asyncRefusal(CoseError, async () => await open(envelope, { key: wrongKey, externalAad: Buffer.from(ENVELOPE_AAD) }))
+        expect(refused).toBe("authentication failed")
     })
 
     test("a reset makes entirely new credentials", async () => {
@@ -78,24 +75,21 @@ describe("identity", () => {
     test("a corrupt stored identity is refused, and left in place", async () => {
         const bad = hex`83 01 02 03`
         await writeBytes(SettingKey.Identity, bad)
-        let error = ""
-        try {
-            await loadOrCreateIdentity({ showClaimCode: () => {} })
-        } catch (e: any) {
-            if (e instanceof IdentityError) error = e.message
-        }
-        expect(error.length > 0).toBe(true)
+        let shown = 0
+        const error = await asyncRefusal(IdentityError, async () => await loadOrCreateIdentity({ showClaimCode: () => shown++ }))
+        expect(error).toBe("stored identity has an unknown layout")
+        expect(shown).toBe(0)
         expect((await readBytes(SettingKey.Identity)).toString("hex")).toBe(bad.toString("hex"))
-        let invalid = 0
+        // a number, a lone break, and two records cut short
+        const identityRefusal = (record: string) => refusal(IdentityError, () => decodeIdentity(Buffer.from(record, "hex")))
+        const refusals: string[] = []
         for (const h of ["00", "ff", "8601", "86015000"]) {
-            try {
-                decodeIdentity(Buffer.from(h, "hex"))
-            } catch (e: any) {
-                if (e instanceof IdentityError) invalid++
-            }
+            refusals.push(identityRefusal(h))
             await ds.sleep(0)
         }
-        expect(invalid).toBe(4)
+        expect(refusals.length).toBe(4)
+        expect(refusals[0]).toBe("stored identity has an unknown layout")
+        for (let i = 1; i < refusals.length; ++i) expect(refusals[i].indexOf("stored identity is not valid CBOR") === 0).toBe(true)
         await wipeIdentity()
     })
 })

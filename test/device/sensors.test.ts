@@ -5,15 +5,11 @@ import { quantitiesOf } from "../../src/sensors/datasheet"
 import { SensorSampler, validateSample } from "../../src/sensors/sampler"
 import { SimulatedSensor, simulatedValue } from "../../src/sensors/simulated"
 import { Reading, SensorConfig, SensorFault } from "../../src/sensors/types"
+import { refusal } from "./support"
 
+/** The message of the SensorConfigError that parsing `spec` must throw. */
 function configRefusal(spec: string): string {
-    try {
-        parseSensorList(spec)
-    } catch (e: any) {
-        if (e instanceof SensorConfigError) return e.message
-        throw e
-    }
-    throw new Error(`expected "${spec}" to be refused`)
+    return refusal(SensorConfigError, () => parseSensorList(spec))
 }
 
 const SHTC3: SensorConfig = { model: "shtc3", name: "shtc3", intervalMs: 1000 }
@@ -122,12 +118,7 @@ describe("sampler", () => {
         sampler.stop()
         const slow = sampler.samples - fast
         expect(slow >= 1 && slow <= 4).toBe(true)
-        let refused = false
-        try {
-            sampler.setIntervalMs(5)
-        } catch (e) {
-            refused = true
-        }
-        expect(refused).toBe(true)
+        expect(refusal(RangeError, () => sampler.setIntervalMs(5)).indexOf("interval must be") >= 0).toBe(true)
+        expect(config.intervalMs).toBe(500)
     })
 })

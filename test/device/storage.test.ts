@@ -1,5 +1,6 @@
 import { describe, expect, test } from "@devicescript/test"
-import { MAX_KEY_LENGTH, readBytes, SettingKey, SettingPrefix, StorageError, writeBytes } from "../../src/storage/settings"
+import { MAX_KEY_LENGTH, MAX_VALUE_BYTES, readBytes, SettingKey, SettingPrefix, StorageError, writeBytes } from "../../src/storage/settings"
+import { asyncRefusal } from "./support"
 
 /** Every settings key: the type makes the compiler refuse this table if a key is missing or holds another key's value. */
 const EVERY_KEY: { [name in keyof typeof SettingKey]: (typeof SettingKey)[name] } = {
@@ -45,18 +46,10 @@ describe("settings store", () => {
     })
 
     test("refuses oversized values and keys before writing", async () => {
-        let refused = 0
-        try {
-            await writeBytes("sn_big", Buffer.alloc(161))
-        } catch (e: any) {
-            if (e instanceof StorageError) refused++
-        }
-        try {
-            await writeBytes("a_key_too_long_", hex`01`)
-        } catch (e: any) {
-            if (e instanceof StorageError) refused++
-        }
-        expect(refused).toBe(2)
+        const big = await asyncRefusal(StorageError, async () => await writeBytes("sn_big", Buffer.alloc(MAX_VALUE_BYTES + 1)))
+        expect(big).toBe(`setting "sn_big": ${MAX_VALUE_BYTES + 1} bytes exceeds ${MAX_VALUE_BYTES}`)
+        const long = await asyncRefusal(StorageError, async () => await writeBytes("a_key_too_long_", hex`01`))
+        expect(long).toBe(`setting key "a_key_too_long_" must be 1..${MAX_KEY_LENGTH} characters`)
         expect(await readBytes("sn_big")).toBe(undefined)
     })
 })
