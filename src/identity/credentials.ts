@@ -131,7 +131,8 @@ export async function loadOrCreateIdentity(options: IdentityOptions): Promise<Id
         secret: randomBuffer(SECRET_BYTES),
         claim: await makeClaimVerifier(code),
     }
-    await writeBytes(SettingKey.OwnerEnvelope, await sealOwnerEnvelope(ownerRoot(identity.secret, identity.deviceId), code, identity.deviceId))
+    const envelope = await sealOwnerEnvelope(ownerRoot(identity.secret, identity.deviceId), code, identity.deviceId)
+    await writeBytes(SettingKey.OwnerEnvelope, envelope)
     await writeBytes(SettingKey.Identity, encodeIdentity(identity))
     // shown only once it is stored, so a printed code always matches a stored identity
     options.showClaimCode(groupCode(code))

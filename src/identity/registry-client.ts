@@ -81,7 +81,13 @@ export function parseAuthHeader(header: string): { scheme: string; params: { [k:
     return { scheme, params }
 }
 
-async function call(endpoint: Endpoint, method: "GET" | "POST", path: string, headers: { [k: string]: string }, body?: string): Promise<HttpsResponse> {
+async function call(
+    endpoint: Endpoint,
+    method: "GET" | "POST",
+    path: string,
+    headers: { [k: string]: string },
+    body?: string
+): Promise<HttpsResponse> {
     try {
         return await httpsRequest({ host: endpoint.host, port: endpoint.port, method, path, headers, body })
     } catch (e: any) {
@@ -128,7 +134,8 @@ function scramChallenge(r: HttpsResponse): { [k: string]: string } {
     if (r.status === 429) throw new RegistryError("rate-limited", "registry rate-limited this device")
     if (r.status !== 401 || !header) throw new RegistryError("protocol", `expected a SCRAM challenge, got HTTP ${r.status}`)
     const { scheme, params } = parseAuthHeader(header)
-    if (scheme.toUpperCase() !== MECHANISM) throw new RegistryError("downgrade", `registry offered ${scheme.slice(0, 24)} instead of ${MECHANISM}`)
+    if (scheme.toUpperCase() !== MECHANISM)
+        throw new RegistryError("downgrade", `registry offered ${scheme.slice(0, 24)} instead of ${MECHANISM}`)
     return params
 }
 
@@ -141,7 +148,12 @@ function scramChallenge(r: HttpsResponse): { [k: string]: string } {
  * acts on it only if our proof verifies, and its answer counts only once the
  * server's signature has verified (src/update uses this for the update channel).
  */
-export async function authenticate(endpoint: Endpoint, identity: DeviceIdentity, cache: ScramKeyCache, report?: string): Promise<RegistrySession> {
+export async function authenticate(
+    endpoint: Endpoint,
+    identity: DeviceIdentity,
+    cache: ScramKeyCache,
+    report?: string
+): Promise<RegistrySession> {
     const scram = new ScramClient({ username: identity.deviceId, password: scramPassword(identity), cache })
     const data = (s: string) => base64Encode(Buffer.from(s))
     const first = await call(endpoint, "GET", "/v1/session", { authorization: `${MECHANISM} data=${data(scram.clientFirst())}` })
@@ -155,7 +167,8 @@ export async function authenticate(endpoint: Endpoint, identity: DeviceIdentity,
     } catch (e: any) {
         throw new RegistryError("auth-failure", `registry's SCRAM challenge refused: ${e.message}`)
     }
-    const r = await call(endpoint, report ? "POST" : "GET", "/v1/session", { authorization: `${MECHANISM} sid=${sid}, data=${data(final)}` }, report)
+    const authorization = `${MECHANISM} sid=${sid}, data=${data(final)}`
+    const r = await call(endpoint, report ? "POST" : "GET", "/v1/session", { authorization }, report)
     if (r.status === 429) throw new RegistryError("rate-limited", "registry rate-limited this device")
     if (r.status !== 200) throw new RegistryError("auth-failure", `registry refused our proof: HTTP ${r.status}`)
     const info = parseAuthHeader("x " + (r.headers["authentication-info"] || "")).params
@@ -180,7 +193,15 @@ function parseSession(body: Buffer): RegistrySession {
     const session: RegistrySession = { claimed: v && v.claimed === true }
     const b = v ? v.broker : undefined
     if (session.claimed && b) {
-        if (typeof b.host !== "string" || typeof b.port !== "number" || typeof b.username !== "string" || typeof b.password !== "string" || typeof b.expiresAt !== "number" || typeof b.ttlMs !== "number" || !(b.ttlMs > 0))
+        if (
+            typeof b.host !== "string" ||
+            typeof b.port !== "number" ||
+            typeof b.username !== "string" ||
+            typeof b.password !== "string" ||
+            typeof b.expiresAt !== "number" ||
+            typeof b.ttlMs !== "number" ||
+            !(b.ttlMs > 0)
+        )
             throw new RegistryError("protocol", "malformed broker grant")
         session.broker = { host: b.host, port: b.port, username: b.username, password: b.password, expiresAt: b.expiresAt, ttlMs: b.ttlMs }
     }
@@ -191,7 +212,10 @@ function parseSession(body: Buffer): RegistrySession {
         session.updates = { host: u.host, port: u.port, windowMs: u.windowMs }
     }
     const reply = v ? v.reply : undefined
-    if (reply) session.reply = { wsskKeyStored: reply.wssk === "stored", update: typeof reply.update === "string" ? reply.update.slice(0, 64) : undefined }
+    if (reply) {
+        const update = typeof reply.update === "string" ? reply.update.slice(0, 64) : undefined
+        session.reply = { wsskKeyStored: reply.wssk === "stored", update }
+    }
     return session
 }
 
@@ -210,7 +234,13 @@ export async function withSecurityEvents<T>(log: EventLog, step: () => Promise<T
  * identity yet, then authenticates, with `report` if given (see `authenticate`).
  * Failures are logged as security events where they are one, and thrown as `RegistryError`.
  */
-export async function registryExchange(identity: DeviceIdentity, endpoint: Endpoint, events: EventLog, cache: ScramKeyCache, report?: string): Promise<RegistrySession> {
+export async function registryExchange(
+    identity: DeviceIdentity,
+    endpoint: Endpoint,
+    events: EventLog,
+    cache: ScramKeyCache,
+    report?: string
+): Promise<RegistrySession> {
     if (!(await isEnrolled(identity))) {
         const fresh = await withSecurityEvents(events, async () => await enroll(endpoint, identity))
         if (fresh) await events.record("enrolled", `registry ${endpoint.host} accepted ${identity.deviceId}`)

@@ -58,7 +58,14 @@ export class MqttError extends Error {
 }
 
 /** What each CONNACK return code means (§3.2.2.3), indexed by `ConnackCode`. */
-const CONNACK_REASONS = ["accepted", "unacceptable protocol version", "identifier rejected", "server unavailable", "bad user name or password", "not authorized"]
+const CONNACK_REASONS = [
+    "accepted",
+    "unacceptable protocol version",
+    "identifier rejected",
+    "server unavailable",
+    "bad user name or password",
+    "not authorized",
+]
 
 /** A connected client. */
 export class MqttClient {
@@ -99,9 +106,8 @@ export class MqttClient {
         }
         const client = new MqttClient(socket, options)
         try {
-            await client.send(
-                encodeConnect({ clientId: options.clientId, username: options.username, password: options.password, keepAliveS: options.keepAliveS || 60 })
-            )
+            const { clientId, username, password } = options
+            await client.send(encodeConnect({ clientId, username, password, keepAliveS: options.keepAliveS || 60 }))
             const ack = await client.waitFor(PacketType.Connack, -1)
             const code = ack.body.length === 2 ? ack.body[1] : 255
             if (code !== ConnackCode.Accepted) {

@@ -144,7 +144,8 @@ export async function open(message: Buffer, options: OpenOptions): Promise<Opene
     if (!protectedBytes || !ciphertext || !(unprotected instanceof CborMap)) throw new CoseError("malformed COSE_Encrypt0")
     let prot: CborValue
     try {
-        prot = protectedBytes.length ? decodeCbor(protectedBytes, { maxBytes: 64, maxDepth: 1, maxItems: 8, deterministic: false }) : new CborMap()
+        const limits = { maxBytes: 64, maxDepth: 1, maxItems: 8, deterministic: false }
+        prot = protectedBytes.length ? decodeCbor(protectedBytes, limits) : new CborMap()
     } catch (e) {
         throw new CoseError("protected header is not CBOR")
     }

@@ -71,7 +71,8 @@ export class ManifestError extends Error {
 
 function uint(m: CborMap, key: number, name: string): number {
     const v = m.get(key)
-    if (typeof v !== "number" || v < 0 || v !== Math.floor(v) || v > 4294967295) throw new ManifestError("malformed", `${name} must be an unsigned integer`)
+    if (typeof v !== "number" || v < 0 || v !== Math.floor(v) || v > 4294967295)
+        throw new ManifestError("malformed", `${name} must be an unsigned integer`)
     return v
 }
 
@@ -91,7 +92,8 @@ export function decodeManifest(payload: Buffer): FirmwareManifest {
     }
     if (!(v instanceof CborMap)) throw new ManifestError("malformed", "manifest is not a map")
     if (v.get(M_FORMAT) !== MANIFEST_FORMAT) throw new ManifestError("malformed", "unknown manifest format")
-    for (const k of v.keys) if (typeof k !== "number" || k < M_FORMAT || k > M_MIN_SEQUENCE) throw new ManifestError("malformed", "unknown manifest element")
+    for (const k of v.keys)
+        if (typeof k !== "number" || k < M_FORMAT || k > M_MIN_SEQUENCE) throw new ManifestError("malformed", "unknown manifest element")
     const size = uint(v, M_SIZE, "size")
     if (size === 0 || size % 32 !== 0) throw new ManifestError("malformed", "image size must be a non-zero multiple of 32")
     return {
@@ -142,7 +144,8 @@ export interface SignedManifestParts {
  * signature should not both live through the long verification.
  */
 export function decodeSignedManifest(signed: Buffer): SignedManifestParts {
-    if (!(signed instanceof Buffer) || signed.length > MAX_SIGNED_MANIFEST_BYTES) throw new ManifestError("malformed", "signed manifest too large")
+    if (!(signed instanceof Buffer) || signed.length > MAX_SIGNED_MANIFEST_BYTES)
+        throw new ManifestError("malformed", "signed manifest too large")
     let v: CborValue
     try {
         // other COSE libraries may not encode deterministically; the signature covers the exact payload bytes anyway
@@ -156,7 +159,12 @@ export function decodeSignedManifest(signed: Buffer): SignedManifestParts {
     const protectedHeader = parts[0]
     const payload = parts[2]
     const signature = parts[3]
-    if (!(protectedHeader instanceof Buffer) || !(parts[1] instanceof CborMap) || !(payload instanceof Buffer) || !(signature instanceof Buffer))
+    if (
+        !(protectedHeader instanceof Buffer) ||
+        !(parts[1] instanceof CborMap) ||
+        !(payload instanceof Buffer) ||
+        !(signature instanceof Buffer)
+    )
         throw new ManifestError("malformed", "COSE_Sign1 fields have wrong types")
     let header: CborValue
     try {

@@ -129,7 +129,9 @@ export class SlotStore {
         const securityCounter = v.get(2)
         const trialBoots = v.get(3)
         const refused = v.get(4)
-        if (typeof phase !== "number" || phase < UpdatePhase.Idle || phase > UpdatePhase.Rollback || typeof securityCounter !== "number" || typeof trialBoots !== "number" || typeof refused !== "number")
+        if (typeof phase !== "number" || phase < UpdatePhase.Idle || phase > UpdatePhase.Rollback)
+            throw new SlotRecordError(`${SettingKey.UpdateState}: bad fields`)
+        if (typeof securityCounter !== "number" || typeof trialBoots !== "number" || typeof refused !== "number")
             throw new SlotRecordError(`${SettingKey.UpdateState}: bad fields`)
         return { phase, securityCounter, trialBoots, refused }
     }

@@ -29,7 +29,17 @@ import { Endpoint } from "../net/endpoint"
 import { HttpsError, httpsRequest } from "../net/https"
 import { wsskMasterKey } from "../secure/keys"
 import { readBytes, SettingKey, writeBytes } from "../storage/settings"
-import { checkManifestPolicy, CLASS_ID, decodeSignedManifest, FirmwareManifest, ManifestError, MAX_SIGNED_MANIFEST_BYTES, SignedManifestParts, VENDOR_ID, verifyManifestParts } from "./manifest"
+import {
+    checkManifestPolicy,
+    CLASS_ID,
+    decodeSignedManifest,
+    FirmwareManifest,
+    ManifestError,
+    MAX_SIGNED_MANIFEST_BYTES,
+    SignedManifestParts,
+    VENDOR_ID,
+    verifyManifestParts,
+} from "./manifest"
 import { BootDecision, decideAtBoot, SlotRecordError, SlotStore, UpdatePhase, UpdateState } from "./slots"
 import { closeUpdateWindow, openUpdateWindow } from "./window"
 
@@ -89,11 +99,15 @@ export class Updater {
     async boot(): Promise<BootDecision> {
         await this.load()
         const running = await this.options.runningDigest()
-        console.log(`update: running ${running.toString("hex").slice(0, 16)}, sequence ${this.slotA ? this.slotA.sequence : 0}, security counter ${this.state.securityCounter}, phase ${this.state.phase}`)
+        const sequence = this.slotA ? this.slotA.sequence : 0
+        const { securityCounter, phase } = this.state
+        const image = running.toString("hex").slice(0, 16)
+        console.log(`update: running ${image}, sequence ${sequence}, security counter ${securityCounter}, phase ${phase}`)
         const decision = decideAtBoot(this.state, this.slotA, this.slotB, running)
         if (decision.action === "finish-confirm") await this.finishConfirm()
         else if (decision.action === "rolled-back") {
-            await this.options.events.record("update-rolled-back", `sequence ${this.slotB ? this.slotB.sequence : 0} rolled back; running ${this.slotA ? this.slotA.sequence : 0}`)
+            const candidate = this.slotB ? this.slotB.sequence : 0
+            await this.options.events.record("update-rolled-back", `sequence ${candidate} rolled back; running ${sequence}`)
             await this.finish({ refused: this.slotB ? this.slotB.sequence : this.state.refused })
         } else if (decision.action === "trial") {
             // counted before anything else runs, so a candidate that crashes early still uses up its boots
@@ -156,7 +170,10 @@ export class Updater {
         this.state = s
     }
 
-    /** Moves to `phase`, keeping security counter and refused sequence unless `change` says otherwise; trial boots restart at 0 unless given. */
+    /**
+     * Moves to `phase`, keeping security counter and refused sequence unless
+     * `change` says otherwise; trial boots restart at 0 unless given.
+     */
     private async enter(phase: UpdatePhase, change: StateChange = {}) {
         const s = this.state
         await this.setState({
@@ -214,7 +231,8 @@ export class Updater {
         const host = v[0]
         const port = v[1]
         const windowMs = v[2]
-        if (typeof host !== "string" || typeof port !== "number" || !(port > 0 && port < 65536) || typeof windowMs !== "number" || !(windowMs > 0)) return undefined
+        if (typeof host !== "string" || typeof port !== "number" || !(port > 0 && port < 65536)) return undefined
+        if (typeof windowMs !== "number" || !(windowMs > 0)) return undefined
         return { host, port, windowMs }
     }
 
@@ -227,14 +245,17 @@ export class Updater {
     private async openWindow(): Promise<boolean> {
         const endpoint = await this.serviceEndpoint()
         if (!endpoint) return false
-        await openUpdateWindow(endpoint, this.options.identity.deviceId, wsskMasterKey(this.options.identity.secret, this.options.identity.deviceId))
+        const { secret, deviceId } = this.options.identity
+        await openUpdateWindow(endpoint, deviceId, wsskMasterKey(secret, deviceId))
         return true
     }
 
     /** Fetches the newest signed manifest for our class: undefined when there is none. */
     private async fetchSignedManifest(): Promise<Buffer> {
         const { registry } = this.options
-        const r = await httpsRequest({ host: registry.host, port: registry.port, method: "GET", path: `/v1/firmware/${CLASS_ID.toString("hex")}/latest`, maxBodyBytes: MAX_SIGNED_MANIFEST_BYTES })
+        const path = `/v1/firmware/${CLASS_ID.toString("hex")}/latest`
+        const { host, port } = registry
+        const r = await httpsRequest({ host, port, method: "GET", path, maxBodyBytes: MAX_SIGNED_MANIFEST_BYTES })
         if (r.status === 404) return undefined
         if (r.status !== 200) throw new HttpsError("protocol", `manifest fetch: HTTP ${r.status}`)
         return r.body
@@ -272,7 +293,8 @@ export class Updater {
             manifest = await verifyManifestParts(parts, this.options.publicKey)
             parts = undefined
             // the newest image may be the one we run, or one that failed its trial here before
-            if (constantTimeEqual(manifest.digest, await this.options.runningDigest()) || manifest.sequence === this.state.refused) return "up-to-date"
+            const running = await this.options.runningDigest()
+            if (constantTimeEqual(manifest.digest, running) || manifest.sequence === this.state.refused) return "up-to-date"
             checkManifestPolicy(manifest, { vendorId: VENDOR_ID, classId: CLASS_ID, securityCounter: this.state.securityCounter })
         } catch (e: any) {
             if (!(e instanceof ManifestError)) throw e
@@ -290,7 +312,8 @@ export class Updater {
         const b = this.slotB
         let session: RegistrySession
         try {
-            session = await this.report({ approve: b.digest.toString("hex"), sequence: b.sequence, running: (await this.options.runningDigest()).toString("hex") })
+            const running = await this.options.runningDigest()
+            session = await this.report({ approve: b.digest.toString("hex"), sequence: b.sequence, running: running.toString("hex") })
         } catch (e: any) {
             if (!(e instanceof RegistryError)) throw e
             return "unreachable" // still approved: the next check or boot announces again

@@ -95,7 +95,8 @@ export class DownlinkVerifier {
         if (topic !== this.topic) throw new DownlinkError("unknown", "not the command topic")
         let opened
         try {
-            opened = await open(payload, { key: this.keys.key, contextIv: this.keys.contextIv, externalAad: Buffer.from(topic), maxBytes: 512 })
+            const { key, contextIv } = this.keys
+            opened = await open(payload, { key, contextIv, externalAad: Buffer.from(topic), maxBytes: 512 })
         } catch (e: any) {
             if (e instanceof CoseError) throw new DownlinkError(e.message === "authentication failed" ? "forged" : "malformed", e.message)
             throw e

@@ -84,7 +84,8 @@ export class OutboundQueue {
 
     /** Adds a message at the tail; spills or drops the oldest when full. */
     async push(message: QueuedMessage) {
-        if (message.payload.length > MAX_QUEUED_BYTES) throw new RangeError(`message of ${message.payload.length} bytes exceeds ${MAX_QUEUED_BYTES}`)
+        if (message.payload.length > MAX_QUEUED_BYTES)
+            throw new RangeError(`message of ${message.payload.length} bytes exceeds ${MAX_QUEUED_BYTES}`)
         this.ram.push(message)
         if (this.ram.length <= this.ramCapacity) return
         const spilled = this.ram.shift()
@@ -137,7 +138,8 @@ export class OutboundQueue {
         }
         if (!Array.isArray(v) || v.length !== 4) return await this.discard(slot)
         const [seq, topic, parts, length] = v
-        if (typeof seq !== "number" || seq % this.flashSlots !== slot || typeof topic !== "string" || typeof parts !== "number" || typeof length !== "number")
+        if (typeof seq !== "number" || seq % this.flashSlots !== slot) return await this.discard(slot)
+        if (typeof topic !== "string" || typeof parts !== "number" || typeof length !== "number")
             return await this.discard(slot)
         if (parts < 1 || parts > MAX_PARTS || length > parts * CHUNK_BYTES) return await this.discard(slot)
         return { seq, topic, parts, length }

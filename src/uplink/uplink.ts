@@ -146,7 +146,7 @@ export class SecureUplink implements ReadingSink {
     /**
      * Checks that registry and broker are reachable with our credentials: one
      * SCRAM exchange and one MQTT connection. Returns what failed, or undefined.
-     * Needs the socket free (the firmware's update trial calls it before `run`).
+     * Needs the socket free (a candidate's trial in the updater calls it before `run`).
      */
     async probe(): Promise<string> {
         try {

@@ -53,7 +53,8 @@ describe("identity", () => {
         expect(opened.plaintext.toString("hex") === identity.secret.toString("hex")).toBe(false)
         expect(claimProof(code).indexOf(canonicalClaimCode(code))).toBe(-1)
         const wrongKey = envelopeKey("AAAA-BBBB", identity.deviceId)
-        const refused = await asyncRefusal(CoseError, async () => await open(envelope, { key: wrongKey, externalAad: Buffer.from(ENVELOPE_AAD) }))
+        const externalAad = Buffer.from(ENVELOPE_AAD)
+        const refused = await asyncRefusal(CoseError, async () => await open(envelope, { key: wrongKey, externalAad }))
         expect(refused).toBe("authentication failed")
     })
 

@@ -17,7 +17,10 @@ const CCM_VECTORS: { aad: number; msg: number; out: string }[] = [
     {
         aad: 300,
         msg: 100,
-        out: "1abe5dfecc8f53524814aea2ed7e3d1a1540d54a47a18392a043d2b64497dba3d9258a31b53ab6606ef0cdafe6e8ca07b3003f8ef86a57b5d278eb72a6feaabf340ae4af7ff2ff879abebee5050a8c7f24c44c0a0e6099c65e1550583edfb155bf5a10d8e366776e27a8dde6",
+        out:
+            "1abe5dfecc8f53524814aea2ed7e3d1a1540d54a47a18392a043d2b64497dba3d9258a31b53ab6606ef0cdafe6e8ca07" +
+            "b3003f8ef86a57b5d278eb72a6feaabf340ae4af7ff2ff879abebee5050a8c7f24c44c0a0e6099c65e1550583edfb155" +
+            "bf5a10d8e366776e27a8dde6",
     },
 ]
 

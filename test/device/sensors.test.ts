@@ -105,7 +105,8 @@ describe("sampler", () => {
     test("samples on its configured interval and can be retuned", async () => {
         const readings: Reading[] = []
         const config: SensorConfig = { model: "shtc3", name: "fast", intervalMs: 100 }
-        const sampler = new SensorSampler({ config, port: new SimulatedSensor("shtc3"), onReading: r => readings.push(r), onFault: () => {} })
+        const port = new SimulatedSensor("shtc3")
+        const sampler = new SensorSampler({ config, port, onReading: r => readings.push(r), onFault: () => {} })
         sampler.start()
         await ds.sleep(1050)
         sampler.stop()
