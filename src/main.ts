@@ -5,7 +5,8 @@
  * load or make the device's credentials (the claim code is shown once).
  * Then sensors -> validated readings -> SenML-CBOR -> COSE_Encrypt0 -> the
  * outbound queue -> MQTT over TLS, on a session the registry grants. A device
- * whose identity is unusable runs its sensors to the console only.
+ * whose identity or message counter is unusable runs its sensors to the
+ * console only, until a factory reset.
  *
  * Updates (src/update): before the sensors start, the update records say
  * whether this boot is a candidate on trial, a window still open for a
@@ -16,16 +17,13 @@
 import * as ds from "@devicescript/core"
 import { CommandHandler } from "./control/commands"
 import { bootIdentity } from "./identity/boot"
-import { DeviceIdentity } from "./identity/credentials"
 import { registryEndpoint } from "./identity/endpoint"
 import { ConsoleSink } from "./pipeline/console-sink"
 import { faultLogger } from "./pipeline/fault-log"
 import { startPipeline } from "./pipeline/pipeline"
-import { CounterError } from "./secure/counter"
 import { boardSensorList, parseSensorList } from "./sensors/config"
 import { startDriverPort } from "./sensors/drivers"
-import { SimulatedSensor } from "./sensors/simulated"
-import { SensorConfig } from "./sensors/types"
+import { openSimulatedPort } from "./sensors/simulated"
 import { runningProgramDigest } from "./update/running-image"
 import { FIRMWARE_SIGNING_KEY } from "./update/trust-anchor"
 import { Updater } from "./update/updater"
@@ -45,24 +43,9 @@ const deviceName = identity ? identity.deviceId : "unprovisioned"
 const baseName = `urn:dev:sentinel:${deviceName}:`
 console.log(`sentinel-node: boot ${boot}, device ${deviceName}, ${events.total()} security events (${events.dropped()} dropped)`)
 
-/** The uplink, or undefined when its stored counter is unreadable: the device then stays offline until a factory reset. */
-async function openUplink(identity: DeviceIdentity): Promise<SecureUplink> {
-    try {
-        return await SecureUplink.open({ identity, registry: registryEndpoint(), events, baseName })
-    } catch (e: any) {
-        if (!(e instanceof CounterError)) throw e
-        await events.record("storage-corrupt", e.message)
-        return undefined
-    }
-}
-
-async function openSimulatedPort(config: SensorConfig) {
-    return new SimulatedSensor(config.model)
-}
-
-const uplink = identity ? await openUplink(identity) : undefined
+const uplink = identity ? await SecureUplink.open({ identity, registry: registryEndpoint(), events, baseName }) : undefined
 const updater = uplink
-    ? new Updater({ identity, events, registry: registryEndpoint(), publicKey: FIRMWARE_SIGNING_KEY, runningDigest: runningProgramDigest })
+    ? new Updater({ identity, events, registry: uplink.options.registry, publicKey: FIRMWARE_SIGNING_KEY, runningDigest: runningProgramDigest })
     : undefined
 
 const sensors = parseSensorList(boardSensorList())

@@ -21,6 +21,8 @@ import { constantTimeEqual } from "../bytes/constant-time"
 
 /** Longest key the settings service accepts. */
 export const MAX_KEY_LENGTH = 13
+/** Largest value written; keeps the stored form far from the ~220-byte abort. */
+export const MAX_VALUE_BYTES = 160
 
 /** The firmware's settings keys, each at most `MAX_KEY_LENGTH` characters. */
 export const enum SettingKey {
@@ -60,8 +62,6 @@ export const enum SettingPrefix {
     /** The outbound queue's flash slots (`uplink/queue.ts`). */
     OutboundQueue = "oq",
 }
-/** Largest value written; keeps the stored form far from the ~220-byte abort. */
-export const MAX_VALUE_BYTES = 160
 
 /** Raised before a write that the store could not take safely. */
 export class StorageError extends Error {

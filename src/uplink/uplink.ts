@@ -20,7 +20,7 @@ import { Endpoint } from "../net/endpoint"
 import { MqttClient, MqttError } from "../net/mqtt"
 import { ReadingSink } from "../pipeline/sink"
 import { partialIvFromCounter, seal } from "../secure/cose"
-import { MessageCounter } from "../secure/counter"
+import { CounterError, MessageCounter } from "../secure/counter"
 import { ChannelKeys, channelKeys, ownerRoot } from "../secure/keys"
 import { SettingKey } from "../storage/settings"
 import { Command, DownlinkError, DownlinkVerifier } from "./downlink"
@@ -84,19 +84,23 @@ export class SecureUplink implements ReadingSink {
     /**
      * Derives the channel keys from the device secret and opens what the
      * uplink keeps in flash: the message counter, the highest accepted
-     * downlink counter and the outbound queue. Throws `CounterError` when the
-     * stored counter is unreadable: resuming without it could reuse a nonce.
+     * downlink counter and the outbound queue. When the stored counter is
+     * unreadable, records it and returns undefined: resuming without the
+     * counter could reuse a nonce, so the device stays offline until a factory reset.
      */
     static async open(options: UplinkOptions): Promise<SecureUplink> {
         const { secret, deviceId } = options.identity
         const root = ownerRoot(secret, deviceId)
-        return new SecureUplink(
-            options,
-            channelKeys(root, deviceId, "up"),
-            await DownlinkVerifier.open(channelKeys(root, deviceId, "down"), deviceId),
-            await MessageCounter.open({ key: SettingKey.MessageCounter }),
-            await OutboundQueue.open({})
-        )
+        let counter: MessageCounter
+        try {
+            counter = await MessageCounter.open({ key: SettingKey.MessageCounter })
+        } catch (e: any) {
+            if (!(e instanceof CounterError)) throw e
+            await options.events.record("storage-corrupt", e.message)
+            return undefined
+        }
+        const down = await DownlinkVerifier.open(channelKeys(root, deviceId, "down"), deviceId)
+        return new SecureUplink(options, channelKeys(root, deviceId, "up"), down, counter, await OutboundQueue.open({}))
     }
 
     /** Seals a batch as SenML-CBOR packs of bounded size and queues them. */
