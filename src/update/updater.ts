@@ -43,7 +43,6 @@ import {
 import { BootDecision, decideAtBoot, SlotRecordError, SlotStore, UpdatePhase, UpdateState } from "./slots"
 import { closeUpdateWindow, openUpdateWindow } from "./window"
 
-
 /** Options of the updater. */
 export interface UpdaterOptions {
     identity: DeviceIdentity
@@ -120,7 +119,8 @@ export class Updater {
      * Carries out what `boot` decided, with the sensors running and the socket
      * free. Resolves when the uplink may start: at once for a normal boot, after
      * a confirmed trial, or after a window that closed without a deploy; a boot
-     * that asked for rollback waits until the service replaces this program.
+     * that asked for rollback waits until the service replaces this program
+     * (or answers that it had taken the candidate's confirmation after all).
      */
     async resumeAtBoot(decision: BootDecision, health: TrialHealth) {
         if (decision.action === "announce") {
