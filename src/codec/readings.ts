@@ -6,8 +6,25 @@
  * The batch's close time is "now" and each reading carries its age.
  */
 import { QUANTITY_UNIT } from "../sensors/datasheet"
-import { ReadingBatch } from "../uplink/sink"
+import { Reading } from "../sensors/types"
 import { SenmlRecord, encodeSenml } from "./senml"
+
+/** Faults counted for one sensor since boot. */
+export interface FaultTally {
+    sensor: string
+    count: number
+}
+
+/** The readings of one flush of the pipeline, with its counters. */
+export interface ReadingBatch {
+    readings: Reading[]
+    /** Cumulative per-sensor fault counts (only sensors that had faults). */
+    faults: FaultTally[]
+    /** Readings dropped because the batch was full, since boot. */
+    dropped: number
+    /** `ds.millis()` when the batch was closed; reading times are relative to it. */
+    closedAtMs: number
+}
 
 /** Options for turning a batch into a pack. */
 export interface ReadingPackOptions {

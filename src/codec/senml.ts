@@ -23,9 +23,6 @@ export const SenmlLabel = {
     vd: 8,
 }
 
-/** CoAP Content-Format of application/senml+cbor (RFC 8428 §12.3). */
-export const SENML_CBOR_CONTENT_FORMAT = 112
-
 /** One SenML record; field names as in RFC 8428 §4.1 and §4.2. */
 export interface SenmlRecord {
     bver?: number

@@ -10,7 +10,7 @@
  */
 import * as ds from "@devicescript/core"
 import { CborValue, decodeCbor, encodeCbor } from "../codec/cbor"
-import { readBytes, writeBytes, deleteKey } from "../storage/settings"
+import { deleteKey, readBytes, SettingKey, SettingPrefix, writeBytes } from "../storage/settings"
 
 /** What happened. */
 export type SecurityEventKind =
@@ -52,7 +52,7 @@ export interface SecurityEvent {
 export interface EventLogOptions {
     /** Slots in the ring. Default 32. */
     capacity?: number
-    /** Key prefix of the slots (2 characters); keys are prefix + 2 digits. Default "ev". */
+    /** Key prefix of the slots (2 characters); keys are prefix + 2 digits. Default `SettingPrefix.EventLog`. */
     prefix?: string
     /** Boot number stamped on new events. */
     boot: number
@@ -94,7 +94,7 @@ export class EventLog {
 
     private constructor(private readonly options: EventLogOptions) {
         this.capacity = options.capacity || 32
-        this.prefix = options.prefix || "ev"
+        this.prefix = options.prefix || SettingPrefix.EventLog
     }
 
     /** Opens the log, finding where the ring stands from the slots in flash. */
@@ -162,15 +162,12 @@ export class EventLog {
     }
 }
 
-/** Key of the boot counter. */
-const BOOT_KEY = "sn_boots"
-
 /**
  * Counts this boot and returns its number (0 on the first boot ever).
  * An unreadable counter restarts from 0 rather than stopping the device.
  */
 export async function countBoot(): Promise<number> {
-    const b = await readBytes(BOOT_KEY)
+    const b = await readBytes(SettingKey.Boots)
     let boot = 0
     if (b) {
         try {
@@ -180,6 +177,6 @@ export async function countBoot(): Promise<number> {
             boot = 0
         }
     }
-    await writeBytes(BOOT_KEY, encodeCbor(boot))
+    await writeBytes(SettingKey.Boots, encodeCbor(boot))
     return boot
 }

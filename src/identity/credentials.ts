@@ -15,24 +15,14 @@
  * overwriting a stray envelope) or a whole one.
  */
 import { randomBuffer } from "@devicescript/crypto"
+import { base32Encode, groupCode } from "../codec/base32"
 import { CborValue, decodeCbor, encodeCbor } from "../codec/cbor"
-import { readBytes, writeBytes, deleteKey } from "../storage/settings"
-import { ownerRoot } from "../secure/keys"
-import { base32Encode, groupCode } from "./base32"
-import { claimProof, sealOwnerEnvelope } from "./owner-envelope"
+import { claimProof, ownerRoot, SECRET_BYTES } from "../secure/keys"
+import { deleteKey, readBytes, SettingKey, writeBytes } from "../storage/settings"
+import { sealOwnerEnvelope } from "./owner-envelope"
 import { pbkdf2Sha256, SCRAM_MIN_ITERATIONS } from "./scram"
 
-/** Settings key of the identity record. */
-export const IDENTITY_KEY = "sn_identity"
-/** Settings key that, when present at boot, asks for a factory reset. */
-export const RESET_REQUEST_KEY = "sn_reset"
-/** Settings key holding the id the registry accepted, once enrolled. */
-export const ENROLLED_KEY = "sn_enrolled"
-/** Settings key of the sealed owner envelope, kept until the registry has it. */
-export const ENVELOPE_KEY = "sn_envelope"
-
 const RECORD_VERSION = 1
-const SECRET_BYTES = 32
 const DEVICE_ID_BYTES = 16
 const CLAIM_CODE_BYTES = 20
 const SALT_BYTES = 16
@@ -133,7 +123,7 @@ export interface IdentityOptions {
  * mint a fresh, unclaimed identity. It throws `IdentityError` instead.
  */
 export async function loadOrCreateIdentity(options: IdentityOptions): Promise<IdentityResult> {
-    const stored = await readBytes(IDENTITY_KEY)
+    const stored = await readBytes(SettingKey.Identity)
     if (stored) return { identity: decodeIdentity(stored), created: false }
     const code = base32Encode(randomBuffer(CLAIM_CODE_BYTES))
     const identity: DeviceIdentity = {
@@ -141,38 +131,39 @@ export async function loadOrCreateIdentity(options: IdentityOptions): Promise<Id
         secret: randomBuffer(SECRET_BYTES),
         claim: await makeClaimVerifier(code),
     }
-    await writeBytes(ENVELOPE_KEY, await sealOwnerEnvelope(ownerRoot(identity.secret, identity.deviceId), code, identity.deviceId))
-    await writeBytes(IDENTITY_KEY, encodeIdentity(identity))
+    const envelope = await sealOwnerEnvelope(ownerRoot(identity.secret, identity.deviceId), code, identity.deviceId)
+    await writeBytes(SettingKey.OwnerEnvelope, envelope)
+    await writeBytes(SettingKey.Identity, encodeIdentity(identity))
     // shown only once it is stored, so a printed code always matches a stored identity
     options.showClaimCode(groupCode(code))
     return { identity, created: true }
 }
 
-/** Whether a factory reset was requested (the `sn_reset` setting is present). */
+/** Whether a factory reset was requested (`SettingKey.ResetRequest` is present). */
 export async function factoryResetRequested(): Promise<boolean> {
-    return !!(await readBytes(RESET_REQUEST_KEY))
+    return !!(await readBytes(SettingKey.ResetRequest))
 }
 
 /** Wipes the identity, its enrollment mark and the reset request; the next `loadOrCreateIdentity` makes new credentials. */
 export async function wipeIdentity() {
-    await deleteKey(IDENTITY_KEY)
-    await deleteKey(ENROLLED_KEY)
-    await deleteKey(ENVELOPE_KEY)
-    await deleteKey(RESET_REQUEST_KEY)
+    await deleteKey(SettingKey.Identity)
+    await deleteKey(SettingKey.Enrolled)
+    await deleteKey(SettingKey.OwnerEnvelope)
+    await deleteKey(SettingKey.ResetRequest)
 }
 
 /** Whether the registry has accepted this identity's enrollment. */
 export async function isEnrolled(identity: DeviceIdentity): Promise<boolean> {
-    const b = await readBytes(ENROLLED_KEY)
+    const b = await readBytes(SettingKey.Enrolled)
     return !!b && b.toString("hex") === identity.deviceId
 }
 
 /** Records that the registry accepted this identity. */
 export async function markEnrolled(identity: DeviceIdentity) {
-    await writeBytes(ENROLLED_KEY, Buffer.from(identity.deviceId, "hex"))
+    await writeBytes(SettingKey.Enrolled, Buffer.from(identity.deviceId, "hex"))
 }
 
 /** The sealed owner envelope made at first boot, if still stored. */
 export async function readOwnerEnvelope(): Promise<Buffer> {
-    return await readBytes(ENVELOPE_KEY)
+    return await readBytes(SettingKey.OwnerEnvelope)
 }

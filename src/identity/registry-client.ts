@@ -3,23 +3,18 @@
  * SCRAM-SHA-256 authentication over HTTPS as in RFC 7804. Any other mechanism
  * the server offers is refused and logged as a downgrade attempt; a server
  * that cannot prove it holds our verifier is refused and logged.
+ * `registryExchange` is what the uplink and the updater call: enroll if
+ * needed, then authenticate.
  */
 import { base64Decode, base64Encode } from "../codec/base64"
 import { EventLog } from "../events/log"
-import { HttpsError, httpsRequest, HttpsResponse } from "../uplink/https"
-import { DeviceIdentity, readOwnerEnvelope } from "./credentials"
+import { Endpoint } from "../net/endpoint"
+import { HttpsError, httpsRequest, HttpsResponse } from "../net/https"
+import { DeviceIdentity, isEnrolled, markEnrolled, readOwnerEnvelope } from "./credentials"
 import { makeScramVerifier, ScramClient, ScramError, ScramKeyCache } from "./scram"
 
-/** Where the registry is. */
-export interface RegistryEndpoint {
-    host: string
-    port: number
-}
-
-/** Broker credentials issued after a successful exchange; held in RAM only. */
-export interface BrokerGrant {
-    host: string
-    port: number
+/** Broker credentials issued after a successful exchange, for the broker at `host:port`; held in RAM only. */
+export interface BrokerGrant extends Endpoint {
     username: string
     password: string
     /** Registry clock (ms since the epoch) at which the password stops working. */
@@ -39,9 +34,7 @@ export interface RegistrySession {
 }
 
 /** Where the update service listens, and how long it may take to start a deploy. */
-export interface UpdateServiceInfo {
-    host: string
-    port: number
+export interface UpdateServiceInfo extends Endpoint {
     /** How long a device keeps its update window open waiting for the deploy. */
     windowMs: number
 }
@@ -88,7 +81,13 @@ export function parseAuthHeader(header: string): { scheme: string; params: { [k:
     return { scheme, params }
 }
 
-async function call(endpoint: RegistryEndpoint, method: "GET" | "POST", path: string, headers: { [k: string]: string }, body?: string): Promise<HttpsResponse> {
+async function call(
+    endpoint: Endpoint,
+    method: "GET" | "POST",
+    path: string,
+    headers: { [k: string]: string },
+    body?: string
+): Promise<HttpsResponse> {
     try {
         return await httpsRequest({ host: endpoint.host, port: endpoint.port, method, path, headers, body })
     } catch (e: any) {
@@ -103,7 +102,7 @@ async function call(endpoint: RegistryEndpoint, method: "GET" | "POST", path: st
  * The secret never leaves the device; the verifier cannot be used to log in.
  * Resolves `true` when enrolled now, `false` when the registry already knows the id.
  */
-export async function enroll(endpoint: RegistryEndpoint, identity: DeviceIdentity): Promise<boolean> {
+export async function enroll(endpoint: Endpoint, identity: DeviceIdentity): Promise<boolean> {
     const envelope = await readOwnerEnvelope()
     if (!envelope) throw new RegistryError("enroll-refused", "owner envelope missing: factory reset needed")
     const v = await makeScramVerifier(scramPassword(identity))
@@ -135,7 +134,8 @@ function scramChallenge(r: HttpsResponse): { [k: string]: string } {
     if (r.status === 429) throw new RegistryError("rate-limited", "registry rate-limited this device")
     if (r.status !== 401 || !header) throw new RegistryError("protocol", `expected a SCRAM challenge, got HTTP ${r.status}`)
     const { scheme, params } = parseAuthHeader(header)
-    if (scheme.toUpperCase() !== MECHANISM) throw new RegistryError("downgrade", `registry offered ${scheme.slice(0, 24)} instead of ${MECHANISM}`)
+    if (scheme.toUpperCase() !== MECHANISM)
+        throw new RegistryError("downgrade", `registry offered ${scheme.slice(0, 24)} instead of ${MECHANISM}`)
     return params
 }
 
@@ -148,7 +148,12 @@ function scramChallenge(r: HttpsResponse): { [k: string]: string } {
  * acts on it only if our proof verifies, and its answer counts only once the
  * server's signature has verified (src/update uses this for the update channel).
  */
-export async function authenticate(endpoint: RegistryEndpoint, identity: DeviceIdentity, cache: ScramKeyCache, report?: string): Promise<RegistrySession> {
+export async function authenticate(
+    endpoint: Endpoint,
+    identity: DeviceIdentity,
+    cache: ScramKeyCache,
+    report?: string
+): Promise<RegistrySession> {
     const scram = new ScramClient({ username: identity.deviceId, password: scramPassword(identity), cache })
     const data = (s: string) => base64Encode(Buffer.from(s))
     const first = await call(endpoint, "GET", "/v1/session", { authorization: `${MECHANISM} data=${data(scram.clientFirst())}` })
@@ -162,7 +167,8 @@ export async function authenticate(endpoint: RegistryEndpoint, identity: DeviceI
     } catch (e: any) {
         throw new RegistryError("auth-failure", `registry's SCRAM challenge refused: ${e.message}`)
     }
-    const r = await call(endpoint, report ? "POST" : "GET", "/v1/session", { authorization: `${MECHANISM} sid=${sid}, data=${data(final)}` }, report)
+    const authorization = `${MECHANISM} sid=${sid}, data=${data(final)}`
+    const r = await call(endpoint, report ? "POST" : "GET", "/v1/session", { authorization }, report)
     if (r.status === 429) throw new RegistryError("rate-limited", "registry rate-limited this device")
     if (r.status !== 200) throw new RegistryError("auth-failure", `registry refused our proof: HTTP ${r.status}`)
     const info = parseAuthHeader("x " + (r.headers["authentication-info"] || "")).params
@@ -187,7 +193,15 @@ function parseSession(body: Buffer): RegistrySession {
     const session: RegistrySession = { claimed: v && v.claimed === true }
     const b = v ? v.broker : undefined
     if (session.claimed && b) {
-        if (typeof b.host !== "string" || typeof b.port !== "number" || typeof b.username !== "string" || typeof b.password !== "string" || typeof b.expiresAt !== "number" || typeof b.ttlMs !== "number" || !(b.ttlMs > 0))
+        if (
+            typeof b.host !== "string" ||
+            typeof b.port !== "number" ||
+            typeof b.username !== "string" ||
+            typeof b.password !== "string" ||
+            typeof b.expiresAt !== "number" ||
+            typeof b.ttlMs !== "number" ||
+            !(b.ttlMs > 0)
+        )
             throw new RegistryError("protocol", "malformed broker grant")
         session.broker = { host: b.host, port: b.port, username: b.username, password: b.password, expiresAt: b.expiresAt, ttlMs: b.ttlMs }
     }
@@ -198,7 +212,10 @@ function parseSession(body: Buffer): RegistrySession {
         session.updates = { host: u.host, port: u.port, windowMs: u.windowMs }
     }
     const reply = v ? v.reply : undefined
-    if (reply) session.reply = { wsskKeyStored: reply.wssk === "stored", update: typeof reply.update === "string" ? reply.update.slice(0, 64) : undefined }
+    if (reply) {
+        const update = typeof reply.update === "string" ? reply.update.slice(0, 64) : undefined
+        session.reply = { wsskKeyStored: reply.wssk === "stored", update }
+    }
     return session
 }
 
@@ -210,4 +227,25 @@ export async function withSecurityEvents<T>(log: EventLog, step: () => Promise<T
         if (e instanceof RegistryError && e.kind !== "unreachable" && e.kind !== "protocol") await log.record(e.kind, e.message)
         throw e
     }
+}
+
+/**
+ * One registry exchange: enrolls first if the registry has not accepted this
+ * identity yet, then authenticates, with `report` if given (see `authenticate`).
+ * Failures are logged as security events where they are one, and thrown as `RegistryError`.
+ */
+export async function registryExchange(
+    identity: DeviceIdentity,
+    endpoint: Endpoint,
+    events: EventLog,
+    cache: ScramKeyCache,
+    report?: string
+): Promise<RegistrySession> {
+    if (!(await isEnrolled(identity))) {
+        const fresh = await withSecurityEvents(events, async () => await enroll(endpoint, identity))
+        if (fresh) await events.record("enrolled", `registry ${endpoint.host} accepted ${identity.deviceId}`)
+        // an id already known is ours only if we can log in with it: authenticate() below decides
+        await markEnrolled(identity)
+    }
+    return await withSecurityEvents(events, async () => await authenticate(endpoint, identity, cache, report))
 }

@@ -9,8 +9,8 @@
  */
 import * as ds from "@devicescript/core"
 import { digest, hmac, randomBuffer } from "@devicescript/crypto"
+import { constantTimeEqual } from "../bytes/constant-time"
 import { base64Decode, base64Encode } from "../codec/base64"
-import { constantTimeEqual } from "../secure/constant-time"
 
 /** RFC 7677 §4: at least 4096 iterations; a server asking for fewer is refused. */
 export const SCRAM_MIN_ITERATIONS = 4096

@@ -7,9 +7,27 @@
  * Byte-oriented and table-light: the S-box is the one table. Checked in the
  * tests against FIPS 197 Appendix C.3.
  */
+import { expectBuffer } from "../bytes/expect-buffer"
 
 /** The S-box (FIPS 197 §5.1.1, Figure 7). */
-const SBOX = hex`637c777bf26b6fc53001672bfed7ab76ca82c97dfa5947f0add4a2af9ca472c0b7fd9326363ff7cc34a5e5f171d8311504c723c31896059a071280e2eb27b27509832c1a1b6e5aa0523bd6b329e32f8453d100ed20fcb15b6acbbe394a4c58cfd0efaafb434d338545f9027f503c9fa851a3408f929d38f5bcb6da2110fff3d2cd0c13ec5f974417c4a77e3d645d197360814fdc222a908846eeb814de5e0bdbe0323a0a4906245cc2d3ac629195e479e7c8376d8dd54ea96c56f4ea657aae08ba78252e1ca6b4c6e8dd741f4bbd8b8a703eb5664803f60e613557b986c11d9ee1f8981169d98e949b1e87e9ce5528df8ca1890dbfe6426841992d0fb054bb16`
+const SBOX = hex`
+    63 7c 77 7b f2 6b 6f c5 30 01 67 2b fe d7 ab 76
+    ca 82 c9 7d fa 59 47 f0 ad d4 a2 af 9c a4 72 c0
+    b7 fd 93 26 36 3f f7 cc 34 a5 e5 f1 71 d8 31 15
+    04 c7 23 c3 18 96 05 9a 07 12 80 e2 eb 27 b2 75
+    09 83 2c 1a 1b 6e 5a a0 52 3b d6 b3 29 e3 2f 84
+    53 d1 00 ed 20 fc b1 5b 6a cb be 39 4a 4c 58 cf
+    d0 ef aa fb 43 4d 33 85 45 f9 02 7f 50 3c 9f a8
+    51 a3 40 8f 92 9d 38 f5 bc b6 da 21 10 ff f3 d2
+    cd 0c 13 ec 5f 97 44 17 c4 a7 7e 3d 64 5d 19 73
+    60 81 4f dc 22 2a 90 88 46 ee b8 14 de 5e 0b db
+    e0 32 3a 0a 49 06 24 5c c2 d3 ac 62 91 95 e4 79
+    e7 c8 37 6d 8d d5 4e a9 6c 56 f4 ea 65 7a ae 08
+    ba 78 25 2e 1c a6 b4 c6 e8 dd 74 1f 4b bd 8b 8a
+    70 3e b5 66 48 03 f6 0e 61 35 57 b9 86 c1 1d 9e
+    e1 f8 98 11 69 d9 8e 94 9b 1e 87 e9 ce 55 28 df
+    8c a1 89 0d bf e6 42 68 41 99 2d 0f b0 54 bb 16
+`
 
 /** Rounds of AES-256 (Nr, FIPS 197 §5). */
 const ROUNDS = 14
@@ -24,7 +42,7 @@ for (let i = 0; i < 256; ++i) XTIME[i] = ((i << 1) ^ (i & 0x80 ? 0x1b : 0)) & 0x
 
 /** KeyExpansion (FIPS 197 §5.2) for Nk = 8: 240 bytes of round keys. */
 export function expandKey256(key: Buffer): Buffer {
-    if (!(key instanceof Buffer) || key.length !== AES256_KEY_BYTES) throw new TypeError("AES-256 key must be 32 bytes")
+    expectBuffer(key, "AES-256 key", AES256_KEY_BYTES)
     const w = Buffer.alloc(AES_BLOCK_BYTES * (ROUNDS + 1))
     w.blitAt(0, key, 0, AES256_KEY_BYTES)
     let rcon = 1

@@ -10,7 +10,9 @@
  */
 import * as ds from "@devicescript/core"
 import { encrypt } from "@devicescript/crypto"
-import { AES_BLOCK_BYTES, encryptBlock, expandKey256 } from "./aes"
+import { constantTimeEqual } from "../bytes/constant-time"
+import { expectBuffer } from "../bytes/expect-buffer"
+import { AES256_KEY_BYTES, AES_BLOCK_BYTES, encryptBlock, expandKey256 } from "./aes"
 
 /** Tag length M. */
 export const CCM_TAG_BYTES = 8
@@ -25,9 +27,7 @@ let cachedKey: Buffer = undefined
 let cachedSchedule: Buffer = undefined
 
 function schedule(key: Buffer): Buffer {
-    let same = !!cachedKey
-    for (let i = 0; same && i < key.length; ++i) same = cachedKey[i] === key[i]
-    if (!same) {
+    if (!constantTimeEqual(cachedKey, key)) {
         cachedSchedule = expandKey256(key)
         cachedKey = key.slice(0, key.length)
     }
@@ -75,8 +75,8 @@ async function tag(key: Buffer, nonce: Buffer, aad: Buffer, message: Buffer): Pr
 }
 
 function checkSizes(key: Buffer, nonce: Buffer) {
-    if (!(key instanceof Buffer) || key.length !== 32) throw new TypeError("AES-256 key must be 32 bytes")
-    if (!(nonce instanceof Buffer) || nonce.length !== CCM_NONCE_BYTES) throw new TypeError("CCM nonce must be 13 bytes")
+    expectBuffer(key, "AES-256 key", AES256_KEY_BYTES)
+    expectBuffer(nonce, "CCM nonce", CCM_NONCE_BYTES)
 }
 
 /** Encrypts and authenticates: ciphertext || 8-byte tag. */
@@ -93,7 +93,5 @@ export async function ccmOpen(key: Buffer, nonce: Buffer, aad: Buffer, sealed: B
     const bodyLength = sealed.length - CCM_TAG_BYTES
     const plaintext = ctr(key, nonce, sealed.slice(0, bodyLength))
     const expected = await tag(key, nonce, aad, plaintext)
-    let diff = 0
-    for (let i = 0; i < CCM_TAG_BYTES; ++i) diff |= expected[i] ^ sealed[bodyLength + i]
-    return diff === 0 ? plaintext : undefined
+    return constantTimeEqual(expected, sealed.slice(bodyLength, sealed.length)) ? plaintext : undefined
 }

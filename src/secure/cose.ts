@@ -13,7 +13,7 @@
  * random IV.
  */
 import { CborError, CborMap, CborTag, CborValue, decodeCbor, encodeCbor } from "../codec/cbor"
-import { ccmOpen, ccmSeal } from "./ccm"
+import { CCM_NONCE_BYTES, CCM_TAG_BYTES, ccmOpen, ccmSeal } from "./ccm"
 
 /** CBOR tag of COSE_Encrypt0 (RFC 9052 §2). */
 export const COSE_ENCRYPT0_TAG = 16
@@ -25,9 +25,6 @@ export const HEADER_KID = 4
 export const HEADER_IV = 5
 export const HEADER_PARTIAL_IV = 6
 
-/** Nonce and tag sizes of AES-CCM-16-64-256. */
-export const NONCE_BYTES = 13
-export const TAG_BYTES = 8
 /** Longest Partial IV accepted: 5 bytes hold 2^40 messages, far more than flash endurance allows. */
 export const MAX_PARTIAL_IV_BYTES = 5
 
@@ -91,10 +88,10 @@ export function counterFromPartialIv(piv: Buffer): number {
 
 /** Context IV XOR left-padded Partial IV (RFC 9052 §3.1). */
 export function nonceFor(contextIv: Buffer, partialIv: Buffer): Buffer {
-    if (!contextIv || contextIv.length !== NONCE_BYTES) throw new CoseError("context IV must be 13 bytes")
+    if (!contextIv || contextIv.length !== CCM_NONCE_BYTES) throw new CoseError("context IV must be 13 bytes")
     if (partialIv.length > MAX_PARTIAL_IV_BYTES) throw new CoseError("partial IV too long")
-    const nonce = contextIv.slice(0, NONCE_BYTES)
-    const offset = NONCE_BYTES - partialIv.length
+    const nonce = contextIv.slice(0, CCM_NONCE_BYTES)
+    const offset = CCM_NONCE_BYTES - partialIv.length
     for (let i = 0; i < partialIv.length; ++i) nonce[offset + i] ^= partialIv[i]
     return nonce
 }
@@ -109,7 +106,7 @@ export async function seal(plaintext: Buffer, options: SealOptions): Promise<Buf
     const unprotected = new CborMap().set(HEADER_KID, options.kid)
     let nonce: Buffer
     if (options.iv) {
-        if (options.iv.length !== NONCE_BYTES) throw new CoseError("IV must be 13 bytes")
+        if (options.iv.length !== CCM_NONCE_BYTES) throw new CoseError("IV must be 13 bytes")
         unprotected.set(HEADER_IV, options.iv)
         nonce = options.iv
     } else {
@@ -147,7 +144,8 @@ export async function open(message: Buffer, options: OpenOptions): Promise<Opene
     if (!protectedBytes || !ciphertext || !(unprotected instanceof CborMap)) throw new CoseError("malformed COSE_Encrypt0")
     let prot: CborValue
     try {
-        prot = protectedBytes.length ? decodeCbor(protectedBytes, { maxBytes: 64, maxDepth: 1, maxItems: 8, deterministic: false }) : new CborMap()
+        const limits = { maxBytes: 64, maxDepth: 1, maxItems: 8, deterministic: false }
+        prot = protectedBytes.length ? decodeCbor(protectedBytes, limits) : new CborMap()
     } catch (e) {
         throw new CoseError("protected header is not CBOR")
     }
@@ -159,14 +157,14 @@ export async function open(message: Buffer, options: OpenOptions): Promise<Opene
     if (!kid) throw new CoseError("no kid")
     let nonce: Buffer
     if (iv && !partialIv) {
-        if (iv.length !== NONCE_BYTES) throw new CoseError("IV must be 13 bytes")
+        if (iv.length !== CCM_NONCE_BYTES) throw new CoseError("IV must be 13 bytes")
         nonce = iv
     } else if (partialIv && !iv) {
         if (partialIv.length < 1 || partialIv.length > MAX_PARTIAL_IV_BYTES) throw new CoseError("bad partial IV length")
         if (partialIv.length > 1 && partialIv[0] === 0) throw new CoseError("partial IV not minimal")
         nonce = nonceFor(options.contextIv, partialIv)
     } else throw new CoseError("exactly one of IV and partial IV is required")
-    if (ciphertext.length < TAG_BYTES) throw new CoseError("ciphertext shorter than the tag")
+    if (ciphertext.length < CCM_TAG_BYTES) throw new CoseError("ciphertext shorter than the tag")
     const plaintext = await ccmOpen(options.key, nonce, encStructure(protectedBytes, options.externalAad), ciphertext)
     if (!plaintext) throw new CoseError("authentication failed")
     return { kid, partialIv: partialIv || Buffer.alloc(0), plaintext }

@@ -61,9 +61,4 @@ export class MessageCounter {
         }
         return this.nextValue++
     }
-
-    /** The value `next()` returns next (for tests and state reports). */
-    peek(): number {
-        return this.nextValue
-    }
 }

@@ -1,19 +1,32 @@
 /**
- * Keys derived from the device secret with HKDF-SHA-256 (RFC 5869), each
- * bound to the device id (salt) and to its use (info), so one key never
- * serves two purposes:
+ * The device's key schedule: every key it derives, in one place. From the
+ * device secret, with HKDF-SHA-256 (RFC 5869), each bound to the device id
+ * (salt) and to its use (info), so one key never serves two purposes:
  *
- *   owner root   = HKDF(secret, salt = id, "sentinel-node owner root v1")   handed to the owner once, sealed
- *   up key / IV  = HKDF(owner root, salt = id, "sentinel-node up key|iv")    device -> owner messages
- *   down key / IV = HKDF(owner root, salt = id, "sentinel-node down key|iv") owner -> device commands
- *   WSSK master key = HKDF(secret, salt = id, "sentinel-node wssk master key v1")  the update channel (src/update)
+ *   owner root      = HKDF(secret, salt = id, "sentinel-node owner root v1")         handed to the owner once, sealed
+ *   up key / IV     = HKDF(owner root, salt = id, "sentinel-node up key|iv")          device -> owner messages
+ *   down key / IV   = HKDF(owner root, salt = id, "sentinel-node down key|iv")        owner -> device commands
+ *   WSSK master key = HKDF(secret, salt = id, "sentinel-node wssk master key v1")     the update channel (src/update)
+ *   slot-record key = HKDF(secret, salt = id, "sentinel-node slot records v1")        authenticates the update records in flash
  *
- * The SCRAM password is the secret itself; the owner root cannot be turned
- * back into it. The owner derives the same channel keys from the root
- * (devs/owner/keys.ts), so both ends agree without the secret leaving the device.
+ * and from the claim code, in canonical form (upper-case base32, no separators):
+ *
+ *   claim proof     = HMAC-SHA-256(key = code, "sentinel-node claim proof")           what the owner shows the registry, as hex
+ *   envelope key    = HKDF(code, salt = id, "sentinel-node owner envelope key")       seals the owner root (identity/owner-envelope.ts)
+ *
+ * An IV is the first 13 bytes of its HKDF output (the CCM nonce length). The
+ * SCRAM password is the secret itself; the owner root cannot be turned back
+ * into it. The owner derives the channel keys from the root, and the proof
+ * and envelope key from the code, with the same labels (devs/owner/keys.ts),
+ * so both ends agree without the secret leaving the device.
  */
-import { sha256Hkdf } from "@devicescript/crypto"
-import { NONCE_BYTES } from "./cose"
+import { hmac, sha256Hkdf } from "@devicescript/crypto"
+import { expectBuffer } from "../bytes/expect-buffer"
+import { canonicalClaimCode } from "../codec/base32"
+import { CCM_NONCE_BYTES } from "./ccm"
+
+/** Length of the device secret. */
+export const SECRET_BYTES = 32
 
 /** The key, Context IV and kid of one direction. */
 export interface ChannelKeys {
@@ -23,9 +36,15 @@ export interface ChannelKeys {
     kid: Buffer
 }
 
+/** HKDF of the device secret for one use, bound to the device id. */
+function fromSecret(secret: Buffer, deviceId: string, use: string): Buffer {
+    expectBuffer(secret, "device secret", SECRET_BYTES)
+    return sha256Hkdf(secret, use, Buffer.from(deviceId, "hex"))
+}
+
 /** The root the owner receives at claim time. */
 export function ownerRoot(secret: Buffer, deviceId: string): Buffer {
-    return sha256Hkdf(secret, "sentinel-node owner root v1", Buffer.from(deviceId, "hex"))
+    return fromSecret(secret, deviceId, "sentinel-node owner root v1")
 }
 
 /** The keys of one direction, from the owner root. */
@@ -33,7 +52,7 @@ export function channelKeys(root: Buffer, deviceId: string, direction: "up" | "d
     const id = Buffer.from(deviceId, "hex")
     return {
         key: sha256Hkdf(root, `sentinel-node ${direction} key`, id),
-        contextIv: sha256Hkdf(root, `sentinel-node ${direction} iv`, id).slice(0, NONCE_BYTES),
+        contextIv: sha256Hkdf(root, `sentinel-node ${direction} iv`, id).slice(0, CCM_NONCE_BYTES),
         kid: id,
     }
 }
@@ -43,5 +62,20 @@ export function channelKeys(root: Buffer, deviceId: string, direction: "up" | "d
  * update service inside a SCRAM-authenticated exchange; it opens nothing else.
  */
 export function wsskMasterKey(secret: Buffer, deviceId: string): Buffer {
-    return sha256Hkdf(secret, "sentinel-node wssk master key v1", Buffer.from(deviceId, "hex"))
+    return fromSecret(secret, deviceId, "sentinel-node wssk master key v1")
+}
+
+/** The HMAC key of the update records in flash (`update/slots.ts`); used for nothing else. */
+export function slotRecordKey(secret: Buffer, deviceId: string): Buffer {
+    return fromSecret(secret, deviceId, "sentinel-node slot records v1")
+}
+
+/** What the owner sends the registry instead of the claim code: upper-case hex of HMAC(code, label). */
+export function claimProof(code: string): string {
+    return hmac(Buffer.from(canonicalClaimCode(code)), "sha256", "sentinel-node claim proof").toString("hex").toUpperCase()
+}
+
+/** The key that seals the owner envelope, from the claim code. */
+export function envelopeKey(code: string, deviceId: string): Buffer {
+    return sha256Hkdf(Buffer.from(canonicalClaimCode(code)), "sentinel-node owner envelope key", Buffer.from(deviceId, "hex"))
 }

@@ -7,7 +7,7 @@
  * exact in binary floating point on both sides.
  */
 import { quantitiesOf } from "./datasheet"
-import { Quantity, Sample, SensorModel, SensorPort } from "./types"
+import { Quantity, Sample, SensorConfig, SensorModel, SensorPort } from "./types"
 
 /** Triangle wave: 0, 1, …, period/2, …, 1, 0, 1, … */
 function triangle(n: number, period: number): number {
@@ -64,4 +64,9 @@ export class SimulatedSensor implements SensorPort {
         if (fault === "out-of-range") sample[this.quantities[0]] = 1e6
         return sample
     }
+}
+
+/** The port of a configured sensor in the simulator: a simulated part of its model (as `startDriverPort` is on a board). */
+export async function openSimulatedPort(config: SensorConfig): Promise<SensorPort> {
+    return new SimulatedSensor(config.model)
 }

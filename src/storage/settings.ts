@@ -10,15 +10,58 @@
  * can read any key it knows, `$`-prefixed ones included (jacdac-c
  * services/settings.c answers GET for every key). Secrets at rest rely on the
  * ESP32's flash encryption; see the README.
+ *
+ * Every key the firmware uses is named in `SettingKey` or `SettingPrefix`
+ * below, so no two concerns can take the same key by accident, and the
+ * device tests check that each fits.
  */
 import * as ds from "@devicescript/core"
 import { settings } from "@devicescript/settings"
-import { constantTimeEqual } from "../secure/constant-time"
+import { constantTimeEqual } from "../bytes/constant-time"
 
 /** Longest key the settings service accepts. */
 export const MAX_KEY_LENGTH = 13
 /** Largest value written; keeps the stored form far from the ~220-byte abort. */
 export const MAX_VALUE_BYTES = 160
+
+/** The firmware's settings keys, each at most `MAX_KEY_LENGTH` characters. */
+export const enum SettingKey {
+    /** The boot counter (`events/log.ts`). */
+    Boots = "sn_boots",
+    /** The device's credentials, one record (`identity/credentials.ts`). */
+    Identity = "sn_identity",
+    /** Present at boot: a factory reset is asked for. */
+    ResetRequest = "sn_reset",
+    /** The device id the registry accepted. */
+    Enrolled = "sn_enrolled",
+    /** The sealed owner envelope, kept until the registry has it. */
+    OwnerEnvelope = "sn_envelope",
+    /** The end of the reserved block of the uplink's message counter (`secure/counter.ts`). */
+    MessageCounter = "sn_piv",
+    /** The highest downlink counter accepted (`uplink/downlink.ts`). */
+    DownlinkCounter = "sn_dnpiv",
+    /** The confirmed image's manifest (`update/slots.ts`). */
+    SlotA = "sn_slotA",
+    /** The candidate image's manifest. */
+    SlotB = "sn_slotB",
+    /** The update state record. */
+    UpdateState = "sn_update",
+    /** The update service's endpoint and window length, to reopen the window offline (`update/updater.ts`). */
+    UpdateService = "sn_updsrv",
+    /** The device id whose WSSK master key the update service holds. */
+    WsskKeyHeldFor = "sn_wsskheld",
+}
+
+/**
+ * Key prefixes of the rings of slots: a slot's key is the prefix and two
+ * digits, and a queue slot's chunks add one more digit.
+ */
+export const enum SettingPrefix {
+    /** The security event log (`events/log.ts`). */
+    EventLog = "ev",
+    /** The outbound queue's flash slots (`uplink/queue.ts`). */
+    OutboundQueue = "oq",
+}
 
 /** Raised before a write that the store could not take safely. */
 export class StorageError extends Error {

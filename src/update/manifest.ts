@@ -14,8 +14,8 @@
  * external AAD, signed with FIPS 205 pure SLH-DSA and an empty context.
  * Exactly one algorithm is accepted, so there is nothing to downgrade to.
  */
+import { constantTimeEqual } from "../bytes/constant-time"
 import { CborError, CborMap, CborTag, CborValue, CborWriter, decodeCbor, encodeCbor, MT_ARRAY } from "../codec/cbor"
-import { constantTimeEqual } from "../secure/constant-time"
 import { slhDsaVerify } from "./slh-dsa"
 
 /** CBOR tag of COSE_Sign1 (RFC 9052 §2). */
@@ -46,7 +46,7 @@ export const CLASS_ID = hex`2d72f019dc67537094f6c5ca682a4701`
 
 /** What a manifest says about one image. */
 export interface FirmwareManifest {
-    /** Monotonic; the device never installs a sequence at or below its floor (anti-rollback). */
+    /** Sequence number (RFC 9124 §3.2), monotonic; the device never installs one at or below its security counter. */
     sequence: number
     vendorId: Buffer
     classId: Buffer
@@ -71,7 +71,8 @@ export class ManifestError extends Error {
 
 function uint(m: CborMap, key: number, name: string): number {
     const v = m.get(key)
-    if (typeof v !== "number" || v < 0 || v !== Math.floor(v) || v > 4294967295) throw new ManifestError("malformed", `${name} must be an unsigned integer`)
+    if (typeof v !== "number" || v < 0 || v !== Math.floor(v) || v > 4294967295)
+        throw new ManifestError("malformed", `${name} must be an unsigned integer`)
     return v
 }
 
@@ -91,7 +92,8 @@ export function decodeManifest(payload: Buffer): FirmwareManifest {
     }
     if (!(v instanceof CborMap)) throw new ManifestError("malformed", "manifest is not a map")
     if (v.get(M_FORMAT) !== MANIFEST_FORMAT) throw new ManifestError("malformed", "unknown manifest format")
-    for (const k of v.keys) if (typeof k !== "number" || k < M_FORMAT || k > M_MIN_SEQUENCE) throw new ManifestError("malformed", "unknown manifest element")
+    for (const k of v.keys)
+        if (typeof k !== "number" || k < M_FORMAT || k > M_MIN_SEQUENCE) throw new ManifestError("malformed", "unknown manifest element")
     const size = uint(v, M_SIZE, "size")
     if (size === 0 || size % 32 !== 0) throw new ManifestError("malformed", "image size must be a non-zero multiple of 32")
     return {
@@ -142,7 +144,8 @@ export interface SignedManifestParts {
  * signature should not both live through the long verification.
  */
 export function decodeSignedManifest(signed: Buffer): SignedManifestParts {
-    if (!(signed instanceof Buffer) || signed.length > MAX_SIGNED_MANIFEST_BYTES) throw new ManifestError("malformed", "signed manifest too large")
+    if (!(signed instanceof Buffer) || signed.length > MAX_SIGNED_MANIFEST_BYTES)
+        throw new ManifestError("malformed", "signed manifest too large")
     let v: CborValue
     try {
         // other COSE libraries may not encode deterministically; the signature covers the exact payload bytes anyway
@@ -156,7 +159,12 @@ export function decodeSignedManifest(signed: Buffer): SignedManifestParts {
     const protectedHeader = parts[0]
     const payload = parts[2]
     const signature = parts[3]
-    if (!(protectedHeader instanceof Buffer) || !(parts[1] instanceof CborMap) || !(payload instanceof Buffer) || !(signature instanceof Buffer))
+    if (
+        !(protectedHeader instanceof Buffer) ||
+        !(parts[1] instanceof CborMap) ||
+        !(payload instanceof Buffer) ||
+        !(signature instanceof Buffer)
+    )
         throw new ManifestError("malformed", "COSE_Sign1 fields have wrong types")
     let header: CborValue
     try {
@@ -184,18 +192,19 @@ export async function verifyManifestParts(parts: SignedManifestParts, publicKey:
 export interface ManifestPolicy {
     vendorId: Buffer
     classId: Buffer
-    /** Highest sequence ever confirmed on this device. */
-    floor: number
+    /** Highest sequence ever confirmed on this device (its anti-rollback security counter). */
+    securityCounter: number
 }
 
 /**
  * Checks a verified manifest against the device: vendor and class must be
- * ours, the sequence above the anti-rollback floor, and the running image
+ * ours, the sequence above the anti-rollback security counter, and the running image
  * recent enough. Throws `ManifestError`.
  */
 export function checkManifestPolicy(m: FirmwareManifest, policy: ManifestPolicy) {
     if (!constantTimeEqual(m.vendorId, policy.vendorId) || !constantTimeEqual(m.classId, policy.classId))
         throw new ManifestError("wrong-device", "manifest is for another vendor or device class")
-    if (m.sequence <= policy.floor) throw new ManifestError("rollback", `sequence ${m.sequence} is not above the floor ${policy.floor}`)
-    if (m.minSequence > policy.floor) throw new ManifestError("precondition", `needs sequence ${m.minSequence} installed first`)
+    if (m.sequence <= policy.securityCounter)
+        throw new ManifestError("rollback", `sequence ${m.sequence} is not above the security counter ${policy.securityCounter}`)
+    if (m.minSequence > policy.securityCounter) throw new ManifestError("precondition", `needs sequence ${m.minSequence} installed first`)
 }

@@ -14,9 +14,11 @@
  */
 import * as ds from "@devicescript/core"
 import { digest } from "@devicescript/crypto"
-import { constantTimeEqual } from "../secure/constant-time"
+import { constantTimeEqual } from "../bytes/constant-time"
+import { expectBuffer } from "../bytes/expect-buffer"
 
-/** FIPS 205 Table 2, SLH-DSA-SHA2-128s: security parameter n, in bytes. */
+// FIPS 205 Table 2, the row of SLH-DSA-SHA2-128s; every size below is computed from it.
+/** Security parameter n: bytes of every hash value and key part. */
 export const SLH_N = 16
 /** Total hypertree height h. */
 export const SLH_H = 63
@@ -32,25 +34,40 @@ export const SLH_K = 14
 export const SLH_LG_W = 4
 /** Message digest length m, in bytes. */
 export const SLH_M = 30
-/** Public key bytes: PK.seed || PK.root. */
-export const SLH_PK_BYTES = 32
-/** Signature bytes: R (n), SIG_FORS (k(1 + a)n), SIG_HT ((h + d·len)n). */
-export const SLH_SIG_BYTES = 7856
+
+/** Alg. 1 gen_len2: the checksum's base-w digits, floor(log2(len1 (w − 1)) / lg_w) + 1, found by counting as the standard does. */
+function genLen2(len1: number, w: number): number {
+    const maxChecksum = len1 * (w - 1)
+    let len2 = 1
+    let capacity = w
+    while (capacity <= maxChecksum) {
+        len2++
+        capacity *= w
+    }
+    return len2
+}
+
+/** w = 2^lg_w (§5). */
+const W = 1 << SLH_LG_W
+/** WOTS+ chains (§5): len1 = ceil(8n / lg_w) for the message, len2 for its checksum, len in all. */
+const LEN1 = Math.ceil((8 * SLH_N) / SLH_LG_W)
+const LEN2 = genLen2(LEN1, W)
+const LEN = LEN1 + LEN2
+/** Alg. 20's split of the m-byte digest: md = ceil(k·a / 8) bytes, idx_tree = ceil((h − h/d) / 8), idx_leaf = ceil(h / 8d). */
+export const SLH_MD_BYTES = Math.ceil((SLH_K * SLH_A) / 8)
+export const SLH_IDX_TREE_BYTES = Math.ceil((SLH_H - SLH_H / SLH_D) / 8)
+export const SLH_IDX_LEAF_BYTES = Math.ceil(SLH_H / (8 * SLH_D))
+const IDX_LEAF_AT = SLH_MD_BYTES + SLH_IDX_TREE_BYTES
+/** Public key bytes: PK.seed || PK.root (§9.1). */
+export const SLH_PK_BYTES = 2 * SLH_N
+/** Start of SIG_HT: after R and SIG_FORS, whose k trees give 1 + a values each (a secret value and an authentication path of a nodes). */
+const SIG_HT_AT = (1 + SLH_K * (1 + SLH_A)) * SLH_N
+/** One XMSS signature in SIG_HT: a WOTS+ signature (len values), then AUTH (h' nodes). */
+const XMSS_SIG_BYTES = (LEN + SLH_H_PRIME) * SLH_N
+/** Signature bytes (§9.2): R || SIG_FORS || SIG_HT, with d XMSS signatures in SIG_HT; Table 2 gives 7856. */
+export const SLH_SIG_BYTES = SIG_HT_AT + SLH_D * XMSS_SIG_BYTES
 /** Longest context string (Alg. 24 encodes its length in one byte). */
 export const SLH_MAX_CONTEXT_BYTES = 255
-
-/** w = 2^lg_w, and len = len1 + len2 WOTS chains (§5: len1 = 8n / lg_w, len2 = 3 for these n and w). */
-const W = 16
-const LEN1 = 32
-const LEN2 = 3
-const LEN = LEN1 + LEN2
-/** Start of SIG_HT, and the size of one XMSS signature in it (WOTS signature, then AUTH). */
-const SIG_HT_AT = (1 + SLH_K * (1 + SLH_A)) * SLH_N
-const XMSS_SIG_BYTES = (LEN + SLH_H_PRIME) * SLH_N
-/** Alg. 20's split of the m-byte digest: md (ceil(k·a / 8)), idx_tree (ceil((h − h/d) / 8)), idx_leaf (ceil(h / 8d)). */
-const MD_BYTES = 21
-const IDX_TREE_BYTES = 7
-const IDX_LEAF_AT = MD_BYTES + IDX_TREE_BYTES
 
 /** Address types (§4.2). */
 const WOTS_HASH = 0
@@ -240,22 +257,21 @@ async function htVerify(seedBlock: Buffer, adrs: Buffer, sig: Buffer, idxLeaf: n
     return constantTimeEqual(node, pkRoot)
 }
 
-/** Whether `b` is a Buffer of minBytes..maxBytes bytes. */
-function isBuffer(b: any, minBytes: number, maxBytes: number): boolean {
-    return b instanceof Buffer && b.length >= minBytes && b.length <= maxBytes
-}
-
 /**
  * Alg. 24 slh_verify: whether `signature` is an SLH-DSA-SHA2-128s signature of
  * `message` under `publicKey` with the context string `context` (default
  * empty), i.e. Alg. 20 slh_verify_internal over M' = toByte(0, 1) ||
- * toByte(|ctx|, 1) || ctx || M. False, never an exception, for arguments of
- * the wrong type or size.
+ * toByte(|ctx|, 1) || ctx || M. False for a key, signature or context of the
+ * wrong size, as Alg. 20 answers a signature of the wrong length: they come
+ * from the network. An argument that is not a Buffer is the caller's bug: a `TypeError`.
  */
 export async function slhDsaVerify(publicKey: Buffer, message: Buffer, signature: Buffer, context?: Buffer): Promise<boolean> {
     const ctx = context === undefined ? Buffer.alloc(0) : context
-    if (!isBuffer(publicKey, SLH_PK_BYTES, SLH_PK_BYTES) || !isBuffer(signature, SLH_SIG_BYTES, SLH_SIG_BYTES)) return false
-    if (!isBuffer(message, 0, 0x7fffffff) || !isBuffer(ctx, 0, SLH_MAX_CONTEXT_BYTES)) return false
+    expectBuffer(publicKey, "public key")
+    expectBuffer(message, "message")
+    expectBuffer(signature, "signature")
+    expectBuffer(ctx, "context")
+    if (publicKey.length !== SLH_PK_BYTES || signature.length !== SLH_SIG_BYTES || ctx.length > SLH_MAX_CONTEXT_BYTES) return false
     // start with a fresh step budget: the caller may have used much of it
     await ds.sleep(0)
     const pkSeed = publicKey.slice(0, SLH_N)
@@ -268,7 +284,7 @@ export async function slhDsaVerify(publicKey: Buffer, message: Buffer, signature
     // Alg. 20: idx_tree = toInt(7 bytes) mod 2^54, written straight into ADRS's 8-byte tree address
     // (setTreeAddress); idx_leaf = toInt(2 bytes) mod 2^9; md is read from the digest's start
     const adrs = Buffer.alloc(ADRSC_BYTES)
-    adrs.blitAt(ADRS_TREE + 8 - IDX_TREE_BYTES, hashed, MD_BYTES, IDX_TREE_BYTES)
+    adrs.blitAt(ADRS_TREE + 8 - SLH_IDX_TREE_BYTES, hashed, SLH_MD_BYTES, SLH_IDX_TREE_BYTES)
     adrs[ADRS_TREE + 1] &= 0x3f
     const idxLeaf = ((hashed[IDX_LEAF_AT] & 1) << 8) | hashed[IDX_LEAF_AT + 1]
     // PK.seed || toByte(0, 64 − n): the first SHA-256 block of every F, H and T_l

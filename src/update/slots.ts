@@ -1,9 +1,9 @@
 /**
  * Firmware slot records and the update state machine, in flash.
  *
- *   slot A  (`sn_slotA`): manifest of the confirmed image the device runs; absent for the factory image
- *   slot B  (`sn_slotB`): manifest of the candidate being installed
- *   state   (`sn_update`): phase, anti-rollback floor, trial boot count, last refused sequence
+ *   slot A  (`SettingKey.SlotA`): manifest of the confirmed image the device runs; absent for the factory image
+ *   slot B  (`SettingKey.SlotB`): manifest of the candidate being installed
+ *   state   (`SettingKey.UpdateState`): phase, security counter, trial boot count, last refused sequence
  *
  *   idle -> approved -> deploying -> trial -> (confirmed) idle
  *                                       \-> rollback -> (rolled back) idle
@@ -21,16 +21,12 @@
  * values per slot, and a record only the device can authenticate is as good
  * for the device's own later reads.
  */
-import { hmac, sha256Hkdf } from "@devicescript/crypto"
+import { hmac } from "@devicescript/crypto"
+import { constantTimeEqual } from "../bytes/constant-time"
 import { CborMap, CborValue, decodeCbor, encodeCbor } from "../codec/cbor"
-import { constantTimeEqual } from "../secure/constant-time"
-import { deleteKey, readBytes, writeBytes } from "../storage/settings"
+import { slotRecordKey } from "../secure/keys"
+import { deleteKey, readBytes, SettingKey, writeBytes } from "../storage/settings"
 import { decodeManifest, encodeManifest, FirmwareManifest } from "./manifest"
-
-/** Settings keys. */
-export const SLOT_A_KEY = "sn_slotA"
-export const SLOT_B_KEY = "sn_slotB"
-export const UPDATE_STATE_KEY = "sn_update"
 
 /** Where an update stands. */
 export const enum UpdatePhase {
@@ -49,8 +45,11 @@ export const enum UpdatePhase {
 /** The state record. */
 export interface UpdateState {
     phase: UpdatePhase
-    /** Highest sequence ever confirmed: nothing at or below it is installed again. */
-    floor: number
+    /**
+     * Anti-rollback: the highest sequence number (RFC 9124 §3.2) ever
+     * confirmed, MCUboot's security counter. Nothing at or below it is installed again.
+     */
+    securityCounter: number
     /** Boots of the candidate so far in this trial. */
     trialBoots: number
     /** Sequence of the last candidate that failed its trial (not approved again); 0 if none. */
@@ -73,7 +72,7 @@ export class SlotStore {
 
     /** `secret` is the device secret; the record key is derived from it and used for nothing else. */
     constructor(secret: Buffer, deviceId: string) {
-        this.macKey = sha256Hkdf(secret, "sentinel-node slot records v1", Buffer.from(deviceId, "hex"))
+        this.macKey = slotRecordKey(secret, deviceId)
     }
 
     private mac(key: string, value: Buffer): Buffer {
@@ -115,68 +114,106 @@ export class SlotStore {
         await deleteKey(key)
     }
 
-    /** The state record; idle with floor 0 when absent. Throws `SlotRecordError`. */
+    /** The state record; idle with security counter 0 when absent. Throws `SlotRecordError`. */
     async readState(): Promise<UpdateState> {
-        const value = await this.readRecord(UPDATE_STATE_KEY)
-        if (!value) return { phase: UpdatePhase.Idle, floor: 0, trialBoots: 0, refused: 0 }
+        const value = await this.readRecord(SettingKey.UpdateState)
+        if (!value) return { phase: UpdatePhase.Idle, securityCounter: 0, trialBoots: 0, refused: 0 }
         let v: CborValue
         try {
             v = decodeCbor(value, { maxBytes: 64, maxDepth: 1, maxItems: 10 })
         } catch (e: any) {
-            throw new SlotRecordError(`${UPDATE_STATE_KEY}: not CBOR`)
+            throw new SlotRecordError(`${SettingKey.UpdateState}: not CBOR`)
         }
-        if (!(v instanceof CborMap)) throw new SlotRecordError(`${UPDATE_STATE_KEY}: not a map`)
+        if (!(v instanceof CborMap)) throw new SlotRecordError(`${SettingKey.UpdateState}: not a map`)
         const phase = v.get(1)
-        const floor = v.get(2)
+        const securityCounter = v.get(2)
         const trialBoots = v.get(3)
         const refused = v.get(4)
-        if (typeof phase !== "number" || phase < UpdatePhase.Idle || phase > UpdatePhase.Rollback || typeof floor !== "number" || typeof trialBoots !== "number" || typeof refused !== "number")
-            throw new SlotRecordError(`${UPDATE_STATE_KEY}: bad fields`)
-        return { phase, floor, trialBoots, refused }
+        if (typeof phase !== "number" || phase < UpdatePhase.Idle || phase > UpdatePhase.Rollback)
+            throw new SlotRecordError(`${SettingKey.UpdateState}: bad fields`)
+        if (typeof securityCounter !== "number" || typeof trialBoots !== "number" || typeof refused !== "number")
+            throw new SlotRecordError(`${SettingKey.UpdateState}: bad fields`)
+        return { phase, securityCounter, trialBoots, refused }
     }
 
-    /** Writes the state record (one settings write: a power cut leaves the old or the new record). */
+    /**
+     * Writes the state record (one settings write: a power cut leaves the old or the new record):
+     * a CBOR map {1: phase, 2: security counter, 3: trial boots, 4: refused sequence}.
+     */
     async writeState(s: UpdateState) {
-        await this.writeRecord(UPDATE_STATE_KEY, encodeCbor(new CborMap().set(1, s.phase).set(2, s.floor).set(3, s.trialBoots).set(4, s.refused)))
+        const record = new CborMap().set(1, s.phase).set(2, s.securityCounter).set(3, s.trialBoots).set(4, s.refused)
+        await this.writeRecord(SettingKey.UpdateState, encodeCbor(record))
     }
 }
 
-/** What the firmware must do at boot, from the records and the running image's digest. */
-export type BootDecision =
+/** What the firmware must do at boot. */
+export type BootAction =
     /** Run normally. */
-    | { action: "run" }
+    | "run"
     /** Approved but the service was not told: tell it and open the window. */
-    | { action: "announce" }
+    | "announce"
     /** The window is open and the candidate not deployed yet: keep waiting (with a deadline). */
-    | { action: "await-deploy" }
+    | "await-deploy"
     /** The candidate runs: check it and confirm or ask for rollback. */
-    | { action: "trial"; trialBoots: number }
-    /** The candidate booted too often without confirming: ask the service to put slot A back. */
-    | { action: "request-rollback" }
+    | "trial"
+    /** The candidate booted too often without confirming, or failed: ask the service to put slot A back. */
+    | "request-rollback"
     /** Confirmed before a power cut cut the bookkeeping short: finish it. */
-    | { action: "finish-confirm" }
-    /** Slot A runs again after a trial: record the rollback. */
-    | { action: "rolled-back" }
+    | "finish-confirm"
+    /** The candidate no longer runs, or there is none: record the rollback and end the update. */
+    | "rolled-back"
+
+/** The decision at boot. */
+export interface BootDecision {
+    action: BootAction
+    /** For "trial": the candidate's boots in this trial, this one included; 0 otherwise. */
+    trialBoots: number
+}
 
 /** Boots a candidate may take to confirm before the device asks for rollback by itself. */
 export const MAX_TRIAL_BOOTS = 3
+
+/** Which image runs, as far as the records can tell. */
+const enum Running {
+    /** Slot B is empty: there is no candidate. */
+    NoCandidate = 0,
+    /** Slot B's candidate does not run: slot A, or an image neither slot names. */
+    NotCandidate = 1,
+    /** The candidate runs. */
+    Candidate = 2,
+    /** The candidate runs and is already slot A: a power cut fell inside its confirmation. */
+    ConfirmedCandidate = 3,
+}
+
+/**
+ * The boot table, one row per phase (`UpdatePhase` order) and one column per
+ * `Running` value, as MCUboot's `boot_swap_tables` maps the slots' states to
+ * a swap type. A "trial" past `MAX_TRIAL_BOOTS` becomes "request-rollback".
+ */
+// prettier-ignore
+const BOOT_TABLE: BootAction[][] = [
+    //               no candidate    not the candidate  the candidate       the candidate, confirmed
+    /* Idle      */ ["run",         "run",             "run",              "run"],
+    /* Approved  */ ["rolled-back", "announce",        "trial",            "trial"],
+    /* Deploying */ ["rolled-back", "await-deploy",    "trial",            "trial"],
+    /* Trial     */ ["rolled-back", "rolled-back",     "trial",            "finish-confirm"],
+    /* Rollback  */ ["rolled-back", "rolled-back",     "request-rollback", "request-rollback"],
+]
 
 /**
  * Decides the next step after a boot. `running` is the SHA-256 of the running
  * program. Pure: the caller performs the decision and writes the records.
  */
 export function decideAtBoot(state: UpdateState, slotA: FirmwareManifest, slotB: FirmwareManifest, running: Buffer): BootDecision {
-    const runsB = slotB !== undefined && constantTimeEqual(running, slotB.digest)
-    if (state.phase === UpdatePhase.Idle) return { action: "run" }
-    if (!slotB) return { action: "rolled-back" } // an update without a candidate: nothing to finish
-    if (state.phase === UpdatePhase.Approved) return runsB ? { action: "trial", trialBoots: 1 } : { action: "announce" }
-    if (state.phase === UpdatePhase.Deploying) return runsB ? { action: "trial", trialBoots: 1 } : { action: "await-deploy" }
-    if (state.phase === UpdatePhase.Trial) {
-        if (!runsB) return { action: "rolled-back" }
-        if (slotA && constantTimeEqual(slotA.digest, slotB.digest)) return { action: "finish-confirm" }
-        const boots = state.trialBoots + 1
-        return boots > MAX_TRIAL_BOOTS ? { action: "request-rollback" } : { action: "trial", trialBoots: boots }
+    let image = Running.NoCandidate
+    if (slotB !== undefined) {
+        if (!constantTimeEqual(running, slotB.digest)) image = Running.NotCandidate
+        else if (slotA !== undefined && constantTimeEqual(slotA.digest, slotB.digest)) image = Running.ConfirmedCandidate
+        else image = Running.Candidate
     }
-    // Rollback requested: done once slot B no longer runs
-    return runsB ? { action: "request-rollback" } : { action: "rolled-back" }
+    const action = BOOT_TABLE[state.phase][image]
+    if (action !== "trial") return { action, trialBoots: 0 }
+    // a trial counts its boots from the first boot of the candidate
+    const trialBoots = (state.phase === UpdatePhase.Trial ? state.trialBoots : 0) + 1
+    return trialBoots > MAX_TRIAL_BOOTS ? { action: "request-rollback", trialBoots: 0 } : { action, trialBoots }
 }

@@ -3,42 +3,51 @@
  * window, driven by the records of `slots.ts`.
  *
  *   check:  fetch the signed manifest from the registry -> verify (SLH-DSA) ->
- *           vendor, class, sequence above the floor -> slot B, approved ->
+ *           vendor, class, sequence above the security counter -> slot B, approved ->
  *           tell the service (SCRAM-authenticated) -> open the window (WSSK)
  *   the service deploys; the runtime restarts with the new program, which
  *   boots into `trial`: it runs its health checks with the window closed, and
- *   confirms (slot A := B, floor raised) or asks for rollback (window reopened,
+ *   confirms (slot A := B, security counter raised) or asks for rollback (window reopened,
  *   the service puts slot A back). A candidate that crashes never closes the
  *   window, so the service, which runs natively beside it, rolls it back on its deadline.
  *
- * The caller owns the socket: every method that talks to the network needs it free.
+ * The firmware calls three methods: `boot` before the sensors start (it reads
+ * the records and decides what this boot is), `resumeAtBoot` once they run
+ * and before the uplink takes the socket (it carries on with an update that a
+ * restart interrupted, or runs a candidate's trial), and `checkAndWait` whenever
+ * the uplink lends it the socket. Every step that talks to the network needs the socket free.
  */
 import * as ds from "@devicescript/core"
+import { constantTimeEqual } from "../bytes/constant-time"
 import { base64Encode } from "../codec/base64"
 import { CborValue, decodeCbor, encodeCbor } from "../codec/cbor"
 import { EventLog } from "../events/log"
 import { DeviceIdentity } from "../identity/credentials"
-import { RegistryEndpoint, RegistryError, RegistrySession, UpdateServiceInfo } from "../identity/registry-client"
+import { registryExchange, RegistryError, RegistrySession, UpdateServiceInfo } from "../identity/registry-client"
 import { ScramKeyCache } from "../identity/scram"
-import { registryExchange } from "../identity/session"
-import { constantTimeEqual } from "../secure/constant-time"
+import { Endpoint } from "../net/endpoint"
+import { HttpsError, httpsRequest } from "../net/https"
 import { wsskMasterKey } from "../secure/keys"
-import { readBytes, writeBytes } from "../storage/settings"
-import { HttpsError, httpsRequest } from "../uplink/https"
-import { checkManifestPolicy, CLASS_ID, decodeSignedManifest, FirmwareManifest, ManifestError, MAX_SIGNED_MANIFEST_BYTES, SignedManifestParts, VENDOR_ID, verifyManifestParts } from "./manifest"
-import { BootDecision, decideAtBoot, SLOT_A_KEY, SLOT_B_KEY, SlotRecordError, SlotStore, UpdatePhase, UpdateState } from "./slots"
+import { readBytes, SettingKey, writeBytes } from "../storage/settings"
+import {
+    checkManifestPolicy,
+    CLASS_ID,
+    decodeSignedManifest,
+    FirmwareManifest,
+    ManifestError,
+    MAX_SIGNED_MANIFEST_BYTES,
+    SignedManifestParts,
+    VENDOR_ID,
+    verifyManifestParts,
+} from "./manifest"
+import { BootDecision, decideAtBoot, SlotRecordError, SlotStore, UpdatePhase, UpdateState } from "./slots"
 import { closeUpdateWindow, openUpdateWindow } from "./window"
-
-/** Settings key: the id of the identity whose WSSK master key the update service holds. */
-const KEY_HANDED_OVER_KEY = "sn_wsskok"
-/** Settings key: the update service's endpoint and window length, kept to reopen the window offline. */
-const SERVICE_ENDPOINT_KEY = "sn_updsrv"
 
 /** Options of the updater. */
 export interface UpdaterOptions {
     identity: DeviceIdentity
     events: EventLog
-    registry: RegistryEndpoint
+    registry: Endpoint
     /** The firmware signing key (SLH-DSA-SHA2-128s public key). */
     publicKey: Buffer
     /** SHA-256 of the running program. */
@@ -47,16 +56,26 @@ export interface UpdaterOptions {
 
 /** Fields of the state record a transition changes (see `Updater.enter`). */
 interface StateChange {
-    floor?: number
+    securityCounter?: number
     trialBoots?: number
     refused?: number
 }
 
 /** How long a window waits for the deploy when the service has not said. */
 const DEFAULT_WINDOW_MS = 300000
+/** How long a candidate on trial waits for its first valid reading. */
+const TRIAL_SENSOR_WAIT_MS = 20000
+
+/** What a candidate's trial checks on the device, besides the update service's answer. */
+export interface TrialHealth {
+    /** The sensor pipeline: the candidate must take a valid reading. */
+    sensors: { readingsTaken(): number }
+    /** The uplink: `probe` reaches registry and broker with our credentials and says what failed, if anything. */
+    uplink: { probe(): Promise<string> }
+}
 
 /** What `check` did. */
-export type CheckOutcome = "up-to-date" | "window-open" | "refused" | "unreachable"
+type CheckOutcome = "up-to-date" | "window-open" | "refused" | "unreachable"
 
 /** Drives the update state machine. */
 export class Updater {
@@ -73,17 +92,21 @@ export class Updater {
     /**
      * Reads the records and decides what this boot must do. Bookkeeping-only
      * steps (finishing a confirmation, recording a rollback) are done here;
-     * the caller runs `trial`, `announce`, `awaitDeploy` or `requestRollback` for the others.
+     * `resumeAtBoot` carries out the others.
      * A record that fails its check is logged and the update abandoned, never trusted.
      */
     async boot(): Promise<BootDecision> {
         await this.load()
         const running = await this.options.runningDigest()
-        console.log(`update: running ${running.toString("hex").slice(0, 16)}, sequence ${this.slotA ? this.slotA.sequence : 0}, floor ${this.state.floor}, phase ${this.state.phase}`)
+        const sequence = this.slotA ? this.slotA.sequence : 0
+        const { securityCounter, phase } = this.state
+        const image = running.toString("hex").slice(0, 16)
+        console.log(`update: running ${image}, sequence ${sequence}, security counter ${securityCounter}, phase ${phase}`)
         const decision = decideAtBoot(this.state, this.slotA, this.slotB, running)
         if (decision.action === "finish-confirm") await this.finishConfirm()
         else if (decision.action === "rolled-back") {
-            await this.options.events.record("update-rolled-back", `sequence ${this.slotB ? this.slotB.sequence : 0} rolled back; running ${this.slotA ? this.slotA.sequence : 0}`)
+            const candidate = this.slotB ? this.slotB.sequence : 0
+            await this.options.events.record("update-rolled-back", `sequence ${candidate} rolled back; running ${sequence}`)
             await this.finish({ refused: this.slotB ? this.slotB.sequence : this.state.refused })
         } else if (decision.action === "trial") {
             // counted before anything else runs, so a candidate that crashes early still uses up its boots
@@ -92,27 +115,54 @@ export class Updater {
         return decision
     }
 
+    /**
+     * Carries out what `boot` decided, with the sensors running and the socket
+     * free. Resolves when the uplink may start: at once for a normal boot, after
+     * a confirmed trial, or after a window that closed without a deploy; a boot
+     * that asked for rollback waits until the service replaces this program
+     * (or answers that it had taken the candidate's confirmation after all).
+     */
+    async resumeAtBoot(decision: BootDecision, health: TrialHealth) {
+        if (decision.action === "announce") {
+            if ((await this.announce()) === "window-open") await this.awaitDeploy()
+        } else if (decision.action === "await-deploy") {
+            await this.reopenWindow()
+            await this.awaitDeploy()
+        } else if (decision.action === "trial") {
+            if (!(await this.trial(health))) await this.awaitRollback()
+        } else if (decision.action === "request-rollback") {
+            if (!(await this.requestRollback("candidate did not confirm within its trial boots"))) await this.awaitRollback()
+        }
+    }
+
+    /** With the socket lent by the uplink: looks for an update and, if a window opens, waits in it. */
+    async checkAndWait() {
+        const outcome = await this.check()
+        console.log(`update: check: ${outcome}`)
+        if (outcome === "window-open") await this.awaitDeploy()
+    }
+
     private async load() {
         try {
             this.state = await this.store.readState()
-            this.slotA = await this.store.readSlot(SLOT_A_KEY)
-            this.slotB = await this.store.readSlot(SLOT_B_KEY)
+            this.slotA = await this.store.readSlot(SettingKey.SlotA)
+            this.slotB = await this.store.readSlot(SettingKey.SlotB)
         } catch (e: any) {
             if (!(e instanceof SlotRecordError)) throw e
             await this.options.events.record("storage-corrupt", e.message)
-            // keep what can be trusted: the floor never drops below the confirmed slot A
+            // keep what can be trusted: the security counter never drops below the confirmed slot A
             let slotA: FirmwareManifest = undefined
             try {
-                slotA = await this.store.readSlot(SLOT_A_KEY)
+                slotA = await this.store.readSlot(SettingKey.SlotA)
             } catch (e2: any) {
-                await this.store.clearSlot(SLOT_A_KEY)
+                await this.store.clearSlot(SettingKey.SlotA)
             }
             this.slotA = slotA
             this.slotB = undefined
-            await this.store.clearSlot(SLOT_B_KEY)
-            await this.setState({ phase: UpdatePhase.Idle, floor: slotA ? slotA.sequence : 0, trialBoots: 0, refused: 0 })
+            await this.store.clearSlot(SettingKey.SlotB)
+            await this.setState({ phase: UpdatePhase.Idle, securityCounter: slotA ? slotA.sequence : 0, trialBoots: 0, refused: 0 })
         }
-        if (this.slotA && this.slotA.sequence > this.state.floor) this.state.floor = this.slotA.sequence
+        if (this.slotA && this.slotA.sequence > this.state.securityCounter) this.state.securityCounter = this.slotA.sequence
     }
 
     private async setState(s: UpdateState) {
@@ -120,12 +170,15 @@ export class Updater {
         this.state = s
     }
 
-    /** Moves to `phase`, keeping floor and refused sequence unless `change` says otherwise; trial boots restart at 0 unless given. */
+    /**
+     * Moves to `phase`, keeping security counter and refused sequence unless
+     * `change` says otherwise; trial boots restart at 0 unless given.
+     */
     private async enter(phase: UpdatePhase, change: StateChange = {}) {
         const s = this.state
         await this.setState({
             phase,
-            floor: change.floor !== undefined ? change.floor : s.floor,
+            securityCounter: change.securityCounter !== undefined ? change.securityCounter : s.securityCounter,
             trialBoots: change.trialBoots !== undefined ? change.trialBoots : 0,
             refused: change.refused !== undefined ? change.refused : s.refused,
         })
@@ -134,38 +187,39 @@ export class Updater {
     /** Ends an update: the idle state first (one write decides), then the candidate slot and the window. */
     private async finish(change: StateChange = {}) {
         await this.enter(UpdatePhase.Idle, change)
-        await this.store.clearSlot(SLOT_B_KEY)
+        await this.store.clearSlot(SettingKey.SlotB)
         this.slotB = undefined
         await closeUpdateWindow()
     }
 
     private async finishConfirm() {
         const b = this.slotB
-        await this.finish({ floor: b.sequence })
+        await this.finish({ securityCounter: b.sequence })
         this.slotA = b
-        await this.options.events.record("update-confirmed", `sequence ${b.sequence} confirmed; floor raised`)
+        await this.options.events.record("update-confirmed", `sequence ${b.sequence} confirmed; security counter raised`)
     }
 
     /** A registry exchange carrying `update` (and our WSSK master key until the service holds it). */
     private async report(update: any): Promise<RegistrySession> {
         const { identity, registry, events } = this.options
         const report: any = { update }
-        // the mark names the identity: after a factory reset the new identity's key is handed over too
-        const mark = await readBytes(KEY_HANDED_OVER_KEY)
-        const handedOver = !!mark && mark.toString("hex") === identity.deviceId
-        if (!handedOver) report.wssk = base64Encode(wsskMasterKey(identity.secret, identity.deviceId))
+        // the record names the identity: after a factory reset the new identity's key is handed over too
+        const heldFor = await readBytes(SettingKey.WsskKeyHeldFor)
+        const serviceHoldsKey = !!heldFor && heldFor.toString("hex") === identity.deviceId
+        if (!serviceHoldsKey) report.wssk = base64Encode(wsskMasterKey(identity.secret, identity.deviceId))
         const session = await registryExchange(identity, registry, events, this.cache, JSON.stringify(report))
-        if (!handedOver && session.reply && session.reply.wsskKeyStored) await writeBytes(KEY_HANDED_OVER_KEY, Buffer.from(identity.deviceId, "hex"))
+        if (!serviceHoldsKey && session.reply && session.reply.wsskKeyStored)
+            await writeBytes(SettingKey.WsskKeyHeldFor, Buffer.from(identity.deviceId, "hex"))
         if (session.updates) {
             const u = session.updates
-            await writeBytes(SERVICE_ENDPOINT_KEY, encodeCbor([u.host, u.port, u.windowMs]))
+            await writeBytes(SettingKey.UpdateService, encodeCbor([u.host, u.port, u.windowMs]))
         }
         return session
     }
 
     /** The update service as last named by the registry (flash is checked like any input). */
     private async serviceEndpoint(): Promise<UpdateServiceInfo> {
-        const stored = await readBytes(SERVICE_ENDPOINT_KEY)
+        const stored = await readBytes(SettingKey.UpdateService)
         if (!stored) return undefined
         let v: CborValue
         try {
@@ -177,7 +231,8 @@ export class Updater {
         const host = v[0]
         const port = v[1]
         const windowMs = v[2]
-        if (typeof host !== "string" || typeof port !== "number" || !(port > 0 && port < 65536) || typeof windowMs !== "number" || !(windowMs > 0)) return undefined
+        if (typeof host !== "string" || typeof port !== "number" || !(port > 0 && port < 65536)) return undefined
+        if (typeof windowMs !== "number" || !(windowMs > 0)) return undefined
         return { host, port, windowMs }
     }
 
@@ -190,14 +245,17 @@ export class Updater {
     private async openWindow(): Promise<boolean> {
         const endpoint = await this.serviceEndpoint()
         if (!endpoint) return false
-        await openUpdateWindow(endpoint, this.options.identity.deviceId, wsskMasterKey(this.options.identity.secret, this.options.identity.deviceId))
+        const { secret, deviceId } = this.options.identity
+        await openUpdateWindow(endpoint, deviceId, wsskMasterKey(secret, deviceId))
         return true
     }
 
     /** Fetches the newest signed manifest for our class: undefined when there is none. */
     private async fetchSignedManifest(): Promise<Buffer> {
         const { registry } = this.options
-        const r = await httpsRequest({ host: registry.host, port: registry.port, method: "GET", path: `/v1/firmware/${CLASS_ID.toString("hex")}/latest`, maxBodyBytes: MAX_SIGNED_MANIFEST_BYTES })
+        const path = `/v1/firmware/${CLASS_ID.toString("hex")}/latest`
+        const { host, port } = registry
+        const r = await httpsRequest({ host, port, method: "GET", path, maxBodyBytes: MAX_SIGNED_MANIFEST_BYTES })
         if (r.status === 404) return undefined
         if (r.status !== 200) throw new HttpsError("protocol", `manifest fetch: HTTP ${r.status}`)
         return r.body
@@ -214,7 +272,7 @@ export class Updater {
      * the service and opens the window. Needs the socket; after "window-open"
      * the caller keeps it free (`awaitDeploy`) until the new program replaces this one.
      */
-    async check(): Promise<CheckOutcome> {
+    private async check(): Promise<CheckOutcome> {
         if (this.state.phase !== UpdatePhase.Idle) return "refused"
         let parts: SignedManifestParts
         try {
@@ -235,13 +293,14 @@ export class Updater {
             manifest = await verifyManifestParts(parts, this.options.publicKey)
             parts = undefined
             // the newest image may be the one we run, or one that failed its trial here before
-            if (constantTimeEqual(manifest.digest, await this.options.runningDigest()) || manifest.sequence === this.state.refused) return "up-to-date"
-            checkManifestPolicy(manifest, { vendorId: VENDOR_ID, classId: CLASS_ID, floor: this.state.floor })
+            const running = await this.options.runningDigest()
+            if (constantTimeEqual(manifest.digest, running) || manifest.sequence === this.state.refused) return "up-to-date"
+            checkManifestPolicy(manifest, { vendorId: VENDOR_ID, classId: CLASS_ID, securityCounter: this.state.securityCounter })
         } catch (e: any) {
             if (!(e instanceof ManifestError)) throw e
             return await this.refuse(e.reason, e.message)
         }
-        await this.store.writeSlot(SLOT_B_KEY, manifest)
+        await this.store.writeSlot(SettingKey.SlotB, manifest)
         this.slotB = manifest
         await this.enter(UpdatePhase.Approved)
         await this.options.events.record("update-approved", `sequence ${manifest.sequence}, ${manifest.size} B`)
@@ -249,11 +308,12 @@ export class Updater {
     }
 
     /** Tells the service which digest we approved and opens the window. */
-    async announce(): Promise<CheckOutcome> {
+    private async announce(): Promise<CheckOutcome> {
         const b = this.slotB
         let session: RegistrySession
         try {
-            session = await this.report({ approve: b.digest.toString("hex"), sequence: b.sequence, running: (await this.options.runningDigest()).toString("hex") })
+            const running = await this.options.runningDigest()
+            session = await this.report({ approve: b.digest.toString("hex"), sequence: b.sequence, running: running.toString("hex") })
         } catch (e: any) {
             if (!(e instanceof RegistryError)) throw e
             return "unreachable" // still approved: the next check or boot announces again
@@ -278,7 +338,7 @@ export class Updater {
      * cut may have come after the state was written but before the runtime
      * stored its connection string. Setting it twice is harmless.
      */
-    async reopenWindow() {
+    private async reopenWindow() {
         if (!(await this.openWindow())) console.log("update: no update service known; waiting out the window")
     }
 
@@ -286,7 +346,7 @@ export class Updater {
      * Waits with the window open for the service to replace this program. If it
      * has not within the window the service named, closes it and abandons the update.
      */
-    async awaitDeploy() {
+    private async awaitDeploy() {
         await ds.sleep(await this.windowMs())
         const seq = this.slotB ? this.slotB.sequence : 0
         await this.finish()
@@ -296,15 +356,15 @@ export class Updater {
     }
 
     /**
-     * The candidate's trial: with the window closed, `health` must pass
-     * (it returns undefined, or what failed); then the service must accept the
+     * The candidate's trial: with the window closed, a valid sensor reading
+     * must come and the uplink's probe pass; then the service must accept the
      * confirmation. Confirms and returns true, or asks for rollback and returns false.
      */
-    async trial(health: () => Promise<string>): Promise<boolean> {
+    private async trial(health: TrialHealth): Promise<boolean> {
         const b = this.slotB
         console.log(`update: trial of sequence ${b.sequence}, boot ${this.state.trialBoots}`)
         await closeUpdateWindow()
-        let failure = await health()
+        let failure = await this.healthFailure(health)
         if (!failure) {
             try {
                 const session = await this.report({ confirm: b.digest.toString("hex") })
@@ -323,10 +383,18 @@ export class Updater {
         return await this.requestRollback(failure)
     }
 
-    /** The candidate becomes slot A and the floor rises. */
+    /** What fails in a candidate's health, or undefined when it is healthy. */
+    private async healthFailure(health: TrialHealth): Promise<string> {
+        const until = ds.millis() + TRIAL_SENSOR_WAIT_MS
+        while (health.sensors.readingsTaken() === 0 && ds.millis() < until) await ds.sleep(250)
+        if (health.sensors.readingsTaken() === 0) return "no valid sensor reading"
+        return await health.uplink.probe()
+    }
+
+    /** The candidate becomes slot A and the security counter rises to its sequence. */
     private async confirmCandidate() {
         const b = this.slotB
-        await this.store.writeSlot(SLOT_A_KEY, b)
+        await this.store.writeSlot(SettingKey.SlotA, b)
         await this.finishConfirm()
         console.log(`update: sequence ${b.sequence} confirmed`)
     }
@@ -337,7 +405,7 @@ export class Updater {
      * answers that it already took our confirmation (its answer was lost to a
      * power cut or a dropped connection, and slot A is gone there).
      */
-    async requestRollback(reason: string): Promise<boolean> {
+    private async requestRollback(reason: string): Promise<boolean> {
         const b = this.slotB
         console.log(`update: asking for rollback of sequence ${b.sequence}: ${reason}`)
         if (this.state.phase !== UpdatePhase.Rollback) await this.enter(UpdatePhase.Rollback, { trialBoots: this.state.trialBoots })
@@ -361,7 +429,7 @@ export class Updater {
      * slot A. Asks again every window length, in case the request or its answer
      * was lost. Returns only if the service says the candidate was confirmed after all.
      */
-    async awaitRollback() {
+    private async awaitRollback() {
         console.log("update: waiting for rollback")
         for (;;) {
             await ds.sleep(await this.windowMs())

@@ -11,7 +11,7 @@
  * The string holds the master key: it is never printed.
  */
 import * as ds from "@devicescript/core"
-import { RegistryEndpoint } from "../identity/registry-client"
+import { Endpoint } from "../net/endpoint"
 
 // the runtime has the CloudConfiguration service, but @devicescript/core does not declare its client
 declare module "@devicescript/core" {
@@ -29,7 +29,7 @@ function service(): ds.CloudConfiguration {
 }
 
 /** Opens the window to the update service at `endpoint` (TLS, certificate checked by the runtime). */
-export async function openUpdateWindow(endpoint: RegistryEndpoint, deviceId: string, masterKey: Buffer) {
+export async function openUpdateWindow(endpoint: Endpoint, deviceId: string, masterKey: Buffer) {
     await service().setConnectionString(`wss://wssk:${masterKey.toString("hex")}@${endpoint.host}:${endpoint.port}/wssk/${deviceId}`)
 }
 

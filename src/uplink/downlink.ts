@@ -9,7 +9,7 @@
 import { CborMap, CborValue, decodeCbor, encodeCbor } from "../codec/cbor"
 import { CoseError, counterFromPartialIv, open } from "../secure/cose"
 import { ChannelKeys } from "../secure/keys"
-import { readBytes, writeBytes } from "../storage/settings"
+import { readBytes, SettingKey, writeBytes } from "../storage/settings"
 
 /** What the owner can ask. */
 export type Command =
@@ -28,9 +28,6 @@ export class DownlinkError extends Error {
         this.name = "DownlinkError"
     }
 }
-
-/** Settings key of the highest accepted downlink counter. */
-const LAST_COUNTER_KEY = "sn_dnpiv"
 
 function text(m: CborMap, key: string): string {
     const v = m.get(key)
@@ -90,7 +87,7 @@ export class DownlinkVerifier {
 
     /** Opens the verifier with the highest counter accepted so far. */
     static async open(keys: ChannelKeys, deviceId: string): Promise<DownlinkVerifier> {
-        return new DownlinkVerifier(keys, `things/${deviceId}/down/cmd`, lastCounter(await readBytes(LAST_COUNTER_KEY)))
+        return new DownlinkVerifier(keys, `things/${deviceId}/down/cmd`, lastCounter(await readBytes(SettingKey.DownlinkCounter)))
     }
 
     /** Verifies, replay-checks and parses one message; the counter is stored before the command is returned. */
@@ -98,7 +95,8 @@ export class DownlinkVerifier {
         if (topic !== this.topic) throw new DownlinkError("unknown", "not the command topic")
         let opened
         try {
-            opened = await open(payload, { key: this.keys.key, contextIv: this.keys.contextIv, externalAad: Buffer.from(topic), maxBytes: 512 })
+            const { key, contextIv } = this.keys
+            opened = await open(payload, { key, contextIv, externalAad: Buffer.from(topic), maxBytes: 512 })
         } catch (e: any) {
             if (e instanceof CoseError) throw new DownlinkError(e.message === "authentication failed" ? "forged" : "malformed", e.message)
             throw e
@@ -108,7 +106,7 @@ export class DownlinkVerifier {
         const counter = counterFromPartialIv(opened.partialIv)
         if (counter <= this.lastCounter) throw new DownlinkError("replayed", `counter ${counter} not above ${this.lastCounter}`)
         const command = parseCommand(opened.plaintext)
-        await writeBytes(LAST_COUNTER_KEY, encodeCbor(counter))
+        await writeBytes(SettingKey.DownlinkCounter, encodeCbor(counter))
         this.lastCounter = counter
         return command
     }

@@ -14,7 +14,7 @@
  * a whole message or none.
  */
 import { CborValue, decodeCbor, encodeCbor } from "../codec/cbor"
-import { deleteKey, readBytes, writeBytes } from "../storage/settings"
+import { deleteKey, readBytes, SettingPrefix, writeBytes } from "../storage/settings"
 
 /** One message for the broker. */
 export interface QueuedMessage {
@@ -29,7 +29,7 @@ export interface QueueOptions {
     ramCapacity?: number
     /** Flash slots. Default 24. */
     flashSlots?: number
-    /** Two-character key prefix of the flash slots. Default "oq". */
+    /** Two-character key prefix of the flash slots. Default `SettingPrefix.OutboundQueue`. */
     prefix?: string
 }
 
@@ -61,7 +61,7 @@ export class OutboundQueue {
     private constructor(options: QueueOptions) {
         this.ramCapacity = options.ramCapacity || 16
         this.flashSlots = options.flashSlots || 24
-        this.prefix = options.prefix || "oq"
+        this.prefix = options.prefix || SettingPrefix.OutboundQueue
     }
 
     /** Opens the queue with whatever a previous boot left in flash. */
@@ -84,7 +84,8 @@ export class OutboundQueue {
 
     /** Adds a message at the tail; spills or drops the oldest when full. */
     async push(message: QueuedMessage) {
-        if (message.payload.length > MAX_QUEUED_BYTES) throw new RangeError(`message of ${message.payload.length} bytes exceeds ${MAX_QUEUED_BYTES}`)
+        if (message.payload.length > MAX_QUEUED_BYTES)
+            throw new RangeError(`message of ${message.payload.length} bytes exceeds ${MAX_QUEUED_BYTES}`)
         this.ram.push(message)
         if (this.ram.length <= this.ramCapacity) return
         const spilled = this.ram.shift()
@@ -137,7 +138,8 @@ export class OutboundQueue {
         }
         if (!Array.isArray(v) || v.length !== 4) return await this.discard(slot)
         const [seq, topic, parts, length] = v
-        if (typeof seq !== "number" || seq % this.flashSlots !== slot || typeof topic !== "string" || typeof parts !== "number" || typeof length !== "number")
+        if (typeof seq !== "number" || seq % this.flashSlots !== slot) return await this.discard(slot)
+        if (typeof topic !== "string" || typeof parts !== "number" || typeof length !== "number")
             return await this.discard(slot)
         if (parts < 1 || parts > MAX_PARTS || length > parts * CHUNK_BYTES) return await this.discard(slot)
         return { seq, topic, parts, length }

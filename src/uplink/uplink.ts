@@ -10,33 +10,29 @@
  * outage only fills the queue. Failures back off exponentially with jitter.
  */
 import * as ds from "@devicescript/core"
-import { encodeReadingBatch } from "../codec/readings"
+import { encodeReadingBatch, ReadingBatch } from "../codec/readings"
 import { EventLog } from "../events/log"
 import { DeviceIdentity } from "../identity/credentials"
-import { BrokerGrant, RegistryEndpoint, RegistryError } from "../identity/registry-client"
+import { BrokerGrant, registryExchange, RegistryError } from "../identity/registry-client"
 import { ScramKeyCache } from "../identity/scram"
-import { backoffMs, registryExchange } from "../identity/session"
+import { backoffMs } from "../net/backoff"
+import { Endpoint } from "../net/endpoint"
+import { MqttClient, MqttError } from "../net/mqtt"
+import { ReadingSink } from "../pipeline/sink"
 import { partialIvFromCounter, seal } from "../secure/cose"
-import { MessageCounter } from "../secure/counter"
-import { ChannelKeys } from "../secure/keys"
+import { CounterError, MessageCounter } from "../secure/counter"
+import { ChannelKeys, channelKeys, ownerRoot } from "../secure/keys"
+import { SettingKey } from "../storage/settings"
 import { Command, DownlinkError, DownlinkVerifier } from "./downlink"
-import { MqttClient, MqttError } from "./mqtt"
 import { OutboundQueue } from "./queue"
-import { ReadingBatch, ReadingSink } from "./sink"
 
 /** Options of the uplink. */
 export interface UplinkOptions {
     identity: DeviceIdentity
-    registry: RegistryEndpoint
+    registry: Endpoint
     events: EventLog
-    up: ChannelKeys
-    down: DownlinkVerifier
-    counter: MessageCounter
-    queue: OutboundQueue
     /** SenML base name of reading packs. */
     baseName: string
-    /** Runs an authenticated command; returns the reply to send (topic suffix and CBOR), if any. */
-    onCommand: (command: Command) => Promise<{ topic: string; body: Buffer }>
     /** Readings per sealed message, so each fits a queue slot. Default 10. */
     readingsPerMessage?: number
     /** Backoff after failures. Defaults 2 s .. 5 min. */
@@ -49,10 +45,20 @@ export interface UplinkOptions {
 /** The share of a broker password's lifetime after which it is renewed. */
 const REFRESH_AT = 0.8
 
+/** What the device answers a command with: a plaintext for `things/<id>/up/<topic>`. */
+export interface CommandReply {
+    topic: string
+    body: Buffer
+}
+
+/** What runs the owner's commands. */
+export interface CommandRunner {
+    /** Runs an authenticated command; returns the reply to send, if any. */
+    run(command: Command): Promise<CommandReply>
+}
+
 /** Seals, queues and delivers; also a `ReadingSink` for the pipeline. */
 export class SecureUplink implements ReadingSink {
-    /** Messages the broker acknowledged since boot. */
-    acknowledged = 0
     private readonly upPrefix: string
     private readonly cache: ScramKeyCache = {}
     private readonly pendingCommands: Command[] = []
@@ -62,9 +68,39 @@ export class SecureUplink implements ReadingSink {
     private sessionUp = false
     /** Work that needs the socket (an update check): run between sessions. */
     private socketTask: () => Promise<void> = undefined
+    private commands: CommandRunner = undefined
 
-    constructor(readonly options: UplinkOptions) {
+    private constructor(
+        readonly options: UplinkOptions,
+        private readonly up: ChannelKeys,
+        private readonly down: DownlinkVerifier,
+        private readonly counter: MessageCounter,
+        /** The outbound queue (its size and drops go into the state report). */
+        readonly queue: OutboundQueue
+    ) {
         this.upPrefix = `things/${options.identity.deviceId}/up/`
+    }
+
+    /**
+     * Derives the channel keys from the device secret and opens what the
+     * uplink keeps in flash: the message counter, the highest accepted
+     * downlink counter and the outbound queue. When the stored counter is
+     * unreadable, records it and returns undefined: resuming without the
+     * counter could reuse a nonce, so the device stays offline until a factory reset.
+     */
+    static async open(options: UplinkOptions): Promise<SecureUplink> {
+        const { secret, deviceId } = options.identity
+        const root = ownerRoot(secret, deviceId)
+        let counter: MessageCounter
+        try {
+            counter = await MessageCounter.open({ key: SettingKey.MessageCounter })
+        } catch (e: any) {
+            if (!(e instanceof CounterError)) throw e
+            await options.events.record("storage-corrupt", e.message)
+            return undefined
+        }
+        const down = await DownlinkVerifier.open(channelKeys(root, deviceId, "down"), deviceId)
+        return new SecureUplink(options, channelKeys(root, deviceId, "up"), down, counter, await OutboundQueue.open({}))
     }
 
     /** Seals a batch as SenML-CBOR packs of bounded size and queues them. */
@@ -76,7 +112,7 @@ export class SecureUplink implements ReadingSink {
                 readings: readings.slice(start, Math.min(readings.length, start + per)),
                 // counters ride with the first pack
                 faults: start === 0 ? batch.faults : [],
-                dropped: start === 0 ? batch.dropped + this.options.queue.dropped : 0,
+                dropped: start === 0 ? batch.dropped + this.queue.dropped : 0,
                 closedAtMs: batch.closedAtMs,
             }
             await this.send("readings", encodeReadingBatch(part, { baseName: this.options.baseName }))
@@ -88,19 +124,19 @@ export class SecureUplink implements ReadingSink {
      * the external AAD, so a message cannot be replayed under another topic.
      */
     async send(topic: string, plaintext: Buffer): Promise<void> {
-        const counter = await this.options.counter.next()
+        const counter = await this.counter.next()
         const payload = await seal(plaintext, {
-            key: this.options.up.key,
-            kid: this.options.up.kid,
+            key: this.up.key,
+            kid: this.up.kid,
             externalAad: Buffer.from(this.upPrefix + topic),
             partialIv: partialIvFromCounter(counter),
-            contextIv: this.options.up.contextIv,
+            contextIv: this.up.contextIv,
         })
-        const droppedBefore = this.options.queue.dropped
-        await this.options.queue.push({ topic, payload })
-        if (this.options.queue.dropped > droppedBefore && this.options.queue.dropped % 100 === 1)
-            await this.options.events.record("queue-overflow", `offline queue full: ${this.options.queue.dropped} messages dropped so far`)
-        console.log(`uplink: sealed ${topic} #${counter}, ${payload.length} B, queue ${this.options.queue.size()}`)
+        const droppedBefore = this.queue.dropped
+        await this.queue.push({ topic, payload })
+        if (this.queue.dropped > droppedBefore && this.queue.dropped % 100 === 1)
+            await this.options.events.record("queue-overflow", `offline queue full: ${this.queue.dropped} messages dropped so far`)
+        console.log(`uplink: sealed ${topic} #${counter}, ${payload.length} B, queue ${this.queue.size()}`)
     }
 
     /**
@@ -114,7 +150,7 @@ export class SecureUplink implements ReadingSink {
     /**
      * Checks that registry and broker are reachable with our credentials: one
      * SCRAM exchange and one MQTT connection. Returns what failed, or undefined.
-     * Needs the socket free (the firmware's update trial calls it before `run`).
+     * Needs the socket free (a candidate's trial in the updater calls it before `run`).
      */
     async probe(): Promise<string> {
         try {
@@ -129,8 +165,9 @@ export class SecureUplink implements ReadingSink {
         }
     }
 
-    /** Runs the connection schedule forever. */
-    async run() {
+    /** Runs the connection schedule forever, handing each authenticated command to `commands`. */
+    async run(commands: CommandRunner) {
+        this.commands = commands
         const minMs = this.options.minBackoffMs || 2000
         const maxMs = this.options.maxBackoffMs || 300000
         let failures = 0
@@ -207,11 +244,10 @@ export class SecureUplink implements ReadingSink {
             while (ds.millis() < this.grantUntilMs) {
                 await this.runCommands()
                 if (this.socketTask) return
-                const head = await this.options.queue.peek()
+                const head = await this.queue.peek()
                 if (head) {
                     await client.publish(this.upPrefix + head.topic, head.payload, 1)
-                    await this.options.queue.remove()
-                    this.acknowledged++
+                    await this.queue.remove()
                 } else await client.poll(250)
             }
             console.log("uplink: broker grant due for renewal; reconnecting")
@@ -222,7 +258,7 @@ export class SecureUplink implements ReadingSink {
 
     private async onDownlink(topic: string, payload: Buffer) {
         try {
-            this.pendingCommands.push(await this.options.down.accept(topic, payload))
+            this.pendingCommands.push(await this.down.accept(topic, payload))
         } catch (e: any) {
             if (!(e instanceof DownlinkError)) throw e
             await this.options.events.record("downlink-refused", `${e.reason}: ${e.message}`)
@@ -233,7 +269,7 @@ export class SecureUplink implements ReadingSink {
         while (this.pendingCommands.length) {
             const command = this.pendingCommands.shift()
             console.log(`uplink: command ${command.cmd}`)
-            const reply = await this.options.onCommand(command)
+            const reply = await this.commands.run(command)
             if (reply) await this.send(reply.topic, reply.body)
         }
     }

@@ -1,21 +1,20 @@
 import * as ds from "@devicescript/core"
 import { describe, expect, test } from "@devicescript/test"
-import { base32Decode, canonicalClaimCode } from "../../src/identity/base32"
-import { claimProof, ENVELOPE_AAD, envelopeKey } from "../../src/identity/owner-envelope"
-import { open } from "../../src/secure/cose"
-import { ownerRoot } from "../../src/secure/keys"
+import { base32Decode, canonicalClaimCode } from "../../src/codec/base32"
 import {
     decodeIdentity,
     factoryResetRequested,
-    IDENTITY_KEY,
     IdentityError,
     loadOrCreateIdentity,
     readOwnerEnvelope,
-    RESET_REQUEST_KEY,
     wipeIdentity,
 } from "../../src/identity/credentials"
+import { ENVELOPE_AAD } from "../../src/identity/owner-envelope"
 import { pbkdf2Sha256 } from "../../src/identity/scram"
-import { readBytes, StorageError, writeBytes } from "../../src/storage/settings"
+import { CoseError, open } from "../../src/secure/cose"
+import { claimProof, envelopeKey, ownerRoot } from "../../src/secure/keys"
+import { readBytes, SettingKey, writeBytes } from "../../src/storage/settings"
+import { asyncRefusal, refusal } from "./support"
 
 describe("identity", () => {
     test("first boot makes credentials and shows the claim code once", async () => {
@@ -32,7 +31,7 @@ describe("identity", () => {
         // the stored verifier is PBKDF2 of the shown code; the code itself is not stored
         const again = await pbkdf2Sha256(Buffer.from(claimProof(shown[0])), first.identity.claim.salt, first.identity.claim.iterations)
         expect(again.toString("hex")).toBe(first.identity.claim.hash.toString("hex"))
-        const stored = await readBytes(IDENTITY_KEY)
+        const stored = await readBytes(SettingKey.Identity)
         expect(stored.toString("hex").indexOf(Buffer.from(canonicalClaimCode(shown[0])).toString("hex"))).toBe(-1)
 
         const second = await loadOrCreateIdentity({ showClaimCode: c => shown.push(c) })
@@ -53,18 +52,15 @@ describe("identity", () => {
         // the root is not the secret, and the proof the registry sees is not the code
         expect(opened.plaintext.toString("hex") === identity.secret.toString("hex")).toBe(false)
         expect(claimProof(code).indexOf(canonicalClaimCode(code))).toBe(-1)
-        let refused = false
-        try {
-            await open(envelope, { key: envelopeKey("AAAA-BBBB", identity.deviceId), externalAad: Buffer.from(ENVELOPE_AAD) })
-        } catch (e) {
-            refused = true
-        }
-        expect(refused).toBe(true)
+        const wrongKey = envelopeKey("AAAA-BBBB", identity.deviceId)
+        const externalAad = Buffer.from(ENVELOPE_AAD)
+        const refused = await asyncRefusal(CoseError, async () => await open(envelope, { key: wrongKey, externalAad }))
+        expect(refused).toBe("authentication failed")
     })
 
     test("a reset makes entirely new credentials", async () => {
         const before = (await loadOrCreateIdentity({ showClaimCode: () => {} })).identity
-        await writeBytes(RESET_REQUEST_KEY, hex`01`)
+        await writeBytes(SettingKey.ResetRequest, hex`01`)
         expect(await factoryResetRequested()).toBe(true)
         await wipeIdentity()
         expect(await factoryResetRequested()).toBe(false)
@@ -79,41 +75,22 @@ describe("identity", () => {
 
     test("a corrupt stored identity is refused, and left in place", async () => {
         const bad = hex`83 01 02 03`
-        await writeBytes(IDENTITY_KEY, bad)
-        let error = ""
-        try {
-            await loadOrCreateIdentity({ showClaimCode: () => {} })
-        } catch (e: any) {
-            if (e instanceof IdentityError) error = e.message
-        }
-        expect(error.length > 0).toBe(true)
-        expect((await readBytes(IDENTITY_KEY)).toString("hex")).toBe(bad.toString("hex"))
-        let invalid = 0
+        await writeBytes(SettingKey.Identity, bad)
+        let shown = 0
+        const error = await asyncRefusal(IdentityError, async () => await loadOrCreateIdentity({ showClaimCode: () => shown++ }))
+        expect(error).toBe("stored identity has an unknown layout")
+        expect(shown).toBe(0)
+        expect((await readBytes(SettingKey.Identity)).toString("hex")).toBe(bad.toString("hex"))
+        // a number, a lone break, and two records cut short
+        const identityRefusal = (record: string) => refusal(IdentityError, () => decodeIdentity(Buffer.from(record, "hex")))
+        const refusals: string[] = []
         for (const h of ["00", "ff", "8601", "86015000"]) {
-            try {
-                decodeIdentity(Buffer.from(h, "hex"))
-            } catch (e: any) {
-                if (e instanceof IdentityError) invalid++
-            }
+            refusals.push(identityRefusal(h))
             await ds.sleep(0)
         }
-        expect(invalid).toBe(4)
+        expect(refusals.length).toBe(4)
+        expect(refusals[0]).toBe("stored identity has an unknown layout")
+        for (let i = 1; i < refusals.length; ++i) expect(refusals[i].indexOf("stored identity is not valid CBOR") === 0).toBe(true)
         await wipeIdentity()
-    })
-
-    test("the settings store refuses oversized values and keys before writing", async () => {
-        let refused = 0
-        try {
-            await writeBytes("sn_big", Buffer.alloc(161))
-        } catch (e: any) {
-            if (e instanceof StorageError) refused++
-        }
-        try {
-            await writeBytes("a_key_too_long_", hex`01`)
-        } catch (e: any) {
-            if (e instanceof StorageError) refused++
-        }
-        expect(refused).toBe(2)
-        expect(await readBytes("sn_big")).toBe(undefined)
     })
 })

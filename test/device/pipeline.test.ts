@@ -1,12 +1,12 @@
 import * as ds from "@devicescript/core"
 import { describe, expect, test } from "@devicescript/test"
 import { decodeSenml, resolveSenml } from "../../src/codec/senml"
-import { encodeReadingBatch } from "../../src/codec/readings"
-import { startPipeline } from "../../src/pipeline"
+import { encodeReadingBatch, ReadingBatch } from "../../src/codec/readings"
+import { ReadingBatcher } from "../../src/pipeline/batcher"
+import { startPipeline } from "../../src/pipeline/pipeline"
+import { ReadingSink } from "../../src/pipeline/sink"
 import { SimulatedSensor } from "../../src/sensors/simulated"
 import { SensorConfig } from "../../src/sensors/types"
-import { ReadingBatcher } from "../../src/uplink/batcher"
-import { ReadingBatch, ReadingSink } from "../../src/uplink/sink"
 
 class MemorySink implements ReadingSink {
     batches: ReadingBatch[] = []

@@ -1,20 +1,10 @@
 import { describe, expect, test } from "@devicescript/test"
 import { encryptBlock, expandKey256 } from "../../src/secure/aes"
 import { ccmOpen, ccmSeal } from "../../src/secure/ccm"
+import { CoseError, counterFromPartialIv, nonceFor, open, partialIvFromCounter, seal } from "../../src/secure/cose"
 import { CounterError, MessageCounter } from "../../src/secure/counter"
-import { writeBytes, deleteKey } from "../../src/storage/settings"
-import { CoseError, nonceFor, open, partialIvFromCounter, counterFromPartialIv, seal } from "../../src/secure/cose"
-
-function pattern(n: number, step: number): Buffer {
-    const b = Buffer.alloc(n)
-    for (let i = 0; i < n; ++i) b[i] = (i * step + 7) & 255
-    return b
-}
-function counting(n: number, from: number): Buffer {
-    const b = Buffer.alloc(n)
-    for (let i = 0; i < n; ++i) b[i] = from + i
-    return b
-}
+import { deleteKey, writeBytes } from "../../src/storage/settings"
+import { asyncRefusal, counting, pattern, refusal } from "./support"
 
 const KEY = counting(32, 0)
 const NONCE = counting(13, 0x10)
@@ -27,18 +17,16 @@ const CCM_VECTORS: { aad: number; msg: number; out: string }[] = [
     {
         aad: 300,
         msg: 100,
-        out: "1abe5dfecc8f53524814aea2ed7e3d1a1540d54a47a18392a043d2b64497dba3d9258a31b53ab6606ef0cdafe6e8ca07b3003f8ef86a57b5d278eb72a6feaabf340ae4af7ff2ff879abebee5050a8c7f24c44c0a0e6099c65e1550583edfb155bf5a10d8e366776e27a8dde6",
+        out:
+            "1abe5dfecc8f53524814aea2ed7e3d1a1540d54a47a18392a043d2b64497dba3d9258a31b53ab6606ef0cdafe6e8ca07" +
+            "b3003f8ef86a57b5d278eb72a6feaabf340ae4af7ff2ff879abebee5050a8c7f24c44c0a0e6099c65e1550583edfb155" +
+            "bf5a10d8e366776e27a8dde6",
     },
 ]
 
+/** The message of the CoseError that opening `message` must throw. */
 async function coseRefusal(message: Buffer, key: Buffer, aad: Buffer, contextIv: Buffer): Promise<string> {
-    try {
-        await open(message, { key, externalAad: aad, contextIv })
-    } catch (e: any) {
-        if (e instanceof CoseError) return e.message
-        throw e
-    }
-    throw new Error("expected the message to be refused")
+    return await asyncRefusal(CoseError, async () => await open(message, { key, externalAad: aad, contextIv }))
 }
 
 describe("AES-256 (FIPS 197)", () => {
@@ -49,7 +37,7 @@ describe("AES-256 (FIPS 197)", () => {
         expect(block.toString("hex")).toBe("8ea2b7ca516745bfeafc49904b496089")
     })
     test("refuses keys of the wrong size", () => {
-        expect(() => expandKey256(Buffer.alloc(16))).toThrow()
+        expect(refusal(TypeError, () => expandKey256(Buffer.alloc(16)))).toBe("AES-256 key must be 32 bytes, not 16")
     })
 })
 
@@ -61,6 +49,15 @@ describe("AES-256-CCM with associated data (RFC 3610)", () => {
             const opened = await ccmOpen(KEY, NONCE, pattern(v.aad, 3), sealed)
             expect(opened.toString("hex")).toBe(pattern(v.msg, 5).toString("hex"))
         }
+    })
+    test("a key or nonce of the wrong size is the caller's bug: a TypeError", async () => {
+        const message = pattern(4, 5)
+        expect(await asyncRefusal(TypeError, async () => await ccmSeal(KEY.slice(0, 16), NONCE, Buffer.alloc(0), message))).toBe(
+            "AES-256 key must be 32 bytes, not 16"
+        )
+        expect(await asyncRefusal(TypeError, async () => await ccmOpen(KEY, NONCE.slice(0, 12), Buffer.alloc(0), message))).toBe(
+            "CCM nonce must be 13 bytes, not 12"
+        )
     })
     test("any flipped bit in ciphertext, tag, AAD or nonce is refused", async () => {
         const aad = pattern(20, 3)
@@ -92,7 +89,7 @@ describe("COSE_Encrypt0 with AES-CCM-16-64-256 (RFC 9052, RFC 9053)", () => {
         expect(partialIvFromCounter(4294967296).toString("hex")).toBe("0100000000")
         expect(counterFromPartialIv(hex`0100000000`)).toBe(4294967296)
         expect(nonceFor(contextIv, hex`0102`).toString("hex")).toBe("a0a1a2a3a4a5a6a7a8a9aaaaae")
-        expect(() => partialIvFromCounter(-1)).toThrow()
+        expect(refusal(CoseError, () => partialIvFromCounter(-1))).toBe("counter out of range")
     })
     test("seals to a tagged Encrypt0 with alg 11 protected, kid and partial IV unprotected, and opens it", async () => {
         const plaintext = Buffer.from("hello, owner")
@@ -147,12 +144,6 @@ describe("message counter", () => {
     })
     test("an unreadable reservation stops the counter instead of restarting it", async () => {
         await writeBytes("tc_piv", hex`ff00`)
-        let failed = false
-        try {
-            await MessageCounter.open({ key: "tc_piv" })
-        } catch (e) {
-            failed = e instanceof CounterError
-        }
-        expect(failed).toBe(true)
+        expect(await asyncRefusal(CounterError, async () => await MessageCounter.open({ key: "tc_piv" }))).toBe("counter tc_piv unreadable")
     })
 })

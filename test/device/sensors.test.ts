@@ -5,15 +5,11 @@ import { quantitiesOf } from "../../src/sensors/datasheet"
 import { SensorSampler, validateSample } from "../../src/sensors/sampler"
 import { SimulatedSensor, simulatedValue } from "../../src/sensors/simulated"
 import { Reading, SensorConfig, SensorFault } from "../../src/sensors/types"
+import { refusal } from "./support"
 
+/** The message of the SensorConfigError that parsing `spec` must throw. */
 function configRefusal(spec: string): string {
-    try {
-        parseSensorList(spec)
-    } catch (e: any) {
-        if (e instanceof SensorConfigError) return e.message
-        throw e
-    }
-    throw new Error(`expected "${spec}" to be refused`)
+    return refusal(SensorConfigError, () => parseSensorList(spec))
 }
 
 const SHTC3: SensorConfig = { model: "shtc3", name: "shtc3", intervalMs: 1000 }
@@ -109,7 +105,8 @@ describe("sampler", () => {
     test("samples on its configured interval and can be retuned", async () => {
         const readings: Reading[] = []
         const config: SensorConfig = { model: "shtc3", name: "fast", intervalMs: 100 }
-        const sampler = new SensorSampler({ config, port: new SimulatedSensor("shtc3"), onReading: r => readings.push(r), onFault: () => {} })
+        const port = new SimulatedSensor("shtc3")
+        const sampler = new SensorSampler({ config, port, onReading: r => readings.push(r), onFault: () => {} })
         sampler.start()
         await ds.sleep(1050)
         sampler.stop()
@@ -122,12 +119,7 @@ describe("sampler", () => {
         sampler.stop()
         const slow = sampler.samples - fast
         expect(slow >= 1 && slow <= 4).toBe(true)
-        let refused = false
-        try {
-            sampler.setIntervalMs(5)
-        } catch (e) {
-            refused = true
-        }
-        expect(refused).toBe(true)
+        expect(refusal(RangeError, () => sampler.setIntervalMs(5)).indexOf("interval must be") >= 0).toBe(true)
+        expect(config.intervalMs).toBe(500)
     })
 })

@@ -1,36 +1,41 @@
 import { describe, expect, test } from "@devicescript/test"
 import { digest } from "@devicescript/crypto"
 import { CborMap, encodeCbor } from "../../src/codec/cbor"
-import { readBytes, writeBytes } from "../../src/storage/settings"
-import { checkManifestPolicy, CLASS_ID, decodeManifest, encodeManifest, FirmwareManifest, ManifestError, VENDOR_ID } from "../../src/update/manifest"
-import { decideAtBoot, MAX_TRIAL_BOOTS, SLOT_A_KEY, SLOT_B_KEY, SlotRecordError, SlotStore, UpdatePhase, UpdateState } from "../../src/update/slots"
+import { readBytes, SettingKey, writeBytes } from "../../src/storage/settings"
+import {
+    checkManifestPolicy,
+    CLASS_ID,
+    decodeManifest,
+    encodeManifest,
+    FirmwareManifest,
+    ManifestError,
+    VENDOR_ID,
+} from "../../src/update/manifest"
+import {
+    SLH_D,
+    SLH_H,
+    SLH_H_PRIME,
+    SLH_IDX_LEAF_BYTES,
+    SLH_IDX_TREE_BYTES,
+    SLH_M,
+    SLH_MD_BYTES,
+    SLH_PK_BYTES,
+    SLH_SIG_BYTES,
+} from "../../src/update/slh-dsa"
+import { decideAtBoot, MAX_TRIAL_BOOTS, SlotRecordError, SlotStore, UpdatePhase, UpdateState } from "../../src/update/slots"
+import { asyncRefusal, thrown } from "./support"
 
 function manifest(sequence: number, image: string): FirmwareManifest {
     return { sequence, vendorId: VENDOR_ID, classId: CLASS_ID, digest: digest("sha256", Buffer.from(image)), size: 1024, minSequence: 0 }
 }
 
+/** Why `f` refuses a manifest: the reason of the ManifestError it must throw. */
 function reason(f: () => void): string {
-    try {
-        f()
-    } catch (e: any) {
-        if (e instanceof ManifestError) return e.reason
-        throw e
-    }
-    return "accepted"
-}
-
-/** Whether reading a record fails its check. */
-async function refused(read: () => Promise<any>): Promise<boolean> {
-    try {
-        await read()
-    } catch (e: any) {
-        return e instanceof SlotRecordError
-    }
-    return false
+    return thrown(ManifestError, f).reason
 }
 
 function state(phase: UpdatePhase, trialBoots = 0): UpdateState {
-    return { phase, floor: 1, trialBoots, refused: 0 }
+    return { phase, securityCounter: 1, trialBoots, refused: 0 }
 }
 
 const A = manifest(1, "v1")
@@ -39,7 +44,9 @@ const OTHER = digest("sha256", Buffer.from("something else"))
 
 describe("firmware manifest", () => {
     test("round-trips through CBOR", () => {
-        const m = decodeManifest(encodeManifest({ sequence: 70000, vendorId: VENDOR_ID, classId: CLASS_ID, digest: B.digest, size: 4096, minSequence: 3 }))
+        const m = decodeManifest(
+            encodeManifest({ sequence: 70000, vendorId: VENDOR_ID, classId: CLASS_ID, digest: B.digest, size: 4096, minSequence: 3 })
+        )
         expect(m.sequence).toBe(70000)
         expect(m.size).toBe(4096)
         expect(m.minSequence).toBe(3)
@@ -47,7 +54,7 @@ describe("firmware manifest", () => {
     })
     test("refuses malformed manifests", () => {
         const base = () => new CborMap().set(1, 1).set(2, 5).set(3, VENDOR_ID).set(4, CLASS_ID).set(5, B.digest).set(6, 1024)
-        expect(reason(() => decodeManifest(encodeCbor(base())))).toBe("accepted")
+        expect(decodeManifest(encodeCbor(base())).sequence).toBe(5)
         expect(reason(() => decodeManifest(encodeCbor(base().set(1, 2))))).toBe("malformed") // unknown format
         expect(reason(() => decodeManifest(encodeCbor(base().set(5, B.digest.slice(0, 31)))))).toBe("malformed")
         expect(reason(() => decodeManifest(encodeCbor(base().set(6, 1000))))).toBe("malformed") // not a multiple of 32
@@ -56,9 +63,9 @@ describe("firmware manifest", () => {
         expect(reason(() => decodeManifest(hex`a1`))).toBe("malformed") // truncated CBOR
         expect(reason(() => decodeManifest(encodeCbor([1, 2])))).toBe("malformed")
     })
-    test("policy: our vendor and class only, above the floor, preconditions met", () => {
-        const policy = { vendorId: VENDOR_ID, classId: CLASS_ID, floor: 4 }
-        expect(reason(() => checkManifestPolicy(manifest(5, "x"), policy))).toBe("accepted")
+    test("policy: our vendor and class only, above the security counter, preconditions met", () => {
+        const policy = { vendorId: VENDOR_ID, classId: CLASS_ID, securityCounter: 4 }
+        checkManifestPolicy(manifest(5, "x"), policy) // throws if refused
         expect(reason(() => checkManifestPolicy(manifest(4, "x"), policy))).toBe("rollback")
         expect(reason(() => checkManifestPolicy(manifest(1, "x"), policy))).toBe("rollback")
         const foreign = manifest(5, "x")
@@ -70,32 +77,48 @@ describe("firmware manifest", () => {
     })
 })
 
+describe("SLH-DSA-SHA2-128s parameters", () => {
+    test("the sizes computed from the FIPS 205 Table 2 row are the table's", () => {
+        expect(SLH_H_PRIME * SLH_D).toBe(SLH_H)
+        // Alg. 20's split of the digest fills m exactly: 21 + 7 + 2 bytes
+        expect(SLH_MD_BYTES).toBe(21)
+        expect(SLH_IDX_TREE_BYTES).toBe(7)
+        expect(SLH_IDX_LEAF_BYTES).toBe(2)
+        expect(SLH_MD_BYTES + SLH_IDX_TREE_BYTES + SLH_IDX_LEAF_BYTES).toBe(SLH_M)
+        expect(SLH_PK_BYTES).toBe(32)
+        expect(SLH_SIG_BYTES).toBe(7856)
+    })
+})
+
 describe("slot records", () => {
     const secret = digest("sha256", Buffer.from("test secret"))
     const store = new SlotStore(secret, "00112233445566778899aabbccddeeff")
     test("write and read back slots and state", async () => {
-        await store.writeSlot(SLOT_A_KEY, A)
-        await store.writeSlot(SLOT_B_KEY, B)
-        await store.writeState({ phase: UpdatePhase.Trial, floor: 1, trialBoots: 2, refused: 0 })
-        expect((await store.readSlot(SLOT_A_KEY)).sequence).toBe(1)
-        expect((await store.readSlot(SLOT_B_KEY)).sequence).toBe(2)
+        await store.writeSlot(SettingKey.SlotA, A)
+        await store.writeSlot(SettingKey.SlotB, B)
+        await store.writeState({ phase: UpdatePhase.Trial, securityCounter: 1, trialBoots: 2, refused: 0 })
+        expect((await store.readSlot(SettingKey.SlotA)).sequence).toBe(1)
+        expect((await store.readSlot(SettingKey.SlotB)).sequence).toBe(2)
         const s = await store.readState()
         expect(s.phase).toBe(UpdatePhase.Trial)
         expect(s.trialBoots).toBe(2)
     })
     test("a flipped bit in flash is detected, not trusted", async () => {
-        const bad = (await readBytes(SLOT_B_KEY)).slice(0)
+        const bad = (await readBytes(SettingKey.SlotB)).slice(0)
         bad[10] = bad[10] ^ 1
-        await writeBytes(SLOT_B_KEY, bad)
-        expect(await refused(async () => await store.readSlot(SLOT_B_KEY))).toBe(true)
+        await writeBytes(SettingKey.SlotB, bad)
+        const refusal = await asyncRefusal(SlotRecordError, async () => await store.readSlot(SettingKey.SlotB))
+        expect(refusal).toBe(`${SettingKey.SlotB}: record fails its check`)
     })
     test("a record moved to another key is detected (slot A's bytes under slot B)", async () => {
-        await writeBytes(SLOT_B_KEY, await readBytes(SLOT_A_KEY))
-        expect(await refused(async () => await store.readSlot(SLOT_B_KEY))).toBe(true)
+        await writeBytes(SettingKey.SlotB, await readBytes(SettingKey.SlotA))
+        const refusal = await asyncRefusal(SlotRecordError, async () => await store.readSlot(SettingKey.SlotB))
+        expect(refusal).toBe(`${SettingKey.SlotB}: record fails its check`)
     })
     test("another device's key does not accept the records", async () => {
         const other = new SlotStore(secret, "ffeeddccbbaa99887766554433221100")
-        expect(await refused(async () => await other.readState())).toBe(true)
+        const refusal = await asyncRefusal(SlotRecordError, async () => await other.readState())
+        expect(refusal).toBe(`${SettingKey.UpdateState}: record fails its check`)
     })
 })
 
@@ -103,17 +126,22 @@ describe("what to do at boot", () => {
     test("idle runs", () => {
         expect(decideAtBoot(state(UpdatePhase.Idle), A, undefined, A.digest).action).toBe("run")
     })
-    test("approved but not announced: announce", () => {
+    test("approved but not announced: announce; a candidate already running starts its trial", () => {
         expect(decideAtBoot(state(UpdatePhase.Approved), A, B, A.digest).action).toBe("announce")
+        const d = decideAtBoot(state(UpdatePhase.Approved), A, B, B.digest)
+        expect(d.action).toBe("trial")
+        expect(d.trialBoots).toBe(1)
     })
     test("deploying: wait while slot A runs, trial once slot B runs", () => {
         expect(decideAtBoot(state(UpdatePhase.Deploying), A, B, A.digest).action).toBe("await-deploy")
         const d = decideAtBoot(state(UpdatePhase.Deploying), A, B, B.digest)
         expect(d.action).toBe("trial")
+        expect(d.trialBoots).toBe(1)
     })
     test("trial: counts boots, asks for rollback after too many", () => {
         const d = decideAtBoot(state(UpdatePhase.Trial, 1), A, B, B.digest)
         expect(d.action).toBe("trial")
+        expect(d.trialBoots).toBe(2)
         expect(decideAtBoot(state(UpdatePhase.Trial, MAX_TRIAL_BOOTS), A, B, B.digest).action).toBe("request-rollback")
     })
     test("trial with slot A running again: rolled back", () => {

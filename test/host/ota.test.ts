@@ -118,7 +118,7 @@ describe("updates over the air", () => {
         device.start(["run", join(dir, "v1.devs")])
         await device.waitFor(/^uplink: connected to/, 90_000)
         const boot = device.lines.find(l => /^update: running /.test(l))!
-        assert.match(boot, new RegExp(`^update: running ${digestOf(images.v1).slice(0, 16)}, sequence 0, floor 0, phase 0`))
+        assert.match(boot, new RegExp(`^update: running ${digestOf(images.v1).slice(0, 16)}, sequence 0, security counter 0, phase 0`))
     })
 
     test("tampered manifest, wrong key and truncated signature are refused and logged; v1 keeps running", async () => {
@@ -219,7 +219,7 @@ describe("updates over the air", () => {
         from = device.lines.length
         await device.powerCut()
         device.start(["vm"])
-        await device.waitFor(new RegExp(`^update: running ${digestOf(images.v2).slice(0, 16)}, sequence 8, floor 8, phase 0`), 60_000, from)
+        await device.waitFor(new RegExp(`^update: running ${digestOf(images.v2).slice(0, 16)}, sequence 8, security counter 8, phase 0`), 60_000, from)
         await device.waitFor(/^uplink: connected to/, 60_000, from)
     })
 
@@ -229,7 +229,7 @@ describe("updates over the air", () => {
         await device.askForUpdateCheck()
         await device.waitFor(/^update: check: refused/, 60_000, from)
         offer(undefined)
-        assert.ok(device.events(from).some(e => /^update-refused: rollback: sequence 1 is not above the floor 8/.test(e)), `events ${device.events(from)}`)
+        assert.ok(device.events(from).some(e => /^update-refused: rollback: sequence 1 is not above the security counter 8/.test(e)), `events ${device.events(from)}`)
         assert.equal(device.starts(from), 0)
     })
 
@@ -239,7 +239,7 @@ describe("updates over the air", () => {
         await device.askForUpdateCheck()
         await device.waitFor(/^update: window open for sequence 9/, 60_000, from)
         await until("the deadline rollback", () => registryEvents("update-deadline").length > 0, TRIAL_DEADLINE_MS + 60_000)
-        const back = await device.waitFor(new RegExp(`^update: running ${digestOf(images.v2).slice(0, 16)}, sequence 8, floor 8`), 60_000, from)
+        const back = await device.waitFor(new RegExp(`^update: running ${digestOf(images.v2).slice(0, 16)}, sequence 8, security counter 8`), 60_000, from)
         await device.waitFor(/^uplink: connected to/, WINDOW_MS + 60_000, back)
         assert.ok(device.lines.slice(from, back).some(l => /crash at start/.test(l)), "the candidate ran and crashed")
         assert.ok(registryEvents("update-rolled-back").length >= 1, "the service rolled back")

@@ -105,7 +105,7 @@ function nobleVerify(sig: Buffer, msg: Buffer, pk: Buffer, ctx?: Buffer): boolea
 interface Result {
     noble: boolean
     inputs: string
-    device?: { verdict: boolean; ms: number; inputs: string }
+    device?: { verdict: boolean; inputs: string }
 }
 const results = new Map<string, Result>()
 
@@ -163,11 +163,11 @@ before(async () => {
     const run = await runInSimulator("test/device/fixtures/slh-verify.ts", { timeoutMs: 180000 })
     assert.equal(run.code, 0, run.output)
     for (const line of deviceLines(run.output)) {
-        const m = /^slh-case (\S+) (accept|reject) (\d+) ([0-9a-f]{64})$/.exec(line.trim())
+        const m = /^slh-case (\S+) (accept|reject) ([0-9a-f]{64})$/.exec(line.trim())
         if (!m) continue
         const r = results.get(m[1])
         assert.ok(r && !r.device, `unexpected or repeated case ${m[1]}`)
-        r.device = { verdict: m[2] === "accept", ms: +m[3], inputs: m[4] }
+        r.device = { verdict: m[2] === "accept", inputs: m[3] }
     }
 })
 
@@ -181,11 +181,4 @@ describe("SLH-DSA-SHA2-128s on the device, against @noble/post-quantum", () => {
             assert.equal(r.device.verdict, c.valid, "the device's verdict")
         })
     }
-
-    test("verification time in the simulator (reported, not asserted)", t => {
-        // cases with a wrong length or a too long context end before any hashing
-        const full = CASES.filter(c => !c.change || c.change.edit === "flip" || c.change.field === "msg").map(c => results.get(c.name)!.device!.ms)
-        full.sort((x, y) => x - y)
-        t.diagnostic(`slh-dsa verify: median ${full[full.length >> 1]} ms, max ${full[full.length - 1]} ms over ${full.length} full verifications`)
-    })
 })

@@ -3,8 +3,9 @@
  * Bounded: when full, the oldest reading is dropped and the drop counted.
  */
 import * as ds from "@devicescript/core"
+import { FaultTally, ReadingBatch } from "../codec/readings"
 import { Reading, SensorFault } from "../sensors/types"
-import { FaultTally, ReadingBatch, ReadingSink } from "./sink"
+import { ReadingSink } from "./sink"
 
 /** Options of a batcher. */
 export interface BatcherOptions {

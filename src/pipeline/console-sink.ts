@@ -5,9 +5,9 @@
  * The runtime cuts a log line at about 280 characters, so the hex is split:
  * `senml-cbor <batch> <part>/<parts> <hex>`.
  */
-import { encodeReadingBatch, ReadingPackOptions } from "../codec/readings"
+import { encodeReadingBatch, ReadingBatch, ReadingPackOptions } from "../codec/readings"
 import { QUANTITY_UNIT } from "../sensors/datasheet"
-import { ReadingBatch, ReadingSink } from "./sink"
+import { ReadingSink } from "./sink"
 
 /** Line prefix of the hex pack. */
 export const SENML_LINE_PREFIX = "senml-cbor"

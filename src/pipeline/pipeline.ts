@@ -1,10 +1,10 @@
 /**
  * Wires sensors to a sink: one sampler per configured sensor, all feeding one batcher.
  */
-import { SensorSampler } from "./sensors/sampler"
-import { Reading, SensorConfig, SensorFault, SensorPort } from "./sensors/types"
-import { ReadingBatcher } from "./uplink/batcher"
-import { ReadingSink } from "./uplink/sink"
+import { SensorSampler } from "../sensors/sampler"
+import { Reading, SensorConfig, SensorFault, SensorPort } from "../sensors/types"
+import { ReadingBatcher } from "./batcher"
+import { ReadingSink } from "./sink"
 
 /** Options of the sensor pipeline. */
 export interface PipelineOptions {

@@ -9,15 +9,40 @@
  */
 
 /** Control packet types (§2.2.1). */
-export const CONNECT = 1
-export const CONNACK = 2
-export const PUBLISH = 3
-export const PUBACK = 4
-export const SUBSCRIBE = 8
-export const SUBACK = 9
-export const PINGREQ = 12
-export const PINGRESP = 13
-export const DISCONNECT = 14
+export const enum PacketType {
+    Connect = 1,
+    Connack = 2,
+    Publish = 3,
+    Puback = 4,
+    Subscribe = 8,
+    Suback = 9,
+    Pingreq = 12,
+    Pingresp = 13,
+    Disconnect = 14,
+}
+
+/** CONNECT flags (§3.1.2.3); this client sends no will. */
+export const enum ConnectFlag {
+    CleanSession = 0x02,
+    Password = 0x40,
+    UserName = 0x80,
+}
+
+/** CONNACK return codes (§3.2.2.3). */
+export const enum ConnackCode {
+    Accepted = 0,
+    UnacceptableProtocolVersion = 1,
+    IdentifierRejected = 2,
+    ServerUnavailable = 3,
+    BadUserNameOrPassword = 4,
+    NotAuthorized = 5,
+}
+
+/** SUBACK's return code for a refused subscription (§3.9.3). */
+export const SUBACK_FAILURE = 0x80
+
+/** Protocol level of MQTT 3.1.1 (§3.1.2.2). */
+const PROTOCOL_LEVEL = 4
 
 /** Raised on a packet that breaks the protocol; the connection must be dropped. */
 export class MqttProtocolError extends Error {
@@ -74,37 +99,37 @@ export interface ConnectFields {
 
 /** CONNECT (§3.1) with a clean session and user name + password. */
 export function encodeConnect(c: ConnectFields): Buffer {
-    // protocol name "MQTT", level 4; flags: user name (0x80), password (0x40), clean session (0x02)
-    const header = Buffer.from([0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 0xc2]).concat(u16(c.keepAliveS))
+    const flags = ConnectFlag.UserName | ConnectFlag.Password | ConnectFlag.CleanSession
+    const header = field(Buffer.from("MQTT")).concat(Buffer.from([PROTOCOL_LEVEL, flags])).concat(u16(c.keepAliveS))
     const payload = field(Buffer.from(c.clientId)).concat(field(Buffer.from(c.username))).concat(field(Buffer.from(c.password)))
-    return packet(CONNECT << 4, header.concat(payload))
+    return packet(PacketType.Connect << 4, header.concat(payload))
 }
 
 /** PUBLISH (§3.3); `packetId` only for QoS 1. */
 export function encodePublish(topic: string, payload: Buffer, qos: 0 | 1, packetId: number): Buffer {
     let body = field(Buffer.from(topic))
     if (qos) body = body.concat(u16(packetId))
-    return packet((PUBLISH << 4) | (qos << 1), body.concat(payload))
+    return packet((PacketType.Publish << 4) | (qos << 1), body.concat(payload))
 }
 
 /** PUBACK (§3.4). */
 export function encodePuback(packetId: number): Buffer {
-    return packet(PUBACK << 4, u16(packetId))
+    return packet(PacketType.Puback << 4, u16(packetId))
 }
 
 /** SUBSCRIBE (§3.8) to one filter; the fixed header's flags must be 0010. */
 export function encodeSubscribe(packetId: number, filter: string, qos: 0 | 1): Buffer {
-    return packet((SUBSCRIBE << 4) | 2, u16(packetId).concat(field(Buffer.from(filter))).concat(Buffer.from([qos])))
+    return packet((PacketType.Subscribe << 4) | 2, u16(packetId).concat(field(Buffer.from(filter))).concat(Buffer.from([qos])))
 }
 
 /** PINGREQ (§3.12). */
 export function encodePingreq(): Buffer {
-    return Buffer.from([PINGREQ << 4, 0])
+    return Buffer.from([PacketType.Pingreq << 4, 0])
 }
 
 /** DISCONNECT (§3.14). */
 export function encodeDisconnect(): Buffer {
-    return Buffer.from([DISCONNECT << 4, 0])
+    return Buffer.from([PacketType.Disconnect << 4, 0])
 }
 
 /**

@@ -9,11 +9,11 @@
  * hostile: header and body sizes are bounded and malformed replies refused.
  */
 import { connect, Socket } from "@devicescript/net"
+import { Endpoint } from "./endpoint"
+import { isTlsFailure } from "./tls"
 
-/** One request. */
-export interface HttpsRequest {
-    host: string
-    port: number
+/** One request, to the server at `host:port`. */
+export interface HttpsRequest extends Endpoint {
     method: "GET" | "POST"
     path: string
     headers?: { [name: string]: string }
@@ -37,16 +37,6 @@ export const MAX_BODY_BYTES = 4096
 
 /** Why a request failed. `tls` failures (certificate refused, handshake failed) are security events. */
 export type HttpsFailure = "tls" | "connect" | "timeout" | "protocol" | "too-large"
-
-/** Words in the runtime's connection errors that mean the TLS handshake or the certificate failed. */
-const TLS_ERROR_WORDS = ["cert", "self-signed", "self signed", "altname", "handshake", "issuer", "expired", "unable to verify"]
-
-/** Whether a connection error message is a TLS refusal rather than an unreachable server. */
-export function isTlsFailure(message: string): boolean {
-    const m = message.toLowerCase()
-    for (const w of TLS_ERROR_WORDS) if (m.indexOf(w) >= 0) return true
-    return false
-}
 
 /** Raised when a request fails; the message names the server, never the request's content. */
 export class HttpsError extends Error {

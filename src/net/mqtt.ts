@@ -11,9 +11,10 @@
  */
 import * as ds from "@devicescript/core"
 import { connect, Socket } from "@devicescript/net"
-import { isTlsFailure } from "./https"
+import { Endpoint } from "./endpoint"
+import { isTlsFailure } from "./tls"
 import {
-    CONNACK,
+    ConnackCode,
     decodePublish,
     encodeConnect,
     encodeDisconnect,
@@ -23,19 +24,14 @@ import {
     encodeSubscribe,
     MqttMessage,
     MqttPacket,
-    MqttProtocolError,
+    PacketType,
     parsePacket,
-    PINGRESP,
-    PUBACK,
-    PUBLISH,
     readU16,
-    SUBACK,
+    SUBACK_FAILURE,
 } from "./mqtt-packet"
 
-/** Options of a connection. */
-export interface MqttConnectOptions {
-    host: string
-    port: number
+/** Options of a connection to the broker at `host:port`. */
+export interface MqttConnectOptions extends Endpoint {
     clientId: string
     username: string
     password: string
@@ -61,8 +57,15 @@ export class MqttError extends Error {
     }
 }
 
-/** CONNACK return codes (§3.2.2.3). */
-const CONNACK_REASONS = ["accepted", "unacceptable protocol version", "identifier rejected", "server unavailable", "bad user name or password", "not authorized"]
+/** What each CONNACK return code means (§3.2.2.3), indexed by `ConnackCode`. */
+const CONNACK_REASONS = [
+    "accepted",
+    "unacceptable protocol version",
+    "identifier rejected",
+    "server unavailable",
+    "bad user name or password",
+    "not authorized",
+]
 
 /** A connected client. */
 export class MqttClient {
@@ -103,14 +106,14 @@ export class MqttClient {
         }
         const client = new MqttClient(socket, options)
         try {
-            await client.send(
-                encodeConnect({ clientId: options.clientId, username: options.username, password: options.password, keepAliveS: options.keepAliveS || 60 })
-            )
-            const ack = await client.waitFor(CONNACK, -1)
+            const { clientId, username, password } = options
+            await client.send(encodeConnect({ clientId, username, password, keepAliveS: options.keepAliveS || 60 }))
+            const ack = await client.waitFor(PacketType.Connack, -1)
             const code = ack.body.length === 2 ? ack.body[1] : 255
-            if (code !== 0) {
+            if (code !== ConnackCode.Accepted) {
                 const reason = code < CONNACK_REASONS.length ? CONNACK_REASONS[code] : "malformed CONNACK"
-                throw new MqttError(code === 4 || code === 5 ? "refused" : "protocol", `${where}: ${reason}`)
+                const badCredentials = code === ConnackCode.BadUserNameOrPassword || code === ConnackCode.NotAuthorized
+                throw new MqttError(badCredentials ? "refused" : "protocol", `${where}: ${reason}`)
             }
         } catch (e) {
             await client.close(false)
@@ -119,25 +122,20 @@ export class MqttClient {
         return client
     }
 
-    /** Whether the connection is still usable. */
-    isOpen(): boolean {
-        return !this.ended
-    }
-
     /** Publishes; for QoS 1 resolves only once the broker acknowledged (PUBACK). */
     async publish(topic: string, payload: Buffer, qos: 0 | 1): Promise<void> {
         const id = qos ? this.packetId() : 0
         await this.send(encodePublish(topic, payload, qos, id))
-        if (qos) await this.waitFor(PUBACK, id)
+        if (qos) await this.waitFor(PacketType.Puback, id)
     }
 
     /** Subscribes to one filter; throws when the broker refuses it (SUBACK 0x80, §3.9.3). */
     async subscribe(filter: string, qos: 0 | 1): Promise<number> {
         const id = this.packetId()
         await this.send(encodeSubscribe(id, filter, qos))
-        const ack = await this.waitFor(SUBACK, id)
-        const granted = ack.body.length === 3 ? ack.body[2] : 0x80
-        if (granted === 0x80) throw new MqttError("refused", `${this.where}: subscription refused`)
+        const ack = await this.waitFor(PacketType.Suback, id)
+        const granted = ack.body.length === 3 ? ack.body[2] : SUBACK_FAILURE
+        if (granted === SUBACK_FAILURE) throw new MqttError("refused", `${this.where}: subscription refused`)
         return granted
     }
 
@@ -150,7 +148,7 @@ export class MqttClient {
         while (ds.millis() < until) {
             await this.keepAlive()
             const p = await this.readPacket(Math.min(until - ds.millis(), 1000))
-            if (p) await this.dispatch(p, -1, -1)
+            if (p) await this.dispatch(p, undefined, -1)
         }
         await this.keepAlive()
     }
@@ -225,9 +223,9 @@ export class MqttClient {
         }
     }
 
-    /** Handles one packet; returns it when it is the `type`/`packetId` awaited. */
-    private async dispatch(p: MqttPacket, type: number, packetId: number): Promise<MqttPacket> {
-        if (p.type === PUBLISH) {
+    /** Handles one packet; returns it when it is the `type` (none when undefined) and `packetId` (any when -1) awaited. */
+    private async dispatch(p: MqttPacket, type: PacketType, packetId: number): Promise<MqttPacket> {
+        if (p.type === PacketType.Publish) {
             let m: MqttMessage
             try {
                 m = decodePublish(p)
@@ -238,7 +236,7 @@ export class MqttClient {
             if (this.onMessage) await this.onMessage(m)
             return undefined
         }
-        if (p.type === PINGRESP) {
+        if (p.type === PacketType.Pingresp) {
             this.pingSentMs = -1
             return undefined
         }
@@ -257,7 +255,7 @@ export class MqttClient {
         return undefined
     }
 
-    private async waitFor(type: number, packetId: number): Promise<MqttPacket> {
+    private async waitFor(type: PacketType, packetId: number): Promise<MqttPacket> {
         const until = ds.millis() + this.timeoutMs
         while (ds.millis() < until) {
             await this.keepAlive()
@@ -270,5 +268,3 @@ export class MqttClient {
         return undefined
     }
 }
-
-export { MqttMessage, MqttProtocolError }
