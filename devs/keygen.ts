@@ -9,10 +9,11 @@
  * matches it (what `npm run build`, `npm start` and `npm test` do on a fresh clone).
  */
 import { parseArgs } from "node:util"
+import { SIGNING_KEY_PATH, TRUST_ANCHOR_PATH } from "./project.ts"
 import { keyId } from "./updates/manifest.ts"
-import { DEFAULT_SIGNING_KEY_PATH, ensureSigningKey, generateSigningKey, saveSigningKey, TRUST_ANCHOR_PATH, writeTrustAnchor } from "./updates/signing-key.ts"
+import { ensureSigningKey, generateSigningKey, saveSigningKey, writeTrustAnchor } from "./updates/signing-key.ts"
 
-const { values } = parseArgs({ options: { key: { type: "string", default: DEFAULT_SIGNING_KEY_PATH }, "if-missing": { type: "boolean", default: false } } })
+const { values } = parseArgs({ options: { key: { type: "string", default: SIGNING_KEY_PATH }, "if-missing": { type: "boolean", default: false } } })
 if (values["if-missing"]) {
     const key = ensureSigningKey(values.key!)
     console.log(`signing key ${keyId(key.publicKey).toString("hex")}; trust anchor up to date`)

@@ -8,18 +8,19 @@
  */
 import { readFileSync } from "node:fs"
 import { parseArgs } from "node:util"
+import { SIGNING_KEY_PATH } from "./project.ts"
 import { SqliteStore } from "./registry/store.ts"
 import { KeyVault } from "./updates/key-vault.ts"
 import { manifestPathFor } from "./updates/manifest.ts"
 import { UpdateService } from "./updates/service.ts"
-import { DEFAULT_SIGNING_KEY_PATH, loadPublicKey } from "./updates/signing-key.ts"
+import { loadPublicKey } from "./updates/signing-key.ts"
 
 const { values, positionals } = parseArgs({
     allowPositionals: true,
     options: {
         manifest: { type: "string" },
         db: { type: "string", default: "var/stack/registry.db" },
-        key: { type: "string", default: DEFAULT_SIGNING_KEY_PATH },
+        key: { type: "string", default: SIGNING_KEY_PATH },
     },
 })
 if (positionals.length !== 1) {

@@ -8,15 +8,16 @@
  */
 import { readFileSync, writeFileSync } from "node:fs"
 import { parseArgs } from "node:util"
+import { SIGNING_KEY_PATH } from "./project.ts"
 import { manifestFor, manifestPathFor, signManifest } from "./updates/manifest.ts"
-import { DEFAULT_SIGNING_KEY_PATH, loadSigningKey } from "./updates/signing-key.ts"
+import { loadSigningKey } from "./updates/signing-key.ts"
 
 const { values, positionals } = parseArgs({
     allowPositionals: true,
     options: {
         sequence: { type: "string" },
         "min-sequence": { type: "string", default: "0" },
-        key: { type: "string", default: DEFAULT_SIGNING_KEY_PATH },
+        key: { type: "string", default: SIGNING_KEY_PATH },
         out: { type: "string" },
     },
 })

@@ -14,22 +14,19 @@
  */
 import { spawn, type ChildProcess } from "node:child_process"
 import { readFileSync } from "node:fs"
-import { join } from "node:path"
 import { claimDevice } from "../owner/claim.ts"
 import { ConsoleClaimer } from "../owner/console-claimer.ts"
 import { Keystore } from "../owner/keystore.ts"
 import { describeVerified, subscribeAsOwner, type OwnerSubscriber } from "../owner/subscriber.ts"
 import { httpsTransport } from "../registry/client.ts"
-import { PROJECT_ROOT, devsBin, forEachLine } from "../tools/devs-cli.ts"
+import { DEVTOOLS_PORT, ownerKeystorePath, PROJECT_ROOT, stackFiles } from "../project.ts"
+import { devsBin, forEachLine } from "../tools/devs-cli.ts"
 import { createHash } from "node:crypto"
 import { buildImage } from "../tools/sim-device.ts"
 import { CLASS_ID, manifestFor, signManifest } from "../updates/manifest.ts"
 import { ensureSigningKey, type SigningKey } from "../updates/signing-key.ts"
 import { startLocalStack, type LocalStack } from "./local.ts"
 import { portInUse, waitForPort } from "./ports.ts"
-
-/** The devtools server's WebSocket port; fixed by the DeviceScript CLI. */
-const DEVTOOLS_PORT = 8081
 
 const children: ChildProcess[] = []
 let stack: LocalStack | undefined
@@ -67,12 +64,12 @@ async function main() {
     process.on("SIGTERM", () => stop(0))
     const key = ensureSigningKey()
     console.log("starting the local stack (CA, Mosquitto, registry, update service) in var/stack…")
-    stack = await startLocalStack({ dir: join(PROJECT_ROOT, "var", "stack") })
+    stack = await startLocalStack({ dir: stackFiles().dir })
     console.log(`registry https://localhost:${stack.registryPort}, broker mqtts://localhost:${stack.broker.port}`)
     console.log("starting the DeviceScript devtools server…")
     start("devtools", ["devtools"], () => {})
     await waitForPort(DEVTOOLS_PORT, 30000)
-    const keystore = Keystore.open(join(PROJECT_ROOT, "var", "owner", `${OWNER}.json`), OWNER)
+    const keystore = Keystore.open(ownerKeystorePath(OWNER), OWNER)
     const ca = readFileSync(stack.pki.caCert)
     const brokerUrl = `mqtts://localhost:${stack.broker.port}`
     const consume = async () => {
@@ -114,7 +111,7 @@ async function main() {
  * image of its class (an image already published is left as it is). Returns the image's path.
  */
 async function publishLocalBuild(stack: LocalStack, key: SigningKey): Promise<string> {
-    const path = join(PROJECT_ROOT, "var", "stack", "local-build.devs")
+    const path = stackFiles().localBuild
     const image = await buildImage("src/main.ts", path)
     const digest = createHash("sha256").update(image).digest("hex")
     if (!stack.registry.store.getFirmwareImage(digest)) {

@@ -4,11 +4,10 @@
  */
 import { spawn } from "node:child_process"
 import { existsSync } from "node:fs"
-import { dirname, join, resolve } from "node:path"
-import { fileURLToPath } from "node:url"
+import { join } from "node:path"
+import { PROJECT_ROOT } from "../project.ts"
 
-/** The project root (where package.json is). */
-export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..")
+export { PROJECT_ROOT }
 
 /** Path of the project's `devs` binary. */
 export function devsBin(): string {

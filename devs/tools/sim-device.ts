@@ -18,11 +18,9 @@ import { subscribeAsOwner, type OwnerSubscriber } from "../owner/subscriber.ts"
 import { httpsTransport } from "../registry/client.ts"
 import type { LocalStack } from "../stack/local.ts"
 import { waitForPort } from "../stack/ports.ts"
-import { devsBin, forEachLine, powerCutEnv, PROJECT_ROOT, runDevs } from "./devs-cli.ts"
+import { DEVTOOLS_PORT, PROJECT_ROOT } from "../project.ts"
+import { devsBin, forEachLine, powerCutEnv, runDevs } from "./devs-cli.ts"
 import { until } from "./firmware.ts"
-
-/** The devtools server's WebSocket port, fixed by the DeviceScript CLI. */
-export const DEVTOOLS_PORT = 8081
 
 /** Compiles a firmware entry point and copies the image to `out`. */
 export async function buildImage(entry: string, out: string): Promise<Buffer> {

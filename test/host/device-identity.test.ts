@@ -18,7 +18,8 @@ import mqtt from "mqtt"
 import { deviceLines, PROJECT_ROOT, runInSimulator } from "../../devs/tools/devs-cli.ts"
 import { makeVerifier, parseClientFirst, serverFirst } from "../../devs/registry/scram.ts"
 import { parseAuthorization } from "../../devs/registry/app.ts"
-import { startLocalStack, type LocalStack, REGISTRY_PORT } from "../../devs/stack/local.ts"
+import { REGISTRY_PORT } from "../../devs/project.ts"
+import { startLocalStack, type LocalStack } from "../../devs/stack/local.ts"
 import { randomBytes } from "node:crypto"
 
 const dir = mkdtempSync(join(tmpdir(), "device-identity-"))
