@@ -17,9 +17,10 @@ import mqtt from "mqtt"
 import { UplinkVerifier } from "../owner/consumer.ts"
 import { openEncrypt0, sealEncrypt0 } from "../owner/cose.ts"
 import { channelKeys, claimProof } from "../owner/keys.ts"
-import { claim, enroll, login, makeHostDevice, type Transport } from "../registry/client.ts"
+import { claim, enroll, inProcessTransport, login } from "../registry/client.ts"
 import { Keystore } from "../owner/keystore.ts"
 import { senmlJson } from "../owner/senml.ts"
+import { makeHostDevice } from "../sim/host-device.ts"
 import { startLocalStack } from "../stack/local.ts"
 import { freePort } from "../stack/ports.ts"
 import { runFirmware, until } from "../tools/firmware.ts"
@@ -102,8 +103,7 @@ export async function consumerThroughput(count = 800) {
     const url = `mqtts://localhost:${stack.broker.port}`
     // a device enrolled and claimed in-process, so the broker lets it publish on its topic
     const { device, enrollment } = await makeHostDevice()
-    const t: Transport = async (method, path, headers, body) =>
-        (await stack.registry.handle(method, path, headers, Buffer.from(body === undefined ? "" : JSON.stringify(body)), "127.0.0.1")) as never
+    const t = inProcessTransport(stack.registry)
     await enroll(t, enrollment)
     await claim(t, device.id, claimProof(device.claimCode), "bench")
     const grant = (await login(t, device.id, device.password)).body.broker as { username: string; password: string }

@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto"
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import mqtt, { type MqttClient } from "mqtt"
-import type { BrokerAccess } from "../registry/app.ts"
+import type { BrokerAccess } from "../registry/broker-access.ts"
 import type { Pki } from "./pki.ts"
 import { waitForPort } from "./ports.ts"
 

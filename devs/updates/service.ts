@@ -17,6 +17,7 @@
  * and again with the image's SHA-256 just before every deploy.
  */
 import { createHash } from "node:crypto"
+import type { FirmwareUpdates } from "../registry/firmware-updates.ts"
 import type { DeviceUpdateRow, FirmwareImageRow, RegistryStore } from "../registry/store.ts"
 import type { KeyVault } from "./key-vault.ts"
 import { CLASS_ID, ManifestError, VENDOR_ID, verifySignedManifest, type FirmwareManifest } from "./manifest.ts"
@@ -59,7 +60,7 @@ const DIGEST = /^[0-9a-f]{64}$/
 class IntegrityError extends Error {}
 
 /** The update service's decisions; transport-free (the WSSK gateway and the registry call it). */
-export class UpdateService {
+export class UpdateService implements FirmwareUpdates {
     private readonly clock: () => number
     private readonly targets = new Map<string, DeployTarget>()
     private readonly busy = new Set<string>()

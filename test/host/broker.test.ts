@@ -12,8 +12,9 @@ import { after, before, describe, test } from "node:test"
 import mqtt from "mqtt"
 import { Registry } from "../../devs/registry/app.ts"
 import { claimProof } from "../../devs/owner/keys.ts"
-import { claim, enroll, login, makeHostDevice, type Transport } from "../../devs/registry/client.ts"
+import { claim, enroll, inProcessTransport, login, type Transport } from "../../devs/registry/client.ts"
 import { SqliteStore } from "../../devs/registry/store.ts"
+import { makeHostDevice } from "../../devs/sim/host-device.ts"
 import { MosquittoDynsec, startMosquitto, type MosquittoInstance } from "../../devs/stack/mosquitto.ts"
 import { ensurePki } from "../../devs/stack/pki.ts"
 import { freePort } from "../../devs/stack/ports.ts"
@@ -32,8 +33,7 @@ before(async () => {
     broker = await startMosquitto({ dir: join(dir, "mosquitto"), port: await freePort(), pki })
     dynsec = new MosquittoDynsec({ host: "127.0.0.1", port: broker.port }, broker.admin, ca)
     registry = new Registry({ store: new SqliteStore(":memory:"), broker: dynsec, clock: () => now, brokerTokenTtlMs: 60_000 })
-    t = async (method, path, headers, body) =>
-        registry.handle(method, path, headers, Buffer.from(body === undefined ? "" : JSON.stringify(body)), "127.0.0.1") as never
+    t = inProcessTransport(registry)
 })
 
 after(async () => {

@@ -13,8 +13,9 @@ import { join } from "node:path"
 import { describe, test } from "node:test"
 import { decode, encode, Tag } from "cbor2"
 import { Registry } from "../../devs/registry/app.ts"
-import { enroll, login, makeHostDevice, type Transport } from "../../devs/registry/client.ts"
+import { enroll, inProcessTransport, login } from "../../devs/registry/client.ts"
 import { SqliteStore } from "../../devs/registry/store.ts"
+import { makeHostDevice } from "../../devs/sim/host-device.ts"
 import { KeyVault } from "../../devs/updates/key-vault.ts"
 import { bstr, CLASS_ID, ManifestError, manifestFor, signManifest, VENDOR_ID, verifySignedManifest } from "../../devs/updates/manifest.ts"
 import { UpdateService, type DeployTarget } from "../../devs/updates/service.ts"
@@ -109,8 +110,7 @@ async function setup() {
     const vault = KeyVault.ephemeral()
     const service = new UpdateService({ store, vault, signingKeys: [key.publicKey], trialDeadlineMs: 60_000, clock: () => now, event: kind => events.push(kind) })
     const registry = new Registry({ store, clock: () => now, updates: { service, endpoint: { host: "localhost", port: 9443, windowMs: 60_000 } }, log: () => {} })
-    const t: Transport = async (method, path, headers, body) =>
-        registry.handle(method, path, headers, Buffer.from(body === undefined ? "" : JSON.stringify(body)), "10.0.0.1") as never
+    const t = inProcessTransport(registry, "10.0.0.1")
     const { device, enrollment } = await makeHostDevice()
     assert.equal((await enroll(t, enrollment)).status, 201)
     const v1 = V1
