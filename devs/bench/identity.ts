@@ -12,7 +12,7 @@ import { SqliteStore } from "../registry/store.ts"
 import { makeHostDevice } from "../sim/host-device.ts"
 import { ensurePki } from "../stack/pki.ts"
 import { startLocalStack } from "../stack/local.ts"
-import { freePort } from "../stack/ports.ts"
+import { freePort } from "../net/ports.ts"
 import { deviceLines, runInSimulator } from "../tools/devs-cli.ts"
 
 /** Device-side SCRAM cost (VM milliseconds). */

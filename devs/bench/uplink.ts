@@ -22,7 +22,7 @@ import { Keystore } from "../owner/keystore.ts"
 import { senmlJson } from "../owner/senml.ts"
 import { makeHostDevice } from "../sim/host-device.ts"
 import { startLocalStack } from "../stack/local.ts"
-import { freePort } from "../stack/ports.ts"
+import { freePort } from "../net/ports.ts"
 import { runFirmware, until } from "../tools/firmware.ts"
 
 /** Size of an MQTT 3.1.1 QoS 1 PUBLISH (§3.3): fixed header, topic, packet id, payload. */

@@ -12,7 +12,7 @@ import { readFileSync } from "node:fs"
 import { parseArgs } from "node:util"
 import { Registry, serveRegistry } from "./app.ts"
 import { SqliteStore } from "./store.ts"
-import { MosquittoDynsec } from "../stack/mosquitto.ts"
+import { MosquittoDynsec } from "../broker/dynsec.ts"
 
 const { values } = parseArgs({
     options: {

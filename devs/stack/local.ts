@@ -6,6 +6,8 @@
  */
 import { readFileSync } from "node:fs"
 import type { Server } from "node:https"
+import { MosquittoDynsec } from "../broker/dynsec.ts"
+import { startMosquitto, type MosquittoInstance } from "../broker/mosquitto.ts"
 import { Registry, serveRegistry } from "../registry/app.ts"
 import { SqliteStore } from "../registry/store.ts"
 import { BROKER_PORT, REGISTRY_PORT, stackFiles, UPDATES_PORT } from "../project.ts"
@@ -13,7 +15,6 @@ import { KeyVault } from "../updates/key-vault.ts"
 import { UpdateService } from "../updates/service.ts"
 import { loadPublicKey } from "../updates/signing-key.ts"
 import { WsskGateway } from "../updates/wssk.ts"
-import { MosquittoDynsec, startMosquitto, type MosquittoInstance } from "./mosquitto.ts"
 import { ensurePki, type Pki } from "./pki.ts"
 
 /** Options of the local stack. */
@@ -64,7 +65,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         startMosquitto({
             dir: files.mosquitto,
             port: options.brokerPort ?? BROKER_PORT,
-            pki,
+            tls: { cert: pki.serverCert, key: pki.serverKey },
             onLog: line => options.onLog?.("mosquitto", line),
         })
     let broker = await startBroker()

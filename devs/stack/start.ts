@@ -26,7 +26,7 @@ import { buildImage } from "../tools/sim-device.ts"
 import { CLASS_ID, manifestFor, signManifest } from "../updates/manifest.ts"
 import { ensureSigningKey, type SigningKey } from "../updates/signing-key.ts"
 import { startLocalStack, type LocalStack } from "./local.ts"
-import { portInUse, waitForPort } from "./ports.ts"
+import { portInUse, waitForPort } from "../net/ports.ts"
 
 const children: ChildProcess[] = []
 let stack: LocalStack | undefined

@@ -17,7 +17,7 @@ import { Rejected, UplinkVerifier } from "../../devs/owner/consumer.ts"
 import { sealEncrypt0 } from "../../devs/owner/cose.ts"
 import { channelKeys } from "../../devs/owner/keys.ts"
 import { Keystore } from "../../devs/owner/keystore.ts"
-import { freePort, waitForPort } from "../../devs/stack/ports.ts"
+import { freePort, waitForPort } from "../../devs/net/ports.ts"
 
 const dir = mkdtempSync(join(tmpdir(), "bridge-test-"))
 let port: number

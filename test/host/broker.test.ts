@@ -15,9 +15,10 @@ import { claimProof } from "../../devs/owner/keys.ts"
 import { claim, enroll, inProcessTransport, login, type Transport } from "../../devs/registry/client.ts"
 import { SqliteStore } from "../../devs/registry/store.ts"
 import { makeHostDevice } from "../../devs/sim/host-device.ts"
-import { MosquittoDynsec, startMosquitto, type MosquittoInstance } from "../../devs/stack/mosquitto.ts"
+import { MosquittoDynsec } from "../../devs/broker/dynsec.ts"
+import { startMosquitto, type MosquittoInstance } from "../../devs/broker/mosquitto.ts"
 import { ensurePki } from "../../devs/stack/pki.ts"
-import { freePort } from "../../devs/stack/ports.ts"
+import { freePort } from "../../devs/net/ports.ts"
 
 const dir = mkdtempSync(join(tmpdir(), "broker-test-"))
 let broker: MosquittoInstance
@@ -30,7 +31,7 @@ let t: Transport
 before(async () => {
     const pki = ensurePki(join(dir, "pki"))
     ca = readFileSync(pki.caCert)
-    broker = await startMosquitto({ dir: join(dir, "mosquitto"), port: await freePort(), pki })
+    broker = await startMosquitto({ dir: join(dir, "mosquitto"), port: await freePort(), tls: { cert: pki.serverCert, key: pki.serverKey } })
     dynsec = new MosquittoDynsec({ host: "127.0.0.1", port: broker.port }, broker.admin, ca)
     registry = new Registry({ store: new SqliteStore(":memory:"), broker: dynsec, clock: () => now, brokerTokenTtlMs: 60_000 })
     t = inProcessTransport(registry)
