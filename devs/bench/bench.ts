@@ -20,7 +20,8 @@ import { consumerThroughput, uplinkWireAndLatency } from "./uplink.ts"
 import { deviceScramCost, registryLoginRate, timeToEnrollment } from "./identity.ts"
 import { settingsCost } from "./storage.ts"
 import { slhDsaOnDevice, updateEndToEnd } from "./update.ts"
-import { collectHexLines, deviceLines, PROJECT_ROOT, runDevs, runInSimulator } from "../tools/devs-cli.ts"
+import { PROJECT_ROOT } from "../project.ts"
+import { collectHexLines, deviceLines, runDevs, runInSimulator } from "../sim/devs-cli.ts"
 
 async function bytecode() {
     const { code, output } = await runDevs(["build", "src/main.ts", "--stats"], { timeoutMs: 120000 })

@@ -13,7 +13,7 @@ import { makeHostDevice } from "../sim/host-device.ts"
 import { ensurePki } from "../stack/pki.ts"
 import { startLocalStack } from "../stack/local.ts"
 import { freePort } from "../net/ports.ts"
-import { deviceLines, runInSimulator } from "../tools/devs-cli.ts"
+import { deviceLines, runInSimulator } from "../sim/devs-cli.ts"
 
 /** Device-side SCRAM cost (VM milliseconds). */
 export async function deviceScramCost() {

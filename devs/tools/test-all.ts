@@ -9,7 +9,8 @@
 import { spawn } from "node:child_process"
 import { readdirSync } from "node:fs"
 import { join, relative } from "node:path"
-import { PROJECT_ROOT, runInSimulator } from "./devs-cli.ts"
+import { PROJECT_ROOT } from "../project.ts"
+import { runInSimulator } from "../sim/devs-cli.ts"
 import { ensureSigningKey } from "../updates/signing-key.ts"
 
 /** Per-file time limit of a device suite, in milliseconds. */

@@ -16,11 +16,11 @@ import { Registry } from "../../devs/registry/app.ts"
 import { enroll, inProcessTransport, login } from "../../devs/registry/client.ts"
 import { SqliteStore } from "../../devs/registry/store.ts"
 import { makeHostDevice } from "../../devs/sim/host-device.ts"
+import { PROJECT_ROOT } from "../../devs/project.ts"
 import { KeyVault } from "../../devs/updates/key-vault.ts"
 import { bstr, CLASS_ID, ManifestError, manifestFor, signManifest, VENDOR_ID, verifySignedManifest } from "../../devs/updates/manifest.ts"
 import { UpdateService, type DeployTarget } from "../../devs/updates/service.ts"
 import { generateSigningKey } from "../../devs/updates/signing-key.ts"
-import { PROJECT_ROOT } from "../../devs/tools/devs-cli.ts"
 
 const key = generateSigningKey()
 const otherKey = generateSigningKey()
