@@ -41,7 +41,7 @@ export interface FirmwareManifest {
     minSequence: number
 }
 
-/** Where `devs sign` writes the signed manifest of `imagePath`, and `devs publish` looks for it. */
+/** Where `npm run sign` writes the signed manifest of `imagePath`, and `npm run publish-firmware` looks for it. */
 export function manifestPathFor(imagePath: string): string {
     return imagePath.replace(/\.devs$/, "") + ".manifest"
 }

@@ -1,6 +1,6 @@
 /**
  * The firmware's identity in the simulator against the real registry (HTTPS,
- * SQLite) and Mosquitto: enrollment → claim (with `devs claim`) → SCRAM login
+ * SQLite) and Mosquitto: enrollment → claim (with `npm run claim`) → SCRAM login
  * → broker token → MQTT CONNECT; a second device gets different everything;
  * a registry with a valid certificate but without the device's verifier is
  * refused; a server offering only weaker mechanisms is refused and logged;
@@ -84,7 +84,7 @@ async function runFixture(onLine: (line: string) => void = () => {}) {
 async function claimWithCli(id: string, code: string) {
     const { stdout, stderr } = await promisify(execFile)(
         process.execPath,
-        ["--import", "tsx", "devs/claim.ts", "--registry", `https://localhost:${REGISTRY_PORT}`, "--ca", stack.pki.caCert, "--id", id, "--code", code, "--owner", "alice", "--keystore", join(dir, "alice.json")],
+        ["--import", "tsx", "devs/bin/claim.ts", "--registry", `https://localhost:${REGISTRY_PORT}`, "--ca", stack.pki.caCert, "--id", id, "--code", code, "--owner", "alice", "--keystore", join(dir, "alice.json")],
         { cwd: PROJECT_ROOT }
     )
     transcript.push(stdout, stderr)
