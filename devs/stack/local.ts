@@ -40,6 +40,8 @@ export interface LocalStackOptions {
     updateWindowMs?: number
     /** Follows each deploy's acknowledged writes. */
     onDeployProgress?: (deviceId: string, written: number, total: number) => void
+    /** Which signed manifest devices are offered, given the newest published one (UpdateServiceOptions.offer). */
+    offerManifest?: (newest: Buffer | undefined, classId: string) => Buffer | undefined
 }
 
 /** A running local stack. */
@@ -81,6 +83,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         trialDeadlineMs: options.trialDeadlineMs,
         event: (kind, identity, detail) => registry?.event(kind, "updates", identity, detail),
         onDeployProgress: options.onDeployProgress,
+        offer: options.offerManifest,
     })
     updates.startTimer()
     const gateway = new WsskGateway({

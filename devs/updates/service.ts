@@ -46,6 +46,12 @@ export interface UpdateServiceOptions {
     event: (kind: string, identity: string, detail: string) => void
     /** Follows each deploy's acknowledged writes (tests cut the power half-way). */
     onDeployProgress?: (deviceId: string, written: number, total: number) => void
+    /**
+     * Decides which signed manifest devices are offered, given the newest
+     * published one. Default: that one. Tests offer tampered, wrongly signed
+     * or older manifests here, as a compromised or broken server would.
+     */
+    offer?: (newest: Buffer | undefined, classId: string) => Buffer | undefined
 }
 
 /** What the service answers to a device's report. */
@@ -108,7 +114,8 @@ export class UpdateService implements FirmwareUpdates {
 
     /** The newest signed manifest for a class (hex id), as devices fetch it. */
     latestSignedManifest(classId: string): Buffer | undefined {
-        return this.options.store.latestFirmwareImage(classId)?.signedManifest
+        const newest = this.options.store.latestFirmwareImage(classId)?.signedManifest
+        return this.options.offer ? this.options.offer(newest, classId) : newest
     }
 
     /** The device's WSSK master key, for the gateway; undefined if it never handed one over. */

@@ -40,6 +40,8 @@ const TRIAL_DEADLINE_MS = 45_000
 const WINDOW_MS = 20_000
 let stack: LocalStack
 let devtools: ChildProcess
+/** What the service offers instead of the newest published manifest, when set. */
+let offered: Buffer | undefined
 /** The next power cut: made when `when` first holds for a service log line or deploy progress. */
 let pendingCut: { when: (what: string) => boolean; made: boolean } | undefined
 const key = ensureSigningKey()
@@ -67,11 +69,9 @@ function cutIfDue(what: string) {
     void device.powerCut()
 }
 
-/** Makes the service offer `signed` as the newest manifest, as a compromised or broken server would. */
+/** Makes the service offer `signed` as the newest manifest, as a compromised or broken server would; undefined ends it. */
 function offer(signed: Buffer | undefined) {
-    const service = stack.updates as unknown as { latestSignedManifest(c: string): Buffer | undefined }
-    if (signed) service.latestSignedManifest = () => signed
-    else delete (service as { latestSignedManifest?: unknown }).latestSignedManifest
+    offered = signed
 }
 
 function publish(name: string, sequence: number): Buffer {
@@ -96,6 +96,7 @@ before(async () => {
         updateWindowMs: WINDOW_MS,
         signingKeys: [key.publicKey],
         onDeployProgress: (_id, written, total) => cutIfDue(`deploy ${written}/${total}`),
+        offerManifest: newest => offered ?? newest,
         onLog: (service, line) => {
             transcript.push(`${Date.now()} ${service}: ${line}`)
             cutIfDue(line)
