@@ -56,7 +56,7 @@ export async function uplinkWireAndLatency() {
     // bytes: what the broker carried, against SenML-JSON of the very same records
     const root = Buffer.from(device.keystore.device(device.id)!.root, "hex")
     const replayFree = Keystore.open(join(dir, "bench.json"), "bench")
-    replayFree.data.devices[device.id] = { root: root.toString("hex"), downCounter: 0, upHighest: -1 }
+    replayFree.addDevice(device.id, root)
     const verifier = new UplinkVerifier(replayFree)
     const keys = channelKeys(root, device.id, "up")
     let coseWire = 0
@@ -141,7 +141,7 @@ export async function consumerThroughput(count = 800) {
     }
     const raw = await timeDelivery(async () => {})
     const keystore = Keystore.open(join(dir, "owner.json"), "bench")
-    keystore.data.devices[id] = { root: root.toString("hex"), downCounter: 0, upHighest: -1 }
+    keystore.addDevice(id, root)
     const verifier = new UplinkVerifier(keystore)
     const verified = await timeDelivery(async p => void (await verifier.verify(topic, p)))
     console.log(

@@ -16,6 +16,7 @@ import { MIGRATIONS, SqliteStore } from "../../devs/registry/store.ts"
 import { claimDevice } from "../../devs/owner/claim.ts"
 import { Keystore } from "../../devs/owner/keystore.ts"
 import { makeHostDevice } from "../../devs/sim/host-device.ts"
+import { ManualClock } from "./support/clock.ts"
 
 class FakeBroker implements BrokerAccess {
     endpoint = { host: "127.0.0.1", port: 8883 }
@@ -38,11 +39,11 @@ const dir = mkdtempSync(join(tmpdir(), "registry-test-"))
 after(() => rmSync(dir, { recursive: true, force: true }))
 
 function setup(name: string) {
-    let now = 1_700_000_000_000
+    const clock = new ManualClock()
     const store = new SqliteStore(join(dir, `${name}.db`))
     const broker = new FakeBroker()
-    const registry = new Registry({ store, broker, clock: () => now, brokerTokenTtlMs: 60_000 })
-    return { store, broker, registry, t: inProcessTransport(registry, "10.0.0.1"), advance: (ms: number) => (now += ms) }
+    const registry = new Registry({ store, broker, clock: clock.now, brokerTokenTtlMs: 60_000 })
+    return { store, broker, registry, t: inProcessTransport(registry, "10.0.0.1"), advance: (ms: number) => clock.advance(ms) }
 }
 
 describe("registry", () => {

@@ -150,7 +150,7 @@ describe("secure uplink", () => {
             assert.equal(await rejection(live, sample.topic, randomBytes(30)), "malformed")
             // a verifier that has seen nothing yet: only the replay check is out of the way
             const freshStore = Keystore.open(join(dir, "fresh.json"), "tester")
-            freshStore.data.devices[id] = { ...device.keystore.device(id)!, upHighest: -1 }
+            freshStore.addDevice(id, Buffer.from(device.keystore.device(id)!.root, "hex"))
             const fresh = new UplinkVerifier(freshStore)
             const flipped = Buffer.from(sample.payload)
             flipped[flipped.length - 1] ^= 1

@@ -16,7 +16,7 @@
  * device's key reach the v1 fixture in a module generated at test time.
  */
 import assert from "node:assert/strict"
-import { createHash, randomBytes } from "node:crypto"
+import { randomBytes } from "node:crypto"
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -26,6 +26,7 @@ import { buildImage, deviceLine, runDevs } from "../../devs/sim/devs-cli.ts"
 import { until } from "../../devs/sim/until.ts"
 import { ensurePki, type Pki } from "../../devs/stack/pki.ts"
 import { WsskGateway, type WsskEvent } from "../../devs/updates/wssk.ts"
+import { sha256Hex } from "./support/digest.ts"
 
 const dir = mkdtempSync(join(tmpdir(), "wssk-test-"))
 /** The key the device holds (compiled into the v1 fixture). */
@@ -37,8 +38,6 @@ let pki: Pki
 let gateway: WsskGateway
 let v1: Buffer
 let v2: Buffer
-
-const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex")
 
 /** Builds a fixture; returns the image, written to the test's folder as `<name>.devs`. */
 function build(name: string): Promise<Buffer> {
@@ -166,11 +165,11 @@ describe("WSSK gateway and the simulator's runtime", () => {
             // the program reads its own SHA-256 from the runtime's DeviceScriptManager: that of the .devs file
             const opened = await sim.waitFor(/^wssk-fixture v1 ([0-9a-f]{64}) id (\S+)$/, 60_000)
             const [, printed, id] = opened
-            assert.equal(printed, sha256(v1))
+            assert.equal(printed, sha256Hex(v1))
             const session = await gateway.waitForDevice(id, 30_000)
             const connectedAt = Date.now()
             assert.equal(session.deviceId, id)
-            assert.equal((await session.getHash()).toString("hex"), sha256(v1))
+            assert.equal((await session.getHash()).toString("hex"), sha256Hex(v1))
 
             // misaligned and empty images are refused before a byte is sent
             const sent = session.traffic().messagesOut
@@ -189,8 +188,8 @@ describe("WSSK gateway and the simulator's runtime", () => {
 
             // the runtime starts v2, which sees its own hash, and so does the gateway
             const [, v2Printed] = await sim.waitFor(/^wssk-fixture v2 ([0-9a-f]{64})$/, 20_000)
-            assert.equal(v2Printed, sha256(v2))
-            assert.equal((await session.getHash()).toString("hex"), sha256(v2))
+            assert.equal(v2Printed, sha256Hex(v2))
+            assert.equal((await session.getHash()).toString("hex"), sha256Hex(v2))
             // v2 closes the window by clearing the connection string
             await session.closed
             await sim.waitFor(/^wssk-fixture v2 window closed$/, 10_000)
