@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url"
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..")
 
 /** State made on this machine, never in git: keys, certificates, databases, broker state. */
-export const VAR_DIR = join(PROJECT_ROOT, "var")
+const VAR_DIR = join(PROJECT_ROOT, "var")
 
 /** The owner's firmware signing key (mode 0600): keep it off the device and out of git; back it up. */
 export const SIGNING_KEY_PATH = join(VAR_DIR, "keys", "firmware-signing.json")

@@ -17,7 +17,12 @@ const spec = {
     summary: "Claims a device with the one-time code it printed at first boot; its keys go into the owner's keystore.",
     options: {
         id: DEVICE_ID,
-        code: { type: "string", value: "CLAIM-CODE", required: true, help: "the claim code the device printed once (never sent: a proof of it is)" },
+        code: {
+            type: "string",
+            value: "CLAIM-CODE",
+            required: true,
+            help: "the claim code the device printed once (never sent: a proof of it is)",
+        },
         owner: OWNER,
         registry: REGISTRY,
         ca: CA,

@@ -18,7 +18,12 @@ const spec = {
     name: "keygen",
     summary: "Makes the owner's firmware signing key (SLH-DSA-SHA2-128s) and writes the firmware's trust anchor for it.",
     options: {
-        key: { type: "string", value: "file", default: SIGNING_KEY_PATH, help: "where the key goes (mode 0600; keep it off the device, out of git)" },
+        key: {
+            type: "string",
+            value: "file",
+            default: SIGNING_KEY_PATH,
+            help: "where the key goes (mode 0600; keep it off the device, out of git)",
+        },
         "if-missing": { type: "boolean", help: "keep an existing key; only bring the trust anchor up to date" },
     },
 } as const
@@ -29,8 +34,10 @@ await runCommand(spec, ({ values }) => {
         console.log(`signing key ${keyId(key.publicKey).toString("hex")}; trust anchor up to date`)
         return
     }
-    if (existsSync(values.key))
-        throw new CommandError(`${displayPath(values.key)} exists: a signing key is never overwritten (devices trust it); --if-missing keeps it`)
+    if (existsSync(values.key)) {
+        const path = displayPath(values.key)
+        throw new CommandError(`${path} exists: a signing key is never overwritten (devices trust it); --if-missing keeps it`)
+    }
     const key = generateSigningKey()
     saveSigningKey(key, values.key)
     writeTrustAnchor(key.publicKey)

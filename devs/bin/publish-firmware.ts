@@ -20,8 +20,8 @@ const spec = {
     summary: "Publishes a signed image to the update service, which checks the signature and the image first.",
     positionals: { usage: "<image.devs>", min: 1, max: 1 },
     options: {
-        manifest: { type: "string", value: "file", defaultText: "<image>.manifest", help: "the signed manifest, as npm run sign writes it" },
-        db: { type: "string", value: "file", default: stackFiles().registryDb, help: "the registry's database, which the update service shares" },
+        manifest: { type: "string", value: "file", defaultText: "<image>.manifest", help: "the signed manifest (npm run sign writes it)" },
+        db: { type: "string", value: "file", default: stackFiles().registryDb, help: "the registry's database (the update service's too)" },
         key: { type: "string", value: "file", default: SIGNING_KEY_PATH, help: "the signing key whose public half the service accepts" },
     },
 } as const

@@ -42,5 +42,6 @@ await runCommand(spec, ({ values, positionals: [imagePath] }) => {
     const signed = signManifest(manifest, key.secretKey, key.publicKey)
     const out = values.out ?? manifestPathFor(imagePath)
     writeFileSync(out, signed)
-    console.log(`${out}: sequence ${manifest.sequence}, image ${image.length} B sha256 ${manifest.digest.toString("hex")}, manifest ${signed.length} B`)
+    const digest = manifest.digest.toString("hex")
+    console.log(`${out}: sequence ${manifest.sequence}, image ${image.length} B sha256 ${digest}, manifest ${signed.length} B`)
 })

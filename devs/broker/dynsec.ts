@@ -68,7 +68,14 @@ export class MosquittoDynsec implements BrokerAccess {
 
     async grant(deviceId: string, password: string): Promise<void> {
         const role = `device-${deviceId}`
-        const allow = (acltype: string, topic: string) => ({ command: "addRoleACL", rolename: role, acltype, topic, allow: true, priority: 0 })
+        const allow = (acltype: string, topic: string) => ({
+            command: "addRoleACL",
+            rolename: role,
+            acltype,
+            topic,
+            allow: true,
+            priority: 0,
+        })
         const responses = await this.send([
             { command: "deleteClient", username: deviceId },
             { command: "deleteRole", rolename: role },
@@ -87,7 +94,14 @@ export class MosquittoDynsec implements BrokerAccess {
         const username = `owner-${owner}`
         const role = username
         const password = randomBytes(24).toString("base64url")
-        const allow = (acltype: string, topic: string) => ({ command: "addRoleACL", rolename: role, acltype, topic, allow: true, priority: 0 })
+        const allow = (acltype: string, topic: string) => ({
+            command: "addRoleACL",
+            rolename: role,
+            acltype,
+            topic,
+            allow: true,
+            priority: 0,
+        })
         const [created] = await this.send([{ command: "createClient", username, password }])
         const responses = await this.send([
             // createRole fails harmlessly when the role exists; the ACLs and the role link must succeed

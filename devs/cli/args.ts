@@ -71,7 +71,7 @@ function optionUsage(name: string, o: OptionSpec): string {
 }
 
 /** The text `--help` prints. */
-export function helpText(spec: CommandSpec): string {
+function helpText(spec: CommandSpec): string {
     const required = Object.entries(spec.options).filter(([, o]) => o.required)
     const args = [
         ...required.map(([name, o]) => optionUsage(name, o)),
@@ -115,9 +115,10 @@ function parseError(e: Error & { code?: string }): UsageError {
 }
 
 /** Parses `argv` against `spec`; undefined when it asks for --help. Throws `UsageError`. */
-export function parseCommandLine<O extends Record<string, OptionSpec>>(spec: CommandSpec<O>, argv: string[]): CommandLine<O> | undefined {
+function parseCommandLine<O extends Record<string, OptionSpec>>(spec: CommandSpec<O>, argv: string[]): CommandLine<O> | undefined {
     const options: Record<string, { type: "string" | "boolean"; default?: string | boolean }> = { help: { type: "boolean" } }
-    for (const [name, o] of Object.entries(spec.options)) options[name] = o.default === undefined ? { type: o.type } : { type: o.type, default: o.default }
+    for (const [name, o] of Object.entries(spec.options))
+        options[name] = o.default === undefined ? { type: o.type } : { type: o.type, default: o.default }
     let parsed
     try {
         parsed = parseArgs({ args: argv, options, allowPositionals: spec.positionals !== undefined, strict: true })
@@ -125,16 +126,19 @@ export function parseCommandLine<O extends Record<string, OptionSpec>>(spec: Com
         throw parseError(e as Error)
     }
     if (parsed.values.help) return undefined
-    for (const [name, o] of Object.entries(spec.options))
-        if (o.required && (parsed.values[name] === undefined || parsed.values[name] === "")) throw new UsageError(`missing ${optionUsage(name, o)}`)
-    const count = parsed.positionals.length
-    if (spec.positionals && count < spec.positionals.min) throw new UsageError(`missing ${spec.positionals.usage}`)
-    if (spec.positionals && count > spec.positionals.max) throw new UsageError(`unexpected argument ${parsed.positionals[spec.positionals.max]}`)
-    return { values: parsed.values as Values<O>, positionals: parsed.positionals }
+    for (const [name, o] of Object.entries(spec.options)) {
+        const value = parsed.values[name]
+        if (o.required && (value === undefined || value === "")) throw new UsageError(`missing ${optionUsage(name, o)}`)
+    }
+    const { positionals } = parsed
+    const { usage, min, max } = spec.positionals ?? { usage: "", min: 0, max: 0 }
+    if (positionals.length < min) throw new UsageError(`missing ${usage}`)
+    if (positionals.length > max) throw new UsageError(`unexpected argument ${positionals[max]}`)
+    return { values: parsed.values as Values<O>, positionals }
 }
 
 /** One line for a failure, and the exit code: 2 for a mistake in the call, 1 for anything else. */
-export function explain(e: unknown): { message: string; code: 1 | 2 } {
+function explain(e: unknown): { message: string; code: 1 | 2 } {
     if (e instanceof UsageError) return { message: `${e.message}; see --help`, code: 2 }
     // Node reports a refused connection to "localhost" (tried as ::1 and 127.0.0.1) as an AggregateError
     const error = (e instanceof AggregateError && e.errors.length ? e.errors[e.errors.length - 1] : e) as NodeJS.ErrnoException & {
@@ -142,8 +146,10 @@ export function explain(e: unknown): { message: string; code: 1 | 2 } {
         port?: number
     }
     switch (error?.code) {
-        case "ECONNREFUSED":
-            return { message: `nothing answers at ${error.address}:${error.port}: is the service running? (npm start runs the local stack)`, code: 1 }
+        case "ECONNREFUSED": {
+            const where = `${error.address}:${error.port}`
+            return { message: `nothing answers at ${where}: is the service running? (npm start runs the local stack)`, code: 1 }
+        }
         case "EADDRINUSE":
             return { message: `port ${error.port} is taken: is another instance (or npm start) running?`, code: 1 }
         case "ENOENT":
@@ -168,7 +174,7 @@ export async function runCommand<O extends Record<string, OptionSpec>>(
 ): Promise<void> {
     try {
         const line = parseCommandLine(spec, argv)
-        if (!line) return void process.stdout.write(helpText(spec as unknown as CommandSpec))
+        if (!line) return void process.stdout.write(helpText(spec))
         await main(line)
     } catch (e) {
         const { message, code } = explain(e)

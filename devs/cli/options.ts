@@ -20,13 +20,28 @@ export const KEYSTORE = {
 } as const satisfies OptionSpec
 
 /** The device a program acts on. */
-export const DEVICE_ID = { type: "string", value: "device id", required: true, help: "the device's id: 32 hex digits, as it prints at boot" } as const satisfies OptionSpec
+export const DEVICE_ID = {
+    type: "string",
+    value: "device id",
+    required: true,
+    help: "the device's id: 32 hex digits, as it prints at boot",
+} as const satisfies OptionSpec
 
 /** The broker the owner connects to. */
-export const BROKER = { type: "string", value: "url", default: `mqtts://localhost:${BROKER_PORT}`, help: "the broker" } as const satisfies OptionSpec
+export const BROKER = {
+    type: "string",
+    value: "url",
+    default: `mqtts://localhost:${BROKER_PORT}`,
+    help: "the broker",
+} as const satisfies OptionSpec
 
 /** The registry the owner claims devices with. */
-export const REGISTRY = { type: "string", value: "url", default: `https://localhost:${REGISTRY_PORT}`, help: "the registry" } as const satisfies OptionSpec
+export const REGISTRY = {
+    type: "string",
+    value: "url",
+    default: `https://localhost:${REGISTRY_PORT}`,
+    help: "the registry",
+} as const satisfies OptionSpec
 
 /** The CA the services' certificates chain to. */
 export const CA = {
@@ -63,6 +78,6 @@ export function brokerLogin(keystore: Keystore): { username: string; password: s
 /** Checks that the keystore holds the device's keys. */
 export function ownedDevice(keystore: Keystore, id: string) {
     const owned = keystore.device(id)
-    if (!owned) throw new CommandError(`device ${id} is not in ${keystore.path}: claim it first, or pass the keystore that holds it (--keystore)`)
+    if (!owned) throw new CommandError(`device ${id} is not in ${keystore.path}: claim it first, or name the keystore that holds it`)
     return owned
 }

@@ -11,7 +11,7 @@ import { waitForPort } from "../net/ports.ts"
 import { DEVTOOLS_PORT, PROJECT_ROOT } from "../project.ts"
 
 /** Path of the project's `devs` binary. */
-export function devsBin(): string {
+function devsBin(): string {
     const bin = join(PROJECT_ROOT, "node_modules", ".bin", "devs")
     if (!existsSync(bin)) throw new Error("devs CLI missing: run `npm install` first")
     return bin
@@ -54,7 +54,7 @@ export interface RunDevsOptions {
 const ANSI = /\x1b\[[0-9;]*m/g
 
 /** Calls `onLine` with each complete line a stream emits, colour codes removed. */
-export function forEachLine(stream: NodeJS.ReadableStream, onLine: (line: string) => void) {
+function forEachLine(stream: NodeJS.ReadableStream, onLine: (line: string) => void) {
     let partial = ""
     stream.on("data", (chunk: Buffer) => {
         partial += chunk.toString("utf8").replace(ANSI, "")

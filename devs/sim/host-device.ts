@@ -19,7 +19,11 @@ export interface HostDevice {
 
 /** Makes a random device and its enrollment request body, as the firmware would (claim proof, sealed owner envelope). */
 export async function makeHostDevice(): Promise<{ device: HostDevice; enrollment: Record<string, unknown> }> {
-    const device = { id: randomBytes(16).toString("hex"), password: randomBytes(32), claimCode: randomBytes(20).toString("hex").toUpperCase() }
+    const device = {
+        id: randomBytes(16).toString("hex"),
+        password: randomBytes(32),
+        claimCode: randomBytes(20).toString("hex").toUpperCase(),
+    }
     const envelope = await sealEncrypt0(ownerRoot(device.password, device.id), {
         key: envelopeKey(device.claimCode, device.id),
         kid: Buffer.from(device.id, "hex"),

@@ -48,7 +48,8 @@ export async function startLocal(): Promise<void> {
         void (owner ? owner.close() : Promise.resolve()).finally(() => stack?.stop())
     }
     try {
-        if (await portInUse(DEVTOOLS_PORT)) throw new Error(`port ${DEVTOOLS_PORT} is taken: is another devtools server (or npm start) running?`)
+        if (await portInUse(DEVTOOLS_PORT))
+            throw new Error(`port ${DEVTOOLS_PORT} is taken: is another devtools server (or npm start) running?`)
         // the broker must not outlive us, however we end
         process.on("exit", () => stack?.broker.process.kill("SIGKILL"))
         process.on("SIGINT", () => stop(0))

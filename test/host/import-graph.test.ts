@@ -191,7 +191,8 @@ function checkImports(tree: string, root: string, floors: string[][]) {
         const [a, b] = [folderOf(i.from), folderOf(i.to)]
         if (a === b || !floorOf.has(a) || !floorOf.has(b)) continue
         if (floorOf.get(a)! < floorOf.get(b)!) continue
-        const why = floorOf.get(a) === floorOf.get(b) ? `${a} and ${b} share a floor, and neighbours do not import each other` : `${b} is above ${a}`
+        const neighbours = floorOf.get(a) === floorOf.get(b)
+        const why = neighbours ? `${a} and ${b} share a floor, and neighbours do not import each other` : `${b} is above ${a}`
         layers.push(`${where(i)}: ${why}: imports only go down (${order})`)
     }
     layers.push(...missing.map(i => `${where(i)}: no such file`))
