@@ -7,12 +7,13 @@ import type { Server } from "node:https"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Registry, serveRegistry } from "../registry/app.ts"
-import { enroll, httpsTransport, login, makeHostDevice } from "../registry/client.ts"
+import { enroll, httpsTransport, login } from "../registry/client.ts"
 import { SqliteStore } from "../registry/store.ts"
+import { makeHostDevice } from "../sim/host-device.ts"
 import { ensurePki } from "../stack/pki.ts"
 import { startLocalStack } from "../stack/local.ts"
-import { freePort } from "../stack/ports.ts"
-import { deviceLines, runInSimulator } from "../tools/devs-cli.ts"
+import { freePort } from "../net/ports.ts"
+import { deviceLines, runInSimulator } from "../sim/devs-cli.ts"
 
 /** Device-side SCRAM cost (VM milliseconds). */
 export async function deviceScramCost() {

@@ -2,7 +2,7 @@
  * Benchmark of the device's settings store: a read, and a write that resolves
  * only once the value is in flash (set, then read back).
  */
-import { deviceLines, runInSimulator } from "../tools/devs-cli.ts"
+import { deviceLines, runInSimulator } from "../sim/devs-cli.ts"
 
 /** Read and confirmed-write cost of a 64-byte value on the VM, and their ratio. */
 export async function settingsCost() {

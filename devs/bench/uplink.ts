@@ -17,12 +17,14 @@ import mqtt from "mqtt"
 import { UplinkVerifier } from "../owner/consumer.ts"
 import { openEncrypt0, sealEncrypt0 } from "../owner/cose.ts"
 import { channelKeys, claimProof } from "../owner/keys.ts"
-import { claim, enroll, login, makeHostDevice, type Transport } from "../registry/client.ts"
+import { claim, enroll, inProcessTransport, login } from "../registry/client.ts"
 import { Keystore } from "../owner/keystore.ts"
 import { senmlJson } from "../owner/senml.ts"
+import { makeHostDevice } from "../sim/host-device.ts"
 import { startLocalStack } from "../stack/local.ts"
-import { freePort } from "../stack/ports.ts"
-import { runFirmware, until } from "../tools/firmware.ts"
+import { freePort } from "../net/ports.ts"
+import { SimulatedDevice } from "../sim/simulated-device.ts"
+import { until } from "../sim/until.ts"
 
 /** Size of an MQTT 3.1.1 QoS 1 PUBLISH (§3.3): fixed header, topic, packet id, payload. */
 function publishBytes(topic: string, payload: number): number {
@@ -42,20 +44,21 @@ export async function uplinkWireAndLatency() {
     const spy = await mqtt.connectAsync(`mqtts://localhost:${stack.broker.port}`, { ...stack.broker.admin, ca: readFileSync(stack.pki.caCert) })
     await spy.subscribeAsync("things/+/up/readings", { qos: 1 })
     spy.on("message", (topic, payload) => wire.push({ topic, payload: Buffer.from(payload) }))
-    const run = runFirmware(stack, dir, [])
+    const device = new SimulatedDevice({ stack, dir, transcript: [] })
+    device.run()
     try {
-        await until("30 reading messages", () => run.verified.filter(m => m.kind === "readings").length >= 30, 240_000)
+        await until("30 reading messages", () => device.verified.filter(m => m.kind === "readings").length >= 30, 240_000)
     } finally {
-        await run.stop()
+        await device.stop()
         await spy.endAsync()
         await stack.stop()
     }
     // bytes: what the broker carried, against SenML-JSON of the very same records
-    const root = Buffer.from(run.keystore.device(run.deviceId())!.root, "hex")
+    const root = Buffer.from(device.keystore.device(device.id)!.root, "hex")
     const replayFree = Keystore.open(join(dir, "bench.json"), "bench")
-    replayFree.data.devices[run.deviceId()] = { root: root.toString("hex"), downCounter: 0, upHighest: -1 }
+    replayFree.addDevice(device.id, root)
     const verifier = new UplinkVerifier(replayFree)
-    const keys = channelKeys(root, run.deviceId(), "up")
+    const keys = channelKeys(root, device.id, "up")
     let coseWire = 0
     let jsonWire = 0
     let readings = 0
@@ -75,12 +78,12 @@ export async function uplinkWireAndLatency() {
     const sensorToOwner: number[] = []
     const sealToOwner: number[] = []
     // steady state only: leave out what queued up before the owner's claim opened the first session
-    const firstArrival = run.arrivals[0]
-    run.verified.forEach((m, i) => {
-        const sealed = run.sealedAt.get(m.counter)
+    const firstArrival = device.arrivals[0]
+    device.verified.forEach((m, i) => {
+        const sealed = device.sealedAt.get(m.counter)
         if (m.kind !== "readings" || sealed === undefined || sealed < firstArrival) return
-        sealToOwner.push(run.arrivals[i] - sealed)
-        for (const r of m.readings) if (r.unit !== undefined) sensorToOwner.push(run.arrivals[i] - (sealed + r.time * 1000))
+        sealToOwner.push(device.arrivals[i] - sealed)
+        for (const r of m.readings) if (r.unit !== undefined) sensorToOwner.push(device.arrivals[i] - (sealed + r.time * 1000))
     })
     sensorToOwner.sort((a, b) => a - b)
     sealToOwner.sort((a, b) => a - b)
@@ -102,8 +105,7 @@ export async function consumerThroughput(count = 800) {
     const url = `mqtts://localhost:${stack.broker.port}`
     // a device enrolled and claimed in-process, so the broker lets it publish on its topic
     const { device, enrollment } = await makeHostDevice()
-    const t: Transport = async (method, path, headers, body) =>
-        (await stack.registry.handle(method, path, headers, Buffer.from(body === undefined ? "" : JSON.stringify(body)), "127.0.0.1")) as never
+    const t = inProcessTransport(stack.registry)
     await enroll(t, enrollment)
     await claim(t, device.id, claimProof(device.claimCode), "bench")
     const grant = (await login(t, device.id, device.password)).body.broker as { username: string; password: string }
@@ -139,7 +141,7 @@ export async function consumerThroughput(count = 800) {
     }
     const raw = await timeDelivery(async () => {})
     const keystore = Keystore.open(join(dir, "owner.json"), "bench")
-    keystore.data.devices[id] = { root: root.toString("hex"), downCounter: 0, upHighest: -1 }
+    keystore.addDevice(id, root)
     const verifier = new UplinkVerifier(keystore)
     const verified = await timeDelivery(async p => void (await verifier.verify(topic, p)))
     console.log(

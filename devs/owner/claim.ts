@@ -16,7 +16,7 @@ export async function claimDevice(t: Transport, keystore: Keystore, deviceId: st
     const opened = await openEncrypt0(envelope, { key: envelopeKey(code, deviceId), externalAad: ENVELOPE_AAD })
     if (opened.headers.kid.toString("hex") !== deviceId || opened.plaintext.length !== 32)
         throw new Error("the registry returned an envelope for another device")
-    keystore.data.devices[deviceId] = { root: opened.plaintext.toString("hex"), downCounter: 0, upHighest: -1 }
+    keystore.addDevice(deviceId, opened.plaintext)
     const broker = reply.body.broker as { username: string; password: string } | undefined
     if (broker) keystore.data.broker = { username: broker.username, password: broker.password }
     keystore.save()

@@ -44,6 +44,11 @@ export class Keystore {
         return Object.hasOwn(this.data.devices, id) ? this.data.devices[id] : undefined
     }
 
+    /** Keeps a device's owner root, as a claim does; its counters start afresh. Call `save` to keep it on disk. */
+    addDevice(id: string, root: Buffer) {
+        this.data.devices[id] = { root: root.toString("hex"), downCounter: 0, upHighest: -1 }
+    }
+
     save() {
         mkdirSync(dirname(this.path), { recursive: true })
         const tmp = `${this.path}.tmp`

@@ -33,23 +33,10 @@ import {
     serverFirst,
     type ScramServerExchange,
 } from "./scram.ts"
+import type { BrokerAccess } from "./broker-access.ts"
+import type { FirmwareUpdates, UpdateEndpoint } from "./firmware-updates.ts"
+import { parseAuthorization } from "./http-auth.ts"
 import type { DeviceRecord, RegistryStore } from "./store.ts"
-import type { UpdateService } from "../updates/service.ts"
-
-/** Installs and removes per-device broker credentials (Mosquitto dynamic security, or another broker). */
-export interface BrokerAccess {
-    /** Where devices connect. */
-    endpoint: { host: string; port: number }
-    /** Creates or replaces the device's broker login, allowed only its own topics. */
-    grant(deviceId: string, password: string): Promise<void>
-    /** Removes the device's broker login and drops its session. */
-    revoke(deviceId: string): Promise<void>
-    /**
-     * Lets `owner` read the device's up topics and write its down topics.
-     * Creates the owner's login on first use and returns its password then (only then).
-     */
-    allowOwner(owner: string, deviceId: string): Promise<{ username: string; password: string } | undefined>
-}
 
 /** Options of the registry. */
 export interface RegistryOptions {
@@ -65,7 +52,7 @@ export interface RegistryOptions {
     /** Where event lines go (default: the console). They never hold a credential. */
     log?: (line: string) => void
     /** The update service and where its WSSK gateway listens, if updates are offered. */
-    updates?: { service: UpdateService; endpoint: { host: string; port: number; windowMs: number } }
+    updates?: { service: FirmwareUpdates; endpoint: UpdateEndpoint }
 }
 
 const REALM = "sentinel"
@@ -97,18 +84,6 @@ function iterations(field: unknown, name: string): number {
     if (!Number.isInteger(field) || (field as number) < SCRAM_MIN_ITERATIONS || (field as number) > SCRAM_MAX_ITERATIONS)
         throw new HttpError(400, `${name} must be an integer ${SCRAM_MIN_ITERATIONS}..${SCRAM_MAX_ITERATIONS}`)
     return field as number
-}
-
-/** Parses `SCRAM-SHA-256 a=b, c="d"` (RFC 7235 auth-param list). */
-export function parseAuthorization(header: string): { scheme: string; params: Map<string, string> } {
-    const sp = header.indexOf(" ")
-    const scheme = sp < 0 ? header : header.slice(0, sp)
-    const params = new Map<string, string>()
-    const rest = sp < 0 ? "" : header.slice(sp + 1)
-    const re = /\s*([A-Za-z][A-Za-z0-9-]*)\s*=\s*("([^"]*)"|[^,\s]*)\s*(,|$)/gy
-    let m: RegExpExecArray | null
-    while (re.lastIndex < rest.length && (m = re.exec(rest))) params.set(m[1].toLowerCase(), m[3] ?? m[2])
-    return { scheme, params }
 }
 
 /** The registry's request handling, independent of the HTTPS server (tests call `handle`). */

@@ -4,11 +4,9 @@
  * `Transport`, so the same code drives the HTTPS service or a `Registry` in-process.
  */
 import { request } from "node:https"
-import { makeVerifier, SCRAM_MECHANISM, ScramClient, ScramProtocolError } from "./scram.ts"
-import { parseAuthorization } from "./app.ts"
-import { pbkdf2Sync, randomBytes } from "node:crypto"
-import { sealEncrypt0 } from "../owner/cose.ts"
-import { claimProof, ENVELOPE_AAD, envelopeKey, ownerRoot } from "../owner/keys.ts"
+import type { Registry } from "./app.ts"
+import { parseAuthorization } from "./http-auth.ts"
+import { SCRAM_MECHANISM, ScramClient, ScramProtocolError } from "./scram.ts"
 
 /** A reply from the registry. */
 export interface Reply {
@@ -54,31 +52,10 @@ export function httpsTransport(baseUrl: string, ca: Buffer): Transport {
         })
 }
 
-/** A device's credentials as the host-side tools make them (tests and benchmarks). */
-export interface HostDevice {
-    id: string
-    password: Buffer
-    claimCode: string
-}
-
-/** Makes a random device and its enrollment request body, as the firmware would (claim proof, sealed owner envelope). */
-export async function makeHostDevice(): Promise<{ device: HostDevice; enrollment: Record<string, unknown> }> {
-    const device = { id: randomBytes(16).toString("hex"), password: randomBytes(32), claimCode: randomBytes(20).toString("hex").toUpperCase() }
-    const envelope = await sealEncrypt0(ownerRoot(device.password, device.id), {
-        key: envelopeKey(device.claimCode, device.id),
-        kid: Buffer.from(device.id, "hex"),
-        iv: randomBytes(13),
-        externalAad: ENVELOPE_AAD,
-    })
-    const v = makeVerifier(device.password, randomBytes(16))
-    const claimSalt = randomBytes(16)
-    const enrollment = {
-        id: device.id,
-        scram: { salt: v.salt.toString("base64"), iterations: v.iterations, storedKey: v.storedKey.toString("base64"), serverKey: v.serverKey.toString("base64") },
-        claim: { salt: claimSalt.toString("base64"), iterations: 4096, hash: pbkdf2Sync(claimProof(device.claimCode), claimSalt, 4096, 32, "sha256").toString("base64") },
-        owner: { envelope: envelope.toString("base64") },
-    }
-    return { device, enrollment }
+/** Calls a `Registry` in this process, as a request from `source` would (tests and benchmarks). */
+export function inProcessTransport(registry: Pick<Registry, "handle">, source = "127.0.0.1"): Transport {
+    return async (method, path, headers, body) =>
+        (await registry.handle(method, path, headers, Buffer.from(body === undefined ? "" : JSON.stringify(body)), source)) as Reply
 }
 
 /** Enrolls a device; returns the reply. */

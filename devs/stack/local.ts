@@ -6,21 +6,16 @@
  */
 import { readFileSync } from "node:fs"
 import type { Server } from "node:https"
-import { join } from "node:path"
+import { MosquittoDynsec } from "../broker/dynsec.ts"
+import { startMosquitto, type MosquittoInstance } from "../broker/mosquitto.ts"
 import { Registry, serveRegistry } from "../registry/app.ts"
 import { SqliteStore } from "../registry/store.ts"
+import { BROKER_PORT, REGISTRY_PORT, stackFiles, UPDATES_PORT } from "../project.ts"
 import { KeyVault } from "../updates/key-vault.ts"
 import { UpdateService } from "../updates/service.ts"
 import { loadPublicKey } from "../updates/signing-key.ts"
 import { WsskGateway } from "../updates/wssk.ts"
-import { MosquittoDynsec, startMosquitto, type MosquittoInstance } from "./mosquitto.ts"
 import { ensurePki, type Pki } from "./pki.ts"
-
-/** Ports the firmware in the simulator expects (see src/identity/endpoint.ts). */
-export const REGISTRY_PORT = 8443
-export const BROKER_PORT = 8883
-/** The update service's WSSK gateway (the registry tells devices; any free port works). */
-export const UPDATES_PORT = 9443
 
 /** Options of the local stack. */
 export interface LocalStackOptions {
@@ -45,6 +40,8 @@ export interface LocalStackOptions {
     updateWindowMs?: number
     /** Follows each deploy's acknowledged writes. */
     onDeployProgress?: (deviceId: string, written: number, total: number) => void
+    /** Which signed manifest devices are offered, given the newest published one (UpdateServiceOptions.offer). */
+    offerManifest?: (newest: Buffer | undefined, classId: string) => Buffer | undefined
 }
 
 /** A running local stack. */
@@ -63,29 +60,30 @@ export interface LocalStack {
 
 /** Starts CA, broker and registry. */
 export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
-    const pki = ensurePki(join(options.dir, "pki"))
+    const files = stackFiles(options.dir)
+    const pki = ensurePki(files.pki)
     const ca = readFileSync(pki.caCert)
     const startBroker = () =>
         startMosquitto({
-            dir: join(options.dir, "mosquitto"),
+            dir: files.mosquitto,
             port: options.brokerPort ?? BROKER_PORT,
-            pki,
+            tls: { cert: pki.serverCert, key: pki.serverKey },
             onLog: line => options.onLog?.("mosquitto", line),
         })
     let broker = await startBroker()
     const dynsec = new MosquittoDynsec({ host: "localhost", port: options.advertisedBrokerPort ?? broker.port }, broker.admin, ca, broker.port)
-    const store = new SqliteStore(join(options.dir, "registry.db"))
+    const store = new SqliteStore(files.registryDb)
     const tls = { key: readFileSync(pki.serverKey), cert: readFileSync(pki.serverCert) }
     // the service logs into the registry's event log; the registry is made just below
     let registry: Registry | undefined = undefined
     const updates = new UpdateService({
         store,
-        // the vault key sits beside the database, never in it
-        vault: KeyVault.open(join(options.dir, "vault", "wssk.key")),
+        vault: KeyVault.open(files.vaultKey),
         signingKeys: options.signingKeys ?? [loadPublicKey()],
         trialDeadlineMs: options.trialDeadlineMs,
         event: (kind, identity, detail) => registry?.event(kind, "updates", identity, detail),
         onDeployProgress: options.onDeployProgress,
+        offer: options.offerManifest,
     })
     updates.startTimer()
     const gateway = new WsskGateway({

@@ -20,7 +20,7 @@ export const MANIFEST_FORMAT = 1
 const DNS_NAMESPACE = Buffer.from("6ba7b8109dad11d180b400c04fd430c8", "hex")
 
 /** Name-based UUID, version 5 (RFC 4122 §4.3). */
-export function uuidV5(namespace: Buffer, name: string): Buffer {
+function uuidV5(namespace: Buffer, name: string): Buffer {
     const h = createHash("sha1").update(namespace).update(name).digest().subarray(0, 16)
     h[6] = (h[6] & 0x0f) | 0x50
     h[8] = (h[8] & 0x3f) | 0x80
@@ -41,7 +41,7 @@ export interface FirmwareManifest {
     minSequence: number
 }
 
-/** Where `devs sign` writes the signed manifest of `imagePath`, and `devs publish` looks for it. */
+/** Where `npm run sign` writes the signed manifest of `imagePath`, and `npm run publish-firmware` looks for it. */
 export function manifestPathFor(imagePath: string): string {
     return imagePath.replace(/\.devs$/, "") + ".manifest"
 }

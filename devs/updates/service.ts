@@ -17,6 +17,7 @@
  * and again with the image's SHA-256 just before every deploy.
  */
 import { createHash } from "node:crypto"
+import type { FirmwareUpdates } from "../registry/firmware-updates.ts"
 import type { DeviceUpdateRow, FirmwareImageRow, RegistryStore } from "../registry/store.ts"
 import type { KeyVault } from "./key-vault.ts"
 import { CLASS_ID, ManifestError, VENDOR_ID, verifySignedManifest, type FirmwareManifest } from "./manifest.ts"
@@ -45,6 +46,12 @@ export interface UpdateServiceOptions {
     event: (kind: string, identity: string, detail: string) => void
     /** Follows each deploy's acknowledged writes (tests cut the power half-way). */
     onDeployProgress?: (deviceId: string, written: number, total: number) => void
+    /**
+     * Decides which signed manifest devices are offered, given the newest
+     * published one. Default: that one. Tests offer tampered, wrongly signed
+     * or older manifests here, as a compromised or broken server would.
+     */
+    offer?: (newest: Buffer | undefined, classId: string) => Buffer | undefined
 }
 
 /** What the service answers to a device's report. */
@@ -59,7 +66,7 @@ const DIGEST = /^[0-9a-f]{64}$/
 class IntegrityError extends Error {}
 
 /** The update service's decisions; transport-free (the WSSK gateway and the registry call it). */
-export class UpdateService {
+export class UpdateService implements FirmwareUpdates {
     private readonly clock: () => number
     private readonly targets = new Map<string, DeployTarget>()
     private readonly busy = new Set<string>()
@@ -107,7 +114,8 @@ export class UpdateService {
 
     /** The newest signed manifest for a class (hex id), as devices fetch it. */
     latestSignedManifest(classId: string): Buffer | undefined {
-        return this.options.store.latestFirmwareImage(classId)?.signedManifest
+        const newest = this.options.store.latestFirmwareImage(classId)?.signedManifest
+        return this.options.offer ? this.options.offer(newest, classId) : newest
     }
 
     /** The device's WSSK master key, for the gateway; undefined if it never handed one over. */

@@ -1,21 +1,15 @@
 /**
- * The firmware signing key (SLH-DSA-SHA2-128s, FIPS 205): made by `devs keygen`,
+ * The firmware signing key (SLH-DSA-SHA2-128s, FIPS 205): made by `npm run keygen`,
  * kept on the owner's machine in a git-ignored file (mode 0600), used by
- * `devs sign`. The firmware carries only the public key, in
- * src/update/trust-anchor.ts, which `devs keygen` writes (also git-ignored:
+ * `npm run sign`. The firmware carries only the public key, in
+ * src/update/trust-anchor.ts, which keygen writes (also git-ignored:
  * each owner builds firmware that trusts their own key, and no default key exists).
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
-import { join } from "node:path"
 import { slh_dsa_sha2_128s } from "@noble/post-quantum/slh-dsa.js"
-import { PROJECT_ROOT } from "../tools/devs-cli.ts"
+import { SIGNING_KEY_PATH, TRUST_ANCHOR_PATH } from "../project.ts"
 import { keyId } from "./manifest.ts"
 import { createSecretFile } from "./secret-file.ts"
-
-/** Default place of the key file. */
-export const DEFAULT_SIGNING_KEY_PATH = join(PROJECT_ROOT, "var", "keys", "firmware-signing.json")
-/** The firmware module holding the public key. */
-export const TRUST_ANCHOR_PATH = join(PROJECT_ROOT, "src", "update", "trust-anchor.ts")
 
 /** A key pair. */
 export interface SigningKey {
@@ -30,14 +24,14 @@ export function generateSigningKey(): SigningKey {
 }
 
 /** Writes the key file (mode 0600). Refuses to overwrite an existing key. */
-export function saveSigningKey(key: SigningKey, path = DEFAULT_SIGNING_KEY_PATH) {
+export function saveSigningKey(key: SigningKey, path = SIGNING_KEY_PATH) {
     if (existsSync(path)) throw new Error(`${path} exists; not overwriting a signing key`)
     const body = { alg: "SLH-DSA-SHA2-128s", publicKey: Buffer.from(key.publicKey).toString("hex"), secretKey: Buffer.from(key.secretKey).toString("hex") }
     createSecretFile(path, JSON.stringify(body, null, 2) + "\n")
 }
 
 /** Reads a key file. */
-export function loadSigningKey(path = DEFAULT_SIGNING_KEY_PATH): SigningKey {
+export function loadSigningKey(path = SIGNING_KEY_PATH): SigningKey {
     const body = JSON.parse(readFileSync(path, "utf8"))
     if (body.alg !== "SLH-DSA-SHA2-128s") throw new Error(`${path}: not an SLH-DSA-SHA2-128s key`)
     const publicKey = Buffer.from(body.publicKey, "hex")
@@ -47,7 +41,7 @@ export function loadSigningKey(path = DEFAULT_SIGNING_KEY_PATH): SigningKey {
 }
 
 /** Only the public key from a key file (what a verifier needs). */
-export function loadPublicKey(path = DEFAULT_SIGNING_KEY_PATH): Uint8Array {
+export function loadPublicKey(path = SIGNING_KEY_PATH): Uint8Array {
     return loadSigningKey(path).publicKey
 }
 
@@ -58,7 +52,7 @@ export function writeTrustAnchor(publicKey: Uint8Array, path = TRUST_ANCHOR_PATH
         path,
         `/**
  * The firmware signing public key (SLH-DSA-SHA2-128s), key id ${keyId(publicKey).toString("hex")}.
- * Written by \`devs keygen\` (devs/keygen.ts); not in git: each owner's firmware trusts the owner's key.
+ * Written by \`npm run keygen\` (devs/bin/keygen.ts); not in git: each owner's firmware trusts the owner's key.
  */
 export const FIRMWARE_SIGNING_KEY = hex\`${hex}\`
 `
@@ -66,7 +60,7 @@ export const FIRMWARE_SIGNING_KEY = hex\`${hex}\`
 }
 
 /** The key at `path`, made (with its trust anchor) if there is none yet: what `npm start` and the tests use. */
-export function ensureSigningKey(path = DEFAULT_SIGNING_KEY_PATH): SigningKey {
+export function ensureSigningKey(path = SIGNING_KEY_PATH): SigningKey {
     if (!existsSync(path)) saveSigningKey(generateSigningKey(), path)
     const key = loadSigningKey(path)
     const anchor = existsSync(TRUST_ANCHOR_PATH) ? readFileSync(TRUST_ANCHOR_PATH, "utf8") : ""

@@ -7,7 +7,8 @@ import assert from "node:assert/strict"
 import { readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { describe, test } from "node:test"
-import { PROJECT_ROOT, runDevs } from "../../devs/tools/devs-cli.ts"
+import { PROJECT_ROOT } from "../../devs/project.ts"
+import { runDevs } from "../../devs/sim/devs-cli.ts"
 
 const BOARDS_DIR = join(PROJECT_ROOT, "boards")
 const boards = readdirSync(BOARDS_DIR)

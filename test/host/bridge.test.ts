@@ -17,7 +17,8 @@ import { Rejected, UplinkVerifier } from "../../devs/owner/consumer.ts"
 import { sealEncrypt0 } from "../../devs/owner/cose.ts"
 import { channelKeys } from "../../devs/owner/keys.ts"
 import { Keystore } from "../../devs/owner/keystore.ts"
-import { freePort, waitForPort } from "../../devs/stack/ports.ts"
+import { freePort, waitForPort } from "../../devs/net/ports.ts"
+import { until } from "../../devs/sim/until.ts"
 
 const dir = mkdtempSync(join(tmpdir(), "bridge-test-"))
 let port: number
@@ -42,7 +43,7 @@ test("verified readings appear as Home Assistant sensors on the local broker, wi
     const id = randomBytes(16).toString("hex")
     const root = randomBytes(32)
     const keystore = Keystore.open(join(dir, "owner.json"), "owner")
-    keystore.data.devices[id] = { root: root.toString("hex"), downCounter: 0, upHighest: -1 }
+    keystore.addDevice(id, root)
     const verifier = new UplinkVerifier(keystore)
     const bridge = new HomeAssistantBridge(local)
 
@@ -67,8 +68,7 @@ test("verified readings appear as Home Assistant sensors on the local broker, wi
     const forged = await sealEncrypt0(Buffer.from(encode(pack)), { key: randomBytes(32), kid: keys.kid, contextIv: keys.contextIv, counter: 5, externalAad: Buffer.from(topic) })
     await assert.rejects(verifier.verify(topic, forged), (e: Rejected) => e.reason === "forged-or-tampered")
 
-    const deadline = Date.now() + 5000
-    while (got.size < 4 && Date.now() < deadline) await new Promise(r => setTimeout(r, 50))
+    await until("two discovery configs and two values on the local broker", () => got.size >= 4, 5000)
     const config = JSON.parse(got.get(`homeassistant/sensor/sentinel_${id}/shtc3_temperature/config`)!)
     assert.equal(config.state_topic, `sentinel/${id}/shtc3/temperature`)
     assert.equal(config.unit_of_measurement, "°C")

@@ -12,28 +12,30 @@ import { after, before, describe, test } from "node:test"
 import mqtt from "mqtt"
 import { Registry } from "../../devs/registry/app.ts"
 import { claimProof } from "../../devs/owner/keys.ts"
-import { claim, enroll, login, makeHostDevice, type Transport } from "../../devs/registry/client.ts"
+import { claim, enroll, inProcessTransport, login, type Transport } from "../../devs/registry/client.ts"
 import { SqliteStore } from "../../devs/registry/store.ts"
-import { MosquittoDynsec, startMosquitto, type MosquittoInstance } from "../../devs/stack/mosquitto.ts"
+import { makeHostDevice } from "../../devs/sim/host-device.ts"
+import { ManualClock } from "./support/clock.ts"
+import { MosquittoDynsec } from "../../devs/broker/dynsec.ts"
+import { startMosquitto, type MosquittoInstance } from "../../devs/broker/mosquitto.ts"
 import { ensurePki } from "../../devs/stack/pki.ts"
-import { freePort } from "../../devs/stack/ports.ts"
+import { freePort } from "../../devs/net/ports.ts"
 
 const dir = mkdtempSync(join(tmpdir(), "broker-test-"))
 let broker: MosquittoInstance
 let dynsec: MosquittoDynsec
 let ca: Buffer
-let now = Date.now()
+const clock = new ManualClock(Date.now())
 let registry: Registry
 let t: Transport
 
 before(async () => {
     const pki = ensurePki(join(dir, "pki"))
     ca = readFileSync(pki.caCert)
-    broker = await startMosquitto({ dir: join(dir, "mosquitto"), port: await freePort(), pki })
+    broker = await startMosquitto({ dir: join(dir, "mosquitto"), port: await freePort(), tls: { cert: pki.serverCert, key: pki.serverKey } })
     dynsec = new MosquittoDynsec({ host: "127.0.0.1", port: broker.port }, broker.admin, ca)
-    registry = new Registry({ store: new SqliteStore(":memory:"), broker: dynsec, clock: () => now, brokerTokenTtlMs: 60_000 })
-    t = async (method, path, headers, body) =>
-        registry.handle(method, path, headers, Buffer.from(body === undefined ? "" : JSON.stringify(body)), "127.0.0.1") as never
+    registry = new Registry({ store: new SqliteStore(":memory:"), broker: dynsec, clock: clock.now, brokerTokenTtlMs: 60_000 })
+    t = inProcessTransport(registry)
 })
 
 after(async () => {
@@ -92,7 +94,7 @@ describe("broker access through Mosquitto dynamic security", () => {
         const { creds } = await claimedDevice()
         const client = await connect(creds.username, creds.password)
         const closed = new Promise<void>(r => client.once("close", () => r()))
-        now += 61_000
+        clock.advance(61_000)
         assert.ok((await registry.expireBrokerCredentials()).includes(creds.username))
         await closed
         await assert.rejects(connect(creds.username, creds.password))

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict"
 import { before, describe, test } from "node:test"
 import { decode, encode } from "cbor2"
-import { collectHexLines, deviceLines, runInSimulator } from "../../devs/tools/devs-cli.ts"
+import { collectHexLines, deviceLines, runInSimulator } from "../../devs/sim/devs-cli.ts"
 import { curve } from "./support/simulated-curve.ts"
 
 const cbor = { decode: (b: Uint8Array) => decode(new Uint8Array(b), { preferMap: true }) as any }

@@ -1,6 +1,6 @@
 /**
  * The firmware's identity in the simulator against the real registry (HTTPS,
- * SQLite) and Mosquitto: enrollment → claim (with `devs claim`) → SCRAM login
+ * SQLite) and Mosquitto: enrollment → claim (with `npm run claim`) → SCRAM login
  * → broker token → MQTT CONNECT; a second device gets different everything;
  * a registry with a valid certificate but without the device's verifier is
  * refused; a server offering only weaker mechanisms is refused and logged;
@@ -15,10 +15,11 @@ import { join } from "node:path"
 import { promisify } from "node:util"
 import { after, before, describe, test } from "node:test"
 import mqtt from "mqtt"
-import { deviceLines, PROJECT_ROOT, runInSimulator } from "../../devs/tools/devs-cli.ts"
 import { makeVerifier, parseClientFirst, serverFirst } from "../../devs/registry/scram.ts"
-import { parseAuthorization } from "../../devs/registry/app.ts"
-import { startLocalStack, type LocalStack, REGISTRY_PORT } from "../../devs/stack/local.ts"
+import { parseAuthorization } from "../../devs/registry/http-auth.ts"
+import { PROJECT_ROOT, REGISTRY_PORT } from "../../devs/project.ts"
+import { deviceLines, runInSimulator } from "../../devs/sim/devs-cli.ts"
+import { startLocalStack, type LocalStack } from "../../devs/stack/local.ts"
 import { randomBytes } from "node:crypto"
 
 const dir = mkdtempSync(join(tmpdir(), "device-identity-"))
@@ -83,7 +84,7 @@ async function runFixture(onLine: (line: string) => void = () => {}) {
 async function claimWithCli(id: string, code: string) {
     const { stdout, stderr } = await promisify(execFile)(
         process.execPath,
-        ["--import", "tsx", "devs/claim.ts", "--registry", `https://localhost:${REGISTRY_PORT}`, "--ca", stack.pki.caCert, "--id", id, "--code", code, "--owner", "alice", "--keystore", join(dir, "alice.json")],
+        ["--import", "tsx", "devs/bin/claim.ts", "--registry", `https://localhost:${REGISTRY_PORT}`, "--ca", stack.pki.caCert, "--id", id, "--code", code, "--owner", "alice", "--keystore", join(dir, "alice.json")],
         { cwd: PROJECT_ROOT }
     )
     transcript.push(stdout, stderr)

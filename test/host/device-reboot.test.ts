@@ -7,40 +7,40 @@
  * once `writeBytes` resolves.
  */
 import assert from "node:assert/strict"
-import { spawn, type ChildProcess } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
 import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
-import { devsBin, forEachLine, powerCutEnv, PROJECT_ROOT } from "../../devs/tools/devs-cli.ts"
-import { buildImage } from "../../devs/tools/sim-device.ts"
+import { PROJECT_ROOT } from "../../devs/project.ts"
+import { buildImage, deviceLine, powerCutEnv, runDevs, startDevtools } from "../../devs/sim/devs-cli.ts"
 
 const FLASH = join(PROJECT_ROOT, ".devicescript", "flash", "sim.bin")
 const BACKUP = FLASH + ".test-backup"
 let devtools: ChildProcess
 
 /**
- * Runs `devs ARGS` in `cwd` until `stopAt` is printed, then kills it at once
- * (a power cut when it is still running); resolves with what it printed.
+ * Runs `devs ARGS` in `cwd` until the device prints a line matching `stopAt`,
+ * then kills it at once (a power cut when it is still running); resolves,
+ * once the process is gone, with what the device printed.
  */
-function runUntil(stopAt: RegExp, args = ["run", "test/device/fixtures/reboot.ts"], cwd = PROJECT_ROOT): Promise<string[]> {
-    return new Promise((resolve, reject) => {
-        const child = spawn(devsBin(), args, { cwd, env: powerCutEnv(process.env), stdio: ["ignore", "pipe", "pipe"] })
-        const lines: string[] = []
-        const timer = setTimeout(() => {
-            child.kill("SIGKILL")
-            reject(new Error(`timed out; saw:\n${lines.join("\n")}`))
-        }, 90_000)
-        forEachLine(child.stdout, l => {
-            if (!l.startsWith("WASM> ")) return
-            lines.push(l.slice(6))
-            if (stopAt.test(l)) {
-                clearTimeout(timer)
-                child.kill("SIGKILL")
-                resolve(lines)
-            }
-        })
+async function runUntil(stopAt: RegExp, args = ["run", "test/device/fixtures/reboot.ts"], cwd = PROJECT_ROOT): Promise<string[]> {
+    const lines: string[] = []
+    const cut = new AbortController()
+    const { code, output } = await runDevs(args, {
+        cwd,
+        env: powerCutEnv(),
+        timeoutMs: 90_000,
+        signal: cut.signal,
+        onLine: line => {
+            const text = deviceLine(line)
+            if (text === undefined || cut.signal.aborted) return
+            lines.push(text)
+            if (stopAt.test(text)) cut.abort()
+        },
     })
+    if (!cut.signal.aborted) throw new Error(`ended (exit ${code}) before printing ${stopAt}:\n${output}`)
+    return lines
 }
 
 const boots = (lines: string[]) =>
@@ -49,8 +49,7 @@ const boots = (lines: string[]) =>
 before(async () => {
     if (existsSync(FLASH)) copyFileSync(FLASH, BACKUP)
     rmSync(FLASH, { force: true })
-    devtools = spawn(devsBin(), ["devtools"], { cwd: PROJECT_ROOT, stdio: "ignore" })
-    await new Promise(r => setTimeout(r, 4000))
+    devtools = await startDevtools(PROJECT_ROOT)
 })
 
 after(() => {

@@ -20,18 +20,19 @@
  */
 import assert from "node:assert/strict"
 import type { ChildProcess } from "node:child_process"
-import { createHash } from "node:crypto"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
 import { decode, encode, Tag } from "cbor2"
 import { startLocalStack, type LocalStack } from "../../devs/stack/local.ts"
-import { freePort } from "../../devs/stack/ports.ts"
-import { until } from "../../devs/tools/firmware.ts"
-import { buildImage, SimulatedDevice, startDevtools } from "../../devs/tools/sim-device.ts"
+import { freePort } from "../../devs/net/ports.ts"
+import { buildImage, startDevtools } from "../../devs/sim/devs-cli.ts"
+import { SimulatedDevice } from "../../devs/sim/simulated-device.ts"
+import { until } from "../../devs/sim/until.ts"
 import { bstr, manifestFor, signManifest } from "../../devs/updates/manifest.ts"
 import { ensureSigningKey, generateSigningKey } from "../../devs/updates/signing-key.ts"
+import { sha256Hex } from "./support/digest.ts"
 
 const dir = mkdtempSync(join(tmpdir(), "ota-test-"))
 const transcript: string[] = []
@@ -39,12 +40,13 @@ const TRIAL_DEADLINE_MS = 45_000
 const WINDOW_MS = 20_000
 let stack: LocalStack
 let devtools: ChildProcess
+/** What the service offers instead of the newest published manifest, when set. */
+let offered: Buffer | undefined
 /** The next power cut: made when `when` first holds for a service log line or deploy progress. */
 let pendingCut: { when: (what: string) => boolean; made: boolean } | undefined
 const key = ensureSigningKey()
 const otherKey = generateSigningKey()
 const images: Record<string, Buffer> = {}
-const digestOf = (b: Buffer) => createHash("sha256").update(b).digest("hex")
 
 let device: SimulatedDevice
 
@@ -66,11 +68,9 @@ function cutIfDue(what: string) {
     void device.powerCut()
 }
 
-/** Makes the service offer `signed` as the newest manifest, as a compromised or broken server would. */
+/** Makes the service offer `signed` as the newest manifest, as a compromised or broken server would; undefined ends it. */
 function offer(signed: Buffer | undefined) {
-    const service = stack.updates as unknown as { latestSignedManifest(c: string): Buffer | undefined }
-    if (signed) service.latestSignedManifest = () => signed
-    else delete (service as { latestSignedManifest?: unknown }).latestSignedManifest
+    offered = signed
 }
 
 function publish(name: string, sequence: number): Buffer {
@@ -95,6 +95,7 @@ before(async () => {
         updateWindowMs: WINDOW_MS,
         signingKeys: [key.publicKey],
         onDeployProgress: (_id, written, total) => cutIfDue(`deploy ${written}/${total}`),
+        offerManifest: newest => offered ?? newest,
         onLog: (service, line) => {
             transcript.push(`${Date.now()} ${service}: ${line}`)
             cutIfDue(line)
@@ -118,7 +119,7 @@ describe("updates over the air", () => {
         device.start(["run", join(dir, "v1.devs")])
         await device.waitFor(/^uplink: connected to/, 90_000)
         const boot = device.lines.find(l => /^update: running /.test(l))!
-        assert.match(boot, new RegExp(`^update: running ${digestOf(images.v1).slice(0, 16)}, sequence 0, security counter 0, phase 0`))
+        assert.match(boot, new RegExp(`^update: running ${sha256Hex(images.v1).slice(0, 16)}, sequence 0, security counter 0, phase 0`))
     })
 
     test("tampered manifest, wrong key and truncated signature are refused and logged; v1 keeps running", async () => {
@@ -150,7 +151,7 @@ describe("updates over the air", () => {
         const signed = signManifest(manifestFor(signedImage, 7), key.secretKey, key.publicKey)
         const altered = Buffer.from(signedImage)
         altered[100] ^= 0xff
-        stack.registry.store.insertFirmwareImage({ digest: digestOf(signedImage), sequence: 7, classId: manifestFor(signedImage, 7).classId.toString("hex"), signedManifest: signed, image: altered, publishedAt: Date.now() })
+        stack.registry.store.insertFirmwareImage({ digest: sha256Hex(signedImage), sequence: 7, classId: manifestFor(signedImage, 7).classId.toString("hex"), signedManifest: signed, image: altered, publishedAt: Date.now() })
         const from = device.lines.length
         await device.askForUpdateCheck()
         await device.waitFor(/^update: window open for sequence 7/, 60_000, from)
@@ -208,7 +209,7 @@ describe("updates over the air", () => {
         assert.equal(registryEvents("update-rolled-back").length, 0)
         assert.ok(device.events(from).some(e => /^update-confirmed: sequence 8/.test(e)))
         assert.ok(registryEvents("update-confirmed").length >= 1)
-        assert.equal(stack.registry.store.getDeviceUpdate(device.id)?.rollbackDigest, digestOf(images.v2))
+        assert.equal(stack.registry.store.getDeviceUpdate(device.id)?.rollbackDigest, sha256Hex(images.v2))
         // the WSSK master key went to the service, sealed at rest, and into no log line
         const wsskKey = stack.updates.masterKeyFor(device.id)!
         assert.equal(wsskKey.length, 32)
@@ -219,7 +220,7 @@ describe("updates over the air", () => {
         from = device.lines.length
         await device.powerCut()
         device.start(["vm"])
-        await device.waitFor(new RegExp(`^update: running ${digestOf(images.v2).slice(0, 16)}, sequence 8, security counter 8, phase 0`), 60_000, from)
+        await device.waitFor(new RegExp(`^update: running ${sha256Hex(images.v2).slice(0, 16)}, sequence 8, security counter 8, phase 0`), 60_000, from)
         await device.waitFor(/^uplink: connected to/, 60_000, from)
     })
 
@@ -239,7 +240,7 @@ describe("updates over the air", () => {
         await device.askForUpdateCheck()
         await device.waitFor(/^update: window open for sequence 9/, 60_000, from)
         await until("the deadline rollback", () => registryEvents("update-deadline").length > 0, TRIAL_DEADLINE_MS + 60_000)
-        const back = await device.waitFor(new RegExp(`^update: running ${digestOf(images.v2).slice(0, 16)}, sequence 8, security counter 8`), 60_000, from)
+        const back = await device.waitFor(new RegExp(`^update: running ${sha256Hex(images.v2).slice(0, 16)}, sequence 8, security counter 8`), 60_000, from)
         await device.waitFor(/^uplink: connected to/, WINDOW_MS + 60_000, back)
         assert.ok(device.lines.slice(from, back).some(l => /crash at start/.test(l)), "the candidate ran and crashed")
         assert.ok(registryEvents("update-rolled-back").length >= 1, "the service rolled back")

@@ -8,12 +8,15 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, describe, test } from "node:test"
-import { Registry, type BrokerAccess } from "../../devs/registry/app.ts"
+import { Registry } from "../../devs/registry/app.ts"
+import type { BrokerAccess } from "../../devs/registry/broker-access.ts"
 import { claimProof, ownerRoot } from "../../devs/owner/keys.ts"
-import { claim, enroll, login, makeHostDevice, type Transport } from "../../devs/registry/client.ts"
+import { claim, enroll, inProcessTransport, login, type Transport } from "../../devs/registry/client.ts"
 import { MIGRATIONS, SqliteStore } from "../../devs/registry/store.ts"
 import { claimDevice } from "../../devs/owner/claim.ts"
 import { Keystore } from "../../devs/owner/keystore.ts"
+import { makeHostDevice } from "../../devs/sim/host-device.ts"
+import { ManualClock } from "./support/clock.ts"
 
 class FakeBroker implements BrokerAccess {
     endpoint = { host: "127.0.0.1", port: 8883 }
@@ -36,13 +39,11 @@ const dir = mkdtempSync(join(tmpdir(), "registry-test-"))
 after(() => rmSync(dir, { recursive: true, force: true }))
 
 function setup(name: string) {
-    let now = 1_700_000_000_000
+    const clock = new ManualClock()
     const store = new SqliteStore(join(dir, `${name}.db`))
     const broker = new FakeBroker()
-    const registry = new Registry({ store, broker, clock: () => now, brokerTokenTtlMs: 60_000 })
-    const from = (source: string): Transport => async (method, path, headers, body) =>
-        registry.handle(method, path, headers, Buffer.from(body === undefined ? "" : JSON.stringify(body)), source) as never
-    return { store, broker, registry, t: from("10.0.0.1"), from, advance: (ms: number) => (now += ms) }
+    const registry = new Registry({ store, broker, clock: clock.now, brokerTokenTtlMs: 60_000 })
+    return { store, broker, registry, t: inProcessTransport(registry, "10.0.0.1"), advance: (ms: number) => clock.advance(ms) }
 }
 
 describe("registry", () => {

@@ -13,13 +13,16 @@ import { join } from "node:path"
 import { describe, test } from "node:test"
 import { decode, encode, Tag } from "cbor2"
 import { Registry } from "../../devs/registry/app.ts"
-import { enroll, login, makeHostDevice, type Transport } from "../../devs/registry/client.ts"
+import { enroll, inProcessTransport, login } from "../../devs/registry/client.ts"
 import { SqliteStore } from "../../devs/registry/store.ts"
+import { makeHostDevice } from "../../devs/sim/host-device.ts"
+import { PROJECT_ROOT } from "../../devs/project.ts"
 import { KeyVault } from "../../devs/updates/key-vault.ts"
 import { bstr, CLASS_ID, ManifestError, manifestFor, signManifest, VENDOR_ID, verifySignedManifest } from "../../devs/updates/manifest.ts"
 import { UpdateService, type DeployTarget } from "../../devs/updates/service.ts"
 import { generateSigningKey } from "../../devs/updates/signing-key.ts"
-import { PROJECT_ROOT } from "../../devs/tools/devs-cli.ts"
+import { ManualClock } from "./support/clock.ts"
+import { sha256Hex } from "./support/digest.ts"
 
 const key = generateSigningKey()
 const otherKey = generateSigningKey()
@@ -91,7 +94,7 @@ class RecordingTarget implements DeployTarget {
         return createHash("sha256").update(this.running).digest()
     }
     async deploy(img: Buffer) {
-        this.deployed.push(createHash("sha256").update(img).digest("hex"))
+        this.deployed.push(sha256Hex(img))
         this.running = img
     }
 }
@@ -103,14 +106,13 @@ const SIGNED_V1 = signManifest(manifestFor(V1, 1), key.secretKey, key.publicKey)
 const SIGNED_V2 = signManifest(manifestFor(V2, 2), key.secretKey, key.publicKey)
 
 async function setup() {
-    let now = 1_700_000_000_000
+    const clock = new ManualClock()
     const events: string[] = []
     const store = new SqliteStore(":memory:")
     const vault = KeyVault.ephemeral()
-    const service = new UpdateService({ store, vault, signingKeys: [key.publicKey], trialDeadlineMs: 60_000, clock: () => now, event: kind => events.push(kind) })
-    const registry = new Registry({ store, clock: () => now, updates: { service, endpoint: { host: "localhost", port: 9443, windowMs: 60_000 } }, log: () => {} })
-    const t: Transport = async (method, path, headers, body) =>
-        registry.handle(method, path, headers, Buffer.from(body === undefined ? "" : JSON.stringify(body)), "10.0.0.1") as never
+    const service = new UpdateService({ store, vault, signingKeys: [key.publicKey], trialDeadlineMs: 60_000, clock: clock.now, event: kind => events.push(kind) })
+    const registry = new Registry({ store, clock: clock.now, updates: { service, endpoint: { host: "localhost", port: 9443, windowMs: 60_000 } }, log: () => {} })
+    const t = inProcessTransport(registry, "10.0.0.1")
     const { device, enrollment } = await makeHostDevice()
     assert.equal((await enroll(t, enrollment)).status, 201)
     const v1 = V1
@@ -118,8 +120,7 @@ async function setup() {
     service.publish(SIGNED_V1, v1)
     service.publish(SIGNED_V2, v2)
     const report = async (r: unknown) => (await login(t, device.id, device.password, r)).body.reply as Record<string, string>
-    const digest = (b: Buffer) => createHash("sha256").update(b).digest("hex")
-    return { store, service, registry, t, device, v1, v2, report, digest, events, advance: (ms: number) => (now += ms) }
+    return { store, service, registry, t, device, v1, v2, report, events, advance: (ms: number) => clock.advance(ms) }
 }
 
 describe("update service", () => {
@@ -154,68 +155,68 @@ describe("update service", () => {
     })
 
     test("approve -> deploy of exactly that digest -> confirm", async () => {
-        const { service, device, v1, v2, report, digest } = await setup()
+        const { service, device, v1, v2, report } = await setup()
         await report({ wssk: randomBytes(32).toString("base64") })
-        assert.match((await report({ update: { approve: digest(image(9)), sequence: 9, running: digest(v1) } })).update, /not published/)
-        assert.equal((await report({ update: { approve: digest(v2), sequence: 2, running: digest(v1) } })).update, "accepted")
+        assert.match((await report({ update: { approve: sha256Hex(image(9)), sequence: 9, running: sha256Hex(v1) } })).update, /not published/)
+        assert.equal((await report({ update: { approve: sha256Hex(v2), sequence: 2, running: sha256Hex(v1) } })).update, "accepted")
         const target = new RecordingTarget(device.id, v1)
         await service.connected(target)
-        assert.deepEqual(target.deployed, [digest(v2)])
-        assert.equal((await report({ update: { confirm: digest(v2) } })).update, "accepted")
+        assert.deepEqual(target.deployed, [sha256Hex(v2)])
+        assert.equal((await report({ update: { confirm: sha256Hex(v2) } })).update, "accepted")
         service.disconnected(device.id)
         // confirmed: nothing more to deploy
         await service.connected(target)
-        assert.deepEqual(target.deployed, [digest(v2)])
+        assert.deepEqual(target.deployed, [sha256Hex(v2)])
     })
 
     test("no confirmation before the deadline: slot A goes back; a late confirmation is refused", async () => {
-        const { service, device, v1, v2, report, digest, advance, events } = await setup()
+        const { service, device, v1, v2, report, advance, events } = await setup()
         await report({ wssk: randomBytes(32).toString("base64") })
-        await report({ update: { approve: digest(v2), sequence: 2, running: digest(v1) } })
+        await report({ update: { approve: sha256Hex(v2), sequence: 2, running: sha256Hex(v1) } })
         const target = new RecordingTarget(device.id, v1)
         await service.connected(target)
         advance(59_000)
         await service.connected(target)
-        assert.deepEqual(target.deployed, [digest(v2)])
+        assert.deepEqual(target.deployed, [sha256Hex(v2)])
         advance(2_000)
         await service.connected(target)
-        assert.deepEqual(target.deployed, [digest(v2), digest(v1)])
+        assert.deepEqual(target.deployed, [sha256Hex(v2), sha256Hex(v1)])
         assert.ok(events.includes("update-deadline") && events.includes("update-rolled-back"))
-        assert.match((await report({ update: { confirm: digest(v2) } })).update, /refused/)
+        assert.match((await report({ update: { confirm: sha256Hex(v2) } })).update, /refused/)
     })
 
     test("a failure report rolls back at once", async () => {
-        const { service, device, v1, v2, report, digest } = await setup()
+        const { service, device, v1, v2, report } = await setup()
         await report({ wssk: randomBytes(32).toString("base64") })
-        await report({ update: { approve: digest(v2), sequence: 2, running: digest(v1) } })
+        await report({ update: { approve: sha256Hex(v2), sequence: 2, running: sha256Hex(v1) } })
         const target = new RecordingTarget(device.id, v1)
         await service.connected(target)
         service.disconnected(device.id)
-        assert.equal((await report({ update: { failed: digest(v2), reason: "no sensor" } })).update, "accepted")
+        assert.equal((await report({ update: { failed: sha256Hex(v2), reason: "no sensor" } })).update, "accepted")
         // asked again while the rollback waits for the window: the same answer, not a refusal
-        assert.equal((await report({ update: { failed: digest(v2), reason: "no sensor" } })).update, "accepted")
+        assert.equal((await report({ update: { failed: sha256Hex(v2), reason: "no sensor" } })).update, "accepted")
         await service.connected(target)
-        assert.deepEqual(target.deployed, [digest(v2), digest(v1)])
+        assert.deepEqual(target.deployed, [sha256Hex(v2), sha256Hex(v1)])
     })
 
     test("answers the device never heard: a repeated confirmation is accepted, a failure report after it is answered 'confirmed'", async () => {
-        const { service, device, v1, v2, report, digest, events } = await setup()
+        const { service, device, v1, v2, report, events } = await setup()
         await report({ wssk: randomBytes(32).toString("base64") })
-        await report({ update: { approve: digest(v2), sequence: 2, running: digest(v1) } })
+        await report({ update: { approve: sha256Hex(v2), sequence: 2, running: sha256Hex(v1) } })
         const target = new RecordingTarget(device.id, v1)
         await service.connected(target)
         service.disconnected(device.id)
-        assert.equal((await report({ update: { confirm: digest(v2) } })).update, "accepted")
+        assert.equal((await report({ update: { confirm: sha256Hex(v2) } })).update, "accepted")
         // a power cut took the answer: the candidate confirms again on its next boot...
-        assert.equal((await report({ update: { confirm: digest(v2) } })).update, "accepted")
+        assert.equal((await report({ update: { confirm: sha256Hex(v2) } })).update, "accepted")
         // ...or, out of trial boots, asks for rollback, and is told it is confirmed: slot A is not deployed
-        assert.equal((await report({ update: { failed: digest(v2), reason: "trial boots used up" } })).update, "confirmed")
+        assert.equal((await report({ update: { failed: sha256Hex(v2), reason: "trial boots used up" } })).update, "confirmed")
         await service.connected(target)
-        assert.deepEqual(target.deployed, [digest(v2)])
+        assert.deepEqual(target.deployed, [sha256Hex(v2)])
         assert.ok(!events.includes("update-refused"), `events ${events}`)
         // anything else is still refused
-        assert.match((await report({ update: { confirm: digest(v1) } })).update, /refused/)
-        assert.match((await report({ update: { failed: digest(v1) } })).update, /refused/)
+        assert.match((await report({ update: { confirm: sha256Hex(v1) } })).update, /refused/)
+        assert.match((await report({ update: { failed: sha256Hex(v1) } })).update, /refused/)
     })
 
     test("the newest signed manifest is served as CBOR to anyone; no firmware is a 404", async () => {

@@ -24,8 +24,9 @@ import { channelKeys } from "../../devs/owner/keys.ts"
 import { Keystore } from "../../devs/owner/keystore.ts"
 import { startLocalStack, type LocalStack } from "../../devs/stack/local.ts"
 import { makeBadCertificates } from "../../devs/stack/pki.ts"
-import { freePort } from "../../devs/stack/ports.ts"
-import { runFirmware, until, type FirmwareRun } from "../../devs/tools/firmware.ts"
+import { freePort } from "../../devs/net/ports.ts"
+import { SimulatedDevice } from "../../devs/sim/simulated-device.ts"
+import { until } from "../../devs/sim/until.ts"
 import { curve } from "./support/simulated-curve.ts"
 import { TlsFront } from "./support/tls-front.ts"
 
@@ -84,22 +85,23 @@ async function spyOnBroker() {
 describe("secure uplink", () => {
     test("readings arrive decrypted on the curve; the broker sees ciphertext only; commands act, bad ones are refused and logged", async () => {
         const spy = await spyOnBroker()
-        const run = runFirmware(stack, dir, transcript)
+        const device = new SimulatedDevice({ stack, dir, transcript })
+        device.run()
         try {
-            await until("four reading messages at the owner", () => readingsOf(run.verified).length >= 4, 120_000)
-            const id = run.deviceId()
-            const owner = run.owner()
+            await until("four reading messages at the owner", () => readingsOf(device.verified).length >= 4, 120_000)
+            const id = device.id
+            const owner = device.owner
 
             // a valid command acts: the device answers with its state
-            await owner.client.publishAsync(...(await sealed(run, id, { cmd: "interval", sensor: "shtc3", ms: 7000 })), { qos: 1 })
-            await until("the state reply", () => run.verified.some(m => m.kind === "state"))
-            const state = run.verified.find(m => m.kind === "state")!
+            await owner.client.publishAsync(...(await sealed(device, id, { cmd: "interval", sensor: "shtc3", ms: 7000 })), { qos: 1 })
+            await until("the state reply", () => device.verified.some(m => m.kind === "state"))
+            const state = device.verified.find(m => m.kind === "state")!
             assert.equal(state.kind === "state" && (state.state.intervals as Record<string, number>).shtc3, 7000)
 
             // the same message again, the same with a flipped bit, one sealed under another key, garbage, an unknown command
-            const [topic, payload] = await sealed(run, id, { cmd: "state" })
+            const [topic, payload] = await sealed(device, id, { cmd: "state" })
             await owner.client.publishAsync(topic, payload, { qos: 1 })
-            await until("the second state reply", () => run.verified.filter(m => m.kind === "state").length >= 2)
+            await until("the second state reply", () => device.verified.filter(m => m.kind === "state").length >= 2)
             await owner.client.publishAsync(topic, payload, { qos: 1 })
             const tampered = Buffer.from(payload)
             tampered[tampered.length - 3] ^= 0x10
@@ -108,24 +110,24 @@ describe("secure uplink", () => {
             const forged = await sealEncrypt0(Buffer.from([0xa1, 0x63, 0x63, 0x6d, 0x64, 0x66, 0x65, 0x76, 0x65, 0x6e, 0x74, 0x73]), { ...down, counter: 1_000_000, externalAad: Buffer.from(topic) })
             await owner.client.publishAsync(topic, forged, { qos: 1 })
             await owner.client.publishAsync(topic, randomBytes(40), { qos: 1 })
-            await owner.client.publishAsync(...(await sealed(run, id, { cmd: "self-destruct" } as unknown as Command)), { qos: 1 })
-            await until("five refusals", () => run.events().filter(e => e.startsWith("downlink-refused")).length >= 5)
-            const refusals = run.events().filter(e => e.startsWith("downlink-refused"))
+            await owner.client.publishAsync(...(await sealed(device, id, { cmd: "self-destruct" } as unknown as Command)), { qos: 1 })
+            await until("five refusals", () => device.events().filter(e => e.startsWith("downlink-refused")).length >= 5)
+            const refusals = device.events().filter(e => e.startsWith("downlink-refused"))
             assert.deepEqual(
                 refusals.map(e => e.split(":")[1].trim()).sort(),
                 ["forged", "forged", "malformed", "replayed", "unknown"]
             )
             // ...and nothing was acted on: still exactly two state replies
-            await owner.client.publishAsync(...(await sealed(run, id, { cmd: "events" })), { qos: 1 })
-            await until("the event log", () => run.verified.some(m => m.kind === "events" && m.events.some(e => e.detail.startsWith("unknown"))))
-            assert.equal(run.verified.filter(m => m.kind === "state").length, 2)
+            await owner.client.publishAsync(...(await sealed(device, id, { cmd: "events" })), { qos: 1 })
+            await until("the event log", () => device.verified.some(m => m.kind === "events" && m.events.some(e => e.detail.startsWith("unknown"))))
+            assert.equal(device.verified.filter(m => m.kind === "state").length, 2)
 
-            assertFollowsCurve(run.verified)
+            assertFollowsCurve(device.verified)
 
             // the broker's view: every payload is a COSE_Encrypt0 whose plaintext it cannot see
             await owner.drain()
             const ups = spy.seen.filter(m => m.topic.startsWith(`things/${id}/up/`))
-            assert.ok(ups.length >= run.verified.length)
+            assert.ok(ups.length >= device.verified.length)
             for (const m of ups) assert.equal(m.payload.subarray(0, 4).toString("hex"), "d08343a1")
             for (const m of [...ups, ...spy.seen.filter(m => m.topic === commandTopic(id))]) {
                 for (const word of ["urn:dev", "temperature", "Cel", "interval", "shtc3", "downlink"]) assert.equal(m.payload.indexOf(word), -1, word)
@@ -142,13 +144,13 @@ describe("secure uplink", () => {
                 }
                 return "accepted"
             }
-            const live = new UplinkVerifier(run.keystore)
+            const live = new UplinkVerifier(device.keystore)
             assert.equal(await rejection(live, sample.topic, sample.payload), "replayed")
             assert.equal(await rejection(live, `things/${"0".repeat(32)}/up/readings`, sample.payload), "unknown-device")
             assert.equal(await rejection(live, sample.topic, randomBytes(30)), "malformed")
             // a verifier that has seen nothing yet: only the replay check is out of the way
             const freshStore = Keystore.open(join(dir, "fresh.json"), "tester")
-            freshStore.data.devices[id] = { ...run.keystore.device(id)!, upHighest: -1 }
+            freshStore.addDevice(id, Buffer.from(device.keystore.device(id)!.root, "hex"))
             const fresh = new UplinkVerifier(freshStore)
             const flipped = Buffer.from(sample.payload)
             flipped[flipped.length - 1] ^= 1
@@ -159,20 +161,20 @@ describe("secure uplink", () => {
             assert.equal(await rejection(fresh, sample.topic, sample.payload), "accepted")
 
             // no key, root or password the owner holds ever appeared in any process's output
-            const root = Buffer.from(run.keystore.device(id)!.root, "hex")
-            const secrets = [root.toString("hex"), root.toString("base64"), run.keystore.data.broker!.password, stack.broker.admin.password]
+            const root = Buffer.from(device.keystore.device(id)!.root, "hex")
+            const secrets = [root.toString("hex"), root.toString("base64"), device.keystore.data.broker!.password, stack.broker.admin.password]
             for (const dir of ["up", "down"] as const) secrets.push(channelKeys(root, id, dir).key.toString("hex"))
             for (const line of transcript) for (const secret of secrets) assert.equal(line.includes(secret), false, "a secret in the logs")
         } finally {
             await spy.close()
-            await run.stop()
+            await device.stop()
         }
     })
 })
 
 /** A command sealed by the owner, as [topic, payload]. */
-async function sealed(run: FirmwareRun, id: string, command: Command): Promise<[string, Buffer]> {
-    const { topic, payload } = await sealCommand(run.keystore, id, command)
+async function sealed(device: SimulatedDevice, id: string, command: Command): Promise<[string, Buffer]> {
+    const { topic, payload } = await sealCommand(device.keystore, id, command)
     return [topic, payload]
 }
 
@@ -181,10 +183,11 @@ describe("TLS refusal and resilient delivery", () => {
         const bad = makeBadCertificates(stack.pki)
         const names = Object.keys(bad) as (keyof typeof bad)[]
         front.present(names[0], readFileSync(bad[names[0]].cert, "utf8"), readFileSync(bad[names[0]].key, "utf8"))
-        const run = runFirmware(stack, dir, transcript)
+        const device = new SimulatedDevice({ stack, dir, transcript })
+        device.run()
         try {
             for (let i = 0; i < names.length; i++) {
-                const refused = () => run.events().filter(e => e.startsWith("tls-refused")).length
+                const refused = () => device.events().filter(e => e.startsWith("tls-refused")).length
                 await until(`the device to refuse the ${names[i]} certificate`, () => refused() >= i + 1, 120_000)
                 const next = names[i + 1]
                 if (next) front.present(next, readFileSync(bad[next].cert, "utf8"), readFileSync(bad[next].key, "utf8"))
@@ -194,38 +197,38 @@ describe("TLS refusal and resilient delivery", () => {
                 assert.equal(front.bytes.get(name) ?? 0, 0, `${name}: no byte after the handshake`)
             }
             front.present("valid", readFileSync(stack.pki.serverCert, "utf8"), readFileSync(stack.pki.serverKey, "utf8"))
-            await until("readings at the owner", () => readingsOf(run.verified).length >= 3, 60_000)
+            await until("readings at the owner", () => readingsOf(device.verified).length >= 3, 60_000)
 
             // two network cuts mid-stream
             for (let cut = 0; cut < 2; cut++) {
-                const before = run.verified.length
+                const before = device.verified.length
                 front.cut()
-                await until("delivery after a cut", () => run.verified.length > before + 1, 60_000)
+                await until("delivery after a cut", () => device.verified.length > before + 1, 60_000)
             }
             // a broker restart: the device is kept off until the owner is back, so the owner misses nothing
             front.setDown(true)
             await stack.restartBroker()
-            await until("the owner to reconnect", () => run.owner().client.connected, 30_000)
+            await until("the owner to reconnect", () => device.owner.client.connected, 30_000)
             await new Promise(r => setTimeout(r, 1000))
             front.setDown(false)
-            const afterRestart = run.sealed().length
-            await until("delivery after the restart", () => readingsOf(run.verified).some(m => m.counter >= afterRestart + 1), 90_000)
+            const afterRestart = device.sealed().length
+            await until("delivery after the restart", () => readingsOf(device.verified).some(m => m.counter >= afterRestart + 1), 90_000)
 
             // the broker password was renewed on the way (40 s lifetime): the registry installed more than one.
             // Whether the device renewed at 80 % in a session or on reconnecting after an expiry depends on the timing.
-            const grants = transcript.filter(l => l.includes(`createClient | username=${run.deviceId()}`)).length
+            const grants = transcript.filter(l => l.includes(`createClient | username=${device.id}`)).length
             assert.ok(grants >= 2, `${grants} broker passwords issued`)
             // everything sealed up to the last delivered counter arrived, exactly once
-            await run.owner().drain()
-            const got = run.verified.map(m => m.counter).sort((a, b) => a - b)
+            await device.owner.drain()
+            const got = device.verified.map(m => m.counter).sort((a, b) => a - b)
             const last = got[got.length - 1]
-            assert.deepEqual(got, run.sealed().filter(c => c <= last), "each sealed message delivered once")
+            assert.deepEqual(got, device.sealed().filter(c => c <= last), "each sealed message delivered once")
             assert.equal(new Set(got).size, got.length)
-            assertFollowsCurve(run.verified)
+            assertFollowsCurve(device.verified)
             // duplicates that did reach the owner were recognised as replays, not counted twice
-            assert.ok(run.rejected.every(r => r.rejection.reason === "replayed"), JSON.stringify(run.rejected.map(r => r.rejection.message)))
+            assert.ok(device.rejected.every(r => r.rejection.reason === "replayed"), JSON.stringify(device.rejected.map(r => r.rejection.message)))
         } finally {
-            await run.stop()
+            await device.stop()
         }
     })
 })

@@ -16,16 +16,17 @@
  * device's key reach the v1 fixture in a module generated at test time.
  */
 import assert from "node:assert/strict"
-import { spawn, type ChildProcess } from "node:child_process"
-import { createHash, randomBytes } from "node:crypto"
+import { randomBytes } from "node:crypto"
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
+import { PROJECT_ROOT } from "../../devs/project.ts"
+import { buildImage, deviceLine, runDevs } from "../../devs/sim/devs-cli.ts"
+import { until } from "../../devs/sim/until.ts"
 import { ensurePki, type Pki } from "../../devs/stack/pki.ts"
 import { WsskGateway, type WsskEvent } from "../../devs/updates/wssk.ts"
-import { devsBin, forEachLine, PROJECT_ROOT } from "../../devs/tools/devs-cli.ts"
-import { buildImage } from "../../devs/tools/sim-device.ts"
+import { sha256Hex } from "./support/digest.ts"
 
 const dir = mkdtempSync(join(tmpdir(), "wssk-test-"))
 /** The key the device holds (compiled into the v1 fixture). */
@@ -37,8 +38,6 @@ let pki: Pki
 let gateway: WsskGateway
 let v1: Buffer
 let v2: Buffer
-
-const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex")
 
 /** Builds a fixture; returns the image, written to the test's folder as `<name>.devs`. */
 function build(name: string): Promise<Buffer> {
@@ -56,53 +55,47 @@ interface Simulator {
     stop(): Promise<void>
 }
 
+/** Runs a built image in the simulator in test mode, in the test's folder (flash in memory, no devtools server). */
 function simulate(name: string): Simulator {
-    const child: ChildProcess = spawn(devsBin(), ["run", `${name}.devs`, "--test", "--test-self-exit", "--test-timeout", "120000"], {
-        cwd: dir,
-        env: { ...process.env, NODE_EXTRA_CA_CERTS: pki.caCert, NO_COLOR: "1", FORCE_COLOR: "0" },
-        stdio: ["ignore", "pipe", "pipe"],
-    })
     const lines: string[] = []
     const times: number[] = []
-    const collect = (line: string) => {
-        transcript.push(line)
-        if (!line.startsWith("WASM> ")) return
-        lines.push(line.slice(6))
-        times.push(Date.now())
-    }
-    forEachLine(child.stdout!, collect)
-    forEachLine(child.stderr!, collect)
-    const exited = new Promise<void>(resolve => child.once("close", () => resolve()))
+    const abort = new AbortController()
+    const ended = runDevs(["run", `${name}.devs`, "--test", "--test-self-exit", "--test-timeout", "120000"], {
+        cwd: dir,
+        env: { NODE_EXTRA_CA_CERTS: pki.caCert },
+        signal: abort.signal,
+        onLine: line => {
+            transcript.push(line)
+            const text = deviceLine(line)
+            if (text === undefined) return
+            lines.push(text)
+            times.push(Date.now())
+        },
+    })
     return {
         lines,
         times,
         waitFor: async (pattern, timeoutMs) => {
-            const end = Date.now() + timeoutMs
-            for (;;) {
-                for (let i = 0; i < lines.length; i++) {
-                    const m = pattern.exec(lines[i])
-                    if (m) return Object.assign(m, { line: i })
-                }
-                if (Date.now() > end) throw new Error(`no line matching ${pattern} in ${timeoutMs} ms; the device printed:\n${lines.join("\n")}`)
-                await new Promise(r => setTimeout(r, 50))
-            }
+            let index = -1
+            await until(
+                () => `a line matching ${pattern}; the device printed:\n${lines.join("\n")}`,
+                () => (index = lines.findIndex(l => pattern.test(l))) >= 0,
+                timeoutMs
+            )
+            return Object.assign(pattern.exec(lines[index])!, { line: index })
         },
         stop: async () => {
-            child.kill("SIGKILL")
-            await exited
+            abort.abort()
+            await ended
         },
     }
 }
 
 /** Resolves with the first gateway event of `kind` recorded from `from` on. */
 async function eventOf(kind: string, from: number, timeoutMs: number): Promise<WsskEvent> {
-    const end = Date.now() + timeoutMs
-    for (;;) {
-        const found = events.slice(from).find(e => e.kind === kind)
-        if (found) return found
-        if (Date.now() > end) throw new Error(`no ${kind} event in ${timeoutMs} ms; events: ${JSON.stringify(events)}`)
-        await new Promise(r => setTimeout(r, 50))
-    }
+    const found = () => events.slice(from).find(e => e.kind === kind)
+    await until(() => `a ${kind} event; events: ${JSON.stringify(events)}`, () => found() !== undefined, timeoutMs)
+    return found()!
 }
 
 before(async () => {
@@ -172,11 +165,11 @@ describe("WSSK gateway and the simulator's runtime", () => {
             // the program reads its own SHA-256 from the runtime's DeviceScriptManager: that of the .devs file
             const opened = await sim.waitFor(/^wssk-fixture v1 ([0-9a-f]{64}) id (\S+)$/, 60_000)
             const [, printed, id] = opened
-            assert.equal(printed, sha256(v1))
+            assert.equal(printed, sha256Hex(v1))
             const session = await gateway.waitForDevice(id, 30_000)
             const connectedAt = Date.now()
             assert.equal(session.deviceId, id)
-            assert.equal((await session.getHash()).toString("hex"), sha256(v1))
+            assert.equal((await session.getHash()).toString("hex"), sha256Hex(v1))
 
             // misaligned and empty images are refused before a byte is sent
             const sent = session.traffic().messagesOut
@@ -195,8 +188,8 @@ describe("WSSK gateway and the simulator's runtime", () => {
 
             // the runtime starts v2, which sees its own hash, and so does the gateway
             const [, v2Printed] = await sim.waitFor(/^wssk-fixture v2 ([0-9a-f]{64})$/, 20_000)
-            assert.equal(v2Printed, sha256(v2))
-            assert.equal((await session.getHash()).toString("hex"), sha256(v2))
+            assert.equal(v2Printed, sha256Hex(v2))
+            assert.equal((await session.getHash()).toString("hex"), sha256Hex(v2))
             // v2 closes the window by clearing the connection string
             await session.closed
             await sim.waitFor(/^wssk-fixture v2 window closed$/, 10_000)

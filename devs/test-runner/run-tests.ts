@@ -1,21 +1,28 @@
 /**
- * `npm test`: typechecks the host code, runs every device suite in the
- * DeviceScript simulator and every host suite with Node's test runner, never
- * stopping at a failure, and ends with `N passed, N failed`. Exits non-zero if
- * anything failed.
- *
- * Options: `--device-only`, `--host-only`, and file name filters.
+ * The test runner behind `npm test`: typechecks the host code, runs every
+ * device suite in the DeviceScript simulator and every host suite with Node's
+ * test runner, never stopping at a failure, and ends with `N passed, N failed`.
  */
 import { spawn } from "node:child_process"
 import { readdirSync } from "node:fs"
 import { join, relative } from "node:path"
-import { PROJECT_ROOT, runInSimulator } from "./devs-cli.ts"
+import { PROJECT_ROOT } from "../project.ts"
+import { runInSimulator } from "../sim/devs-cli.ts"
 import { ensureSigningKey } from "../updates/signing-key.ts"
+
+/** What to run. */
+export interface TestSelection {
+    /** Only files whose path contains one of these (all when empty); the typecheck runs only without filters. */
+    filters: string[]
+    deviceOnly: boolean
+    hostOnly: boolean
+}
 
 /** Per-file time limit of a device suite, in milliseconds. */
 const DEVICE_SUITE_TIMEOUT_MS = 300000
 
-interface Tally {
+/** Tests that passed and failed. */
+export interface Tally {
     passed: number
     failed: number
 }
@@ -100,9 +107,8 @@ function runHostSuites(files: string[]): Promise<Tally> {
     })
 }
 
-async function main() {
-    const args = process.argv.slice(2)
-    const filters = args.filter(a => !a.startsWith("--"))
+/** Runs the selected suites, printing as it goes and the totals at the end. */
+export async function runTests({ filters, deviceOnly, hostOnly }: TestSelection): Promise<Tally> {
     // the firmware trusts the owner's signing key: a fresh clone makes one (var/keys) and its trust anchor
     ensureSigningKey()
     const total: Tally = { passed: 0, failed: 0 }
@@ -111,19 +117,17 @@ async function main() {
         total.failed += t.failed
     }
 
-    if (!filters.length && !args.includes("--device-only")) add(await typecheck())
-    if (!args.includes("--host-only")) {
+    if (!filters.length && !deviceOnly) add(await typecheck())
+    if (!hostOnly) {
         const files = listTests("test/device", filters)
         console.log(`device suites (DeviceScript simulator): ${files.length} files`)
         for (const f of files) add(await runDeviceSuite(f))
     }
-    if (!args.includes("--device-only")) {
+    if (!deviceOnly) {
         const files = listTests("test/host", filters)
         console.log(`host suites (node --test): ${files.length} files`)
         if (files.length) add(await runHostSuites(files))
     }
     console.log(`${total.passed} passed, ${total.failed} failed`)
-    process.exitCode = total.failed || total.passed === 0 ? 1 : 0
+    return total
 }
-
-await main()

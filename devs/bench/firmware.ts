@@ -1,28 +1,18 @@
 /**
- * `npm run bench`: prints figures, asserts nothing.
- * - compiled bytecode size of the firmware (`devs build --stats`);
+ * Benchmarks of the firmware's size and encoding (figures only, nothing asserted):
+ * - the compiled bytecode of src/main.ts (`devs build --stats`);
  * - bytes per reading batch as SenML-CBOR (what the device encodes) and as
- *   SenML-JSON (RFC 8428 §5, the same records), and their ratio;
- * - identity: SCRAM cost on the device, time to first enrollment in the
- *   simulator, registry SCRAM logins per second (devs/bench/identity.ts);
- * - uplink: bytes on the wire per reading, COSE + SenML-CBOR over MQTT vs
- *   SenML-JSON over MQTT; latency sensor -> consumer; consumer throughput vs
- *   raw Mosquitto delivery (devs/bench/uplink.ts);
- * - updates: SLH-DSA verification on the VM, manifest and signature sizes, a
- *   whole v1 -> v2 update in the simulator, bytes deployed (devs/bench/update.ts);
- * - storage: a settings read and a write confirmed in flash (devs/bench/storage.ts).
+ *   SenML-JSON (RFC 8428 §5, the same records), and their ratio.
  */
 import { statSync } from "node:fs"
 import { join } from "node:path"
 import { decode } from "cbor2"
 import { senmlJson } from "../owner/senml.ts"
-import { consumerThroughput, uplinkWireAndLatency } from "./uplink.ts"
-import { deviceScramCost, registryLoginRate, timeToEnrollment } from "./identity.ts"
-import { settingsCost } from "./storage.ts"
-import { slhDsaOnDevice, updateEndToEnd } from "./update.ts"
-import { collectHexLines, deviceLines, PROJECT_ROOT, runDevs, runInSimulator } from "../tools/devs-cli.ts"
+import { PROJECT_ROOT } from "../project.ts"
+import { collectHexLines, deviceLines, runDevs, runInSimulator } from "../sim/devs-cli.ts"
 
-async function bytecode() {
+/** The firmware's compiled size (`devs build --stats`). */
+export async function bytecode() {
     const { code, output } = await runDevs(["build", "src/main.ts", "--stats"], { timeoutMs: 120000 })
     if (code !== 0) throw new Error(output)
     const stat = /bytecode: ([\d.]+)kb/.exec(output)
@@ -30,7 +20,8 @@ async function bytecode() {
     console.log(`firmware bytecode (src/main.ts): ${file} B (devs --stats: ${stat?.[1]} kB)`)
 }
 
-async function packSizes() {
+/** Bytes per reading batch as SenML-CBOR, as the device encodes it, against SenML-JSON of the same records. */
+export async function packSizes() {
     const run = await runInSimulator("test/device/fixtures/emit-readings.ts", { timeoutMs: 60000 })
     if (run.code !== 0) throw new Error(run.output)
     const packs = collectHexLines(deviceLines(run.output), "senml-cbor")
@@ -52,14 +43,3 @@ async function packSizes() {
         `per reading: SenML-CBOR ${(cborTotal / readings).toFixed(1)} B, SenML-JSON ${(jsonTotal / readings).toFixed(1)} B, ratio ${(cborTotal / jsonTotal).toFixed(3)} (${readings} readings)`
     )
 }
-
-await bytecode()
-await packSizes()
-await settingsCost()
-await deviceScramCost()
-await timeToEnrollment()
-await registryLoginRate()
-await uplinkWireAndLatency()
-await consumerThroughput()
-await slhDsaOnDevice()
-await updateEndToEnd()

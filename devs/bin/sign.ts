@@ -1,0 +1,47 @@
+/**
+ * `npm run sign`: signs a compiled DeviceScript image (.devs) with the owner's
+ * firmware key, writing its manifest as a COSE_Sign1 (src/update/manifest.ts).
+ * The sequence number must grow with every release: devices refuse anything
+ * at or below the highest sequence they ever confirmed.
+ *
+ *   npm run sign -- <image.devs> --sequence N [--min-sequence M] [--key FILE] [--out image.manifest]
+ */
+import { existsSync, readFileSync, writeFileSync } from "node:fs"
+import { CommandError, displayPath, runCommand, UsageError } from "../cli/args.ts"
+import { SIGNING_KEY_PATH } from "../project.ts"
+import { manifestFor, manifestPathFor, signManifest } from "../updates/manifest.ts"
+import { loadSigningKey } from "../updates/signing-key.ts"
+
+const spec = {
+    name: "sign",
+    summary: "Signs a compiled image (.devs) with the owner's firmware key; writes its manifest (COSE_Sign1) beside it.",
+    positionals: { usage: "<image.devs>", min: 1, max: 1 },
+    options: {
+        sequence: { type: "string", value: "N", required: true, help: "the release's sequence number, above every earlier release" },
+        "min-sequence": { type: "string", value: "M", default: "0", help: "the lowest sequence a device may update from" },
+        key: { type: "string", value: "file", default: SIGNING_KEY_PATH, help: "the signing key (npm run keygen makes it)" },
+        out: { type: "string", value: "file", defaultText: "<image>.manifest", help: "where the signed manifest goes" },
+    },
+} as const
+
+/** A sequence number from the command line: 0..2^32-1 (SUIT's sequence number is a uint). */
+function sequenceNumber(option: string, text: string): number {
+    const n = /^\d{1,10}$/.test(text) ? Number(text) : NaN
+    if (!(n <= 0xffffffff)) throw new UsageError(`${option} must be a whole number up to 4294967295, not ${JSON.stringify(text)}`)
+    return n
+}
+
+await runCommand(spec, ({ values, positionals: [imagePath] }) => {
+    const sequence = sequenceNumber("--sequence", values.sequence)
+    if (sequence === 0) throw new UsageError("--sequence must be at least 1")
+    const minSequence = sequenceNumber("--min-sequence", values["min-sequence"])
+    if (!existsSync(values.key)) throw new CommandError(`no signing key at ${displayPath(values.key)}: make one with npm run keygen`)
+    const image = readFileSync(imagePath)
+    const key = loadSigningKey(values.key)
+    const manifest = manifestFor(image, sequence, minSequence)
+    const signed = signManifest(manifest, key.secretKey, key.publicKey)
+    const out = values.out ?? manifestPathFor(imagePath)
+    writeFileSync(out, signed)
+    const digest = manifest.digest.toString("hex")
+    console.log(`${out}: sequence ${manifest.sequence}, image ${image.length} B sha256 ${digest}, manifest ${signed.length} B`)
+})

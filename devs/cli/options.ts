@@ -1,0 +1,83 @@
+/**
+ * Options several programs share, declared once with their defaults (the
+ * local stack's ports and CA, the owner's keystore under var/owner), and the
+ * checks that turn a missing key or login into a line that says what to do.
+ */
+import { existsSync, readFileSync } from "node:fs"
+import { Keystore } from "../owner/keystore.ts"
+import { BROKER_PORT, ownerKeystorePath, REGISTRY_PORT, stackFiles } from "../project.ts"
+import { CommandError, UsageError, type OptionSpec } from "./args.ts"
+
+/** The owner whose keys a program uses. */
+export const OWNER = { type: "string", value: "name", required: true, help: "the owner's name" } as const satisfies OptionSpec
+
+/** Where that owner's keys are. */
+export const KEYSTORE = {
+    type: "string",
+    value: "file",
+    defaultText: "var/owner/<owner>.json",
+    help: "the owner's keystore (mode 0600: broker login, device keys, counters)",
+} as const satisfies OptionSpec
+
+/** The device a program acts on. */
+export const DEVICE_ID = {
+    type: "string",
+    value: "device id",
+    required: true,
+    help: "the device's id: 32 hex digits, as it prints at boot",
+} as const satisfies OptionSpec
+
+/** The broker the owner connects to. */
+export const BROKER = {
+    type: "string",
+    value: "url",
+    default: `mqtts://localhost:${BROKER_PORT}`,
+    help: "the broker",
+} as const satisfies OptionSpec
+
+/** The registry the owner claims devices with. */
+export const REGISTRY = {
+    type: "string",
+    value: "url",
+    default: `https://localhost:${REGISTRY_PORT}`,
+    help: "the registry",
+} as const satisfies OptionSpec
+
+/** The CA the services' certificates chain to. */
+export const CA = {
+    type: "string",
+    value: "file",
+    default: stackFiles().caCert,
+    help: "CA certificate (PEM) the services' certificates must chain to",
+} as const satisfies OptionSpec
+
+/** Checks a device id given on the command line. */
+export function deviceId(id: string): string {
+    if (!/^[0-9a-f]{32}$/.test(id)) throw new UsageError(`--id ${JSON.stringify(id)} is not a device id (32 lower-case hex digits)`)
+    return id
+}
+
+/** Reads the CA certificate, or says where one comes from. */
+export function readCa(path: string): Buffer {
+    if (!existsSync(path)) throw new CommandError(`no CA certificate at ${path}: npm start makes the local stack's, or pass --ca`)
+    return readFileSync(path)
+}
+
+/** Opens the owner's keystore (`--keystore`, or var/owner/<owner>.json); a new owner starts an empty one. */
+export function openKeystore(values: { owner: string; keystore?: string }): Keystore {
+    return Keystore.open(values.keystore ?? ownerKeystorePath(values.owner), values.owner)
+}
+
+/** The keystore's broker login, or what to do to get one. */
+export function brokerLogin(keystore: Keystore): { username: string; password: string } {
+    const login = keystore.data.broker
+    if (!login) throw new CommandError(`${keystore.path} holds no broker login yet: claim a device first (npm run claim -- --help)`)
+    return login
+}
+
+/** Checks that the keystore holds the device's keys. */
+export function ownedDevice(keystore: Keystore, id: string) {
+    const owned = keystore.device(id)
+    if (!owned) throw new CommandError(`device ${id} is not in ${keystore.path}: claim it first, or name the keystore that holds it`)
+    return owned
+}

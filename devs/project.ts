@@ -1,0 +1,54 @@
+/**
+ * Where this project's things are on this machine: the project root (where
+ * package.json is), the git-ignored `var/` tree that holds every key,
+ * certificate, database and broker state made here, and the loopback ports of
+ * the local stack. Paths are absolute, so the tools work from any folder.
+ */
+import { dirname, join, resolve } from "node:path"
+import { fileURLToPath } from "node:url"
+
+/** The project root (where package.json is). */
+export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..")
+
+/** State made on this machine, never in git: keys, certificates, databases, broker state. */
+const VAR_DIR = join(PROJECT_ROOT, "var")
+
+/** The owner's firmware signing key (mode 0600): keep it off the device and out of git; back it up. */
+export const SIGNING_KEY_PATH = join(VAR_DIR, "keys", "firmware-signing.json")
+
+/** The firmware module holding the signing public key, written by keygen (git-ignored too). */
+export const TRUST_ANCHOR_PATH = join(PROJECT_ROOT, "src", "update", "trust-anchor.ts")
+
+/** An owner's keystore (mode 0600): broker login, owner roots and counters of the devices they claimed. */
+export function ownerKeystorePath(owner: string): string {
+    return join(VAR_DIR, "owner", `${owner}.json`)
+}
+
+/** The files of a local stack kept in `dir`; `npm start` keeps its stack in `var/stack`. */
+export function stackFiles(dir = join(VAR_DIR, "stack")) {
+    const pki = join(dir, "pki")
+    return {
+        dir,
+        /** The private CA and server certificates (stack/pki.ts). */
+        pki,
+        /** The CA certificate clients trust (`ensurePki` names it so). */
+        caCert: join(pki, "ca.crt"),
+        /** Mosquitto's configuration, dynamic-security state and admin password. */
+        mosquitto: join(dir, "mosquitto"),
+        /** The registry's SQLite database, shared with the update service. */
+        registryDb: join(dir, "registry.db"),
+        /** The key that seals devices' WSSK keys at rest: beside the database, never in it. */
+        vaultKey: join(dir, "vault", "wssk.key"),
+        /** The image `npm start` builds, publishes and runs. */
+        localBuild: join(dir, "local-build.devs"),
+    }
+}
+
+/** Where the firmware in the simulator expects the registry (src/identity/endpoint.ts). */
+export const REGISTRY_PORT = 8443
+/** The broker's TLS listener; the registry tells devices where it is. */
+export const BROKER_PORT = 8883
+/** The update service's WSSK gateway; the registry tells devices where it is. */
+export const UPDATES_PORT = 9443
+/** The DeviceScript devtools server's WebSocket port, fixed by the DeviceScript CLI. */
+export const DEVTOOLS_PORT = 8081

@@ -1,0 +1,188 @@
+/**
+ * The real firmware in the DeviceScript simulator against a local stack,
+ * with its owner played on the host: the owner claims the device with the
+ * code it prints once, follows what it publishes (verified with cose-js) and
+ * sends it commands. Everything is recorded with host times, for the
+ * end-to-end tests and the benchmarks.
+ *
+ * Two ways to run it:
+ * - `run(ENTRY)`: test mode (`devs run ENTRY --test`), flash in memory, no
+ *   devtools server; the device lives as long as this one process.
+ * - `start(["run", IMAGE])`, then `start(["vm"])` after each `powerCut()`:
+ *   persistent flash in `<dir>/vm` (`devs run IMAGE` deploys the image into
+ *   it, `devs vm` boots what it holds); both need a devtools server
+ *   (`startDevtools`). Killing the process is a power cut, which falls
+ *   between two flash operations (`powerCutEnv`).
+ */
+import { randomBytes } from "node:crypto"
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { claimDevice } from "../owner/claim.ts"
+import { sealCommand, type Command } from "../owner/commands.ts"
+import { ConsoleClaimer } from "../owner/console-claimer.ts"
+import type { Rejected, Verified } from "../owner/consumer.ts"
+import { Keystore } from "../owner/keystore.ts"
+import { subscribeAsOwner, type OwnerSubscriber } from "../owner/subscriber.ts"
+import { httpsTransport } from "../registry/client.ts"
+import type { LocalStack } from "../stack/local.ts"
+import { deviceLine, powerCutEnv, runDevs, runInSimulator, type DevsResult } from "./devs-cli.ts"
+import { until } from "./until.ts"
+
+/** Options of a simulated device. */
+export interface SimulatedDeviceOptions {
+    /** The registry and broker it enrolls with and publishes to; its owner uses them too. */
+    stack: LocalStack
+    /** Folder for the simulator's persistent flash (`vm/`) and the owner's keystore. */
+    dir: string
+    /** Receives every line of the simulator and of the owner, with host times; `FIRMWARE_LOG=<file>` keeps it. */
+    transcript: string[]
+}
+
+/** How the device prints that it sealed a message, with its counter. */
+const SEALED = /^uplink: sealed \w+ #(\d+)/
+/** How the device prints a security event it recorded. */
+const SECURITY_EVENT = /^security event #\d+ (.*)$/
+
+/** The simulated device and its owner, across power cuts. */
+export class SimulatedDevice {
+    /** What the device printed, without the simulator's prefix, in order, across power cuts. */
+    readonly lines: string[] = []
+    /** Messages the owner verified, in arrival order. */
+    readonly verified: Verified[] = []
+    /** Host time (ms) at which each verified message arrived, parallel to `verified`. */
+    readonly arrivals: number[] = []
+    /** Messages the owner rejected, and why. */
+    readonly rejected: { topic: string; rejection: Rejected }[] = []
+    /** Host time (ms) at which the device printed that it sealed each counter. */
+    readonly sealedAt = new Map<number, number>()
+    /** The owner's keys. A new owner per device: an owner's broker login is handed out once, at its first claim. */
+    readonly keystore: Keystore
+    private simulator: { abort: AbortController; ended: Promise<DevsResult> } | undefined
+    private ownerSession: OwnerSubscriber | undefined
+    private readonly vmDir: string
+    private readonly claimer: ConsoleClaimer
+
+    constructor(private readonly options: SimulatedDeviceOptions) {
+        this.vmDir = join(options.dir, "vm")
+        mkdirSync(this.vmDir, { recursive: true })
+        const owner = `sim-owner-${randomBytes(4).toString("hex")}`
+        this.keystore = Keystore.open(join(options.dir, `${owner}.json`), owner)
+        this.claimer = new ConsoleClaimer((id, code) => this.claim(id, code))
+    }
+
+    /** Runs a firmware entry point (a path from the project root) in test mode: flash in memory, no devtools server. */
+    run(entry = "src/main.ts", timeoutMs = 300_000) {
+        const env = { NODE_EXTRA_CA_CERTS: this.options.stack.pki.caCert }
+        this.spawn(signal => runInSimulator(entry, { timeoutMs, env, signal, onLine: line => this.onLine(line) }))
+    }
+
+    /** `["run", IMAGE]` deploys IMAGE into the flash first; `["vm"]` boots what the flash holds. */
+    start(args: string[]) {
+        const env = { ...powerCutEnv(), NODE_EXTRA_CA_CERTS: this.options.stack.pki.caCert }
+        this.spawn(signal => runDevs(args, { cwd: this.vmDir, env, signal, onLine: line => this.onLine(line) }))
+    }
+
+    private spawn(run: (signal: AbortSignal) => Promise<DevsResult>) {
+        if (this.simulator) throw new Error("the simulator is running: cut the power first")
+        const abort = new AbortController()
+        this.simulator = { abort, ended: run(abort.signal) }
+    }
+
+    private onLine(line: string) {
+        const { transcript } = this.options
+        transcript.push(`${Date.now()} device: ${line}`)
+        const text = deviceLine(line)
+        if (text === undefined) return
+        this.lines.push(text)
+        const sealed = SEALED.exec(text)
+        if (sealed) this.sealedAt.set(Number(sealed[1]), Date.now())
+        this.claimer.onLine(text)?.catch(e => transcript.push(`${Date.now()} owner: claim failed: ${e}`))
+    }
+
+    /** The owner claims the device with the code it printed, then follows what it publishes. */
+    private async claim(id: string, code: string) {
+        const { stack } = this.options
+        const ca = readFileSync(stack.pki.caCert)
+        await claimDevice(httpsTransport(`https://localhost:${stack.registryPort}`, ca), this.keystore, id, code)
+        if (this.ownerSession) return this.ownerSession.follow(id)
+        this.ownerSession = await subscribeAsOwner({
+            url: `mqtts://localhost:${stack.broker.port}`,
+            ca,
+            keystore: this.keystore,
+            onVerified: m => {
+                this.verified.push(m)
+                this.arrivals.push(Date.now())
+            },
+            onRejected: (rejection, topic) => this.rejected.push({ topic, rejection }),
+        })
+    }
+
+    /** Kills the simulator process: a power cut. */
+    async powerCut() {
+        const simulator = this.simulator
+        if (!simulator) return
+        this.simulator = undefined
+        simulator.abort.abort()
+        await simulator.ended
+    }
+
+    /** Waits for a line matching `re` printed at or after line `from`; returns its index. */
+    async waitFor(re: RegExp, timeoutMs: number, from = 0): Promise<number> {
+        let found = -1
+        // the lines as they are when it times out, not when it starts waiting
+        await until(
+            () => `${re} (last lines:\n${this.lines.slice(-15).join("\n")})`,
+            () => (found = this.lines.findIndex((l, i) => i >= from && re.test(l))) >= 0,
+            timeoutMs
+        )
+        return found
+    }
+
+    /** Security events the device recorded at or after line `from`: "kind: detail". */
+    events(from = 0): string[] {
+        return this.lines
+            .slice(from)
+            .map(l => SECURITY_EVENT.exec(l)?.[1])
+            .filter(e => e !== undefined)
+    }
+
+    /** Counters of the messages the device sealed, from its console. */
+    sealed(): number[] {
+        return this.lines.map(l => SEALED.exec(l)?.[1]).filter(c => c !== undefined).map(Number)
+    }
+
+    /** Program starts (the runtime's `start:` line) at or after line `from`. */
+    starts(from = 0): number {
+        return this.lines.slice(from).filter(l => /^start: /.test(l)).length
+    }
+
+    /** The device id it printed at first boot. */
+    get id(): string {
+        return this.claimer.deviceId
+    }
+
+    /** The owner's MQTT session, once the owner has claimed the device. */
+    get owner(): OwnerSubscriber {
+        if (!this.ownerSession) throw new Error("the owner has not claimed the device yet")
+        return this.ownerSession
+    }
+
+    /** The owner sends a sealed command. */
+    async command(command: Command) {
+        const { topic, payload } = await sealCommand(this.keystore, this.id, command)
+        await this.owner.client.publishAsync(topic, payload, { qos: 1 })
+        this.options.transcript.push(`${Date.now()} owner: ${command.cmd} sent to ${topic}`)
+    }
+
+    /** The owner asks for an update check. */
+    async askForUpdateCheck() {
+        await this.command({ cmd: "update-check" })
+    }
+
+    /** Cuts the power and closes the owner's connection; `FIRMWARE_LOG=<file>` keeps the transcript for debugging. */
+    async stop() {
+        await this.powerCut()
+        await this.ownerSession?.close()
+        if (process.env.FIRMWARE_LOG) writeFileSync(process.env.FIRMWARE_LOG, this.options.transcript.join("\n"))
+    }
+}

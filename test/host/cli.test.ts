@@ -1,0 +1,104 @@
+/**
+ * The programs in devs/bin, as a person meets them: each has an npm script
+ * and answers `--help` with a usage that names that script (never `devs …`,
+ * which is DeviceScript's own binary), exit 0; a mistake gets one line,
+ * `<name>: <what is wrong>; see --help`, exit 2, and no stack trace; a
+ * service that is not running or a missing login gets one line that says
+ * what to do, exit 1.
+ */
+import assert from "node:assert/strict"
+import { execFile } from "node:child_process"
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { after, describe, test } from "node:test"
+import { freePort } from "../../devs/net/ports.ts"
+import { PROJECT_ROOT } from "../../devs/project.ts"
+import { ensurePki } from "../../devs/stack/pki.ts"
+
+const dir = mkdtempSync(join(tmpdir(), "cli-test-"))
+after(() => rmSync(dir, { recursive: true, force: true }))
+
+const PROGRAMS = readdirSync(join(PROJECT_ROOT, "devs", "bin"))
+    .filter(f => f.endsWith(".ts"))
+    .map(f => f.slice(0, -".ts".length))
+const SCRIPTS: Record<string, string> = JSON.parse(readFileSync(join(PROJECT_ROOT, "package.json"), "utf8")).scripts
+
+/** Runs a program of devs/bin as its npm script does; resolves with its exit code and output. */
+function run(program: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    return new Promise(resolve => {
+        const argv = ["--import", "tsx", join("devs", "bin", `${program}.ts`), ...args]
+        execFile(process.execPath, argv, { cwd: PROJECT_ROOT }, (error, stdout, stderr) =>
+            resolve({ code: error ? Number(error.code) : 0, stdout, stderr })
+        )
+    })
+}
+
+/** How a person runs `program`: npm's own `start` and `test`, or `npm run`. */
+const invocation = (program: string) => (program === "start" || program === "test" ? `npm ${program}` : `npm run ${program}`)
+
+describe("the programs in devs/bin", () => {
+    test("each one has its npm script, and every script of a program runs one in devs/bin", () => {
+        assert.ok(PROGRAMS.length >= 11, PROGRAMS.join(" "))
+        for (const program of PROGRAMS) assert.match(SCRIPTS[program] ?? "", new RegExp(`^tsx devs/bin/${program}\\.ts`), program)
+        for (const [name, script] of Object.entries(SCRIPTS))
+            if (/^tsx /.test(script)) assert.match(script, /^tsx devs\/bin\/[a-z-]+\.ts( |$)/, name)
+    })
+
+    test("--help prints the usage under the program's npm script and exits 0", async () => {
+        const results = await Promise.all(PROGRAMS.map(p => run(p, ["--help"])))
+        PROGRAMS.forEach((program, i) => {
+            const { code, stdout, stderr } = results[i]
+            assert.equal(code, 0, `${program}: ${stderr}`)
+            assert.ok(stdout.startsWith(`usage: ${invocation(program)}`), `${program}: ${stdout.split("\n")[0]}`)
+            assert.match(stdout, /\n {2}--help +print this help\n/, program)
+            assert.doesNotMatch(stdout, /(^|\s)devs (claim|consume|command|bridge|keygen|sign|publish|registry|start|test|bench)/, program)
+            assert.equal(stderr, "", program)
+        })
+    })
+
+    test("an unknown option is one line naming the program, exit 2", async () => {
+        const results = await Promise.all(PROGRAMS.map(p => run(p, ["--no-such-option"])))
+        PROGRAMS.forEach((program, i) => {
+            const { code, stdout, stderr } = results[i]
+            assert.equal(code, 2, `${program}: ${stderr}`)
+            assert.equal(stderr, `${program}: unknown option --no-such-option; see --help\n`)
+            assert.equal(stdout, "", program)
+        })
+    })
+
+    test("missing and malformed arguments are one line each, exit 2", async () => {
+        const id = "0123456789abcdef0123456789abcdef"
+        const COMMANDS = "interval <sensor> <ms> | events | state | update-check"
+        const cases: [string, string[], string][] = [
+            ["claim", ["--id", id, "--owner", "alice"], "missing --code <CLAIM-CODE>"],
+            ["claim", ["--id", "42", "--code", "X", "--owner", "alice"], '--id "42" is not a device id (32 lower-case hex digits)'],
+            ["command", ["--owner", "alice", "--id", id, "reboot"], `unknown command reboot: ${COMMANDS}`],
+            ["sign", ["image.devs", "--sequence", "two"], '--sequence must be a whole number up to 4294967295, not "two"'],
+            ["sign", ["--sequence", "2"], "missing <image.devs>"],
+            ["keygen", ["--if-missing=yes"], "--if-missing takes no value"],
+            ["registry", ["--cert", "c.pem", "--key", "k.pem", "--port", "70000"], '--port must be a port number 1..65535, not "70000"'],
+            ["test", ["--device-only", "--host-only"], "--device-only and --host-only exclude each other"],
+        ]
+        for (const [program, args, mistake] of cases) {
+            const { code, stderr } = await run(program, args)
+            assert.equal(code, 2, `${program} ${args.join(" ")}: ${stderr}`)
+            assert.equal(stderr, `${program}: ${mistake}; see --help\n`)
+        }
+    })
+
+    test("a service that is not running and a keystore without a login say what to do, exit 1", async () => {
+        const pki = ensurePki(join(dir, "pki"))
+        const port = await freePort() // nothing listens there
+        const args = ["--id", "0123456789abcdef0123456789abcdef", "--code", "ABCD", "--owner", "alice"]
+        const registry = `https://localhost:${port}`
+        const refused = await run("claim", [...args, "--registry", registry, "--ca", pki.caCert, "--keystore", join(dir, "alice.json")])
+        assert.equal(refused.code, 1)
+        const notRunning = `nothing answers at 127.0.0.1:${port}: is the service running? (npm start runs the local stack)`
+        assert.equal(refused.stderr, `claim: ${notRunning}\n`)
+        const keystore = join(dir, "bob.json")
+        const noLogin = await run("consume", ["--owner", "bob", "--ca", pki.caCert, "--keystore", keystore])
+        assert.equal(noLogin.code, 1)
+        assert.equal(noLogin.stderr, `consume: ${keystore} holds no broker login yet: claim a device first (npm run claim -- --help)\n`)
+    })
+})
