@@ -13,13 +13,14 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { decode, type Tag } from "cbor2"
-import { deviceLines, PROJECT_ROOT, runInSimulator } from "../tools/devs-cli.ts"
-import { buildImage, SimulatedDevice, startDevtools } from "../tools/sim-device.ts"
-import { until } from "../tools/firmware.ts"
+import { PROJECT_ROOT } from "../project.ts"
+import { buildImage, deviceLines, runInSimulator, startDevtools } from "../sim/devs-cli.ts"
+import { SimulatedDevice } from "../sim/simulated-device.ts"
+import { until } from "../sim/until.ts"
 import { manifestFor, signManifest } from "../updates/manifest.ts"
 import { ensureSigningKey } from "../updates/signing-key.ts"
 import { startLocalStack } from "../stack/local.ts"
-import { freePort } from "../stack/ports.ts"
+import { freePort } from "../net/ports.ts"
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 

@@ -1,7 +1,7 @@
 /**
- * The owner's side of the key schedule in src/secure/keys.ts and
- * src/identity/owner-envelope.ts, with Node's HKDF and HMAC: the same labels,
- * so both ends derive the same keys from the owner root.
+ * The owner's side of the key schedule in src/secure/keys.ts, with Node's
+ * HKDF and HMAC: the same labels, so both ends derive the same keys from the
+ * owner root and the claim code.
  */
 import { createHmac, hkdfSync } from "node:crypto"
 

@@ -6,7 +6,7 @@
  * Endpoints:
  * - `POST /v1/devices`: enroll `{ id, scram: {salt, iterations, storedKey, serverKey}, claim: {salt, iterations, hash},
  *   owner: {envelope} }` (binary fields base64). 201, or 409 for an id already enrolled. The envelope is
- *   ciphertext the registry cannot open (src/identity/owner-envelope.ts).
+ *   ciphertext the registry cannot open (src/identity/owner-envelope.ts, keyed as in src/secure/keys.ts).
  * - `GET /v1/session`: RFC 7804 exchange with `Authorization: SCRAM-SHA-256 …`;
  *   the final 200 carries `Authentication-Info` and, for a claimed device, broker credentials.
  * - `POST /v1/claim`: `{ id, code, owner }`, where `code` is the claim proof. 200 returns the owner

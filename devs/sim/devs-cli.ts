@@ -125,7 +125,7 @@ export function deviceLines(output: string): string[] {
 
 /**
  * Reassembles buffers the device printed as `<prefix> <id> <part>/<parts> <hex>`
- * lines (see `printHexLines` in src/uplink/console-sink.ts), keyed by id, in order of appearance.
+ * lines (see `printHexLines` in src/pipeline/console-sink.ts), keyed by id, in order of appearance.
  * Throws if a buffer's parts are missing or out of order.
  */
 export function collectHexLines(lines: string[], prefix: string): Map<string, Buffer> {

@@ -20,15 +20,14 @@ import { PROJECT_ROOT } from "../../devs/project.ts"
 /** The firmware's floors, top first: what runs the device at the top, bytes on the ground. */
 const SRC_FLOORS: string[][] = [
     ["main.ts"],
-    ["update"],
-    ["uplink"],
-    ["pipeline"],
-    ["identity"],
-    ["net", "events"],
-    ["secure"],
-    ["codec"],
-    ["storage", "sensors"],
-    ["bytes"],
+    // the owner's commands and the state report
+    ["control"],
+    ["update", "uplink"],
+    ["identity", "pipeline"],
+    ["secure", "events"],
+    ["codec", "storage"],
+    // the socket's protocol clients; the sensors; bytes on the ground
+    ["net", "sensors", "bytes"],
 ]
 
 /** The floors of devs/, top first. */
@@ -37,8 +36,8 @@ const DEVS_FLOORS: string[][] = [
     ["bin"],
     // benchmarks; the command line shared by the programs
     ["bench", "cli"],
-    // the test runner; tools: re-exports for two files of the tidy-src branch, until the merge
-    ["test-runner", "tools"],
+    // the test runner
+    ["test-runner"],
     // the simulator harness: the firmware in the simulator, its owner played on the host, npm start
     ["sim"],
     // the local stack: CA, broker, registry and update service wired together

@@ -216,7 +216,7 @@ describe("updates over the air", () => {
         for (const form of [wsskKey.toString("hex"), wsskKey.toString("base64")]) assert.ok(!transcript.some(l => l.includes(form)), "WSSK key in a log line")
         assert.ok(!stack.registry.store.getDeviceUpdate(device.id)!.sealedWsskKey!.includes(wsskKey))
 
-        // a plain reboot: v2 runs as the confirmed slot A, floor raised
+        // a plain reboot: v2 runs as the confirmed slot A, security counter raised
         from = device.lines.length
         await device.powerCut()
         device.start(["vm"])

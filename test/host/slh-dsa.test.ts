@@ -13,7 +13,8 @@ import { mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { before, describe, test } from "node:test"
 import { slh_dsa_sha2_128s as slh } from "@noble/post-quantum/slh-dsa.js"
-import { deviceLines, PROJECT_ROOT, runInSimulator } from "../../devs/tools/devs-cli.ts"
+import { PROJECT_ROOT } from "../../devs/project.ts"
+import { deviceLines, runInSimulator } from "../../devs/sim/devs-cli.ts"
 
 const GENERATED = join(PROJECT_ROOT, "test/device/fixtures/generated")
 
