@@ -45,7 +45,13 @@ console.log(`sentinel-node: boot ${boot}, device ${deviceName}, ${events.total()
 
 const uplink = identity ? await SecureUplink.open({ identity, registry: registryEndpoint(), events, baseName }) : undefined
 const updater = uplink
-    ? new Updater({ identity, events, registry: uplink.options.registry, publicKey: FIRMWARE_SIGNING_KEY, runningDigest: runningProgramDigest })
+    ? new Updater({
+          identity,
+          events,
+          registry: uplink.options.registry,
+          publicKey: FIRMWARE_SIGNING_KEY,
+          runningDigest: runningProgramDigest,
+      })
     : undefined
 
 const sensors = parseSensorList(boardSensorList())

@@ -36,10 +36,12 @@ export async function packSizes() {
         jsonTotal += json
         readings += pack.filter(r => r.get(1) !== undefined).length
         console.log(
-            `${id.padStart(5)}  ${String(pack.length).padStart(7)}  ${String(bytes.length).padStart(8)} B  ${String(json).padStart(8)} B  ${(bytes.length / json).toFixed(3)}`
+            `${id.padStart(5)}  ${String(pack.length).padStart(7)}  ${String(bytes.length).padStart(8)} B  ` +
+                `${String(json).padStart(8)} B  ${(bytes.length / json).toFixed(3)}`
         )
     }
     console.log(
-        `per reading: SenML-CBOR ${(cborTotal / readings).toFixed(1)} B, SenML-JSON ${(jsonTotal / readings).toFixed(1)} B, ratio ${(cborTotal / jsonTotal).toFixed(3)} (${readings} readings)`
+        `per reading: SenML-CBOR ${(cborTotal / readings).toFixed(1)} B, SenML-JSON ${(jsonTotal / readings).toFixed(1)} B, ` +
+            `ratio ${(cborTotal / jsonTotal).toFixed(3)} (${readings} readings)`
     )
 }

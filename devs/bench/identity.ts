@@ -39,7 +39,10 @@ export async function timeToEnrollment() {
             .map(l => /^timing (\S+) (\d+)/.exec(l))
             .filter(m => m !== null)
         const get = (name: string) => timings.find(m => m![1] === name)?.[2]
-        console.log(`first boot: identity ${get("identity-created")} ms, enrollment ${get("enrolled")} ms, first login ${get("first-login")} ms, cached login ${get("login")} ms`)
+        console.log(
+            `first boot: identity ${get("identity-created")} ms, enrollment ${get("enrolled")} ms, ` +
+                `first login ${get("first-login")} ms, cached login ${get("login")} ms`
+        )
     } finally {
         await stack.stop()
         rmSync(dir, { recursive: true, force: true })

@@ -16,5 +16,8 @@ export async function settingsCost() {
     const read = figures.get("settings-read")
     const write = figures.get("settings-write-confirmed")
     if (read === undefined || write === undefined) throw new Error(`settings bench printed no figures:\n${run.output}`)
-    console.log(`settings (64 B value): read ${read.toFixed(1)} ms, confirmed write ${write.toFixed(1)} ms, write/read ${(write / Math.max(read, 0.1)).toFixed(2)}`)
+    console.log(
+        `settings (64 B value): read ${read.toFixed(1)} ms, confirmed write ${write.toFixed(1)} ms, ` +
+            `write/read ${(write / Math.max(read, 0.1)).toFixed(2)}`
+    )
 }

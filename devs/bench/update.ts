@@ -34,7 +34,8 @@ export async function slhDsaOnDevice() {
     mkdirSync(dir, { recursive: true })
     writeFileSync(
         join(dir, "bench-slh.ts"),
-        `export const PUBLIC_KEY = hex\`${Buffer.from(key.publicKey).toString("hex")}\`\nexport const SIGNED_MANIFEST = hex\`${signed.toString("hex")}\`\n`
+        `export const PUBLIC_KEY = hex\`${Buffer.from(key.publicKey).toString("hex")}\`\n` +
+            `export const SIGNED_MANIFEST = hex\`${signed.toString("hex")}\`\n`
     )
     const run = await runInSimulator("test/device/fixtures/bench-slh.ts", { timeoutMs: 120_000 })
     const lines = deviceLines(run.output)
@@ -62,7 +63,8 @@ export async function slhDsaOnDevice() {
             `(median ${tamperedMs} ms, ${median(tampered.map(r => r.calls))} calls)`
     )
     console.log(
-        `sizes: public key ${key.publicKey.length} B, signature ${signature.length} B, manifest payload ${payload.length} B, signed manifest (COSE_Sign1) ${signed.length} B`
+        `sizes: public key ${key.publicKey.length} B, signature ${signature.length} B, manifest payload ${payload.length} B, ` +
+            `signed manifest (COSE_Sign1) ${signed.length} B`
     )
 }
 
@@ -73,7 +75,12 @@ export async function updateEndToEnd() {
     const key = ensureSigningKey()
     const v1 = await buildImage("src/main.ts", join(dir, "v1.devs"))
     const v2 = await buildImage("test/device/fixtures/ota-v2.ts", join(dir, "v2.devs"))
-    const stack = await startLocalStack({ dir, brokerPort: await freePort(), updatesPort: await freePort(), onLog: (s, l) => transcript.push(`${s}: ${l}`) })
+    const stack = await startLocalStack({
+        dir,
+        brokerPort: await freePort(),
+        updatesPort: await freePort(),
+        onLog: (s, l) => transcript.push(`${s}: ${l}`),
+    })
     const devtools = await startDevtools(dir)
     const device = new SimulatedDevice({ stack, dir, transcript })
     try {

@@ -41,7 +41,10 @@ export async function uplinkWireAndLatency() {
     const dir = mkdtempSync(join(tmpdir(), "bench-uplink-"))
     const stack = await startLocalStack({ dir, brokerPort: await freePort(), onLog: () => {} })
     const wire: { topic: string; payload: Buffer }[] = []
-    const spy = await mqtt.connectAsync(`mqtts://localhost:${stack.broker.port}`, { ...stack.broker.admin, ca: readFileSync(stack.pki.caCert) })
+    const spy = await mqtt.connectAsync(`mqtts://localhost:${stack.broker.port}`, {
+        ...stack.broker.admin,
+        ca: readFileSync(stack.pki.caCert),
+    })
     await spy.subscribeAsync("things/+/up/readings", { qos: 1 })
     spy.on("message", (topic, payload) => wire.push({ topic, payload: Buffer.from(payload) }))
     const device = new SimulatedDevice({ stack, dir, transcript: [] })
@@ -72,7 +75,9 @@ export async function uplinkWireAndLatency() {
         readings += v.readings.filter(r => r.unit !== undefined).length
     }
     console.log(
-        `uplink bytes on the wire per reading: COSE+SenML-CBOR over MQTT ${(coseWire / readings).toFixed(1)} B, plain SenML-JSON over MQTT ${(jsonWire / readings).toFixed(1)} B, ratio ${(coseWire / jsonWire).toFixed(3)} (${readings} readings in ${wire.length} messages)`
+        `uplink bytes on the wire per reading: COSE+SenML-CBOR over MQTT ${(coseWire / readings).toFixed(1)} B, ` +
+            `plain SenML-JSON over MQTT ${(jsonWire / readings).toFixed(1)} B, ratio ${(coseWire / jsonWire).toFixed(3)} ` +
+            `(${readings} readings in ${wire.length} messages)`
     )
     // latency: reading time on the host clock = seal line time + the reading's (negative) SenML time
     const sensorToOwner: number[] = []
@@ -88,10 +93,12 @@ export async function uplinkWireAndLatency() {
     sensorToOwner.sort((a, b) => a - b)
     sealToOwner.sort((a, b) => a - b)
     console.log(
-        `latency sensor -> consumer (incl. 5 s batching): median ${percentile(sensorToOwner, 50).toFixed(0)} ms, p99 ${percentile(sensorToOwner, 99).toFixed(0)} ms (${sensorToOwner.length} readings)`
+        `latency sensor -> consumer (incl. 5 s batching): median ${percentile(sensorToOwner, 50).toFixed(0)} ms, ` +
+            `p99 ${percentile(sensorToOwner, 99).toFixed(0)} ms (${sensorToOwner.length} readings)`
     )
     console.log(
-        `latency seal -> consumer (sealing, queue, TLS, broker, cose-js): median ${percentile(sealToOwner, 50).toFixed(0)} ms, p99 ${percentile(sealToOwner, 99).toFixed(0)} ms (${sealToOwner.length} messages)`
+        `latency seal -> consumer (sealing, queue, TLS, broker, cose-js): median ${percentile(sealToOwner, 50).toFixed(0)} ms, ` +
+            `p99 ${percentile(sealToOwner, 99).toFixed(0)} ms (${sealToOwner.length} messages)`
     )
     rmSync(dir, { recursive: true, force: true })
 }
@@ -113,10 +120,29 @@ export async function consumerThroughput(count = 800) {
     const root = randomBytes(32)
     const keys = channelKeys(root, id, "up")
     const topic = `things/${id}/up/readings`
-    const pack = encode(Array.from({ length: 10 }, (_, i) => new Map<number, unknown>([[0, `s/temperature`], [1, "Cel"], [2, 20 + i / 4], [6, -i]])))
+    const pack = encode(
+        Array.from(
+            { length: 10 },
+            (_, i) =>
+                new Map<number, unknown>([
+                    [0, `s/temperature`],
+                    [1, "Cel"],
+                    [2, 20 + i / 4],
+                    [6, -i],
+                ])
+        )
+    )
     const payloads: Buffer[] = []
     for (let i = 0; i < count; i++)
-        payloads.push(await sealEncrypt0(Buffer.from(pack), { key: keys.key, kid: keys.kid, contextIv: keys.contextIv, counter: i, externalAad: Buffer.from(topic) }))
+        payloads.push(
+            await sealEncrypt0(Buffer.from(pack), {
+                key: keys.key,
+                kid: keys.kid,
+                contextIv: keys.contextIv,
+                counter: i,
+                externalAad: Buffer.from(topic),
+            })
+        )
     const timeDelivery = async (onMessage: (payload: Buffer) => Promise<void>) => {
         const sub = await mqtt.connectAsync(url, { ...stack.broker.admin, ca })
         const pub = await mqtt.connectAsync(url, { username: grant.username, password: grant.password, ca })
@@ -145,7 +171,9 @@ export async function consumerThroughput(count = 800) {
     const verifier = new UplinkVerifier(keystore)
     const verified = await timeDelivery(async p => void (await verifier.verify(topic, p)))
     console.log(
-        `consumer throughput: ${verified.toFixed(0)} verified messages/s vs raw Mosquitto delivery ${raw.toFixed(0)} messages/s, ratio ${(verified / raw).toFixed(3)} (${count} messages of ${payloads[0].length} B; each accepted counter is saved to the keystore)`
+        `consumer throughput: ${verified.toFixed(0)} verified messages/s vs raw Mosquitto delivery ${raw.toFixed(0)} messages/s, ` +
+            `ratio ${(verified / raw).toFixed(3)} (${count} messages of ${payloads[0].length} B; ` +
+            `each accepted counter is saved to the keystore)`
     )
     await stack.stop()
     rmSync(dir, { recursive: true, force: true })

@@ -11,7 +11,7 @@ const spec = {
     invocation: "npm start",
     summary: [
         "Runs src/main.ts in the simulator against the local stack in var/stack (CA, Mosquitto, registry, update service),",
-        "prints what the device prints (device>), claims it as owner \"local\" and prints what it publishes (owner>).",
+        'prints what the device prints (device>), claims it as owner "local" and prints what it publishes (owner>).',
     ].join("\n"),
     options: {},
     notes: ["rm -rf var .devicescript/flash starts over with a new device."],

@@ -1,6 +1,7 @@
 /**
- * `npm test`: typechecks the host code, runs every device suite in the
- * DeviceScript simulator and every host suite with Node's test runner
+ * `npm test`: runs the static checks (typecheck, lint, formatting, the
+ * firmware build), every device suite in the DeviceScript simulator and every
+ * host suite with Node's test runner
  * (devs/test-runner/run-tests.ts), never stopping at a failure; ends with
  * `N passed, N failed` and exits 1 if anything failed or nothing ran.
  *
@@ -12,7 +13,7 @@ import { runTests } from "../test-runner/run-tests.ts"
 const spec = {
     name: "test",
     invocation: "npm test",
-    summary: "Typechecks the host code and runs the device suites (simulator) and host suites (node --test); ends with N passed, N failed.",
+    summary: "Runs the static checks (typecheck, lint, format, firmware build), the device suites (simulator) and the host suites.",
     positionals: { usage: "[filter…]", min: 0, max: Infinity },
     options: {
         "device-only": { type: "boolean", help: "only the suites in test/device (DeviceScript simulator)" },

@@ -55,7 +55,10 @@ export class HomeAssistantBridge {
                     state_class: "measurement",
                     device: { identifiers: [`sentinel_${id}`], name: `sentinel ${id.slice(0, 8)}`, manufacturer: "sentinel-node" },
                 }
-                await this.local.publishAsync(`${this.discoveryPrefix}/sensor/sentinel_${id}/${object}/config`, JSON.stringify(config), { qos: 1, retain: true })
+                await this.local.publishAsync(`${this.discoveryPrefix}/sensor/sentinel_${id}/${object}/config`, JSON.stringify(config), {
+                    qos: 1,
+                    retain: true,
+                })
                 this.announced.add(`${id}/${object}`)
             }
             await this.local.publishAsync(state, String(value), { qos: 1 })

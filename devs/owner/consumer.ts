@@ -58,9 +58,11 @@ export class UplinkVerifier {
             counter = counterFromPartialIv(headers.partialIv)
             this.checkFresh(deviceId, owned.upHighest, counter)
             const keys = channelKeys(Buffer.from(owned.root, "hex"), deviceId, "up")
-            plaintext = (await openEncrypt0(payload, { key: keys.key, contextIv: keys.contextIv, externalAad: Buffer.from(topic) })).plaintext
+            plaintext = (await openEncrypt0(payload, { key: keys.key, contextIv: keys.contextIv, externalAad: Buffer.from(topic) }))
+                .plaintext
         } catch (e) {
-            if (e instanceof CoseRejection) throw new Rejected(e.reason === "authentication" ? "forged-or-tampered" : "malformed", e.message)
+            if (e instanceof CoseRejection)
+                throw new Rejected(e.reason === "authentication" ? "forged-or-tampered" : "malformed", e.message)
             throw e
         }
         // only an authentic message moves the window

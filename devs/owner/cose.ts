@@ -39,7 +39,8 @@ export interface Encrypt0Headers {
 
 function asMap(v: unknown): Map<unknown, unknown> {
     if (v instanceof Map) return v
-    if (v && typeof v === "object" && !Array.isArray(v) && !(v instanceof Uint8Array)) return new Map(Object.entries(v).map(([k, x]) => [Number(k), x]))
+    if (v && typeof v === "object" && !Array.isArray(v) && !(v instanceof Uint8Array))
+        return new Map(Object.entries(v).map(([k, x]) => [Number(k), x]))
     throw new CoseRejection("malformed", "header is not a map")
 }
 
@@ -62,7 +63,8 @@ export function readHeaders(message: Buffer): Encrypt0Headers {
     if (!protBytes || !bytes(ciphertext)) throw new CoseRejection("malformed", "protected header and ciphertext must be byte strings")
     const p = asMap(protBytes.length ? decode(protBytes) : new Map())
     const u = asMap(unprot)
-    if (p.get(LABEL_ALG) !== AES_CCM_16_64_256 || u.has(LABEL_ALG)) throw new CoseRejection("malformed", "algorithm must be AES-CCM-16-64-256, protected")
+    if (p.get(LABEL_ALG) !== AES_CCM_16_64_256 || u.has(LABEL_ALG))
+        throw new CoseRejection("malformed", "algorithm must be AES-CCM-16-64-256, protected")
     const kid = bytes(u.get(LABEL_KID))
     const iv = bytes(u.get(LABEL_IV))
     const partialIv = bytes(u.get(LABEL_PARTIAL_IV))
@@ -116,10 +118,15 @@ export async function sealEncrypt0(plaintext: Buffer, options: SealOptions): Pro
     // cose-js draws the (Partial) IV from `randomSource`; handing it ours makes the IV deterministic
     const iv = "iv" in options ? options.iv : partialIvFromCounter(options.counter)
     return Buffer.from(
-        await cose.encrypt.create({ p: { alg: "AES-CCM-16-64-256" }, u: { kid: options.kid } }, plaintext, { key: options.key }, {
-            externalAAD: options.externalAad,
-            contextIv: "iv" in options ? undefined : options.contextIv,
-            randomSource: () => iv,
-        })
+        await cose.encrypt.create(
+            { p: { alg: "AES-CCM-16-64-256" }, u: { kid: options.kid } },
+            plaintext,
+            { key: options.key },
+            {
+                externalAAD: options.externalAad,
+                contextIv: "iv" in options ? undefined : options.contextIv,
+                randomSource: () => iv,
+            }
+        )
     )
 }

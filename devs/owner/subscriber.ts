@@ -33,7 +33,13 @@ export async function subscribeAsOwner(options: SubscriberOptions): Promise<Owne
     const login = options.keystore.data.broker
     if (!login) throw new Error("the keystore has no broker login yet: claim a device first")
     const verifier = new UplinkVerifier(options.keystore)
-    const client = await mqtt.connectAsync(options.url, { username: login.username, password: login.password, ca: options.ca, protocolVersion: 4, reconnectPeriod: 1000 })
+    const client = await mqtt.connectAsync(options.url, {
+        username: login.username,
+        password: login.password,
+        ca: options.ca,
+        protocolVersion: 4,
+        reconnectPeriod: 1000,
+    })
     let chain = Promise.resolve()
     client.on("message", (topic, payload) => {
         // one at a time, in arrival order: the replay window depends on it

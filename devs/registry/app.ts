@@ -311,7 +311,8 @@ export class Registry {
         const req = this.json(body)
         const { id, code, owner } = req
         if (typeof id !== "string" || !DEVICE_ID.test(id)) throw new HttpError(400, "id must be 32 lowercase hex characters")
-        if (typeof owner !== "string" || !/^[A-Za-z0-9._@-]{1,64}$/.test(owner)) throw new HttpError(400, "owner must be 1..64 of A-Z a-z 0-9 . _ @ -")
+        if (typeof owner !== "string" || !/^[A-Za-z0-9._@-]{1,64}$/.test(owner))
+            throw new HttpError(400, "owner must be 1..64 of A-Z a-z 0-9 . _ @ -")
         if (typeof code !== "string" || code.length > 64) throw new HttpError(400, "code must be text")
         const keys = [`claim-ip:${source}`, `claim-id:${id}`]
         this.guard(keys)
@@ -331,7 +332,11 @@ export class Registry {
         for (const k of keys) this.limiter.succeed(k)
         this.event("claimed", source, id, `claimed by ${owner}`)
         const broker = await this.options.broker?.allowOwner(owner, id)
-        return { status: 200, headers: {}, body: { id, owner, envelope: device.ownerEnvelope.toString("base64"), ...(broker ? { broker } : {}) } }
+        return {
+            status: 200,
+            headers: {},
+            body: { id, owner, envelope: device.ownerEnvelope.toString("base64"), ...(broker ? { broker } : {}) },
+        }
     }
 
     private checkClaimCode(code: string, device: DeviceRecord): boolean {
@@ -368,11 +373,19 @@ export function serveRegistry(registry: Registry, tls: { key: Buffer; cert: Buff
             const headers = req.headers as Record<string, string | undefined>
             result = await registry.handle(req.method ?? "", (req.url ?? "").split("?")[0], headers, body, source)
         } catch (e) {
-            result = e instanceof HttpError ? { status: e.status, headers: e.headers, body: { error: e.message } } : { status: 500, headers: {}, body: { error: "internal error" } }
+            result =
+                e instanceof HttpError
+                    ? { status: e.status, headers: e.headers, body: { error: e.message } }
+                    : { status: 500, headers: {}, body: { error: "internal error" } }
         }
         const binary = Buffer.isBuffer(result.body)
         const payload = binary ? (result.body as Buffer) : Buffer.from(JSON.stringify(result.body))
-        res.writeHead(result.status, { ...result.headers, "content-type": binary ? "application/cbor" : "application/json", "content-length": payload.length, connection: "close" })
+        res.writeHead(result.status, {
+            ...result.headers,
+            "content-type": binary ? "application/cbor" : "application/json",
+            "content-length": payload.length,
+            connection: "close",
+        })
         res.end(payload)
     })
 }

@@ -37,7 +37,7 @@ export function httpsTransport(baseUrl: string, ca: Buffer): Transport {
                     const chunks: Buffer[] = []
                     res.on("data", c => chunks.push(c))
                     res.on("end", () => {
-                        let parsed: Record<string, unknown> = {}
+                        let parsed: Record<string, unknown>
                         try {
                             parsed = JSON.parse(Buffer.concat(chunks).toString("utf8"))
                         } catch {
@@ -79,8 +79,7 @@ export async function login(t: Transport, id: string, password: Buffer, report?:
     const data = (s: string) => Buffer.from(s).toString("base64")
     const first = await t("GET", "/v1/session", { authorization: `${SCRAM_MECHANISM} data=${data(scram.first())}` })
     const challenge = parseAuthorization(first.headers["www-authenticate"] ?? "")
-    if (first.status !== 401 || challenge.scheme !== SCRAM_MECHANISM || !challenge.params.get("sid"))
-        return first
+    if (first.status !== 401 || challenge.scheme !== SCRAM_MECHANISM || !challenge.params.get("sid")) return first
     const sid = challenge.params.get("sid")!
     const serverFirst = Buffer.from(challenge.params.get("data") ?? "", "base64").toString("utf8")
     const final = await t(

@@ -141,7 +141,6 @@ export class ScramClient {
     verify(serverFinalMessage: string) {
         const v = Buffer.from(parseAttributes(serverFinalMessage).get("v") ?? "", "base64")
         const expected = hmac(this.serverKey, this.authMessage)
-        if (v.length !== expected.length || !timingSafeEqual(v, expected))
-            throw new ScramProtocolError("server signature does not verify")
+        if (v.length !== expected.length || !timingSafeEqual(v, expected)) throw new ScramProtocolError("server signature does not verify")
     }
 }

@@ -232,7 +232,20 @@ export class SqliteStore implements RegistryStore {
                  claim_salt, claim_iterations, claim_hash, owner, enrolled_at, claimed_at, owner_envelope)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
             )
-            .run(d.id, d.scramSalt, d.scramIterations, d.storedKey, d.serverKey, d.claimSalt, d.claimIterations, d.claimHash, d.owner, d.enrolledAt, d.claimedAt, d.ownerEnvelope)
+            .run(
+                d.id,
+                d.scramSalt,
+                d.scramIterations,
+                d.storedKey,
+                d.serverKey,
+                d.claimSalt,
+                d.claimIterations,
+                d.claimHash,
+                d.owner,
+                d.enrolledAt,
+                d.claimedAt,
+                d.ownerEnvelope
+            )
         return r.changes === 1
     }
 
@@ -266,21 +279,20 @@ export class SqliteStore implements RegistryStore {
     }
 
     addEvent(e: SecurityEventRow) {
-        this.db.prepare("INSERT INTO security_events (at, kind, source, identity, detail) VALUES (?, ?, ?, ?, ?)").run(e.at, e.kind, e.source, e.identity, e.detail)
+        this.db
+            .prepare("INSERT INTO security_events (at, kind, source, identity, detail) VALUES (?, ?, ?, ?, ?)")
+            .run(e.at, e.kind, e.source, e.identity, e.detail)
     }
 
     events(filter: { kind?: string; identity?: string } = {}): SecurityEventRow[] {
         return this.db
-            .prepare(
-                `SELECT * FROM security_events WHERE (? IS NULL OR kind = ?) AND (? IS NULL OR identity = ?) ORDER BY id`
-            )
+            .prepare(`SELECT * FROM security_events WHERE (? IS NULL OR kind = ?) AND (? IS NULL OR identity = ?) ORDER BY id`)
             .all(filter.kind ?? null, filter.kind ?? null, filter.identity ?? null, filter.identity ?? null) as SecurityEventRow[]
     }
 
     getRateLimit(key: string): RateLimitState | undefined {
         const r = this.db.prepare("SELECT * FROM rate_limits WHERE key = ?").get(key) as
-            | { key: string; failures: number; window_start: number; locked_until: number; lockouts: number }
-            | undefined
+            { key: string; failures: number; window_start: number; locked_until: number; lockouts: number } | undefined
         return r && { key: r.key, failures: r.failures, windowStart: r.window_start, lockedUntil: r.locked_until, lockouts: r.lockouts }
     }
 
@@ -304,7 +316,9 @@ export class SqliteStore implements RegistryStore {
     }
 
     expiredBrokerCredentials(now: number): string[] {
-        return (this.db.prepare("SELECT device_id FROM broker_credentials WHERE expires_at <= ?").all(now) as { device_id: string }[]).map(r => r.device_id)
+        return (this.db.prepare("SELECT device_id FROM broker_credentials WHERE expires_at <= ?").all(now) as { device_id: string }[]).map(
+            r => r.device_id
+        )
     }
 
     deleteBrokerExpiry(deviceId: string) {
@@ -326,7 +340,10 @@ export class SqliteStore implements RegistryStore {
     }
 
     latestFirmwareImage(classId: string): FirmwareImageRow | undefined {
-        return imageFromRow(this.db.prepare("SELECT * FROM firmware_images WHERE class_id = ? ORDER BY sequence DESC LIMIT 1").get(classId) as ImageRow | undefined)
+        return imageFromRow(
+            this.db.prepare("SELECT * FROM firmware_images WHERE class_id = ? ORDER BY sequence DESC LIMIT 1").get(classId) as
+                ImageRow | undefined
+        )
     }
 
     getDeviceUpdate(deviceId: string): DeviceUpdateRow | undefined {
@@ -348,7 +365,8 @@ export class SqliteStore implements RegistryStore {
     putDeviceUpdate(u: DeviceUpdateRow) {
         this.db
             .prepare(
-                `INSERT INTO device_updates (device_id, sealed_wssk_key, phase, approved_digest, rollback_digest, deadline, failed_digest, updated_at)
+                `INSERT INTO device_updates (device_id, sealed_wssk_key, phase, approved_digest, rollback_digest, deadline, failed_digest,
+                 updated_at)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                  ON CONFLICT (device_id) DO UPDATE SET sealed_wssk_key = excluded.sealed_wssk_key, phase = excluded.phase,
                  approved_digest = excluded.approved_digest, rollback_digest = excluded.rollback_digest,

@@ -148,7 +148,10 @@ export class SimulatedDevice {
 
     /** Counters of the messages the device sealed, from its console. */
     sealed(): number[] {
-        return this.lines.map(l => SEALED.exec(l)?.[1]).filter(c => c !== undefined).map(Number)
+        return this.lines
+            .map(l => SEALED.exec(l)?.[1])
+            .filter(c => c !== undefined)
+            .map(Number)
     }
 
     /** Program starts (the runtime's `start:` line) at or after line `from`. */

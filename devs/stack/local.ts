@@ -71,7 +71,12 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
             onLog: line => options.onLog?.("mosquitto", line),
         })
     let broker = await startBroker()
-    const dynsec = new MosquittoDynsec({ host: "localhost", port: options.advertisedBrokerPort ?? broker.port }, broker.admin, ca, broker.port)
+    const dynsec = new MosquittoDynsec(
+        { host: "localhost", port: options.advertisedBrokerPort ?? broker.port },
+        broker.admin,
+        ca,
+        broker.port
+    )
     const store = new SqliteStore(files.registryDb)
     const tls = { key: readFileSync(pki.serverKey), cert: readFileSync(pki.serverCert) }
     // the service logs into the registry's event log; the registry is made just below

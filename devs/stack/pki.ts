@@ -24,24 +24,90 @@ function openssl(args: string[], cwd: string) {
 }
 
 function newKeyAndCsr(dir: string, name: string, cn: string) {
-    openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${cn}`], dir)
+    openssl(
+        [
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            `${name}.key`,
+            "-out",
+            `${name}.csr`,
+            "-subj",
+            `/CN=${cn}`,
+        ],
+        dir
+    )
 }
 
 function sign(dir: string, name: string, ca: string, days: number, san: string) {
     writeFileSync(join(dir, `${name}.ext`), `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`)
-    openssl(["x509", "-req", "-in", `${name}.csr`, "-CA", `${ca}.crt`, "-CAkey", `${ca}.key`, "-CAcreateserial", "-out", `${name}.crt`, "-days", String(days), "-extfile", `${name}.ext`], dir)
+    openssl(
+        [
+            "x509",
+            "-req",
+            "-in",
+            `${name}.csr`,
+            "-CA",
+            `${ca}.crt`,
+            "-CAkey",
+            `${ca}.key`,
+            "-CAcreateserial",
+            "-out",
+            `${name}.crt`,
+            "-days",
+            String(days),
+            "-extfile",
+            `${name}.ext`,
+        ],
+        dir
+    )
 }
 
 function selfSigned(dir: string, name: string, cn: string, days: number, extra: string[] = []) {
-    openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", `${name}.key`, "-out", `${name}.crt`, "-days", String(days), "-subj", `/CN=${cn}`, ...extra], dir)
+    openssl(
+        [
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            `${name}.key`,
+            "-out",
+            `${name}.crt`,
+            "-days",
+            String(days),
+            "-subj",
+            `/CN=${cn}`,
+            ...extra,
+        ],
+        dir
+    )
 }
 
 /** Creates the CA and the localhost server certificate in `dir`, unless they exist. */
 export function ensurePki(dir: string): Pki {
     mkdirSync(dir, { recursive: true })
-    const pki = { dir, caCert: join(dir, "ca.crt"), caKey: join(dir, "ca.key"), serverCert: join(dir, "server.crt"), serverKey: join(dir, "server.key") }
+    const pki = {
+        dir,
+        caCert: join(dir, "ca.crt"),
+        caKey: join(dir, "ca.key"),
+        serverCert: join(dir, "server.crt"),
+        serverKey: join(dir, "server.key"),
+    }
     if (!existsSync(pki.caCert) || !existsSync(pki.serverCert)) {
-        selfSigned(dir, "ca", "sentinel-node local CA", 3650, ["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+        selfSigned(dir, "ca", "sentinel-node local CA", 3650, [
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ])
         newKeyAndCsr(dir, "server", "localhost")
         sign(dir, "server", "ca", 365, "DNS:localhost,IP:127.0.0.1")
     }
@@ -66,5 +132,10 @@ export function makeBadCertificates(pki: Pki): Record<BadCertificate, { cert: st
         newKeyAndCsr(dir, "unknown-ca", "localhost")
         sign(dir, "unknown-ca", "other-ca", 30, "DNS:localhost,IP:127.0.0.1")
     }
-    return { "self-signed": path("self-signed"), expired: path("expired"), "wrong-name": path("wrong-name"), "unknown-ca": path("unknown-ca") }
+    return {
+        "self-signed": path("self-signed"),
+        expired: path("expired"),
+        "wrong-name": path("wrong-name"),
+        "unknown-ca": path("unknown-ca"),
+    }
 }

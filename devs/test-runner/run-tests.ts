@@ -1,6 +1,6 @@
 /**
- * The test runner behind `npm test`: typechecks the host code, runs every
- * device suite in the DeviceScript simulator and every host suite with Node's
+ * The test runner behind `npm test`: runs the static checks (typecheck, lint,
+ * formatting, the firmware build), then every device suite in the DeviceScript simulator and every host suite with Node's
  * test runner, never stopping at a failure, and ends with `N passed, N failed`.
  */
 import { spawn } from "node:child_process"
@@ -12,7 +12,7 @@ import { ensureSigningKey } from "../updates/signing-key.ts"
 
 /** What to run. */
 export interface TestSelection {
-    /** Only files whose path contains one of these (all when empty); the typecheck runs only without filters. */
+    /** Only files whose path contains one of these (all when empty); the static checks run only without filters. */
     filters: string[]
     deviceOnly: boolean
     hostOnly: boolean
@@ -63,17 +63,54 @@ function indent(text: string): string {
         .join("\n")
 }
 
-/** `tsc --noEmit` over devs/ and test/host (the firmware is typechecked by the DeviceScript compiler). */
-function typecheck(): Promise<Tally> {
+/** A static check: one command whose exit code says pass or fail. */
+interface StaticCheck {
+    name: string
+    /** The command, run with node from the project root. */
+    args: string[]
+}
+
+/**
+ * What runs before the suites: the host code typechecked by tsc (devs/, test/host); lint and formatting
+ * (ESLint with devs/lint/eslint.config.js, prettier); the firmware typechecked and compiled by the
+ * DeviceScript compiler, which is what checks src/ (its own tsconfig, with the runtime's types).
+ */
+const STATIC_CHECKS: StaticCheck[] = [
+    { name: "typecheck (tsc --noEmit)", args: ["node_modules/typescript/bin/tsc", "--noEmit"] },
+    { name: "lint (eslint)", args: ["node_modules/eslint/bin/eslint.js", "-c", "devs/lint/eslint.config.js", "devs", "test/host"] },
+    {
+        name: "format (prettier --check)",
+        args: [
+            "node_modules/prettier/bin/prettier.cjs",
+            "--check",
+            "--log-level",
+            "warn",
+            "src/**/*.ts",
+            "devs/**/*.{ts,js,cjs}",
+            "test/**/*.ts",
+        ],
+    },
+    {
+        name: "firmware build (devs build src/main.ts)",
+        args: ["node_modules/@devicescript/cli/built/devicescript-cli.cjs", "build", "src/main.ts"],
+    },
+]
+
+function runCheck(check: StaticCheck): Promise<Tally> {
     return new Promise((resolveTally, reject) => {
-        const child = spawn(process.execPath, [join(PROJECT_ROOT, "node_modules/typescript/bin/tsc"), "--noEmit"], {
-            cwd: PROJECT_ROOT,
-            stdio: "inherit",
-        })
+        const child = spawn(process.execPath, check.args, { cwd: PROJECT_ROOT, stdio: ["ignore", "pipe", "pipe"] })
+        let output = ""
+        child.stdout.on("data", (c: Buffer) => (output += c.toString("utf8")))
+        child.stderr.on("data", (c: Buffer) => (output += c.toString("utf8")))
         child.on("error", reject)
         child.on("close", code => {
-            console.log(code === 0 ? "ok   typecheck (tsc --noEmit)" : "FAIL typecheck (tsc --noEmit)")
-            resolveTally(code === 0 ? { passed: 1, failed: 0 } : { passed: 0, failed: 1 })
+            if (code === 0) {
+                console.log(`ok   ${check.name}`)
+                return resolveTally({ passed: 1, failed: 0 })
+            }
+            console.log(`FAIL ${check.name}: exit ${code}`)
+            console.log(indent(output))
+            resolveTally({ passed: 0, failed: 1 })
         })
     })
 }
@@ -81,11 +118,10 @@ function typecheck(): Promise<Tally> {
 /** Host suites run in one `node --test` process with the TAP reporter, whose totals we read. */
 function runHostSuites(files: string[]): Promise<Tally> {
     return new Promise((resolveTally, reject) => {
-        const child = spawn(
-            process.execPath,
-            ["--import", "tsx", "--test", "--test-reporter=tap", "--test-concurrency=1", ...files],
-            { cwd: PROJECT_ROOT, stdio: ["ignore", "pipe", "inherit"] }
-        )
+        const child = spawn(process.execPath, ["--import", "tsx", "--test", "--test-reporter=tap", "--test-concurrency=1", ...files], {
+            cwd: PROJECT_ROOT,
+            stdio: ["ignore", "pipe", "inherit"],
+        })
         let out = ""
         child.stdout.on("data", (chunk: Buffer) => {
             const text = chunk.toString("utf8")
@@ -117,7 +153,7 @@ export async function runTests({ filters, deviceOnly, hostOnly }: TestSelection)
         total.failed += t.failed
     }
 
-    if (!filters.length && !deviceOnly) add(await typecheck())
+    if (!filters.length && !deviceOnly) for (const check of STATIC_CHECKS) add(await runCheck(check))
     if (!hostOnly) {
         const files = listTests("test/device", filters)
         console.log(`device suites (DeviceScript simulator): ${files.length} files`)

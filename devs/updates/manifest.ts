@@ -56,9 +56,17 @@ export class ManifestError extends Error {
 
 /** The manifest for `image`, with the sequence number that orders it. */
 export function manifestFor(image: Buffer, sequence: number, minSequence = 0): FirmwareManifest {
-    if (image.length === 0 || image.length % 32 !== 0) throw new ManifestError("image size must be a non-zero multiple of 32 (DeviceScript images are)")
+    if (image.length === 0 || image.length % 32 !== 0)
+        throw new ManifestError("image size must be a non-zero multiple of 32 (DeviceScript images are)")
     if (!Number.isInteger(sequence) || sequence < 1 || sequence > 0xffffffff) throw new ManifestError("sequence must be 1..2^32-1")
-    return { sequence, vendorId: VENDOR_ID, classId: CLASS_ID, digest: createHash("sha256").update(image).digest(), size: image.length, minSequence }
+    return {
+        sequence,
+        vendorId: VENDOR_ID,
+        classId: CLASS_ID,
+        digest: createHash("sha256").update(image).digest(),
+        size: image.length,
+        minSequence,
+    }
 }
 
 /** A plain Uint8Array view: cbor2 encodes a Node Buffer as an object (via toJSON), not as a byte string. */
@@ -95,7 +103,11 @@ export function signManifest(m: FirmwareManifest, secretKey: Uint8Array, publicK
     const protectedHeader = Buffer.from(encode(new Map([[1, MANIFEST_ALG]]), { cde: true }))
     const payload = encodeManifest(m)
     const signature = slh_dsa_sha2_128s.sign(sigStructure(protectedHeader, payload), secretKey)
-    return Buffer.from(encode(new Tag(COSE_SIGN1_TAG, [bstr(protectedHeader), new Map([[4, bstr(keyId(publicKey))]]), bstr(payload), bstr(signature)]), { cde: true }))
+    return Buffer.from(
+        encode(new Tag(COSE_SIGN1_TAG, [bstr(protectedHeader), new Map([[4, bstr(keyId(publicKey))]]), bstr(payload), bstr(signature)]), {
+            cde: true,
+        })
+    )
 }
 
 function asBuffer(v: unknown, what: string): Buffer {
@@ -111,11 +123,13 @@ export function verifySignedManifest(signed: Buffer, publicKey: Uint8Array): Fir
     } catch {
         throw new ManifestError("not CBOR")
     }
-    if (!(v instanceof Tag) || Number(v.tag) !== COSE_SIGN1_TAG || !Array.isArray(v.contents) || v.contents.length !== 4) throw new ManifestError("not a COSE_Sign1")
+    if (!(v instanceof Tag) || Number(v.tag) !== COSE_SIGN1_TAG || !Array.isArray(v.contents) || v.contents.length !== 4)
+        throw new ManifestError("not a COSE_Sign1")
     const [p, , payloadField, sigField] = v.contents as unknown[]
     const protectedHeader = asBuffer(p, "protected header")
     const header = decode(protectedHeader) as Map<number, unknown>
-    if (!(header instanceof Map) || header.size !== 1 || header.get(1) !== MANIFEST_ALG) throw new ManifestError(`protected header must name ${MANIFEST_ALG} only`)
+    if (!(header instanceof Map) || header.size !== 1 || header.get(1) !== MANIFEST_ALG)
+        throw new ManifestError(`protected header must name ${MANIFEST_ALG} only`)
     const payload = asBuffer(payloadField, "payload")
     const signature = asBuffer(sigField, "signature")
     const ok =
@@ -132,7 +146,8 @@ export function decodeManifest(payload: Buffer): FirmwareManifest {
     if (!(m instanceof Map) || m.get(1) !== MANIFEST_FORMAT) throw new ManifestError("unknown manifest format")
     const uint = (k: number) => {
         const x = m.get(k)
-        if (typeof x !== "number" || !Number.isInteger(x) || x < 0) throw new ManifestError(`manifest element ${k} must be an unsigned integer`)
+        if (typeof x !== "number" || !Number.isInteger(x) || x < 0)
+            throw new ManifestError(`manifest element ${k} must be an unsigned integer`)
         return x
     }
     return {

@@ -91,12 +91,16 @@ export class UpdateService implements FirmwareUpdates {
         return row
     }
 
-    /** The manifest of `image`, if an accepted key signed it for our vendor and class and it names this exact image. Throws `ManifestError`. */
+    /**
+     * The manifest of `image`, if an accepted key signed it for our vendor and class and it names this exact image.
+     * Throws `ManifestError`.
+     */
     private checkImage(signedManifest: Buffer, image: Buffer): FirmwareManifest {
         const manifest = this.verify(signedManifest)
         const digest = createHash("sha256").update(image).digest()
         if (!digest.equals(manifest.digest) || image.length !== manifest.size) throw new ManifestError("image does not match its manifest")
-        if (!manifest.vendorId.equals(VENDOR_ID) || !manifest.classId.equals(CLASS_ID)) throw new ManifestError("manifest names another vendor or class")
+        if (!manifest.vendorId.equals(VENDOR_ID) || !manifest.classId.equals(CLASS_ID))
+            throw new ManifestError("manifest names another vendor or class")
         return manifest
     }
 
@@ -184,7 +188,8 @@ export class UpdateService implements FirmwareUpdates {
     private updateStep(deviceId: string, u: Record<string, unknown>): string {
         const row = this.row(deviceId)
         if (typeof u.approve === "string") {
-            if (!DIGEST.test(u.approve) || typeof u.running !== "string" || !DIGEST.test(u.running)) return this.refuse(deviceId, "malformed approval")
+            if (!DIGEST.test(u.approve) || typeof u.running !== "string" || !DIGEST.test(u.running))
+                return this.refuse(deviceId, "malformed approval")
             if (!row.sealedWsskKey) return this.refuse(deviceId, "no WSSK key")
             const image = this.options.store.getFirmwareImage(u.approve)
             if (!image || image.sequence !== u.sequence) return this.refuse(deviceId, "approved an image not published")
@@ -212,7 +217,11 @@ export class UpdateService implements FirmwareUpdates {
             // its confirmation reached us but our answer did not, and it has since run out of trial boots:
             // the candidate passed its checks and slot A is gone here, so it is told to finish the confirmation
             if (this.confirmed(row, u.failed)) {
-                this.options.event("update-confirmed", deviceId, `digest ${u.failed.slice(0, 16)}: failure report after its confirmation; told it is confirmed`)
+                this.options.event(
+                    "update-confirmed",
+                    deviceId,
+                    `digest ${u.failed.slice(0, 16)}: failure report after its confirmation; told it is confirmed`
+                )
                 return "confirmed"
             }
             if (row.phase === "rollback" && u.failed === row.approvedDigest) return "accepted" // asked again while we roll back
@@ -270,7 +279,10 @@ export class UpdateService implements FirmwareUpdates {
                     this.save({ ...row, phase: "approved" })
                     throw e
                 }
-            } else if (row.rollbackDigest && (row.phase === "rollback" || (row.phase === "trial" && row.deadline !== null && this.clock() > row.deadline))) {
+            } else if (
+                row.rollbackDigest &&
+                (row.phase === "rollback" || (row.phase === "trial" && row.deadline !== null && this.clock() > row.deadline))
+            ) {
                 if (row.phase === "trial") this.options.event("update-deadline", deviceId, "candidate did not confirm in time")
                 const running = (await target.getHash()).toString("hex")
                 if (running !== row.rollbackDigest) await this.deploy(target, row.rollbackDigest)
@@ -298,7 +310,8 @@ export class UpdateService implements FirmwareUpdates {
         const image = this.options.store.getFirmwareImage(digest)
         if (!image) throw new IntegrityError(`image ${digest.slice(0, 16)} not stored`)
         try {
-            if (this.checkImage(image.signedManifest, image.image).digest.toString("hex") !== digest) throw new ManifestError("manifest names another image")
+            if (this.checkImage(image.signedManifest, image.image).digest.toString("hex") !== digest)
+                throw new ManifestError("manifest names another image")
         } catch (e) {
             throw new IntegrityError(`stored image ${digest.slice(0, 16)} does not match its signed digest: ${(e as Error).message}`)
         }
@@ -308,6 +321,10 @@ export class UpdateService implements FirmwareUpdates {
         await target.deploy(image.image, (written, total) => this.options.onDeployProgress?.(target.deviceId, written, total))
         const after = target.traffic?.()
         const wire = before && after ? `; wire ${after.wireOut - before.wireOut} B out, ${after.wireIn - before.wireIn} B in` : ""
-        this.options.event("update-deployed", target.deviceId, `sequence ${image.sequence}, ${image.image.length} B in ${this.clock() - started} ms${wire}`)
+        this.options.event(
+            "update-deployed",
+            target.deviceId,
+            `sequence ${image.sequence}, ${image.image.length} B in ${this.clock() - started} ms${wire}`
+        )
     }
 }

@@ -26,7 +26,11 @@ export function generateSigningKey(): SigningKey {
 /** Writes the key file (mode 0600). Refuses to overwrite an existing key. */
 export function saveSigningKey(key: SigningKey, path = SIGNING_KEY_PATH) {
     if (existsSync(path)) throw new Error(`${path} exists; not overwriting a signing key`)
-    const body = { alg: "SLH-DSA-SHA2-128s", publicKey: Buffer.from(key.publicKey).toString("hex"), secretKey: Buffer.from(key.secretKey).toString("hex") }
+    const body = {
+        alg: "SLH-DSA-SHA2-128s",
+        publicKey: Buffer.from(key.publicKey).toString("hex"),
+        secretKey: Buffer.from(key.secretKey).toString("hex"),
+    }
     createSecretFile(path, JSON.stringify(body, null, 2) + "\n")
 }
 

@@ -148,7 +148,10 @@ export class WsskSession {
     ) {
         const seed = randomBytes(16)
         this.key = Buffer.from(hkdfSync("sha256", master, Buffer.alloc(0), Buffer.concat([clientNonce, seed]), KEY_BYTES))
-        const authTimer = setTimeout(() => this.fail("wssk-auth-timeout", `no authentication within ${context.replyTimeoutMs} ms`), context.replyTimeoutMs)
+        const authTimer = setTimeout(
+            () => this.fail("wssk-auth-timeout", `no authentication within ${context.replyTimeoutMs} ms`),
+            context.replyTimeoutMs
+        )
         this.closed = new Promise(resolve =>
             ws.once("close", () => {
                 clearTimeout(authTimer)
@@ -224,7 +227,8 @@ export class WsskSession {
     private authenticate(sealed: Buffer) {
         const auth = sealed.length === AUTH_BYTES + TAG_BYTES ? open(this.key, this.rx, sealed) : undefined
         // a wrong master key on either side shows here: the device's sealed zeros do not authenticate
-        if (!auth || auth.some(b => b !== 0)) return this.fail("wssk-auth-failed", `authentication message of ${sealed.length} bytes did not verify`)
+        if (!auth || auth.some(b => b !== 0))
+            return this.fail("wssk-auth-failed", `authentication message of ${sealed.length} bytes did not verify`)
         this.authenticated = true
         this.send(Buffer.alloc(AUTH_BYTES))
         this.context.authenticated(this)
@@ -339,7 +343,11 @@ export class WsskGateway {
         this.replyTimeoutMs = options.replyTimeoutMs ?? 10_000
         this.server = createServer({ key: options.tls.key, cert: options.tls.cert })
         // hello and auth are small; the largest device message is a 256-byte dmesg chunk
-        this.wss = new WebSocketServer({ noServer: true, maxPayload: 4096, handleProtocols: protocols => [...protocols].find(p => PROTOCOL.test(p)) ?? false })
+        this.wss = new WebSocketServer({
+            noServer: true,
+            maxPayload: 4096,
+            handleProtocols: protocols => [...protocols].find(p => PROTOCOL.test(p)) ?? false,
+        })
         this.server.on("connection", (socket: Socket) => {
             const name = `${socket.remoteAddress}:${socket.remotePort}`
             this.raw.set(name, socket)
@@ -378,7 +386,10 @@ export class WsskGateway {
                 resolve(session)
             }
             const timer = setTimeout(() => {
-                this.waiting.set(deviceId, (this.waiting.get(deviceId) ?? []).filter(w => w !== waiter))
+                this.waiting.set(
+                    deviceId,
+                    (this.waiting.get(deviceId) ?? []).filter(w => w !== waiter)
+                )
                 reject(new Error(`wssk ${deviceId}: not connected within ${timeoutMs} ms`))
             }, timeoutMs)
             this.waiting.set(deviceId, [...(this.waiting.get(deviceId) ?? []), waiter])

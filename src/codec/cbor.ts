@@ -14,17 +14,7 @@
  */
 
 /** A CBOR data item as the firmware sees it. */
-export type CborValue =
-    | number
-    | string
-    | boolean
-    | null
-    | undefined
-    | Buffer
-    | CborValue[]
-    | CborMap
-    | CborTag
-    | CborSimple
+export type CborValue = number | string | boolean | null | undefined | Buffer | CborValue[] | CborMap | CborTag | CborSimple
 
 /** A CBOR map (major type 5). Keys keep their CBOR type (SenML uses integer keys). */
 export class CborMap {
@@ -59,15 +49,17 @@ export class CborMap {
     }
 
     private indexOf(key: CborValue): number {
-        for (let i = 0; i < this.keys.length; ++i)
-            if (this.keys[i] === key) return i
+        for (let i = 0; i < this.keys.length; ++i) if (this.keys[i] === key) return i
         return -1
     }
 }
 
 /** A tagged data item (major type 6). */
 export class CborTag {
-    constructor(readonly tag: number, readonly value: CborValue) {}
+    constructor(
+        readonly tag: number,
+        readonly value: CborValue
+    ) {}
 }
 
 /** A simple value other than false, true, null and undefined (major type 7). */
@@ -129,18 +121,14 @@ export function decodeCbor(data: Buffer, options?: CborDecodeOptions): CborValue
     const maxBytes = opts.maxBytes === undefined ? 4096 : opts.maxBytes
     if (!(data instanceof Buffer)) throw new CborError("input is not a buffer")
     if (data.length === 0) throw new CborError("empty input")
-    if (data.length > maxBytes)
-        throw new CborError(`input of ${data.length} bytes exceeds ${maxBytes}`)
+    if (data.length > maxBytes) throw new CborError(`input of ${data.length} bytes exceeds ${maxBytes}`)
     const reader = new Reader(data, {
         maxDepth: opts.maxDepth === undefined ? 16 : opts.maxDepth,
         maxItems: opts.maxItems === undefined ? 1024 : opts.maxItems,
         deterministic: opts.deterministic !== false,
     })
     const value = reader.item(0)
-    if (reader.pos !== data.length)
-        throw new CborError(
-            `${data.length - reader.pos} trailing bytes after the data item`
-        )
+    if (reader.pos !== data.length) throw new CborError(`${data.length - reader.pos} trailing bytes after the data item`)
     return value
 }
 
@@ -256,8 +244,7 @@ function writeItem(w: CborWriter, v: CborValue, depth: number) {
     } else if (v instanceof CborSimple) {
         const s = v.value
         // RFC 8949 §3.3: 24..31 are not valid simple values; 20..23 have their own JS values
-        if (!isInteger(s) || s < 0 || s > 255 || (s >= 20 && s < 32))
-            throw new CborError(`invalid simple value ${s}`)
+        if (!isInteger(s) || s < 0 || s > 255 || (s >= 20 && s < 32)) throw new CborError(`invalid simple value ${s}`)
         if (s < 24) w.byte(0xe0 | s)
         else {
             w.byte(0xf8)
@@ -383,15 +370,17 @@ class Reader {
     pos = 0
     private items = 0
 
-    constructor(readonly data: Buffer, readonly limits: ReaderLimits) {}
+    constructor(
+        readonly data: Buffer,
+        readonly limits: ReaderLimits
+    ) {}
 
     private fail(msg: string): never {
         throw new CborError(`${msg} at offset ${this.pos}`)
     }
 
     private need(n: number) {
-        if (n > this.data.length - this.pos)
-            this.fail(`truncated: ${n} bytes needed, ${this.data.length - this.pos} left`)
+        if (n > this.data.length - this.pos) this.fail(`truncated: ${n} bytes needed, ${this.data.length - this.pos} left`)
     }
 
     private u8(): number {
@@ -428,13 +417,11 @@ class Reader {
 
     private count(n: number) {
         this.items += n
-        if (this.items > this.limits.maxItems)
-            this.fail(`more than ${this.limits.maxItems} data items`)
+        if (this.items > this.limits.maxItems) this.fail(`more than ${this.limits.maxItems} data items`)
     }
 
     item(depth: number): CborValue {
-        if (depth > this.limits.maxDepth)
-            this.fail(`nesting deeper than ${this.limits.maxDepth}`)
+        if (depth > this.limits.maxDepth) this.fail(`nesting deeper than ${this.limits.maxDepth}`)
         this.count(1)
         const ib = this.u8()
         const major = ib >> 5
@@ -494,8 +481,7 @@ class Reader {
                 if (prev && compareBytes(prev, keyBytes) >= 0)
                     this.fail(compareBytes(prev, keyBytes) === 0 ? "duplicate map key" : "map keys not in sorted order")
             } else {
-                for (const k of seen)
-                    if (compareBytes(k, keyBytes) === 0) this.fail("duplicate map key")
+                for (const k of seen) if (compareBytes(k, keyBytes) === 0) this.fail("duplicate map key")
             }
             seen.push(keyBytes)
             m.keys.push(key)

@@ -108,14 +108,12 @@ export function decodeSenml(data: Buffer, options?: CborDecodeOptions): SenmlRec
             if (!m.has(label)) continue
             const v = m.get(label)
             if (NUMBER_FIELDS.indexOf(field) >= 0) {
-                if (typeof v !== "number" || v !== v)
-                    throw new SenmlError(`record ${i}: ${field} must be a number`)
+                if (typeof v !== "number" || v !== v) throw new SenmlError(`record ${i}: ${field} must be a number`)
             } else if (STRING_FIELDS.indexOf(field) >= 0) {
                 if (typeof v !== "string") throw new SenmlError(`record ${i}: ${field} must be text`)
             } else if (field === "vb") {
                 if (typeof v !== "boolean") throw new SenmlError(`record ${i}: vb must be a boolean`)
-            } else if (!(v instanceof Buffer))
-                throw new SenmlError(`record ${i}: vd must be a byte string`)
+            } else if (!(v instanceof Buffer)) throw new SenmlError(`record ${i}: vd must be a byte string`)
             rec[field] = v
         }
         pack.push(rec)
@@ -133,8 +131,7 @@ export function resolveSenml(pack: SenmlRecord[]): ResolvedSenmlRecord[] {
     const out: ResolvedSenmlRecord[] = []
     for (let i = 0; i < pack.length; ++i) {
         const r = pack[i]
-        if (r.bver !== undefined && r.bver > 10)
-            throw new SenmlError(`record ${i}: unsupported SenML version ${r.bver}`)
+        if (r.bver !== undefined && r.bver > 10) throw new SenmlError(`record ${i}: unsupported SenML version ${r.bver}`)
         if (r.bn !== undefined) bn = r.bn
         if (r.bt !== undefined) bt = r.bt
         if (r.bu !== undefined) bu = r.bu

@@ -60,14 +60,7 @@ export async function makeClaimVerifier(code: string): Promise<ClaimVerifier> {
 }
 
 function encodeIdentity(id: DeviceIdentity): Buffer {
-    return encodeCbor([
-        RECORD_VERSION,
-        Buffer.from(id.deviceId, "hex"),
-        id.secret,
-        id.claim.salt,
-        id.claim.iterations,
-        id.claim.hash,
-    ])
+    return encodeCbor([RECORD_VERSION, Buffer.from(id.deviceId, "hex"), id.secret, id.claim.salt, id.claim.iterations, id.claim.hash])
 }
 
 function isBytes(v: CborValue, n: number): boolean {
@@ -82,8 +75,7 @@ export function decodeIdentity(b: Buffer): DeviceIdentity {
     } catch (e: any) {
         throw new IdentityError(`stored identity is not valid CBOR: ${e.message}`)
     }
-    if (!Array.isArray(v) || v.length !== 6 || v[0] !== RECORD_VERSION)
-        throw new IdentityError("stored identity has an unknown layout")
+    if (!Array.isArray(v) || v.length !== 6 || v[0] !== RECORD_VERSION) throw new IdentityError("stored identity has an unknown layout")
     const [, id, secret, salt, iterations, hash] = v
     if (
         !isBytes(id, DEVICE_ID_BYTES) ||

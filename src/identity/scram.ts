@@ -154,8 +154,7 @@ export class ScramClient {
         if (!(iterations >= SCRAM_MIN_ITERATIONS && iterations <= SCRAM_MAX_ITERATIONS))
             throw new ScramError(`iteration count ${attrs["i"]} outside ${SCRAM_MIN_ITERATIONS}..${SCRAM_MAX_ITERATIONS}`)
         const cache = this.options.cache
-        if (cache && cache.keys && cache.iterations === iterations && constantTimeEqual(cache.salt, salt))
-            this.keys = cache.keys
+        if (cache && cache.keys && cache.iterations === iterations && constantTimeEqual(cache.salt, salt)) this.keys = cache.keys
         else {
             this.keys = await deriveKeys(this.options.password, salt, iterations)
             if (cache) {

@@ -50,8 +50,7 @@ export class HttpsError extends Error {
 }
 
 function indexOfCrlfCrlf(b: Buffer): number {
-    for (let i = 0; i + 3 < b.length; ++i)
-        if (b[i] === 13 && b[i + 1] === 10 && b[i + 2] === 13 && b[i + 3] === 10) return i
+    for (let i = 0; i + 3 < b.length; ++i) if (b[i] === 13 && b[i + 1] === 10 && b[i + 2] === 13 && b[i + 3] === 10) return i
     return -1
 }
 

@@ -100,8 +100,12 @@ export interface ConnectFields {
 /** CONNECT (§3.1) with a clean session and user name + password. */
 export function encodeConnect(c: ConnectFields): Buffer {
     const flags = ConnectFlag.UserName | ConnectFlag.Password | ConnectFlag.CleanSession
-    const header = field(Buffer.from("MQTT")).concat(Buffer.from([PROTOCOL_LEVEL, flags])).concat(u16(c.keepAliveS))
-    const payload = field(Buffer.from(c.clientId)).concat(field(Buffer.from(c.username))).concat(field(Buffer.from(c.password)))
+    const header = field(Buffer.from("MQTT"))
+        .concat(Buffer.from([PROTOCOL_LEVEL, flags]))
+        .concat(u16(c.keepAliveS))
+    const payload = field(Buffer.from(c.clientId))
+        .concat(field(Buffer.from(c.username)))
+        .concat(field(Buffer.from(c.password)))
     return packet(PacketType.Connect << 4, header.concat(payload))
 }
 
@@ -119,7 +123,12 @@ export function encodePuback(packetId: number): Buffer {
 
 /** SUBSCRIBE (§3.8) to one filter; the fixed header's flags must be 0010. */
 export function encodeSubscribe(packetId: number, filter: string, qos: 0 | 1): Buffer {
-    return packet((PacketType.Subscribe << 4) | 2, u16(packetId).concat(field(Buffer.from(filter))).concat(Buffer.from([qos])))
+    return packet(
+        (PacketType.Subscribe << 4) | 2,
+        u16(packetId)
+            .concat(field(Buffer.from(filter)))
+            .concat(Buffer.from([qos]))
+    )
 }
 
 /** PINGREQ (§3.12). */

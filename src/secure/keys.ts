@@ -72,7 +72,9 @@ export function slotRecordKey(secret: Buffer, deviceId: string): Buffer {
 
 /** What the owner sends the registry instead of the claim code: upper-case hex of HMAC(code, label). */
 export function claimProof(code: string): string {
-    return hmac(Buffer.from(canonicalClaimCode(code)), "sha256", "sentinel-node claim proof").toString("hex").toUpperCase()
+    return hmac(Buffer.from(canonicalClaimCode(code)), "sha256", "sentinel-node claim proof")
+        .toString("hex")
+        .toUpperCase()
 }
 
 /** The key that seals the owner envelope, from the claim code. */

@@ -34,8 +34,7 @@ export class SensorConfigError extends Error {
 /** Parses a sensor list. Throws `SensorConfigError` naming the bad entry. */
 export function parseSensorList(spec: string): SensorConfig[] {
     const out: SensorConfig[] = []
-    if (typeof spec !== "string" || !spec.trim().length)
-        throw new SensorConfigError("empty sensor list")
+    if (typeof spec !== "string" || !spec.trim().length) throw new SensorConfigError("empty sensor list")
     for (const raw of spec.split(",")) {
         const entry = raw.trim()
         let rest = entry
@@ -53,12 +52,9 @@ export function parseSensorList(spec: string): SensorConfig[] {
         }
         if (!isSensorModel(rest)) throw new SensorConfigError(`unknown sensor "${rest}" in "${entry}"`)
         if (intervalMs < MIN_INTERVAL_MS || intervalMs > MAX_INTERVAL_MS)
-            throw new SensorConfigError(
-                `interval ${intervalMs} ms in "${entry}" outside ${MIN_INTERVAL_MS}..${MAX_INTERVAL_MS}`
-            )
+            throw new SensorConfigError(`interval ${intervalMs} ms in "${entry}" outside ${MIN_INTERVAL_MS}..${MAX_INTERVAL_MS}`)
         const name = address === undefined ? rest : `${rest}_${hexByte(address)}`
-        for (const c of out)
-            if (c.name === name) throw new SensorConfigError(`sensor "${name}" listed twice`)
+        for (const c of out) if (c.name === name) throw new SensorConfigError(`sensor "${name}" listed twice`)
         out.push({ model: rest, name, address, intervalMs })
     }
     return out

@@ -49,7 +49,10 @@ export class SimulatedSensor implements SensorPort {
     reads = 0
     private readonly quantities: Quantity[]
 
-    constructor(readonly model: SensorModel, private readonly options: SimulatedSensorOptions = {}) {
+    constructor(
+        readonly model: SensorModel,
+        private readonly options: SimulatedSensorOptions = {}
+    ) {
         this.quantities = quantitiesOf(model)
     }
 

@@ -72,8 +72,7 @@ export class StorageError extends Error {
 }
 
 function checkKey(key: string) {
-    if (!key || key.length > MAX_KEY_LENGTH)
-        throw new StorageError(`setting key "${key}" must be 1..${MAX_KEY_LENGTH} characters`)
+    if (!key || key.length > MAX_KEY_LENGTH) throw new StorageError(`setting key "${key}" must be 1..${MAX_KEY_LENGTH} characters`)
 }
 
 /** How long a read waits for the settings service's answer, and how often it asks. */
@@ -141,10 +140,8 @@ async function confirmStored(key: string, value: Buffer) {
  */
 export async function writeBytes(key: string, value: Buffer): Promise<void> {
     checkKey(key)
-    if (!(value instanceof Buffer) || value.length === 0)
-        throw new StorageError(`setting "${key}": value must be a non-empty buffer`)
-    if (value.length > MAX_VALUE_BYTES)
-        throw new StorageError(`setting "${key}": ${value.length} bytes exceeds ${MAX_VALUE_BYTES}`)
+    if (!(value instanceof Buffer) || value.length === 0) throw new StorageError(`setting "${key}": value must be a non-empty buffer`)
+    if (value.length > MAX_VALUE_BYTES) throw new StorageError(`setting "${key}": ${value.length} bytes exceeds ${MAX_VALUE_BYTES}`)
     await settings.set(key, value)
     await confirmStored(key, value)
 }

@@ -12,11 +12,7 @@ import { ChannelKeys } from "../secure/keys"
 import { readBytes, SettingKey, writeBytes } from "../storage/settings"
 
 /** What the owner can ask. */
-export type Command =
-    | { cmd: "interval"; sensor: string; ms: number }
-    | { cmd: "events" }
-    | { cmd: "state" }
-    | { cmd: "update-check" }
+export type Command = { cmd: "interval"; sensor: string; ms: number } | { cmd: "events" } | { cmd: "state" } | { cmd: "update-check" }
 
 /** Why a downlink message was refused. */
 export class DownlinkError extends Error {

@@ -139,8 +139,7 @@ export class OutboundQueue {
         if (!Array.isArray(v) || v.length !== 4) return await this.discard(slot)
         const [seq, topic, parts, length] = v
         if (typeof seq !== "number" || seq % this.flashSlots !== slot) return await this.discard(slot)
-        if (typeof topic !== "string" || typeof parts !== "number" || typeof length !== "number")
-            return await this.discard(slot)
+        if (typeof topic !== "string" || typeof parts !== "number" || typeof length !== "number") return await this.discard(slot)
         if (parts < 1 || parts > MAX_PARTS || length > parts * CHUNK_BYTES) return await this.discard(slot)
         return { seq, topic, parts, length }
     }

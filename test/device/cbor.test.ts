@@ -34,12 +34,10 @@ describe("RFC 8949 Appendix A", () => {
                 if (!sameNumber(value, v.number)) throw new Error(`${v.diag}: got ${value}`)
             } else {
                 const value = decodeCbor(bytes)
-                if (v.number !== undefined && !sameNumber(value as number, v.number))
-                    throw new Error(`${v.diag}: got ${value}`)
+                if (v.number !== undefined && !sameNumber(value as number, v.number)) throw new Error(`${v.diag}: got ${value}`)
                 if (v.text !== undefined && value !== v.text) throw new Error(`${v.diag}: got ${value}`)
                 const again = encodeCbor(value).toString("hex")
-                if (v.outcome === "roundtrip" && again !== v.hex)
-                    throw new Error(`${v.diag}: re-encoded as ${again}`)
+                if (v.outcome === "roundtrip" && again !== v.hex) throw new Error(`${v.diag}: re-encoded as ${again}`)
                 if (v.outcome === "value" && decodeCbor(Buffer.from(again, "hex")) !== value)
                     throw new Error(`${v.diag}: re-encoding changed the value`)
             }

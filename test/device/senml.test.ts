@@ -13,7 +13,14 @@ describe("SenML in CBOR (RFC 8428)", () => {
         // [{-2: "urn:dev:ow:10e2073a01080063", 0: "temp", 1: "Cel", 2: 23.5, 6: -1}]
         const pack = encodeSenml([{ bn: "urn:dev:ow:10e2073a01080063", n: "temp", u: "Cel", v: 23.5, t: -1 }])
         expect(pack.toString("hex")).toBe(
-            "81a5" + "0064" + "74656d70" + "0163" + "43656c" + "02f94de0" + "0620" + "21781b" +
+            "81a5" +
+                "0064" +
+                "74656d70" +
+                "0163" +
+                "43656c" +
+                "02f94de0" +
+                "0620" +
+                "21781b" +
                 Buffer.from("urn:dev:ow:10e2073a01080063").toString("hex")
         )
     })
@@ -34,7 +41,11 @@ describe("SenML in CBOR (RFC 8428)", () => {
         expect(recs[2].name).toBe("urn:dev:ow:10e2073a01080063:temperature")
     })
     test("string, boolean and data values round-trip", () => {
-        const pack = encodeSenml([{ bn: "d:", n: "s", vs: "on" }, { n: "b", vb: true }, { n: "x", vd: hex`0102` }])
+        const pack = encodeSenml([
+            { bn: "d:", n: "s", vs: "on" },
+            { n: "b", vb: true },
+            { n: "x", vd: hex`0102` },
+        ])
         const recs = resolveSenml(decodeSenml(pack))
         expect(recs[0].stringValue).toBe("on")
         expect(recs[1].booleanValue).toBe(true)

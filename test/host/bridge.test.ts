@@ -55,17 +55,42 @@ test("verified readings appear as Home Assistant sensors on the local broker, wi
     const topic = `things/${id}/up/readings`
     const keys = channelKeys(root, id, "up")
     const pack = [
-        new Map<number, unknown>([[-2, `urn:dev:sentinel:${id}:`], [0, "shtc3/temperature"], [1, "Cel"], [2, 21.5], [6, -1]]),
-        new Map<number, unknown>([[0, "shtc3/humidity"], [1, "%RH"], [2, 44]]),
-        new Map<number, unknown>([[0, "shtc3/faults"], [2, 3]]),
+        new Map<number, unknown>([
+            [-2, `urn:dev:sentinel:${id}:`],
+            [0, "shtc3/temperature"],
+            [1, "Cel"],
+            [2, 21.5],
+            [6, -1],
+        ]),
+        new Map<number, unknown>([
+            [0, "shtc3/humidity"],
+            [1, "%RH"],
+            [2, 44],
+        ]),
+        new Map<number, unknown>([
+            [0, "shtc3/faults"],
+            [2, 3],
+        ]),
     ]
     const seal = (counter: number, p: unknown[]) =>
-        sealEncrypt0(Buffer.from(encode(p)), { key: keys.key, kid: keys.kid, contextIv: keys.contextIv, counter, externalAad: Buffer.from(topic) })
+        sealEncrypt0(Buffer.from(encode(p)), {
+            key: keys.key,
+            kid: keys.kid,
+            contextIv: keys.contextIv,
+            counter,
+            externalAad: Buffer.from(topic),
+        })
     const message = await seal(0, pack)
     await bridge.publish(await verifier.verify(topic, message))
     // a replay and a forgery are rejected before the bridge sees them
     await assert.rejects(verifier.verify(topic, message), (e: Rejected) => e.reason === "replayed")
-    const forged = await sealEncrypt0(Buffer.from(encode(pack)), { key: randomBytes(32), kid: keys.kid, contextIv: keys.contextIv, counter: 5, externalAad: Buffer.from(topic) })
+    const forged = await sealEncrypt0(Buffer.from(encode(pack)), {
+        key: randomBytes(32),
+        kid: keys.kid,
+        contextIv: keys.contextIv,
+        counter: 5,
+        externalAad: Buffer.from(topic),
+    })
     await assert.rejects(verifier.verify(topic, forged), (e: Rejected) => e.reason === "forged-or-tampered")
 
     await until("two discovery configs and two values on the local broker", () => got.size >= 4, 5000)
@@ -79,6 +104,7 @@ test("verified readings appear as Home Assistant sensors on the local broker, wi
     // counters are not sensors
     assert.ok(![...got.keys()].some(t => t.includes("faults")))
     const everything = [...got.entries()].flat().join("\n")
-    for (const secret of [root.toString("hex"), keys.key.toString("hex"), keys.contextIv.toString("hex")]) assert.ok(!everything.includes(secret))
+    for (const secret of [root.toString("hex"), keys.key.toString("hex"), keys.contextIv.toString("hex")])
+        assert.ok(!everything.includes(secret))
     await watcher.endAsync()
 })

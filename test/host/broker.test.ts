@@ -32,7 +32,11 @@ let t: Transport
 before(async () => {
     const pki = ensurePki(join(dir, "pki"))
     ca = readFileSync(pki.caCert)
-    broker = await startMosquitto({ dir: join(dir, "mosquitto"), port: await freePort(), tls: { cert: pki.serverCert, key: pki.serverKey } })
+    broker = await startMosquitto({
+        dir: join(dir, "mosquitto"),
+        port: await freePort(),
+        tls: { cert: pki.serverCert, key: pki.serverKey },
+    })
     dynsec = new MosquittoDynsec({ host: "127.0.0.1", port: broker.port }, broker.admin, ca)
     registry = new Registry({ store: new SqliteStore(":memory:"), broker: dynsec, clock: clock.now, brokerTokenTtlMs: 60_000 })
     t = inProcessTransport(registry)
@@ -45,7 +49,14 @@ after(async () => {
 })
 
 function connect(username?: string, password?: string) {
-    return mqtt.connectAsync(`mqtts://localhost:${broker.port}`, { ca, username, password, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000 })
+    return mqtt.connectAsync(`mqtts://localhost:${broker.port}`, {
+        ca,
+        username,
+        password,
+        protocolVersion: 4,
+        reconnectPeriod: 0,
+        connectTimeout: 5000,
+    })
 }
 
 async function claimedDevice() {

@@ -10,7 +10,7 @@ import { decode, encode } from "cbor2"
 import { collectHexLines, deviceLines, runInSimulator } from "../../devs/sim/devs-cli.ts"
 import { curve } from "./support/simulated-curve.ts"
 
-const cbor = { decode: (b: Uint8Array) => decode(new Uint8Array(b), { preferMap: true }) as any }
+const cbor = { decode: <T = unknown>(b: Uint8Array): T => decode(new Uint8Array(b), { preferMap: true }) as T }
 
 /** The bytes cbor2 produces for the same value in core deterministic encoding. */
 function deterministic(b: Uint8Array): string {
@@ -63,7 +63,7 @@ describe("SenML-CBOR from the simulated device, decoded with cbor2", () => {
             { "aht20/faults": 4, "sht30/faults": 3 },
         ]
         for (let b = 0; b < 3; ++b) {
-            const pack = cbor.decode(packs.get(String(b))!) as Map<number, unknown>[]
+            const pack = cbor.decode<Map<number, unknown>[]>(packs.get(String(b))!)
             assert.ok(Array.isArray(pack))
             const want = expectedNames(b)
             const records = pack.slice(0, want.length)
@@ -91,10 +91,34 @@ describe("SenML-CBOR from the simulated device, decoded with cbor2", () => {
 
 describe("encodings of single values, decoded with cbor2", () => {
     const VALUES: unknown[] = [
-        0, 23, 24, 255, 256, 65535, 65536, 4294967295, 4294967296, 9007199254740991,
-        -1, -24, -25, -256, -257, -4294967296, -9007199254740991,
-        0.5, 21.25, 1.1, -4.1, 100000.5, 65504, 1e300, 5.960464477539063e-8,
-        "", "sentinel", "ü水𐅑",
+        0,
+        23,
+        24,
+        255,
+        256,
+        65535,
+        65536,
+        4294967295,
+        4294967296,
+        9007199254740991,
+        -1,
+        -24,
+        -25,
+        -256,
+        -257,
+        -4294967296,
+        -9007199254740991,
+        0.5,
+        21.25,
+        1.1,
+        -4.1,
+        100000.5,
+        65504,
+        1e300,
+        5.960464477539063e-8,
+        "",
+        "sentinel",
+        "ü水𐅑",
     ]
 
     test("each value decodes to what the device encoded", () => {
@@ -102,9 +126,16 @@ describe("encodings of single values, decoded with cbor2", () => {
         assert.equal(values.size, VALUES.length + 3)
         VALUES.forEach((v, i) => assert.equal(cbor.decode(values.get(String(i))!), v, `value ${i}`))
         const n = VALUES.length
-        assert.deepEqual([...cbor.decode(values.get(String(n))!)], [0x00, 0x01, 0xfe, 0xff])
+        assert.deepEqual([...cbor.decode<Uint8Array>(values.get(String(n))!)], [0x00, 0x01, 0xfe, 0xff])
         const nested = cbor.decode(values.get(String(n + 1))!)
-        assert.deepEqual(nested, [1, [2, 3], new Map<unknown, unknown>([[-3, 1.5], ["b", [true, false, null]]])])
+        assert.deepEqual(nested, [
+            1,
+            [2, 3],
+            new Map<unknown, unknown>([
+                [-3, 1.5],
+                ["b", [true, false, null]],
+            ]),
+        ])
         assert.deepEqual(cbor.decode(values.get(String(n + 2))!), new Date(1363896240 * 1000))
     })
 

@@ -84,7 +84,23 @@ async function runFixture(onLine: (line: string) => void = () => {}) {
 async function claimWithCli(id: string, code: string) {
     const { stdout, stderr } = await promisify(execFile)(
         process.execPath,
-        ["--import", "tsx", "devs/bin/claim.ts", "--registry", `https://localhost:${REGISTRY_PORT}`, "--ca", stack.pki.caCert, "--id", id, "--code", code, "--owner", "alice", "--keystore", join(dir, "alice.json")],
+        [
+            "--import",
+            "tsx",
+            "devs/bin/claim.ts",
+            "--registry",
+            `https://localhost:${REGISTRY_PORT}`,
+            "--ca",
+            stack.pki.caCert,
+            "--id",
+            id,
+            "--code",
+            code,
+            "--owner",
+            "alice",
+            "--keystore",
+            join(dir, "alice.json"),
+        ],
         { cwd: PROJECT_ROOT }
     )
     transcript.push(stdout, stderr)
@@ -171,10 +187,18 @@ describe("device identity against the real registry and broker", () => {
                 const { message, exchange } = serverFirst(parseClientFirst(msg), makeVerifier(randomBytes(32), randomBytes(16)))
                 const sid = randomBytes(8).toString("hex")
                 exchanges.set(sid, exchange)
-                return { status: 401, headers: { "www-authenticate": `SCRAM-SHA-256 sid=${sid}, data=${Buffer.from(message).toString("base64")}` }, body: {} }
+                return {
+                    status: 401,
+                    headers: { "www-authenticate": `SCRAM-SHA-256 sid=${sid}, data=${Buffer.from(message).toString("base64")}` },
+                    body: {},
+                }
             }
             const forged = `v=${randomBytes(32).toString("base64")}`
-            return { status: 200, headers: { "authentication-info": `sid=${params.get("sid")}, data=${Buffer.from(forged).toString("base64")}` }, body: { claimed: true, broker: { host: "evil", port: 1, username: "x", password: "y", expiresAt: 1 } } }
+            return {
+                status: 200,
+                headers: { "authentication-info": `sid=${params.get("sid")}, data=${Buffer.from(forged).toString("base64")}` },
+                body: { claimed: true, broker: { host: "evil", port: 1, username: "x", password: "y", expiresAt: 1 } },
+            }
         }
         const server = await serve(impostor)
         try {
@@ -190,12 +214,17 @@ describe("device identity against the real registry and broker", () => {
     test("a server offering only PLAIN or Basic is refused and logged as a downgrade", async () => {
         for (const offer of ["PLAIN", 'Basic realm="sentinel"']) {
             const downgrader: Handler = async (method, path): Promise<Reply> =>
-                path === "/v1/devices" ? { status: 201, headers: {}, body: {} } : { status: 401, headers: { "www-authenticate": offer }, body: {} }
+                path === "/v1/devices"
+                    ? { status: 201, headers: {}, body: {} }
+                    : { status: 401, headers: { "www-authenticate": offer }, body: {} }
             const server = await serve(downgrader)
             try {
                 const run = await runFixture()
                 assert.equal(run.value("session error: "), "downgrade")
-                assert.ok(run.events.some(e => e.startsWith("downgrade: registry offered")), run.events.join("\n"))
+                assert.ok(
+                    run.events.some(e => e.startsWith("downgrade: registry offered")),
+                    run.events.join("\n")
+                )
             } finally {
                 await unserve(server)
             }

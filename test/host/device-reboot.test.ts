@@ -44,7 +44,10 @@ async function runUntil(stopAt: RegExp, args = ["run", "test/device/fixtures/reb
 }
 
 const boots = (lines: string[]) =>
-    lines.map(l => /^boot (\d+) id ([0-9a-f]{32}) fp ([0-9a-f]{16}) events (.*)$/.exec(l)).filter(m => m !== null).map(m => ({ boot: +m[1], id: m[2], fp: m[3], events: m[4] }))
+    lines
+        .map(l => /^boot (\d+) id ([0-9a-f]{32}) fp ([0-9a-f]{16}) events (.*)$/.exec(l))
+        .filter(m => m !== null)
+        .map(m => ({ boot: +m[1], id: m[2], fp: m[3], events: m[4] }))
 
 before(async () => {
     if (existsSync(FLASH)) copyFileSync(FLASH, BACKUP)
@@ -64,7 +67,10 @@ after(() => {
 describe("identity across reboots and power cuts", () => {
     test("restart keeps the identity, reset replaces it, a power cut keeps it", async () => {
         const first = boots(await runUntil(/step: waiting for the power cut/))
-        assert.deepEqual(first.map(b => b.boot), [0, 1, 2])
+        assert.deepEqual(
+            first.map(b => b.boot),
+            [0, 1, 2]
+        )
         const [b0, b1, b2] = first
         assert.equal(b1.id, b0.id)
         assert.equal(b1.fp, b0.fp)
@@ -92,7 +98,10 @@ describe("settings writes and power cuts", () => {
             await buildImage("test/device/fixtures/durable-write.ts", image)
             for (let boot = 0; boot < 8; ++boot) {
                 const lines = await runUntil(/durable: wrote/, boot === 0 ? ["run", image] : ["vm"], dir)
-                assert.ok(lines.includes(`durable: boot ${boot}`), `boot ${boot} read back: ${lines.filter(l => l.startsWith("durable:")).join("; ")}`)
+                assert.ok(
+                    lines.includes(`durable: boot ${boot}`),
+                    `boot ${boot} read back: ${lines.filter(l => l.startsWith("durable:")).join("; ")}`
+                )
             }
         } finally {
             rmSync(dir, { recursive: true, force: true })

@@ -173,7 +173,12 @@ function checkImports(tree: string, root: string, floors: string[][]) {
         return { map, example }
     }
     const describeCycle = (cycle: string[], example: Map<string, Import>) =>
-        cycle.join(" -> ") + ": " + cycle.slice(1).map((to, k) => where(example.get(`${cycle[k]} ${to}`)!)).join(", ")
+        cycle.join(" -> ") +
+        ": " +
+        cycle
+            .slice(1)
+            .map((to, k) => where(example.get(`${cycle[k]} ${to}`)!))
+            .join(", ")
 
     const fileEdges = edges(path => path)
     const fileCycles = cycles(files, fileEdges.map).map(c => `cycle of files in ${tree}/: ${describeCycle(c, fileEdges.example)}`)

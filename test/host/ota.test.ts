@@ -125,7 +125,8 @@ describe("updates over the air", () => {
     test("tampered manifest, wrong key and truncated signature are refused and logged; v1 keeps running", async () => {
         const good = signManifest(manifestFor(images.v2, 8), key.secretKey, key.publicKey)
         const [prot, unprot, payload, sig] = (decode(good) as Tag).contents as [Uint8Array, Map<number, unknown>, Uint8Array, Uint8Array]
-        const rebuild = (p: Uint8Array, s: Uint8Array) => Buffer.from(encode(new Tag(18, [bstr(prot), new Map([[4, bstr(unprot.get(4) as Uint8Array)]]), bstr(p), bstr(s)])))
+        const rebuild = (p: Uint8Array, s: Uint8Array) =>
+            Buffer.from(encode(new Tag(18, [bstr(prot), new Map([[4, bstr(unprot.get(4) as Uint8Array)]]), bstr(p), bstr(s)])))
         const tamperedPayload = Buffer.from(payload)
         tamperedPayload[tamperedPayload.length - 5] ^= 0x01
         const offers: [string, Buffer, RegExp][] = [
@@ -139,7 +140,10 @@ describe("updates over the air", () => {
             await device.askForUpdateCheck()
             await device.waitFor(/^update: check: refused/, 60_000, from)
             await device.waitFor(/^uplink: connected to/, 60_000, from)
-            assert.ok(device.events(from).some(e => event.test(e)), `${what}: events ${device.events(from)}`)
+            assert.ok(
+                device.events(from).some(e => event.test(e)),
+                `${what}: events ${device.events(from)}`
+            )
             assert.equal(device.starts(from), 0, `${what}: the program was restarted`)
         }
         offer(undefined)
@@ -151,13 +155,23 @@ describe("updates over the air", () => {
         const signed = signManifest(manifestFor(signedImage, 7), key.secretKey, key.publicKey)
         const altered = Buffer.from(signedImage)
         altered[100] ^= 0xff
-        stack.registry.store.insertFirmwareImage({ digest: sha256Hex(signedImage), sequence: 7, classId: manifestFor(signedImage, 7).classId.toString("hex"), signedManifest: signed, image: altered, publishedAt: Date.now() })
+        stack.registry.store.insertFirmwareImage({
+            digest: sha256Hex(signedImage),
+            sequence: 7,
+            classId: manifestFor(signedImage, 7).classId.toString("hex"),
+            signedManifest: signed,
+            image: altered,
+            publishedAt: Date.now(),
+        })
         const from = device.lines.length
         await device.askForUpdateCheck()
         await device.waitFor(/^update: window open for sequence 7/, 60_000, from)
         await device.waitFor(/^uplink: connected to/, WINDOW_MS + 60_000, from)
         assert.ok(registryEvents("update-refused").some(e => /does not match its signed digest/.test(e.detail)))
-        assert.ok(device.events(from).some(e => /^update-abandoned: sequence 7/.test(e)), `events ${device.events(from)}`)
+        assert.ok(
+            device.events(from).some(e => /^update-abandoned: sequence 7/.test(e)),
+            `events ${device.events(from)}`
+        )
         assert.equal(device.starts(from), 0)
     })
 
@@ -186,7 +200,11 @@ describe("updates over the air", () => {
         from = device.lines.length
         device.start(["vm"])
         await device.waitFor(/^ota fixture: firmware v2$/, 90_000, from)
-        assert.equal(device.lines.slice(from).filter(l => /^start: /.test(l)).length, 1, "only v2 started: no program ran before the deploy")
+        assert.equal(
+            device.lines.slice(from).filter(l => /^start: /.test(l)).length,
+            1,
+            "only v2 started: no program ran before the deploy"
+        )
         await device.waitFor(/^update: trial of sequence 8, boot 1/, 60_000, from)
         await device.powerCut() // 4: as the trial begins
 
@@ -213,14 +231,19 @@ describe("updates over the air", () => {
         // the WSSK master key went to the service, sealed at rest, and into no log line
         const wsskKey = stack.updates.masterKeyFor(device.id)!
         assert.equal(wsskKey.length, 32)
-        for (const form of [wsskKey.toString("hex"), wsskKey.toString("base64")]) assert.ok(!transcript.some(l => l.includes(form)), "WSSK key in a log line")
+        for (const form of [wsskKey.toString("hex"), wsskKey.toString("base64")])
+            assert.ok(!transcript.some(l => l.includes(form)), "WSSK key in a log line")
         assert.ok(!stack.registry.store.getDeviceUpdate(device.id)!.sealedWsskKey!.includes(wsskKey))
 
         // a plain reboot: v2 runs as the confirmed slot A, security counter raised
         from = device.lines.length
         await device.powerCut()
         device.start(["vm"])
-        await device.waitFor(new RegExp(`^update: running ${sha256Hex(images.v2).slice(0, 16)}, sequence 8, security counter 8, phase 0`), 60_000, from)
+        await device.waitFor(
+            new RegExp(`^update: running ${sha256Hex(images.v2).slice(0, 16)}, sequence 8, security counter 8, phase 0`),
+            60_000,
+            from
+        )
         await device.waitFor(/^uplink: connected to/, 60_000, from)
     })
 
@@ -230,7 +253,10 @@ describe("updates over the air", () => {
         await device.askForUpdateCheck()
         await device.waitFor(/^update: check: refused/, 60_000, from)
         offer(undefined)
-        assert.ok(device.events(from).some(e => /^update-refused: rollback: sequence 1 is not above the security counter 8/.test(e)), `events ${device.events(from)}`)
+        assert.ok(
+            device.events(from).some(e => /^update-refused: rollback: sequence 1 is not above the security counter 8/.test(e)),
+            `events ${device.events(from)}`
+        )
         assert.equal(device.starts(from), 0)
     })
 
@@ -240,11 +266,21 @@ describe("updates over the air", () => {
         await device.askForUpdateCheck()
         await device.waitFor(/^update: window open for sequence 9/, 60_000, from)
         await until("the deadline rollback", () => registryEvents("update-deadline").length > 0, TRIAL_DEADLINE_MS + 60_000)
-        const back = await device.waitFor(new RegExp(`^update: running ${sha256Hex(images.v2).slice(0, 16)}, sequence 8, security counter 8`), 60_000, from)
+        const back = await device.waitFor(
+            new RegExp(`^update: running ${sha256Hex(images.v2).slice(0, 16)}, sequence 8, security counter 8`),
+            60_000,
+            from
+        )
         await device.waitFor(/^uplink: connected to/, WINDOW_MS + 60_000, back)
-        assert.ok(device.lines.slice(from, back).some(l => /crash at start/.test(l)), "the candidate ran and crashed")
+        assert.ok(
+            device.lines.slice(from, back).some(l => /crash at start/.test(l)),
+            "the candidate ran and crashed"
+        )
         assert.ok(registryEvents("update-rolled-back").length >= 1, "the service rolled back")
-        assert.ok(device.events(back).some(e => /^update-abandoned: sequence 9/.test(e)), `events ${device.events(back)}`)
+        assert.ok(
+            device.events(back).some(e => /^update-abandoned: sequence 9/.test(e)),
+            `events ${device.events(back)}`
+        )
     })
 
     test("a candidate that fails its health check asks for rollback and gets it", async () => {
@@ -259,7 +295,13 @@ describe("updates over the air", () => {
         await device.waitFor(/^ota fixture: firmware v2$/, 60_000, from)
         await stack.restartBroker()
         await device.waitFor(/^uplink: connected to/, 90_000, from)
-        assert.ok(device.events(from).some(e => /^update-unhealthy: sequence 10/.test(e)), `events ${device.events(from)}`)
-        assert.ok(device.events(from).some(e => /^update-rolled-back: sequence 10 rolled back; running 8/.test(e)), `events ${device.events(from)}`)
+        assert.ok(
+            device.events(from).some(e => /^update-unhealthy: sequence 10/.test(e)),
+            `events ${device.events(from)}`
+        )
+        assert.ok(
+            device.events(from).some(e => /^update-rolled-back: sequence 10 rolled back; running 8/.test(e)),
+            `events ${device.events(from)}`
+        )
     })
 })

@@ -200,7 +200,10 @@ describe("registry", () => {
 
     test("schema migrations run once and are recorded", () => {
         // numbered 1..N with no gaps: 3 added the update service's tables
-        assert.deepEqual(MIGRATIONS.map(m => m.version), [1, 2, 3])
+        assert.deepEqual(
+            MIGRATIONS.map(m => m.version),
+            [1, 2, 3]
+        )
         const latest = MIGRATIONS[MIGRATIONS.length - 1].version
         const a = new SqliteStore(join(dir, "migrate.db"))
         assert.equal(a.schemaVersion(), latest)

@@ -36,7 +36,10 @@ describe("SCRAM-SHA-256 (host)", () => {
 
     test("a wrong password fails, a right one passes, both against a fresh verifier", () => {
         const verifier = makeVerifier(Buffer.from("right"), randomBytes(16))
-        for (const [pw, ok] of [["right", true], ["wrong", false]] as const) {
+        for (const [pw, ok] of [
+            ["right", true],
+            ["wrong", false],
+        ] as const) {
             const c = new ScramClient("dev", Buffer.from(pw))
             const { message, exchange } = serverFirst(parseClientFirst(c.first()), verifier)
             const result = serverFinal(exchange, c.final(message))

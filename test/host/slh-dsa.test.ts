@@ -25,7 +25,9 @@ const SIG_HT = N + 14 * FORS_TREE
 const XMSS = (35 + 9) * N
 
 /** An edit of one input: flip bit `bit` of byte `at`, or resize to `length` bytes (zero bytes appended). */
-type Edit = { field: "pk" | "msg" | "sig" | "ctx"; edit: "flip"; at: number; bit: number } | { field: "pk" | "msg" | "sig" | "ctx"; edit: "resize"; length: number }
+type Edit =
+    | { field: "pk" | "msg" | "sig" | "ctx"; edit: "flip"; at: number; bit: number }
+    | { field: "pk" | "msg" | "sig" | "ctx"; edit: "resize"; length: number }
 
 /** One verification: names of inputs in BYTES, an optional edit, and the verdict both verifiers must give. */
 interface Case {
@@ -133,7 +135,10 @@ before(async () => {
         const msg = applyEdit(c, "msg", bytes[c.msg])
         const sig = applyEdit(c, "sig", bytes[c.sig])
         const ctxBytes = c.ctx ? applyEdit(c, "ctx", bytes[c.ctx]) : undefined
-        results.set(c.name, { noble: nobleVerify(sig, msg, pk, ctxBytes), inputs: fingerprint(ctxBytes ? [pk, msg, sig, ctxBytes] : [pk, msg, sig]) })
+        results.set(c.name, {
+            noble: nobleVerify(sig, msg, pk, ctxBytes),
+            inputs: fingerprint(ctxBytes ? [pk, msg, sig, ctxBytes] : [pk, msg, sig]),
+        })
     }
 
     mkdirSync(GENERATED, { recursive: true })
@@ -156,9 +161,13 @@ before(async () => {
             ...hexes,
             "}",
             "/** The cases, in order. */",
-            `export const CASES: SlhCase[] = ${JSON.stringify(CASES.map(({ valid, ...c }) => c), null, 4)}`,
+            `export const CASES: SlhCase[] = ${JSON.stringify(
+                CASES.map(({ valid: _valid, ...c }) => c),
+                null,
+                4
+            )}`,
             "",
-        ].join("\n"),
+        ].join("\n")
     )
 
     const run = await runInSimulator("test/device/fixtures/slh-verify.ts", { timeoutMs: 180000 })

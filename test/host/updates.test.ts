@@ -57,7 +57,8 @@ describe("signed manifests", () => {
         assert.throws(() => verifySignedManifest(signed, otherKey.publicKey), ManifestError)
         const cose = decode(signed) as Tag
         const [prot, unprot, payload, sig] = cose.contents as [Uint8Array, Map<number, unknown>, Uint8Array, Uint8Array]
-        const reencode = (p: Uint8Array, pl: Uint8Array, s: Uint8Array) => Buffer.from(encode(new Tag(18, [bstr(p), unprot, bstr(pl), bstr(s)])))
+        const reencode = (p: Uint8Array, pl: Uint8Array, s: Uint8Array) =>
+            Buffer.from(encode(new Tag(18, [bstr(p), unprot, bstr(pl), bstr(s)])))
         const payload2 = Buffer.from(payload)
         payload2[payload2.length - 1] ^= 1
         assert.throws(() => verifySignedManifest(reencode(prot, payload2, sig), key.publicKey), ManifestError)
@@ -110,8 +111,20 @@ async function setup() {
     const events: string[] = []
     const store = new SqliteStore(":memory:")
     const vault = KeyVault.ephemeral()
-    const service = new UpdateService({ store, vault, signingKeys: [key.publicKey], trialDeadlineMs: 60_000, clock: clock.now, event: kind => events.push(kind) })
-    const registry = new Registry({ store, clock: clock.now, updates: { service, endpoint: { host: "localhost", port: 9443, windowMs: 60_000 } }, log: () => {} })
+    const service = new UpdateService({
+        store,
+        vault,
+        signingKeys: [key.publicKey],
+        trialDeadlineMs: 60_000,
+        clock: clock.now,
+        event: kind => events.push(kind),
+    })
+    const registry = new Registry({
+        store,
+        clock: clock.now,
+        updates: { service, endpoint: { host: "localhost", port: 9443, windowMs: 60_000 } },
+        log: () => {},
+    })
     const t = inProcessTransport(registry, "10.0.0.1")
     const { device, enrollment } = await makeHostDevice()
     assert.equal((await enroll(t, enrollment)).status, 201)
@@ -157,7 +170,10 @@ describe("update service", () => {
     test("approve -> deploy of exactly that digest -> confirm", async () => {
         const { service, device, v1, v2, report } = await setup()
         await report({ wssk: randomBytes(32).toString("base64") })
-        assert.match((await report({ update: { approve: sha256Hex(image(9)), sequence: 9, running: sha256Hex(v1) } })).update, /not published/)
+        assert.match(
+            (await report({ update: { approve: sha256Hex(image(9)), sequence: 9, running: sha256Hex(v1) } })).update,
+            /not published/
+        )
         assert.equal((await report({ update: { approve: sha256Hex(v2), sequence: 2, running: sha256Hex(v1) } })).update, "accepted")
         const target = new RecordingTarget(device.id, v1)
         await service.connected(target)
@@ -199,7 +215,7 @@ describe("update service", () => {
         assert.deepEqual(target.deployed, [sha256Hex(v2), sha256Hex(v1)])
     })
 
-    test("answers the device never heard: a repeated confirmation is accepted, a failure report after it is answered 'confirmed'", async () => {
+    test("answers the device never heard: a repeated confirmation is accepted, then a failure report is answered 'confirmed'", async () => {
         const { service, device, v1, v2, report, events } = await setup()
         await report({ wssk: randomBytes(32).toString("base64") })
         await report({ update: { approve: sha256Hex(v2), sequence: 2, running: sha256Hex(v1) } })

@@ -37,7 +37,13 @@ let front: TlsFront
 
 before(async () => {
     const frontPort = await freePort()
-    stack = await startLocalStack({ dir, brokerPort: await freePort(), advertisedBrokerPort: frontPort, brokerTokenTtlMs: 40_000, onLog: (_s, line) => transcript.push(line) })
+    stack = await startLocalStack({
+        dir,
+        brokerPort: await freePort(),
+        advertisedBrokerPort: frontPort,
+        brokerTokenTtlMs: 40_000,
+        onLog: (_s, line) => transcript.push(line),
+    })
     front = await TlsFront.start({
         port: frontPort,
         target: { host: "127.0.0.1", port: stack.broker.port, ca: readFileSync(stack.pki.caCert) },
@@ -65,8 +71,7 @@ function assertFollowsCurve(verified: Verified[]) {
             series.set(`${sensor}/${quantity}`, [...(series.get(`${sensor}/${quantity}`) ?? []), r.value!])
         }
     assert.ok(series.size >= 8, `readings of ${series.size} quantities`)
-    for (const [name, values] of series)
-        values.forEach((v, n) => assert.equal(v, curve(name.split("/")[1], n), `${name} read ${n}`))
+    for (const [name, values] of series) values.forEach((v, n) => assert.equal(v, curve(name.split("/")[1], n), `${name} read ${n}`))
 }
 
 /** The broker's view: everything under things/#, as its admin sees it. */
@@ -83,7 +88,7 @@ async function spyOnBroker() {
 }
 
 describe("secure uplink", () => {
-    test("readings arrive decrypted on the curve; the broker sees ciphertext only; commands act, bad ones are refused and logged", async () => {
+    test("readings arrive decrypted on the curve; the broker sees ciphertext; commands act, bad ones are refused and logged", async () => {
         const spy = await spyOnBroker()
         const device = new SimulatedDevice({ stack, dir, transcript })
         device.run()
@@ -107,19 +112,22 @@ describe("secure uplink", () => {
             tampered[tampered.length - 3] ^= 0x10
             await owner.client.publishAsync(topic, tampered, { qos: 1 })
             const down = { key: randomBytes(32), contextIv: randomBytes(13), kid: Buffer.from(id, "hex") }
-            const forged = await sealEncrypt0(Buffer.from([0xa1, 0x63, 0x63, 0x6d, 0x64, 0x66, 0x65, 0x76, 0x65, 0x6e, 0x74, 0x73]), { ...down, counter: 1_000_000, externalAad: Buffer.from(topic) })
+            const forged = await sealEncrypt0(Buffer.from([0xa1, 0x63, 0x63, 0x6d, 0x64, 0x66, 0x65, 0x76, 0x65, 0x6e, 0x74, 0x73]), {
+                ...down,
+                counter: 1_000_000,
+                externalAad: Buffer.from(topic),
+            })
             await owner.client.publishAsync(topic, forged, { qos: 1 })
             await owner.client.publishAsync(topic, randomBytes(40), { qos: 1 })
             await owner.client.publishAsync(...(await sealed(device, id, { cmd: "self-destruct" } as unknown as Command)), { qos: 1 })
             await until("five refusals", () => device.events().filter(e => e.startsWith("downlink-refused")).length >= 5)
             const refusals = device.events().filter(e => e.startsWith("downlink-refused"))
-            assert.deepEqual(
-                refusals.map(e => e.split(":")[1].trim()).sort(),
-                ["forged", "forged", "malformed", "replayed", "unknown"]
-            )
+            assert.deepEqual(refusals.map(e => e.split(":")[1].trim()).sort(), ["forged", "forged", "malformed", "replayed", "unknown"])
             // ...and nothing was acted on: still exactly two state replies
             await owner.client.publishAsync(...(await sealed(device, id, { cmd: "events" })), { qos: 1 })
-            await until("the event log", () => device.verified.some(m => m.kind === "events" && m.events.some(e => e.detail.startsWith("unknown"))))
+            await until("the event log", () =>
+                device.verified.some(m => m.kind === "events" && m.events.some(e => e.detail.startsWith("unknown")))
+            )
             assert.equal(device.verified.filter(m => m.kind === "state").length, 2)
 
             assertFollowsCurve(device.verified)
@@ -130,7 +138,8 @@ describe("secure uplink", () => {
             assert.ok(ups.length >= device.verified.length)
             for (const m of ups) assert.equal(m.payload.subarray(0, 4).toString("hex"), "d08343a1")
             for (const m of [...ups, ...spy.seen.filter(m => m.topic === commandTopic(id))]) {
-                for (const word of ["urn:dev", "temperature", "Cel", "interval", "shtc3", "downlink"]) assert.equal(m.payload.indexOf(word), -1, word)
+                for (const word of ["urn:dev", "temperature", "Cel", "interval", "shtc3", "downlink"])
+                    assert.equal(m.payload.indexOf(word), -1, word)
             }
 
             // the consumer rejects a replay, a tampered copy, a forgery and a copy moved to another topic, and says why
@@ -156,13 +165,24 @@ describe("secure uplink", () => {
             flipped[flipped.length - 1] ^= 1
             assert.equal(await rejection(fresh, sample.topic, flipped), "forged-or-tampered")
             assert.equal(await rejection(fresh, sample.topic.replace("/readings", "/state"), sample.payload), "forged-or-tampered")
-            const forgery = await sealEncrypt0(Buffer.from([0x80]), { key: randomBytes(32), contextIv: randomBytes(13), kid: Buffer.from(id, "hex"), counter: 1e9, externalAad: Buffer.from(sample.topic) })
+            const forgery = await sealEncrypt0(Buffer.from([0x80]), {
+                key: randomBytes(32),
+                contextIv: randomBytes(13),
+                kid: Buffer.from(id, "hex"),
+                counter: 1e9,
+                externalAad: Buffer.from(sample.topic),
+            })
             assert.equal(await rejection(fresh, sample.topic, forgery), "forged-or-tampered")
             assert.equal(await rejection(fresh, sample.topic, sample.payload), "accepted")
 
             // no key, root or password the owner holds ever appeared in any process's output
             const root = Buffer.from(device.keystore.device(id)!.root, "hex")
-            const secrets = [root.toString("hex"), root.toString("base64"), device.keystore.data.broker!.password, stack.broker.admin.password]
+            const secrets = [
+                root.toString("hex"),
+                root.toString("base64"),
+                device.keystore.data.broker!.password,
+                stack.broker.admin.password,
+            ]
             for (const dir of ["up", "down"] as const) secrets.push(channelKeys(root, id, dir).key.toString("hex"))
             for (const line of transcript) for (const secret of secrets) assert.equal(line.includes(secret), false, "a secret in the logs")
         } finally {
@@ -179,7 +199,7 @@ async function sealed(device: SimulatedDevice, id: string, command: Command): Pr
 }
 
 describe("TLS refusal and resilient delivery", () => {
-    test("bad broker certificates are refused before any byte of MQTT; cuts and a broker restart lose nothing and duplicate nothing", async () => {
+    test("bad broker certificates are refused before any MQTT; cuts and a broker restart lose and duplicate nothing", async () => {
         const bad = makeBadCertificates(stack.pki)
         const names = Object.keys(bad) as (keyof typeof bad)[]
         front.present(names[0], readFileSync(bad[names[0]].cert, "utf8"), readFileSync(bad[names[0]].key, "utf8"))
@@ -222,11 +242,18 @@ describe("TLS refusal and resilient delivery", () => {
             await device.owner.drain()
             const got = device.verified.map(m => m.counter).sort((a, b) => a - b)
             const last = got[got.length - 1]
-            assert.deepEqual(got, device.sealed().filter(c => c <= last), "each sealed message delivered once")
+            assert.deepEqual(
+                got,
+                device.sealed().filter(c => c <= last),
+                "each sealed message delivered once"
+            )
             assert.equal(new Set(got).size, got.length)
             assertFollowsCurve(device.verified)
             // duplicates that did reach the owner were recognised as replays, not counted twice
-            assert.ok(device.rejected.every(r => r.rejection.reason === "replayed"), JSON.stringify(device.rejected.map(r => r.rejection.message)))
+            assert.ok(
+                device.rejected.every(r => r.rejection.reason === "replayed"),
+                JSON.stringify(device.rejected.map(r => r.rejection.message))
+            )
         } finally {
             await device.stop()
         }

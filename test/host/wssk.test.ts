@@ -94,7 +94,11 @@ function simulate(name: string): Simulator {
 /** Resolves with the first gateway event of `kind` recorded from `from` on. */
 async function eventOf(kind: string, from: number, timeoutMs: number): Promise<WsskEvent> {
     const found = () => events.slice(from).find(e => e.kind === kind)
-    await until(() => `a ${kind} event; events: ${JSON.stringify(events)}`, () => found() !== undefined, timeoutMs)
+    await until(
+        () => `a ${kind} event; events: ${JSON.stringify(events)}`,
+        () => found() !== undefined,
+        timeoutMs
+    )
     return found()!
 }
 
@@ -111,7 +115,8 @@ before(async () => {
     mkdirSync(generated, { recursive: true })
     writeFileSync(
         join(generated, "wssk-config.ts"),
-        `export const WSSK_HOST = "localhost"\nexport const WSSK_PORT = ${port}\nexport const WSSK_MASTER_KEY = "${DEVICE_KEY.toString("hex")}"\n`
+        `export const WSSK_HOST = "localhost"\nexport const WSSK_PORT = ${port}\n` +
+            `export const WSSK_MASTER_KEY = "${DEVICE_KEY.toString("hex")}"\n`
     )
     v1 = await build("wssk-v1")
     v2 = await build("wssk-v2")
@@ -150,7 +155,11 @@ describe("WSSK gateway and the simulator's runtime", () => {
             await sim.waitFor(/^connection to localhost closed$/, 10_000)
             // the runtime redials only after its 32 s watchdog; nothing may connect meanwhile
             await assert.rejects(gateway.waitForDevice(id, 3_000), /not connected/)
-            assert.equal(sim.lines.some(l => l.startsWith("connected to")), false, "the runtime reported a connection")
+            assert.equal(
+                sim.lines.some(l => l.startsWith("connected to")),
+                false,
+                "the runtime reported a connection"
+            )
         } finally {
             await sim.stop()
         }
@@ -199,7 +208,10 @@ describe("WSSK gateway and the simulator's runtime", () => {
             for (const line of transcript) assert.equal(line.includes(DEVICE_KEY.toString("hex")), false, "the master key in the logs")
             const total = session.traffic()
             t.diagnostic(`device id ${id}; v1 ${v1.length} B, v2 ${v2.length} B`)
-            t.diagnostic(`connected within ${connectedAt - sim.times[opened.line]} ms of the program opening the window (${connectedAt - started} ms after spawning the simulator)`)
+            t.diagnostic(
+                `connected within ${connectedAt - sim.times[opened.line]} ms of the program opening the window ` +
+                    `(${connectedAt - started} ms after spawning the simulator)`
+            )
             t.diagnostic(
                 `deploy of ${v2.length} B: ${deployMs} ms, ${during.messagesOut - before.messagesOut} messages out, ` +
                     `${during.payloadOut - before.payloadOut} B sealed out / ${during.payloadIn - before.payloadIn} B in, ` +

@@ -15,4 +15,3 @@ export function curve(quantity: string, n: number): number {
     }
     throw new Error(quantity)
 }
-

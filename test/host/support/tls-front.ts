@@ -33,7 +33,12 @@ export class TlsFront {
             const label = this.label
             this.handshakes.set(label, (this.handshakes.get(label) ?? 0) + 1)
             if (this.down) return void client.destroy()
-            const upstream = connect({ port: options.target.port, host: options.target.host, ca: options.target.ca, servername: "localhost" })
+            const upstream = connect({
+                port: options.target.port,
+                host: options.target.host,
+                ca: options.target.ca,
+                servername: "localhost",
+            })
             this.live.add(client)
             this.live.add(upstream)
             client.on("data", (d: Buffer) => this.bytes.set(label, (this.bytes.get(label) ?? 0) + d.length))
