@@ -19,9 +19,15 @@ export const SIGNING_KEY_PATH = join(VAR_DIR, "keys", "firmware-signing.json")
 /** The firmware module holding the signing public key, written by keygen (git-ignored too). */
 export const TRUST_ANCHOR_PATH = join(PROJECT_ROOT, "src", "update", "trust-anchor.ts")
 
-/** An owner's keystore (mode 0600): broker login, owner roots and counters of the devices they claimed. */
+/** An owner keystore of the CLIs before the owner service (`npm run migrate-keystore` moves one into the store). */
 export function ownerKeystorePath(owner: string): string {
     return join(VAR_DIR, "owner", `${owner}.json`)
+}
+
+/** The owner service's files: its store (mode 0600, folder 0700) and the API token the CLIs read (mode 0600). */
+export const OWNER_FILES = {
+    store: join(VAR_DIR, "owner", "owner.db"),
+    apiToken: join(VAR_DIR, "owner", "api-token"),
 }
 
 /** The files of a local stack kept in `dir`; `npm start` keeps its stack in `var/stack`. */
@@ -50,5 +56,7 @@ export const REGISTRY_PORT = 8443
 export const BROKER_PORT = 8883
 /** The update service's WSSK gateway; the registry tells devices where it is. */
 export const UPDATES_PORT = 9443
+/** The owner service's HTTP API and console, on loopback. */
+export const OWNER_PORT = 8080
 /** The DeviceScript devtools server's WebSocket port, fixed by the DeviceScript CLI. */
 export const DEVTOOLS_PORT = 8081

@@ -90,30 +90,61 @@ export class MosquittoDynsec implements BrokerAccess {
         if (failed) throw new Error(`dynamic-security ${failed.command}: ${failed.error}`)
     }
 
-    async allowOwner(owner: string, deviceId: string): Promise<{ username: string; password: string } | undefined> {
-        const username = `owner-${owner}`
-        const role = username
-        const password = randomBytes(24).toString("base64url")
-        const allow = (acltype: string, topic: string) => ({
-            command: "addRoleACL",
-            rolename: role,
-            acltype,
-            topic,
-            allow: true,
-            priority: 0,
-        })
-        const [created] = await this.send([{ command: "createClient", username, password }])
-        const responses = await this.send([
-            // createRole fails harmlessly when the role exists; the ACLs and the role link must succeed
-            { command: "createRole", rolename: role },
+    /** The owner's role: read its devices' up topics, write their down topics. */
+    private ownerAcls(role: string, deviceId: string) {
+        const allow = (acltype: string, topic: string) => ({ command: "addRoleACL", rolename: role, acltype, topic, allow: true, priority: 0 })
+        return [
             allow("subscribePattern", `things/${deviceId}/up/#`),
             allow("publishClientReceive", `things/${deviceId}/up/#`),
             allow("publishClientSend", `things/${deviceId}/down/#`),
-            { command: "addClientRole", username, rolename: role },
+        ]
+    }
+
+    async grantOwner(owner: string, clientId: string, password: string, deviceIds: string[]): Promise<void> {
+        const username = `owner-${owner}`
+        const role = username
+        const responses = await this.send([
+            { command: "deleteClient", username },
+            { command: "deleteRole", rolename: role },
+            { command: "createRole", rolename: role },
+            ...deviceIds.flatMap(id => this.ownerAcls(role, id)),
+            // bound to its client id: the login works for that MQTT session only
+            { command: "createClient", username, password, clientid: clientId, roles: [{ rolename: role }] },
         ])
-        const failed = responses.slice(1, 4).find(r => r.error)
+        const failed = responses.slice(2).find(r => r.error)
         if (failed) throw new Error(`dynamic-security ${failed.command}: ${failed.error}`)
-        return created.error ? undefined : { username, password }
+    }
+
+    async allowOwner(owner: string, deviceId: string): Promise<void> {
+        const role = `owner-${owner}`
+        const responses = await this.send(this.ownerAcls(role, deviceId))
+        // no role yet (the owner has not logged in with a broker): its first login installs the device
+        const failed = responses.find(r => r.error && !/not found/i.test(r.error))
+        if (failed) throw new Error(`dynamic-security ${failed.command}: ${failed.error}`)
+    }
+
+    async revokeOwner(owner: string): Promise<void> {
+        await this.send([
+            { command: "deleteClient", username: `owner-${owner}` },
+            { command: "deleteRole", rolename: `owner-${owner}` },
+        ])
+    }
+
+    async checkOwnerLogin(owner: string, password: string): Promise<boolean> {
+        try {
+            const client = await mqtt.connectAsync(`mqtts://${this.endpoint.host}:${this.adminPort}`, {
+                username: `owner-${owner}`,
+                password,
+                ca: this.ca,
+                protocolVersion: 4,
+                reconnectPeriod: 0,
+                connectTimeout: 5000,
+            })
+            await client.endAsync()
+            return true
+        } catch {
+            return false
+        }
     }
 
     async revoke(deviceId: string): Promise<void> {

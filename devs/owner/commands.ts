@@ -1,14 +1,11 @@
 /**
- * Owner-side commands for a device, sealed for `things/<id>/down/cmd` with
- * the device's down key and the next counter from the keystore (saved before
- * the message leaves, so a counter is never used twice).
+ * Owner-side commands for a device, as it understands them
+ * (src/uplink/downlink.ts): a deterministic CBOR map with text keys, sealed
+ * by the owner service for `things/<id>/down/cmd`.
  */
 import { encode } from "cbor2"
-import { sealEncrypt0 } from "./cose.ts"
-import { channelKeys } from "./keys.ts"
-import type { Keystore } from "./keystore.ts"
 
-/** What a device understands (src/uplink/downlink.ts). */
+/** What a device understands. */
 export type Command = { cmd: "interval"; sensor: string; ms: number } | { cmd: "events" } | { cmd: "state" } | { cmd: "update-check" }
 
 /** The command topic of a device. */
@@ -16,25 +13,27 @@ export function commandTopic(deviceId: string): string {
     return `things/${deviceId}/down/cmd`
 }
 
-/** Encodes a command as the device expects it: a deterministic CBOR map with text keys. */
+/** Encodes a command as the device expects it: a deterministic CBOR map with text keys (RFC 8949 §4.2.1). */
 export function encodeCommand(command: Command): Buffer {
     return Buffer.from(encode(new Map(Object.entries(command)), { cde: true }))
 }
 
-/** Seals a command with the next downlink counter. */
-export async function sealCommand(keystore: Keystore, deviceId: string, command: Command): Promise<{ topic: string; payload: Buffer }> {
-    const owned = keystore.device(deviceId)
-    if (!owned) throw new Error(`device ${deviceId} is not in this keystore`)
-    owned.downCounter += 1
-    keystore.save()
-    const keys = channelKeys(Buffer.from(owned.root, "hex"), deviceId, "down")
-    const topic = commandTopic(deviceId)
-    const payload = await sealEncrypt0(encodeCommand(command), {
-        key: keys.key,
-        kid: keys.kid,
-        contextIv: keys.contextIv,
-        counter: owned.downCounter,
-        externalAad: Buffer.from(topic),
-    })
-    return { topic, payload }
+/** The sampling intervals a device accepts (src/sensors/config.ts): 100 ms to 24 h. */
+const INTERVAL_MS = { min: 100, max: 86_400_000 }
+
+/**
+ * Checks a command from a client (the API's JSON, the CLI's words) at the
+ * boundary; returns the command, or a sentence saying what is wrong.
+ */
+export function parseCommand(v: unknown): Command | string {
+    if (!v || typeof v !== "object" || Array.isArray(v)) return "a command is an object with cmd"
+    const c = v as Record<string, unknown>
+    if (c.cmd === "interval") {
+        if (typeof c.sensor !== "string" || !/^[a-z0-9_-]{1,32}$/.test(c.sensor)) return "interval needs a sensor name (e.g. shtc3)"
+        if (!Number.isInteger(c.ms) || (c.ms as number) < INTERVAL_MS.min || (c.ms as number) > INTERVAL_MS.max)
+            return `interval needs ms, a whole number ${INTERVAL_MS.min}..${INTERVAL_MS.max}`
+        return { cmd: "interval", sensor: c.sensor, ms: c.ms as number }
+    }
+    if (c.cmd === "events" || c.cmd === "state" || c.cmd === "update-check") return { cmd: c.cmd }
+    return "cmd must be one of interval, events, state, update-check"
 }

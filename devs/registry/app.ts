@@ -9,9 +9,9 @@
  *   ciphertext the registry cannot open (src/identity/owner-envelope.ts, keyed as in src/secure/keys.ts).
  * - `GET /v1/session`: RFC 7804 exchange with `Authorization: SCRAM-SHA-256 …`;
  *   the final 200 carries `Authentication-Info` and, for a claimed device, broker credentials.
- * - `POST /v1/claim`: `{ id, code, owner }`, where `code` is the claim proof. 200 returns the owner
- *   envelope and, on the owner's first claim, the owner's broker login (subscribe to its devices' up
- *   topics, publish to their down topics).
+ * - `POST /v1/claim`: `{ id, code }` with `Authorization: Bearer <owner session token>`, where `code` is
+ *   the claim proof; the owner is the session's account (devs/registry/owners.ts: registration, owner login,
+ *   the owner's broker login). 200 returns the owner envelope; the owner's broker login may then reach the device.
  * - `POST /v1/session` (final step only): as the GET, with a JSON report in the body for the update
  *   service (devs/updates/service.ts); it is read only after the device's proof verifies, and the
  *   answer is `reply` in the 200 body.
@@ -36,6 +36,7 @@ import {
 import type { BrokerAccess } from "./broker-access.ts"
 import type { FirmwareUpdates, UpdateEndpoint } from "./firmware-updates.ts"
 import { parseAuthorization } from "./http-auth.ts"
+import { OwnerAccounts } from "./owners.ts"
 import type { DeviceRecord, RegistryStore } from "./store.ts"
 
 /** Options of the registry. */
@@ -95,11 +96,24 @@ export class Registry {
     /** Unknown users get a fake but stable salt, so a probe cannot tell them from real ones (RFC 5802 §5.1). */
     private readonly decoyKey = randomBytes(32)
     private expiryTimer: NodeJS.Timeout | undefined
+    /** Owner accounts: registration, login, sessions, broker logins. */
+    readonly owners: OwnerAccounts
 
     constructor(private readonly options: RegistryOptions) {
         this.store = options.store
         this.limiter = new RateLimiter(options.store, options.rateLimit ?? DEFAULT_POLICY)
         this.clock = options.clock ?? Date.now
+        this.owners = new OwnerAccounts({
+            store: options.store,
+            clock: this.clock,
+            broker: options.broker,
+            brokerTokenTtlMs: options.brokerTokenTtlMs ?? 3_600_000,
+            realm: options.realm ?? REALM,
+            event: (kind, source, identity, detail) => this.event(kind, source, identity, detail),
+            guard: keys => this.guard(keys),
+            failed: (keys, source, identity, what) => this.failed(keys, source, identity, what),
+            succeed: keys => keys.forEach(k => this.limiter.succeed(k)),
+        })
     }
 
     /** Logs a security event (also to the console, without any credential). */
@@ -116,7 +130,9 @@ export class Registry {
             if (method === "POST" && path === "/v1/session") return await this.session(headers["authorization"], source, body)
             const firmware = /^\/v1\/firmware\/([0-9a-f]{32})\/latest$/.exec(path)
             if (method === "GET" && firmware) return this.latestFirmware(firmware[1])
-            if (method === "POST" && path === "/v1/claim") return await this.claim(body, source)
+            if (method === "POST" && path === "/v1/claim") return await this.claim(headers["authorization"], body, source)
+            const owners = await this.owners.handle(method, path, headers, body, source)
+            if (owners) return owners
             if (method === "GET" && path === "/v1/health") return { status: 200, headers: {}, body: { ok: true } }
             throw new HttpError(404, "no such endpoint")
         } catch (e) {
@@ -283,7 +299,7 @@ export class Registry {
             await this.options.broker?.revoke(id)
             this.store.deleteBrokerExpiry(id)
         }
-        return expired
+        return [...expired, ...(await this.owners.expireBrokerLogins()).map(name => `owner ${name}`)]
     }
 
     /** Checks expiries every `intervalMs` until `close()`. */
@@ -307,12 +323,14 @@ export class Registry {
         for (const [sid, p] of this.exchanges) if (p.expires < now) this.exchanges.delete(sid)
     }
 
-    private async claim(body: Buffer, source: string) {
+    private async claim(authorization: string | undefined, body: Buffer, source: string) {
+        // the owner is the account of the session: no name is taken by claiming under it first
+        const owner = this.owners.authenticate(authorization)
+        if (!owner) throw new HttpError(401, "claims need an owner session (log in as the owner first)", { "www-authenticate": "Bearer" })
         const req = this.json(body)
-        const { id, code, owner } = req
+        const { id, code } = req
         if (typeof id !== "string" || !DEVICE_ID.test(id)) throw new HttpError(400, "id must be 32 lowercase hex characters")
-        if (typeof owner !== "string" || !/^[A-Za-z0-9._@-]{1,64}$/.test(owner))
-            throw new HttpError(400, "owner must be 1..64 of A-Z a-z 0-9 . _ @ -")
+        if (req.owner !== undefined && req.owner !== owner) throw new HttpError(403, "owner is not the session's account")
         if (typeof code !== "string" || code.length > 64) throw new HttpError(400, "code must be text")
         const keys = [`claim-ip:${source}`, `claim-id:${id}`]
         this.guard(keys)
@@ -331,12 +349,13 @@ export class Registry {
         if (!this.store.claimDevice(id, owner, this.clock())) throw new HttpError(409, "device already claimed")
         for (const k of keys) this.limiter.succeed(k)
         this.event("claimed", source, id, `claimed by ${owner}`)
-        const broker = await this.options.broker?.allowOwner(owner, id)
-        return {
-            status: 200,
-            headers: {},
-            body: { id, owner, envelope: device.ownerEnvelope.toString("base64"), ...(broker ? { broker } : {}) },
+        try {
+            await this.owners.allowDevice(owner, id)
+        } catch (e) {
+            // the claim stands; the owner's next login installs every device it holds
+            this.event("broker-unavailable", "registry", owner, (e as Error).message.slice(0, 96))
         }
+        return { status: 200, headers: {}, body: { id, owner, envelope: device.ownerEnvelope.toString("base64") } }
     }
 
     private checkClaimCode(code: string, device: DeviceRecord): boolean {

@@ -14,8 +14,14 @@ export interface BrokerAccess {
     /** Removes the device's broker login and drops its session. */
     revoke(deviceId: string): Promise<void>
     /**
-     * Lets `owner` read the device's up topics and write its down topics.
-     * Creates the owner's login on first use and returns its password then (only then).
+     * Creates or replaces the owner's login (username `owner-<owner>`), usable only
+     * with `clientId`, allowed to read the up topics and write the down topics of `deviceIds`.
      */
-    allowOwner(owner: string, deviceId: string): Promise<{ username: string; password: string } | undefined>
+    grantOwner(owner: string, clientId: string, password: string, deviceIds: string[]): Promise<void>
+    /** Adds a device the owner just claimed to what its login may reach. */
+    allowOwner(owner: string, deviceId: string): Promise<void>
+    /** Removes the owner's login and drops its session. */
+    revokeOwner(owner: string): Promise<void>
+    /** Whether `password` logs in as `owner-<owner>` today: proof of an owner login handed out before owner accounts. */
+    checkOwnerLogin(owner: string, password: string): Promise<boolean>
 }

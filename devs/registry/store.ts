@@ -73,6 +73,16 @@ export interface DeviceUpdateRow {
     updatedAt: number
 }
 
+/** An owner account: a name and its SCRAM verifier, nothing that logs in (devs/registry/owners.ts). */
+export interface OwnerRecord {
+    name: string
+    scramSalt: Buffer
+    scramIterations: number
+    storedKey: Buffer
+    serverKey: Buffer
+    createdAt: number
+}
+
 /** Failure counting for one rate-limit key. */
 export interface RateLimitState {
     key: string
@@ -104,6 +114,20 @@ export interface RegistryStore {
     latestFirmwareImage(classId: string): FirmwareImageRow | undefined
     getDeviceUpdate(deviceId: string): DeviceUpdateRow | undefined
     putDeviceUpdate(update: DeviceUpdateRow): void
+    /** Adds an owner account; false if the name is taken. */
+    insertOwner(owner: OwnerRecord): boolean
+    getOwner(name: string): OwnerRecord | undefined
+    /** The devices claimed under an owner name. */
+    devicesOf(owner: string): string[]
+    /** Keeps an owner session by the SHA-256 of its token. */
+    putOwnerSession(tokenHash: Buffer, owner: string, expiresAt: number): void
+    /** The owner of a session still valid at `now`. */
+    ownerSession(tokenHash: Buffer, now: number): string | undefined
+    deleteExpiredOwnerSessions(now: number): void
+    putOwnerBrokerExpiry(owner: string, expiresAt: number): void
+    /** Owners whose broker login expired at or before `now`. */
+    expiredOwnerBrokerLogins(now: number): string[]
+    deleteOwnerBrokerExpiry(owner: string): void
     close(): void
 }
 
@@ -176,6 +200,30 @@ export const MIGRATIONS: { version: number; sql: string }[] = [
                 failed_digest TEXT,
                 updated_at INTEGER NOT NULL
             );
+        `,
+    },
+    {
+        // owner accounts (devs/registry/owners.ts): verifiers, hashed session tokens, broker login expiries
+        version: 4,
+        sql: `
+            CREATE TABLE owners (
+                name TEXT PRIMARY KEY,
+                scram_salt BLOB NOT NULL,
+                scram_iterations INTEGER NOT NULL,
+                stored_key BLOB NOT NULL,
+                server_key BLOB NOT NULL,
+                created_at INTEGER NOT NULL
+            );
+            CREATE TABLE owner_sessions (
+                token_hash BLOB PRIMARY KEY,
+                owner TEXT NOT NULL REFERENCES owners (name),
+                expires_at INTEGER NOT NULL
+            );
+            CREATE TABLE owner_broker_logins (
+                owner TEXT PRIMARY KEY REFERENCES owners (name),
+                expires_at INTEGER NOT NULL
+            );
+            CREATE INDEX devices_owner ON devices (owner);
         `,
     },
 ]
@@ -373,6 +421,70 @@ export class SqliteStore implements RegistryStore {
                  deadline = excluded.deadline, failed_digest = excluded.failed_digest, updated_at = excluded.updated_at`
             )
             .run(u.deviceId, u.sealedWsskKey, u.phase, u.approvedDigest, u.rollbackDigest, u.deadline, u.failedDigest, u.updatedAt)
+    }
+
+    insertOwner(o: OwnerRecord): boolean {
+        const r = this.db
+            .prepare(
+                `INSERT OR IGNORE INTO owners (name, scram_salt, scram_iterations, stored_key, server_key, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?)`
+            )
+            .run(o.name, o.scramSalt, o.scramIterations, o.storedKey, o.serverKey, o.createdAt)
+        return r.changes === 1
+    }
+
+    getOwner(name: string): OwnerRecord | undefined {
+        const r = this.db.prepare("SELECT * FROM owners WHERE name = ?").get(name) as
+            | { name: string; scram_salt: Buffer; scram_iterations: number; stored_key: Buffer; server_key: Buffer; created_at: number }
+            | undefined
+        return (
+            r && {
+                name: r.name,
+                scramSalt: r.scram_salt,
+                scramIterations: r.scram_iterations,
+                storedKey: r.stored_key,
+                serverKey: r.server_key,
+                createdAt: r.created_at,
+            }
+        )
+    }
+
+    devicesOf(owner: string): string[] {
+        return (this.db.prepare("SELECT id FROM devices WHERE owner = ? ORDER BY claimed_at").all(owner) as { id: string }[]).map(r => r.id)
+    }
+
+    putOwnerSession(tokenHash: Buffer, owner: string, expiresAt: number) {
+        this.db.prepare("INSERT INTO owner_sessions (token_hash, owner, expires_at) VALUES (?, ?, ?)").run(tokenHash, owner, expiresAt)
+    }
+
+    ownerSession(tokenHash: Buffer, now: number): string | undefined {
+        const r = this.db.prepare("SELECT owner FROM owner_sessions WHERE token_hash = ? AND expires_at > ?").get(tokenHash, now) as
+            | { owner: string }
+            | undefined
+        return r?.owner
+    }
+
+    deleteExpiredOwnerSessions(now: number) {
+        this.db.prepare("DELETE FROM owner_sessions WHERE expires_at <= ?").run(now)
+    }
+
+    putOwnerBrokerExpiry(owner: string, expiresAt: number) {
+        this.db
+            .prepare(
+                `INSERT INTO owner_broker_logins (owner, expires_at) VALUES (?, ?)
+                 ON CONFLICT (owner) DO UPDATE SET expires_at = excluded.expires_at`
+            )
+            .run(owner, expiresAt)
+    }
+
+    expiredOwnerBrokerLogins(now: number): string[] {
+        return (this.db.prepare("SELECT owner FROM owner_broker_logins WHERE expires_at <= ?").all(now) as { owner: string }[]).map(
+            r => r.owner
+        )
+    }
+
+    deleteOwnerBrokerExpiry(owner: string) {
+        this.db.prepare("DELETE FROM owner_broker_logins WHERE owner = ?").run(owner)
     }
 
     close() {

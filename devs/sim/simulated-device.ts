@@ -1,9 +1,10 @@
 /**
  * The real firmware in the DeviceScript simulator against a local stack,
- * with its owner played on the host: the owner claims the device with the
- * code it prints once, follows what it publishes (verified with cose-js) and
- * sends it commands. Everything is recorded with host times, for the
- * end-to-end tests and the benchmarks.
+ * with its owner played on the host by an owner service of its own
+ * (devs/owner/service.ts, a store in the device's folder, a new owner
+ * account): the owner claims the device with the code it prints once,
+ * follows what it publishes and sends it commands. Everything is recorded
+ * with host times, for the end-to-end tests and the benchmarks.
  *
  * Two ways to run it:
  * - `run(ENTRY)`: test mode (`devs run ENTRY --test`), flash in memory, no
@@ -17,12 +18,11 @@
 import { randomBytes } from "node:crypto"
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { claimDevice } from "../owner/claim.ts"
-import { sealCommand, type Command } from "../owner/commands.ts"
+import type { Command } from "../owner/commands.ts"
 import { ConsoleClaimer } from "../owner/console-claimer.ts"
-import type { Rejected, Verified } from "../owner/consumer.ts"
-import { Keystore } from "../owner/keystore.ts"
-import { subscribeAsOwner, type OwnerSubscriber } from "../owner/subscriber.ts"
+import { OwnerService } from "../owner/service.ts"
+import { OwnerStore } from "../owner/store.ts"
+import type { Rejected, Verified } from "../owner/verifier.ts"
 import { httpsTransport } from "../registry/client.ts"
 import type { LocalStack } from "../stack/local.ts"
 import { deviceLine, powerCutEnv, runDevs, runInSimulator, type DevsResult } from "./devs-cli.ts"
@@ -55,10 +55,11 @@ export class SimulatedDevice {
     readonly rejected: { topic: string; rejection: Rejected }[] = []
     /** Host time (ms) at which the device printed that it sealed each counter. */
     readonly sealedAt = new Map<number, number>()
-    /** The owner's keys. A new owner per device: an owner's broker login is handed out once, at its first claim. */
-    readonly keystore: Keystore
+    /** The owner's store: a new owner per device. */
+    readonly store: OwnerStore
+    private readonly service: OwnerService
+    private started = false
     private simulator: { abort: AbortController; ended: Promise<DevsResult> } | undefined
-    private ownerSession: OwnerSubscriber | undefined
     private readonly vmDir: string
     private readonly claimer: ConsoleClaimer
 
@@ -66,7 +67,24 @@ export class SimulatedDevice {
         this.vmDir = join(options.dir, "vm")
         mkdirSync(this.vmDir, { recursive: true })
         const owner = `sim-owner-${randomBytes(4).toString("hex")}`
-        this.keystore = Keystore.open(join(options.dir, `${owner}.json`), owner)
+        const { stack } = options
+        const registryUrl = `https://localhost:${stack.registryPort}`
+        const ca = readFileSync(stack.pki.caCert)
+        this.store = new OwnerStore(join(options.dir, `${owner}.db`))
+        this.service = new OwnerService({
+            store: this.store,
+            registry: httpsTransport(registryUrl, ca),
+            registryUrl,
+            name: owner,
+            brokerCa: ca,
+            brokerUrl: `mqtts://localhost:${stack.broker.port}`,
+            log: line => options.transcript.push(`${Date.now()} owner: ${line}`),
+        })
+        this.service.on("verified", m => {
+            this.verified.push(m)
+            this.arrivals.push(Date.now())
+        })
+        this.service.on("rejected", r => this.rejected.push(r))
         this.claimer = new ConsoleClaimer((id, code) => this.claim(id, code))
     }
 
@@ -101,20 +119,11 @@ export class SimulatedDevice {
 
     /** The owner claims the device with the code it printed, then follows what it publishes. */
     private async claim(id: string, code: string) {
-        const { stack } = this.options
-        const ca = readFileSync(stack.pki.caCert)
-        await claimDevice(httpsTransport(`https://localhost:${stack.registryPort}`, ca), this.keystore, id, code)
-        if (this.ownerSession) return this.ownerSession.follow(id)
-        this.ownerSession = await subscribeAsOwner({
-            url: `mqtts://localhost:${stack.broker.port}`,
-            ca,
-            keystore: this.keystore,
-            onVerified: m => {
-                this.verified.push(m)
-                this.arrivals.push(Date.now())
-            },
-            onRejected: (rejection, topic) => this.rejected.push({ topic, rejection }),
-        })
+        if (!this.started) {
+            await this.service.start()
+            this.started = true
+        }
+        await this.service.claim(id, code)
     }
 
     /** Kills the simulator process: a power cut. */
@@ -164,17 +173,20 @@ export class SimulatedDevice {
         return this.claimer.deviceId
     }
 
-    /** The owner's MQTT session, once the owner has claimed the device. */
-    get owner(): OwnerSubscriber {
-        if (!this.ownerSession) throw new Error("the owner has not claimed the device yet")
-        return this.ownerSession
+    /** The owner service, once the owner has claimed the device. */
+    get owner(): OwnerService {
+        if (!this.started || !this.service.follows(this.id)) throw new Error("the owner has not claimed the device yet")
+        return this.service
+    }
+
+    /** The device's owner root, as the owner holds it (tests look for it where it must not be). */
+    get root(): Buffer {
+        return this.store.device(this.id)!.root
     }
 
     /** The owner sends a sealed command. */
     async command(command: Command) {
-        const { topic, payload } = await sealCommand(this.keystore, this.id, command)
-        await this.owner.client.publishAsync(topic, payload, { qos: 1 })
-        this.options.transcript.push(`${Date.now()} owner: ${command.cmd} sent to ${topic}`)
+        await this.owner.command(this.id, command)
     }
 
     /** The owner asks for an update check. */
@@ -182,10 +194,11 @@ export class SimulatedDevice {
         await this.command({ cmd: "update-check" })
     }
 
-    /** Cuts the power and closes the owner's connection; `FIRMWARE_LOG=<file>` keeps the transcript for debugging. */
+    /** Cuts the power and stops the owner service; `FIRMWARE_LOG=<file>` keeps the transcript for debugging. */
     async stop() {
         await this.powerCut()
-        await this.ownerSession?.close()
+        await this.service.stop()
+        this.store.close()
         if (process.env.FIRMWARE_LOG) writeFileSync(process.env.FIRMWARE_LOG, this.options.transcript.join("\n"))
     }
 }

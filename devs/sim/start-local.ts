@@ -9,21 +9,25 @@
  * image to the update service (signed with the owner's key, one sequence
  * above the newest, so the device runs a release it can be rolled back to),
  * runs it in the simulator, trusting the local CA, and prints what the device
- * prints (`device>`). Playing the owner at the console, it claims the device
- * with the code it shows (owner "local", keystore var/owner/local.json) and
- * consumes its messages, verified and decrypted (`owner>`). Ctrl-C stops
- * everything it started; so does the end of the simulator or devtools server.
+ * prints (`device>`). The owner service (devs/owner, store var/owner/owner.db,
+ * owner "local") runs with its API and console on 127.0.0.1:8080; playing
+ * the owner at the device's console, it claims the device with the code it
+ * shows, and prints what the service verified and stored (`owner>`). A
+ * keystore of the CLIs before the service (var/owner/local.json) is moved
+ * into the store on the first run. Ctrl-C stops everything it started; so
+ * does the end of the simulator or devtools server.
  */
 import type { ChildProcess } from "node:child_process"
 import { createHash } from "node:crypto"
 import { readFileSync } from "node:fs"
 import { portInUse } from "../net/ports.ts"
-import { claimDevice } from "../owner/claim.ts"
+import { existsSync } from "node:fs"
 import { ConsoleClaimer } from "../owner/console-claimer.ts"
-import { Keystore } from "../owner/keystore.ts"
-import { describeVerified, subscribeAsOwner, type OwnerSubscriber } from "../owner/subscriber.ts"
-import { DEVTOOLS_PORT, ownerKeystorePath, PROJECT_ROOT, stackFiles } from "../project.ts"
-import { httpsTransport } from "../registry/client.ts"
+import { describeEvent } from "../owner/describe.ts"
+import { migrateKeystore } from "../owner/keystore-migration.ts"
+import { runOwnerService, type RunningOwner } from "../owner/run.ts"
+import { OwnerStore } from "../owner/store.ts"
+import { DEVTOOLS_PORT, OWNER_FILES, OWNER_PORT, ownerKeystorePath, PROJECT_ROOT, stackFiles } from "../project.ts"
 import { startLocalStack, type LocalStack } from "../stack/local.ts"
 import { CLASS_ID, manifestFor, signManifest } from "../updates/manifest.ts"
 import { ensureSigningKey, type SigningKey } from "../updates/signing-key.ts"
@@ -35,7 +39,7 @@ const OWNER = "local"
 /** Runs until Ctrl-C, or until the simulator or the devtools server ends; sets the exit code. */
 export async function startLocal(): Promise<void> {
     let stack: LocalStack | undefined
-    let owner: OwnerSubscriber | undefined
+    let owner: RunningOwner | undefined
     let devtools: ChildProcess | undefined
     const simulator = new AbortController()
     let stopping = false
@@ -45,7 +49,7 @@ export async function startLocal(): Promise<void> {
         process.exitCode = code
         devtools?.kill("SIGTERM")
         simulator.abort()
-        void (owner ? owner.close() : Promise.resolve()).finally(() => stack?.stop())
+        void (owner ? owner.stop() : Promise.resolve()).finally(() => stack?.stop())
     }
     try {
         if (await portInUse(DEVTOOLS_PORT))
@@ -65,26 +69,14 @@ export async function startLocal(): Promise<void> {
             if (!stopping) console.error(`the devtools server exited (${code}); stopping`)
             stop(1)
         })
-        const keystore = Keystore.open(ownerKeystorePath(OWNER), OWNER)
-        const ca = readFileSync(stack.pki.caCert)
-        const consume = async () => {
-            owner ??= await subscribeAsOwner({
-                url: `mqtts://localhost:${stack!.broker.port}`,
-                ca,
-                keystore,
-                onVerified: m => console.log(`owner> ${describeVerified(m)}`),
-                onRejected: (r, topic) => console.log(`owner> REJECTED ${topic}: ${r.reason}: ${r.message}`),
-            })
-        }
-        if (keystore.data.broker) await consume()
+        owner = await startOwner(stack)
         const image = await publishLocalBuild(stack, key, files.localBuild)
         console.log("running src/main.ts in the simulator (Ctrl-C to stop)")
-        const registry = httpsTransport(`https://localhost:${stack.registryPort}`, ca)
+        const service = owner.service
         const claimer = new ConsoleClaimer(async (id, code) => {
-            await claimDevice(registry, keystore, id, code)
-            console.log(`owner> claimed ${id} as "${OWNER}" (keys in ${keystore.path})`)
-            await consume()
-            await owner!.follow(id)
+            if (service.follows(id)) return
+            await service.claim(id, code)
+            console.log(`owner> claimed ${id} as "${OWNER}"`)
         })
         const ended = await runDevs(["run", image], {
             // Ctrl-C may fall in the middle of a flash save: keep the flash file whole
@@ -106,6 +98,40 @@ export async function startLocal(): Promise<void> {
         stop(1)
         throw e
     }
+}
+
+/** Starts the owner service on var/owner (moving an older keystore into its store first) and prints what it stores. */
+async function startOwner(stack: LocalStack): Promise<RunningOwner> {
+    const keystore = ownerKeystorePath(OWNER)
+    if (existsSync(keystore)) {
+        const store = new OwnerStore(OWNER_FILES.store)
+        try {
+            if (!store.account() && store.devices().length === 0) {
+                const { devices } = migrateKeystore(keystore, store)
+                console.log(`moved ${devices.length} device(s) from ${keystore} into ${OWNER_FILES.store}`)
+            }
+        } finally {
+            store.close()
+        }
+    }
+    const owner = await runOwnerService({
+        storePath: OWNER_FILES.store,
+        tokenPath: OWNER_FILES.apiToken,
+        name: OWNER,
+        registryUrl: `https://localhost:${stack.registryPort}`,
+        ca: readFileSync(stack.pki.caCert),
+        brokerUrl: `mqtts://localhost:${stack.broker.port}`,
+        port: OWNER_PORT,
+        log: line => console.log(`owner> ${line}`),
+    })
+    for (const kind of ["reading", "state", "event", "command", "rejection"] as const)
+        owner.service.on(kind, (data: unknown) => {
+            const line = describeEvent({ event: kind, data })
+            if (line) console.log(`owner> ${line}`)
+        })
+    console.log(`owner console ${owner.url} (CLIs: npm run claim|command|consume|bridge -- --help)`)
+    if (owner.setupUrl) console.log(`set the console password once, at ${owner.setupUrl}`)
+    return owner
 }
 
 /**

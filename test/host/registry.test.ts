@@ -4,6 +4,7 @@
  * credential expiry, and that the database never holds a secret.
  */
 import assert from "node:assert/strict"
+import { randomBytes } from "node:crypto"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -11,12 +12,13 @@ import { after, describe, test } from "node:test"
 import { Registry } from "../../devs/registry/app.ts"
 import type { BrokerAccess } from "../../devs/registry/broker-access.ts"
 import { claimProof, ownerRoot } from "../../devs/owner/keys.ts"
-import { claim, enroll, inProcessTransport, login, type Transport } from "../../devs/registry/client.ts"
+import { claim, enroll, inProcessTransport, login, ownerLogin, registerOwner, type Transport } from "../../devs/registry/client.ts"
 import { MIGRATIONS, SqliteStore } from "../../devs/registry/store.ts"
-import { claimDevice } from "../../devs/owner/claim.ts"
-import { Keystore } from "../../devs/owner/keystore.ts"
+import { OwnerService } from "../../devs/owner/service.ts"
+import { OwnerStore } from "../../devs/owner/store.ts"
 import { makeHostDevice } from "../../devs/sim/host-device.ts"
 import { ManualClock } from "./support/clock.ts"
+import { ownerSession } from "./support/owner.ts"
 
 class FakeBroker implements BrokerAccess {
     endpoint = { host: "127.0.0.1", port: 8883 }
@@ -27,11 +29,21 @@ class FakeBroker implements BrokerAccess {
     async revoke(id: string) {
         this.logins.delete(id)
     }
-    owners = new Map<string, string[]>()
+    /** Per owner: its login (client id, password) and the devices it may reach. */
+    owners = new Map<string, { clientId: string; password: string; devices: string[] }>()
+    async grantOwner(owner: string, clientId: string, password: string, devices: string[]) {
+        this.owners.set(owner, { clientId, password, devices: [...devices] })
+    }
     async allowOwner(owner: string, id: string) {
-        const first = !this.owners.has(owner)
-        this.owners.set(owner, [...(this.owners.get(owner) ?? []), id])
-        return first ? { username: `owner-${owner}`, password: "fake" } : undefined
+        this.owners.get(owner)?.devices.push(id)
+    }
+    async revokeOwner(owner: string) {
+        this.owners.delete(owner)
+    }
+    /** Legacy owner logins (before accounts), as the broker still knows them. */
+    legacy = new Map<string, string>()
+    async checkOwnerLogin(owner: string, password: string) {
+        return this.legacy.get(owner) === password
     }
 }
 
@@ -99,18 +111,22 @@ describe("registry", () => {
         await enroll(t, enrollment)
         const seen: unknown[] = []
         const spy: Transport = async (method, path, headers, body) => (seen.push(body), t(method, path, headers, body))
-        const keystore = Keystore.open(join(dir, "alice.json"), "alice")
-        await claimDevice(spy, keystore, device.id, device.claimCode)
-        assert.equal(keystore.device(device.id)!.root, ownerRoot(device.password, device.id).toString("hex"))
-        assert.deepEqual(keystore.data.broker, { username: "owner-alice", password: "fake" })
-        assert.deepEqual(broker.owners.get("alice"), [device.id])
+        const ownerStore = new OwnerStore(join(dir, "alice.db"))
+        const service = new OwnerService({ store: ownerStore, registry: spy, registryUrl: "in-process", name: "alice", brokerCa: Buffer.alloc(0) })
+        await service.signIn()
+        await service.claim(device.id, device.claimCode)
+        const root = ownerStore.device(device.id)!.root
+        assert.deepEqual(root, ownerRoot(device.password, device.id))
+        assert.deepEqual(broker.owners.get("alice")?.devices, [device.id])
         assert.ok(!JSON.stringify(seen).includes(device.claimCode))
         // the stored envelope is ciphertext: the owner root is not in it
-        assert.equal(store.getDevice(device.id)!.ownerEnvelope.indexOf(Buffer.from(keystore.device(device.id)!.root, "hex")), -1)
+        assert.equal(store.getDevice(device.id)!.ownerEnvelope.indexOf(root), -1)
         // a wrong code cannot open an envelope (here: the owner mistypes, the registry refuses first)
         const other = await makeHostDevice()
         await enroll(t, other.enrollment)
-        await assert.rejects(claimDevice(t, keystore, other.device.id, "WRONG"), /claim refused \(HTTP 403\)/)
+        await assert.rejects(service.claim(other.device.id, "WRONG-CODE-0000"), /claim refused \(HTTP 403\)/)
+        await service.stop()
+        ownerStore.close()
     })
 
     test("an unclaimed device authenticates but gets no broker access; after the claim it does", async () => {
@@ -121,10 +137,12 @@ describe("registry", () => {
         assert.equal(before.status, 200)
         assert.equal(before.body.claimed, false)
         assert.equal(before.body.broker, undefined)
-        assert.equal((await claim(t, device.id, "WRONG-CODE", "alice")).status, 403)
-        assert.equal((await claim(t, device.id, claimProof(device.claimCode.toLowerCase()), "alice")).status, 200)
+        const alice = await ownerSession(t, "alice")
+        const mallory = await ownerSession(t, "mallory")
+        assert.equal((await claim(t, device.id, "WRONG-CODE", alice.token)).status, 403)
+        assert.equal((await claim(t, device.id, claimProof(device.claimCode.toLowerCase()), alice.token)).status, 200)
         // one-time: the code does not work again, for anyone
-        assert.equal((await claim(t, device.id, claimProof(device.claimCode), "mallory")).status, 409)
+        assert.equal((await claim(t, device.id, claimProof(device.claimCode), mallory.token)).status, 409)
         const afterClaim = await login(t, device.id, device.password)
         const creds = afterClaim.body.broker as { username: string; password: string; expiresAt: number }
         assert.equal(creds.username, device.id)
@@ -136,12 +154,13 @@ describe("registry", () => {
         const { broker, registry, t, advance } = setup("expiry")
         const { device, enrollment } = await makeHostDevice()
         await enroll(t, enrollment)
-        await claim(t, device.id, claimProof(device.claimCode), "alice")
+        await claim(t, device.id, claimProof(device.claimCode), (await ownerSession(t, "alice")).token)
         const first = (await login(t, device.id, device.password)).body.broker as { password: string }
         advance(59_000)
         assert.deepEqual(await registry.expireBrokerCredentials(), [])
         advance(2_000)
-        assert.deepEqual(await registry.expireBrokerCredentials(), [device.id])
+        // the owner's broker login, issued at its login just before, expires with the device's
+        assert.deepEqual(await registry.expireBrokerCredentials(), [device.id, "owner alice"])
         assert.equal(broker.logins.has(device.id), false)
         const second = (await login(t, device.id, device.password)).body.broker as { password: string }
         assert.notEqual(second.password, first.password)
@@ -174,11 +193,12 @@ describe("registry", () => {
         const { store, t } = setup("claimlimit")
         const { device, enrollment } = await makeHostDevice()
         await enroll(t, enrollment)
+        const mallory = await ownerSession(t, "mallory")
         const statuses = []
-        for (let i = 0; i < 8; i++) statuses.push((await claim(t, device.id, `GUESS-${i}`, "mallory")).status)
+        for (let i = 0; i < 8; i++) statuses.push((await claim(t, device.id, `GUESS-${i}`, mallory.token)).status)
         assert.deepEqual(statuses, [403, 403, 403, 403, 403, 429, 429, 429])
         // even the right code waits out the lockout
-        assert.equal((await claim(t, device.id, claimProof(device.claimCode), "alice")).status, 429)
+        assert.equal((await claim(t, device.id, claimProof(device.claimCode), (await ownerSession(t, "alice")).token)).status, 429)
         assert.equal(store.events({ kind: "rate-limited" }).length, 2)
         assert.equal(store.events({ kind: "claim-failure" }).length, 5)
     })
@@ -199,10 +219,10 @@ describe("registry", () => {
     })
 
     test("schema migrations run once and are recorded", () => {
-        // numbered 1..N with no gaps: 3 added the update service's tables
+        // numbered 1..N with no gaps: 3 added the update service's tables, 4 the owner accounts
         assert.deepEqual(
             MIGRATIONS.map(m => m.version),
-            [1, 2, 3]
+            [1, 2, 3, 4]
         )
         const latest = MIGRATIONS[MIGRATIONS.length - 1].version
         const a = new SqliteStore(join(dir, "migrate.db"))
@@ -211,5 +231,70 @@ describe("registry", () => {
         const b = new SqliteStore(join(dir, "migrate.db"))
         assert.equal(b.schemaVersion(), latest)
         b.close()
+    })
+})
+
+describe("owner accounts", () => {
+    test("a taken name is refused, logged and limited: claiming first no longer takes anyone's name", async () => {
+        const { store, t } = setup("squat")
+        await ownerSession(t, "alice")
+        const statuses = []
+        for (let i = 0; i < 7; i++) statuses.push((await registerOwner(t, "alice", randomBytes(32))).status)
+        assert.deepEqual(statuses, [409, 409, 409, 409, 409, 429, 429])
+        assert.equal(store.events({ kind: "owner-register-refused" }).length, 5)
+        assert.equal(store.events({ kind: "rate-limited" }).length, 1)
+        // the name keeps its first owner's verifier: the squatter's password does not log in
+        await assert.rejects(ownerLogin(t, "alice", randomBytes(32)), /HTTP 401/)
+    })
+
+    test("claims need an owner session, and belong to its account whatever the body says", async () => {
+        const { broker, store, t } = setup("claim-session")
+        const { device, enrollment } = await makeHostDevice()
+        await enroll(t, enrollment)
+        const proof = claimProof(device.claimCode)
+        assert.equal((await t("POST", "/v1/claim", {}, { id: device.id, code: proof, owner: "alice" })).status, 401)
+        assert.equal((await claim(t, device.id, proof, "A".repeat(43))).status, 401)
+        const alice = await ownerSession(t, "alice")
+        const other = await t("POST", "/v1/claim", { authorization: `Bearer ${alice.token}` }, { id: device.id, code: proof, owner: "mallory" })
+        assert.equal(other.status, 403)
+        assert.equal((await claim(t, device.id, proof, alice.token)).status, 200)
+        assert.equal(store.getDevice(device.id)!.owner, "alice")
+        assert.deepEqual(broker.owners.get("alice")?.devices, [device.id])
+        // the next login installs the owner's devices with a new password, bound to its client id
+        const again = await ownerLogin(t, "alice", alice.password)
+        assert.deepEqual(broker.owners.get("alice"), { clientId: "owner-alice", password: again.broker!.password, devices: [device.id] })
+        assert.notEqual(again.broker!.password, alice.broker!.password)
+        assert.equal(again.broker!.clientId, "owner-alice")
+        // session tokens are kept hashed
+        store.close()
+        const db = readFileSync(join(dir, "claim-session.db"))
+        for (const token of [alice.token, again.token]) assert.equal(db.indexOf(Buffer.from(token)), -1)
+    })
+
+    test("owner logins fail and lock out like device logins; the owner's broker login expires", async () => {
+        const { broker, store, registry, t, advance } = setup("owner-login")
+        await ownerSession(t, "alice")
+        const statuses = []
+        for (let i = 0; i < 7; i++) statuses.push((await login(t, "alice", randomBytes(32), undefined, "/v1/owners/session")).status)
+        assert.deepEqual(statuses, [401, 401, 401, 401, 401, 429, 429])
+        assert.equal(store.events({ kind: "auth-failure" }).filter(e => e.identity === "alice").length, 5)
+        assert.ok(store.events({ kind: "rate-limited" }).some(e => e.detail.includes("login-owner:alice")))
+        advance(61_000)
+        assert.deepEqual(await registry.expireBrokerCredentials(), ["owner alice"])
+        assert.equal(broker.owners.has("alice"), false)
+    })
+
+    test("a name that holds claims from before accounts is taken, unless its old broker login proves them", async () => {
+        const { broker, store, t } = setup("legacy")
+        const { device, enrollment } = await makeHostDevice()
+        await enroll(t, enrollment)
+        assert.ok(store.claimDevice(device.id, "bob", 0))
+        broker.legacy.set("bob", "old-broker-password")
+        assert.equal((await registerOwner(t, "bob", randomBytes(32))).status, 409)
+        assert.equal((await registerOwner(t, "bob", randomBytes(32), "a-guess")).status, 409)
+        const password = randomBytes(32)
+        assert.equal((await registerOwner(t, "bob", password, "old-broker-password")).status, 201)
+        await ownerLogin(t, "bob", password)
+        assert.deepEqual(broker.owners.get("bob")?.devices, [device.id])
     })
 })
