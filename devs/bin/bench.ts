@@ -6,8 +6,9 @@
  * - identity: SCRAM cost on the device, time to first enrollment in the
  *   simulator, registry SCRAM logins per second (devs/bench/identity.ts);
  * - uplink: bytes on the wire per reading, COSE + SenML-CBOR over MQTT vs
- *   SenML-JSON over MQTT; latency sensor -> consumer; consumer throughput vs
- *   raw Mosquitto delivery (devs/bench/uplink.ts);
+ *   SenML-JSON over MQTT; latency sensor -> consumer (devs/bench/uplink.ts);
+ * - owner service: messages verified, decrypted and stored per second vs raw
+ *   Mosquitto delivery (devs/bench/owner.ts);
  * - updates: SLH-DSA verification on the VM, manifest and signature sizes, a
  *   whole v1 -> v2 update in the simulator, bytes deployed (devs/bench/update.ts).
  */
@@ -15,7 +16,8 @@ import { bytecode, packSizes } from "../bench/firmware.ts"
 import { deviceScramCost, registryLoginRate, timeToEnrollment } from "../bench/identity.ts"
 import { settingsCost } from "../bench/storage.ts"
 import { slhDsaOnDevice, updateEndToEnd } from "../bench/update.ts"
-import { consumerThroughput, uplinkWireAndLatency } from "../bench/uplink.ts"
+import { ownerThroughput } from "../bench/owner.ts"
+import { uplinkWireAndLatency } from "../bench/uplink.ts"
 import { runCommand } from "../cli/args.ts"
 
 const spec = {
@@ -32,7 +34,7 @@ await runCommand(spec, async () => {
     await timeToEnrollment()
     await registryLoginRate()
     await uplinkWireAndLatency()
-    await consumerThroughput()
+    await ownerThroughput()
     await slhDsaOnDevice()
     await updateEndToEnd()
 })

@@ -2,7 +2,8 @@
  * Broker access with the real Mosquitto: a claimed device's SCRAM login yields
  * an expiring password installed through dynamic security, which opens an MQTT
  * session over TLS limited to the device's own topics, and stops working once
- * it expires.
+ * it expires. An owner's login, issued at its SCRAM login, works only under
+ * its own client id and only on its devices' topics.
  */
 import assert from "node:assert/strict"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
@@ -12,7 +13,7 @@ import { after, before, describe, test } from "node:test"
 import mqtt from "mqtt"
 import { Registry } from "../../devs/registry/app.ts"
 import { claimProof } from "../../devs/owner/keys.ts"
-import { claim, enroll, inProcessTransport, login, type Transport } from "../../devs/registry/client.ts"
+import { claim, enroll, inProcessTransport, login, ownerLogin, type OwnerLogin, type Transport } from "../../devs/registry/client.ts"
 import { SqliteStore } from "../../devs/registry/store.ts"
 import { makeHostDevice } from "../../devs/sim/host-device.ts"
 import { ManualClock } from "./support/clock.ts"
@@ -20,6 +21,7 @@ import { MosquittoDynsec } from "../../devs/broker/dynsec.ts"
 import { startMosquitto, type MosquittoInstance } from "../../devs/broker/mosquitto.ts"
 import { ensurePki } from "../../devs/stack/pki.ts"
 import { freePort } from "../../devs/net/ports.ts"
+import { ownerSession } from "./support/owner.ts"
 
 const dir = mkdtempSync(join(tmpdir(), "broker-test-"))
 let broker: MosquittoInstance
@@ -28,6 +30,7 @@ let ca: Buffer
 const clock = new ManualClock(Date.now())
 let registry: Registry
 let t: Transport
+let alice: OwnerLogin & { password: Buffer }
 
 before(async () => {
     const pki = ensurePki(join(dir, "pki"))
@@ -40,6 +43,7 @@ before(async () => {
     dynsec = new MosquittoDynsec({ host: "127.0.0.1", port: broker.port }, broker.admin, ca)
     registry = new Registry({ store: new SqliteStore(":memory:"), broker: dynsec, clock: clock.now, brokerTokenTtlMs: 60_000 })
     t = inProcessTransport(registry)
+    alice = await ownerSession(t, "alice")
 })
 
 after(async () => {
@@ -48,11 +52,12 @@ after(async () => {
     rmSync(dir, { recursive: true, force: true })
 })
 
-function connect(username?: string, password?: string) {
+function connect(username?: string, password?: string, clientId?: string) {
     return mqtt.connectAsync(`mqtts://localhost:${broker.port}`, {
         ca,
         username,
         password,
+        ...(clientId ? { clientId } : {}),
         protocolVersion: 4,
         reconnectPeriod: 0,
         connectTimeout: 5000,
@@ -62,7 +67,7 @@ function connect(username?: string, password?: string) {
 async function claimedDevice() {
     const { device, enrollment } = await makeHostDevice()
     assert.equal((await enroll(t, enrollment)).status, 201)
-    assert.equal((await claim(t, device.id, claimProof(device.claimCode), "alice")).status, 200)
+    assert.equal((await claim(t, device.id, claimProof(device.claimCode), alice.token)).status, 200)
     const session = await login(t, device.id, device.password)
     return { device, creds: session.body.broker as { username: string; password: string; expiresAt: number } }
 }
@@ -110,5 +115,29 @@ describe("broker access through Mosquitto dynamic security", () => {
         await closed
         await assert.rejects(connect(creds.username, creds.password))
         client.end(true)
+    })
+
+    test("an owner's broker login works under its own client id only, on its own devices' topics", async () => {
+        const mine = await claimedDevice()
+        const login = await ownerLogin(t, "alice", alice.password)
+        const b = login.broker!
+        await assert.rejects(connect(b.username, b.password), "another client id is refused")
+        await assert.rejects(connect(b.username, b.password, "owner-alice-2"))
+        const owner = await connect(b.username, b.password, b.clientId)
+        const ups: string[] = []
+        owner.on("message", topic => ups.push(topic))
+        assert.equal((await owner.subscribeAsync(`things/${mine.device.id}/up/#`, { qos: 1 }))[0].qos, 1)
+        // another owner's device: refused (SUBACK 0x80)
+        const bob = await ownerSession(t, "bob")
+        const theirs = await makeHostDevice()
+        await enroll(t, theirs.enrollment)
+        await claim(t, theirs.device.id, claimProof(theirs.device.claimCode), bob.token)
+        await assert.rejects(owner.subscribeAsync(`things/${theirs.device.id}/up/#`, { qos: 1 }), /Subscribe error/)
+        const device = await connect(mine.creds.username, mine.creds.password)
+        await device.publishAsync(`things/${mine.device.id}/up/readings`, "sealed", { qos: 1 })
+        const until = Date.now() + 5000
+        while (!ups.length && Date.now() < until) await new Promise(r => setTimeout(r, 20))
+        assert.deepEqual(ups, [`things/${mine.device.id}/up/readings`])
+        await Promise.all([owner.endAsync(), device.endAsync()])
     })
 })
