@@ -97,16 +97,16 @@ export async function ownerThroughput(count = 900, rounds = 5) {
             const sealed = await payloads(followed, round)
             const stored = store.readingCount()
             let verified = 0
+            // the clock stops once the last message is in the store
             const verifiedDone = new Promise<void>(resolve => {
-                const onVerified = () => {
-                    if (++verified === count) {
-                        service.off("verified", onVerified)
-                        // the clock stops once the last message is in the store
-                        service.flush()
+                const onStored = (s: { verified: number }) => {
+                    verified += s.verified
+                    if (verified === count) {
+                        service.off("stored", onStored)
                         resolve()
                     }
                 }
-                service.on("verified", onVerified)
+                service.on("stored", onStored)
             })
             verifieds.push(await publishAll(followed, sealed, verifiedDone))
             if (store.readingCount() - stored !== count * 10) throw new Error(`stored ${store.readingCount() - stored} readings, not ${count * 10}`)

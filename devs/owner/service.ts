@@ -6,10 +6,12 @@
  *   lifetime: the session token authorizes claims, the broker login (bound to
  *   the account and to this service's MQTT client id) reads the devices' up
  *   topics and writes their down topics;
- * - follows every claimed device: each message is verified, decrypted and
- *   replay-checked in arrival order (./verifier.ts, synchronous), then stored
- *   with the replay window it moved in a group commit every few milliseconds;
- *   nothing a message holds can stop it, and every refusal is counted with its reason;
+ * - follows every claimed device: the main thread only receives messages and
+ *   forwards them in arrival order, every few milliseconds, to the ingest
+ *   worker (./ingest-worker.ts), which verifies, decrypts and replay-checks
+ *   each (./verifier.ts) and stores the batch with the replay windows it moved
+ *   in one group commit; nothing a message holds can stop either thread, and
+ *   every refusal is counted with its reason;
  * - sends commands with counters from a block reserved in the store, one at a
  *   time on one MQTT session, so they reach the device in counter order;
  * - tells listeners (the HTTP API's server-sent events) what it stored.
@@ -17,21 +19,24 @@
  */
 import { randomBytes } from "node:crypto"
 import { EventEmitter } from "node:events"
+import { Worker } from "node:worker_threads"
 import mqtt, { type MqttClient } from "mqtt"
 import { claim as registryClaim, ownerLogin, registerOwner, type OwnerLogin, type Transport } from "../registry/client.ts"
 import { commandTopic, encodeCommand, type Command } from "./commands.ts"
 import { Encrypt0Error, openEncrypt0, sealEncrypt0, type CipherKeys } from "./encrypt0.ts"
+import type { IngestResult } from "./ingest.ts"
+import type { ToWorker } from "./ingest-worker.ts"
 import { channelKeys, claimProof, ENVELOPE_AAD, envelopeKey } from "./keys.ts"
 import { LEGACY_LOGIN_SETTING } from "./keystore-migration.ts"
-import type { CommandRow, DeviceEventRow, IngestBatch, OwnerStore, RejectionRow } from "./store.ts"
-import { printable, Rejected, RejectReason, ReplayWindow, UplinkVerifier, type FollowedDevice, type Json, type Verified } from "./verifier.ts"
+import type { CommandRow, DeviceEventRow, OwnerStore, RejectionRow } from "./store.ts"
+import { Rejected, type Json, type RejectReason, type Verified } from "./verifier.ts"
 
 /** Down counters reserved per store transaction (as the device reserves its own). */
 export const DOWN_COUNTER_BLOCK = 64
-/** How long verified messages wait to be stored together. */
+/** How long received messages wait to go to the ingest worker together (and be stored in one commit). */
 const GROUP_COMMIT_MS = 5
-/** A batch this large is stored at once. */
-const GROUP_COMMIT_MAX = 2000
+/** A batch this large goes at once. */
+const GROUP_COMMIT_MAX = 1000
 /** A device is online when it was heard from within this time. */
 const ONLINE_MS = 60_000
 /** Readings older than this are deleted (the `retention-days` setting overrides it). */
@@ -62,6 +67,8 @@ export interface ServiceEvents {
     verified: [Verified]
     /** Every rejected message, as rejected. */
     rejected: [{ topic: string; rejection: Rejected }]
+    /** A group commit: how many messages it stored and rejected. */
+    stored: [{ verified: number; rejected: number }]
 }
 
 /** Options of the service. */
@@ -82,8 +89,8 @@ export interface OwnerServiceOptions {
     log?: (line: string) => void
 }
 
-/** One followed device: its keys (derived once) and its window. */
-interface Followed extends FollowedDevice {
+/** What the main thread keeps of a followed device (its up keys and window live in the ingest worker). */
+interface Followed {
     down: CipherKeys & { kid: Buffer }
     /** Counters this process may still send: `next..last` of its block. */
     counters: { next: number; last: number } | undefined
@@ -100,8 +107,12 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
     private readonly clock: () => number
     private readonly log: (line: string) => void
     private readonly followed = new Map<string, Followed>()
-    private readonly verifier: UplinkVerifier
-    private batch: IngestBatch = emptyBatch()
+    private worker: Worker | undefined
+    /** Messages received since the last batch went to the worker. */
+    private pending: { topics: string[]; payloads: Uint8Array[]; at: number[] } = { topics: [], payloads: [], at: [] }
+    private seq = 0
+    private storedSeq = 0
+    private readonly drains: { seq: number; resolve: () => void }[] = []
     private flushTimer: NodeJS.Timeout | undefined
     private renewTimer: NodeJS.Timeout | undefined
     private retentionTimer: NodeJS.Timeout | undefined
@@ -117,7 +128,7 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
         this.store = options.store
         this.clock = options.clock ?? Date.now
         this.log = options.log ?? (line => console.log(line))
-        this.verifier = new UplinkVerifier(id => this.followed.get(id))
+        if (options.store.path === ":memory:") throw new Error("the owner service needs a store file (its ingest worker opens it too)")
         for (const d of this.store.devices()) this.load(d.id, d.root)
     }
 
@@ -228,91 +239,109 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
     }
 
     private load(id: string, root: Buffer) {
-        const up = channelKeys(root, id, "up")
-        const down = channelKeys(root, id, "down")
-        const w = this.store.upWindow(id)
-        this.followed.set(id, {
-            up: { key: up.key, contextIv: up.contextIv },
-            down,
-            window: w ? ReplayWindow.fromStore(w.highest, w.seen) : new ReplayWindow(),
-            counters: undefined,
-            pending: [],
-        })
+        this.followed.set(id, { down: channelKeys(root, id, "down"), counters: undefined, pending: [] })
+        this.toWorker({ kind: "follow", id, root })
+    }
+
+    /** The ingest worker, started on first use (and again if it ever ends). */
+    private toWorker(m: ToWorker) {
+        if (!this.worker) {
+            const worker = new Worker(new URL("./ingest-worker.ts", import.meta.url), { workerData: { storePath: this.store.path } })
+            worker.on("message", (r: { seq: number; result: IngestResult }) => this.stored(r.seq, r.result))
+            worker.on("error", e => this.log(`ingest worker: ${e.message}`))
+            worker.on("exit", () => {
+                if (this.worker !== worker || this.stopped) return
+                // what it held and had not stored is lost, as in a crash; it starts again with what is stored
+                this.log("the ingest worker ended; starting it again")
+                this.worker = undefined
+                for (const d of this.store.devices()) if (this.followed.has(d.id)) this.toWorker({ kind: "follow", id: d.id, root: d.root })
+                this.storedSeq = this.seq
+                this.releaseDrains()
+            })
+            this.worker = worker
+        }
+        this.worker.postMessage(m)
     }
 
     // --- what devices send
 
-    /** Verifies one message and queues what it holds for the next group commit; never throws. */
+    /** Queues one message for the ingest worker; never throws. */
     ingest(topic: string, payload: Buffer) {
-        const at = this.clock()
-        try {
-            const message = this.verifier.verify(topic, payload)
-            this.counts.verified++
-            this.batch.verified.push({ message, receivedAt: at })
-            this.batch.windows.set(message.deviceId, this.followed.get(message.deviceId)!.window)
-            if (message.kind === "state") this.correlate(message, at)
-            this.emit("verified", message)
-        } catch (e) {
-            const r =
-                e instanceof Rejected
-                    ? e
-                    : new Rejected(RejectReason.Content, `unexpected: ${printable(String((e as Error)?.message ?? e))}`)
-            this.counts.rejected.set(r.reason, (this.counts.rejected.get(r.reason) ?? 0) + 1)
-            this.batch.rejections.push({ deviceId: r.deviceId ?? null, topic: printable(topic, 120), reason: r.reason, detail: r.message, at })
-            this.emit("rejected", { topic, rejection: r })
-        }
-        if (this.batch.verified.length + this.batch.rejections.length >= GROUP_COMMIT_MAX) this.flush()
+        const p = this.pending
+        p.topics.push(topic)
+        p.payloads.push(payload)
+        p.at.push(this.clock())
+        if (p.topics.length >= GROUP_COMMIT_MAX) this.flush()
         else this.flushTimer ??= setTimeout(() => this.flush(), GROUP_COMMIT_MS)
     }
 
-    /** A state report answers the command it names, or else the oldest one still waiting that a state answers. */
-    private correlate(m: Verified & { kind: "state" }, at: number) {
-        const f = this.followed.get(m.deviceId)!
-        const named = ANSWER_FIELDS.map(k => m.state[k]).find(v => typeof v === "number")
-        const i = named !== undefined ? f.pending.findIndex(p => p.counter === named) : f.pending.findIndex(p => ANSWERED_BY_STATE.has(p.cmd))
-        if (i < 0) return
-        const [answered] = f.pending.splice(i, 1)
-        this.batch.answers.push({ commandId: answered.id, reply: m.state, at })
-    }
-
-    /** Stores what is queued, in one transaction, then tells listeners. */
+    /** Sends what is queued to the ingest worker, as one group commit. */
     flush() {
         clearTimeout(this.flushTimer)
         this.flushTimer = undefined
-        const batch = this.batch
-        if (!batch.verified.length && !batch.rejections.length) return
-        this.batch = emptyBatch()
-        try {
-            this.store.commitIngest(batch)
-        } catch (e) {
-            // the store failed (disk full, say): the service stays up, and says so
-            this.log(`store: ${(e as Error).message}; ${batch.verified.length} messages not kept`)
-            return
-        }
-        if (this.listenerCount("reading") + this.listenerCount("state") + this.listenerCount("event") + this.listenerCount("rejection") === 0)
-            return
-        for (const { message: m, receivedAt } of batch.verified) {
+        if (!this.pending.topics.length) return
+        const { topics, payloads, at } = this.pending
+        this.pending = { topics: [], payloads: [], at: [] }
+        const detail = (["reading", "verified"] as const).some(e => this.listenerCount(e) > 0)
+        this.toWorker({ kind: "batch", seq: ++this.seq, topics, payloads, at, detail })
+    }
+
+    /** What the worker stored: count it, answer commands, tell listeners. */
+    private stored(seq: number, r: IngestResult) {
+        this.storedSeq = Math.max(this.storedSeq, seq)
+        if (r.error) this.log(`store: ${r.error}; a batch of messages was not kept`)
+        this.counts.verified += r.verified
+        for (const { message: m, receivedAt } of r.messages) {
+            this.emit("verified", m)
             if (m.kind === "readings")
                 this.emit("reading", {
                     deviceId: m.deviceId,
                     counter: m.counter,
                     readings: m.readings
-                        .filter(r => r.value !== undefined)
-                        .map(r => ({ name: r.name.split(":").pop()!, unit: r.unit ?? null, value: r.value!, timeMs: receivedAt + r.time * 1000 })),
+                        .filter(x => x.value !== undefined)
+                        .map(x => ({ name: x.name.split(":").pop()!, unit: x.unit ?? null, value: x.value!, timeMs: receivedAt + x.time * 1000 })),
                 })
-            else if (m.kind === "state") this.emit("state", { deviceId: m.deviceId, counter: m.counter, state: m.state, receivedAt })
-            else this.emit("event", { deviceId: m.deviceId, events: m.events.map(e => ({ ...e, receivedAt })) })
+            else if (m.kind === "state") {
+                this.correlate(m, receivedAt)
+                this.emit("state", { deviceId: m.deviceId, counter: m.counter, state: m.state, receivedAt })
+            } else this.emit("event", { deviceId: m.deviceId, events: m.events.map(e => ({ ...e, receivedAt })) })
         }
-        for (const r of batch.rejections) this.emit("rejection", r)
-        for (const a of batch.answers) {
-            const answered = this.store.command(a.commandId)
-            if (answered) this.emit("command", answered)
+        for (const x of r.rejections) {
+            this.counts.rejected.set(x.reason, (this.counts.rejected.get(x.reason) ?? 0) + 1)
+            this.emit("rejected", { topic: x.topic, rejection: new Rejected(x.reason as RejectReason, x.detail, x.deviceId ?? undefined) })
+            this.emit("rejection", x)
         }
+        this.emit("stored", { verified: r.verified, rejected: r.rejected })
+        this.releaseDrains()
+    }
+
+    private releaseDrains() {
+        for (let i = this.drains.length - 1; i >= 0; i--)
+            if (this.drains[i].seq <= this.storedSeq) {
+                this.drains[i].resolve()
+                this.drains.splice(i, 1)
+            }
+    }
+
+    /** A state report answers the command it names, or else the oldest one still waiting that a state answers. */
+    private correlate(m: Verified & { kind: "state" }, at: number) {
+        const f = this.followed.get(m.deviceId)
+        if (!f) return
+        const named = ANSWER_FIELDS.map(k => m.state[k]).find(v => typeof v === "number")
+        const i = named !== undefined ? f.pending.findIndex(p => p.counter === named) : f.pending.findIndex(p => ANSWERED_BY_STATE.has(p.cmd))
+        if (i < 0) return
+        const [answered] = f.pending.splice(i, 1)
+        this.store.answerCommand(answered.id, m.state, at)
+        const row = this.store.command(answered.id)
+        if (row) this.emit("command", row)
     }
 
     /** Resolves once everything received so far is stored. */
-    async drain(): Promise<void> {
+    drain(): Promise<void> {
         this.flush()
+        const seq = this.seq
+        if (seq <= this.storedSeq) return Promise.resolve()
+        return new Promise(resolve => this.drains.push({ seq, resolve }))
     }
 
     private applyRetention() {
@@ -365,6 +394,7 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
     async remove(id: string): Promise<boolean> {
         if (!this.followed.has(id)) return false
         this.followed.delete(id)
+        this.toWorker({ kind: "unfollow", id })
         await this.client?.unsubscribeAsync(`things/${id}/up/#`)
         this.store.removeDevice(id)
         this.emit("device", { deviceId: id, change: "removed" })
@@ -461,16 +491,14 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
 
     /** Stops following, stores what is queued, and closes the broker session (the store stays open). */
     async stop() {
-        this.stopped = true
         clearTimeout(this.renewTimer)
         clearInterval(this.retentionTimer)
         await this.commands
-        this.flush()
         await this.client?.endAsync()
         this.client = undefined
+        await this.drain()
+        this.stopped = true
+        await this.worker?.terminate()
+        this.worker = undefined
     }
-}
-
-function emptyBatch(): IngestBatch {
-    return { verified: [], rejections: [], windows: new Map(), answers: [] }
 }

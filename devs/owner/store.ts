@@ -198,8 +198,6 @@ export interface IngestBatch {
     rejections: RejectionRow[]
     /** The windows the verified messages moved, by device. */
     windows: Map<string, ReplayWindow>
-    /** Commands the state replies in `verified` answer: command id → reply. */
-    answers: { commandId: number; reply: Record<string, Json>; at: number }[]
 }
 
 /** SenML times below 2^28 s are relative to now (RFC 8428 §4.5.3). */
@@ -363,8 +361,6 @@ export class OwnerStore {
             }
             const window = this.st("UPDATE up_windows SET highest = ?, seen = ?, last_seen = COALESCE(?, last_seen) WHERE device_id = ?")
             for (const [id, w] of batch.windows) window.run(w.highest, w.seenBytes(), seen.get(id) ?? null, id)
-            const answer = this.st("UPDATE commands SET status = 'answered', reply = ?, answered_at = ? WHERE id = ? AND status = 'sent'")
-            for (const a of batch.answers) answer.run(JSON.stringify(a.reply), a.at, a.commandId)
             if (batch.rejections.length) {
                 const rejection = this.st("INSERT INTO rejections (device_id, topic, reason, detail, at) VALUES (?, ?, ?, ?, ?)")
                 const count = this.st(
@@ -458,6 +454,11 @@ export class OwnerStore {
                 at
             ).lastInsertRowid
         )
+    }
+
+    /** Marks a command answered by a state report. */
+    answerCommand(id: number, reply: Record<string, Json>, at: number) {
+        this.st("UPDATE commands SET status = 'answered', reply = ?, answered_at = ? WHERE id = ? AND status = 'sent'").run(JSON.stringify(reply), at, id)
     }
 
     /** The latest commands sent to a device, newest first. */
