@@ -136,13 +136,17 @@ class Reader {
             }
             case MAJOR_TEXT: {
                 this.need(n)
+                const end = this.pos + n
+                let ascii = true
+                for (let i = this.pos; i < end; i++) if (this.data[i] > 0x7f) ascii = false
                 let s: string
                 try {
-                    s = utf8.decode(this.data.subarray(this.pos, this.pos + n))
+                    // names and units are ASCII: the fast path; anything else is checked as UTF-8
+                    s = ascii ? this.data.toString("latin1", this.pos, end) : utf8.decode(this.data.subarray(this.pos, end))
                 } catch {
                     return this.fail("text is not UTF-8")
                 }
-                this.pos += n
+                this.pos = end
                 return s
             }
             case MAJOR_ARRAY: {

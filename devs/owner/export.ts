@@ -80,7 +80,10 @@ export function importStore(data: Buffer, passphrase: string, path: string): Own
         if (e instanceof ExportError) throw e
         throw new ExportError("wrong passphrase, or the file is damaged")
     }
-    // the decrypted database goes through SQLite in memory first, then into a file made with the store's modes
+    // the decrypted database goes through SQLite in memory first, then into a file made with the store's modes.
+    // A database serialized in WAL mode says so in its header (bytes 18 and 19 = 2, sqlite.org/fileformat2.html §1.3.3),
+    // which an in-memory database cannot follow: it is read as a rollback-journal database (1)
+    if (plain.length >= 100 && plain[18] === 2 && plain[19] === 2) plain[18] = plain[19] = 1
     const memory = new Database(plain)
     const store = new OwnerStore(path)
     try {

@@ -41,6 +41,8 @@ const GROUP_COMMIT_MAX = 1000
 const ONLINE_MS = 60_000
 /** Readings older than this are deleted (the `retention-days` setting overrides it). */
 const DEFAULT_RETENTION_DAYS = 30
+/** Restarts of an ingest worker that ends before storing anything, before the service gives up on it. */
+const MAX_WORKER_RESTARTS = 5
 /** Fields of a state report that may name the command it answers (the firmware's name is `answers`). */
 const ANSWER_FIELDS = ["answers", "command"]
 
@@ -98,6 +100,14 @@ interface Followed {
     pending: { id: number; counter: number; cmd: string }[]
 }
 
+/**
+ * The ingest worker's first lines: a worker thread does not inherit the loader
+ * hooks that run TypeScript (tsx's, in Node 20), so it registers them itself,
+ * then loads the worker module.
+ */
+const WORKER_BOOTSTRAP = `import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))})
+    .then(tsx => { tsx.register(); return import(${JSON.stringify(new URL("./ingest-worker.ts", import.meta.url).href)}) })`
+
 /** Commands the device answers with a state report. */
 const ANSWERED_BY_STATE = new Set(["interval", "state", "update-check"])
 
@@ -112,6 +122,8 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
     private pending: { topics: string[]; payloads: Uint8Array[]; at: number[] } = { topics: [], payloads: [], at: [] }
     private seq = 0
     private storedSeq = 0
+    /** Restarts of the ingest worker since it last stored a batch. */
+    private workerRestarts = 0
     private readonly drains: { seq: number; resolve: () => void }[] = []
     private flushTimer: NodeJS.Timeout | undefined
     private renewTimer: NodeJS.Timeout | undefined
@@ -246,11 +258,15 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
     /** The ingest worker, started on first use (and again if it ever ends). */
     private toWorker(m: ToWorker) {
         if (!this.worker) {
-            const worker = new Worker(new URL("./ingest-worker.ts", import.meta.url), { workerData: { storePath: this.store.path } })
+            const worker = new Worker(WORKER_BOOTSTRAP, { eval: true, workerData: { storePath: this.store.path } })
             worker.on("message", (r: { seq: number; result: IngestResult }) => this.stored(r.seq, r.result))
             worker.on("error", e => this.log(`ingest worker: ${e.message}`))
             worker.on("exit", () => {
                 if (this.worker !== worker || this.stopped) return
+                if (++this.workerRestarts > MAX_WORKER_RESTARTS) {
+                    this.log("the ingest worker keeps ending before it stores anything; messages are no longer kept")
+                    return
+                }
                 // what it held and had not stored is lost, as in a crash; it starts again with what is stored
                 this.log("the ingest worker ended; starting it again")
                 this.worker = undefined
@@ -289,6 +305,7 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
     /** What the worker stored: count it, answer commands, tell listeners. */
     private stored(seq: number, r: IngestResult) {
         this.storedSeq = Math.max(this.storedSeq, seq)
+        this.workerRestarts = 0
         if (r.error) this.log(`store: ${r.error}; a batch of messages was not kept`)
         this.counts.verified += r.verified
         for (const { message: m, receivedAt } of r.messages) {
@@ -478,12 +495,7 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
             events: this.store.deviceEvents(id),
             commands: this.store.commands(id),
             rejections: this.store.rejections(50, id),
-            quantities: (
-                this.store.db.prepare("SELECT DISTINCT name, unit FROM readings WHERE device_id = ? ORDER BY name").all(id) as {
-                    name: string
-                    unit: string | null
-                }[]
-            ).map(q => ({ name: q.name, unit: q.unit })),
+            quantities: this.store.quantities(id),
         }
         this.store.setLastVisit(id, this.clock())
         return detail

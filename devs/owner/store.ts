@@ -48,17 +48,23 @@ const MIGRATIONS: { version: number; sql: string }[] = [
                 seen BLOB NOT NULL,
                 last_seen INTEGER
             );
-            CREATE TABLE readings (
+            CREATE TABLE series (
+                id INTEGER PRIMARY KEY,
                 device_id TEXT NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
-                counter INTEGER NOT NULL,
                 name TEXT NOT NULL,
                 unit TEXT,
-                value REAL NOT NULL,
-                time_ms INTEGER NOT NULL,
-                received_at INTEGER NOT NULL
+                UNIQUE (device_id, name, unit)
             );
-            CREATE INDEX readings_series ON readings (device_id, name, time_ms);
-            CREATE INDEX readings_age ON readings (received_at);
+            -- no foreign key here: its check on every row costs more than the insert (removeDevice deletes the rows)
+            -- one B-tree, ordered as charts read it (a series over time)
+            CREATE TABLE readings (
+                series INTEGER NOT NULL,
+                time_ms INTEGER NOT NULL,
+                counter INTEGER NOT NULL,
+                value REAL NOT NULL,
+                received_at INTEGER NOT NULL,
+                PRIMARY KEY (series, time_ms, counter)
+            ) WITHOUT ROWID;
             CREATE TABLE device_events (
                 device_id TEXT NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
                 boot INTEGER NOT NULL,
@@ -200,6 +206,8 @@ export interface IngestBatch {
     windows: Map<string, ReplayWindow>
 }
 
+/** Rows in one INSERT of readings (SQLite allows 32766 parameters; five a row). */
+const MAX_ROWS_PER_INSERT = 10
 /** SenML times below 2^28 s are relative to now (RFC 8428 §4.5.3). */
 const SENML_RELATIVE_LIMIT = 2 ** 28
 
@@ -207,6 +215,7 @@ const SENML_RELATIVE_LIMIT = 2 ** 28
 export class OwnerStore {
     readonly db: Database.Database
     private readonly statements = new Map<string, Database.Statement>()
+    private readonly seriesCache = new Map<string, number>()
 
     /** Opens (or creates, mode 0600 in a 0700 folder) the store at `path` and migrates it. */
     constructor(readonly path: string) {
@@ -299,7 +308,11 @@ export class OwnerStore {
 
     /** Forgets a device: its keys, counters, readings, events and commands. */
     removeDevice(id: string): boolean {
-        return this.st("DELETE FROM devices WHERE id = ?").run(id).changes === 1
+        for (const key of this.seriesCache.keys()) if (key.startsWith(`${id}\n`)) this.seriesCache.delete(key)
+        return this.db.transaction(() => {
+            this.st("DELETE FROM readings WHERE series IN (SELECT id FROM series WHERE device_id = ?)").run(id)
+            return this.st("DELETE FROM devices WHERE id = ?").run(id).changes === 1
+        })()
     }
 
     /** The stored replay window and last-seen time of a device. */
@@ -334,10 +347,17 @@ export class OwnerStore {
 
     /** Writes a batch of verified messages, rejections and the windows they moved, in one transaction. */
     commitIngest(batch: IngestBatch) {
+        try {
+            this.ingestTransaction(batch)
+        } catch (e) {
+            // series made inside the rolled-back transaction are gone: forget their ids
+            this.seriesCache.clear()
+            throw e
+        }
+    }
+
+    private ingestTransaction(batch: IngestBatch) {
         this.db.transaction(() => {
-            const reading = this.st(
-                "INSERT INTO readings (device_id, counter, name, unit, value, time_ms, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
-            )
             const event = this.st(
                 `INSERT OR IGNORE INTO device_events (device_id, boot, seq, uptime_ms, kind, detail, received_at)
                  VALUES (?, ?, ?, ?, ?, ?, ?)`
@@ -350,10 +370,16 @@ export class OwnerStore {
             for (const { message: m, receivedAt } of batch.verified) {
                 seen.set(m.deviceId, receivedAt)
                 if (m.kind === "readings") {
+                    // one statement per message (up to 10 readings): far cheaper than one per reading
+                    const args: (number | null)[] = []
                     for (const r of m.readings) {
                         if (r.value === undefined) continue
                         const timeMs = Math.abs(r.time) < SENML_RELATIVE_LIMIT ? receivedAt + Math.round(r.time * 1000) : Math.round(r.time * 1000)
-                        reading.run(m.deviceId, m.counter, r.name.split(":").pop()!, r.unit ?? null, r.value, timeMs, receivedAt)
+                        args.push(this.seriesId(m.deviceId, r.name.split(":").pop()!, r.unit ?? null), timeMs, r.value, m.counter, receivedAt)
+                    }
+                    for (let i = 0; i < args.length; i += 5 * MAX_ROWS_PER_INSERT) {
+                        const rows = args.slice(i, i + 5 * MAX_ROWS_PER_INSERT)
+                        this.st(`INSERT OR IGNORE INTO readings (series, time_ms, value, counter, received_at) VALUES ${"(?, ?, ?, ?, ?), ".repeat(rows.length / 5 - 1)}(?, ?, ?, ?, ?)`).run(...rows)
                     }
                 } else if (m.kind === "events") {
                     for (const e of m.events) event.run(m.deviceId, e.boot, e.seq, e.uptimeMs, e.kind, e.detail, receivedAt)
@@ -376,12 +402,29 @@ export class OwnerStore {
         })()
     }
 
+    /** The series of a device's quantity (name and unit), made on first use; cached, as every message asks. */
+    private seriesId(deviceId: string, name: string, unit: string | null): number {
+        const key = `${deviceId}\n${name}\n${unit}`
+        let id = this.seriesCache.get(key)
+        if (id === undefined) {
+            this.st("INSERT OR IGNORE INTO series (device_id, name, unit) VALUES (?, ?, ?)").run(deviceId, name, unit)
+            id = (this.st("SELECT id FROM series WHERE device_id = ? AND name = ? AND unit IS ?").get(deviceId, name, unit) as { id: number }).id
+            this.seriesCache.set(key, id)
+        }
+        return id
+    }
+
+    /** The quantities a device reported: name and unit. */
+    quantities(deviceId: string): { name: string; unit: string | null }[] {
+        return this.st("SELECT name, unit FROM series WHERE device_id = ? ORDER BY name, unit").all(deviceId) as { name: string; unit: string | null }[]
+    }
+
     readings(id: string, filter: { name?: string; since?: number; until?: number; limit?: number } = {}): ReadingRow[] {
         return (
             this.st(
-                `SELECT name, unit, value, time_ms, counter, received_at FROM readings
-                 WHERE device_id = ? AND (? IS NULL OR name = ?) AND time_ms >= ? AND time_ms <= ?
-                 ORDER BY time_ms DESC LIMIT ?`
+                `SELECT s.name, s.unit, r.value, r.time_ms, r.counter, r.received_at FROM readings r JOIN series s ON s.id = r.series
+                 WHERE s.device_id = ? AND (? IS NULL OR s.name = ?) AND r.time_ms >= ? AND r.time_ms <= ?
+                 ORDER BY r.time_ms DESC, r.counter DESC LIMIT ?`
             ).all(
                 id,
                 filter.name ?? null,
@@ -438,9 +481,12 @@ export class OwnerStore {
         ).map(r => ({ deviceId: r.device_id, topic: r.topic, reason: r.reason, detail: r.detail, at: r.at }))
     }
 
-    /** Deletes readings received before `before` (the retention setting). Returns how many. */
+    /** Deletes readings measured before `before` (the retention setting), series by series along the index. Returns how many. */
     deleteReadingsBefore(before: number): number {
-        return this.st("DELETE FROM readings WHERE received_at < ?").run(before).changes
+        let n = 0
+        for (const { id } of this.st("SELECT id FROM series").all() as { id: number }[])
+            n += this.st("DELETE FROM readings WHERE series = ? AND time_ms < ?").run(id, before).changes
+        return n
     }
 
     // --- commands
