@@ -12,6 +12,7 @@ import type { BrokerAccess } from "../registry/broker-access.ts"
 interface DynsecResponse {
     command: string
     error?: string
+    data?: unknown
 }
 
 /**
@@ -103,16 +104,27 @@ export class MosquittoDynsec implements BrokerAccess {
     async grantOwner(owner: string, clientId: string, password: string, deviceIds: string[]): Promise<void> {
         const username = `owner-${owner}`
         const role = username
-        const responses = await this.send([
+        // the role and its ACLs may exist already (a renewal): those errors are expected
+        const setup = await this.send([{ command: "createRole", rolename: role }, ...deviceIds.flatMap(id => this.ownerAcls(role, id))])
+        const failed = setup.find(r => r.error && !/already exists/i.test(r.error))
+        if (failed) throw new Error(`dynamic-security ${failed.command}: ${failed.error}`)
+        // bound to its client id: the login works for that MQTT session only
+        const [created] = await this.send([{ command: "createClient", username, password, clientid: clientId, roles: [{ rolename: role }] }])
+        if (!created.error) return
+        const [existing] = await this.send([{ command: "getClient", username }])
+        const client = (existing.data as { client?: { clientid?: string; roles?: { rolename: string }[] } } | undefined)?.client
+        if (client?.clientid === clientId && client.roles?.some(r => r.rolename === role)) {
+            // a renewal: only a new password. Deleting the client, or changing its id or roles, would drop its connection
+            const [renewed] = await this.send([{ command: "setClientPassword", username, password }])
+            if (renewed.error) throw new Error(`dynamic-security setClientPassword: ${renewed.error}`)
+            return
+        }
+        // a login from before owner logins were bound (or changed by hand): made again, bound
+        const replaced = await this.send([
             { command: "deleteClient", username },
-            { command: "deleteRole", rolename: role },
-            { command: "createRole", rolename: role },
-            ...deviceIds.flatMap(id => this.ownerAcls(role, id)),
-            // bound to its client id: the login works for that MQTT session only
             { command: "createClient", username, password, clientid: clientId, roles: [{ rolename: role }] },
         ])
-        const failed = responses.slice(2).find(r => r.error)
-        if (failed) throw new Error(`dynamic-security ${failed.command}: ${failed.error}`)
+        if (replaced[1].error) throw new Error(`dynamic-security createClient: ${replaced[1].error}`)
     }
 
     async allowOwner(owner: string, deviceId: string): Promise<void> {

@@ -140,4 +140,26 @@ describe("broker access through Mosquitto dynamic security", () => {
         assert.deepEqual(ups, [`things/${mine.device.id}/up/readings`])
         await Promise.all([owner.endAsync(), device.endAsync()])
     })
+
+    test("an owner's renewed login keeps its session: what its devices publish meanwhile is delivered after it reconnects", async () => {
+        const mine = await claimedDevice()
+        const first = (await ownerLogin(t, "alice", alice.password)).broker!
+        const session = { clean: false, protocolVersion: 4 as const, reconnectPeriod: 0, ca, clientId: first.clientId }
+        const url = `mqtts://localhost:${broker.port}`
+        const owner = await mqtt.connectAsync(url, { ...session, username: first.username, password: first.password })
+        await owner.subscribeAsync(`things/${mine.device.id}/up/#`, { qos: 1 })
+        const dropped = new Promise<void>(r => owner.once("close", () => r()))
+        const renewed = (await ownerLogin(t, "alice", alice.password)).broker!
+        await dropped
+        owner.end(true)
+        // the old password no longer works; while the owner is away its device publishes
+        await assert.rejects(mqtt.connectAsync(url, { ...session, username: first.username, password: first.password }))
+        const device = await connect(mine.creds.username, mine.creds.password)
+        await device.publishAsync(`things/${mine.device.id}/up/readings`, "while away", { qos: 1 })
+        await device.endAsync()
+        const back = await mqtt.connectAsync(url, { ...session, username: renewed.username, password: renewed.password })
+        const got = await new Promise<string>(resolve => back.once("message", (_t, p) => resolve(p.toString())))
+        assert.equal(got, "while away")
+        await back.endAsync()
+    })
 })
