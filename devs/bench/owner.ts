@@ -17,7 +17,7 @@ import { join } from "node:path"
 import { encode } from "cbor2"
 import mqtt from "mqtt"
 import { sealEncrypt0 } from "../owner/cose.ts"
-import { channelKeys, claimProof, ownerRoot } from "../owner/keys.ts"
+import { channelKeys, ownerRoot } from "../owner/keys.ts"
 import { OwnerService } from "../owner/service.ts"
 import { OwnerStore } from "../owner/store.ts"
 import { enroll, inProcessTransport, login } from "../registry/client.ts"
@@ -42,7 +42,15 @@ export async function ownerThroughput(count = 900, rounds = 5) {
     const url = `mqtts://localhost:${stack.broker.port}`
     const t = inProcessTransport(stack.registry)
     const store = new OwnerStore(join(dir, "owner.db"))
-    const service = new OwnerService({ store, registry: t, registryUrl: "in-process", name: "bench", brokerCa: ca, brokerUrl: url, log: () => {} })
+    const service = new OwnerService({
+        store,
+        registry: t,
+        registryUrl: "in-process",
+        name: "bench",
+        brokerCa: ca,
+        brokerUrl: url,
+        log: () => {},
+    })
     try {
         await service.start()
         const followed = await hostDevice(t)
@@ -51,10 +59,20 @@ export async function ownerThroughput(count = 900, rounds = 5) {
         await service.claim(other.id, other.claimCode)
         // the raw rounds' device is not followed: only the raw subscriber receives its messages
         await service.remove(other.id)
-        const grant = async (d: typeof followed) =>
-            (await login(t, d.id, d.password)).body.broker as { username: string; password: string }
+        const grant = async (d: typeof followed) => (await login(t, d.id, d.password)).body.broker as { username: string; password: string }
         const pack = Buffer.from(
-            encode(Array.from({ length: 10 }, (_, i) => new Map<number, unknown>([[0, "s/temperature"], [1, "Cel"], [2, 20 + i / 4], [6, -i]])))
+            encode(
+                Array.from(
+                    { length: 10 },
+                    (_, i) =>
+                        new Map<number, unknown>([
+                            [0, "s/temperature"],
+                            [1, "Cel"],
+                            [2, 20 + i / 4],
+                            [6, -i],
+                        ])
+                )
+            )
         )
         const seal = async (d: typeof followed, counter: number) => {
             const topic = `things/${d.id}/up/readings`
@@ -117,7 +135,8 @@ export async function ownerThroughput(count = 900, rounds = 5) {
                 service.on("stored", onStored)
             })
             verifieds.push(await publishAll(followed, sealed, verifiedDone))
-            if (store.readingCount() - stored !== count * 10) throw new Error(`stored ${store.readingCount() - stored} readings, not ${count * 10}`)
+            if (store.readingCount() - stored !== count * 10)
+                throw new Error(`stored ${store.readingCount() - stored} readings, not ${count * 10}`)
         }
         await sub.endAsync()
         const ratios = raws.map((r, i) => verifieds[i] / r)
@@ -126,7 +145,8 @@ export async function ownerThroughput(count = 900, rounds = 5) {
             `owner service throughput: ${median(verifieds).toFixed(0)} messages/s verified, decrypted and stored ` +
                 `vs raw Mosquitto delivery ${median(raws).toFixed(0)} messages/s, ratio ${median(ratios).toFixed(3)} ` +
                 `(median of ${rounds} rounds of ${count} messages of ${(await seal(followed, 0)).length} B with 10 readings; ` +
-                `ratios ${ratios.map(r => r.toFixed(2)).join(" ")}; the service's MQTT session received at ${median(receivedRates).toFixed(0)}/s; ` +
+                `ratios ${ratios.map(r => r.toFixed(2)).join(" ")}; ` +
+                `the service's MQTT session received at ${median(receivedRates).toFixed(0)}/s; ` +
                 `${rejected} rejected)`
         )
     } finally {

@@ -34,7 +34,8 @@ await runCommand(spec, async ({ values }) => {
     const abort = new AbortController()
     process.on("SIGINT", () => abort.abort())
     await api.stream(e => {
-        if (e.event === "reading") void bridge.publish(e.data as ReadingsMessage).catch(err => console.error(`bridge: ${(err as Error).message}`))
+        if (e.event === "reading")
+            void bridge.publish(e.data as ReadingsMessage).catch(err => console.error(`bridge: ${(err as Error).message}`))
     }, abort.signal)
     await local.endAsync()
 })

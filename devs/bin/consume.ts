@@ -11,7 +11,9 @@ import { describeEvent } from "../owner/describe.ts"
 
 const spec = {
     name: "consume",
-    summary: "Prints what the owner's devices publish, verified and decrypted by the owner service, and why it rejects anything. Runs until Ctrl-C.",
+    summary:
+        "Prints what the owner's devices publish, verified and decrypted by the owner service, and why it rejects anything.\n" +
+        "Runs until Ctrl-C.",
     options: { service: SERVICE, "token-file": TOKEN_FILE, ca: CA },
 } as const
 

@@ -38,8 +38,10 @@ await runCommand(spec, async ({ values }) => {
     if (!listen || Number(listen[2]) > 65535) throw new UsageError(`--listen must be host:port, not ${JSON.stringify(values.listen)}`)
     const host = listen[1].replace(/^\[(.*)\]$/, "$1")
     if (values.name !== undefined && !OWNER_NAME.test(values.name)) throw new UsageError("--name must be 1..64 of A-Z a-z 0-9 . _ @ -")
-    if ((values["tls-cert"] === undefined) !== (values["tls-key"] === undefined)) throw new UsageError("--tls-cert and --tls-key go together")
-    if (!values["tls-cert"] && !isLoopback(host)) throw new UsageError(`--listen ${host} is not loopback: serve it with --tls-cert and --tls-key`)
+    if ((values["tls-cert"] === undefined) !== (values["tls-key"] === undefined))
+        throw new UsageError("--tls-cert and --tls-key go together")
+    if (!values["tls-cert"] && !isLoopback(host))
+        throw new UsageError(`--listen ${host} is not loopback: serve it with --tls-cert and --tls-key`)
     const tls = values["tls-cert"] ? { cert: readFileSync(values["tls-cert"]), key: readFileSync(values["tls-key"]!) } : undefined
     const running = await runOwnerService({
         storePath: values.store,

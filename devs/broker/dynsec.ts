@@ -4,7 +4,6 @@
  * roles, sent as JSON commands to `$CONTROL/dynamic-security/v1` over an
  * admin MQTT session (https://mosquitto.org/documentation/dynamic-security/).
  */
-import { randomBytes } from "node:crypto"
 import mqtt, { type MqttClient } from "mqtt"
 import type { BrokerAccess } from "../registry/broker-access.ts"
 
@@ -93,7 +92,14 @@ export class MosquittoDynsec implements BrokerAccess {
 
     /** The owner's role: read its devices' up topics, write their down topics. */
     private ownerAcls(role: string, deviceId: string) {
-        const allow = (acltype: string, topic: string) => ({ command: "addRoleACL", rolename: role, acltype, topic, allow: true, priority: 0 })
+        const allow = (acltype: string, topic: string) => ({
+            command: "addRoleACL",
+            rolename: role,
+            acltype,
+            topic,
+            allow: true,
+            priority: 0,
+        })
         return [
             allow("subscribePattern", `things/${deviceId}/up/#`),
             allow("publishClientReceive", `things/${deviceId}/up/#`),
@@ -109,7 +115,9 @@ export class MosquittoDynsec implements BrokerAccess {
         const failed = setup.find(r => r.error && !/already exists/i.test(r.error))
         if (failed) throw new Error(`dynamic-security ${failed.command}: ${failed.error}`)
         // bound to its client id: the login works for that MQTT session only
-        const [created] = await this.send([{ command: "createClient", username, password, clientid: clientId, roles: [{ rolename: role }] }])
+        const [created] = await this.send([
+            { command: "createClient", username, password, clientid: clientId, roles: [{ rolename: role }] },
+        ])
         if (!created.error) return
         const [existing] = await this.send([{ command: "getClient", username }])
         const client = (existing.data as { client?: { clientid?: string; roles?: { rolename: string }[] } } | undefined)?.client

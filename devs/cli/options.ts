@@ -80,7 +80,9 @@ export function readCa(path: string): Buffer {
 export function ownerApi(values: { service: string; "token-file": string; ca: string }): OwnerApi {
     const path = values["token-file"]
     if (!existsSync(path))
-        throw new CommandError(`no API token at ${displayPath(path)}: start the owner service first (npm start, or npm run owner -- --help)`)
+        throw new CommandError(
+            `no API token at ${displayPath(path)}: start the owner service first (npm start, or npm run owner -- --help)`
+        )
     const ca = values.service.startsWith("https:") && existsSync(values.ca) ? readFileSync(values.ca) : undefined
     return new OwnerApi(values.service, readFileSync(path, "utf8").trim(), ca)
 }

@@ -42,7 +42,8 @@ export class HomeAssistantBridge {
         const latest = new Map<string, number>()
         for (const r of message.readings) {
             const [sensor, quantity] = r.name.split(":").pop()!.split("/")
-            if (!sensor || !/^[a-z0-9_]{1,32}$/.test(sensor) || !Object.hasOwn(QUANTITIES, quantity) || typeof r.value !== "number") continue
+            if (!sensor || !/^[a-z0-9_]{1,32}$/.test(sensor) || !Object.hasOwn(QUANTITIES, quantity) || typeof r.value !== "number")
+                continue
             latest.set(`${sensor}/${quantity}`, r.value)
         }
         for (const [name, value] of latest) {

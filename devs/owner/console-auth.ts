@@ -100,7 +100,8 @@ export class ConsoleAuth {
             const s = this.store.loginAttempts(source) ?? { failures: 0, windowStart: now, lockedUntil: 0 }
             if (now - s.windowStart > LOGIN_LIMIT.windowMs) Object.assign(s, { failures: 0, windowStart: now })
             s.failures++
-            if (s.failures >= LOGIN_LIMIT.failures) Object.assign(s, { failures: 0, windowStart: now, lockedUntil: now + LOGIN_LIMIT.lockoutMs })
+            if (s.failures >= LOGIN_LIMIT.failures)
+                Object.assign(s, { failures: 0, windowStart: now, lockedUntil: now + LOGIN_LIMIT.lockoutMs })
             this.store.putLoginAttempts(source, s)
             return undefined
         }

@@ -68,7 +68,8 @@ export function parseEncrypt0(message: Buffer): Encrypt0 {
         throw new Encrypt0Error("malformed", "not a tagged COSE_Encrypt0")
     const [prot, unprot, ciphertext] = outer.value
     const protectedBytes = bytes(prot)
-    if (!protectedBytes || !Buffer.isBuffer(ciphertext)) throw new Encrypt0Error("malformed", "protected header and ciphertext must be bytes")
+    if (!protectedBytes || !Buffer.isBuffer(ciphertext))
+        throw new Encrypt0Error("malformed", "protected header and ciphertext must be bytes")
     if (ciphertext.length < TAG_BYTES) throw new Encrypt0Error("malformed", "ciphertext shorter than its tag")
     let p
     try {

@@ -65,7 +65,8 @@ export function exportStore(store: OwnerStore, passphrase: string): Buffer {
 /** Decrypts an export into a new store at `path` (which must not exist) and opens it. */
 export function importStore(data: Buffer, passphrase: string, path: string): OwnerStore {
     if (existsSync(path)) throw new ExportError(`${path} exists: import into a new file`)
-    if (data.length < HEADER_BYTES + TAG_BYTES || !data.subarray(0, MAGIC.length).equals(MAGIC)) throw new ExportError("not an owner store export")
+    if (data.length < HEADER_BYTES + TAG_BYTES || !data.subarray(0, MAGIC.length).equals(MAGIC))
+        throw new ExportError("not an owner store export")
     const header = data.subarray(0, HEADER_BYTES)
     const [log2N, r, p] = data.subarray(MAGIC.length, MAGIC.length + 3)
     const salt = data.subarray(MAGIC.length + 3, MAGIC.length + 3 + SALT_BYTES)
@@ -88,17 +89,24 @@ export function importStore(data: Buffer, passphrase: string, path: string): Own
     const store = new OwnerStore(path)
     try {
         store.db.exec("PRAGMA foreign_keys = OFF")
-        const tables = (memory.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").all() as { name: string }[])
+        const tables = (
+            memory.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").all() as { name: string }[]
+        )
             .map(t => t.name)
             .filter(t => !["schema_migrations", "console_sessions", "login_attempts", "api_tokens"].includes(t))
         const version = (memory.prepare("SELECT MAX(version) AS v FROM schema_migrations").get() as { v: number }).v
-        if (version > store.schemaVersion()) throw new ExportError(`the export is of a newer store (schema ${version}): update this copy first`)
+        if (version > store.schemaVersion())
+            throw new ExportError(`the export is of a newer store (schema ${version}): update this copy first`)
         store.db.transaction(() => {
             for (const table of tables) {
                 const rows = memory.prepare(`SELECT * FROM "${table}"`).all() as Record<string, unknown>[]
                 for (const row of rows) {
                     const cols = Object.keys(row)
-                    store.db.prepare(`INSERT INTO "${table}" (${cols.map(c => `"${c}"`).join(", ")}) VALUES (${cols.map(() => "?").join(", ")})`).run(...cols.map(c => row[c]))
+                    store.db
+                        .prepare(
+                            `INSERT INTO "${table}" (${cols.map(c => `"${c}"`).join(", ")}) VALUES (${cols.map(() => "?").join(", ")})`
+                        )
+                        .run(...cols.map(c => row[c]))
                 }
             }
             store.db.prepare("UPDATE down_counters SET reserved_until = reserved_until + ?").run(IMPORT_COUNTER_JUMP)

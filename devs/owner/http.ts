@@ -67,7 +67,8 @@ const SECURITY_HEADERS = {
 export function buildOwnerHttp(options: OwnerHttpOptions): FastifyInstance {
     const { service, auth } = options
     const host = options.host ?? "127.0.0.1"
-    if (!isLoopback(host) && !options.tls) throw new Error(`listening on ${host} needs TLS (a certificate and key): only loopback may be plain HTTP`)
+    if (!isLoopback(host) && !options.tls)
+        throw new Error(`listening on ${host} needs TLS (a certificate and key): only loopback may be plain HTTP`)
     const log = options.log ?? (line => console.log(line))
     const secure = options.tls !== undefined
     const app = Fastify({
@@ -119,7 +120,8 @@ export function buildOwnerHttp(options: OwnerHttpOptions): FastifyInstance {
 
     app.get("/static/console.js", async (_req, reply) => reply.type("text/javascript; charset=utf-8").send(CONSOLE_SCRIPT))
     app.get("/login", async (req, reply) => {
-        if (!auth.hasPassword()) return html(reply, setupPage(undefined, "No console password yet: use the setup link the service printed."))
+        if (!auth.hasPassword())
+            return html(reply, setupPage(undefined, "No console password yet: use the setup link the service printed."))
         return html(reply, loginPage(typeof (req.query as Record<string, unknown>).failed === "string" ? "Wrong password." : undefined))
     })
     app.post("/login", async (req, reply) => {
@@ -127,7 +129,10 @@ export function buildOwnerHttp(options: OwnerHttpOptions): FastifyInstance {
         const wait = auth.retryAfter(source)
         if (wait > 0) {
             log(`console: login from ${source} refused, locked for ${Math.ceil(wait / 1000)} s`)
-            return reply.code(429).header("retry-after", String(Math.ceil(wait / 1000))).send({ error: "too many failed logins" })
+            return reply
+                .code(429)
+                .header("retry-after", String(Math.ceil(wait / 1000)))
+                .send({ error: "too many failed logins" })
         }
         const session = auth.login((req.body as Record<string, unknown> | undefined)?.password, source)
         if (!session) {
@@ -152,25 +157,36 @@ export function buildOwnerHttp(options: OwnerHttpOptions): FastifyInstance {
     })
     app.get("/setup", async (req, reply) => {
         const token = (req.query as Record<string, unknown>).token
-        if (!auth.checkSetupToken(token)) return html(reply, setupPage(undefined, "This setup link is not valid (it works once, before a password is set)."), 403)
+        if (!auth.checkSetupToken(token))
+            return html(reply, setupPage(undefined, "This setup link is not valid (it works once, before a password is set)."), 403)
         return html(reply, setupPage(token as string))
     })
     app.post("/setup", async (req, reply) => {
         const body = (req.body ?? {}) as Record<string, unknown>
         if (!auth.checkSetupToken(body.token)) return reply.code(403).send({ error: "this setup link is not valid" })
         if (typeof body.password !== "string" || body.password.length < MIN_PASSWORD_LENGTH || body.password !== body.confirm)
-            return html(reply, setupPage(body.token as string, `The two passwords must match, at least ${MIN_PASSWORD_LENGTH} characters.`), 400)
+            return html(
+                reply,
+                setupPage(body.token as string, `The two passwords must match, at least ${MIN_PASSWORD_LENGTH} characters.`),
+                400
+            )
         auth.setPassword(body.password)
         log("console: password set")
         return reply.code(303).header("location", "/login").send()
     })
-    const page = (render: (req: FastifyRequest, csrf: string) => string | undefined) => async (req: FastifyRequest, reply: FastifyReply) => {
-        const a = authOf(req)
-        if (a?.kind !== "session") return reply.code(303).header("location", "/login").send()
-        const body = render(req, a.csrf)
-        return body === undefined ? html(reply, "<!doctype html><title>not found</title><p>No such device.</p>", 404) : html(reply, body)
-    }
-    app.get("/", page((_req, csrf) => listPage(service.name ?? "", service.deviceList(), csrf)))
+    const page =
+        (render: (req: FastifyRequest, csrf: string) => string | undefined) => async (req: FastifyRequest, reply: FastifyReply) => {
+            const a = authOf(req)
+            if (a?.kind !== "session") return reply.code(303).header("location", "/login").send()
+            const body = render(req, a.csrf)
+            return body === undefined
+                ? html(reply, "<!doctype html><title>not found</title><p>No such device.</p>", 404)
+                : html(reply, body)
+        }
+    app.get(
+        "/",
+        page((_req, csrf) => listPage(service.name ?? "", service.deviceList(), csrf))
+    )
     app.get(
         "/devices/:id",
         page((req, csrf) => {
@@ -205,8 +221,10 @@ export function buildOwnerHttp(options: OwnerHttpOptions): FastifyInstance {
         const body = (req.body ?? {}) as Record<string, unknown>
         const { id, code, name } = body
         if (typeof id !== "string" || !DEVICE_ID.test(id)) return reply.code(400).send({ error: "id must be 32 lower-case hex digits" })
-        if (typeof code !== "string" || code.length < 8 || code.length > 64) return reply.code(400).send({ error: "code must be the claim code" })
-        if (name !== undefined && (typeof name !== "string" || name.length > 64)) return reply.code(400).send({ error: "name is up to 64 characters" })
+        if (typeof code !== "string" || code.length < 8 || code.length > 64)
+            return reply.code(400).send({ error: "code must be the claim code" })
+        if (name !== undefined && (typeof name !== "string" || name.length > 64))
+            return reply.code(400).send({ error: "name is up to 64 characters" })
         try {
             await service.claim(id, code, name as string | undefined)
         } catch (e) {
@@ -218,7 +236,8 @@ export function buildOwnerHttp(options: OwnerHttpOptions): FastifyInstance {
     app.patch("/api/devices/:id", async (req, reply) => {
         const id = deviceParam(req)
         const name = ((req.body ?? {}) as Record<string, unknown>).name
-        if (typeof name !== "string" || name.length < 1 || name.length > 64) return reply.code(400).send({ error: "name is 1..64 characters" })
+        if (typeof name !== "string" || name.length < 1 || name.length > 64)
+            return reply.code(400).send({ error: "name is 1..64 characters" })
         service.rename(id, name)
         return { id, name }
     })

@@ -33,7 +33,10 @@ export class Ingest {
     follow(id: string, root: Buffer) {
         const up = channelKeys(root, id, "up")
         const w = this.store.upWindow(id)
-        this.followed.set(id, { up: { key: up.key, contextIv: up.contextIv }, window: w ? ReplayWindow.fromStore(w.highest, w.seen) : new ReplayWindow() })
+        this.followed.set(id, {
+            up: { key: up.key, contextIv: up.contextIv },
+            window: w ? ReplayWindow.fromStore(w.highest, w.seen) : new ReplayWindow(),
+        })
     }
 
     unfollow(id: string) {
@@ -47,8 +50,17 @@ export class Ingest {
             this.batch.verified.push({ message, receivedAt: at })
             this.batch.windows.set(message.deviceId, this.followed.get(message.deviceId)!.window)
         } catch (e) {
-            const r = e instanceof Rejected ? e : new Rejected(RejectReason.Content, `unexpected: ${printable(String((e as Error)?.message ?? e))}`)
-            this.batch.rejections.push({ deviceId: r.deviceId ?? null, topic: printable(topic, 120), reason: r.reason, detail: r.message, at })
+            const r =
+                e instanceof Rejected
+                    ? e
+                    : new Rejected(RejectReason.Content, `unexpected: ${printable(String((e as Error)?.message ?? e))}`)
+            this.batch.rejections.push({
+                deviceId: r.deviceId ?? null,
+                topic: printable(topic, 120),
+                reason: r.reason,
+                detail: r.message,
+                at,
+            })
         }
     }
 

@@ -40,7 +40,8 @@ export function migrateKeystore(path: string, store: OwnerStore, at = Date.now()
     for (const [id, d] of devices) {
         if (!/^[0-9a-f]{32}$/.test(id) || typeof d.root !== "string" || !/^[0-9a-f]{64}$/.test(d.root))
             throw new MigrationError(`${path}: device ${id.slice(0, 40)} has no usable owner root`)
-        if (!Number.isSafeInteger(d.downCounter) || !Number.isSafeInteger(d.upHighest)) throw new MigrationError(`${path}: device ${id} has bad counters`)
+        if (!Number.isSafeInteger(d.downCounter) || !Number.isSafeInteger(d.upHighest))
+            throw new MigrationError(`${path}: device ${id} has bad counters`)
     }
     const imported: string[] = []
     store.db.transaction(() => {

@@ -41,7 +41,11 @@ export function resolveSenml(records: unknown): SenmlReading[] {
         if (typeof get(LABEL.bv) === "number") bv = get(LABEL.bv)
         const v = get(LABEL.v)
         const [n, u, t] = [get(LABEL.n), get(LABEL.u), get(LABEL.t)]
-        if ((n !== undefined && typeof n !== "string") || (u !== undefined && typeof u !== "string") || (t !== undefined && typeof t !== "number"))
+        if (
+            (n !== undefined && typeof n !== "string") ||
+            (u !== undefined && typeof u !== "string") ||
+            (t !== undefined && typeof t !== "number")
+        )
             throw new Error("SenML name and unit must be text, time a number")
         return {
             name: bn + (n ?? ""),

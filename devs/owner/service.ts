@@ -316,7 +316,12 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
                     counter: m.counter,
                     readings: m.readings
                         .filter(x => x.value !== undefined)
-                        .map(x => ({ name: x.name.split(":").pop()!, unit: x.unit ?? null, value: x.value!, timeMs: receivedAt + x.time * 1000 })),
+                        .map(x => ({
+                            name: x.name.split(":").pop()!,
+                            unit: x.unit ?? null,
+                            value: x.value!,
+                            timeMs: receivedAt + x.time * 1000,
+                        })),
                 })
             else if (m.kind === "state") {
                 this.correlate(m, receivedAt)
@@ -345,7 +350,8 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
         const f = this.followed.get(m.deviceId)
         if (!f) return
         const named = ANSWER_FIELDS.map(k => m.state[k]).find(v => typeof v === "number")
-        const i = named !== undefined ? f.pending.findIndex(p => p.counter === named) : f.pending.findIndex(p => ANSWERED_BY_STATE.has(p.cmd))
+        const i =
+            named !== undefined ? f.pending.findIndex(p => p.counter === named) : f.pending.findIndex(p => ANSWERED_BY_STATE.has(p.cmd))
         if (i < 0) return
         const [answered] = f.pending.splice(i, 1)
         this.store.answerCommand(answered.id, m.state, at)
@@ -378,7 +384,8 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
             await this.login()
             reply = await registryClaim(this.options.registry, id, proof, this.token())
         }
-        if (reply.status !== 200) throw new ClaimError(reply.status, `claim refused (HTTP ${reply.status}): ${String(reply.body.error ?? "")}`)
+        if (reply.status !== 200)
+            throw new ClaimError(reply.status, `claim refused (HTTP ${reply.status}): ${String(reply.body.error ?? "")}`)
         const envelope = Buffer.from(String(reply.body.envelope ?? ""), "base64")
         let root: Buffer
         try {
@@ -449,7 +456,16 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
         const rowId = this.store.recordCommand(id, counter, command as unknown as Record<string, Json>, at)
         f.pending.push({ id: rowId, counter, cmd: command.cmd })
         if (f.pending.length > 100) f.pending.shift()
-        const row: CommandRow = { id: rowId, deviceId: id, counter, command: command as never, sentAt: at, status: "sent", reply: null, answeredAt: null }
+        const row: CommandRow = {
+            id: rowId,
+            deviceId: id,
+            counter,
+            command: command as never,
+            sentAt: at,
+            status: "sent",
+            reply: null,
+            answeredAt: null,
+        }
         this.log(`sent ${command.cmd} to ${id} (counter ${counter})`)
         this.emit("command", row)
         return row

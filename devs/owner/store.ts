@@ -318,8 +318,7 @@ export class OwnerStore {
     /** The stored replay window and last-seen time of a device. */
     upWindow(id: string): { highest: number; seen: Buffer; lastSeen: number | null } | undefined {
         const r = this.st("SELECT highest, seen, last_seen FROM up_windows WHERE device_id = ?").get(id) as
-            | { highest: number; seen: Buffer; last_seen: number | null }
-            | undefined
+            { highest: number; seen: Buffer; last_seen: number | null } | undefined
         return r && { highest: r.highest, seen: r.seen, lastSeen: r.last_seen }
     }
 
@@ -334,8 +333,7 @@ export class OwnerStore {
         return this.db
             .transaction(() => {
                 const r = this.st("SELECT reserved_until FROM down_counters WHERE device_id = ?").get(id) as
-                    | { reserved_until: number }
-                    | undefined
+                    { reserved_until: number } | undefined
                 if (!r) throw new Error(`device ${id} is not in the store`)
                 this.st("UPDATE down_counters SET reserved_until = ? WHERE device_id = ?").run(r.reserved_until + block, id)
                 return { first: r.reserved_until + 1, last: r.reserved_until + block }
@@ -364,7 +362,8 @@ export class OwnerStore {
             )
             const state = this.st(
                 `INSERT INTO states (device_id, counter, state, received_at) VALUES (?, ?, ?, ?)
-                 ON CONFLICT (device_id) DO UPDATE SET counter = excluded.counter, state = excluded.state, received_at = excluded.received_at`
+                 ON CONFLICT (device_id) DO UPDATE SET
+                 counter = excluded.counter, state = excluded.state, received_at = excluded.received_at`
             )
             const seen = new Map<string, number>()
             for (const { message: m, receivedAt } of batch.verified) {
@@ -374,12 +373,24 @@ export class OwnerStore {
                     const args: (number | null)[] = []
                     for (const r of m.readings) {
                         if (r.value === undefined) continue
-                        const timeMs = Math.abs(r.time) < SENML_RELATIVE_LIMIT ? receivedAt + Math.round(r.time * 1000) : Math.round(r.time * 1000)
-                        args.push(this.seriesId(m.deviceId, r.name.split(":").pop()!, r.unit ?? null), timeMs, r.value, m.counter, receivedAt)
+                        const timeMs =
+                            Math.abs(r.time) < SENML_RELATIVE_LIMIT ? receivedAt + Math.round(r.time * 1000) : Math.round(r.time * 1000)
+                        args.push(
+                            this.seriesId(m.deviceId, r.name.split(":").pop()!, r.unit ?? null),
+                            timeMs,
+                            r.value,
+                            m.counter,
+                            receivedAt
+                        )
                     }
                     for (let i = 0; i < args.length; i += 5 * MAX_ROWS_PER_INSERT) {
                         const rows = args.slice(i, i + 5 * MAX_ROWS_PER_INSERT)
-                        this.st(`INSERT OR IGNORE INTO readings (series, time_ms, value, counter, received_at) VALUES ${"(?, ?, ?, ?, ?), ".repeat(rows.length / 5 - 1)}(?, ?, ?, ?, ?)`).run(...rows)
+                        this.st(
+                            "INSERT OR IGNORE INTO readings (series, time_ms, value, counter, received_at) VALUES " +
+                                Array(rows.length / 5)
+                                    .fill("(?, ?, ?, ?, ?)")
+                                    .join(", ")
+                        ).run(...rows)
                     }
                 } else if (m.kind === "events") {
                     for (const e of m.events) event.run(m.deviceId, e.boot, e.seq, e.uptimeMs, e.kind, e.detail, receivedAt)
@@ -408,7 +419,9 @@ export class OwnerStore {
         let id = this.seriesCache.get(key)
         if (id === undefined) {
             this.st("INSERT OR IGNORE INTO series (device_id, name, unit) VALUES (?, ?, ?)").run(deviceId, name, unit)
-            id = (this.st("SELECT id FROM series WHERE device_id = ? AND name = ? AND unit IS ?").get(deviceId, name, unit) as { id: number }).id
+            id = (
+                this.st("SELECT id FROM series WHERE device_id = ? AND name = ? AND unit IS ?").get(deviceId, name, unit) as { id: number }
+            ).id
             this.seriesCache.set(key, id)
         }
         return id
@@ -416,7 +429,10 @@ export class OwnerStore {
 
     /** The quantities a device reported: name and unit. */
     quantities(deviceId: string): { name: string; unit: string | null }[] {
-        return this.st("SELECT name, unit FROM series WHERE device_id = ? ORDER BY name, unit").all(deviceId) as { name: string; unit: string | null }[]
+        return this.st("SELECT name, unit FROM series WHERE device_id = ? ORDER BY name, unit").all(deviceId) as {
+            name: string
+            unit: string | null
+        }[]
     }
 
     readings(id: string, filter: { name?: string; since?: number; until?: number; limit?: number } = {}): ReadingRow[] {
@@ -455,8 +471,7 @@ export class OwnerStore {
     /** The latest state report of a device. */
     state(id: string): { counter: number; state: Record<string, Json>; receivedAt: number } | undefined {
         const r = this.st("SELECT counter, state, received_at FROM states WHERE device_id = ?").get(id) as
-            | { counter: number; state: string; received_at: number }
-            | undefined
+            { counter: number; state: string; received_at: number } | undefined
         return r && { counter: r.counter, state: JSON.parse(r.state), receivedAt: r.received_at }
     }
 
@@ -477,7 +492,13 @@ export class OwnerStore {
         return (
             this.st(
                 "SELECT device_id, topic, reason, detail, at FROM rejections WHERE (? IS NULL OR device_id = ?) ORDER BY id DESC LIMIT ?"
-            ).all(deviceId ?? null, deviceId ?? null, limit) as { device_id: string | null; topic: string; reason: string; detail: string; at: number }[]
+            ).all(deviceId ?? null, deviceId ?? null, limit) as {
+                device_id: string | null
+                topic: string
+                reason: string
+                detail: string
+                at: number
+            }[]
         ).map(r => ({ deviceId: r.device_id, topic: r.topic, reason: r.reason, detail: r.detail, at: r.at }))
     }
 
@@ -504,7 +525,11 @@ export class OwnerStore {
 
     /** Marks a command answered by a state report. */
     answerCommand(id: number, reply: Record<string, Json>, at: number) {
-        this.st("UPDATE commands SET status = 'answered', reply = ?, answered_at = ? WHERE id = ? AND status = 'sent'").run(JSON.stringify(reply), at, id)
+        this.st("UPDATE commands SET status = 'answered', reply = ?, answered_at = ? WHERE id = ? AND status = 'sent'").run(
+            JSON.stringify(reply),
+            at,
+            id
+        )
     }
 
     /** The latest commands sent to a device, newest first. */
@@ -556,7 +581,8 @@ export class OwnerStore {
     setConsolePasswordHash(hash: string, at: number) {
         this.db.transaction(() => {
             this.st(
-                "INSERT INTO console_password (id, hash, set_at) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET hash = excluded.hash, set_at = excluded.set_at"
+                `INSERT INTO console_password (id, hash, set_at) VALUES (1, ?, ?)
+                 ON CONFLICT (id) DO UPDATE SET hash = excluded.hash, set_at = excluded.set_at`
             ).run(hash, at)
             // a new password ends every session
             this.st("DELETE FROM console_sessions").run()
@@ -568,7 +594,8 @@ export class OwnerStore {
     }
 
     session(idHash: Buffer, now: number): { csrf: string } | undefined {
-        return this.st("SELECT csrf FROM console_sessions WHERE id_hash = ? AND expires_at > ?").get(idHash, now) as { csrf: string } | undefined
+        return this.st("SELECT csrf FROM console_sessions WHERE id_hash = ? AND expires_at > ?").get(idHash, now) as
+            { csrf: string } | undefined
     }
 
     deleteSession(idHash: Buffer) {
@@ -577,8 +604,7 @@ export class OwnerStore {
 
     loginAttempts(source: string): { failures: number; windowStart: number; lockedUntil: number } | undefined {
         const r = this.st("SELECT failures, window_start, locked_until FROM login_attempts WHERE source = ?").get(source) as
-            | { failures: number; window_start: number; locked_until: number }
-            | undefined
+            { failures: number; window_start: number; locked_until: number } | undefined
         return r && { failures: r.failures, windowStart: r.window_start, lockedUntil: r.locked_until }
     }
 
@@ -603,8 +629,9 @@ export class OwnerStore {
 
     /** Device events received since `since`. */
     eventsSince(deviceId: string, since: number): number {
-        return (this.st("SELECT COUNT(*) AS n FROM device_events WHERE device_id = ? AND received_at > ?").get(deviceId, since) as { n: number })
-            .n
+        return (
+            this.st("SELECT COUNT(*) AS n FROM device_events WHERE device_id = ? AND received_at > ?").get(deviceId, since) as { n: number }
+        ).n
     }
 
     /** Replaces the API tokens by one (its SHA-256). */

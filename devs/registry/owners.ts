@@ -152,7 +152,11 @@ export class OwnerAccounts {
         const legacy = this.ctx.store.devicesOf(name).length > 0
         const proof = ((req.legacy ?? {}) as Record<string, unknown>).password
         const proven =
-            legacy && typeof proof === "string" && proof.length <= 128 && this.ctx.broker !== undefined && this.ctx.store.getOwner(name) === undefined
+            legacy &&
+            typeof proof === "string" &&
+            proof.length <= 128 &&
+            this.ctx.broker !== undefined &&
+            this.ctx.store.getOwner(name) === undefined
                 ? await this.ctx.broker.checkOwnerLogin(name, proof)
                 : false
         if ((legacy && !proven) || !this.ctx.store.insertOwner(owner)) {
@@ -248,7 +252,15 @@ export class OwnerAccounts {
         const expiresAt = this.ctx.clock() + ttlMs
         await broker.grantOwner(name, clientId, password, this.ctx.store.devicesOf(name))
         this.ctx.store.putOwnerBrokerExpiry(name, expiresAt)
-        return { host: broker.endpoint.host, port: broker.endpoint.port, username: ownerClientId(name), password, clientId, ttlMs, expiresAt }
+        return {
+            host: broker.endpoint.host,
+            port: broker.endpoint.port,
+            username: ownerClientId(name),
+            password,
+            clientId,
+            ttlMs,
+            expiresAt,
+        }
     }
 
     /** Lets the owner's broker login reach a device it just claimed. */

@@ -459,8 +459,7 @@ export class SqliteStore implements RegistryStore {
 
     ownerSession(tokenHash: Buffer, now: number): string | undefined {
         const r = this.db.prepare("SELECT owner FROM owner_sessions WHERE token_hash = ? AND expires_at > ?").get(tokenHash, now) as
-            | { owner: string }
-            | undefined
+            { owner: string } | undefined
         return r?.owner
     }
 

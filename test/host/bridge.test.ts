@@ -76,9 +76,15 @@ test("verified readings appear as Home Assistant sensors on the local broker, wi
     const message = await seal(0, pack)
     const verified = verifier.verify(topic, message)
     assert.equal(verified.kind, "readings")
-    await bridge.publish({ deviceId: id, readings: verified.kind === "readings" ? verified.readings.map(r => ({ name: r.name, value: r.value! })) : [] })
+    await bridge.publish({
+        deviceId: id,
+        readings: verified.kind === "readings" ? verified.readings.map(r => ({ name: r.name, value: r.value! })) : [],
+    })
     // a replay and a forgery are rejected before the bridge sees them
-    assert.throws(() => verifier.verify(topic, message), (e: Rejected) => e.reason === RejectReason.Replayed)
+    assert.throws(
+        () => verifier.verify(topic, message),
+        (e: Rejected) => e.reason === RejectReason.Replayed
+    )
     const forged = await sealEncrypt0(Buffer.from(encode(pack)), {
         key: randomBytes(32),
         kid: keys.kid,
@@ -86,7 +92,10 @@ test("verified readings appear as Home Assistant sensors on the local broker, wi
         counter: 5,
         externalAad: Buffer.from(topic),
     })
-    assert.throws(() => verifier.verify(topic, forged), (e: Rejected) => e.reason === RejectReason.Forged)
+    assert.throws(
+        () => verifier.verify(topic, forged),
+        (e: Rejected) => e.reason === RejectReason.Forged
+    )
 
     await until("two discovery configs and two values on the local broker", () => got.size >= 4, 5000)
     const config = JSON.parse(got.get(`homeassistant/sensor/sentinel_${id}/shtc3_temperature/config`)!)

@@ -117,10 +117,21 @@ describe("the programs in devs/bin", () => {
         const missing = join(dir, "no-token")
         const noToken = await run("consume", ["--token-file", missing])
         assert.equal(noToken.code, 1)
-        assert.equal(noToken.stderr, `consume: no API token at ${relative(PROJECT_ROOT, missing)}: start the owner service first (npm start, or npm run owner -- --help)\n`)
+        assert.equal(
+            noToken.stderr,
+            `consume: no API token at ${relative(PROJECT_ROOT, missing)}: ` +
+                "start the owner service first (npm start, or npm run owner -- --help)\n"
+        )
         const pass = join(dir, "passphrase")
         writeFileSync(pass, "a long enough passphrase\n")
-        const noStore = await run("owner-export", ["--out", join(dir, "x.export"), "--passphrase-file", pass, "--store", join(dir, "none.db")])
+        const noStore = await run("owner-export", [
+            "--out",
+            join(dir, "x.export"),
+            "--passphrase-file",
+            pass,
+            "--store",
+            join(dir, "none.db"),
+        ])
         assert.equal(noStore.code, 1)
         assert.equal(noStore.stderr, `owner-export: no owner store at ${join(dir, "none.db")}\n`)
     })

@@ -172,6 +172,7 @@ test(`${COMMANDS} commands from the console, the API and the CLI at once, with t
     assert.ok(!log.some(l => /ingest worker|simulator ended/.test(l)), log.filter(l => /ingest worker|simulator ended/.test(l)).join("\n"))
     await watcher.endAsync()
     console.log(
-        `concurrency: ${COMMANDS} commands (40 console, 40 API, 20 CLI processes), ${acted()} acted on by the firmware, ${refused.length} refused`
+        `concurrency: ${COMMANDS} commands (40 console, 40 API, 20 CLI processes), ` +
+            `${acted()} acted on by the firmware, ${refused.length} refused`
     )
 })

@@ -176,6 +176,7 @@ test("10,000 hostile messages are each rejected with a reason; every valid one b
     assert.equal(list.devices.find(x => x.id === d.id)!.rejected, HOSTILE)
     assert.equal(o.log.filter(l => /ingest worker/.test(l)).length, 0, o.log.filter(l => /ingest worker/.test(l)).join("\n"))
     console.log(
-        `fuzz: ${HOSTILE} hostile messages rejected (${[...counts.rejected].map(([r, n]) => `${r} ${n}`).join(", ")}), ${validSent} valid accepted`
+        `fuzz: ${HOSTILE} hostile messages rejected ` +
+            `(${[...counts.rejected].map(([r, n]) => `${r} ${n}`).join(", ")}), ${validSent} valid accepted`
     )
 })

@@ -6,7 +6,6 @@
  * password, token or claim code is in any log line, page or API answer of the run.
  */
 import assert from "node:assert/strict"
-import { randomBytes } from "node:crypto"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"

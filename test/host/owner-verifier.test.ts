@@ -119,12 +119,15 @@ describe("COSE_Encrypt0 on node:crypto", () => {
             assert.deepEqual(opened.plaintext, plaintext)
         }
         const prot = Buffer.from("a1010b", "hex")
-        assert.deepEqual(encStructure(prot, Buffer.from(topic)), Buffer.from(encode(["Encrypt0", new Uint8Array(prot), new Uint8Array(Buffer.from(topic))])))
+        assert.deepEqual(
+            encStructure(prot, Buffer.from(topic)),
+            Buffer.from(encode(["Encrypt0", new Uint8Array(prot), new Uint8Array(Buffer.from(topic))]))
+        )
     })
 })
 
 describe("the uplink verifier", () => {
-    test("the crashes of issue 12 are rejections: a protected header that is not CBOR or has trailing bytes, trailing bytes after the message", async () => {
+    test("the crashes of issue 12 are rejections: protected headers not CBOR or with trailing bytes, bytes after the message", async () => {
         const { v } = verifier()
         const good = await seal(Buffer.from(encode([])), 1)
         const [, unprot, ciphertext] = decode(good.subarray(1)) as unknown[] as [Uint8Array, Map<number, unknown>, Uint8Array]
@@ -145,7 +148,7 @@ describe("the uplink verifier", () => {
         assert.equal(outcome(v, topic, good), "accepted")
     })
 
-    test("an authentic message holding a 64-bit integer, BigInt-sized values or deep nesting is rejected as content, and moves no window", async () => {
+    test("an authentic message with a 64-bit integer, BigInt-sized values or deep nesting: content, and no window moved", async () => {
         const { v, device } = verifier()
         const state = `things/${id}/up/state`
         const big = Buffer.from(encode(new Map([["uptime", 2n ** 63n]])))

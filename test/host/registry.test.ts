@@ -112,7 +112,13 @@ describe("registry", () => {
         const seen: unknown[] = []
         const spy: Transport = async (method, path, headers, body) => (seen.push(body), t(method, path, headers, body))
         const ownerStore = new OwnerStore(join(dir, "alice.db"))
-        const service = new OwnerService({ store: ownerStore, registry: spy, registryUrl: "in-process", name: "alice", brokerCa: Buffer.alloc(0) })
+        const service = new OwnerService({
+            store: ownerStore,
+            registry: spy,
+            registryUrl: "in-process",
+            name: "alice",
+            brokerCa: Buffer.alloc(0),
+        })
         await service.signIn()
         await service.claim(device.id, device.claimCode)
         const root = ownerStore.device(device.id)!.root
@@ -255,7 +261,12 @@ describe("owner accounts", () => {
         assert.equal((await t("POST", "/v1/claim", {}, { id: device.id, code: proof, owner: "alice" })).status, 401)
         assert.equal((await claim(t, device.id, proof, "A".repeat(43))).status, 401)
         const alice = await ownerSession(t, "alice")
-        const other = await t("POST", "/v1/claim", { authorization: `Bearer ${alice.token}` }, { id: device.id, code: proof, owner: "mallory" })
+        const other = await t(
+            "POST",
+            "/v1/claim",
+            { authorization: `Bearer ${alice.token}` },
+            { id: device.id, code: proof, owner: "mallory" }
+        )
         assert.equal(other.status, 403)
         assert.equal((await claim(t, device.id, proof, alice.token)).status, 200)
         assert.equal(store.getDevice(device.id)!.owner, "alice")

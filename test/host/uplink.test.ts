@@ -176,7 +176,11 @@ describe("secure uplink", () => {
             assert.equal(await rejection(fresh, sample.topic, sample.payload), "accepted")
             // cose-js, the independent implementation, opens what the owner service accepted
             const upKeys = channelKeys(root, id, "up")
-            const opened = await openEncrypt0(sample.payload, { key: upKeys.key, contextIv: upKeys.contextIv, externalAad: Buffer.from(sample.topic) })
+            const opened = await openEncrypt0(sample.payload, {
+                key: upKeys.key,
+                contextIv: upKeys.contextIv,
+                externalAad: Buffer.from(sample.topic),
+            })
             assert.ok(opened.plaintext.length > 0)
 
             // no key, root or password the owner holds ever appeared in any process's output
