@@ -33,9 +33,10 @@ await runCommand(spec, async ({ values }) => {
     console.log(`bridging ${devices.length} device(s) to ${values.local}`)
     const abort = new AbortController()
     process.on("SIGINT", () => abort.abort())
-    await api.stream(e => {
+    const stopped = await api.stream(e => {
         if (e.event === "reading")
             void bridge.publish(e.data as ReadingsMessage).catch(err => console.error(`bridge: ${(err as Error).message}`))
     }, abort.signal)
     await local.endAsync()
+    if (!stopped) throw new CommandError(`the owner service at ${values.service} ended the stream: is it still running?`)
 })

@@ -5,7 +5,7 @@
  *
  *   npm run consume -- [--service URL] [--token-file FILE]
  */
-import { runCommand } from "../cli/args.ts"
+import { CommandError, runCommand } from "../cli/args.ts"
 import { CA, ownerApi, SERVICE, TOKEN_FILE } from "../cli/options.ts"
 import { describeEvent } from "../owner/describe.ts"
 
@@ -23,8 +23,9 @@ await runCommand(spec, async ({ values }) => {
     console.log(`following ${devices.length} device(s) through ${values.service}`)
     const abort = new AbortController()
     process.on("SIGINT", () => abort.abort())
-    await api.stream(e => {
+    const stopped = await api.stream(e => {
         const line = describeEvent(e)
         if (line) console.log(line)
     }, abort.signal)
+    if (!stopped) throw new CommandError(`the owner service at ${values.service} ended the stream: is it still running?`)
 })

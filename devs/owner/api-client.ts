@@ -74,8 +74,8 @@ export class OwnerApi {
         return answer as T
     }
 
-    /** Follows the event stream until `signal` aborts or the service closes it. */
-    async stream(onEvent: (e: StreamEvent) => void, signal?: AbortSignal): Promise<void> {
+    /** Follows the event stream until `signal` aborts (resolves true) or the service ends it (resolves false). */
+    async stream(onEvent: (e: StreamEvent) => void, signal?: AbortSignal): Promise<boolean> {
         const res = await this.open("GET", "/api/stream")
         if ((res.statusCode ?? 0) >= 400) throw new ApiError(res.statusCode ?? 0, `the event stream was refused (HTTP ${res.statusCode})`)
         signal?.addEventListener("abort", () => res.destroy())
@@ -93,7 +93,9 @@ export class OwnerApi {
                 }
             }
         } catch (e) {
-            if (!signal?.aborted) throw e
+            // the service stopping resets the connection: an end like any other
+            if (!signal?.aborted && (e as NodeJS.ErrnoException).code !== "ECONNRESET") throw e
         }
+        return signal?.aborted === true
     }
 }

@@ -74,12 +74,18 @@ export function buildOwnerHttp(options: OwnerHttpOptions): FastifyInstance {
     const app = Fastify({
         logger: false,
         bodyLimit: 16 * 1024,
+        // closing the server closes idle keep-alive connections too, instead of waiting for them
+        forceCloseConnections: true,
         ...(options.tls ? { https: { key: options.tls.key, cert: options.tls.cert, minVersion: "TLSv1.2" as const } } : {}),
     })
     app.addContentTypeParser("application/x-www-form-urlencoded", { parseAs: "string" }, (_req, body, done) =>
         done(null, Object.fromEntries(new URLSearchParams(body as string)))
     )
-    let streams = 0
+    /** The open event streams: ended when the server closes (a hijacked reply would keep it open for ever). */
+    const streams = new Set<FastifyReply>()
+    app.addHook("onClose", async () => {
+        for (const reply of streams) reply.raw.end()
+    })
 
     const authOf = (req: FastifyRequest): Auth | undefined => {
         const bearer = /^Bearer (\S+)$/.exec(req.headers.authorization ?? "")?.[1]
@@ -253,8 +259,8 @@ export function buildOwnerHttp(options: OwnerHttpOptions): FastifyInstance {
         return reply.code(202).send(await service.command(id, command))
     })
     app.get("/api/stream", (req, reply) => {
-        if (streams >= MAX_STREAMS) return void reply.code(503).send({ error: "too many streams" })
-        streams++
+        if (streams.size >= MAX_STREAMS) return void reply.code(503).send({ error: "too many streams" })
+        streams.add(reply)
         reply.hijack()
         reply.raw.writeHead(200, { "content-type": "text/event-stream", "x-accel-buffering": "no", ...SECURITY_HEADERS })
         reply.raw.write(": sentinel-node owner service\n\n")
@@ -266,7 +272,7 @@ export function buildOwnerHttp(options: OwnerHttpOptions): FastifyInstance {
         })
         const keepalive = setInterval(() => reply.raw.write(": keep-alive\n\n"), KEEPALIVE_MS)
         req.raw.on("close", () => {
-            streams--
+            streams.delete(reply)
             clearInterval(keepalive)
             for (const [kind, listener] of listeners) service.off(kind, listener as never)
         })

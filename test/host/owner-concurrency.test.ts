@@ -57,6 +57,7 @@ before(async () => {
 })
 
 after(async () => {
+    if (process.env.FIRMWARE_LOG) writeFileSync(process.env.FIRMWARE_LOG, log.join("\n"))
     simulator.abort()
     for (const c of children) c.kill("SIGINT")
     home?.kill("SIGTERM")
@@ -139,13 +140,13 @@ test(`${COMMANDS} commands from the console, the API and the CLI at once, with t
         assert.match(cli.output.join("\n"), /^sent (state|interval) to [0-9a-f]{32} \(counter \d+\)/)
     }
     // the CLI runs a process per command: a few at a time, while the console and the API send theirs
-    const cliCommands = Array.from({ length: 20 }, (_, k) => 80 + k)
+    const cliCommands = Array.from({ length: 10 }, (_, k) => 90 + k)
     const cliRuns = (async () => {
         for (let k = 0; k < cliCommands.length; k += 4) await Promise.all(cliCommands.slice(k, k + 4).map(fromCli))
     })()
     await Promise.all([
-        ...Array.from({ length: 40 }, (_, i) => fromConsole(i)),
-        ...Array.from({ length: 40 }, (_, i) => fromApi(40 + i)),
+        ...Array.from({ length: 45 }, (_, i) => fromConsole(i)),
+        ...Array.from({ length: 45 }, (_, i) => fromApi(45 + i)),
         cliRuns,
     ])
 
@@ -172,7 +173,7 @@ test(`${COMMANDS} commands from the console, the API and the CLI at once, with t
     assert.ok(!log.some(l => /ingest worker|simulator ended/.test(l)), log.filter(l => /ingest worker|simulator ended/.test(l)).join("\n"))
     await watcher.endAsync()
     console.log(
-        `concurrency: ${COMMANDS} commands (40 console, 40 API, 20 CLI processes), ` +
+        `concurrency: ${COMMANDS} commands (45 console, 45 API, 10 CLI processes), ` +
             `${acted()} acted on by the firmware, ${refused.length} refused`
     )
 })
