@@ -19,6 +19,28 @@ export default tseslint.config(
         },
     },
     {
+        // the owner console's modules run in the browser
+        files: ["devs/owner/console/**/*.js"],
+        languageOptions: {
+            globals: Object.fromEntries(
+                [
+                    "document",
+                    "location",
+                    "fetch",
+                    "EventSource",
+                    "FormData",
+                    "Node",
+                    "ResizeObserver",
+                    "requestAnimationFrame",
+                    "setTimeout",
+                    "setInterval",
+                    "clearTimeout",
+                    "console",
+                ].map(name => [name, "readonly"])
+            ),
+        },
+    },
+    {
         files: ["devs/**/*.cjs"],
         extends: [js.configs.recommended],
         languageOptions: { sourceType: "commonjs", globals: { require: "readonly", module: "writable", process: "readonly" } },

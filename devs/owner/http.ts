@@ -1,7 +1,7 @@
 /**
  * The owner service over HTTP (fastify): a JSON API under `/api/`, live
- * updates as server-sent events, and a minimal page per route so the service
- * is usable from a browser. Loopback by default; any other address only with
+ * updates as server-sent events, and the owner console (./pages.ts, whose
+ * modules in ./console draw from the same API in the browser). Loopback by default; any other address only with
  * TLS. Auth is ./console-auth.ts: a console session (cookie + CSRF token on
  * every state-changing request) or the API token (`Authorization: Bearer`).
  *
@@ -14,7 +14,7 @@ import { isIP } from "node:net"
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify"
 import { parseCommand } from "./commands.ts"
 import { ConsoleAuth, MIN_PASSWORD_LENGTH, SESSION_TTL_MS } from "./console-auth.ts"
-import { devicePage, listPage, loginPage, setupPage, CONSOLE_SCRIPT } from "./pages.ts"
+import { consoleAsset, devicePage, listPage, loginPage, notFoundPage, setupPage } from "./pages.ts"
 import { ClaimError, type OwnerService, type ServiceEvents } from "./service.ts"
 
 /** Options of the HTTP server. */
@@ -26,6 +26,16 @@ export interface OwnerHttpOptions {
     port: number
     tls?: { key: Buffer; cert: Buffer }
     log?: (line: string) => void
+    /** The simulated device `npm start` runs, which the console may factory-reset; never a real one. */
+    simulator?: SimulatorControl
+}
+
+/** What the console may do to the simulator `npm start` runs (devs/sim implements it). */
+export interface SimulatorControl {
+    /** The id of the device the simulator runs now, once it printed one. */
+    deviceId(): string | undefined
+    /** Wipes the simulator's flash (identity, event log, settings; not the firmware signing key) and boots it as a new device. */
+    factoryReset(): Promise<void>
 }
 
 const DEVICE_ID = /^[0-9a-f]{32}$/
@@ -124,21 +134,31 @@ export function buildOwnerHttp(options: OwnerHttpOptions): FastifyInstance {
 
     // --- pages
 
-    app.get("/static/console.js", async (_req, reply) => reply.type("text/javascript; charset=utf-8").send(CONSOLE_SCRIPT))
+    app.get("/static/:name", async (req, reply) => {
+        const asset = consoleAsset((req.params as { name: string }).name)
+        if (!asset) return reply.code(404).send({ error: "no such file" })
+        return reply.type(asset.type).send(asset.body)
+    })
     app.get("/login", async (req, reply) => {
         if (!auth.hasPassword())
-            return html(reply, setupPage(undefined, "No console password yet: use the setup link the service printed."))
-        return html(reply, loginPage(typeof (req.query as Record<string, unknown>).failed === "string" ? "Wrong password." : undefined))
+            return html(
+                reply,
+                setupPage(undefined, "No console password yet: open the one-time setup link the service printed when it started.")
+            )
+        const failed = typeof (req.query as Record<string, unknown>).failed === "string"
+        return html(reply, loginPage(failed ? "Wrong password. After 5 failures in a minute, logins from here wait a minute." : undefined))
     })
     app.post("/login", async (req, reply) => {
         const source = req.ip
         const wait = auth.retryAfter(source)
         if (wait > 0) {
             log(`console: login from ${source} refused, locked for ${Math.ceil(wait / 1000)} s`)
-            return reply
-                .code(429)
-                .header("retry-after", String(Math.ceil(wait / 1000)))
-                .send({ error: "too many failed logins" })
+            // a page, as the login form is a browser's
+            return html(
+                reply.header("retry-after", String(Math.ceil(wait / 1000))),
+                loginPage(`Too many failed logins from here: wait ${Math.ceil(wait / 1000)} s, then try again.`),
+                429
+            )
         }
         const session = auth.login((req.body as Record<string, unknown> | undefined)?.password, source)
         if (!session) {
@@ -185,9 +205,7 @@ export function buildOwnerHttp(options: OwnerHttpOptions): FastifyInstance {
             const a = authOf(req)
             if (a?.kind !== "session") return reply.code(303).header("location", "/login").send()
             const body = render(req, a.csrf)
-            return body === undefined
-                ? html(reply, "<!doctype html><title>not found</title><p>No such device.</p>", 404)
-                : html(reply, body)
+            return body === undefined ? html(reply, notFoundPage(a.csrf, service.name), 404) : html(reply, body)
         }
     app.get(
         "/",
@@ -198,7 +216,7 @@ export function buildOwnerHttp(options: OwnerHttpOptions): FastifyInstance {
         page((req, csrf) => {
             const id = (req.params as { id: string }).id
             const detail = DEVICE_ID.test(id) ? service.deviceDetail(id) : undefined
-            return detail && devicePage(detail, csrf)
+            return detail && devicePage(detail, csrf, service.name, options.simulator?.deviceId() === id)
         })
     )
 
@@ -251,6 +269,12 @@ export function buildOwnerHttp(options: OwnerHttpOptions): FastifyInstance {
         const id = deviceParam(req)
         await service.remove(id)
         return { id, removed: true }
+    })
+    app.post("/api/simulator/factory-reset", async (_req, reply) => {
+        if (!options.simulator) return reply.code(404).send({ error: "no simulated device here: only npm start runs one" })
+        log("console: factory reset of the simulated device")
+        await options.simulator.factoryReset()
+        return reply.code(202).send({ reset: true })
     })
     app.post("/api/devices/:id/commands", async (req, reply) => {
         const id = deviceParam(req)

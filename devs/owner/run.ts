@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs"
 import { httpsTransport, type Transport } from "../registry/client.ts"
 import { ConsoleAuth } from "./console-auth.ts"
-import { buildOwnerHttp, listenOwnerHttp } from "./http.ts"
+import { buildOwnerHttp, listenOwnerHttp, type SimulatorControl } from "./http.ts"
 import { OwnerService } from "./service.ts"
 import { OwnerStore } from "./store.ts"
 
@@ -30,6 +30,8 @@ export interface RunOwnerOptions {
     tls?: { key: Buffer; cert: Buffer }
     /** A file holding the console password to set (scripts and tests; otherwise a setup link is printed). */
     passwordFile?: string
+    /** The simulated device of `npm start`, which the console may factory-reset. */
+    simulator?: SimulatorControl
     log?: (line: string) => void
 }
 
@@ -63,7 +65,15 @@ export async function runOwnerService(options: RunOwnerOptions): Promise<Running
         if (options.passwordFile) auth.setPassword(readFileSync(options.passwordFile, "utf8").replace(/\r?\n$/, ""))
         auth.ensureApiTokenFile(options.tokenPath)
         await service.start()
-        const app = buildOwnerHttp({ service, auth, host: options.host, port: options.port, tls: options.tls, log })
+        const app = buildOwnerHttp({
+            service,
+            auth,
+            host: options.host,
+            port: options.port,
+            tls: options.tls,
+            log,
+            simulator: options.simulator,
+        })
         const url = await listenOwnerHttp(app, options)
         const setup = auth.newSetupToken()
         return {

@@ -1,0 +1,54 @@
+/**
+ * Headless Chromium for the console's browser tests and bench: the Debian
+ * package's binary (`/usr/bin/chromium`; playwright's own browser download
+ * cannot reach the internet here), driven by playwright-core, with a fresh
+ * profile in a temporary folder and nothing that calls out (sync, updates,
+ * background networking). Screenshots go to a git-ignored folder.
+ */
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { chromium, type BrowserContext } from "playwright-core"
+import { PROJECT_ROOT } from "../../../devs/project.ts"
+
+/** Where the system's Chromium is (Debian package `chromium`). */
+export const CHROMIUM = "/usr/bin/chromium"
+
+/** Where a test's screenshots go (git-ignored, kept after the run). */
+export function artefactsDir(name: string): string {
+    const dir = join(PROJECT_ROOT, "var", "test-artefacts", name)
+    mkdirSync(dir, { recursive: true })
+    return dir
+}
+
+/** A browser with a fresh profile; `close` removes the profile. */
+export interface Browser {
+    context: BrowserContext
+    close(): Promise<void>
+}
+
+/** Starts Chromium headless with a fresh profile; throws a one-line reason when it is not installed. */
+export async function launchChromium(viewport = { width: 1280, height: 900 }): Promise<Browser> {
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: sudo apt-get install -y chromium`)
+    const profile = mkdtempSync(join(tmpdir(), "console-chromium-"))
+    const context = await chromium.launchPersistentContext(profile, {
+        executablePath: CHROMIUM,
+        headless: true,
+        viewport,
+        args: [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ],
+    })
+    return {
+        context,
+        close: async () => {
+            await context.close()
+            rmSync(profile, { recursive: true, force: true })
+        },
+    }
+}
