@@ -28,7 +28,7 @@ import type { IngestResult } from "./ingest.ts"
 import type { ToWorker } from "./ingest-worker.ts"
 import { channelKeys, claimProof, ENVELOPE_AAD, envelopeKey } from "./keys.ts"
 import { LEGACY_LOGIN_SETTING } from "./keystore-migration.ts"
-import type { CommandRow, DeviceEventRow, OwnerStore, RejectionRow } from "./store.ts"
+import { readingTimeMs, type CommandRow, type DeviceEventRow, type OwnerStore, type RejectionRow } from "./store.ts"
 import { Rejected, type Json, type RejectReason, type Verified } from "./verifier.ts"
 
 /** Down counters reserved per store transaction (as the device reserves its own). */
@@ -320,7 +320,7 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
                             name: x.name.split(":").pop()!,
                             unit: x.unit ?? null,
                             value: x.value!,
-                            timeMs: receivedAt + x.time * 1000,
+                            timeMs: readingTimeMs(x.time, receivedAt),
                         })),
                 })
             else if (m.kind === "state") {

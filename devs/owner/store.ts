@@ -211,6 +211,11 @@ const MAX_ROWS_PER_INSERT = 10
 /** SenML times below 2^28 s are relative to now (RFC 8428 §4.5.3). */
 const SENML_RELATIVE_LIMIT = 2 ** 28
 
+/** When a reading was measured, in host milliseconds: a SenML time (seconds, relative below 2^28) against its arrival. */
+export function readingTimeMs(time: number, receivedAt: number): number {
+    return Math.abs(time) < SENML_RELATIVE_LIMIT ? receivedAt + Math.round(time * 1000) : Math.round(time * 1000)
+}
+
 /** The owner store (one file). */
 export class OwnerStore {
     readonly db: Database.Database
@@ -373,8 +378,7 @@ export class OwnerStore {
                     const args: (number | null)[] = []
                     for (const r of m.readings) {
                         if (r.value === undefined) continue
-                        const timeMs =
-                            Math.abs(r.time) < SENML_RELATIVE_LIMIT ? receivedAt + Math.round(r.time * 1000) : Math.round(r.time * 1000)
+                        const timeMs = readingTimeMs(r.time, receivedAt)
                         args.push(
                             this.seriesId(m.deviceId, r.name.split(":").pop()!, r.unit ?? null),
                             timeMs,
