@@ -22,11 +22,17 @@ export class QuantityChart {
         this.ys = []
         const [sensor, what] = quantity.name.includes("/") ? quantity.name.split("/", 2) : ["", quantity.name]
         this.figure = h("figure", { class: "chart", "data-quantity": quantity.name, "data-points": "0" })
-        this.caption = h("figcaption", {}, h("strong", {}, what), sensor ? ` · ${sensor}` : "", h("span", { class: "latest" }))
+        this.caption = h(
+            "figcaption",
+            {},
+            h("strong", {}, what),
+            sensor ? ` · ${sensor}` : "",
+            quantity.unit ? ` (${unit(quantity.unit)})` : "",
+            h("span", { class: "latest" })
+        )
         this.plotArea = h("div", { class: "plot" })
         this.figure.append(this.caption, this.plotArea)
         container.append(this.figure)
-        const suffix = unit(quantity.unit)
         this.plot = new uPlot(
             {
                 width: Math.max(240, this.plotArea.clientWidth),
@@ -41,10 +47,10 @@ export class QuantityChart {
                     { stroke: "#5b6470", grid: { stroke: "#eceff3" }, ticks: { stroke: "#dde2e8" } },
                     {
                         stroke: "#5b6470",
-                        size: 64,
+                        size: 60,
                         grid: { stroke: "#eceff3" },
                         ticks: { stroke: "#dde2e8" },
-                        values: (_u, splits) => splits.map(v => `${format(v)}${suffix ? ` ${suffix}` : ""}`),
+                        values: (_u, splits) => splits.map(format),
                     },
                 ],
                 series: [
@@ -59,6 +65,24 @@ export class QuantityChart {
         new ResizeObserver(() => this.plot.setSize({ width: Math.max(240, this.plotArea.clientWidth), height: 170 })).observe(this.plotArea)
     }
 
+    /**
+     * Loads the window's readings with `fetchReadings()`; readings that
+     * arrive live meanwhile are kept and merged, not lost under the answer.
+     */
+    async load(fetchReadings) {
+        const live = (this.live = [])
+        try {
+            const readings = await fetchReadings()
+            if (this.live !== live) return // a newer load took over
+            this.set(readings)
+        } finally {
+            if (this.live === live) {
+                this.live = undefined
+                for (const r of live) this.add(r.timeMs, r.value)
+            }
+        }
+    }
+
     /** Replaces the points with `readings` (`{ timeMs, value }`, any order). */
     set(readings) {
         const sorted = [...readings].sort((a, b) => a.timeMs - b.timeMs)
@@ -67,11 +91,13 @@ export class QuantityChart {
         this.redraw()
     }
 
-    /** Adds one reading where its time puts it (a late one from the device's queue too). */
+    /** Adds one reading where its time puts it (a late one from the device's queue too); one already drawn is left. */
     add(timeMs, value) {
+        if (this.live) return void this.live.push({ timeMs, value })
         const x = timeMs / 1000
         let i = this.xs.length
         while (i > 0 && this.xs[i - 1] > x) i--
+        for (let j = i - 1; j >= 0 && this.xs[j] === x; j--) if (this.ys[j] === value) return
         this.xs.splice(i, 0, x)
         this.ys.splice(i, 0, value)
         this.redraw()

@@ -34,60 +34,72 @@ function renderHeader() {
 
 // --- readings
 
-async function loadCharts() {
-    const area = $("[data-charts]")
-    const quantities = detail.quantities
-    if (quantities.length === 0) return
-    for (const q of quantities) if (!charts.has(q.name)) charts.set(q.name, undefined)
-    if (area.querySelector(".empty")) area.replaceChildren()
-    const since = Date.now() - rangeMs
-    await Promise.all(
-        quantities.map(async q => {
-            let chart = charts.get(q.name)
-            if (!chart) charts.set(q.name, (chart = new QuantityChart(area, q, rangeMs)))
-            chart.rangeMs = rangeMs
-            const url = `/api/devices/${id}/readings?name=${encodeURIComponent(q.name)}&since=${since}&limit=100000`
-            try {
-                chart.set((await api("GET", url)).readings)
-            } catch (e) {
-                say(commandResult, "error", `Readings of ${q.name} could not be loaded: ${e.message}`)
-            }
-        })
-    )
+/** The chart of a quantity, made (and its window loaded) on first use. */
+function chartOf(q) {
+    let chart = charts.get(q.name)
+    if (!chart) {
+        const area = $("[data-charts]")
+        area.querySelector(".empty")?.remove()
+        charts.set(q.name, (chart = new QuantityChart(area, q, rangeMs)))
+        // in the order of their names, however they arrived
+        const next = [...area.querySelectorAll("figure[data-quantity]")].find(f => f.dataset.quantity > q.name)
+        if (next) area.insertBefore(chart.figure, next)
+        void loadChart(chart)
+    }
+    return chart
+}
+
+async function loadChart(chart) {
+    chart.rangeMs = rangeMs
+    const url = `/api/devices/${id}/readings?name=${encodeURIComponent(chart.quantity.name)}&since=${Date.now() - rangeMs}&limit=100000`
+    try {
+        await chart.load(async () => (await api("GET", url)).readings)
+    } catch (e) {
+        say(commandResult, "error", `The readings of ${chart.quantity.name} could not be loaded: ${e.message}`)
+    }
 }
 
 for (const button of document.querySelectorAll("[data-range]"))
     button.addEventListener("click", () => {
         rangeMs = Number(button.dataset.range)
         for (const b of document.querySelectorAll("[data-range]")) b.setAttribute("aria-pressed", String(b === button))
-        void loadCharts()
+        for (const chart of charts.values()) void loadChart(chart)
     })
 
 function onReading(m) {
     if (m.deviceId !== id) return
     detail.lastSeen = Date.now()
     detail.online = true
-    let added = false
-    for (const r of m.readings) {
-        const chart = charts.get(r.name)
-        if (chart) chart.add(r.timeMs, r.value)
-        else added = true
-    }
-    // a quantity seen for the first time: its chart comes with the detail
-    if (added) refreshDetail()
+    for (const r of m.readings) chartOf({ name: r.name, unit: r.unit }).add(r.timeMs, r.value)
     renderHeader()
 }
 
 // --- the latest state report
 
-const STATE_LABELS = { boot: "Boot", uptime: "Uptime", events: "Events logged", queued: "Queued messages", dropped: "Dropped messages" }
+/** The state report's fields (src/control/commands.ts), as the owner reads them; others are shown by their names. */
+const STATE_LABELS = {
+    image: "Firmware image",
+    seq: "Firmware sequence",
+    phase: "Update phase",
+    boot: "Boot",
+    uptime: "Uptime",
+    events: "Events logged",
+    queued: "Queued messages",
+    dropped: "Dropped messages",
+    cmd: "Answers command",
+}
 
 function renderState() {
     const area = $("[data-state]")
     const s = detail.state
-    if (!s) return fill(area, h("p", { class: "empty" }, "None yet: ask for the state below."))
+    if (!s) {
+        fillSensors([])
+        return fill(area, h("p", { class: "empty" }, "None yet: ask for the state below."))
+    }
     const rows = []
-    for (const [key, value] of Object.entries(s.state)) {
+    const known = Object.keys(STATE_LABELS).filter(k => k in s.state)
+    for (const key of [...known, ...Object.keys(s.state).filter(k => !(k in STATE_LABELS))]) {
+        const value = s.state[key]
         if (key === "intervals" && value && typeof value === "object") continue
         const shown =
             key === "uptime" && typeof value === "number"
@@ -184,13 +196,17 @@ let awaited
 function onCommand(row) {
     if (row.deviceId !== id) return
     const i = commands.findIndex(c => c.id === row.id)
+    // the reply may come through the stream before the answer to the POST that sent the command
+    if (i >= 0 && commands[i].status === "answered" && row.status !== "answered") return
     if (i >= 0) commands[i] = row
     else commands = [row, ...commands]
     renderCommands()
-    if (awaited === row.id && row.status === "answered") {
-        awaited = undefined
-        say(commandResult, "ok", `The device answered ${describeCommand(row.command)} at ${clock(row.answeredAt)}: ${describeReply(row)}.`)
-    }
+    if (awaited === row.id && row.status === "answered") answered(row)
+}
+
+function answered(row) {
+    awaited = undefined
+    say(commandResult, "ok", `The device answered ${describeCommand(row.command)} at ${clock(row.answeredAt)}: ${describeReply(row)}.`)
 }
 
 async function send(command, button) {
@@ -199,11 +215,11 @@ async function send(command, button) {
     try {
         const row = await api("POST", `/api/devices/${id}/commands`, command)
         onCommand(row)
+        const current = commands.find(c => c.id === row.id) ?? row
+        if (current.status === "answered") return answered(current)
+        awaited = row.id
         const waiting = command.cmd === "events" ? "waiting for the event log" : "waiting for the device's reply"
-        if (row.status !== "answered") {
-            awaited = row.id
-            say(commandResult, "pending", `Sent (counter ${row.counter}); ${waiting}. A device that is offline gets it when it is back.`)
-        }
+        say(commandResult, "pending", `Sent (counter ${row.counter}); ${waiting}. A device that is offline gets it when it is back.`)
     } catch (e) {
         say(commandResult, "error", `Not sent: ${e.message}`)
     } finally {
@@ -259,11 +275,10 @@ function renderEvents() {
 const refreshDetail = throttle(async () => {
     try {
         const next = await api("GET", `/api/devices/${id}`)
-        const newQuantities = next.quantities.some(q => !charts.has(q.name))
         detail = next
         commands = next.commands
         renderAll()
-        if (newQuantities) await loadCharts()
+        for (const q of next.quantities) chartOf(q)
     } catch (e) {
         if (e.status === 404) gone("This device was removed from this owner service.")
     }
@@ -380,7 +395,7 @@ function renderAll() {
 }
 
 renderAll()
-void loadCharts()
+for (const q of detail.quantities) chartOf(q)
 follow({ reading: onReading, state: onState, event: onEvent, command: onCommand, rejection: onRejection, device: onDevice })
 setInterval(() => {
     // online/offline and "last heard" move with the clock, and the charts' window too

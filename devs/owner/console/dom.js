@@ -121,7 +121,7 @@ export function follow(handlers) {
     const show = (live, text) => {
         if (!badge) return
         badge.hidden = false
-        badge.dataset.state = live ? "live" : "down"
+        badge.dataset.stream = live ? "live" : "down"
         badge.textContent = text
     }
     const stream = new EventSource("/api/stream")
@@ -159,11 +159,13 @@ export function throttle(fn, ms) {
 
 const pad = n => String(n).padStart(2, "0")
 
-/** A time as the owner's clock reads it: `2026-11-27 10:32:05`. */
+/** A time as the owner's clock reads it: `10:32:05` today, `2026-11-26 10:32:05` before. */
 export function clock(ms) {
     if (!ms) return "never"
     const d = new Date(ms)
-    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`
+    const time = `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`
+    if (d.toDateString() === new Date().toDateString()) return time
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${time}`
 }
 
 /** A duration in words: `45 s`, `3 min`, `2 h 5 min`, `4 d 3 h`. */
