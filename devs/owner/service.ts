@@ -43,7 +43,11 @@ const ONLINE_MS = 60_000
 const DEFAULT_RETENTION_DAYS = 30
 /** Restarts of an ingest worker that ends before storing anything, before the service gives up on it. */
 const MAX_WORKER_RESTARTS = 5
-/** Fields of a state report that may name the command it answers (the firmware's name is `answers`). */
+/**
+ * Fields of a state report that may name the counter of the command it
+ * answers: the firmware adds one (issue 11); until its name is settled both
+ * are read, and without either the oldest waiting command is taken.
+ */
 const ANSWER_FIELDS = ["answers", "command"]
 
 /** A claim the registry or the envelope refused; its message never holds the code. */
@@ -183,7 +187,7 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
         this.store.setAccount({ name, registry: this.options.registryUrl, password }, this.clock())
         const reply = await registerOwner(this.options.registry, name, password, this.store.setting(LEGACY_LOGIN_SETTING))
         if (reply.status === 201) {
-            this.store.db.prepare("DELETE FROM settings WHERE key = ?").run(LEGACY_LOGIN_SETTING)
+            this.store.deleteSetting(LEGACY_LOGIN_SETTING)
             return this.log(`owner account ${name} registered at ${this.options.registryUrl}`)
         }
         if (reply.status === 409) {
@@ -192,11 +196,11 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
                 await ownerLogin(this.options.registry, name, password)
                 return
             } catch {
-                this.store.db.prepare("DELETE FROM account").run()
+                this.store.forgetAccount()
                 throw new Error(`the owner name ${name} is taken at the registry: choose another`)
             }
         }
-        this.store.db.prepare("DELETE FROM account").run()
+        this.store.forgetAccount()
         throw new Error(`the registry refused the owner account (HTTP ${reply.status}): ${String(reply.body.error ?? "")}`)
     }
 

@@ -279,6 +279,11 @@ export class OwnerStore {
         ).run(a.name, a.registry, a.password, at)
     }
 
+    /** Forgets an account whose registration failed. */
+    forgetAccount() {
+        this.st("DELETE FROM account").run()
+    }
+
     // --- devices
 
     /** Adds a claimed device; its counters start afresh unless given (a migrated keystore gives them). */
@@ -656,6 +661,10 @@ export class OwnerStore {
 
     setSetting(key: string, value: string) {
         this.st("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(key, value)
+    }
+
+    deleteSetting(key: string) {
+        this.st("DELETE FROM settings WHERE key = ?").run(key)
     }
 
     close() {

@@ -76,7 +76,6 @@ export async function startLocal(): Promise<void> {
         const claimer = new ConsoleClaimer(async (id, code) => {
             if (service.follows(id)) return
             await service.claim(id, code)
-            console.log(`owner> claimed ${id} as "${OWNER}"`)
         })
         const ended = await runDevs(["run", image], {
             // Ctrl-C may fall in the middle of a flash save: keep the flash file whole

@@ -192,4 +192,40 @@ describe("owner store", () => {
         assert.equal(readFileSync(path, "utf8"), "{")
         store.close()
     })
+
+    test("npm run owner-export and owner-import carry a store to another machine's folder, and refuse a wrong passphrase", async () => {
+        const { store, ids } = newStore("cli-export", 1)
+        store.setAccount({ name: "carol", registry: "https://registry", password: randomBytes(32) }, 1)
+        store.close()
+        const pass = join(dir, "cli-passphrase")
+        writeFileSync(pass, "a passphrase of some length\n", { mode: 0o600 })
+        const out = join(dir, "cli.export")
+        const run = (program: string, args: string[]) =>
+            new Promise<{ code: number; stdout: string; stderr: string }>(resolve =>
+                execFile(
+                    process.execPath,
+                    ["--import", "tsx", join("devs", "bin", `${program}.ts`), ...args],
+                    { cwd: PROJECT_ROOT },
+                    (e, stdout, stderr) => resolve({ code: e ? Number(e.code) : 0, stdout, stderr })
+                )
+            )
+        const exported = await run("owner-export", ["--out", out, "--passphrase-file", pass, "--store", store.path])
+        assert.equal(exported.code, 0, exported.stderr)
+        assert.equal(statSync(out).mode & 0o777, 0o600)
+        const wrong = join(dir, "cli-wrong")
+        writeFileSync(wrong, "not the passphrase at all")
+        const target = join(dir, "cli-elsewhere", "owner.db")
+        const refused = await run("owner-import", [out, "--passphrase-file", wrong, "--store", target])
+        assert.equal(refused.code, 1)
+        assert.equal(refused.stderr, "owner-import: wrong passphrase, or the file is damaged\n")
+        const imported = await run("owner-import", [out, "--passphrase-file", pass, "--store", target])
+        assert.equal(imported.code, 0, imported.stderr)
+        assert.match(imported.stdout, /owner store of carol with 1 device\(s\) restored/)
+        const back = new OwnerStore(target)
+        assert.deepEqual(
+            back.devices().map(d => d.id),
+            ids
+        )
+        back.close()
+    })
 })
