@@ -13,6 +13,14 @@ export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..
 /** State made on this machine, never in git: keys, certificates, databases, broker state. */
 const VAR_DIR = join(PROJECT_ROOT, "var")
 
+/**
+ * What `npm start` keeps from one run to the next (its stack, the owner's
+ * store, the simulator's flash): `var/`, or the folder `SENTINEL_STATE_DIR`
+ * names (a test runs npm start in a temporary one). The signing key stays in
+ * var/keys whatever it says, as the trust anchor in src/ is made from it.
+ */
+const STATE_DIR = process.env.SENTINEL_STATE_DIR ? resolve(process.env.SENTINEL_STATE_DIR) : VAR_DIR
+
 /** The owner's firmware signing key (mode 0600): keep it off the device and out of git; back it up. */
 export const SIGNING_KEY_PATH = join(VAR_DIR, "keys", "firmware-signing.json")
 
@@ -21,17 +29,17 @@ export const TRUST_ANCHOR_PATH = join(PROJECT_ROOT, "src", "update", "trust-anch
 
 /** An owner keystore of the CLIs before the owner service (`npm run migrate-keystore` moves one into the store). */
 export function ownerKeystorePath(owner: string): string {
-    return join(VAR_DIR, "owner", `${owner}.json`)
+    return join(STATE_DIR, "owner", `${owner}.json`)
 }
 
 /** The owner service's files: its store (mode 0600, folder 0700) and the API token the CLIs read (mode 0600). */
 export const OWNER_FILES = {
-    store: join(VAR_DIR, "owner", "owner.db"),
-    apiToken: join(VAR_DIR, "owner", "api-token"),
+    store: join(STATE_DIR, "owner", "owner.db"),
+    apiToken: join(STATE_DIR, "owner", "api-token"),
 }
 
 /** The files of a local stack kept in `dir`; `npm start` keeps its stack in `var/stack`. */
-export function stackFiles(dir = join(VAR_DIR, "stack")) {
+export function stackFiles(dir = join(STATE_DIR, "stack")) {
     const pki = join(dir, "pki")
     return {
         dir,
@@ -48,6 +56,17 @@ export function stackFiles(dir = join(VAR_DIR, "stack")) {
         /** The image `npm start` builds, publishes and runs. */
         localBuild: join(dir, "local-build.devs"),
     }
+}
+
+/**
+ * The simulator `npm start` runs: its working folder, and the flash file the
+ * DeviceScript CLI keeps under it (identity, event log, settings: a factory
+ * reset deletes it). Before the owner console it was under the project root.
+ */
+export const SIMULATOR_FILES = {
+    dir: join(STATE_DIR, "sim"),
+    flash: join(STATE_DIR, "sim", ".devicescript", "flash", "sim.bin"),
+    formerFlash: join(PROJECT_ROOT, ".devicescript", "flash", "sim.bin"),
 }
 
 /** Where the firmware in the simulator expects the registry (src/identity/endpoint.ts). */

@@ -19,6 +19,11 @@ export default tseslint.config(
         },
     },
     {
+        // the bootstrap of the npm scripts runs in plain Node
+        files: ["devs/bin/*.js"],
+        languageOptions: { globals: { process: "readonly", console: "readonly" } },
+    },
+    {
         // the owner console's modules run in the browser
         files: ["devs/owner/console/**/*.js"],
         languageOptions: {

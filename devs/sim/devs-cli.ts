@@ -150,8 +150,9 @@ export function collectHexLines(lines: string[], prefix: string): Map<string, Bu
 }
 
 /** Compiles a firmware entry point (a path from the project root) and copies the image to `out`. */
-export async function buildImage(entry: string, out: string): Promise<Buffer> {
-    const r = await runDevs(["build", entry], { timeoutMs: 120_000 })
+export async function buildImage(entry: string, out: string, signal?: AbortSignal): Promise<Buffer> {
+    const r = await runDevs(["build", entry], { timeoutMs: 120_000, signal })
+    if (signal?.aborted) throw new Error(`devs build ${entry} stopped`)
     if (r.code !== 0) throw new Error(`devs build ${entry} failed:\n${r.output}`)
     copyFileSync(join(PROJECT_ROOT, ".devicescript", "bin", "bytecode.devs"), out)
     return readFileSync(out)

@@ -39,9 +39,30 @@ const invocation = (program: string) => (program === "start" || program === "tes
 describe("the programs in devs/bin", () => {
     test("each one has its npm script, and every script of a program runs one in devs/bin", () => {
         assert.ok(PROGRAMS.length >= 15, PROGRAMS.join(" "))
-        for (const program of PROGRAMS) assert.match(SCRIPTS[program] ?? "", new RegExp(`^tsx devs/bin/${program}\\.ts`), program)
-        for (const [name, script] of Object.entries(SCRIPTS))
-            if (/^tsx /.test(script)) assert.match(script, /^tsx devs\/bin\/[a-z-]+\.ts( |$)/, name)
+        // through the bootstrap, which installs what is missing before tsx exists (devs/bin/bootstrap.js)
+        for (const program of PROGRAMS)
+            assert.match(SCRIPTS[program] ?? "", new RegExp(`^node devs/bin/bootstrap\\.js ${program}( |$)`), program)
+        for (const [name, script] of Object.entries(SCRIPTS)) {
+            assert.doesNotMatch(script, /^tsx /, `${name} needs tsx before npm install`)
+            const program = /^node devs\/bin\/bootstrap\.js ([a-z-]+)/.exec(script)?.[1]
+            if (program) assert.ok(PROGRAMS.includes(program), `${name} runs ${program}, which is not in devs/bin`)
+        }
+    })
+
+    test("the bootstrap runs the program with its arguments, and refuses a program that is not in devs/bin", async () => {
+        const bootstrap = (args: string[]) =>
+            new Promise<{ code: number; stdout: string; stderr: string }>(resolve =>
+                execFile(process.execPath, [join("devs", "bin", "bootstrap.js"), ...args], { cwd: PROJECT_ROOT }, (error, stdout, stderr) =>
+                    resolve({ code: error ? Number(error.code) : 0, stdout, stderr })
+                )
+            )
+        const help = await bootstrap(["claim", "--help"])
+        assert.equal(help.code, 0, help.stderr)
+        assert.ok(help.stdout.startsWith("usage: npm run claim"), help.stdout)
+        const wrong = await bootstrap(["no-such-program"])
+        assert.equal(wrong.code, 2)
+        assert.match(wrong.stderr, /^usage: node devs\/bin\/bootstrap\.js <program in devs\/bin>/)
+        assert.equal(wrong.stderr.trim().split("\n").length, 1)
     })
 
     test("--help prints the usage under the program's npm script and exits 0", async () => {
