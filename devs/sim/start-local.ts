@@ -105,7 +105,9 @@ export async function startLocal(options: StartOptions = {}): Promise<void> {
         const building = buildLocal(files.localBuild, children.signal, progress)
         building.catch(() => {}) // awaited below; a failure before then must not go unhandled
         progress.line("starting the local stack (CA, Mosquitto, registry, update service)…")
-        stack = await startLocalStack({ dir: files.dir, onLog: (_service, line) => progress.line(line) })
+        // the registry's security events, and what goes wrong in the broker (not its connection notices)
+        const stackLog = (service: string, line: string) => (service !== "mosquitto" || /error/i.test(line)) && progress.line(line)
+        stack = await startLocalStack({ dir: files.dir, onLog: stackLog })
         progress.stage(`local stack up: registry https://localhost:${stack.registryPort}, broker mqtts://localhost:${stack.broker.port}`)
         devtools = await startDevtools(PROJECT_ROOT)
         devtools.on("exit", code => {
@@ -126,9 +128,10 @@ export async function startLocal(options: StartOptions = {}): Promise<void> {
         if (!stopping) progress.error("the simulator exited; stopping")
         stop(1)
     } catch (e) {
+        // what a stop by Ctrl-C or SIGTERM interrupted is no error
+        const interrupted = stopping
         stop(1)
-        if (children.signal.aborted && stopping) return
-        throw e
+        if (!interrupted) throw e
     }
 }
 

@@ -39,12 +39,13 @@ const invocation = (program: string) => (program === "start" || program === "tes
 describe("the programs in devs/bin", () => {
     test("each one has its npm script, and every script of a program runs one in devs/bin", () => {
         assert.ok(PROGRAMS.length >= 15, PROGRAMS.join(" "))
-        // through the bootstrap, which installs what is missing before tsx exists (devs/bin/bootstrap.js)
+        // through the bootstrap, which installs what is missing before tsx exists (devs/bin/bootstrap.js); `exec`, so
+        // npm's shell is replaced and the signals npm forwards reach the program
         for (const program of PROGRAMS)
-            assert.match(SCRIPTS[program] ?? "", new RegExp(`^node devs/bin/bootstrap\\.js ${program}( |$)`), program)
+            assert.match(SCRIPTS[program] ?? "", new RegExp(`^exec node devs/bin/bootstrap\\.js ${program}( |$)`), program)
         for (const [name, script] of Object.entries(SCRIPTS)) {
             assert.doesNotMatch(script, /^tsx /, `${name} needs tsx before npm install`)
-            const program = /^node devs\/bin\/bootstrap\.js ([a-z-]+)/.exec(script)?.[1]
+            const program = /node devs\/bin\/bootstrap\.js ([a-z-]+)/.exec(script)?.[1]
             if (program) assert.ok(PROGRAMS.includes(program), `${name} runs ${program}, which is not in devs/bin`)
         }
     })
