@@ -12,7 +12,7 @@
  */
 import assert from "node:assert/strict"
 import { randomBytes } from "node:crypto"
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
@@ -21,14 +21,17 @@ import { commandTopic, encodeCommand } from "../../devs/owner/commands.ts"
 import { sealEncrypt0 } from "../../devs/owner/encrypt0.ts"
 import { runOwnerService, type RunningOwner } from "../../devs/owner/run.ts"
 import { freePort } from "../../devs/net/ports.ts"
+import { PROJECT_ROOT } from "../../devs/project.ts"
 import { deviceLine, runInSimulator } from "../../devs/sim/devs-cli.ts"
 import { until } from "../../devs/sim/until.ts"
 import { startLocalStack, type LocalStack } from "../../devs/stack/local.ts"
-import { artefactsDir, launchChromium, type Browser } from "./support/browser.ts"
+import { launchChromium, type Browser } from "../../devs/bench/chromium.ts"
 import { curve } from "./support/simulated-curve.ts"
 
 const dir = mkdtempSync(join(tmpdir(), "console-browser-test-"))
-const shots = artefactsDir("console-browser")
+/** Screenshots: git-ignored, kept after the run. */
+const shots = join(PROJECT_ROOT, "var", "test-artefacts", "console-browser")
+mkdirSync(shots, { recursive: true })
 const password = randomBytes(12).toString("base64url")
 const log: string[] = []
 /** What the device printed, without the simulator's prefix. */

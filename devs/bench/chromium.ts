@@ -1,25 +1,17 @@
 /**
- * Headless Chromium for the console's browser tests and bench: the Debian
+ * Headless Chromium for the console's bench and browser test: the Debian
  * package's binary (`/usr/bin/chromium`; playwright's own browser download
  * cannot reach the internet here), driven by playwright-core, with a fresh
  * profile in a temporary folder and nothing that calls out (sync, updates,
- * background networking). Screenshots go to a git-ignored folder.
+ * background networking).
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { chromium, type BrowserContext } from "playwright-core"
-import { PROJECT_ROOT } from "../../../devs/project.ts"
 
 /** Where the system's Chromium is (Debian package `chromium`). */
 export const CHROMIUM = "/usr/bin/chromium"
-
-/** Where a test's screenshots go (git-ignored, kept after the run). */
-export function artefactsDir(name: string): string {
-    const dir = join(PROJECT_ROOT, "var", "test-artefacts", name)
-    mkdirSync(dir, { recursive: true })
-    return dir
-}
 
 /** A browser with a fresh profile; `close` removes the profile. */
 export interface Browser {
