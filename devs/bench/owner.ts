@@ -35,7 +35,7 @@ async function hostDevice(t: ReturnType<typeof inProcessTransport>) {
 }
 
 /** Times `rounds` × `count` messages, raw and through the owner service; prints the rates and their ratio. */
-export async function ownerThroughput(count = 900, rounds = 5) {
+export async function ownerThroughput(count = 900, rounds = 9) {
     const dir = mkdtempSync(join(tmpdir(), "bench-owner-"))
     const stack = await startLocalStack({ dir, brokerPort: await freePort(), registryPort: await freePort(), onLog: () => {} })
     const ca = readFileSync(stack.pki.caCert)
@@ -96,7 +96,12 @@ export async function ownerThroughput(count = 900, rounds = 5) {
             const topic = `things/${d.id}/up/readings`
             const start = performance.now()
             for (const p of messages) pub.publish(topic, p, { qos: 1 })
-            await delivered
+            let timer: NodeJS.Timeout | undefined
+            const late = new Promise<never>((_, reject) => {
+                timer = setTimeout(() => reject(new Error(`a round of ${count} messages not delivered within 60 s`)), 60_000)
+            })
+            await Promise.race([delivered, late])
+            clearTimeout(timer)
             const end = performance.now()
             if (d === followed) receivedRates.push(count / ((receivedAt - start) / 1000))
             await pub.endAsync()

@@ -32,7 +32,7 @@ import { until } from "./until.ts"
 export interface SimulatedDeviceOptions {
     /** The registry and broker it enrolls with and publishes to; its owner uses them too. */
     stack: LocalStack
-    /** Folder for the simulator's persistent flash (`vm/`) and the owner's keystore. */
+    /** Folder for the simulator's persistent flash (`vm/`) and the owner's store. */
     dir: string
     /** Receives every line of the simulator and of the owner, with host times; `FIRMWARE_LOG=<file>` keeps it. */
     transcript: string[]

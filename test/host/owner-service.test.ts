@@ -117,6 +117,10 @@ describe("owner service over HTTP", () => {
         // a token needs no CSRF token: no browser sends it by itself
         assert.equal((await http("POST", path, { token: o.token, json: { cmd: "events" } })).status, 202)
         assert.equal((await http("POST", path, { token: o.token, json: { cmd: "reboot" } })).status, 400)
+        // removing forgets the device and its keys: the API no longer knows it
+        assert.equal((await http("DELETE", `/api/devices/${d.id}`, { cookie, csrf })).status, 200)
+        assert.equal(o.owner.store.device(d.id), undefined)
+        assert.equal((await http("GET", `/api/devices/${d.id}`, { token: o.token })).status, 404)
         assert.equal((await http("POST", "/logout", { cookie, form: { csrf } })).status, 303)
         assert.equal((await http("GET", "/api/devices", { cookie })).status, 401)
     })

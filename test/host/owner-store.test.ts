@@ -121,6 +121,10 @@ describe("owner store", () => {
         )
         assert.equal(store.upWindow(id)!.highest, 7)
         assert.equal(store.readings(id).length, 3)
+        // retention: readings measured before the limit go, the others stay
+        assert.equal(store.deleteReadingsBefore(999_000), 0)
+        assert.equal(store.deleteReadingsBefore(999_001), 3)
+        assert.equal(store.readings(id).length, 0)
         store.close()
     })
 
