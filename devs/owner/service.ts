@@ -45,10 +45,11 @@ const DEFAULT_RETENTION_DAYS = 30
 const MAX_WORKER_RESTARTS = 5
 /**
  * Fields of a state report that may name the counter of the command it
- * answers: the firmware adds one (issue 11); until its name is settled both
- * are read, and without either the oldest waiting command is taken.
+ * answers: the firmware names it `cmd` (branch firmware, src/control/commands.ts
+ * StateReport); the older names are still read, and without any the oldest
+ * waiting command is taken.
  */
-const ANSWER_FIELDS = ["answers", "command"]
+const ANSWER_FIELDS = ["cmd", "answers", "command"]
 
 /** A claim the registry or the envelope refused; its message never holds the code. */
 export class ClaimError extends Error {
@@ -493,9 +494,10 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
                 online: w?.lastSeen != null && now - w.lastSeen < ONLINE_MS,
                 lastSeen: w?.lastSeen ?? null,
                 lastCounter: w && w.highest >= 0 ? w.highest : null,
-                firmware: state.firmware ?? null,
-                sequence: state.sequence ?? null,
-                update: state.update ?? null,
+                // the firmware's state report names them image, seq and phase (src/control/commands.ts StateReport)
+                firmware: state.image ?? state.firmware ?? null,
+                sequence: state.seq ?? state.sequence ?? null,
+                update: state.phase ?? state.update ?? null,
                 queued: state.queued ?? null,
                 dropped: state.dropped ?? null,
                 eventsSinceVisit: this.store.eventsSince(d.id, lastVisit),
