@@ -221,8 +221,9 @@ describe("the owner console in Chromium, with the firmware in the simulator", ()
         assert.match(await row.first().innerText(), /downlink-refused/)
         await page.locator("[data-result][data-kind=ok]", { hasText: "event log" }).waitFor()
         await shot("05-forged-refused")
-        await page.locator("[data-events]").scrollIntoViewIfNeeded()
-        await page.screenshot({ path: join(shots, "device-page.png") })
+        // the one the README shows: the charts, the state report and the commands
+        await page.evaluate(() => window.scrollTo(0, 0))
+        await page.screenshot({ path: join(shots, "device-page.png"), fullPage: true, clip: { x: 0, y: 0, width: 1280, height: 1380 } })
     })
 
     test("a POST without its CSRF token is refused, with the session cookie the browser sends", async () => {

@@ -154,7 +154,7 @@ const describeCommand = c =>
         : ({ state: "state", events: "event log", "update-check": "update check" }[c.cmd] ?? c.cmd)
 
 function describeReply(c) {
-    if (c.status !== "answered" || !c.reply) return c.command.cmd === "events" ? "answered with the event log" : "—"
+    if (c.status !== "answered" || !c.reply) return c.command.cmd === "events" ? "the log comes as security events" : "—"
     const r = c.reply
     const parts = []
     if (r.intervals && typeof r.intervals === "object")
@@ -174,7 +174,7 @@ function renderCommands() {
             ["Sent", "Command", "Counter", "Status", "Reply"],
             commands.slice(0, 20).map(c => ({
                 cells: [
-                    clock(c.sentAt),
+                    { cell: clock(c.sentAt), class: "nowrap" },
                     describeCommand(c.command),
                     { cell: String(c.counter), class: "num" },
                     h(
