@@ -150,7 +150,8 @@ export function devicePage(d: DeviceDetail, csrf: string, owner = "", simulated 
         `<div class="title"><h1 data-name>${name}</h1><span data-status></span></div>
 <p class="sub"><code data-id>${escapeHtml(d.id)}</code> <span data-seen></span></p>
 <section class="card"><div class="section-head"><h2>Readings</h2>
-<div class="segmented" role="group" aria-label="Time range"><button data-range="3600000" aria-pressed="true">Last hour</button>
+<div class="segmented" role="group" aria-label="Time range"><button data-range="600000" aria-pressed="false">Last 10 min</button>
+<button data-range="3600000" aria-pressed="true">Last hour</button>
 <button data-range="86400000" aria-pressed="false">Last day</button></div></div>
 <div class="charts" data-charts><p class="empty">No readings yet.</p></div></section>
 <div class="columns">

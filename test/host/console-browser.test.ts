@@ -222,6 +222,8 @@ describe("the owner console in Chromium, with the firmware in the simulator", ()
         await page.locator("[data-result][data-kind=ok]", { hasText: "event log" }).waitFor()
         await shot("05-forged-refused")
         // the one the README shows: the charts, the state report and the commands
+        await page.click('button[data-range="600000"]')
+        await page.waitForTimeout(500)
         await page.evaluate(() => window.scrollTo(0, 0))
         await page.screenshot({ path: join(shots, "device-page.png"), fullPage: true, clip: { x: 0, y: 0, width: 1280, height: 1380 } })
     })
