@@ -25,7 +25,10 @@ const NODE_MAJOR = 20
 
 /** Debian packages by what they provide, and the programs that need them. */
 const DEBIAN = {
-    mosquitto: { provides: () => findExecutable("mosquitto") && mosquittoPlugin(), programs: ["start", "test", "bench"] },
+    mosquitto: {
+        provides: () => findExecutable("mosquitto") && findExecutable("mosquitto_ctrl") && mosquittoPlugin(),
+        programs: ["start", "test", "bench"],
+    },
     openssl: { provides: () => findExecutable("openssl"), programs: ["start", "test", "bench"] },
     chromium: { provides: () => existsSync("/usr/bin/chromium"), programs: ["test", "bench"] },
 }
