@@ -161,7 +161,7 @@ class Simulation {
         return new ConsoleClaimer(async (id, code) => {
             if (service.follows(id)) return
             await service.claim(id, code)
-            this.progress.stage(`claimed ${id} as owner "${OWNER}": its readings come once it has logged in`)
+            this.progress.stage(`the device is claimed by owner "${OWNER}": its readings come once it has logged in`)
         })
     }
 
