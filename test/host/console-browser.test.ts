@@ -277,7 +277,7 @@ describe("the owner console in Chromium, with the firmware in the simulator", ()
         const code = printed(/^claim code .*: ([A-Z2-7-]+)$/)
         if (code) secrets.push(code)
         const everything = [...seen, ...log].join("\n")
-        assert.ok(seen.length >= 7)
+        assert.ok(seen.length >= 5, `${seen.length} pages looked at`)
         for (const s of secrets) assert.equal(everything.includes(s), false, "a secret in a page or a log line")
         assert.deepEqual(
             log.filter(l => /^browser: /.test(l)),

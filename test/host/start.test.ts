@@ -6,7 +6,10 @@
  * verified reading, no `socket … open undefined` line; and however it is
  * stopped (SIGTERM to npm during the build, Ctrl-C to the whole process group
  * once the device runs, SIGTERM on a second run that reuses the build) no
- * process it started is left.
+ * process it started is left. `npm run reset-device` factory-resets the
+ * simulated device through the running npm start (a new identity, claimed
+ * again, the old one forgotten), and without it deletes the flash itself; the
+ * signing key stays.
  */
 import assert from "node:assert/strict"
 import { spawn, type ChildProcess } from "node:child_process"
@@ -79,6 +82,20 @@ async function stopAndCheck(child: ChildProcess & { output: string[] }, signal: 
 
 const line = (child: { output: string[] }, re: RegExp) => child.output.some(l => re.test(l))
 
+/** `npm run reset-device` as a person runs it, against the test's state. */
+function resetDevice(): Promise<{ code: number | null; output: string }> {
+    return new Promise(resolve => {
+        const child = spawn(process.execPath, [join("devs", "bin", "bootstrap.js"), "reset-device"], {
+            cwd: PROJECT_ROOT,
+            env: { ...process.env, SENTINEL_STATE_DIR: state },
+        })
+        let output = ""
+        child.stdout.on("data", (c: Buffer) => (output += c.toString()))
+        child.stderr.on("data", (c: Buffer) => (output += c.toString()))
+        child.on("close", code => resolve({ code, output }))
+    })
+}
+
 /** Waits for a line of `npm start`; fails at once, with its output, if it ends first. */
 async function waitForLine(child: ChildProcess & { output: string[] }, re: RegExp, timeoutMs: number) {
     await until(
@@ -128,11 +145,40 @@ describe("npm start", () => {
         assert.deepEqual(untimed, [])
     })
 
-    test("a second run reuses the build; SIGTERM to npm stops everything", async () => {
+    test("a second run reuses the build; a factory reset from the script gives a new device, claimed again; SIGTERM stops everything", async () => {
         const child = npmStart()
         await waitForLine(child, /first verified reading stored/, 120_000)
-        await stopAndCheck(child, "SIGTERM", false)
         assert.ok(line(child, /firmware unchanged since the last build/))
         assert.ok(!line(child, /the device is claimed|owner> claimed/), "the device was claimed on the first run")
+        const deviceIds = () => child.output.map(l => /device> sentinel-node: boot \d+, device ([0-9a-f]{32})/.exec(l)?.[1]).filter(Boolean)
+        const old = deviceIds()[0]!
+        assert.match(old, /^[0-9a-f]{32}$/)
+
+        const reset = await resetDevice()
+        assert.equal(reset.code, 0, reset.output)
+        assert.match(reset.output, /^the simulated device was reset/)
+        await waitForLine(child, new RegExp(`factory reset: the simulator's flash is wiped \\(device ${old} forgotten\\)`), 30_000)
+        await waitForLine(child, /the device is claimed/, 120_000)
+        const fresh = deviceIds().at(-1)!
+        assert.notEqual(fresh, old, "a new identity")
+        const token = readFileSync(join(state, "owner", "api-token"), "utf8").trim()
+        const list = (await (
+            await fetch("http://127.0.0.1:8080/api/devices", { headers: { authorization: `Bearer ${token}` } })
+        ).json()) as {
+            devices: { id: string }[]
+        }
+        assert.deepEqual(
+            list.devices.map(d => d.id),
+            [fresh]
+        )
+        await stopAndCheck(child, "SIGTERM", false)
+
+        // with nothing running, the script deletes the flash itself
+        assert.ok(existsSync(join(state, "sim", ".devicescript", "flash", "sim.bin")))
+        const offline = await resetDevice()
+        assert.equal(offline.code, 0, offline.output)
+        assert.match(offline.output, /^wiped .*sim\.bin: the next npm start boots a new device/)
+        assert.equal(existsSync(join(state, "sim", ".devicescript", "flash", "sim.bin")), false)
+        assert.ok(existsSync(join(PROJECT_ROOT, "var", "keys", "firmware-signing.json")), "the signing key stays")
     })
 })
