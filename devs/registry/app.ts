@@ -21,6 +21,7 @@
 import { createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from "node:crypto"
 import { createServer, type Server } from "node:https"
 import type { IncomingMessage, ServerResponse } from "node:http"
+import type { Socket } from "node:net"
 import { DEFAULT_POLICY, RateLimiter, type RateLimitPolicy } from "./rate-limit.ts"
 import {
     makeVerifier,
@@ -346,38 +347,56 @@ export class Registry {
     }
 }
 
-/** Reads a request body, refusing more than `limit` bytes. */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+/** How long a refused upload may go on arriving after its `413` before the connection is dropped. */
+const LINGER_MS = 2000
+
+/** Whether the request says, before any of its body arrives, that the body is over `limit`. */
+function declaredTooLarge(req: IncomingMessage, limit: number): boolean {
+    return Number(req.headers["content-length"]) > limit
+}
+
+/** Reads a request body; undefined once it passes `limit` bytes (what follows is discarded as it arrives). */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
     return new Promise((resolve, reject) => {
+        if (declaredTooLarge(req, limit)) {
+            req.resume()
+            return resolve(undefined)
+        }
         const chunks: Buffer[] = []
         let size = 0
-        req.on("data", (c: Buffer) => {
+        const onData = (c: Buffer) => {
             size += c.length
-            if (size > limit) {
-                reject(new HttpError(413, "body too large"))
-                req.destroy()
-            } else chunks.push(c)
-        })
+            if (size <= limit) return void chunks.push(c)
+            req.off("data", onData)
+            req.resume()
+            resolve(undefined)
+        }
+        req.on("data", onData)
         req.on("end", () => resolve(Buffer.concat(chunks)))
         req.on("error", reject)
     })
 }
 
+/**
+ * Closes a connection whose request was not read to its end, in stages (RFC 9112 §9.6): closing at once,
+ * with the client still sending, makes TCP reset the connection, and the reset can destroy the answer
+ * before the client reads it. So the answer goes out, then our side closes, and what the client still
+ * sends is read and dropped until it closes too or `LINGER_MS` pass. Node ends a `connection: close`
+ * answer with the socket's `destroySoon`, which is where the stages go.
+ */
+function closeInStages(socket: Socket) {
+    socket.destroySoon = () => {
+        socket.end()
+        socket.resume()
+        const timer = setTimeout(() => socket.destroy(), LINGER_MS)
+        socket.once("end", () => socket.destroy())
+        socket.once("close", () => clearTimeout(timer))
+    }
+}
+
 /** Serves a registry over HTTPS with the given key and certificate (PEM). */
 export function serveRegistry(registry: Registry, tls: { key: Buffer; cert: Buffer }): Server {
-    return createServer({ key: tls.key, cert: tls.cert, minVersion: "TLSv1.2" }, async (req: IncomingMessage, res: ServerResponse) => {
-        const source = req.socket.remoteAddress ?? "?"
-        let result
-        try {
-            const body = await readBody(req, MAX_BODY_BYTES)
-            const headers = req.headers as Record<string, string | undefined>
-            result = await registry.handle(req.method ?? "", (req.url ?? "").split("?")[0], headers, body, source)
-        } catch (e) {
-            result =
-                e instanceof HttpError
-                    ? { status: e.status, headers: e.headers, body: { error: e.message } }
-                    : { status: 500, headers: {}, body: { error: "internal error" } }
-        }
+    const answer = (res: ServerResponse, result: { status: number; headers: Record<string, string>; body: unknown }) => {
         const binary = Buffer.isBuffer(result.body)
         const payload = binary ? (result.body as Buffer) : Buffer.from(JSON.stringify(result.body))
         res.writeHead(result.status, {
@@ -387,5 +406,33 @@ export function serveRegistry(registry: Registry, tls: { key: Buffer; cert: Buff
             connection: "close",
         })
         res.end(payload)
+    }
+    const tooLarge = (res: ServerResponse) => {
+        closeInStages(res.socket as Socket)
+        answer(res, { status: 413, headers: {}, body: { error: "body too large" } })
+    }
+    const serve = async (req: IncomingMessage, res: ServerResponse) => {
+        const source = req.socket.remoteAddress ?? "?"
+        let result
+        try {
+            const body = await readBody(req, MAX_BODY_BYTES)
+            if (!body) return tooLarge(res)
+            const headers = req.headers as Record<string, string | undefined>
+            result = await registry.handle(req.method ?? "", (req.url ?? "").split("?")[0], headers, body, source)
+        } catch (e) {
+            result =
+                e instanceof HttpError
+                    ? { status: e.status, headers: e.headers, body: { error: e.message } }
+                    : { status: 500, headers: {}, body: { error: "internal error" } }
+        }
+        answer(res, result)
+    }
+    const server = createServer({ key: tls.key, cert: tls.cert, minVersion: "TLSv1.2" }, serve)
+    // a client that asks before sending its body (Expect: 100-continue, RFC 9110 §10.1.1) hears 413 before sending it
+    server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
+        if (declaredTooLarge(req, MAX_BODY_BYTES)) return tooLarge(res)
+        res.writeContinue()
+        void serve(req, res)
     })
+    return server
 }
