@@ -1,13 +1,15 @@
 /**
- * Mosquitto 2 as the broker: one TLS listener on loopback, no anonymous
- * access, logins and ACLs from the dynamic-security plugin, which the
- * registry drives through `$CONTROL/dynamic-security/v1` (./dynsec.ts).
+ * Mosquitto 2 as the broker: one TLS listener on loopback (with the policy of
+ * ../net/tls.ts), no anonymous access, logins and ACLs from the
+ * dynamic-security plugin, which the registry drives through
+ * `$CONTROL/dynamic-security/v1` (./dynsec.ts).
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { waitForPort } from "../net/ports.ts"
+import { MOSQUITTO_TLS_LINES } from "../net/tls.ts"
 
 const PLUGIN_CANDIDATES = [
     "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",
@@ -66,7 +68,7 @@ export async function startMosquitto(options: MosquittoOptions): Promise<Mosquit
             `listener ${options.port} 127.0.0.1`,
             `certfile ${options.tls.cert}`,
             `keyfile ${options.tls.key}`,
-            "tls_version tlsv1.2",
+            ...MOSQUITTO_TLS_LINES,
             `plugin ${plugin}`,
             `plugin_opt_config_file ${dynsec}`,
             "",

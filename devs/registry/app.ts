@@ -22,6 +22,7 @@ import { createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from "node:crypt
 import { createServer, type Server } from "node:https"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import type { Socket } from "node:net"
+import { TLS_SERVER_OPTIONS } from "../net/tls.ts"
 import { DEFAULT_POLICY, RateLimiter, type RateLimitPolicy } from "./rate-limit.ts"
 import {
     makeVerifier,
@@ -427,7 +428,7 @@ export function serveRegistry(registry: Registry, tls: { key: Buffer; cert: Buff
         }
         answer(res, result)
     }
-    const server = createServer({ key: tls.key, cert: tls.cert, minVersion: "TLSv1.2" }, serve)
+    const server = createServer({ key: tls.key, cert: tls.cert, ...TLS_SERVER_OPTIONS }, serve)
     // a client that asks before sending its body (Expect: 100-continue, RFC 9110 §10.1.1) hears 413 before sending it
     server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
         if (declaredTooLarge(req, MAX_BODY_BYTES)) return tooLarge(res)

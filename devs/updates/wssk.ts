@@ -22,6 +22,7 @@ import { createServer, type Server } from "node:https"
 import type { AddressInfo, Socket } from "node:net"
 import type { Duplex } from "node:stream"
 import { WebSocketServer, type RawData, type WebSocket } from "ws"
+import { TLS_SERVER_OPTIONS } from "../net/tls.ts"
 
 /** A security-relevant event at the gateway (never carries key material). */
 export interface WsskEvent {
@@ -341,7 +342,7 @@ export class WsskGateway {
 
     constructor(private readonly options: WsskGatewayOptions) {
         this.replyTimeoutMs = options.replyTimeoutMs ?? 10_000
-        this.server = createServer({ key: options.tls.key, cert: options.tls.cert })
+        this.server = createServer({ key: options.tls.key, cert: options.tls.cert, ...TLS_SERVER_OPTIONS })
         // hello and auth are small; the largest device message is a 256-byte dmesg chunk
         this.wss = new WebSocketServer({
             noServer: true,

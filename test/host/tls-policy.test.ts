@@ -1,0 +1,97 @@
+/**
+ * The TLS policy on every listener of the local stack (the registry, the WSSK
+ * gateway, Mosquitto): TLS 1.3, and TLS 1.2 with ECDHE and AEAD only. Node
+ * clients that force a CBC suite or TLS 1.1 are refused by each of them, and
+ * accepted by a permissive server with the same certificate, so the refusal
+ * is the listener's, not the client's own.
+ */
+import assert from "node:assert/strict"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { after, before, describe, test } from "node:test"
+import { connect, createServer, type ConnectionOptions, type Server } from "node:tls"
+import { freePort } from "../../devs/net/ports.ts"
+import { startLocalStack, type LocalStack } from "../../devs/stack/local.ts"
+import { generateSigningKey } from "../../devs/updates/signing-key.ts"
+
+const dir = mkdtempSync(join(tmpdir(), "tls-policy-test-"))
+let stack: LocalStack
+let ca: Buffer
+let permissive: Server
+const listeners: Record<string, number> = {}
+
+before(async () => {
+    stack = await startLocalStack({
+        dir,
+        registryPort: await freePort(),
+        brokerPort: await freePort(),
+        updatesPort: await freePort(),
+        signingKeys: [generateSigningKey().publicKey],
+        onLog: () => {},
+    })
+    ca = readFileSync(stack.pki.caCert)
+    listeners.registry = stack.registryPort
+    listeners["WSSK gateway"] = stack.gateway.port
+    listeners.Mosquitto = stack.broker.port
+    // a control: anything the client can speak, with the stack's certificate
+    permissive = createServer({
+        key: readFileSync(stack.pki.serverKey),
+        cert: readFileSync(stack.pki.serverCert),
+        minVersion: "TLSv1",
+        ciphers: "ALL:@SECLEVEL=0",
+    })
+    permissive.on("secureConnection", socket => socket.end())
+    await new Promise<void>(resolve => permissive.listen(0, "127.0.0.1", () => resolve()))
+})
+
+after(async () => {
+    permissive?.close()
+    await stack?.stop()
+    rmSync(dir, { recursive: true, force: true })
+})
+
+/** A client's handshake: the version and suite agreed, or the error. */
+function handshake(port: number, options: ConnectionOptions): Promise<{ version: string; cipher: string } | { error: string }> {
+    return new Promise(resolve => {
+        const socket = connect({ host: "127.0.0.1", port, servername: "localhost", ca, ...options }, () => {
+            const result = { version: socket.getProtocol() ?? "?", cipher: socket.getCipher().standardName }
+            socket.destroy()
+            resolve(result)
+        })
+        socket.on("error", e => resolve({ error: e.message }))
+    })
+}
+
+const TLS13: ConnectionOptions = { minVersion: "TLSv1.3" }
+const TLS12_AEAD: ConnectionOptions = { maxVersion: "TLSv1.2", ciphers: "ECDHE-ECDSA-AES128-GCM-SHA256" }
+const TLS12_CBC: ConnectionOptions = {
+    maxVersion: "TLSv1.2",
+    ciphers: "ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES256-SHA384:ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA",
+}
+const TLS11: ConnectionOptions = { minVersion: "TLSv1.1", maxVersion: "TLSv1.1", ciphers: "ALL:@SECLEVEL=0" }
+
+describe("the TLS policy of every listener", () => {
+    test("the refused clients are ones TLS itself would serve: a permissive server with the same certificate accepts them", async () => {
+        const port = (permissive.address() as { port: number }).port
+        const cbc = await handshake(port, TLS12_CBC)
+        assert.ok(
+            "cipher" in cbc && cbc.version === "TLSv1.2" && /^TLS_ECDHE_ECDSA_WITH_AES_\d+_CBC_SHA/.test(cbc.cipher),
+            JSON.stringify(cbc)
+        )
+        assert.equal(((await handshake(port, TLS11)) as { version: string }).version, "TLSv1.1")
+    })
+
+    for (const name of ["registry", "WSSK gateway", "Mosquitto"])
+        test(`${name}: TLS 1.3 and TLS 1.2 with ECDHE and AES-GCM are accepted; a CBC suite and TLS 1.1 are refused`, async () => {
+            const port = listeners[name]
+            assert.equal(((await handshake(port, TLS13)) as { version: string }).version, "TLSv1.3")
+            assert.deepEqual(await handshake(port, TLS12_AEAD), { version: "TLSv1.2", cipher: "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256" })
+            const cbc = await handshake(port, TLS12_CBC)
+            assert.ok("error" in cbc, `${name} accepted ${JSON.stringify(cbc)}`)
+            assert.match(cbc.error, /handshake failure|no shared cipher/i)
+            const old = await handshake(port, TLS11)
+            assert.ok("error" in old, `${name} accepted ${JSON.stringify(old)}`)
+            assert.match(old.error, /protocol version|unsupported protocol/i)
+        })
+})
