@@ -23,6 +23,8 @@ import { createServer, type Server } from "node:https"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import type { Socket } from "node:net"
 import { TLS_SERVER_OPTIONS } from "../net/tls.ts"
+import { DEFAULT_EXCHANGE_LIMITS, ExchangeRefusal, PendingExchanges, type ExchangeLimits } from "./exchanges.ts"
+import { SecurityEvents } from "./events.ts"
 import { DEFAULT_POLICY, RateLimiter, type RateLimitPolicy } from "./rate-limit.ts"
 import {
     makeVerifier,
@@ -38,6 +40,7 @@ import {
 import type { BrokerAccess } from "./broker-access.ts"
 import type { FirmwareUpdates, UpdateEndpoint } from "./firmware-updates.ts"
 import { parseAuthorization } from "./http-auth.ts"
+import { sourceOf } from "./source.ts"
 import type { DeviceRecord, RegistryStore } from "./store.ts"
 
 /** Options of the registry. */
@@ -53,6 +56,8 @@ export interface RegistryOptions {
     realm?: string
     /** Where event lines go (default: the console). They never hold a credential. */
     log?: (line: string) => void
+    /** Bounds of the pending SCRAM exchanges (./exchanges.ts). */
+    exchanges?: ExchangeLimits
     /** The update service and where its WSSK gateway listens, if updates are offered. */
     updates?: { service: FirmwareUpdates; endpoint: UpdateEndpoint }
 }
@@ -60,8 +65,6 @@ export interface RegistryOptions {
 const REALM = "sentinel"
 const DEVICE_ID = /^[0-9a-f]{32}$/
 const MAX_BODY_BYTES = 4096
-const EXCHANGE_TTL_MS = 30_000
-const MAX_PENDING_EXCHANGES = 10_000
 
 /** A client error with a status code; its message is safe to send and log. */
 class HttpError extends Error {
@@ -93,7 +96,8 @@ export class Registry {
     readonly store: RegistryStore
     private readonly limiter: RateLimiter
     private readonly clock: () => number
-    private readonly exchanges = new Map<string, { exchange: ScramServerExchange; expires: number; source: string }>()
+    private readonly exchanges: PendingExchanges<ScramServerExchange>
+    private readonly events: SecurityEvents
     /** Unknown users get a fake but stable salt, so a probe cannot tell them from real ones (RFC 5802 §5.1). */
     private readonly decoyKey = randomBytes(32)
     private expiryTimer: NodeJS.Timeout | undefined
@@ -102,12 +106,13 @@ export class Registry {
         this.store = options.store
         this.limiter = new RateLimiter(options.store, options.rateLimit ?? DEFAULT_POLICY)
         this.clock = options.clock ?? Date.now
+        this.exchanges = new PendingExchanges(options.exchanges ?? DEFAULT_EXCHANGE_LIMITS)
+        this.events = new SecurityEvents(options.store, this.clock, options.log ?? console.log)
     }
 
-    /** Logs a security event (also to the console, without any credential). */
+    /** Logs a security event (also to the console, without any credential), escaped and limited (./events.ts). */
     event(kind: string, source: string, identity: string, detail: string) {
-        this.store.addEvent({ at: this.clock(), kind, source, identity, detail })
-        ;(this.options.log ?? console.log)(`registry event ${kind} source=${source} identity=${identity}: ${detail}`)
+        this.events.record(kind, source, identity, detail)
     }
 
     /** Handles one request; returns status, headers and a JSON body. */
@@ -198,7 +203,6 @@ export class Registry {
     }
 
     private async session(authorization: string | undefined, source: string, report?: Buffer) {
-        this.sweepExchanges()
         if (!authorization) throw new HttpError(401, "authentication required", this.challenge())
         const { scheme, params } = parseAuthorization(authorization)
         if (scheme.toUpperCase() !== SCRAM_MECHANISM) {
@@ -223,10 +227,15 @@ export class Registry {
         const verifier = device
             ? { salt: device.scramSalt, iterations: device.scramIterations, storedKey: device.storedKey, serverKey: device.serverKey }
             : this.decoyVerifier(id)
-        if (this.exchanges.size >= MAX_PENDING_EXCHANGES) throw new HttpError(503, "busy")
         const { message: reply, exchange } = serverFirst(first, verifier)
-        const sid = randomBytes(16).toString("hex")
-        this.exchanges.set(sid, { exchange, expires: this.clock() + EXCHANGE_TTL_MS, source })
+        const opened = this.exchanges.open(sourceOf(source), exchange, this.clock())
+        if ("refused" in opened) {
+            const retry = { "retry-after": String(Math.ceil((this.options.exchanges ?? DEFAULT_EXCHANGE_LIMITS).ttlMs / 1000)) }
+            if (opened.refused === ExchangeRefusal.Full) throw new HttpError(503, "busy", retry)
+            this.event("rate-limited", source, id, "too many logins in progress from this source")
+            throw new HttpError(429, "too many logins in progress", retry)
+        }
+        const { sid } = opened
         return {
             status: 401,
             headers: { "www-authenticate": `${SCRAM_MECHANISM} sid=${sid}, data=${Buffer.from(reply).toString("base64")}` },
@@ -235,13 +244,12 @@ export class Registry {
     }
 
     private async sessionFinal(sid: string, message: string, source: string, report?: Buffer) {
-        const pending = this.exchanges.get(sid)
-        this.exchanges.delete(sid)
-        if (!pending || pending.expires < this.clock()) throw new HttpError(401, "unknown or expired exchange", this.challenge())
-        const id = pending.exchange.username
+        const exchange = this.exchanges.take(sid, this.clock())
+        if (!exchange) throw new HttpError(401, "unknown or expired exchange", this.challenge())
+        const id = exchange.username
         const keys = [`login-ip:${source}`, `login-id:${id}`]
         this.guard(keys)
-        const final = serverFinal(pending.exchange, message)
+        const final = serverFinal(exchange, message)
         const device = this.store.getDevice(id)
         if (!final || !device) {
             this.event("auth-failure", source, id, "invalid proof")
@@ -288,9 +296,12 @@ export class Registry {
         return expired
     }
 
-    /** Checks expiries every `intervalMs` until `close()`. */
+    /** Checks expiries, and writes the summaries of event floods, every `intervalMs` until `close()`. */
     startExpiryTimer(intervalMs = 1000) {
-        this.expiryTimer = setInterval(() => void this.expireBrokerCredentials().catch(() => {}), intervalMs)
+        this.expiryTimer = setInterval(() => {
+            this.events.flush()
+            void this.expireBrokerCredentials().catch(() => {})
+        }, intervalMs)
         this.expiryTimer.unref()
     }
 
@@ -302,11 +313,6 @@ export class Registry {
         const salt = createHmac("sha256", this.decoyKey).update(id).digest().subarray(0, 16)
         // a verifier nobody knows the password of: the exchange always fails at the proof
         return { ...makeVerifier(randomBytes(32), salt, 1), iterations: SCRAM_MIN_ITERATIONS }
-    }
-
-    private sweepExchanges() {
-        const now = this.clock()
-        for (const [sid, p] of this.exchanges) if (p.expires < now) this.exchanges.delete(sid)
     }
 
     private async claim(body: Buffer, source: string) {

@@ -9,6 +9,12 @@ export const SCRAM_MECHANISM = "SCRAM-SHA-256"
 /** RFC 7677 §4: at least 4096. */
 export const SCRAM_MIN_ITERATIONS = 4096
 export const SCRAM_MAX_ITERATIONS = 100000
+/**
+ * Longest client message the server reads. A client-first message is a username (a device id, or an owner
+ * name of at most 64 characters) and a nonce; a client-final one a nonce and a proof: both fit many times over.
+ * The bound keeps what a stranger can park in a pending exchange small.
+ */
+export const SCRAM_MAX_CLIENT_MESSAGE = 512
 
 /** What the registry stores per device (RFC 5802 §3). */
 export interface ScramVerifier {
@@ -56,6 +62,7 @@ export interface ClientFirst {
 
 /** Parses a client-first-message; only "n,," (no channel binding, no authzid) is accepted. */
 export function parseClientFirst(msg: string): ClientFirst {
+    if (msg.length > SCRAM_MAX_CLIENT_MESSAGE) throw new ScramProtocolError("client-first-message too long")
     if (!msg.startsWith("n,,")) throw new ScramProtocolError("only the gs2 header n,, is supported")
     const bare = msg.slice(3)
     const attrs = parseAttributes(bare)
@@ -86,6 +93,7 @@ export function serverFirst(first: ClientFirst, verifier: ScramVerifier): { mess
  * success, or `undefined` when the proof is wrong.
  */
 export function serverFinal(exchange: ScramServerExchange, clientFinal: string): string | undefined {
+    if (clientFinal.length > SCRAM_MAX_CLIENT_MESSAGE) throw new ScramProtocolError("client-final-message too long")
     const attrs = parseAttributes(clientFinal)
     if (attrs.get("c") !== "biws") throw new ScramProtocolError("channel binding mismatch")
     if (attrs.get("r") !== exchange.nonce) throw new ScramProtocolError("nonce mismatch")

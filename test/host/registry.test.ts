@@ -13,6 +13,8 @@ import type { BrokerAccess } from "../../devs/registry/broker-access.ts"
 import { claimProof, ownerRoot } from "../../devs/owner/keys.ts"
 import { claim, enroll, inProcessTransport, login, type Transport } from "../../devs/registry/client.ts"
 import { MIGRATIONS, SqliteStore } from "../../devs/registry/store.ts"
+import { DEFAULT_EXCHANGE_LIMITS } from "../../devs/registry/exchanges.ts"
+import { escapeField, EVENT_BURST, EVENT_WINDOW_MS } from "../../devs/registry/events.ts"
 import { claimDevice } from "../../devs/owner/claim.ts"
 import { Keystore } from "../../devs/owner/keystore.ts"
 import { makeHostDevice } from "../../devs/sim/host-device.ts"
@@ -42,8 +44,15 @@ function setup(name: string) {
     const clock = new ManualClock()
     const store = new SqliteStore(join(dir, `${name}.db`))
     const broker = new FakeBroker()
-    const registry = new Registry({ store, broker, clock: clock.now, brokerTokenTtlMs: 60_000 })
-    return { store, broker, registry, t: inProcessTransport(registry, "10.0.0.1"), advance: (ms: number) => clock.advance(ms) }
+    const lines: string[] = []
+    const registry = new Registry({ store, broker, clock: clock.now, brokerTokenTtlMs: 60_000, log: line => lines.push(line) })
+    return { store, broker, registry, lines, t: inProcessTransport(registry, "10.0.0.1"), advance: (ms: number) => clock.advance(ms) }
+}
+
+/** The client-first request of an RFC 7804 SCRAM exchange, as a stranger sends it: no proof follows. */
+function clientFirst(t: Transport, username: string, nonce: string) {
+    const data = Buffer.from(`n,,n=${username},r=${nonce}`).toString("base64")
+    return t("GET", "/v1/session", { authorization: `SCRAM-SHA-256 data=${data}` })
 }
 
 describe("registry", () => {
@@ -189,6 +198,75 @@ describe("registry", () => {
         assert.equal(r.status, 401)
         assert.equal(r.headers["www-authenticate"], 'SCRAM-SHA-256 realm="sentinel"')
         assert.equal(store.events({ kind: "downgrade" }).length, 1)
+    })
+
+    test("one source cannot fill the pending SCRAM exchanges: past its bound it is refused, and others still log in", async () => {
+        const { registry, store, t, advance } = setup("exchanges")
+        const { device, enrollment } = await makeHostDevice()
+        await enroll(t, enrollment)
+        // one subscriber's /64 is one source, whatever addresses it picks inside it
+        const statuses: number[] = []
+        for (let i = 0; i < 10_001; i++) {
+            const flood = inProcessTransport(registry, `2001:db8:6:6::${(i % 0xfff0).toString(16)}`)
+            statuses.push((await clientFirst(flood, device.id, `flood${i}`)).status)
+        }
+        assert.equal(statuses.filter(s => s === 401).length, DEFAULT_EXCHANGE_LIMITS.perSource)
+        assert.equal(statuses.filter(s => s === 429).length, 10_001 - DEFAULT_EXCHANGE_LIMITS.perSource)
+        assert.ok(DEFAULT_EXCHANGE_LIMITS.perSource * 100 < DEFAULT_EXCHANGE_LIMITS.total)
+        // the device, and anyone else, still logs in
+        assert.equal((await login(t, device.id, device.password)).status, 200)
+        assert.equal((await login(inProcessTransport(registry, "10.0.0.2"), device.id, device.password)).status, 200)
+        // one event a refusal, at most EVENT_BURST of them a minute
+        assert.equal(store.events({ kind: "rate-limited" }).length, EVENT_BURST)
+        // the source's exchanges expire, and it may try again
+        advance(DEFAULT_EXCHANGE_LIMITS.ttlMs + 1)
+        assert.equal((await clientFirst(inProcessTransport(registry, "2001:db8:6:6::1"), device.id, "again")).status, 401)
+    })
+
+    test("a flood of events of one kind from one source is written EVENT_BURST times a minute, then summed up in one row", async () => {
+        const { store, lines, registry, advance } = setup("eventflood")
+        const attacker = inProcessTransport(registry, "10.6.6.6")
+        for (let i = 0; i < 600; i++) await attacker("GET", "/v1/session", { authorization: "Basic ZGV2aWNlOnBhc3N3b3Jk" })
+        assert.equal(store.events({ kind: "downgrade" }).length, EVENT_BURST)
+        // another source has its own window
+        await inProcessTransport(registry, "10.0.0.2")("GET", "/v1/session", { authorization: "Basic eDp5" })
+        assert.equal(store.events({ kind: "downgrade" }).length, EVENT_BURST + 1)
+        advance(EVENT_WINDOW_MS)
+        await attacker("GET", "/v1/session", { authorization: "Basic ZGV2aWNlOnBhc3N3b3Jk" })
+        const rows = store.events({ kind: "downgrade" })
+        assert.equal(rows.length, EVENT_BURST + 3)
+        assert.deepEqual(
+            rows.slice(-2).map(r => [r.source, r.identity, r.detail]),
+            [
+                ["10.6.6.6", "*", "... and 590 more in the last minute"],
+                ["10.6.6.6", "?", "client tried Basic"],
+            ]
+        )
+        assert.equal(lines.length, rows.length)
+        assert.equal(lines[lines.length - 2], "registry event downgrade source=10.6.6.6 identity=*: ... and 590 more in the last minute")
+    })
+
+    test("every event field from outside is escaped: a SCRAM username cannot forge a log line or reach a terminal", async () => {
+        const { store, lines, t } = setup("forgery")
+        const victim = "0123456789abcdef0123456789abcdef"
+        const forged = `x\nregistry event claimed source=10.0.0.9 identity=${victim}: claimed by mallory\r\u001b[2J\u2028\u202e\\x41`
+        assert.equal((await login(t, forged, Buffer.from("guess"))).status, 401)
+        const [event] = store.events({ kind: "auth-failure" })
+        assert.equal(
+            event.identity,
+            `x\\nregistry event claimed source=10.0.0.9 identity=${victim}: claimed by mallory\\r\\x1b[2J\\u{2028}\\u{202e}\\\\x41`
+        )
+        assert.equal(lines.length, 1)
+        assert.match(lines[0], /^registry event auth-failure source=10\.0\.0\.1 identity=x\\nregistry event claimed/)
+        for (const line of lines) assert.match(line, /^[\x20-\x7e]*$/)
+    })
+
+    test("escapeField: printable ASCII stays, everything else is an escape, and long text is cut", () => {
+        assert.equal(escapeField("device-01 ok: [a=b]"), "device-01 ok: [a=b]")
+        assert.equal(escapeField("a\\b\n\r\t\u0000\u007f\u0085\u00e9\u{1f600}"), "a\\\\b\\n\\r\\t\\x00\\x7f\\x85\\xe9\\u{1f600}")
+        for (let code = 0; code < 0x3000; code++) assert.match(escapeField(String.fromCodePoint(code)), /^[\x20-\x7e]+$/)
+        const cut = escapeField("\n".repeat(500), 200)
+        assert.ok(cut.length <= 200 && cut.endsWith("..."), cut)
     })
 
     test("an unknown device gets a challenge like a known one, and fails", async () => {
