@@ -95,7 +95,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         tls,
         port: options.updatesPort ?? UPDATES_PORT,
         masterKeyFor: id => updates.masterKeyFor(id),
-        onEvent: e => registry?.event(e.kind, "wssk", e.deviceId ?? "?", e.detail),
+        onEvent: e => registry?.event(e.kind, e.source ?? "wssk", e.deviceId ?? "?", e.detail),
         onConnect: session => {
             void updates.connected(session)
             void session.closed.then(() => updates.disconnected(session.deviceId))

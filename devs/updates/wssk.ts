@@ -33,6 +33,8 @@ export interface WsskEvent {
      */
     kind: string
     deviceId?: string
+    /** The address the connection came from: event floods are counted per source (devs/registry/events.ts). */
+    source?: string
     detail: string
 }
 
@@ -413,14 +415,15 @@ export class WsskGateway {
     private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer) {
         const path = PATH.exec(req.url ?? "")
         const nonce = PROTOCOL.exec(String(req.headers["sec-websocket-protocol"] ?? "").trim())
+        const source = req.socket.remoteAddress
         if (!path || !nonce) {
-            this.event({ kind: "wssk-bad-request", detail: `upgrade refused: ${path ? "no devs-key protocol" : "bad path"}` })
+            this.event({ kind: "wssk-bad-request", source, detail: `upgrade refused: ${path ? "no devs-key protocol" : "bad path"}` })
             return refuse(socket, 400, "Bad Request")
         }
         const deviceId = path[1]
         const master = this.options.masterKeyFor(deviceId)
         if (!master || master.length !== KEY_BYTES) {
-            this.event({ kind: "wssk-unknown-device", deviceId, detail: "upgrade refused: no master key for this device" })
+            this.event({ kind: "wssk-unknown-device", deviceId, source, detail: "upgrade refused: no master key for this device" })
             return refuse(socket, 401, "Unauthorized")
         }
         const clientNonce = Buffer.from(nonce[1], "hex")
@@ -429,7 +432,7 @@ export class WsskGateway {
             const wire = this.raw.get(`${tls.remoteAddress}:${tls.remotePort}`) ?? tls
             new WsskSession(deviceId, master, clientNonce, ws, wire, {
                 replyTimeoutMs: this.replyTimeoutMs,
-                event: e => this.event(e),
+                event: e => this.event({ ...e, source: tls.remoteAddress }),
                 authenticated: session => this.connected(session),
             })
         })

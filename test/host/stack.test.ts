@@ -1,16 +1,23 @@
 /**
- * The TLS policy on every listener of the local stack (the registry, the WSSK
- * gateway, Mosquitto): TLS 1.3, and TLS 1.2 with ECDHE and AEAD only. Node
- * clients that force a CBC suite or TLS 1.1 are refused by each of them, and
- * accepted by a permissive server with the same certificate, so the refusal
- * is the listener's, not the client's own.
+ * The local stack as a stranger meets it, on free ports:
+ *
+ * 1. The TLS policy on every listener (the registry, the WSSK gateway,
+ *    Mosquitto): TLS 1.3, and TLS 1.2 with ECDHE and AEAD only. Node clients
+ *    that force a CBC suite or TLS 1.1 are refused by each of them, and
+ *    accepted by a permissive server with the same certificate, so the
+ *    refusal is the listener's, not the client's own.
+ * 2. A flood of refused WSSK upgrades from one address is written to the
+ *    event log a few times, then summed up, per address.
  */
 import assert from "node:assert/strict"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
+import { randomBytes } from "node:crypto"
+import { request } from "node:https"
 import { connect, createServer, type ConnectionOptions, type Server } from "node:tls"
+import { EVENT_BURST } from "../../devs/registry/events.ts"
 import { freePort } from "../../devs/net/ports.ts"
 import { startLocalStack, type LocalStack } from "../../devs/stack/local.ts"
 import { generateSigningKey } from "../../devs/updates/signing-key.ts"
@@ -94,4 +101,44 @@ describe("the TLS policy of every listener", () => {
             assert.ok("error" in old, `${name} accepted ${JSON.stringify(old)}`)
             assert.match(old.error, /protocol version|unsupported protocol/i)
         })
+})
+
+/** A WebSocket upgrade to the WSSK gateway, as the runtime sends it; resolves with the status. */
+function upgrade(deviceId: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+        const req = request({
+            host: "127.0.0.1",
+            port: stack.gateway.port,
+            servername: "localhost",
+            ca,
+            path: `/wssk/${deviceId}`,
+            agent: false,
+            headers: {
+                connection: "Upgrade",
+                upgrade: "websocket",
+                "sec-websocket-version": "13",
+                "sec-websocket-key": randomBytes(16).toString("base64"),
+                "sec-websocket-protocol": `devs-key-${randomBytes(16).toString("hex")}`,
+            },
+        })
+        req.on("response", res => {
+            res.resume()
+            resolve(res.statusCode ?? 0)
+        })
+        req.on("upgrade", () => reject(new Error("upgraded")))
+        req.on("error", reject)
+        req.end()
+    })
+}
+
+describe("security events of the stack", () => {
+    test("50 WSSK upgrades for unknown devices from one address: EVENT_BURST rows, each naming the address", async () => {
+        for (let i = 0; i < 50; i++) assert.equal(await upgrade(randomBytes(16).toString("hex")), 401)
+        const rows = stack.registry.store.events({ kind: "wssk-unknown-device" })
+        assert.equal(rows.length, EVENT_BURST)
+        assert.ok(
+            rows.every(r => r.source === "127.0.0.1"),
+            JSON.stringify(rows.map(r => r.source))
+        )
+    })
 })
