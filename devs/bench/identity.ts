@@ -55,7 +55,7 @@ export async function registryLoginRate() {
     const pki = ensurePki(join(dir, "pki"))
     const registry = new Registry({
         store: new SqliteStore(join(dir, "r.db")),
-        rateLimit: { maxFailures: 1e9, windowMs: 1, baseLockoutMs: 1, maxLockoutMs: 1 },
+        rateLimit: { limit: 1e9, windowMs: 1, baseLockoutMs: 1, maxLockoutMs: 1, forgiveMs: 1 },
         log: () => {},
     })
     const server: Server = serveRegistry(registry, { key: readFileSync(pki.serverKey), cert: readFileSync(pki.serverCert) })

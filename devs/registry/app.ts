@@ -25,7 +25,7 @@ import type { Socket } from "node:net"
 import { TLS_SERVER_OPTIONS } from "../net/tls.ts"
 import { DEFAULT_EXCHANGE_LIMITS, ExchangeRefusal, PendingExchanges, type ExchangeLimits } from "./exchanges.ts"
 import { SecurityEvents } from "./events.ts"
-import { DEFAULT_POLICY, RateLimiter, type RateLimitPolicy } from "./rate-limit.ts"
+import { DEFAULT_POLICY, ENROLLMENT_POLICY, FORGET_AFTER_MS, RateLimiter, type RateLimitPolicy } from "./rate-limit.ts"
 import {
     makeVerifier,
     parseClientFirst,
@@ -49,7 +49,10 @@ export interface RegistryOptions {
     broker?: BrokerAccess
     /** Lifetime of a broker password. Default 1 hour. */
     brokerTokenTtlMs?: number
+    /** Failed logins and claims (./rate-limit.ts). */
     rateLimit?: RateLimitPolicy
+    /** Successful enrollments of new ids from one source. */
+    enrollmentLimit?: RateLimitPolicy
     /** Current time; tests move it. */
     clock?: () => number
     /** Realm in the SCRAM challenge. */
@@ -95,6 +98,7 @@ function iterations(field: unknown, name: string): number {
 export class Registry {
     readonly store: RegistryStore
     private readonly limiter: RateLimiter
+    private readonly enrollments: RateLimiter
     private readonly clock: () => number
     private readonly exchanges: PendingExchanges<ScramServerExchange>
     private readonly events: SecurityEvents
@@ -105,6 +109,7 @@ export class Registry {
     constructor(private readonly options: RegistryOptions) {
         this.store = options.store
         this.limiter = new RateLimiter(options.store, options.rateLimit ?? DEFAULT_POLICY)
+        this.enrollments = new RateLimiter(options.store, options.enrollmentLimit ?? ENROLLMENT_POLICY)
         this.clock = options.clock ?? Date.now
         this.exchanges = new PendingExchanges(options.exchanges ?? DEFAULT_EXCHANGE_LIMITS)
         this.events = new SecurityEvents(options.store, this.clock, options.log ?? console.log)
@@ -147,6 +152,12 @@ export class Registry {
         throw new HttpError(400, "body must be a JSON object")
     }
 
+    /** The keys a login or claim is limited under: its source, and its source with the device tried (./rate-limit.ts). */
+    private keys(what: "login" | "claim", source: string, id: string): string[] {
+        const from = sourceOf(source)
+        return [`${what}-ip:${from}`, `${what}:${from}:${id}`]
+    }
+
     /** Refuses the attempt, unchecked and uncounted, while any of its keys is locked out. */
     private guard(keys: string[]) {
         for (const key of keys) {
@@ -155,15 +166,21 @@ export class Registry {
         }
     }
 
-    private failed(keys: string[], source: string, identity: string, what: string) {
+    /** Counts an attempt under each key, with an event for each lockout it starts. */
+    private counted(limiter: RateLimiter, keys: string[], source: string, identity: string, what: string) {
         for (const key of keys) {
-            const lockout = this.limiter.fail(key, this.clock())
+            const lockout = limiter.count(key, this.clock())
             if (lockout) this.event("rate-limited", source, identity, `${what}: limit reached for ${key}, locked ${lockout / 1000} s`)
         }
     }
 
+    private failed(keys: string[], source: string, identity: string, what: string) {
+        this.counted(this.limiter, keys, source, identity, what)
+    }
+
     private enroll(body: Buffer, source: string) {
-        this.guard([`enroll-ip:${source}`])
+        const from = sourceOf(source)
+        this.guard([`enroll-ip:${from}`, `enroll-new:${from}`])
         const req = this.json(body)
         const id = req.id
         if (typeof id !== "string" || !DEVICE_ID.test(id)) throw new HttpError(400, "id must be 32 lowercase hex characters")
@@ -185,10 +202,12 @@ export class Registry {
         }
         if (!this.store.insertDevice(device)) {
             this.event("re-enroll-refused", source, id, "enrollment of an id already enrolled")
-            this.failed([`enroll-ip:${source}`], source, id, "enrollment")
+            this.failed([`enroll-ip:${from}`], source, id, "enrollment")
             throw new HttpError(409, "device already enrolled")
         }
         this.event("enrolled", source, id, "new device enrolled")
+        // every new id costs rows: a source may add only so many, however well-formed
+        this.counted(this.enrollments, [`enroll-new:${from}`], source, id, "enrollment")
         return { status: 201, headers: {}, body: { id } }
     }
 
@@ -221,7 +240,7 @@ export class Registry {
     private sessionFirst(message: string, source: string) {
         const first = parseClientFirst(message)
         const id = first.username
-        const keys = [`login-ip:${source}`, `login-id:${id}`]
+        const keys = this.keys("login", source, id)
         this.guard(keys)
         const device = DEVICE_ID.test(id) ? this.store.getDevice(id) : undefined
         const verifier = device
@@ -247,7 +266,7 @@ export class Registry {
         const exchange = this.exchanges.take(sid, this.clock())
         if (!exchange) throw new HttpError(401, "unknown or expired exchange", this.challenge())
         const id = exchange.username
-        const keys = [`login-ip:${source}`, `login-id:${id}`]
+        const keys = this.keys("login", source, id)
         this.guard(keys)
         const final = serverFinal(exchange, message)
         const device = this.store.getDevice(id)
@@ -296,10 +315,15 @@ export class Registry {
         return expired
     }
 
-    /** Checks expiries, and writes the summaries of event floods, every `intervalMs` until `close()`. */
+    /**
+     * Checks expiries and writes the summaries of event floods every `intervalMs`, and forgets rate limits
+     * nobody touched for `FORGET_AFTER_MS` every thousand of them, until `close()`.
+     */
     startExpiryTimer(intervalMs = 1000) {
+        let ticks = 0
         this.expiryTimer = setInterval(() => {
             this.events.flush()
+            if (ticks++ % 1000 === 0) this.store.forgetRateLimits(this.clock() - FORGET_AFTER_MS)
             void this.expireBrokerCredentials().catch(() => {})
         }, intervalMs)
         this.expiryTimer.unref()
@@ -322,7 +346,7 @@ export class Registry {
         if (typeof owner !== "string" || !/^[A-Za-z0-9._@-]{1,64}$/.test(owner))
             throw new HttpError(400, "owner must be 1..64 of A-Z a-z 0-9 . _ @ -")
         if (typeof code !== "string" || code.length > 64) throw new HttpError(400, "code must be text")
-        const keys = [`claim-ip:${source}`, `claim-id:${id}`]
+        const keys = this.keys("claim", source, id)
         this.guard(keys)
         const device = this.store.getDevice(id)
         if (device && device.owner !== null) {

@@ -73,10 +73,11 @@ export interface DeviceUpdateRow {
     updatedAt: number
 }
 
-/** Failure counting for one rate-limit key. */
+/** Attempt counting for one rate-limit key (devs/registry/rate-limit.ts). */
 export interface RateLimitState {
     key: string
-    failures: number
+    /** Attempts counted in the window (the column is named `failures`: they were all failures once). */
+    attempts: number
     windowStart: number
     lockedUntil: number
     lockouts: number
@@ -93,6 +94,8 @@ export interface RegistryStore {
     events(filter?: { kind?: string; identity?: string }): SecurityEventRow[]
     getRateLimit(key: string): RateLimitState | undefined
     putRateLimit(state: RateLimitState): void
+    /** Drops the rate limits whose window started, and whose lockout ended, before `before`. */
+    forgetRateLimits(before: number): void
     putBrokerExpiry(deviceId: string, expiresAt: number): void
     /** Devices whose broker credentials expired at or before `now`. */
     expiredBrokerCredentials(now: number): string[]
@@ -293,7 +296,7 @@ export class SqliteStore implements RegistryStore {
     getRateLimit(key: string): RateLimitState | undefined {
         const r = this.db.prepare("SELECT * FROM rate_limits WHERE key = ?").get(key) as
             { key: string; failures: number; window_start: number; locked_until: number; lockouts: number } | undefined
-        return r && { key: r.key, failures: r.failures, windowStart: r.window_start, lockedUntil: r.locked_until, lockouts: r.lockouts }
+        return r && { key: r.key, attempts: r.failures, windowStart: r.window_start, lockedUntil: r.locked_until, lockouts: r.lockouts }
     }
 
     putRateLimit(s: RateLimitState) {
@@ -303,7 +306,11 @@ export class SqliteStore implements RegistryStore {
                  ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, window_start = excluded.window_start,
                  locked_until = excluded.locked_until, lockouts = excluded.lockouts`
             )
-            .run(s.key, s.failures, s.windowStart, s.lockedUntil, s.lockouts)
+            .run(s.key, s.attempts, s.windowStart, s.lockedUntil, s.lockouts)
+    }
+
+    forgetRateLimits(before: number) {
+        this.db.prepare("DELETE FROM rate_limits WHERE window_start < ? AND locked_until < ?").run(before, before)
     }
 
     putBrokerExpiry(deviceId: string, expiresAt: number) {

@@ -15,6 +15,7 @@ import { claim, enroll, inProcessTransport, login, type Transport } from "../../
 import { MIGRATIONS, SqliteStore } from "../../devs/registry/store.ts"
 import { DEFAULT_EXCHANGE_LIMITS } from "../../devs/registry/exchanges.ts"
 import { escapeField, EVENT_BURST, EVENT_WINDOW_MS } from "../../devs/registry/events.ts"
+import { DEFAULT_POLICY, ENROLLMENT_POLICY, FORGET_AFTER_MS } from "../../devs/registry/rate-limit.ts"
 import { claimDevice } from "../../devs/owner/claim.ts"
 import { Keystore } from "../../devs/owner/keystore.ts"
 import { makeHostDevice } from "../../devs/sim/host-device.ts"
@@ -164,7 +165,7 @@ describe("registry", () => {
         for (let i = 0; i < 100; i++) statuses.push((await login(t, device.id, Buffer.from("guess" + i))).status)
         assert.equal(statuses.filter(s => s === 401).length, 5)
         assert.equal(statuses.filter(s => s === 429).length, 95)
-        // the limit was reached once for the device id and once for the source address
+        // the limit was reached once for the source, and once for the source on this device
         const events = store.events({ kind: "rate-limited" })
         assert.equal(events.length, 2)
         assert.ok(events.every(e => e.identity === device.id && e.source === "10.0.0.1"))
@@ -177,6 +178,73 @@ describe("registry", () => {
         assert.equal(locked.headers["retry-after"], "60")
         assert.equal(store.events({ kind: "rate-limited" }).length, 4)
         assert.equal(store.events({ kind: "auth-failure" }).length, 10)
+    })
+
+    test("a stranger's failures do not lock the device out from another source; the stranger's source is limited; counts fade", async () => {
+        const { store, registry, t, advance } = setup("lockout")
+        const { device, enrollment } = await makeHostDevice()
+        await enroll(t, enrollment)
+        const other = await makeHostDevice()
+        await enroll(t, other.enrollment)
+        const stranger = inProcessTransport(registry, "10.6.6.6")
+        const guesses = async (id: string, n: number) => {
+            const statuses: number[] = []
+            for (let i = 0; i < n; i++) statuses.push((await login(stranger, id, Buffer.from(`guess${i}`))).status)
+            return statuses
+        }
+        // the device id is public; a stranger tries it a hundred times, and its claim too
+        const statuses = await guesses(device.id, 100)
+        assert.equal(statuses.filter(s => s === 401).length, DEFAULT_POLICY.limit)
+        for (let i = 0; i < 20; i++) await claim(stranger, device.id, `GUESS-${i}`, "mallory")
+        // the device, from where it is, logs in at once, as does its owner's claim
+        assert.equal((await login(inProcessTransport(registry, "10.0.0.7"), device.id, device.password)).status, 200)
+        assert.equal((await claim(inProcessTransport(registry, "10.0.0.8"), device.id, claimProof(device.claimCode), "alice")).status, 200)
+        // the stranger's source is locked, for every device it tries, right password or not
+        assert.equal((await login(stranger, other.device.id, other.device.password)).status, 429)
+        // lockouts grow while it keeps trying...
+        advance(DEFAULT_POLICY.baseLockoutMs + 1)
+        await guesses(device.id, DEFAULT_POLICY.limit)
+        const second = await login(stranger, other.device.id, other.device.password)
+        assert.equal(second.headers["retry-after"], String((2 * DEFAULT_POLICY.baseLockoutMs) / 1000))
+        // ...and fade once it stops: a failure window later it starts from zero, two quiet forgiveMs later from the first lockout
+        advance(2 * DEFAULT_POLICY.baseLockoutMs + DEFAULT_POLICY.windowMs + 2 * DEFAULT_POLICY.forgiveMs)
+        assert.deepEqual(await guesses(device.id, DEFAULT_POLICY.limit - 1), Array(DEFAULT_POLICY.limit - 1).fill(401))
+        await guesses(device.id, 1)
+        const third = await login(stranger, other.device.id, other.device.password)
+        assert.equal(third.headers["retry-after"], String(DEFAULT_POLICY.baseLockoutMs / 1000))
+        assert.ok(store.events({ kind: "rate-limited" }).every(e => e.source === "10.6.6.6"))
+    })
+
+    test("enrollments of new ids from one source are limited, with an event; others still enroll, and the limit fades", async () => {
+        const { store, registry, t, advance } = setup("enrollflood")
+        const flood = inProcessTransport(registry, "10.6.6.6")
+        const statuses: number[] = []
+        for (let i = 0; i < ENROLLMENT_POLICY.limit + 10; i++)
+            statuses.push((await enroll(flood, (await makeHostDevice()).enrollment)).status)
+        assert.deepEqual(statuses, [...Array(ENROLLMENT_POLICY.limit).fill(201), ...Array(10).fill(429)])
+        const [event] = store.events({ kind: "rate-limited" })
+        assert.equal(event.source, "10.6.6.6")
+        assert.match(event.detail, /^enrollment: limit reached/)
+        assert.equal((await enroll(t, (await makeHostDevice()).enrollment)).status, 201)
+        advance(ENROLLMENT_POLICY.baseLockoutMs + 1)
+        assert.equal((await enroll(flood, (await makeHostDevice()).enrollment)).status, 201)
+    })
+
+    test("rate limits are forgotten once nothing is left to remember: window and lockout both older than FORGET_AFTER_MS", () => {
+        // the most lockouts a key keeps is the number that reaches the longest lockout; each takes forgiveMs to forgive
+        for (const p of [DEFAULT_POLICY, ENROLLMENT_POLICY]) {
+            const kept = Math.ceil(Math.log2(p.maxLockoutMs / p.baseLockoutMs))
+            assert.ok(p.maxLockoutMs + kept * p.forgiveMs + p.windowMs <= FORGET_AFTER_MS, JSON.stringify(p))
+        }
+        const store = new SqliteStore(":memory:")
+        store.putRateLimit({ key: "stale", attempts: 1, windowStart: 100, lockedUntil: 200, lockouts: 1 })
+        store.putRateLimit({ key: "locked", attempts: 0, windowStart: 100, lockedUntil: 5000, lockouts: 3 })
+        store.putRateLimit({ key: "counting", attempts: 2, windowStart: 4000, lockedUntil: 0, lockouts: 0 })
+        store.forgetRateLimits(1000)
+        assert.deepEqual(
+            ["stale", "locked", "counting"].map(k => store.getRateLimit(k)?.key),
+            [undefined, "locked", "counting"]
+        )
     })
 
     test("wrong claim codes are rate-limited like logins", async () => {
