@@ -1,13 +1,16 @@
 /**
  * Identity figures for `npm run bench`: time to first enrollment and SCRAM
- * cost in the simulator, and registry SCRAM logins per second on this machine.
+ * cost in the simulator, registry SCRAM logins per second on this machine,
+ * and how long the registry takes to refuse a claim of a claimed, an
+ * unclaimed and an unknown device (alike, or the answer tells who exists).
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import type { Server } from "node:https"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { claimProof } from "../owner/keys.ts"
 import { Registry, serveRegistry } from "../registry/app.ts"
-import { enroll, httpsTransport, login } from "../registry/client.ts"
+import { claim, enroll, httpsTransport, inProcessTransport, login } from "../registry/client.ts"
 import { SqliteStore } from "../registry/store.ts"
 import { makeHostDevice } from "../sim/host-device.ts"
 import { ensurePki } from "../stack/pki.ts"
@@ -88,4 +91,37 @@ export async function registryLoginRate() {
     server.close()
     registry.store.close()
     rmSync(dir, { recursive: true, force: true })
+}
+
+/** Median time of refused claims: a wrong code for an unclaimed device (the baseline), a claimed device, an unknown id. */
+export async function claimRefusalTimes() {
+    const registry = new Registry({
+        store: new SqliteStore(":memory:"),
+        rateLimit: { limit: 1e9, windowMs: 1, baseLockoutMs: 1, maxLockoutMs: 1, forgiveMs: 1 },
+        log: () => {},
+    })
+    const t = inProcessTransport(registry)
+    const claimed = await makeHostDevice()
+    const unclaimed = await makeHostDevice()
+    await enroll(t, claimed.enrollment)
+    await enroll(t, unclaimed.enrollment)
+    if ((await claim(t, claimed.device.id, claimProof(claimed.device.claimCode), "bench")).status !== 200) throw new Error("claim failed")
+    const median = async (id: string) => {
+        const times: number[] = []
+        for (let i = 0; i < 41; i++) {
+            const started = process.hrtime.bigint()
+            const r = await claim(t, id, `WRONG-${i}`, "bench")
+            times.push(Number(process.hrtime.bigint() - started) / 1e6)
+            if (r.status !== 403) throw new Error(`a wrong claim answered ${r.status}`)
+        }
+        return times.sort((a, b) => a - b)[20]
+    }
+    const base = await median(unclaimed.device.id)
+    const ofClaimed = await median(claimed.device.id)
+    const ofUnknown = await median("0".repeat(32))
+    console.log(
+        `claim refusals, median: unclaimed device ${base.toFixed(2)} ms, claimed ${ofClaimed.toFixed(2)} ms ` +
+            `(x${(ofClaimed / base).toFixed(2)}), unknown id ${ofUnknown.toFixed(2)} ms (x${(ofUnknown / base).toFixed(2)})`
+    )
+    registry.store.close()
 }

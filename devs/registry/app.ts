@@ -349,32 +349,40 @@ export class Registry {
         const keys = this.keys("claim", source, id)
         this.guard(keys)
         const device = this.store.getDevice(id)
-        if (device && device.owner !== null) {
-            this.event("claim-refused", source, id, "device already claimed")
+        const claimable = device && device.owner === null ? device : undefined
+        // a refusal says nothing more: claimed, unclaimed and unknown ids get one answer after one PBKDF2 of one weight
+        const refused = () => new HttpError(403, "claim refused")
+        if (!this.checkClaimCode(id, code, claimable)) {
+            const why = !device ? "unknown device" : claimable ? "wrong claim code" : "device already claimed"
+            this.event("claim-failure", source, id, why)
             this.failed(keys, source, id, "claim")
-            throw new HttpError(409, "device already claimed")
+            throw refused()
         }
-        const ok = device && device.claimHash && device.claimSalt && device.claimIterations && this.checkClaimCode(code, device)
-        if (!ok) {
-            this.event("claim-failure", source, id, "wrong claim code or unknown device")
-            this.failed(keys, source, id, "claim")
-            throw new HttpError(403, "claim refused")
-        }
-        if (!this.store.claimDevice(id, owner, this.clock())) throw new HttpError(409, "device already claimed")
+        // another claim won the race since the read above
+        if (!claimable || !this.store.claimDevice(id, owner, this.clock())) throw refused()
         for (const k of keys) this.limiter.succeed(k)
         this.event("claimed", source, id, `claimed by ${owner}`)
         const broker = await this.options.broker?.allowOwner(owner, id)
         return {
             status: 200,
             headers: {},
-            body: { id, owner, envelope: device.ownerEnvelope.toString("base64"), ...(broker ? { broker } : {}) },
+            body: { id, owner, envelope: claimable.ownerEnvelope.toString("base64"), ...(broker ? { broker } : {}) },
         }
     }
 
-    private checkClaimCode(code: string, device: DeviceRecord): boolean {
+    /**
+     * Whether `code` is the device's claim proof. Without a device that can be claimed, the same PBKDF2 runs
+     * on a decoy salt at the devices' iteration count (src/identity/credentials.ts), and fails.
+     */
+    private checkClaimCode(id: string, code: string, device: DeviceRecord | undefined): boolean {
         const canonical = code.toUpperCase().replace(/[-\s]/g, "")
-        const hash = pbkdf2Sync(canonical, device.claimSalt!, device.claimIterations!, 32, "sha256")
-        return timingSafeEqual(hash, device.claimHash!)
+        const verifier =
+            device?.claimHash && device.claimSalt && device.claimIterations
+                ? { salt: device.claimSalt, iterations: device.claimIterations, hash: device.claimHash }
+                : undefined
+        const salt = verifier?.salt ?? createHmac("sha256", this.decoyKey).update(`claim:${id}`).digest().subarray(0, 16)
+        const hash = pbkdf2Sync(canonical, salt, verifier?.iterations ?? SCRAM_MIN_ITERATIONS, 32, "sha256")
+        return verifier !== undefined && timingSafeEqual(hash, verifier.hash)
     }
 }
 

@@ -133,8 +133,9 @@ describe("registry", () => {
         assert.equal(before.body.broker, undefined)
         assert.equal((await claim(t, device.id, "WRONG-CODE", "alice")).status, 403)
         assert.equal((await claim(t, device.id, claimProof(device.claimCode.toLowerCase()), "alice")).status, 200)
-        // one-time: the code does not work again, for anyone
-        assert.equal((await claim(t, device.id, claimProof(device.claimCode), "mallory")).status, 409)
+        // one-time: the code does not work again, for anyone, and the answer is a wrong code's
+        const again = await claim(t, device.id, claimProof(device.claimCode), "mallory")
+        assert.deepEqual([again.status, again.body], [403, { error: "claim refused" }])
         const afterClaim = await login(t, device.id, device.password)
         const creds = afterClaim.body.broker as { username: string; password: string; expiresAt: number }
         assert.equal(creds.username, device.id)
@@ -245,6 +246,29 @@ describe("registry", () => {
             ["stale", "locked", "counting"].map(k => store.getRateLimit(k)?.key),
             [undefined, "locked", "counting"]
         )
+    })
+
+    test("the claim answer tells nobody who exists: claimed, unclaimed and unknown devices refuse a code alike", async () => {
+        const { registry, t } = setup("claimoracle")
+        const claimed = await makeHostDevice()
+        await enroll(t, claimed.enrollment)
+        assert.equal((await claim(t, claimed.device.id, claimProof(claimed.device.claimCode), "alice")).status, 200)
+        const unclaimed = await makeHostDevice()
+        await enroll(t, unclaimed.enrollment)
+        const probes: [string, string, string][] = [
+            ["a claimed device, a wrong code", claimed.device.id, claimProof("WRONG")],
+            ["a claimed device, its old code", claimed.device.id, claimProof(claimed.device.claimCode)],
+            ["an unclaimed device, a wrong code", unclaimed.device.id, claimProof("WRONG")],
+            ["an unknown device", "0123456789abcdef0123456789abcdef", claimProof("WRONG")],
+        ]
+        const answers = []
+        for (const [i, [, id, proof]] of probes.entries()) {
+            // each from its own source, so no probe meets another's rate limit
+            const r = await claim(inProcessTransport(registry, `10.9.0.${i + 1}`), id, proof, "mallory")
+            answers.push({ status: r.status, headers: r.headers, body: r.body })
+        }
+        for (const [i, [what]] of probes.entries()) assert.deepEqual(answers[i], answers[0], what)
+        assert.deepEqual(answers[0], { status: 403, headers: {}, body: { error: "claim refused" } })
     })
 
     test("wrong claim codes are rate-limited like logins", async () => {
