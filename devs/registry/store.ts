@@ -100,7 +100,7 @@ export interface RegistryStore {
     /** Devices whose broker credentials expired at or before `now`. */
     expiredBrokerCredentials(now: number): string[]
     deleteBrokerExpiry(deviceId: string): void
-    /** Adds a firmware image; false if its digest is already published. */
+    /** Adds a firmware image; false if its digest, or its class and sequence, are already published. */
     insertFirmwareImage(image: FirmwareImageRow): boolean
     getFirmwareImage(digest: string): FirmwareImageRow | undefined
     /** The image with the highest sequence for a device class. */
@@ -333,12 +333,13 @@ export class SqliteStore implements RegistryStore {
     }
 
     insertFirmwareImage(i: FirmwareImageRow): boolean {
+        // one statement, so two publishers cannot both pass the sequence check
         const r = this.db
             .prepare(
                 `INSERT OR IGNORE INTO firmware_images (digest, sequence, class_id, signed_manifest, image, published_at)
-                 VALUES (?, ?, ?, ?, ?, ?)`
+                 SELECT ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM firmware_images WHERE class_id = ? AND sequence = ?)`
             )
-            .run(i.digest, i.sequence, i.classId, i.signedManifest, i.image, i.publishedAt)
+            .run(i.digest, i.sequence, i.classId, i.signedManifest, i.image, i.publishedAt, i.classId, i.sequence)
         return r.changes === 1
     }
 
@@ -348,8 +349,9 @@ export class SqliteStore implements RegistryStore {
 
     latestFirmwareImage(classId: string): FirmwareImageRow | undefined {
         return imageFromRow(
-            this.db.prepare("SELECT * FROM firmware_images WHERE class_id = ? ORDER BY sequence DESC LIMIT 1").get(classId) as
-                ImageRow | undefined
+            this.db
+                .prepare("SELECT * FROM firmware_images WHERE class_id = ? ORDER BY sequence DESC, published_at LIMIT 1")
+                .get(classId) as ImageRow | undefined
         )
     }
 
