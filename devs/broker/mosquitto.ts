@@ -6,8 +6,9 @@
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process"
 import { randomBytes } from "node:crypto"
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
+import { ensurePrivateDir, underPrivateUmask, writePrivateFile } from "../files/private.ts"
 import { waitForPort } from "../net/ports.ts"
 import { MOSQUITTO_TLS_LINES } from "../net/tls.ts"
 
@@ -41,17 +42,17 @@ export interface MosquittoOptions {
 export async function startMosquitto(options: MosquittoOptions): Promise<MosquittoInstance> {
     const plugin = PLUGIN_CANDIDATES.find(p => existsSync(p))
     if (!plugin) throw new Error("mosquitto dynamic-security plugin not found: apt-get install mosquitto")
-    mkdirSync(options.dir, { recursive: true })
+    ensurePrivateDir(options.dir)
     const dynsec = join(options.dir, "dynamic-security.json")
     const passwordFile = join(options.dir, "admin.password")
     if (!existsSync(dynsec)) {
         const password = randomBytes(24).toString("base64url")
-        execFileSync("mosquitto_ctrl", ["dynsec", "init", dynsec, "admin", password], { stdio: "ignore" })
-        writeFileSync(passwordFile, password, { mode: 0o600 })
+        execFileSync(...underPrivateUmask("mosquitto_ctrl", ["dynsec", "init", dynsec, "admin", password]), { stdio: "ignore" })
+        writePrivateFile(passwordFile, password)
     }
     const admin = { username: "admin", password: readFileSync(passwordFile, "utf8").trim() }
     const conf = join(options.dir, "mosquitto.conf")
-    writeFileSync(
+    writePrivateFile(
         conf,
         [
             "per_listener_settings false",
@@ -74,7 +75,8 @@ export async function startMosquitto(options: MosquittoOptions): Promise<Mosquit
             "",
         ].join("\n")
     )
-    const child = spawn("mosquitto", ["-c", conf], { stdio: ["ignore", "pipe", "pipe"] })
+    // the plugin rewrites dynamic-security.json (password hashes) on every change, with the umask's mode
+    const child = spawn(...underPrivateUmask("mosquitto", ["-c", conf]), { stdio: ["ignore", "pipe", "pipe"] })
     const onData = (chunk: Buffer) => {
         for (const line of chunk.toString("utf8").split("\n")) if (line.trim()) options.onLog?.(line)
     }

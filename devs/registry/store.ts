@@ -11,6 +11,7 @@
  * machine is not enough); `SqliteStore` is the embedded default.
  */
 import Database from "better-sqlite3"
+import { ensurePrivateFile } from "../files/private.ts"
 
 /** A device as the registry knows it. */
 export interface DeviceRecord {
@@ -202,8 +203,10 @@ interface DeviceRow {
 export class SqliteStore implements RegistryStore {
     private readonly db: Database.Database
 
-    /** Opens (or creates) the database at `path` (":memory:" for tests) and migrates it. */
+    /** Opens (or creates, mode 0600) the database at `path` (":memory:" for tests) and migrates it. */
     constructor(path: string) {
+        // it holds ServerKeys: private from its first byte, and its WAL and shared-memory files take its mode
+        if (path !== ":memory:") ensurePrivateFile(path)
         this.db = new Database(path)
         this.db.pragma("journal_mode = WAL")
         this.db.pragma("foreign_keys = ON")

@@ -8,9 +8,13 @@
  *    refusal is the listener's, not the client's own.
  * 2. A flood of refused WSSK upgrades from one address is written to the
  *    event log a few times, then summed up, per address.
+ * 3. Its `var/` (here a temporary one, made by the stack) is private: every
+ *    folder 0700, every file 0600, the database's WAL and shared-memory files
+ *    and Mosquitto's dynamic-security state included, though this test runs
+ *    with a umask of 0, so no mode may come from the umask.
  */
 import assert from "node:assert/strict"
-import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
@@ -19,16 +23,24 @@ import { request } from "node:https"
 import { connect, createServer, type ConnectionOptions, type Server } from "node:tls"
 import { EVENT_BURST } from "../../devs/registry/events.ts"
 import { freePort } from "../../devs/net/ports.ts"
+import { claimProof } from "../../devs/owner/keys.ts"
+import { claim, enroll, httpsTransport, login } from "../../devs/registry/client.ts"
+import { makeHostDevice } from "../../devs/sim/host-device.ts"
 import { startLocalStack, type LocalStack } from "../../devs/stack/local.ts"
 import { generateSigningKey } from "../../devs/updates/signing-key.ts"
 
-const dir = mkdtempSync(join(tmpdir(), "tls-policy-test-"))
+const root = mkdtempSync(join(tmpdir(), "stack-test-"))
+/** The stack's `var/`, which the stack makes. */
+const varDir = join(root, "var")
+const dir = join(varDir, "stack")
 let stack: LocalStack
 let ca: Buffer
 let permissive: Server
 const listeners: Record<string, number> = {}
 
 before(async () => {
+    // nothing the stack makes may rely on the umask for its mode
+    process.umask(0)
     stack = await startLocalStack({
         dir,
         registryPort: await freePort(),
@@ -55,7 +67,7 @@ before(async () => {
 after(async () => {
     permissive?.close()
     await stack?.stop()
-    rmSync(dir, { recursive: true, force: true })
+    rmSync(root, { recursive: true, force: true })
 })
 
 /** A client's handshake: the version and suite agreed, or the error. */
@@ -140,5 +152,32 @@ describe("security events of the stack", () => {
             rows.every(r => r.source === "127.0.0.1"),
             JSON.stringify(rows.map(r => r.source))
         )
+    })
+})
+
+/** Every path under `top`, with its mode bits, as `0700`-style octal. */
+function modes(top: string): Map<string, string> {
+    const found = new Map<string, string>()
+    const walk = (path: string) => {
+        found.set(path.slice(root.length), (statSync(path).mode & 0o777).toString(8).padStart(4, "0"))
+        if (statSync(path).isDirectory()) for (const name of readdirSync(path)) walk(join(path, name))
+    }
+    walk(top)
+    return found
+}
+
+describe("files of the stack", () => {
+    test("var/ after a stack start and a claim: every folder 0700, every file 0600, whatever the umask", async () => {
+        // a claim and a login make the registry write its database and Mosquitto rewrite its dynamic-security state
+        const t = httpsTransport(`https://localhost:${stack.registryPort}`, ca)
+        const { device, enrollment } = await makeHostDevice()
+        assert.equal((await enroll(t, enrollment)).status, 201)
+        assert.equal((await claim(t, device.id, claimProof(device.claimCode), "alice")).status, 200)
+        assert.ok(((await login(t, device.id, device.password)).body.broker as { password?: string }).password)
+        const found = modes(varDir)
+        for (const secret of ["registry.db", "registry.db-wal", "registry.db-shm", "mosquitto/dynamic-security.json", "pki/server.key"])
+            assert.ok(found.has(`/var/stack/${secret}`), `${secret} in ${[...found.keys()].join(" ")}`)
+        const loose = [...found].filter(([path, mode]) => mode !== (statSync(join(root, path)).isDirectory() ? "0700" : "0600"))
+        assert.deepEqual(loose, [])
     })
 })
