@@ -433,8 +433,31 @@ function closeInStages(socket: Socket) {
     }
 }
 
-/** Serves a registry over HTTPS with the given key and certificate (PEM). */
-export function serveRegistry(registry: Registry, tls: { key: Buffer; cert: Buffer }): Server {
+/** How long the server waits for a client (Node's http.Server timeouts). */
+export interface HttpTimeouts {
+    /** An idle connection after an answer: it must cover the device's work between two requests. */
+    keepAliveMs: number
+    /** The request line and headers of a request (a client that trickles them holds a connection). */
+    headersMs: number
+    /** A whole request, body included. */
+    requestMs: number
+}
+
+/**
+ * A device logs in with two requests on one TLS connection and may follow with the update exchange
+ * (the manifest, then a login that carries its report); between them it computes PBKDF2 or verifies a
+ * signature, about a second in the simulator. 15 s covers a slower board; past it, the device connects again.
+ */
+export const HTTP_TIMEOUTS: HttpTimeouts = { keepAliveMs: 15_000, headersMs: 10_000, requestMs: 20_000 }
+
+/** Requests on one connection before the server closes it: a login and an update exchange take five. */
+const MAX_REQUESTS_PER_CONNECTION = 16
+
+/**
+ * Serves a registry over HTTPS with the given key and certificate (PEM). Connections stay open between
+ * requests (HTTP/1.1 persistent connections, RFC 9112 §9.3), so a login costs the device one TLS handshake.
+ */
+export function serveRegistry(registry: Registry, tls: { key: Buffer; cert: Buffer }, timeouts = HTTP_TIMEOUTS): Server {
     const answer = (res: ServerResponse, result: { status: number; headers: Record<string, string>; body: unknown }) => {
         const binary = Buffer.isBuffer(result.body)
         const payload = binary ? (result.body as Buffer) : Buffer.from(JSON.stringify(result.body))
@@ -442,13 +465,13 @@ export function serveRegistry(registry: Registry, tls: { key: Buffer; cert: Buff
             ...result.headers,
             "content-type": binary ? "application/cbor" : "application/json",
             "content-length": payload.length,
-            connection: "close",
         })
         res.end(payload)
     }
     const tooLarge = (res: ServerResponse) => {
+        // the rest of the body is not read, so the connection cannot carry another request
         closeInStages(res.socket as Socket)
-        answer(res, { status: 413, headers: {}, body: { error: "body too large" } })
+        answer(res, { status: 413, headers: { connection: "close" }, body: { error: "body too large" } })
     }
     const serve = async (req: IncomingMessage, res: ServerResponse) => {
         const source = req.socket.remoteAddress ?? "?"
@@ -466,7 +489,20 @@ export function serveRegistry(registry: Registry, tls: { key: Buffer; cert: Buff
         }
         answer(res, result)
     }
-    const server = createServer({ key: tls.key, cert: tls.cert, ...TLS_SERVER_OPTIONS }, serve)
+    const server = createServer(
+        {
+            key: tls.key,
+            cert: tls.cert,
+            ...TLS_SERVER_OPTIONS,
+            keepAliveTimeout: timeouts.keepAliveMs,
+            headersTimeout: timeouts.headersMs,
+            requestTimeout: timeouts.requestMs,
+            // how often Node looks for requests past their time (default 30 s)
+            connectionsCheckingInterval: Math.min(timeouts.headersMs, 1000),
+        },
+        serve
+    )
+    server.maxRequestsPerSocket = MAX_REQUESTS_PER_CONNECTION
     // a client that asks before sending its body (Expect: 100-continue, RFC 9110 §10.1.1) hears 413 before sending it
     server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
         if (declaredTooLarge(req, MAX_BODY_BYTES)) return tooLarge(res)

@@ -3,7 +3,7 @@
  * the RFC 7804 SCRAM-SHA-256 exchange, claims. It speaks through a
  * `Transport`, so the same code drives the HTTPS service or a `Registry` in-process.
  */
-import { request } from "node:https"
+import { request, type Agent } from "node:https"
 import type { Registry } from "./app.ts"
 import { parseAuthorization } from "./http-auth.ts"
 import { SCRAM_MECHANISM, ScramClient, ScramProtocolError } from "./scram.ts"
@@ -18,8 +18,11 @@ export interface Reply {
 /** Sends one request to the registry. */
 export type Transport = (method: string, path: string, headers: Record<string, string>, body?: unknown) => Promise<Reply>
 
-/** HTTPS transport to `baseUrl`, trusting `ca` (PEM) in addition to nothing else. */
-export function httpsTransport(baseUrl: string, ca: Buffer): Transport {
+/**
+ * HTTPS transport to `baseUrl`, trusting `ca` (PEM) in addition to nothing else. Requests go through
+ * `agent` when given (a keep-alive agent of one socket sends them all on one connection, as a device does).
+ */
+export function httpsTransport(baseUrl: string, ca: Buffer, agent?: Agent): Transport {
     const base = new URL(baseUrl)
     return (method, path, headers, body) =>
         new Promise((resolve, reject) => {
@@ -31,6 +34,7 @@ export function httpsTransport(baseUrl: string, ca: Buffer): Transport {
                     path,
                     method,
                     ca,
+                    agent,
                     headers: { ...headers, ...(payload ? { "content-type": "application/json", "content-length": payload.length } : {}) },
                 },
                 res => {

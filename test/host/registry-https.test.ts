@@ -1,16 +1,22 @@
 /**
  * The registry as devices and strangers meet it, over HTTPS on a free port:
  * a body over the limit is answered `413`, which the client reads before the
- * connection closes.
+ * connection closes; a login and the update exchange that follows share one
+ * TLS connection, which the server keeps open between requests (the device
+ * makes one handshake per login) and closes once it idles.
  */
 import assert from "node:assert/strict"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import type { Server } from "node:https"
 import { request } from "node:https"
+import { connect } from "node:tls"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
-import { Registry, serveRegistry } from "../../devs/registry/app.ts"
+import { Agent } from "node:https"
+import { Registry, serveRegistry, type HttpTimeouts } from "../../devs/registry/app.ts"
+import { enroll, httpsTransport, login, type Transport } from "../../devs/registry/client.ts"
+import { makeHostDevice, type HostDevice } from "../../devs/sim/host-device.ts"
 import { SqliteStore } from "../../devs/registry/store.ts"
 import { ensurePki, type Pki } from "../../devs/stack/pki.ts"
 
@@ -19,14 +25,25 @@ let pki: Pki
 let ca: Buffer
 let server: Server
 let port: number
+/** Short, so the test sees them pass (a Node client does not reuse a connection the server keeps for a second or less). */
+const TIMEOUTS: HttpTimeouts = { keepAliveMs: 2000, headersMs: 1000, requestMs: 2000 }
+let t: Transport
+let device: HostDevice
+/** TLS handshakes the server completed. */
+let handshakes = 0
 
 before(async () => {
     pki = ensurePki(join(dir, "pki"))
     ca = readFileSync(pki.caCert)
     const registry = new Registry({ store: new SqliteStore(":memory:"), log: () => {} })
-    server = serveRegistry(registry, { key: readFileSync(pki.serverKey), cert: readFileSync(pki.serverCert) })
+    server = serveRegistry(registry, { key: readFileSync(pki.serverKey), cert: readFileSync(pki.serverCert) }, TIMEOUTS)
+    server.on("secureConnection", () => handshakes++)
     await new Promise<void>(resolve => server.listen(0, "127.0.0.1", () => resolve()))
     port = (server.address() as { port: number }).port
+    t = httpsTransport(`https://localhost:${port}`, ca)
+    const { device: made, enrollment } = await makeHostDevice()
+    assert.equal((await enroll(t, enrollment)).status, 201)
+    device = made
 })
 
 after(async () => {
@@ -91,5 +108,39 @@ describe("the registry over HTTPS", () => {
         // and it still serves the next client
         const small = await send(Buffer.from("{}"))
         assert.ok("status" in small && small.status === 400, JSON.stringify(small))
+    })
+
+    test("a login and the firmware fetch after it are one TLS handshake: the server keeps the connection between requests", async () => {
+        // one connection at a time, kept open by the client: what the device's one socket does
+        const agent = new Agent({ keepAlive: true, maxSockets: 1, ca })
+        const oneSocket = httpsTransport(`https://localhost:${port}`, ca, agent)
+        const before = handshakes
+        const session = await login(oneSocket, device.id, device.password)
+        assert.equal(session.status, 200)
+        assert.notEqual(session.headers.connection, "close")
+        assert.equal((await oneSocket("GET", `/v1/firmware/${"0".repeat(32)}/latest`, {})).status, 404)
+        assert.equal((await login(oneSocket, device.id, device.password, { wssk: "AA==" })).status, 200)
+        assert.equal(handshakes - before, 1)
+        agent.destroy()
+    })
+
+    test("the server closes a connection that idles after an answer, or sends no request, once its time passes", async () => {
+        const open = async () => {
+            const socket = connect({ host: "127.0.0.1", port, servername: "localhost", ca })
+            await new Promise<void>((resolve, reject) => socket.once("secureConnect", resolve).once("error", reject))
+            const closed = new Promise<number>(resolve => socket.once("close", () => resolve(Date.now())))
+            // read whatever comes (a 408 for the silent one), so the end of the stream is seen
+            socket.resume()
+            return { socket, closed }
+        }
+        const idle = await open()
+        idle.socket.write("GET /v1/health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        const answered = await new Promise<number>(resolve => idle.socket.once("data", () => resolve(Date.now())))
+        const idleFor = (await idle.closed) - answered
+        assert.ok(idleFor >= TIMEOUTS.keepAliveMs && idleFor < TIMEOUTS.keepAliveMs + 5000, `closed ${idleFor} ms after the answer`)
+        const silent = await open()
+        const opened = Date.now()
+        const silentFor = (await silent.closed) - opened
+        assert.ok(silentFor >= TIMEOUTS.headersMs && silentFor < TIMEOUTS.requestMs + 5000, `closed ${silentFor} ms after connecting`)
     })
 })
