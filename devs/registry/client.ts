@@ -6,7 +6,7 @@
 import { request, type Agent } from "node:https"
 import type { Registry } from "./app.ts"
 import { parseAuthorization } from "./http-auth.ts"
-import { SCRAM_MECHANISM, ScramClient, ScramProtocolError } from "./scram.ts"
+import { SCRAM_MECHANISM, ScramClient, ScramProtocolError, type ScramKeyCache } from "./scram.ts"
 
 /** A reply from the registry. */
 export interface Reply {
@@ -77,9 +77,10 @@ export function claim(t: Transport, id: string, proof: string, owner: string): P
  * after checking the server's signature; rejects if the server offers no
  * SCRAM, fails the exchange, or cannot prove it holds the verifier.
  * A `report` for the update service rides with the final step (a POST), as the firmware sends it.
+ * With a `cache`, the keys derived from the password are kept for the next login (RFC 5802 §5.1).
  */
-export async function login(t: Transport, id: string, password: Buffer, report?: unknown): Promise<Reply> {
-    const scram = new ScramClient(id, password)
+export async function login(t: Transport, id: string, password: Buffer, report?: unknown, cache?: ScramKeyCache): Promise<Reply> {
+    const scram = new ScramClient(id, password, undefined, cache)
     const data = (s: string) => Buffer.from(s).toString("base64")
     const first = await t("GET", "/v1/session", { authorization: `${SCRAM_MECHANISM} data=${data(scram.first())}` })
     const challenge = parseAuthorization(first.headers["www-authenticate"] ?? "")

@@ -111,16 +111,23 @@ export function serverFinal(exchange: ScramServerExchange, clientFinal: string):
     return `v=${hmac(serverKey, authMessage).toString("base64")}`
 }
 
+/**
+ * ClientKey and ServerKey by salt and iteration count: a client may keep them and skip PBKDF2 when the
+ * server offers the same salt again (RFC 5802 §5.1), as devices do (src/identity/scram.ts).
+ */
+export type ScramKeyCache = Map<string, { clientKey: Buffer; serverKey: Buffer }>
+
 /** A SCRAM client (owner tools, tests, benchmarks). */
 export class ScramClient {
     private bare = ""
     private authMessage = ""
-    private serverKey = Buffer.alloc(0)
+    private serverKey: Buffer = Buffer.alloc(0)
 
     constructor(
         private readonly username: string,
         private readonly password: Buffer,
-        private readonly nonce = randomBytes(18).toString("base64")
+        private readonly nonce = randomBytes(18).toString("base64"),
+        private readonly cache?: ScramKeyCache
     ) {}
 
     first(): string {
@@ -135,9 +142,12 @@ export class ScramClient {
         if (!nonce.startsWith(this.nonce) || nonce === this.nonce) throw new ScramProtocolError("bad server nonce")
         if (!(iterations >= SCRAM_MIN_ITERATIONS && iterations <= SCRAM_MAX_ITERATIONS))
             throw new ScramProtocolError("iteration count out of range")
-        const salted = pbkdf2Sync(this.password, Buffer.from(attrs.get("s") ?? "", "base64"), iterations, 32, "sha256")
-        const clientKey = hmac(salted, "Client Key")
-        this.serverKey = hmac(salted, "Server Key")
+        const salt = attrs.get("s") ?? ""
+        const cached = this.cache?.get(`${salt},${iterations}`)
+        const salted = cached ? undefined : pbkdf2Sync(this.password, Buffer.from(salt, "base64"), iterations, 32, "sha256")
+        const clientKey = cached?.clientKey ?? hmac(salted!, "Client Key")
+        this.serverKey = cached?.serverKey ?? hmac(salted!, "Server Key")
+        this.cache?.set(`${salt},${iterations}`, { clientKey, serverKey: this.serverKey })
         const withoutProof = `c=biws,r=${nonce}`
         this.authMessage = `${this.bare},${serverFirstMessage},${withoutProof}`
         const signature = hmac(sha256(clientKey), this.authMessage)

@@ -7,7 +7,8 @@ import assert from "node:assert/strict"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { after, describe, test } from "node:test"
+import { after, describe, mock, test } from "node:test"
+import Database from "better-sqlite3"
 import { Registry } from "../../devs/registry/app.ts"
 import type { BrokerAccess } from "../../devs/registry/broker-access.ts"
 import { claimProof, ownerRoot } from "../../devs/owner/keys.ts"
@@ -366,6 +367,21 @@ describe("registry", () => {
         const r = await login(t, "0".repeat(32), Buffer.from("whatever"))
         assert.equal(r.status, 401)
         assert.match(r.headers["www-authenticate"] ?? "", /realm/)
+    })
+
+    test("the store prepares its SQL once, when it opens: an enrollment, a claim, a login and a failed one prepare nothing", async () => {
+        const { t } = setup("prepared")
+        const { device, enrollment } = await makeHostDevice()
+        const prepare = mock.method(Database.prototype, "prepare")
+        try {
+            assert.equal((await enroll(t, enrollment)).status, 201)
+            assert.equal((await claim(t, device.id, claimProof(device.claimCode), "alice")).status, 200)
+            assert.equal((await login(t, device.id, device.password)).status, 200)
+            assert.equal((await login(t, device.id, Buffer.from("wrong"))).status, 401)
+            assert.equal(prepare.mock.callCount(), 0)
+        } finally {
+            prepare.mock.restore()
+        }
     })
 
     test("schema migrations run once and are recorded", () => {
