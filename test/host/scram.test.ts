@@ -8,6 +8,7 @@ import {
     SCRAM_MAX_CLIENT_MESSAGE,
     ScramClient,
     ScramProtocolError,
+    type ScramKeyCache,
     serverFinal,
     serverFirst,
 } from "../../devs/registry/scram.ts"
@@ -54,6 +55,17 @@ describe("SCRAM-SHA-256 (host)", () => {
             assert.equal(result !== undefined, ok)
             if (result) c.verify(result)
         }
+    })
+
+    test("a client that keeps its keys (RFC 5802 §5.1) logs in again without the password's PBKDF2", () => {
+        const verifier = makeVerifier(Buffer.from("right"), randomBytes(16))
+        const cache: ScramKeyCache = new Map()
+        for (const pw of ["right", "not even asked"]) {
+            const c = new ScramClient("dev", Buffer.from(pw), undefined, cache)
+            const { message, exchange } = serverFirst(parseClientFirst(c.first()), verifier)
+            c.verify(serverFinal(exchange, c.final(message))!)
+        }
+        assert.equal(cache.size, 1)
     })
 
     test("protocol violations are refused", () => {
