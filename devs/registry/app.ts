@@ -5,18 +5,24 @@
  *
  * Endpoints:
  * - `POST /v1/devices`: enroll `{ id, scram: {salt, iterations, storedKey, serverKey}, claim: {salt, iterations, hash},
- *   owner: {envelope} }` (binary fields base64). 201, or 409 for an id already enrolled. The envelope is
- *   ciphertext the registry cannot open (src/identity/owner-envelope.ts, keyed as in src/secure/keys.ts).
+ *   owner: {envelope} }` (binary fields base64). 201, or 409 for an id already enrolled, or 429 past the
+ *   source's limit of new ids. The envelope is ciphertext the registry cannot open
+ *   (src/identity/owner-envelope.ts, keyed as in src/secure/keys.ts).
  * - `GET /v1/session`: RFC 7804 exchange with `Authorization: SCRAM-SHA-256 …`;
  *   the final 200 carries `Authentication-Info` and, for a claimed device, broker credentials.
  * - `POST /v1/claim`: `{ id, code, owner }`, where `code` is the claim proof. 200 returns the owner
  *   envelope and, on the owner's first claim, the owner's broker login (subscribe to its devices' up
- *   topics, publish to their down topics).
+ *   topics, publish to their down topics). Every refusal is the same 403, whether the device is
+ *   claimed, unclaimed or unknown.
  * - `POST /v1/session` (final step only): as the GET, with a JSON report in the body for the update
  *   service (devs/updates/service.ts); it is read only after the device's proof verifies, and the
  *   answer is `reply` in the 200 body.
  * - `GET /v1/firmware/<class id hex>/latest`: the newest signed manifest (application/cbor), public:
  *   its SLH-DSA signature is what devices trust, not this server.
+ *
+ * Limits (./rate-limit.ts explains them): failed logins and claims per source, new ids per source,
+ * pending SCRAM exchanges per source (./exchanges.ts), security events per kind and source
+ * (./events.ts), bodies of 4096 bytes (413).
  */
 import { createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from "node:crypto"
 import { createServer, type Server } from "node:https"
