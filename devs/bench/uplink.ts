@@ -145,7 +145,7 @@ export async function consumerThroughput(count = 800) {
         )
     const timeDelivery = async (onMessage: (payload: Buffer) => Promise<void>) => {
         const sub = await mqtt.connectAsync(url, { ...stack.broker.admin, ca })
-        const pub = await mqtt.connectAsync(url, { username: grant.username, password: grant.password, ca })
+        const pub = await mqtt.connectAsync(url, { username: grant.username, password: grant.password, clientId: grant.username, ca })
         await sub.subscribeAsync(topic, { qos: 1 })
         let done = 0
         let chain = Promise.resolve()

@@ -46,7 +46,13 @@ await runCommand(spec, async ({ values, positionals }) => {
     const keystore = openKeystore(values)
     const login = brokerLogin(keystore)
     ownedDevice(keystore, id)
-    const client = await mqtt.connectAsync(values.broker, { ...login, ca: readCa(values.ca), reconnectPeriod: 0 })
+    const client = await mqtt.connectAsync(values.broker, {
+        ...login,
+        // the broker binds each login to one client id, its username (devs/broker/dynsec.ts)
+        clientId: login.username,
+        ca: readCa(values.ca),
+        reconnectPeriod: 0,
+    })
     const { topic, payload } = await sealCommand(keystore, id, command)
     await client.publishAsync(topic, payload, { qos: 1 })
     await client.endAsync()

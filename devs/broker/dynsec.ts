@@ -18,6 +18,13 @@ interface DynsecResponse {
  * Per-device broker logins through the dynamic-security plugin. Each device
  * gets a role that allows publishing to `things/<id>/up/#` and subscribing to
  * `things/<id>/down/#`, nothing else (dynsec denies publish and subscribe by default).
+ *
+ * Every login is bound to one client id, its username (dynsec's client
+ * `clientid`: a login that presents another id is refused). MQTT lets a new
+ * session take over any session with the same client id (MQTT 3.1.1 §3.1.4),
+ * and device ids are public (they are in the topic names): unbound, any valid
+ * login, another device's or an owner's, could keep a device offline by
+ * connecting as it. The admin login, the registry's own, stays unbound.
  */
 export class MosquittoDynsec implements BrokerAccess {
     private client: MqttClient | undefined
@@ -83,7 +90,7 @@ export class MosquittoDynsec implements BrokerAccess {
             allow("publishClientSend", `things/${deviceId}/up/#`),
             allow("subscribePattern", `things/${deviceId}/down/#`),
             allow("publishClientReceive", `things/${deviceId}/down/#`),
-            { command: "createClient", username: deviceId, password, roles: [{ rolename: role }] },
+            { command: "createClient", username: deviceId, clientid: deviceId, password, roles: [{ rolename: role }] },
         ])
         // the two deletes may fail (nothing to delete); everything after must succeed
         const failed = responses.slice(2).find(r => r.error)
@@ -102,16 +109,18 @@ export class MosquittoDynsec implements BrokerAccess {
             allow: true,
             priority: 0,
         })
-        const [created] = await this.send([{ command: "createClient", username, password }])
+        const [created] = await this.send([{ command: "createClient", username, clientid: username, password }])
         const responses = await this.send([
-            // createRole fails harmlessly when the role exists; the ACLs and the role link must succeed
+            // createRole and addClientRole fail harmlessly once done (a second device); the ACLs and the client id must succeed
             { command: "createRole", rolename: role },
             allow("subscribePattern", `things/${deviceId}/up/#`),
             allow("publishClientReceive", `things/${deviceId}/up/#`),
             allow("publishClientSend", `things/${deviceId}/down/#`),
             { command: "addClientRole", username, rolename: role },
+            // an owner login made before logins were bound to their client id gets bound here
+            { command: "setClientId", username, clientid: username },
         ])
-        const failed = responses.slice(1, 4).find(r => r.error)
+        const failed = [...responses.slice(1, 4), responses[5]].find(r => r.error)
         if (failed) throw new Error(`dynamic-security ${failed.command}: ${failed.error}`)
         return created.error ? undefined : { username, password }
     }

@@ -5,8 +5,9 @@
  * place off the device where data keys exist; the registry and the broker
  * never see them.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs"
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs"
 import { dirname } from "node:path"
+import { ensurePrivateDir } from "../files/private.ts"
 
 /** What the owner keeps per device. */
 export interface OwnedDevice {
@@ -50,8 +51,10 @@ export class Keystore {
     }
 
     save() {
-        mkdirSync(dirname(this.path), { recursive: true })
+        ensurePrivateDir(dirname(this.path))
         const tmp = `${this.path}.tmp`
+        // a fresh file, so its mode is 0600 (a leftover from a crash would keep its own)
+        rmSync(tmp, { force: true })
         writeFileSync(tmp, JSON.stringify(this.data, null, 2), { mode: 0o600 })
         renameSync(tmp, this.path)
     }

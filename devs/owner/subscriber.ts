@@ -36,6 +36,8 @@ export async function subscribeAsOwner(options: SubscriberOptions): Promise<Owne
     const client = await mqtt.connectAsync(options.url, {
         username: login.username,
         password: login.password,
+        // the broker binds each login to one client id, its username (devs/broker/dynsec.ts)
+        clientId: login.username,
         ca: options.ca,
         protocolVersion: 4,
         reconnectPeriod: 1000,

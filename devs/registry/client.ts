@@ -3,10 +3,10 @@
  * the RFC 7804 SCRAM-SHA-256 exchange, claims. It speaks through a
  * `Transport`, so the same code drives the HTTPS service or a `Registry` in-process.
  */
-import { request } from "node:https"
+import { request, type Agent } from "node:https"
 import type { Registry } from "./app.ts"
 import { parseAuthorization } from "./http-auth.ts"
-import { SCRAM_MECHANISM, ScramClient, ScramProtocolError } from "./scram.ts"
+import { SCRAM_MECHANISM, ScramClient, ScramProtocolError, type ScramKeyCache } from "./scram.ts"
 
 /** A reply from the registry. */
 export interface Reply {
@@ -18,8 +18,11 @@ export interface Reply {
 /** Sends one request to the registry. */
 export type Transport = (method: string, path: string, headers: Record<string, string>, body?: unknown) => Promise<Reply>
 
-/** HTTPS transport to `baseUrl`, trusting `ca` (PEM) in addition to nothing else. */
-export function httpsTransport(baseUrl: string, ca: Buffer): Transport {
+/**
+ * HTTPS transport to `baseUrl`, trusting `ca` (PEM) in addition to nothing else. Requests go through
+ * `agent` when given (a keep-alive agent of one socket sends them all on one connection, as a device does).
+ */
+export function httpsTransport(baseUrl: string, ca: Buffer, agent?: Agent): Transport {
     const base = new URL(baseUrl)
     return (method, path, headers, body) =>
         new Promise((resolve, reject) => {
@@ -31,6 +34,7 @@ export function httpsTransport(baseUrl: string, ca: Buffer): Transport {
                     path,
                     method,
                     ca,
+                    agent,
                     headers: { ...headers, ...(payload ? { "content-type": "application/json", "content-length": payload.length } : {}) },
                 },
                 res => {
@@ -73,9 +77,10 @@ export function claim(t: Transport, id: string, proof: string, owner: string): P
  * after checking the server's signature; rejects if the server offers no
  * SCRAM, fails the exchange, or cannot prove it holds the verifier.
  * A `report` for the update service rides with the final step (a POST), as the firmware sends it.
+ * With a `cache`, the keys derived from the password are kept for the next login (RFC 5802 §5.1).
  */
-export async function login(t: Transport, id: string, password: Buffer, report?: unknown): Promise<Reply> {
-    const scram = new ScramClient(id, password)
+export async function login(t: Transport, id: string, password: Buffer, report?: unknown, cache?: ScramKeyCache): Promise<Reply> {
+    const scram = new ScramClient(id, password, undefined, cache)
     const data = (s: string) => Buffer.from(s).toString("base64")
     const first = await t("GET", "/v1/session", { authorization: `${SCRAM_MECHANISM} data=${data(scram.first())}` })
     const challenge = parseAuthorization(first.headers["www-authenticate"] ?? "")

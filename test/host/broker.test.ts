@@ -48,23 +48,31 @@ after(async () => {
     rmSync(dir, { recursive: true, force: true })
 })
 
-function connect(username?: string, password?: string) {
+/** An MQTT 3.1.1 session over TLS; a login's client id is its username unless `clientId` says otherwise. */
+function connect(username?: string, password?: string, clientId = username) {
     return mqtt.connectAsync(`mqtts://localhost:${broker.port}`, {
         ca,
         username,
         password,
+        clientId,
         protocolVersion: 4,
         reconnectPeriod: 0,
         connectTimeout: 5000,
     })
 }
 
-async function claimedDevice() {
+/** A device enrolled, claimed by `owner` and logged in; `owner` is the owner's broker login if this was the owner's first claim. */
+async function claimedDevice(owner = "alice") {
     const { device, enrollment } = await makeHostDevice()
     assert.equal((await enroll(t, enrollment)).status, 201)
-    assert.equal((await claim(t, device.id, claimProof(device.claimCode), "alice")).status, 200)
+    const claimed = await claim(t, device.id, claimProof(device.claimCode), owner)
+    assert.equal(claimed.status, 200)
     const session = await login(t, device.id, device.password)
-    return { device, creds: session.body.broker as { username: string; password: string; expiresAt: number } }
+    return {
+        device,
+        creds: session.body.broker as { username: string; password: string; expiresAt: number },
+        owner: claimed.body.broker as { username: string; password: string } | undefined,
+    }
 }
 
 describe("broker access through Mosquitto dynamic security", () => {
@@ -99,6 +107,28 @@ describe("broker access through Mosquitto dynamic security", () => {
         assert.deepEqual(seen, [])
         await attacker.endAsync()
         await watcher.endAsync()
+    })
+
+    test("a login may use only its own client id: another device's or an owner's login with the victim's id is refused", async () => {
+        const victim = await claimedDevice("carol")
+        const other = await claimedDevice("carol")
+        assert.ok(victim.owner, "carol's first claim hands over her broker login")
+        const session = await connect(victim.creds.username, victim.creds.password)
+        let dropped = false
+        session.on("close", () => (dropped = true))
+        // the device id is public: it is in every topic name
+        await assert.rejects(connect(other.creds.username, other.creds.password, victim.device.id), /Not authorized/)
+        await assert.rejects(connect(victim.owner.username, victim.owner.password, victim.device.id), /Not authorized/)
+        // nor may a device's own login squat another id
+        await assert.rejects(connect(victim.creds.username, victim.creds.password, other.device.id), /Not authorized/)
+        await new Promise(r => setTimeout(r, 300))
+        assert.equal(dropped, false, "the victim's session was dropped")
+        assert.ok(session.connected)
+        await session.publishAsync(`things/${victim.device.id}/up/readings`, "still here", { qos: 1 })
+        // and the owner connects under its own id
+        const owner = await connect(victim.owner.username, victim.owner.password)
+        await owner.endAsync()
+        await session.endAsync()
     })
 
     test("the token is refused after expiry, and its session is dropped", async () => {

@@ -48,8 +48,8 @@ const DEVS_FLOORS: string[][] = [
     ["owner"],
     // the registry and its client
     ["registry"],
-    // loopback ports
-    ["net"],
+    // loopback ports and the TLS policy; files only their owner may read
+    ["net", "files"],
     // the project root, var/ paths and local ports
     ["project.ts"],
 ]
