@@ -46,16 +46,16 @@ export function readingBatchToSenml(batch: ReadingBatch, options: ReadingPackOpt
             u: QUANTITY_UNIT[r.quantity],
             v: r.value,
             // whole milliseconds keep the float short and exact enough
-            t: Math.round(r.atMs - batch.closedAtMs) / 1000 || 0,
+            t: Math.round(r.atMs - batch.closedAtMs) / 1000,
         })
     }
     for (const f of batch.faults) pack.push({ n: `${f.sensor}/${FAULTS_SUFFIX}`, v: f.count })
-    if (batch.dropped) pack.push({ n: DROPPED_NAME, v: batch.dropped })
-    if (pack.length) pack[0].bn = options.baseName
+    if (batch.dropped > 0) pack.push({ n: DROPPED_NAME, v: batch.dropped })
+    if (pack.length > 0) pack[0].bn = options.baseName
     return pack
 }
 
 /** A batch as application/senml+cbor. */
-export function encodeReadingBatch(batch: ReadingBatch, options: ReadingPackOptions): Buffer {
-    return encodeSenml(readingBatchToSenml(batch, options))
+export async function encodeReadingBatch(batch: ReadingBatch, options: ReadingPackOptions): Promise<Buffer> {
+    return await encodeSenml(readingBatchToSenml(batch, options))
 }

@@ -75,8 +75,8 @@ function parseHead(head: string, where: string): { status: number; headers: { [n
 /** Sends one request over a fresh TLS connection and reads the whole reply. */
 export async function httpsRequest(req: HttpsRequest): Promise<HttpsResponse> {
     const where = `https://${req.host}:${req.port}`
-    const timeoutMs = req.timeoutMs || 20000
-    const maxBody = req.maxBodyBytes || MAX_BODY_BYTES
+    const timeoutMs = req.timeoutMs ?? 20000
+    const maxBody = req.maxBodyBytes ?? MAX_BODY_BYTES
     let socket: Socket
     try {
         socket = await connect({ host: req.host, port: req.port, proto: "tls", timeout: timeoutMs })
@@ -90,7 +90,7 @@ export async function httpsRequest(req: HttpsRequest): Promise<HttpsResponse> {
         let head = `${req.method} ${req.path} HTTP/1.1\r\nhost: ${req.host}\r\nconnection: close\r\n`
         const headers = req.headers || {}
         for (const name of Object.keys(headers)) head += `${name}: ${headers[name]}\r\n`
-        if (body.length) head += `content-type: application/json\r\ncontent-length: ${Buffer.from(body).length}\r\n`
+        if (body.length > 0) head += `content-type: application/json\r\ncontent-length: ${Buffer.from(body).length}\r\n`
         await socket.send(head + "\r\n" + body)
 
         let buf = Buffer.alloc(0)
@@ -100,7 +100,7 @@ export async function httpsRequest(req: HttpsRequest): Promise<HttpsResponse> {
             if (chunk === undefined) throw new HttpsError("timeout", `${where}: no reply`)
             if (chunk === null) throw new HttpsError("protocol", `${where}: closed before the reply`)
             // no copy of a first chunk that may already hold a whole signed manifest
-            buf = buf.length ? buf.concat(chunk) : chunk
+            buf = buf.length > 0 ? buf.concat(chunk) : chunk
             headEnd = indexOfCrlfCrlf(buf)
             if (headEnd < 0 && buf.length > MAX_HEADER_BYTES) throw new HttpsError("too-large", `${where}: headers too large`)
         }

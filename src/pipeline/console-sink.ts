@@ -22,7 +22,7 @@ export class ConsoleSink implements ReadingSink {
     constructor(private readonly options: ReadingPackOptions) {}
 
     async deliver(batch: ReadingBatch): Promise<void> {
-        const pack = encodeReadingBatch(batch, this.options)
+        const pack = await encodeReadingBatch(batch, this.options)
         printHexLines(`${SENML_LINE_PREFIX} ${this.batches++}`, pack)
         console.log(summarize(batch, pack.length))
     }
@@ -51,6 +51,6 @@ export function summarize(batch: ReadingBatch, packBytes: number): string {
     }
     let line = `${batch.readings.length} readings, ${packBytes} B: ${latest.join(" ")}`
     for (const f of batch.faults) line += ` ${f.sensor}:faults=${f.count}`
-    if (batch.dropped) line += ` dropped=${batch.dropped}`
+    if (batch.dropped > 0) line += ` dropped=${batch.dropped}`
     return line
 }

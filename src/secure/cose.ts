@@ -131,7 +131,7 @@ export async function open(message: Buffer, options: OpenOptions): Promise<Opene
     let v: CborValue
     try {
         // COSE does not require deterministic encoding of what it carries (RFC 9052 §9)
-        v = decodeCbor(message, { maxBytes: options.maxBytes || 2048, maxDepth: 3, maxItems: 16, deterministic: false })
+        v = decodeCbor(message, { maxBytes: options.maxBytes ?? 2048, maxDepth: 3, maxItems: 16, deterministic: false })
     } catch (e: any) {
         throw new CoseError(e instanceof CborError ? `not CBOR: ${e.message}` : "not CBOR")
     }
@@ -145,7 +145,7 @@ export async function open(message: Buffer, options: OpenOptions): Promise<Opene
     let prot: CborValue
     try {
         const limits = { maxBytes: 64, maxDepth: 1, maxItems: 8, deterministic: false }
-        prot = protectedBytes.length ? decodeCbor(protectedBytes, limits) : new CborMap()
+        prot = protectedBytes.length > 0 ? decodeCbor(protectedBytes, limits) : new CborMap()
     } catch (e) {
         throw new CoseError("protected header is not CBOR")
     }

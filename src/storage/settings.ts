@@ -112,7 +112,7 @@ export async function readBytes(key: string): Promise<Buffer> {
         const pkt = await askOnce(key)
         if (!pkt) continue
         const value = pkt.decode()[1] as Buffer
-        return value && value.length ? value : undefined
+        return value && value.length > 0 ? value : undefined
     }
     throw new StorageError(`setting "${key}": no answer from the settings service`)
 }

@@ -98,7 +98,7 @@ export class DownlinkVerifier {
             throw e
         }
         if (opened.kid.toString("hex") !== this.keys.kid.toString("hex")) throw new DownlinkError("forged", "kid is not this device")
-        if (!opened.partialIv.length) throw new DownlinkError("malformed", "commands need a partial IV")
+        if (opened.partialIv.length === 0) throw new DownlinkError("malformed", "commands need a partial IV")
         const counter = counterFromPartialIv(opened.partialIv)
         if (counter <= this.lastCounter) throw new DownlinkError("replayed", `counter ${counter} not above ${this.lastCounter}`)
         const command = parseCommand(opened.plaintext)

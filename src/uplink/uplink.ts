@@ -105,7 +105,7 @@ export class SecureUplink implements ReadingSink {
 
     /** Seals a batch as SenML-CBOR packs of bounded size and queues them. */
     async deliver(batch: ReadingBatch): Promise<void> {
-        const per = this.options.readingsPerMessage || 10
+        const per = this.options.readingsPerMessage ?? 10
         const readings = batch.readings
         for (let start = 0; start < readings.length || start === 0; start += per) {
             const part: ReadingBatch = {
@@ -115,7 +115,7 @@ export class SecureUplink implements ReadingSink {
                 dropped: start === 0 ? batch.dropped + this.queue.dropped : 0,
                 closedAtMs: batch.closedAtMs,
             }
-            await this.send("readings", encodeReadingBatch(part, { baseName: this.options.baseName }))
+            await this.send("readings", await encodeReadingBatch(part, { baseName: this.options.baseName }))
         }
     }
 
@@ -168,8 +168,8 @@ export class SecureUplink implements ReadingSink {
     /** Runs the connection schedule forever, handing each authenticated command to `commands`. */
     async run(commands: CommandRunner) {
         this.commands = commands
-        const minMs = this.options.minBackoffMs || 2000
-        const maxMs = this.options.maxBackoffMs || 300000
+        const minMs = this.options.minBackoffMs ?? 2000
+        const maxMs = this.options.maxBackoffMs ?? 300000
         let failures = 0
         for (;;) {
             let waitMs = 0
@@ -183,7 +183,7 @@ export class SecureUplink implements ReadingSink {
                 if (this.grant) {
                     await this.session(this.grant)
                     failures = 0
-                } else waitMs = this.options.unclaimedPollMs || 30000
+                } else waitMs = this.options.unclaimedPollMs ?? 30000
             } catch (e: any) {
                 if (this.sessionUp) failures = 0
                 this.sessionUp = false
@@ -191,7 +191,7 @@ export class SecureUplink implements ReadingSink {
                 await this.recordFailure(e)
                 console.log(`uplink: ${e.name}: ${e.message}; retrying in ${Math.round(waitMs / 1000)} s`)
             }
-            if (waitMs) await ds.sleep(waitMs)
+            if (waitMs > 0) await ds.sleep(waitMs)
         }
     }
 
@@ -266,7 +266,7 @@ export class SecureUplink implements ReadingSink {
     }
 
     private async runCommands() {
-        while (this.pendingCommands.length) {
+        while (this.pendingCommands.length > 0) {
             const command = this.pendingCommands.shift()
             console.log(`uplink: command ${command.cmd}`)
             const reply = await this.commands.run(command)

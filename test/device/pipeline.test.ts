@@ -5,6 +5,7 @@ import { encodeReadingBatch, ReadingBatch } from "../../src/codec/readings"
 import { ReadingBatcher } from "../../src/pipeline/batcher"
 import { startPipeline } from "../../src/pipeline/pipeline"
 import { ReadingSink } from "../../src/pipeline/sink"
+import { SensorSampler } from "../../src/sensors/sampler"
 import { SimulatedSensor } from "../../src/sensors/simulated"
 import { SensorConfig } from "../../src/sensors/types"
 
@@ -51,6 +52,29 @@ describe("batcher", () => {
     })
 })
 
+describe("reading times", () => {
+    test("each reading carries its true age at the batch's close, not 0", async () => {
+        const sink = new MemorySink()
+        const batcher = new ReadingBatcher({ sink, flushIntervalMs: 60000, maxReadings: 16 })
+        const config: SensorConfig = { model: "shtc3", name: "shtc3", intervalMs: 1000 }
+        const sampler = new SensorSampler({ config, port: new SimulatedSensor("shtc3"), onReading: r => batcher.add(r), onFault: () => {} })
+        await sampler.sampleOnce()
+        await ds.sleep(150)
+        await sampler.sampleOnce()
+        await ds.sleep(70)
+        const batch = await batcher.flush()
+        const recs = resolveSenml(decodeSenml(await encodeReadingBatch(batch, { baseName: "urn:dev:test:" })))
+        expect(recs.length).toBe(4)
+        for (let i = 0; i < recs.length; ++i) {
+            const age = batch.closedAtMs - batch.readings[i].atMs
+            expect(recs[i].time).toBe(-Math.round(age) / 1000)
+        }
+        // the first sample is at least 220 ms old, the second at least 70 ms
+        expect(recs[0].time <= -0.22).toBe(true)
+        expect(recs[3].time <= -0.07 && recs[3].time > recs[0].time).toBe(true)
+    })
+})
+
 describe("pipeline", () => {
     test("samples every sensor, skips one that cannot be opened, and delivers SenML", async () => {
         const sink = new MemorySink()
@@ -75,7 +99,7 @@ describe("pipeline", () => {
         expect(sink.batches.length >= 2).toBe(true)
         const batch = sink.batches[0]
         expect(batch.faults[0].sensor).toBe("gone")
-        const pack = encodeReadingBatch(batch, { baseName: "urn:dev:test:" })
+        const pack = await encodeReadingBatch(batch, { baseName: "urn:dev:test:" })
         // each step is heavy for the VM's step budget: yield between them
         await ds.sleep(0)
         const records = decodeSenml(pack)

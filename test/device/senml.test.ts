@@ -1,3 +1,4 @@
+import * as ds from "@devicescript/core"
 import { describe, expect, test } from "@devicescript/test"
 import { CborError } from "../../src/codec/cbor"
 import { decodeSenml, encodeSenml, isValidSenmlName, resolveSenml, SenmlError } from "../../src/codec/senml"
@@ -9,9 +10,9 @@ function senmlRefusal(data: Buffer): string {
 }
 
 describe("SenML in CBOR (RFC 8428)", () => {
-    test("labels of RFC 8428 Table 4, keys in deterministic order", () => {
+    test("labels of RFC 8428 Table 4, keys in deterministic order", async () => {
         // [{-2: "urn:dev:ow:10e2073a01080063", 0: "temp", 1: "Cel", 2: 23.5, 6: -1}]
-        const pack = encodeSenml([{ bn: "urn:dev:ow:10e2073a01080063", n: "temp", u: "Cel", v: 23.5, t: -1 }])
+        const pack = await encodeSenml([{ bn: "urn:dev:ow:10e2073a01080063", n: "temp", u: "Cel", v: 23.5, t: -1 }])
         expect(pack.toString("hex")).toBe(
             "81a5" +
                 "0064" +
@@ -24,8 +25,8 @@ describe("SenML in CBOR (RFC 8428)", () => {
                 Buffer.from("urn:dev:ow:10e2073a01080063").toString("hex")
         )
     })
-    test("RFC 8428 §5.1.2 multiple datapoints resolve with base name and time", () => {
-        const pack = encodeSenml([
+    test("RFC 8428 §5.1.2 multiple datapoints resolve with base name and time", async () => {
+        const pack = await encodeSenml([
             { bn: "urn:dev:ow:10e2073a01080063:", bt: 1320067464, bu: "%RH", n: "humidity", v: 20 },
             { n: "humidity", t: 60, v: 20.3 },
             { n: "temperature", u: "Cel", t: 60, v: 23.1 },
@@ -40,8 +41,24 @@ describe("SenML in CBOR (RFC 8428)", () => {
         expect(recs[2].unit).toBe("Cel")
         expect(recs[2].name).toBe("urn:dev:ow:10e2073a01080063:temperature")
     })
-    test("string, boolean and data values round-trip", () => {
-        const pack = encodeSenml([
+    test("fractional values, times and base values survive encoding, decoding and resolution", async () => {
+        // computed at run time: such a fraction is falsy on this VM, so any truth test on it would lose it
+        const f = (v: number) => v + ds.millis() * 0
+        const pack = await encodeSenml([
+            { bn: "d:", bt: f(-0.25), bv: f(0.5), n: "a", v: f(20.25), t: f(-1.5) },
+            { n: "b", v: f(-1.5), t: f(0.001) },
+            { n: "c", v: f(0.001), t: f(-4.123) },
+        ])
+        const recs = resolveSenml(decodeSenml(pack))
+        expect(recs[0].value).toBe(20.75)
+        expect(recs[1].value).toBe(-1)
+        expect(recs[2].value).toBe(0.5 + 0.001)
+        expect(recs[0].time).toBe(-1.75)
+        expect(recs[1].time).toBe(-0.25 + 0.001)
+        expect(recs[2].time).toBe(-0.25 - 4.123)
+    })
+    test("string, boolean and data values round-trip", async () => {
+        const pack = await encodeSenml([
             { bn: "d:", n: "s", vs: "on" },
             { n: "b", vb: true },
             { n: "x", vd: hex`0102` },

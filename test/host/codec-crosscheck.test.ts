@@ -69,13 +69,17 @@ describe("SenML-CBOR from the simulated device, decoded with cbor2", () => {
             const records = pack.slice(0, want.length)
             const counters = pack.slice(want.length)
             assert.equal(records[0].get(-2), "urn:dev:sentinel:fixture:")
+            let previous = -Infinity
             for (let i = 0; i < want.length; ++i) {
                 const r = records[i]
                 assert.equal(r.get(0), want[i].name, `record ${i} of batch ${b}`)
                 assert.equal(r.get(1), want[i].unit)
                 assert.equal(r.get(2), want[i].value)
+                // true ages (RFC 8428 §4.5.3: negative = seconds before now): rounds 40 ms apart, oldest first
                 const t = r.get(6) as number
-                assert.ok(t <= 0 && t > -10, `relative time ${t}`)
+                assert.ok(t < 0 && t > -10 && t >= previous, `relative time ${t} after ${previous}`)
+                if (i === 0) assert.ok(t <= -0.2, `the first of 6 rounds 40 ms apart is ${t} s old`)
+                previous = t
                 for (const k of r.keys()) assert.ok(k in LABEL, `unexpected label ${k}`)
             }
             const got = Object.fromEntries(counters.map(c => [c.get(0), c.get(2)]))
