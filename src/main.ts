@@ -40,10 +40,9 @@ const { boot, events, identity } = await bootIdentity(code => {
     console.log(`claim code (shown once; the owner claims the device with it): ${code}`)
 })
 const deviceName = identity ? identity.deviceId : "unprovisioned"
-const baseName = `urn:dev:sentinel:${deviceName}:`
 console.log(`sentinel-node: boot ${boot}, device ${deviceName}, ${events.total()} security events (${events.dropped()} dropped)`)
 
-const uplink = identity ? await SecureUplink.open({ identity, registry: registryEndpoint(), events, baseName }) : undefined
+const uplink = identity ? await SecureUplink.open({ identity, registry: registryEndpoint(), events }) : undefined
 const updater = uplink
     ? new Updater({
           identity,
@@ -59,7 +58,7 @@ console.log(`sensors: ${sensors.map(s => `${s.name}@${s.intervalMs}ms`).join(" "
 const decision = updater ? await updater.boot() : undefined
 const pipeline = await startPipeline({
     sensors,
-    sink: uplink ? uplink : new ConsoleSink({ baseName }),
+    sink: uplink ? uplink : new ConsoleSink(),
     openPort: ds.isSimulator() ? openSimulatedPort : startDriverPort,
     flushIntervalMs: FLUSH_INTERVAL_MS,
     maxReadings: MAX_READINGS,

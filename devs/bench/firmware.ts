@@ -2,14 +2,14 @@
  * Benchmarks of the firmware's size and encoding (figures only, nothing asserted):
  * - the compiled bytecode of src/main.ts (`devs build --stats`);
  * - bytes per reading batch as SenML-CBOR (what the device encodes) and as
- *   SenML-JSON (RFC 8428 §5, the same records), and their ratio.
+ *   plain SenML-JSON (RFC 8428 §5) of the same readings, and their ratio.
  */
 import { statSync } from "node:fs"
 import { join } from "node:path"
-import { decode } from "cbor2"
-import { senmlJson } from "../owner/senml.ts"
+import { decodeSenmlCbor } from "../owner/senml.ts"
 import { PROJECT_ROOT } from "../project.ts"
 import { collectHexLines, deviceLines, runDevs, runInSimulator } from "../sim/devs-cli.ts"
+import { plainSenmlJson } from "./senml-json.ts"
 
 /** The firmware's compiled size (`devs build --stats`). */
 export async function bytecode() {
@@ -20,7 +20,10 @@ export async function bytecode() {
     console.log(`firmware bytecode (src/main.ts): ${file} B (devs --stats: ${stat?.[1]} kB)`)
 }
 
-/** Bytes per reading batch as SenML-CBOR, as the device encodes it, against SenML-JSON of the same records. */
+/** A device's base name in the plain SenML-JSON baseline: as long as a real device id makes it. */
+const BASELINE_BASE_NAME = `urn:dev:sentinel:${"0".repeat(32)}:`
+
+/** Bytes per reading batch as SenML-CBOR, as the device encodes it, against plain SenML-JSON of the same readings. */
 export async function packSizes() {
     const run = await runInSimulator("test/device/fixtures/emit-readings.ts", { timeoutMs: 60000 })
     if (run.code !== 0) throw new Error(run.output)
@@ -28,20 +31,20 @@ export async function packSizes() {
     let cborTotal = 0
     let jsonTotal = 0
     let readings = 0
-    console.log("batch  records  SenML-CBOR  SenML-JSON  CBOR/JSON")
+    console.log("batch  records  SenML-CBOR  plain SenML-JSON  CBOR/JSON")
     for (const [id, bytes] of packs) {
-        const pack = decode(new Uint8Array(bytes), { preferMap: true }) as Map<number, unknown>[]
-        const json = Buffer.byteLength(senmlJson(pack))
+        const pack = decodeSenmlCbor(bytes)
+        const json = Buffer.byteLength(plainSenmlJson(pack, BASELINE_BASE_NAME))
         cborTotal += bytes.length
         jsonTotal += json
-        readings += pack.filter(r => r.get(1) !== undefined).length
+        readings += pack.filter(r => r.unit !== undefined).length
         console.log(
             `${id.padStart(5)}  ${String(pack.length).padStart(7)}  ${String(bytes.length).padStart(8)} B  ` +
-                `${String(json).padStart(8)} B  ${(bytes.length / json).toFixed(3)}`
+                `${String(json).padStart(14)} B  ${(bytes.length / json).toFixed(3)}`
         )
     }
     console.log(
-        `per reading: SenML-CBOR ${(cborTotal / readings).toFixed(1)} B, SenML-JSON ${(jsonTotal / readings).toFixed(1)} B, ` +
+        `per reading: SenML-CBOR ${(cborTotal / readings).toFixed(1)} B, plain SenML-JSON ${(jsonTotal / readings).toFixed(1)} B, ` +
             `ratio ${(cborTotal / jsonTotal).toFixed(3)} (${readings} readings)`
     )
 }

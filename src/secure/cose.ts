@@ -71,6 +71,16 @@ export interface OpenOptions {
     maxBytes?: number
 }
 
+/**
+ * The most bytes sealing adds to a plaintext below 64 KiB: tag and array
+ * heads, the protected header, the unprotected map with a kid of `kidBytes`
+ * (below 24) and a Partial IV of at most `MAX_PARTIAL_IV_BYTES`, the
+ * ciphertext's head and the CCM tag.
+ */
+export function sealOverhead(kidBytes: number): number {
+    return 2 + (1 + PROTECTED.length) + 1 + (2 + kidBytes) + (2 + MAX_PARTIAL_IV_BYTES) + 3 + CCM_TAG_BYTES
+}
+
 /** The counter as a Partial IV: big-endian, no leading zero bytes, at least one byte (as OSCORE, RFC 8613 §6.1). */
 export function partialIvFromCounter(counter: number): Buffer {
     if (!(counter >= 0) || counter !== Math.floor(counter) || counter >= 1099511627776) throw new CoseError("counter out of range")

@@ -10,7 +10,7 @@
  * outage only fills the queue. Failures back off exponentially with jitter.
  */
 import * as ds from "@devicescript/core"
-import { encodeReadingBatch, ReadingBatch } from "../codec/readings"
+import { encodeReadingPacks, ReadingBatch } from "../codec/readings"
 import { EventLog } from "../events/log"
 import { DeviceIdentity } from "../identity/credentials"
 import { BrokerGrant, registryExchange, RegistryError } from "../identity/registry-client"
@@ -19,22 +19,18 @@ import { backoffMs } from "../net/backoff"
 import { Endpoint } from "../net/endpoint"
 import { MqttClient, MqttError } from "../net/mqtt"
 import { ReadingSink } from "../pipeline/sink"
-import { partialIvFromCounter, seal } from "../secure/cose"
+import { partialIvFromCounter, seal, sealOverhead } from "../secure/cose"
 import { CounterError, MessageCounter } from "../secure/counter"
 import { ChannelKeys, channelKeys, ownerRoot } from "../secure/keys"
 import { SettingKey } from "../storage/settings"
 import { Command, DownlinkError, DownlinkVerifier } from "./downlink"
-import { OutboundQueue } from "./queue"
+import { MAX_QUEUED_BYTES, OutboundQueue } from "./queue"
 
 /** Options of the uplink. */
 export interface UplinkOptions {
     identity: DeviceIdentity
     registry: Endpoint
     events: EventLog
-    /** SenML base name of reading packs. */
-    baseName: string
-    /** Readings per sealed message, so each fits a queue slot. Default 10. */
-    readingsPerMessage?: number
     /** Backoff after failures. Defaults 2 s .. 5 min. */
     minBackoffMs?: number
     maxBackoffMs?: number
@@ -103,20 +99,11 @@ export class SecureUplink implements ReadingSink {
         return new SecureUplink(options, channelKeys(root, deviceId, "up"), down, counter, await OutboundQueue.open({}))
     }
 
-    /** Seals a batch as SenML-CBOR packs of bounded size and queues them. */
+    /** Seals a batch as SenML-CBOR packs, each as full as a queue slot allows (a message's own bytes are paid once per pack), and queues them. */
     async deliver(batch: ReadingBatch): Promise<void> {
-        const per = this.options.readingsPerMessage ?? 10
-        const readings = batch.readings
-        for (let start = 0; start < readings.length || start === 0; start += per) {
-            const part: ReadingBatch = {
-                readings: readings.slice(start, Math.min(readings.length, start + per)),
-                // counters ride with the first pack
-                faults: start === 0 ? batch.faults : [],
-                dropped: start === 0 ? batch.dropped + this.queue.dropped : 0,
-                closedAtMs: batch.closedAtMs,
-            }
-            await this.send("readings", await encodeReadingBatch(part, { baseName: this.options.baseName }))
-        }
+        const withDrops: ReadingBatch = { ...batch, dropped: batch.dropped + this.queue.dropped }
+        const packs = await encodeReadingPacks(withDrops, MAX_QUEUED_BYTES - sealOverhead(this.up.kid.length))
+        for (const pack of packs) await this.send("readings", pack)
     }
 
     /**
