@@ -26,7 +26,7 @@ import { DeviceIdentity } from "../identity/credentials"
 import { registryExchange, RegistryError, RegistrySession, UpdateServiceInfo } from "../identity/registry-client"
 import { ScramKeyCache } from "../identity/scram"
 import { Endpoint } from "../net/endpoint"
-import { HttpsError, httpsRequest } from "../net/https"
+import { HttpsConnection, HttpsError } from "../net/https"
 import { wsskMasterKey } from "../secure/keys"
 import { readBytes, SettingKey, writeBytes } from "../storage/settings"
 import {
@@ -81,12 +81,15 @@ type CheckOutcome = "up-to-date" | "window-open" | "refused" | "unreachable"
 export class Updater {
     private readonly store: SlotStore
     private readonly cache: ScramKeyCache = {}
+    /** The registry: the manifest fetch and the SCRAM exchanges after it share one TLS connection, closed when the socket goes back. */
+    private readonly https: HttpsConnection
     private state: UpdateState = undefined
     private slotA: FirmwareManifest = undefined
     private slotB: FirmwareManifest = undefined
 
     constructor(readonly options: UpdaterOptions) {
         this.store = new SlotStore(options.identity.secret, options.identity.deviceId)
+        this.https = new HttpsConnection(options.registry)
     }
 
     /**
@@ -123,6 +126,14 @@ export class Updater {
      * (or answers that it had taken the candidate's confirmation after all).
      */
     async resumeAtBoot(decision: BootDecision, health: TrialHealth) {
+        try {
+            await this.resume(decision, health)
+        } finally {
+            await this.https.close()
+        }
+    }
+
+    private async resume(decision: BootDecision, health: TrialHealth) {
         if (decision.action === "announce") {
             if ((await this.announce()) === "window-open") await this.awaitDeploy()
         } else if (decision.action === "await-deploy") {
@@ -137,7 +148,12 @@ export class Updater {
 
     /** With the socket lent by the uplink: looks for an update and, if a window opens, waits in it. */
     async checkAndWait() {
-        const outcome = await this.check()
+        let outcome: CheckOutcome
+        try {
+            outcome = await this.check()
+        } finally {
+            await this.https.close()
+        }
         console.log(`update: check: ${outcome}`)
         if (outcome === "window-open") await this.awaitDeploy()
     }
@@ -201,13 +217,13 @@ export class Updater {
 
     /** A registry exchange carrying `update` (and our WSSK master key until the service holds it). */
     private async report(update: any): Promise<RegistrySession> {
-        const { identity, registry, events } = this.options
+        const { identity, events } = this.options
         const report: any = { update }
         // the record names the identity: after a factory reset the new identity's key is handed over too
         const heldFor = await readBytes(SettingKey.WsskKeyHeldFor)
         const serviceHoldsKey = !!heldFor && heldFor.toString("hex") === identity.deviceId
         if (!serviceHoldsKey) report.wssk = base64Encode(wsskMasterKey(identity.secret, identity.deviceId))
-        const session = await registryExchange(identity, registry, events, this.cache, JSON.stringify(report))
+        const session = await registryExchange(identity, this.https, events, this.cache, JSON.stringify(report))
         if (!serviceHoldsKey && session.reply && session.reply.wsskKeyStored)
             await writeBytes(SettingKey.WsskKeyHeldFor, Buffer.from(identity.deviceId, "hex"))
         if (session.updates) {
@@ -246,16 +262,16 @@ export class Updater {
         const endpoint = await this.serviceEndpoint()
         if (!endpoint) return false
         const { secret, deviceId } = this.options.identity
+        // the runtime's WSSK client takes the socket
+        await this.https.close()
         await openUpdateWindow(endpoint, deviceId, wsskMasterKey(secret, deviceId))
         return true
     }
 
     /** Fetches the newest signed manifest for our class: undefined when there is none. */
     private async fetchSignedManifest(): Promise<Buffer> {
-        const { registry } = this.options
         const path = `/v1/firmware/${CLASS_ID.toString("hex")}/latest`
-        const { host, port } = registry
-        const r = await httpsRequest({ host, port, method: "GET", path, maxBodyBytes: MAX_SIGNED_MANIFEST_BYTES })
+        const r = await this.https.request({ method: "GET", path, maxBodyBytes: MAX_SIGNED_MANIFEST_BYTES })
         if (r.status === 404) return undefined
         if (r.status !== 200) throw new HttpsError("protocol", `manifest fetch: HTTP ${r.status}`)
         return r.body
@@ -388,6 +404,8 @@ export class Updater {
         const until = ds.millis() + TRIAL_SENSOR_WAIT_MS
         while (health.sensors.readingsTaken() === 0 && ds.millis() < until) await ds.sleep(250)
         if (health.sensors.readingsTaken() === 0) return "no valid sensor reading"
+        // the uplink's probe takes the socket
+        await this.https.close()
         return await health.uplink.probe()
     }
 

@@ -13,10 +13,11 @@ import * as ds from "@devicescript/core"
 import { encodeReadingPacks, ReadingBatch } from "../codec/readings"
 import { EventLog } from "../events/log"
 import { DeviceIdentity } from "../identity/credentials"
-import { BrokerGrant, registryExchange, RegistryError } from "../identity/registry-client"
+import { BrokerGrant, registryExchange, RegistryError, RegistrySession } from "../identity/registry-client"
 import { ScramKeyCache } from "../identity/scram"
 import { backoffMs } from "../net/backoff"
 import { Endpoint } from "../net/endpoint"
+import { HttpsConnection } from "../net/https"
 import { MqttClient, MqttError } from "../net/mqtt"
 import { ReadingSink } from "../pipeline/sink"
 import { partialIvFromCounter, seal, sealOverhead } from "../secure/cose"
@@ -184,7 +185,14 @@ export class SecureUplink implements ReadingSink {
 
     private async renewGrant() {
         this.grant = undefined
-        const session = await registryExchange(this.options.identity, this.options.registry, this.options.events, this.cache)
+        // both SCRAM requests on one TLS connection, closed before MQTT takes the socket
+        const https = new HttpsConnection(this.options.registry)
+        let session: RegistrySession
+        try {
+            session = await registryExchange(this.options.identity, https, this.options.events, this.cache)
+        } finally {
+            await https.close()
+        }
         if (!session.claimed) {
             console.log("uplink: waiting for the owner's claim")
             return
