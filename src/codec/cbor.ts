@@ -398,7 +398,7 @@ class Reader {
         if (size === 8) {
             const hi = this.uint(4)
             const lo = this.uint(4)
-            if (hi > 0x1fffff) this.fail("integer larger than 2^53 cannot be held exactly")
+            if (hi > 0x1fffff) this.fail("integer above 2^53")
             v = hi * TWO_32 + lo
         } else v = this.uint(size)
         if (this.limits.deterministic) {

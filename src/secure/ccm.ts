@@ -9,9 +9,9 @@
  * and S_0 are computed here with the software block cipher.
  */
 import * as ds from "@devicescript/core"
-import { encrypt } from "@devicescript/crypto"
 import { constantTimeEqual } from "../bytes/constant-time"
 import { expectBuffer } from "../bytes/expect-buffer"
+import { aes256CcmCtr } from "../bytes/natives"
 import { AES256_KEY_BYTES, AES_BLOCK_BYTES, encryptBlock, expandKey256 } from "./aes"
 
 /** Tag length M. */
@@ -37,7 +37,7 @@ function schedule(key: Buffer): Buffer {
 /** Counter mode as CCM defines it, with the runtime's AES (tag length 0 = CTR only). */
 function ctr(key: Buffer, nonce: Buffer, data: Buffer): Buffer {
     if (data.length === 0) return Buffer.alloc(0)
-    return encrypt({ algo: "aes-256-ccm", key, iv: nonce, data, tagLength: 0 })
+    return aes256CcmCtr(key, nonce, data)
 }
 
 /** The CBC-MAC of RFC 3610 §2.2 over B_0, the length-prefixed AAD and the message, encrypted with S_0 (§2.3). */

@@ -173,7 +173,7 @@ export async function open(message: Buffer, options: OpenOptions): Promise<Opene
         if (partialIv.length < 1 || partialIv.length > MAX_PARTIAL_IV_BYTES) throw new CoseError("bad partial IV length")
         if (partialIv.length > 1 && partialIv[0] === 0) throw new CoseError("partial IV not minimal")
         nonce = nonceFor(options.contextIv, partialIv)
-    } else throw new CoseError("exactly one of IV and partial IV is required")
+    } else throw new CoseError("needs one of IV and partial IV")
     if (ciphertext.length < CCM_TAG_BYTES) throw new CoseError("ciphertext shorter than the tag")
     const plaintext = await ccmOpen(options.key, nonce, encStructure(protectedBytes, options.externalAad), ciphertext)
     if (!plaintext) throw new CoseError("authentication failed")

@@ -17,9 +17,9 @@
  * 25 hash calls between yields, and other fibers (MQTT, sampling) get a turn.
  */
 import * as ds from "@devicescript/core"
-import { digest } from "@devicescript/crypto"
 import { constantTimeEqual } from "../bytes/constant-time"
 import { expectBuffer } from "../bytes/expect-buffer"
+import { nativeDigest, sha256 } from "../bytes/natives"
 
 // FIPS 205 Table 2, the row of SLH-DSA-SHA2-128s; every size below is computed from it.
 /** Security parameter n: bytes of every hash value and key part. */
@@ -114,9 +114,6 @@ const CHAIN_BYTE_AT = ADRS_AT + ADRS_CHAIN + 3
 const TREE_HEIGHT_BYTE_AT = ADRS_AT + ADRS_TREE_HEIGHT + 3
 const HASH_BYTE_AT = ADRS_AT + ADRS_HASH + 3
 
-/** The runtime's SHA-256, `Buffer.digest(hmacKey, "sha256", buffers)`, called directly: `digest()` checks its arguments and builds a rest array. */
-const sha256 = (Buffer as any).digest as (hmacKey: Buffer, algo: "sha256", data: Buffer[]) => Buffer
-
 /** One tweakable hash's input buffer, with the one-element list the runtime's digest takes. */
 interface HashInput {
     bytes: Buffer
@@ -147,7 +144,7 @@ export function slhDsaTweakedHashCalls(): number {
 /** Trunc_n(SHA-256(input)) into `out` at `at`. */
 function hash(input: HashInput, out: Buffer, at: number) {
     tweakedHashCalls++
-    out.blitAt(at, sha256(undefined, "sha256", input.list), 0, SLH_N)
+    out.blitAt(at, nativeDigest(undefined, "sha256", input.list), 0, SLH_N)
 }
 
 /** Writes one 4-byte big-endian word of ADRSc in `input`. */
@@ -253,7 +250,7 @@ async function wotsPkFromSig(hashes: Hashes, sig: Buffer, sigAt: number, node: B
         value.blitAt(MESSAGE_AT, sig, sigAt + i * SLH_N, SLH_N)
         for (let j = msg[i]; j < top; ++j) {
             value[HASH_BYTE_AT] = j
-            value.blitAt(MESSAGE_AT, sha256(undefined, "sha256", list), 0, SLH_N)
+            value.blitAt(MESSAGE_AT, nativeDigest(undefined, "sha256", list), 0, SLH_N)
         }
         tweakedHashCalls += top - msg[i]
         wotsPk.bytes.blitAt(MESSAGE_AT + i * SLH_N, value, MESSAGE_AT, SLH_N)
@@ -322,8 +319,8 @@ export async function slhDsaVerify(publicKey: Buffer, message: Buffer, signature
     const r = signature.slice(0, SLH_N)
     // H_msg(R, PK.seed, PK.root, M') = MGF1-SHA-256(R || PK.seed || SHA-256(R || PK.seed || PK.root || M'), m);
     // m = 30 <= 32 bytes: one MGF1 block, counter 0
-    const inner = digest("sha256", r, pkSeed, pkRoot, Buffer.from([0, ctx.length]), ctx, message)
-    const hashed = digest("sha256", r, pkSeed, inner, Buffer.alloc(4))
+    const inner = sha256([r, pkSeed, pkRoot, Buffer.from([0, ctx.length]), ctx, message])
+    const hashed = sha256([r, pkSeed, inner, Buffer.alloc(4)])
     const hashes: Hashes = {
         f: hashInput(pkSeed, SLH_N),
         h: hashInput(pkSeed, 2 * SLH_N),
