@@ -22,6 +22,7 @@ import { bootIdentity } from "./identity/boot"
 import { registryEndpoint } from "./identity/endpoint"
 import { ConsoleSink } from "./pipeline/console-sink"
 import { faultLogger } from "./pipeline/fault-log"
+import { applyStoredIntervals } from "./pipeline/intervals"
 import { startPipeline } from "./pipeline/pipeline"
 import { boardSensorList, parseSensorList } from "./sensors/config"
 import { PortOpener } from "./sensors/types"
@@ -40,7 +41,7 @@ const UPDATE_CHECK_INTERVAL_MS = 6 * 3600 * 1000
 /** Boots and runs the firmware for good, reading sensors through `openPort`. */
 export async function runFirmware(openPort: PortOpener) {
     const { boot, events, identity } = await bootIdentity(code => {
-        console.log(`claim code (shown once; the owner claims the device with it): ${code}`)
+        console.log(`claim code (shown once): ${code}`)
     })
     const deviceName = identity ? identity.deviceId : "unprovisioned"
     console.log(`sentinel-node: boot ${boot}, device ${deviceName}, ${events.total()} security events (${events.dropped()} dropped)`)
@@ -57,6 +58,8 @@ export async function runFirmware(openPort: PortOpener) {
         : undefined
 
     const sensors = parseSensorList(boardSensorList())
+    // the owner's intervals, set by command, over the board's
+    await applyStoredIntervals(sensors, events)
     console.log(`sensors: ${sensors.map(s => `${s.name}@${s.intervalMs}ms`).join(" ")}`)
     const decision = updater ? await updater.boot() : undefined
     const pipeline = await startPipeline({

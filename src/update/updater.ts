@@ -74,6 +74,15 @@ export interface TrialHealth {
     uplink: { probe(): Promise<string> }
 }
 
+/** What the updater says about the device's firmware. */
+export interface UpdateStatus {
+    /** SHA-256 of the running program. */
+    digest: Buffer
+    /** Its sequence number, or 0 when no slot names it (the image flashed at the factory). */
+    sequence: number
+    phase: UpdatePhase
+}
+
 /** What `check` did. */
 type CheckOutcome = "up-to-date" | "window-open" | "refused" | "unreachable"
 
@@ -86,6 +95,8 @@ export class Updater {
     private state: UpdateState = undefined
     private slotA: FirmwareManifest = undefined
     private slotB: FirmwareManifest = undefined
+    /** SHA-256 of the running program, read at boot. */
+    private running: Buffer = undefined
 
     constructor(readonly options: UpdaterOptions) {
         this.store = new SlotStore(options.identity.secret, options.identity.deviceId)
@@ -101,6 +112,7 @@ export class Updater {
     async boot(): Promise<BootDecision> {
         await this.load()
         const running = await this.options.runningDigest()
+        this.running = running
         const sequence = this.slotA ? this.slotA.sequence : 0
         const { securityCounter, phase } = this.state
         const image = running.toString("hex").slice(0, 16)
@@ -142,8 +154,17 @@ export class Updater {
         } else if (decision.action === "trial") {
             if (!(await this.trial(health))) await this.awaitRollback()
         } else if (decision.action === "request-rollback") {
-            if (!(await this.requestRollback("candidate did not confirm within its trial boots"))) await this.awaitRollback()
+            if (!(await this.requestRollback("no confirmation in its trial boots"))) await this.awaitRollback()
         }
+    }
+
+    /** The running image (its digest and, when a slot names it, its sequence) and the update's phase, for the state report. */
+    status(): UpdateStatus {
+        const running = this.running
+        let sequence = 0
+        if (this.slotB && constantTimeEqual(this.slotB.digest, running)) sequence = this.slotB.sequence
+        else if (this.slotA && constantTimeEqual(this.slotA.digest, running)) sequence = this.slotA.sequence
+        return { digest: running, sequence, phase: this.state.phase }
     }
 
     /** With the socket lent by the uplink: looks for an update and, if a window opens, waits in it. */
@@ -268,13 +289,14 @@ export class Updater {
         return true
     }
 
-    /** Fetches the newest signed manifest for our class: undefined when there is none. */
-    private async fetchSignedManifest(): Promise<Buffer> {
+    /** Fetches the newest signed manifest for our class and decodes its parts: undefined when there is none. */
+    private async fetchManifestParts(): Promise<SignedManifestParts> {
         const path = `/v1/firmware/${CLASS_ID.toString("hex")}/latest`
         const r = await this.https.request({ method: "GET", path, maxBodyBytes: MAX_SIGNED_MANIFEST_BYTES })
         if (r.status === 404) return undefined
         if (r.status !== 200) throw new HttpsError("protocol", `manifest fetch: HTTP ${r.status}`)
-        return r.body
+        // decoded here: a caller's local would keep the ~8 KB body alive through the long verification
+        return decodeSignedManifest(r.body)
     }
 
     private async refuse(reason: string, detail: string): Promise<CheckOutcome> {
@@ -292,10 +314,8 @@ export class Updater {
         if (this.state.phase !== UpdatePhase.Idle) return "refused"
         let parts: SignedManifestParts
         try {
-            const signed = await this.fetchSignedManifest()
-            if (!signed) return "up-to-date"
-            // decoded here so that the envelope is garbage before the long verification
-            parts = decodeSignedManifest(signed)
+            parts = await this.fetchManifestParts()
+            if (!parts) return "up-to-date"
         } catch (e: any) {
             if (e instanceof HttpsError) {
                 if (e.failure === "tls") await this.options.events.record("tls-refused", e.message)
@@ -355,7 +375,7 @@ export class Updater {
      * stored its connection string. Setting it twice is harmless.
      */
     private async reopenWindow() {
-        if (!(await this.openWindow())) console.log("update: no update service known; waiting out the window")
+        if (!(await this.openWindow())) console.log("update: no update service; waiting")
     }
 
     /**
@@ -367,7 +387,7 @@ export class Updater {
         const seq = this.slotB ? this.slotB.sequence : 0
         await this.finish()
         // also what a candidate that crashed at start leaves behind once the service has put this program back
-        await this.options.events.record("update-abandoned", `sequence ${seq}: this program still runs after the window`)
+        await this.options.events.record("update-abandoned", `sequence ${seq}: not deployed in the window`)
         console.log("update: window closed, update abandoned")
     }
 

@@ -24,7 +24,7 @@ import { partialIvFromCounter, seal, sealOverhead } from "../secure/cose"
 import { CounterError, MessageCounter } from "../secure/counter"
 import { ChannelKeys, channelKeys, ownerRoot } from "../secure/keys"
 import { SettingKey } from "../storage/settings"
-import { Command, DownlinkError, DownlinkVerifier } from "./downlink"
+import { AcceptedCommand, Command, DownlinkError, DownlinkVerifier } from "./downlink"
 import { MAX_QUEUED_BYTES, OutboundQueue } from "./queue"
 
 /** Options of the uplink. */
@@ -32,12 +32,18 @@ export interface UplinkOptions {
     identity: DeviceIdentity
     registry: Endpoint
     events: EventLog
-    /** Backoff after failures. Defaults 2 s .. 5 min. */
-    minBackoffMs?: number
-    maxBackoffMs?: number
-    /** While unclaimed, how often to ask the registry again. Default 30 s. */
-    unclaimedPollMs?: number
 }
+
+/** Backoff after failures: 2 s, doubling to 5 min, with jitter. */
+const MIN_BACKOFF_MS = 2000
+const MAX_BACKOFF_MS = 300000
+/**
+ * While unclaimed the device asks the registry again after 2 s, doubling to
+ * 2 min: a device its owner is claiming learns of it within seconds, and one
+ * that waits for an owner for days costs the registry a login every 2 min.
+ */
+const MIN_UNCLAIMED_POLL_MS = 2000
+const MAX_UNCLAIMED_POLL_MS = 120000
 
 /** The share of a broker password's lifetime after which it is renewed. */
 const REFRESH_AT = 0.8
@@ -50,15 +56,15 @@ export interface CommandReply {
 
 /** What runs the owner's commands. */
 export interface CommandRunner {
-    /** Runs an authenticated command; returns the reply to send, if any. */
-    run(command: Command): Promise<CommandReply>
+    /** Runs an authenticated command (`counter`: the down counter it came with); returns the reply to send, if any. */
+    run(command: Command, counter: number): Promise<CommandReply>
 }
 
 /** Seals, queues and delivers; also a `ReadingSink` for the pipeline. */
 export class SecureUplink implements ReadingSink {
     private readonly upPrefix: string
     private readonly cache: ScramKeyCache = {}
-    private readonly pendingCommands: Command[] = []
+    private readonly pendingCommands: AcceptedCommand[] = []
     private grant: BrokerGrant = undefined
     private grantUntilMs = 0
     /** Set once a session is up: a connection that worked and then broke starts the backoff afresh. */
@@ -123,7 +129,7 @@ export class SecureUplink implements ReadingSink {
         const droppedBefore = this.queue.dropped
         await this.queue.push({ topic, payload })
         if (this.queue.dropped > droppedBefore && this.queue.dropped % 100 === 1)
-            await this.options.events.record("queue-overflow", `offline queue full: ${this.queue.dropped} messages dropped so far`)
+            await this.options.events.record("queue-overflow", `queue full: ${this.queue.dropped} dropped`)
         console.log(`uplink: sealed ${topic} #${counter}, ${payload.length} B, queue ${this.queue.size()}`)
     }
 
@@ -156,9 +162,8 @@ export class SecureUplink implements ReadingSink {
     /** Runs the connection schedule forever, handing each authenticated command to `commands`. */
     async run(commands: CommandRunner) {
         this.commands = commands
-        const minMs = this.options.minBackoffMs ?? 2000
-        const maxMs = this.options.maxBackoffMs ?? 300000
         let failures = 0
+        let unclaimedPolls = 0
         for (;;) {
             let waitMs = 0
             if (this.socketTask) {
@@ -169,13 +174,14 @@ export class SecureUplink implements ReadingSink {
             try {
                 if (!this.grant || ds.millis() >= this.grantUntilMs) await this.renewGrant()
                 if (this.grant) {
+                    unclaimedPolls = 0
                     await this.session(this.grant)
                     failures = 0
-                } else waitMs = this.options.unclaimedPollMs ?? 30000
+                } else waitMs = backoffMs(unclaimedPolls++, MIN_UNCLAIMED_POLL_MS, MAX_UNCLAIMED_POLL_MS)
             } catch (e: any) {
                 if (this.sessionUp) failures = 0
                 this.sessionUp = false
-                waitMs = backoffMs(failures++, minMs, maxMs)
+                waitMs = backoffMs(failures++, MIN_BACKOFF_MS, MAX_BACKOFF_MS)
                 await this.recordFailure(e)
                 console.log(`uplink: ${e.name}: ${e.message}; retrying in ${Math.round(waitMs / 1000)} s`)
             }
@@ -245,7 +251,7 @@ export class SecureUplink implements ReadingSink {
                     await this.queue.remove()
                 } else await client.poll(250)
             }
-            console.log("uplink: broker grant due for renewal; reconnecting")
+            console.log("uplink: renewing the broker grant")
         } finally {
             await client.close()
         }
@@ -262,9 +268,9 @@ export class SecureUplink implements ReadingSink {
 
     private async runCommands() {
         while (this.pendingCommands.length > 0) {
-            const command = this.pendingCommands.shift()
+            const { command, counter } = this.pendingCommands.shift()
             console.log(`uplink: command ${command.cmd}`)
-            const reply = await this.commands.run(command)
+            const reply = await this.commands.run(command, counter)
             if (reply) await this.send(reply.topic, reply.body)
         }
     }

@@ -196,3 +196,36 @@ describe("encodings of single values, decoded with cbor2", () => {
         assert.equal(head(24), 0xf9) // 2^-24: half subnormal
     })
 })
+
+describe("replies to the owner's commands, decoded with cbor2", () => {
+    test("the state report: the command it answers, the running image, the update phase, the queue and the intervals", () => {
+        const bytes = collectHexLines(lines, "state-report").get("0")!
+        assert.deepEqual(
+            cbor.decode(bytes),
+            new Map<unknown, unknown>([
+                ["cmd", 42],
+                ["boot", 3],
+                ["seq", 7],
+                ["image", new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8])],
+                ["phase", "idle"],
+                ["events", 12],
+                ["queued", 2],
+                ["uptime", 1234.25],
+                ["dropped", 1],
+                [
+                    "intervals",
+                    new Map<unknown, unknown>([
+                        ["shtc3", 7000],
+                        ["bme680_77", 5000],
+                    ]),
+                ],
+            ])
+        )
+        assert.equal(bytes.toString("hex"), deterministic(bytes))
+    })
+    test("event records: [seq, boot, uptime ms, kind, detail]", () => {
+        const bytes = collectHexLines(lines, "event-records").get("0")!
+        assert.deepEqual(cbor.decode(bytes), [[4, 2, 20.25, "command", "update check requested"]])
+        assert.equal(bytes.toString("hex"), deterministic(bytes))
+    })
+})
