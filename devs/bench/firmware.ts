@@ -1,23 +1,58 @@
 /**
- * Benchmarks of the firmware's size and encoding (figures only, nothing asserted):
- * - the compiled bytecode of src/main.ts (`devs build --stats`);
+ * Benchmarks of the firmware's size, RAM and encoding (figures only, nothing asserted):
+ * - each image's bytecode (src/main.ts, src/boards/*.ts) against the 64 KB
+ *   goal and the budget, per folder (devs/bench/budget.ts);
+ * - the VM heap left free at the heaviest moments, against the 16 KB floor;
  * - bytes per reading batch as SenML-CBOR (what the device encodes) and as
  *   plain SenML-JSON (RFC 8428 §5) of the same readings, and their ratio.
  */
-import { statSync } from "node:fs"
-import { join } from "node:path"
 import { decodeSenmlCbor } from "../owner/senml.ts"
-import { PROJECT_ROOT } from "../project.ts"
-import { collectHexLines, deviceLines, runDevs, runInSimulator } from "../sim/devs-cli.ts"
+import { collectHexLines, deviceLines, runInSimulator } from "../sim/devs-cli.ts"
+import {
+    firmwareImages,
+    IMAGE_BUDGET_BYTES,
+    IMAGE_GOAL_BYTES,
+    measureImage,
+    RAM_HEADROOM_BYTES,
+    RAM_MOMENTS,
+    ramHeadroom,
+    type RamMoment,
+} from "./budget.ts"
 import { plainSenmlJson } from "./senml-json.ts"
 
-/** The firmware's compiled size (`devs build --stats`). */
+/** Each image's bytecode against the goal and the budget, and where its bytes come from. */
 export async function bytecode() {
-    const { code, output } = await runDevs(["build", "src/main.ts", "--stats"], { timeoutMs: 120000 })
-    if (code !== 0) throw new Error(output)
-    const stat = /bytecode: ([\d.]+)kb/.exec(output)
-    const file = statSync(join(PROJECT_ROOT, ".devicescript/bin/bytecode.devs")).size
-    console.log(`firmware bytecode (src/main.ts): ${file} B (devs --stats: ${stat?.[1]} kB)`)
+    for (const entry of firmwareImages()) {
+        const image = await measureImage(entry)
+        const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`
+        console.log(
+            `firmware image ${entry}: ${image.bytes} B, ${(image.bytes / IMAGE_GOAL_BYTES).toFixed(3)}x the 64 KB goal, ` +
+                `${(image.bytes / IMAGE_BUDGET_BYTES).toFixed(3)}x the ${kb(IMAGE_BUDGET_BYTES)} budget`
+        )
+        const functions = image.folders.reduce((sum, [, bytes]) => sum + bytes, 0)
+        console.log(
+            `  strings ${kb(image.strings)}, functions ${kb(functions)}: ` +
+                image.folders.map(([folder, bytes]) => `${folder} ${kb(bytes)}`).join(", ")
+        )
+    }
+}
+
+/** The VM heap left free at the firmware's heaviest moments. */
+export async function ramHeadroomFigures() {
+    const what: Record<RamMoment, string> = {
+        manifest: "a signed manifest and its decoded parts",
+        verify: "SLH-DSA verification",
+        downlink: "the largest downlink packet",
+    }
+    const free: string[] = []
+    for (const moment of RAM_MOMENTS) {
+        const bytes = await ramHeadroom(moment)
+        free.push(`${what[moment]} ${(bytes / 1024).toFixed(1)} KB (${(bytes / RAM_HEADROOM_BYTES).toFixed(2)}x)`)
+    }
+    console.log(
+        `RAM headroom of the 64 KB VM heap, firmware state resident (RAM queue full of 600 B messages, sensors sampling), ` +
+            `against the 16 KB floor: ${free.join(", ")}`
+    )
 }
 
 /** A device's base name in the plain SenML-JSON baseline: as long as a real device id makes it. */

@@ -24,12 +24,15 @@ import { freePort } from "../net/ports.ts"
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 
-/** Verification on the VM, and what a signed manifest weighs. */
-export async function slhDsaOnDevice() {
+/**
+ * Signs a manifest for an image of the firmware's size with the owner's key
+ * and writes it, with the public key, as test/device/fixtures/generated/bench-slh.ts
+ * (the SLH-DSA and RAM fixtures read it). Returns the signed manifest.
+ */
+export function writeBenchManifest(): { signed: Buffer; publicKey: Uint8Array } {
     const key = ensureSigningKey()
     const image = Buffer.alloc(83232, 1)
     const signed = signManifest(manifestFor(image, 1), key.secretKey, key.publicKey)
-    const [, , payload, signature] = (decode(signed) as Tag).contents as Uint8Array[]
     const dir = join(PROJECT_ROOT, "test/device/fixtures/generated")
     mkdirSync(dir, { recursive: true })
     writeFileSync(
@@ -37,6 +40,13 @@ export async function slhDsaOnDevice() {
         `export const PUBLIC_KEY = hex\`${Buffer.from(key.publicKey).toString("hex")}\`\n` +
             `export const SIGNED_MANIFEST = hex\`${signed.toString("hex")}\`\n`
     )
+    return { signed, publicKey: key.publicKey }
+}
+
+/** Verification on the VM, and what a signed manifest weighs. */
+export async function slhDsaOnDevice() {
+    const { signed, publicKey } = writeBenchManifest()
+    const [, , payload, signature] = (decode(signed) as Tag).contents as Uint8Array[]
     const run = await runInSimulator("test/device/fixtures/bench-slh.ts", { timeoutMs: 120_000 })
     const lines = deviceLines(run.output)
     const rows = lines
@@ -69,7 +79,7 @@ export async function slhDsaOnDevice() {
             `a tampered signature ${ratio(tamperedMs, validMs)}x a valid one (median ${tamperedMs} ms, ${median(tampered.map(r => r.calls))} calls)`
     )
     console.log(
-        `sizes: public key ${key.publicKey.length} B, signature ${signature.length} B, manifest payload ${payload.length} B, ` +
+        `sizes: public key ${publicKey.length} B, signature ${signature.length} B, manifest payload ${payload.length} B, ` +
             `signed manifest (COSE_Sign1) ${signed.length} B`
     )
 }
