@@ -177,7 +177,7 @@ export async function authenticate(
     try {
         scram.verifyServerFinal(serverFinal.toString("utf-8"))
     } catch (e: any) {
-        if (e instanceof ScramError) throw new RegistryError("auth-failure", "registry has no verifier of ours")
+        if (e instanceof ScramError) throw new RegistryError("auth-failure", "registry could not prove it holds our verifier")
         throw e
     }
     return parseSession(r.body)
