@@ -1,26 +1,64 @@
 /**
- * Benchmarks of the firmware's size and encoding (figures only, nothing asserted):
- * - the compiled bytecode of src/main.ts (`devs build --stats`);
+ * Benchmarks of the firmware's size, RAM and encoding (figures only, nothing asserted):
+ * - each image's bytecode (src/main.ts, src/boards/*.ts) against the 64 KB
+ *   goal and the budget, per folder (devs/bench/budget.ts);
+ * - the VM heap left free at the heaviest moments, against the 16 KB floor;
  * - bytes per reading batch as SenML-CBOR (what the device encodes) and as
- *   SenML-JSON (RFC 8428 §5, the same records), and their ratio.
+ *   plain SenML-JSON (RFC 8428 §5) of the same readings, and their ratio.
  */
-import { statSync } from "node:fs"
-import { join } from "node:path"
-import { decode } from "cbor2"
-import { senmlJson } from "../owner/senml.ts"
-import { PROJECT_ROOT } from "../project.ts"
-import { collectHexLines, deviceLines, runDevs, runInSimulator } from "../sim/devs-cli.ts"
+import { decodeSenmlCbor } from "../owner/senml.ts"
+import { collectHexLines, deviceLines, runInSimulator } from "../sim/devs-cli.ts"
+import {
+    firmwareImages,
+    IMAGE_BUDGET_BYTES,
+    IMAGE_GOAL_BYTES,
+    measureImage,
+    RAM_HEADROOM_BYTES,
+    RAM_MOMENTS,
+    ramHeadroom,
+    type RamMoment,
+} from "./budget.ts"
+import { plainSenmlJson } from "./senml-json.ts"
 
-/** The firmware's compiled size (`devs build --stats`). */
+/** Each image's bytecode against the goal and the budget, and where its bytes come from. */
 export async function bytecode() {
-    const { code, output } = await runDevs(["build", "src/main.ts", "--stats"], { timeoutMs: 120000 })
-    if (code !== 0) throw new Error(output)
-    const stat = /bytecode: ([\d.]+)kb/.exec(output)
-    const file = statSync(join(PROJECT_ROOT, ".devicescript/bin/bytecode.devs")).size
-    console.log(`firmware bytecode (src/main.ts): ${file} B (devs --stats: ${stat?.[1]} kB)`)
+    for (const entry of firmwareImages()) {
+        const image = await measureImage(entry)
+        const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`
+        console.log(
+            `firmware image ${entry}: ${image.bytes} B, ${(image.bytes / IMAGE_GOAL_BYTES).toFixed(3)}x the 64 KB goal, ` +
+                `${(image.bytes / IMAGE_BUDGET_BYTES).toFixed(3)}x the ${kb(IMAGE_BUDGET_BYTES)} budget`
+        )
+        const functions = image.folders.reduce((sum, [, bytes]) => sum + bytes, 0)
+        console.log(
+            `  strings ${kb(image.strings)}, functions ${kb(functions)}: ` +
+                image.folders.map(([folder, bytes]) => `${folder} ${kb(bytes)}`).join(", ")
+        )
+    }
 }
 
-/** Bytes per reading batch as SenML-CBOR, as the device encodes it, against SenML-JSON of the same records. */
+/** The VM heap left free at the firmware's heaviest moments. */
+export async function ramHeadroomFigures() {
+    const what: Record<RamMoment, string> = {
+        manifest: "a signed manifest and its decoded parts",
+        verify: "SLH-DSA verification",
+        downlink: "the largest downlink packet",
+    }
+    const free: string[] = []
+    for (const moment of RAM_MOMENTS) {
+        const bytes = await ramHeadroom(moment)
+        free.push(`${what[moment]} ${(bytes / 1024).toFixed(1)} KB (${(bytes / RAM_HEADROOM_BYTES).toFixed(2)}x)`)
+    }
+    console.log(
+        `RAM headroom of the 64 KB VM heap, firmware state resident (RAM queue full of 600 B messages, sensors sampling), ` +
+            `against the 16 KB floor: ${free.join(", ")}`
+    )
+}
+
+/** A device's base name in the plain SenML-JSON baseline: as long as a real device id makes it. */
+const BASELINE_BASE_NAME = `urn:dev:sentinel:${"0".repeat(32)}:`
+
+/** Bytes per reading batch as SenML-CBOR, as the device encodes it, against plain SenML-JSON of the same readings. */
 export async function packSizes() {
     const run = await runInSimulator("test/device/fixtures/emit-readings.ts", { timeoutMs: 60000 })
     if (run.code !== 0) throw new Error(run.output)
@@ -28,20 +66,20 @@ export async function packSizes() {
     let cborTotal = 0
     let jsonTotal = 0
     let readings = 0
-    console.log("batch  records  SenML-CBOR  SenML-JSON  CBOR/JSON")
+    console.log("batch  records  SenML-CBOR  plain SenML-JSON  CBOR/JSON")
     for (const [id, bytes] of packs) {
-        const pack = decode(new Uint8Array(bytes), { preferMap: true }) as Map<number, unknown>[]
-        const json = Buffer.byteLength(senmlJson(pack))
+        const pack = decodeSenmlCbor(bytes)
+        const json = Buffer.byteLength(plainSenmlJson(pack, BASELINE_BASE_NAME))
         cborTotal += bytes.length
         jsonTotal += json
-        readings += pack.filter(r => r.get(1) !== undefined).length
+        readings += pack.filter(r => r.unit !== undefined).length
         console.log(
             `${id.padStart(5)}  ${String(pack.length).padStart(7)}  ${String(bytes.length).padStart(8)} B  ` +
-                `${String(json).padStart(8)} B  ${(bytes.length / json).toFixed(3)}`
+                `${String(json).padStart(14)} B  ${(bytes.length / json).toFixed(3)}`
         )
     }
     console.log(
-        `per reading: SenML-CBOR ${(cborTotal / readings).toFixed(1)} B, SenML-JSON ${(jsonTotal / readings).toFixed(1)} B, ` +
+        `per reading: SenML-CBOR ${(cborTotal / readings).toFixed(1)} B, plain SenML-JSON ${(jsonTotal / readings).toFixed(1)} B, ` +
             `ratio ${(cborTotal / jsonTotal).toFixed(3)} (${readings} readings)`
     )
 }

@@ -59,7 +59,11 @@ export async function ownerThroughput(count = 900, rounds = 9) {
         await service.claim(other.id, other.claimCode)
         // the raw rounds' device is not followed: only the raw subscriber receives its messages
         await service.remove(other.id)
-        const grant = async (d: typeof followed) => (await login(t, d.id, d.password)).body.broker as { username: string; password: string }
+        const grant = async (d: typeof followed) => {
+            const granted = (await login(t, d.id, d.password)).body.broker as { username: string; password: string }
+            // a broker login is bound to its username as client id (devs/broker/dynsec.ts)
+            return { ...granted, clientId: granted.username }
+        }
         const pack = Buffer.from(
             encode(
                 Array.from(

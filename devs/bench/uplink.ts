@@ -10,16 +10,15 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { decode } from "cbor2"
 import mqtt from "mqtt"
-import { openEncrypt0 } from "../owner/cose.ts"
+import { readHeaders } from "../owner/cose.ts"
 import { channelKeys } from "../owner/keys.ts"
-import { senmlJson } from "../owner/senml.ts"
 import { ReplayWindow, UplinkVerifier } from "../owner/verifier.ts"
 import { startLocalStack } from "../stack/local.ts"
 import { freePort } from "../net/ports.ts"
 import { SimulatedDevice } from "../sim/simulated-device.ts"
 import { until } from "../sim/until.ts"
+import { plainSenmlJson } from "./senml-json.ts"
 
 /** Size of an MQTT 3.1.1 QoS 1 PUBLISH (§3.3): fixed header, topic, packet id, payload. */
 function publishBytes(topic: string, payload: number): number {
@@ -42,11 +41,12 @@ export async function uplinkWireAndLatency() {
     })
     await spy.subscribeAsync("things/+/up/readings", { qos: 1 })
     spy.on("message", (topic, payload) => wire.push({ topic, payload: Buffer.from(payload) }))
-    const device = new SimulatedDevice({ stack, dir, transcript: [] })
+    const transcript: string[] = []
+    const device = new SimulatedDevice({ stack, dir, transcript })
     device.run()
     let root: Buffer
     try {
-        await until("30 reading messages", () => device.verified.filter(m => m.kind === "readings").length >= 30, 240_000)
+        await until("20 reading messages", () => device.verified.filter(m => m.kind === "readings").length >= 20, 240_000)
         root = device.root
     } finally {
         await device.stop()
@@ -57,22 +57,40 @@ export async function uplinkWireAndLatency() {
     const keys = channelKeys(root, device.id, "up")
     const replayFree = { up: keys, window: new ReplayWindow() }
     const verifier = new UplinkVerifier(id => (id === device.id ? replayFree : undefined))
+    const baseName = `urn:dev:sentinel:${device.id}:`
     let coseWire = 0
     let jsonWire = 0
+    let bareJsonWire = 0
+    let kidBytes = 0
     let readings = 0
+    let messages = 0
     for (const m of wire) {
         const v = verifier.verify(m.topic, m.payload)
         if (v.kind !== "readings") continue
-        const plain = await openEncrypt0(m.payload, { key: keys.key, contextIv: keys.contextIv, externalAad: Buffer.from(m.topic) })
-        const pack = decode(plain.plaintext, { preferMap: true }) as Map<number, unknown>[]
+        messages++
         coseWire += publishBytes(m.topic, m.payload.length)
-        jsonWire += publishBytes(m.topic, Buffer.byteLength(senmlJson(pack)))
+        jsonWire += publishBytes(m.topic, Buffer.byteLength(plainSenmlJson(v.readings, baseName)))
+        bareJsonWire += publishBytes(m.topic, Buffer.byteLength(plainSenmlJson(v.readings)))
+        // label, byte string head and the 16-byte device id (RFC 9052 §3.1, label 4)
+        kidBytes += 2 + readHeaders(m.payload).kid.length
         readings += v.readings.filter(r => r.unit !== undefined).length
     }
+    const perReading = (bytes: number) => `${(bytes / readings).toFixed(1)} B`
     console.log(
-        `uplink bytes on the wire per reading: COSE+SenML-CBOR over MQTT ${(coseWire / readings).toFixed(1)} B, ` +
-            `plain SenML-JSON over MQTT ${(jsonWire / readings).toFixed(1)} B, ratio ${(coseWire / jsonWire).toFixed(3)} ` +
-            `(${readings} readings in ${wire.length} messages)`
+        `uplink bytes on the wire per reading: COSE+SenML-CBOR over MQTT ${perReading(coseWire)}, ` +
+            `plain SenML-JSON over MQTT ${perReading(jsonWire)}, ratio ${(coseWire / jsonWire).toFixed(3)} ` +
+            `(${readings} readings in ${messages} messages, ${(readings / messages).toFixed(1)} a message)`
+    )
+    console.log(
+        `  against SenML-JSON without the device's base name ${perReading(bareJsonWire)}: ratio ${(coseWire / bareJsonWire).toFixed(3)}; ` +
+            `without the COSE kid (the topic names the device) ${perReading(coseWire - kidBytes)}, ` +
+            `ratio ${((coseWire - kidBytes) / jsonWire).toFixed(3)}`
+    )
+    // the owner claims as soon as the device prints its claim code; the device polls the registry while unclaimed
+    const claimCodeAt = Number(transcript.find(l => l.includes("claim code"))?.split(" ")[0])
+    console.log(
+        `claim -> first verified reading at the owner: ${device.arrivals[0] - claimCodeAt} ms ` +
+            `(from the device printing its claim code; the unclaimed device asks the registry again after 2 s, doubling)`
     )
     // latency: reading time on the host clock = seal line time + the reading's (negative) SenML time
     const sensorToOwner: number[] = []

@@ -9,7 +9,7 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { CommandError, displayPath, runCommand, UsageError } from "../cli/args.ts"
 import { SIGNING_KEY_PATH } from "../project.ts"
-import { manifestFor, manifestPathFor, signManifest } from "../updates/manifest.ts"
+import { ManifestError, manifestFor, manifestPathFor, signManifest } from "../updates/manifest.ts"
 import { loadSigningKey } from "../updates/signing-key.ts"
 
 const spec = {
@@ -18,7 +18,12 @@ const spec = {
     positionals: { usage: "<image.devs>", min: 1, max: 1 },
     options: {
         sequence: { type: "string", value: "N", required: true, help: "the release's sequence number, above every earlier release" },
-        "min-sequence": { type: "string", value: "M", default: "0", help: "the lowest sequence a device may update from" },
+        "min-sequence": {
+            type: "string",
+            value: "M",
+            default: "0",
+            help: "the lowest sequence a device may update from (below --sequence)",
+        },
         key: { type: "string", value: "file", default: SIGNING_KEY_PATH, help: "the signing key (npm run keygen makes it)" },
         out: { type: "string", value: "file", defaultText: "<image>.manifest", help: "where the signed manifest goes" },
     },
@@ -31,14 +36,25 @@ function sequenceNumber(option: string, text: string): number {
     return n
 }
 
+/** What `manifestFor` refuses in the image given (too large, misaligned) is the caller's mistake. */
+function usage<T>(make: () => T): T {
+    try {
+        return make()
+    } catch (e) {
+        throw e instanceof ManifestError ? new UsageError(e.message) : e
+    }
+}
+
 await runCommand(spec, ({ values, positionals: [imagePath] }) => {
     const sequence = sequenceNumber("--sequence", values.sequence)
     if (sequence === 0) throw new UsageError("--sequence must be at least 1")
     const minSequence = sequenceNumber("--min-sequence", values["min-sequence"])
+    // a device takes only images above its own sequence: a lowest sequence at or above this one shuts every device out
+    if (minSequence >= sequence) throw new UsageError(`--min-sequence ${minSequence} must be below --sequence ${sequence}`)
     if (!existsSync(values.key)) throw new CommandError(`no signing key at ${displayPath(values.key)}: make one with npm run keygen`)
     const image = readFileSync(imagePath)
     const key = loadSigningKey(values.key)
-    const manifest = manifestFor(image, sequence, minSequence)
+    const manifest = usage(() => manifestFor(image, sequence, minSequence))
     const signed = signManifest(manifest, key.secretKey, key.publicKey)
     const out = values.out ?? manifestPathFor(imagePath)
     writeFileSync(out, signed)

@@ -5,7 +5,7 @@
  * admin MQTT session (https://mosquitto.org/documentation/dynamic-security/).
  */
 import mqtt, { type MqttClient } from "mqtt"
-import type { BrokerAccess } from "../registry/broker-access.ts"
+import { ownerUsername, type BrokerAccess } from "../registry/broker-access.ts"
 
 /** One dynsec command's reply. */
 interface DynsecResponse {
@@ -18,6 +18,13 @@ interface DynsecResponse {
  * Per-device broker logins through the dynamic-security plugin. Each device
  * gets a role that allows publishing to `things/<id>/up/#` and subscribing to
  * `things/<id>/down/#`, nothing else (dynsec denies publish and subscribe by default).
+ *
+ * Every login is bound to one client id, its username (dynsec's client
+ * `clientid`: a login that presents another id is refused). MQTT lets a new
+ * session take over any session with the same client id (MQTT 3.1.1 §3.1.4),
+ * and device ids are public (they are in the topic names): unbound, any valid
+ * login, another device's or an owner's, could keep a device offline by
+ * connecting as it. The admin login, the registry's own, stays unbound.
  */
 export class MosquittoDynsec implements BrokerAccess {
     private client: MqttClient | undefined
@@ -83,7 +90,7 @@ export class MosquittoDynsec implements BrokerAccess {
             allow("publishClientSend", `things/${deviceId}/up/#`),
             allow("subscribePattern", `things/${deviceId}/down/#`),
             allow("publishClientReceive", `things/${deviceId}/down/#`),
-            { command: "createClient", username: deviceId, password, roles: [{ rolename: role }] },
+            { command: "createClient", username: deviceId, clientid: deviceId, password, roles: [{ rolename: role }] },
         ])
         // the two deletes may fail (nothing to delete); everything after must succeed
         const failed = responses.slice(2).find(r => r.error)
@@ -107,36 +114,31 @@ export class MosquittoDynsec implements BrokerAccess {
         ]
     }
 
-    async grantOwner(owner: string, clientId: string, password: string, deviceIds: string[]): Promise<void> {
-        const username = `owner-${owner}`
+    async grantOwner(owner: string, password: string, deviceIds: string[]): Promise<void> {
+        const username = ownerUsername(owner)
         const role = username
         // the role and its ACLs may exist already (a renewal): those errors are expected
         const setup = await this.send([{ command: "createRole", rolename: role }, ...deviceIds.flatMap(id => this.ownerAcls(role, id))])
         const failed = setup.find(r => r.error && !/already exists/i.test(r.error))
         if (failed) throw new Error(`dynamic-security ${failed.command}: ${failed.error}`)
-        // bound to its client id: the login works for that MQTT session only
-        const [created] = await this.send([
-            { command: "createClient", username, password, clientid: clientId, roles: [{ rolename: role }] },
-        ])
+        const login = { command: "createClient", username, clientid: username, password, roles: [{ rolename: role }] }
+        const [created] = await this.send([login])
         if (!created.error) return
         const [existing] = await this.send([{ command: "getClient", username }])
         const client = (existing.data as { client?: { clientid?: string; roles?: { rolename: string }[] } } | undefined)?.client
-        if (client?.clientid === clientId && client.roles?.some(r => r.rolename === role)) {
+        if (client?.clientid === username && client.roles?.some(r => r.rolename === role)) {
             // a renewal: only a new password. Deleting the client, or changing its id or roles, would drop its connection
             const [renewed] = await this.send([{ command: "setClientPassword", username, password }])
             if (renewed.error) throw new Error(`dynamic-security setClientPassword: ${renewed.error}`)
             return
         }
-        // a login from before owner logins were bound (or changed by hand): made again, bound
-        const replaced = await this.send([
-            { command: "deleteClient", username },
-            { command: "createClient", username, password, clientid: clientId, roles: [{ rolename: role }] },
-        ])
+        // a login from before logins were bound to their client id (or changed by hand): made again, bound
+        const replaced = await this.send([{ command: "deleteClient", username }, login])
         if (replaced[1].error) throw new Error(`dynamic-security createClient: ${replaced[1].error}`)
     }
 
     async allowOwner(owner: string, deviceId: string): Promise<void> {
-        const role = `owner-${owner}`
+        const role = ownerUsername(owner)
         const responses = await this.send(this.ownerAcls(role, deviceId))
         // no role yet (the owner has not logged in with a broker): its first login installs the device
         const failed = responses.find(r => r.error && !/not found/i.test(r.error))
@@ -145,15 +147,17 @@ export class MosquittoDynsec implements BrokerAccess {
 
     async revokeOwner(owner: string): Promise<void> {
         await this.send([
-            { command: "deleteClient", username: `owner-${owner}` },
-            { command: "deleteRole", rolename: `owner-${owner}` },
+            { command: "deleteClient", username: ownerUsername(owner) },
+            { command: "deleteRole", rolename: ownerUsername(owner) },
         ])
     }
 
     async checkOwnerLogin(owner: string, password: string): Promise<boolean> {
         try {
             const client = await mqtt.connectAsync(`mqtts://${this.endpoint.host}:${this.adminPort}`, {
-                username: `owner-${owner}`,
+                username: ownerUsername(owner),
+                // the one client id the login may use: this connection takes over a session the login holds
+                clientId: ownerUsername(owner),
                 password,
                 ca: this.ca,
                 protocolVersion: 4,

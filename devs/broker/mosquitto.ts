@@ -1,13 +1,16 @@
 /**
- * Mosquitto 2 as the broker: one TLS listener on loopback, no anonymous
- * access, logins and ACLs from the dynamic-security plugin, which the
- * registry drives through `$CONTROL/dynamic-security/v1` (./dynsec.ts).
+ * Mosquitto 2 as the broker: one TLS listener on loopback (with the policy of
+ * ../net/tls.ts), no anonymous access, logins and ACLs from the
+ * dynamic-security plugin, which the registry drives through
+ * `$CONTROL/dynamic-security/v1` (./dynsec.ts).
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process"
 import { randomBytes } from "node:crypto"
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
+import { ensurePrivateDir, underPrivateUmask, writePrivateFile } from "../files/private.ts"
 import { waitForPort } from "../net/ports.ts"
+import { MOSQUITTO_TLS_LINES } from "../net/tls.ts"
 
 const PLUGIN_CANDIDATES = [
     "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",
@@ -55,17 +58,17 @@ export async function startMosquitto(options: MosquittoOptions): Promise<Mosquit
     const plugin = PLUGIN_CANDIDATES.find(p => existsSync(p))
     if (!plugin) throw new Error(`mosquitto's dynamic-security plugin is missing: ${INSTALL}`)
     const binary = mosquittoBinary()
-    mkdirSync(options.dir, { recursive: true })
+    ensurePrivateDir(options.dir)
     const dynsec = join(options.dir, "dynamic-security.json")
     const passwordFile = join(options.dir, "admin.password")
     if (!existsSync(dynsec)) {
         const password = randomBytes(24).toString("base64url")
-        execFileSync("mosquitto_ctrl", ["dynsec", "init", dynsec, "admin", password], { stdio: "ignore" })
-        writeFileSync(passwordFile, password, { mode: 0o600 })
+        execFileSync(...underPrivateUmask("mosquitto_ctrl", ["dynsec", "init", dynsec, "admin", password]), { stdio: "ignore" })
+        writePrivateFile(passwordFile, password)
     }
     const admin = { username: "admin", password: readFileSync(passwordFile, "utf8").trim() }
     const conf = join(options.dir, "mosquitto.conf")
-    writeFileSync(
+    writePrivateFile(
         conf,
         [
             "per_listener_settings false",
@@ -82,13 +85,14 @@ export async function startMosquitto(options: MosquittoOptions): Promise<Mosquit
             `listener ${options.port} 127.0.0.1`,
             `certfile ${options.tls.cert}`,
             `keyfile ${options.tls.key}`,
-            "tls_version tlsv1.2",
+            ...MOSQUITTO_TLS_LINES,
             `plugin ${plugin}`,
             `plugin_opt_config_file ${dynsec}`,
             "",
         ].join("\n")
     )
-    const child = spawn(binary, ["-c", conf], { stdio: ["ignore", "pipe", "pipe"] })
+    // the plugin rewrites dynamic-security.json (password hashes) on every change, with the umask's mode
+    const child = spawn(...underPrivateUmask(binary, ["-c", conf]), { stdio: ["ignore", "pipe", "pipe"] })
     const onData = (chunk: Buffer) => {
         for (const line of chunk.toString("utf8").split("\n")) if (line.trim()) options.onLog?.(line)
     }

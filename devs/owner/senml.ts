@@ -1,6 +1,9 @@
 /**
  * SenML in CBOR (RFC 8428 §6) read on the host with cbor2, resolved as §4.6
- * describes: base name, time, unit and value applied to each record.
+ * describes: base name, time, unit and value applied to each record, base
+ * values sticking until a record changes them (§4.1). This is all the
+ * device's packs need: a series starts with its name as base name (and a base
+ * unit when it changes), and its later records hold only a value and a time.
  */
 import { decode } from "cbor2"
 
@@ -9,6 +12,7 @@ const LABEL = { bn: -2, bt: -3, bu: -4, bv: -5, n: 0, u: 1, v: 2, vs: 3, vb: 4, 
 
 /** A resolved record. */
 export interface SenmlReading {
+    /** Base name + name: `<sensor>/<quantity>` for the device's readings, relative to the device the topic names. */
     name: string
     unit?: string
     value?: number
@@ -54,12 +58,4 @@ export function resolveSenml(records: unknown): SenmlReading[] {
             time: bt + (t ?? 0),
         }
     })
-}
-
-/** RFC 8428 §6 Table 6 labels to the JSON names of §4.1 Table 4. */
-const JSON_NAME: Record<number, string> = Object.fromEntries(Object.entries(LABEL).map(([name, label]) => [label, name]))
-
-/** The same records as SenML-JSON (RFC 8428 §5), for size comparisons. */
-export function senmlJson(pack: Map<number, unknown>[]): string {
-    return JSON.stringify(pack.map(rec => Object.fromEntries([...rec].map(([k, v]) => [JSON_NAME[k], v]))))
 }

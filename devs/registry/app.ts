@@ -5,23 +5,33 @@
  *
  * Endpoints:
  * - `POST /v1/devices`: enroll `{ id, scram: {salt, iterations, storedKey, serverKey}, claim: {salt, iterations, hash},
- *   owner: {envelope} }` (binary fields base64). 201, or 409 for an id already enrolled. The envelope is
- *   ciphertext the registry cannot open (src/identity/owner-envelope.ts, keyed as in src/secure/keys.ts).
+ *   owner: {envelope} }` (binary fields base64). 201, or 409 for an id already enrolled, or 429 past the
+ *   source's limit of new ids. The envelope is ciphertext the registry cannot open
+ *   (src/identity/owner-envelope.ts, keyed as in src/secure/keys.ts).
  * - `GET /v1/session`: RFC 7804 exchange with `Authorization: SCRAM-SHA-256 …`;
  *   the final 200 carries `Authentication-Info` and, for a claimed device, broker credentials.
  * - `POST /v1/claim`: `{ id, code }` with `Authorization: Bearer <owner session token>`, where `code` is
  *   the claim proof; the owner is the session's account (devs/registry/owners.ts: registration, owner login,
  *   the owner's broker login). 200 returns the owner envelope; the owner's broker login may then reach the device.
+ *   Every refusal is the same 403, whether the device is claimed, unclaimed or unknown.
  * - `POST /v1/session` (final step only): as the GET, with a JSON report in the body for the update
  *   service (devs/updates/service.ts); it is read only after the device's proof verifies, and the
  *   answer is `reply` in the 200 body.
  * - `GET /v1/firmware/<class id hex>/latest`: the newest signed manifest (application/cbor), public:
  *   its SLH-DSA signature is what devices trust, not this server.
+ *
+ * Limits (./rate-limit.ts explains them): failed logins and claims per source, new ids per source,
+ * pending SCRAM exchanges per source (./exchanges.ts), security events per kind and source
+ * (./events.ts), bodies of 4096 bytes (413).
  */
 import { createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from "node:crypto"
 import { createServer, type Server } from "node:https"
 import type { IncomingMessage, ServerResponse } from "node:http"
-import { DEFAULT_POLICY, RateLimiter, type RateLimitPolicy } from "./rate-limit.ts"
+import type { Socket } from "node:net"
+import { TLS_SERVER_OPTIONS } from "../net/tls.ts"
+import { DEFAULT_EXCHANGE_LIMITS, ExchangeRefusal, PendingExchanges, type ExchangeLimits } from "./exchanges.ts"
+import { SecurityEvents } from "./events.ts"
+import { DEFAULT_POLICY, ENROLLMENT_POLICY, FORGET_AFTER_MS, RateLimiter, type RateLimitPolicy } from "./rate-limit.ts"
 import {
     makeVerifier,
     parseClientFirst,
@@ -37,6 +47,7 @@ import type { BrokerAccess } from "./broker-access.ts"
 import type { FirmwareUpdates, UpdateEndpoint } from "./firmware-updates.ts"
 import { parseAuthorization } from "./http-auth.ts"
 import { OwnerAccounts } from "./owners.ts"
+import { sourceOf } from "./source.ts"
 import type { DeviceRecord, RegistryStore } from "./store.ts"
 
 /** Options of the registry. */
@@ -45,13 +56,18 @@ export interface RegistryOptions {
     broker?: BrokerAccess
     /** Lifetime of a broker password. Default 1 hour. */
     brokerTokenTtlMs?: number
+    /** Failed logins and claims (./rate-limit.ts). */
     rateLimit?: RateLimitPolicy
+    /** Successful enrollments of new ids from one source. */
+    enrollmentLimit?: RateLimitPolicy
     /** Current time; tests move it. */
     clock?: () => number
     /** Realm in the SCRAM challenge. */
     realm?: string
     /** Where event lines go (default: the console). They never hold a credential. */
     log?: (line: string) => void
+    /** Bounds of the pending SCRAM exchanges (./exchanges.ts). */
+    exchanges?: ExchangeLimits
     /** The update service and where its WSSK gateway listens, if updates are offered. */
     updates?: { service: FirmwareUpdates; endpoint: UpdateEndpoint }
 }
@@ -59,8 +75,6 @@ export interface RegistryOptions {
 const REALM = "sentinel"
 const DEVICE_ID = /^[0-9a-f]{32}$/
 const MAX_BODY_BYTES = 4096
-const EXCHANGE_TTL_MS = 30_000
-const MAX_PENDING_EXCHANGES = 10_000
 
 /** A client error with a status code; its message is safe to send and log. */
 class HttpError extends Error {
@@ -91,8 +105,10 @@ function iterations(field: unknown, name: string): number {
 export class Registry {
     readonly store: RegistryStore
     private readonly limiter: RateLimiter
+    private readonly enrollments: RateLimiter
     private readonly clock: () => number
-    private readonly exchanges = new Map<string, { exchange: ScramServerExchange; expires: number; source: string }>()
+    private readonly exchanges: PendingExchanges<ScramServerExchange>
+    private readonly events: SecurityEvents
     /** Unknown users get a fake but stable salt, so a probe cannot tell them from real ones (RFC 5802 §5.1). */
     private readonly decoyKey = randomBytes(32)
     private expiryTimer: NodeJS.Timeout | undefined
@@ -102,7 +118,10 @@ export class Registry {
     constructor(private readonly options: RegistryOptions) {
         this.store = options.store
         this.limiter = new RateLimiter(options.store, options.rateLimit ?? DEFAULT_POLICY)
+        this.enrollments = new RateLimiter(options.store, options.enrollmentLimit ?? ENROLLMENT_POLICY)
         this.clock = options.clock ?? Date.now
+        this.exchanges = new PendingExchanges(options.exchanges ?? DEFAULT_EXCHANGE_LIMITS)
+        this.events = new SecurityEvents(options.store, this.clock, options.log ?? console.log)
         this.owners = new OwnerAccounts({
             store: options.store,
             clock: this.clock,
@@ -116,10 +135,9 @@ export class Registry {
         })
     }
 
-    /** Logs a security event (also to the console, without any credential). */
+    /** Logs a security event (also to the console, without any credential), escaped and limited (./events.ts). */
     event(kind: string, source: string, identity: string, detail: string) {
-        this.store.addEvent({ at: this.clock(), kind, source, identity, detail })
-        ;(this.options.log ?? console.log)(`registry event ${kind} source=${source} identity=${identity}: ${detail}`)
+        this.events.record(kind, source, identity, detail)
     }
 
     /** Handles one request; returns status, headers and a JSON body. */
@@ -156,6 +174,12 @@ export class Registry {
         throw new HttpError(400, "body must be a JSON object")
     }
 
+    /** The keys a login or claim is limited under: its source, and its source with the device tried (./rate-limit.ts). */
+    private keys(what: "login" | "claim", source: string, id: string): string[] {
+        const from = sourceOf(source)
+        return [`${what}-ip:${from}`, `${what}:${from}:${id}`]
+    }
+
     /** Refuses the attempt, unchecked and uncounted, while any of its keys is locked out. */
     private guard(keys: string[]) {
         for (const key of keys) {
@@ -164,15 +188,21 @@ export class Registry {
         }
     }
 
-    private failed(keys: string[], source: string, identity: string, what: string) {
+    /** Counts an attempt under each key, with an event for each lockout it starts. */
+    private counted(limiter: RateLimiter, keys: string[], source: string, identity: string, what: string) {
         for (const key of keys) {
-            const lockout = this.limiter.fail(key, this.clock())
+            const lockout = limiter.count(key, this.clock())
             if (lockout) this.event("rate-limited", source, identity, `${what}: limit reached for ${key}, locked ${lockout / 1000} s`)
         }
     }
 
+    private failed(keys: string[], source: string, identity: string, what: string) {
+        this.counted(this.limiter, keys, source, identity, what)
+    }
+
     private enroll(body: Buffer, source: string) {
-        this.guard([`enroll-ip:${source}`])
+        const from = sourceOf(source)
+        this.guard([`enroll-ip:${from}`, `enroll-new:${from}`])
         const req = this.json(body)
         const id = req.id
         if (typeof id !== "string" || !DEVICE_ID.test(id)) throw new HttpError(400, "id must be 32 lowercase hex characters")
@@ -194,10 +224,12 @@ export class Registry {
         }
         if (!this.store.insertDevice(device)) {
             this.event("re-enroll-refused", source, id, "enrollment of an id already enrolled")
-            this.failed([`enroll-ip:${source}`], source, id, "enrollment")
+            this.failed([`enroll-ip:${from}`], source, id, "enrollment")
             throw new HttpError(409, "device already enrolled")
         }
         this.event("enrolled", source, id, "new device enrolled")
+        // every new id costs rows: a source may add only so many, however well-formed
+        this.counted(this.enrollments, [`enroll-new:${from}`], source, id, "enrollment")
         return { status: 201, headers: {}, body: { id } }
     }
 
@@ -212,7 +244,6 @@ export class Registry {
     }
 
     private async session(authorization: string | undefined, source: string, report?: Buffer) {
-        this.sweepExchanges()
         if (!authorization) throw new HttpError(401, "authentication required", this.challenge())
         const { scheme, params } = parseAuthorization(authorization)
         if (scheme.toUpperCase() !== SCRAM_MECHANISM) {
@@ -231,16 +262,21 @@ export class Registry {
     private sessionFirst(message: string, source: string) {
         const first = parseClientFirst(message)
         const id = first.username
-        const keys = [`login-ip:${source}`, `login-id:${id}`]
+        const keys = this.keys("login", source, id)
         this.guard(keys)
         const device = DEVICE_ID.test(id) ? this.store.getDevice(id) : undefined
         const verifier = device
             ? { salt: device.scramSalt, iterations: device.scramIterations, storedKey: device.storedKey, serverKey: device.serverKey }
             : this.decoyVerifier(id)
-        if (this.exchanges.size >= MAX_PENDING_EXCHANGES) throw new HttpError(503, "busy")
         const { message: reply, exchange } = serverFirst(first, verifier)
-        const sid = randomBytes(16).toString("hex")
-        this.exchanges.set(sid, { exchange, expires: this.clock() + EXCHANGE_TTL_MS, source })
+        const opened = this.exchanges.open(sourceOf(source), exchange, this.clock())
+        if ("refused" in opened) {
+            const retry = { "retry-after": String(Math.ceil((this.options.exchanges ?? DEFAULT_EXCHANGE_LIMITS).ttlMs / 1000)) }
+            if (opened.refused === ExchangeRefusal.Full) throw new HttpError(503, "busy", retry)
+            this.event("rate-limited", source, id, "too many logins in progress from this source")
+            throw new HttpError(429, "too many logins in progress", retry)
+        }
+        const { sid } = opened
         return {
             status: 401,
             headers: { "www-authenticate": `${SCRAM_MECHANISM} sid=${sid}, data=${Buffer.from(reply).toString("base64")}` },
@@ -249,13 +285,12 @@ export class Registry {
     }
 
     private async sessionFinal(sid: string, message: string, source: string, report?: Buffer) {
-        const pending = this.exchanges.get(sid)
-        this.exchanges.delete(sid)
-        if (!pending || pending.expires < this.clock()) throw new HttpError(401, "unknown or expired exchange", this.challenge())
-        const id = pending.exchange.username
-        const keys = [`login-ip:${source}`, `login-id:${id}`]
+        const exchange = this.exchanges.take(sid, this.clock())
+        if (!exchange) throw new HttpError(401, "unknown or expired exchange", this.challenge())
+        const id = exchange.username
+        const keys = this.keys("login", source, id)
         this.guard(keys)
-        const final = serverFinal(pending.exchange, message)
+        const final = serverFinal(exchange, message)
         const device = this.store.getDevice(id)
         if (!final || !device) {
             this.event("auth-failure", source, id, "invalid proof")
@@ -302,9 +337,17 @@ export class Registry {
         return [...expired, ...(await this.owners.expireBrokerLogins()).map(name => `owner ${name}`)]
     }
 
-    /** Checks expiries every `intervalMs` until `close()`. */
+    /**
+     * Checks expiries and writes the summaries of event floods every `intervalMs`, and forgets rate limits
+     * nobody touched for `FORGET_AFTER_MS` every thousand of them, until `close()`.
+     */
     startExpiryTimer(intervalMs = 1000) {
-        this.expiryTimer = setInterval(() => void this.expireBrokerCredentials().catch(() => {}), intervalMs)
+        let ticks = 0
+        this.expiryTimer = setInterval(() => {
+            this.events.flush()
+            if (ticks++ % 1000 === 0) this.store.forgetRateLimits(this.clock() - FORGET_AFTER_MS)
+            void this.expireBrokerCredentials().catch(() => {})
+        }, intervalMs)
         this.expiryTimer.unref()
     }
 
@@ -318,11 +361,6 @@ export class Registry {
         return { ...makeVerifier(randomBytes(32), salt, 1), iterations: SCRAM_MIN_ITERATIONS }
     }
 
-    private sweepExchanges() {
-        const now = this.clock()
-        for (const [sid, p] of this.exchanges) if (p.expires < now) this.exchanges.delete(sid)
-    }
-
     private async claim(authorization: string | undefined, body: Buffer, source: string) {
         // the owner is the account of the session: no name is taken by claiming under it first
         const owner = this.owners.authenticate(authorization)
@@ -332,21 +370,20 @@ export class Registry {
         if (typeof id !== "string" || !DEVICE_ID.test(id)) throw new HttpError(400, "id must be 32 lowercase hex characters")
         if (req.owner !== undefined && req.owner !== owner) throw new HttpError(403, "owner is not the session's account")
         if (typeof code !== "string" || code.length > 64) throw new HttpError(400, "code must be text")
-        const keys = [`claim-ip:${source}`, `claim-id:${id}`]
+        const keys = this.keys("claim", source, id)
         this.guard(keys)
         const device = this.store.getDevice(id)
-        if (device && device.owner !== null) {
-            this.event("claim-refused", source, id, "device already claimed")
+        const claimable = device && device.owner === null ? device : undefined
+        // a refusal says nothing more: claimed, unclaimed and unknown ids get one answer after one PBKDF2 of one weight
+        const refused = () => new HttpError(403, "claim refused")
+        if (!this.checkClaimCode(id, code, claimable)) {
+            const why = !device ? "unknown device" : claimable ? "wrong claim code" : "device already claimed"
+            this.event("claim-failure", source, id, why)
             this.failed(keys, source, id, "claim")
-            throw new HttpError(409, "device already claimed")
+            throw refused()
         }
-        const ok = device && device.claimHash && device.claimSalt && device.claimIterations && this.checkClaimCode(code, device)
-        if (!ok) {
-            this.event("claim-failure", source, id, "wrong claim code or unknown device")
-            this.failed(keys, source, id, "claim")
-            throw new HttpError(403, "claim refused")
-        }
-        if (!this.store.claimDevice(id, owner, this.clock())) throw new HttpError(409, "device already claimed")
+        // another claim won the race since the read above
+        if (!claimable || !this.store.claimDevice(id, owner, this.clock())) throw refused()
         for (const k of keys) this.limiter.succeed(k)
         this.event("claimed", source, id, `claimed by ${owner}`)
         try {
@@ -355,40 +392,118 @@ export class Registry {
             // the claim stands; the owner's next login installs every device it holds
             this.event("broker-unavailable", "registry", owner, (e as Error).message.slice(0, 96))
         }
-        return { status: 200, headers: {}, body: { id, owner, envelope: device.ownerEnvelope.toString("base64") } }
+        return { status: 200, headers: {}, body: { id, owner, envelope: claimable.ownerEnvelope.toString("base64") } }
     }
 
-    private checkClaimCode(code: string, device: DeviceRecord): boolean {
+    /**
+     * Whether `code` is the device's claim proof. Without a device that can be claimed, the same PBKDF2 runs
+     * on a decoy salt at the devices' iteration count (src/identity/credentials.ts), and fails.
+     */
+    private checkClaimCode(id: string, code: string, device: DeviceRecord | undefined): boolean {
         const canonical = code.toUpperCase().replace(/[-\s]/g, "")
-        const hash = pbkdf2Sync(canonical, device.claimSalt!, device.claimIterations!, 32, "sha256")
-        return timingSafeEqual(hash, device.claimHash!)
+        const verifier =
+            device?.claimHash && device.claimSalt && device.claimIterations
+                ? { salt: device.claimSalt, iterations: device.claimIterations, hash: device.claimHash }
+                : undefined
+        const salt = verifier?.salt ?? createHmac("sha256", this.decoyKey).update(`claim:${id}`).digest().subarray(0, 16)
+        const hash = pbkdf2Sync(canonical, salt, verifier?.iterations ?? SCRAM_MIN_ITERATIONS, 32, "sha256")
+        return verifier !== undefined && timingSafeEqual(hash, verifier.hash)
     }
 }
 
-/** Reads a request body, refusing more than `limit` bytes. */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+/** How long a refused upload may go on arriving after its `413` before the connection is dropped. */
+const LINGER_MS = 2000
+
+/** Whether the request says, before any of its body arrives, that the body is over `limit`. */
+function declaredTooLarge(req: IncomingMessage, limit: number): boolean {
+    return Number(req.headers["content-length"]) > limit
+}
+
+/** Reads a request body; undefined once it passes `limit` bytes (what follows is discarded as it arrives). */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
     return new Promise((resolve, reject) => {
+        if (declaredTooLarge(req, limit)) {
+            req.resume()
+            return resolve(undefined)
+        }
         const chunks: Buffer[] = []
         let size = 0
-        req.on("data", (c: Buffer) => {
+        const onData = (c: Buffer) => {
             size += c.length
-            if (size > limit) {
-                reject(new HttpError(413, "body too large"))
-                req.destroy()
-            } else chunks.push(c)
-        })
+            if (size <= limit) return void chunks.push(c)
+            req.off("data", onData)
+            req.resume()
+            resolve(undefined)
+        }
+        req.on("data", onData)
         req.on("end", () => resolve(Buffer.concat(chunks)))
         req.on("error", reject)
     })
 }
 
-/** Serves a registry over HTTPS with the given key and certificate (PEM). */
-export function serveRegistry(registry: Registry, tls: { key: Buffer; cert: Buffer }): Server {
-    return createServer({ key: tls.key, cert: tls.cert, minVersion: "TLSv1.2" }, async (req: IncomingMessage, res: ServerResponse) => {
+/**
+ * Closes a connection whose request was not read to its end, in stages (RFC 9112 §9.6): closing at once,
+ * with the client still sending, makes TCP reset the connection, and the reset can destroy the answer
+ * before the client reads it. So the answer goes out, then our side closes, and what the client still
+ * sends is read and dropped until it closes too or `LINGER_MS` pass. Node ends a `connection: close`
+ * answer with the socket's `destroySoon`, which is where the stages go.
+ */
+function closeInStages(socket: Socket) {
+    socket.destroySoon = () => {
+        socket.end()
+        socket.resume()
+        const timer = setTimeout(() => socket.destroy(), LINGER_MS)
+        socket.once("end", () => socket.destroy())
+        socket.once("close", () => clearTimeout(timer))
+    }
+}
+
+/** How long the server waits for a client (Node's http.Server timeouts). */
+export interface HttpTimeouts {
+    /** An idle connection after an answer: it must cover the device's work between two requests. */
+    keepAliveMs: number
+    /** The request line and headers of a request (a client that trickles them holds a connection). */
+    headersMs: number
+    /** A whole request, body included. */
+    requestMs: number
+}
+
+/**
+ * A device logs in with two requests on one TLS connection and may follow with the update exchange
+ * (the manifest, then a login that carries its report); between them it computes PBKDF2 or verifies a
+ * signature, about a second in the simulator. 15 s covers a slower board; past it, the device connects again.
+ */
+export const HTTP_TIMEOUTS: HttpTimeouts = { keepAliveMs: 15_000, headersMs: 10_000, requestMs: 20_000 }
+
+/** Requests on one connection before the server closes it: a login and an update exchange take five. */
+const MAX_REQUESTS_PER_CONNECTION = 16
+
+/**
+ * Serves a registry over HTTPS with the given key and certificate (PEM). Connections stay open between
+ * requests (HTTP/1.1 persistent connections, RFC 9112 §9.3), so a login costs the device one TLS handshake.
+ */
+export function serveRegistry(registry: Registry, tls: { key: Buffer; cert: Buffer }, timeouts = HTTP_TIMEOUTS): Server {
+    const answer = (res: ServerResponse, result: { status: number; headers: Record<string, string>; body: unknown }) => {
+        const binary = Buffer.isBuffer(result.body)
+        const payload = binary ? (result.body as Buffer) : Buffer.from(JSON.stringify(result.body))
+        res.writeHead(result.status, {
+            ...result.headers,
+            "content-type": binary ? "application/cbor" : "application/json",
+            "content-length": payload.length,
+        })
+        res.end(payload)
+    }
+    const tooLarge = (res: ServerResponse) => {
+        // the rest of the body is not read, so the connection cannot carry another request
+        closeInStages(res.socket as Socket)
+        answer(res, { status: 413, headers: { connection: "close" }, body: { error: "body too large" } })
+    }
+    const serve = async (req: IncomingMessage, res: ServerResponse) => {
         const source = req.socket.remoteAddress ?? "?"
         let result
         try {
             const body = await readBody(req, MAX_BODY_BYTES)
+            if (!body) return tooLarge(res)
             const headers = req.headers as Record<string, string | undefined>
             result = await registry.handle(req.method ?? "", (req.url ?? "").split("?")[0], headers, body, source)
         } catch (e) {
@@ -397,14 +512,27 @@ export function serveRegistry(registry: Registry, tls: { key: Buffer; cert: Buff
                     ? { status: e.status, headers: e.headers, body: { error: e.message } }
                     : { status: 500, headers: {}, body: { error: "internal error" } }
         }
-        const binary = Buffer.isBuffer(result.body)
-        const payload = binary ? (result.body as Buffer) : Buffer.from(JSON.stringify(result.body))
-        res.writeHead(result.status, {
-            ...result.headers,
-            "content-type": binary ? "application/cbor" : "application/json",
-            "content-length": payload.length,
-            connection: "close",
-        })
-        res.end(payload)
+        answer(res, result)
+    }
+    const server = createServer(
+        {
+            key: tls.key,
+            cert: tls.cert,
+            ...TLS_SERVER_OPTIONS,
+            keepAliveTimeout: timeouts.keepAliveMs,
+            headersTimeout: timeouts.headersMs,
+            requestTimeout: timeouts.requestMs,
+            // how often Node looks for requests past their time (default 30 s)
+            connectionsCheckingInterval: Math.min(timeouts.headersMs, 1000),
+        },
+        serve
+    )
+    server.maxRequestsPerSocket = MAX_REQUESTS_PER_CONNECTION
+    // a client that asks before sending its body (Expect: 100-continue, RFC 9110 §10.1.1) hears 413 before sending it
+    server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
+        if (declaredTooLarge(req, MAX_BODY_BYTES)) return tooLarge(res)
+        res.writeContinue()
+        void serve(req, res)
     })
+    return server
 }

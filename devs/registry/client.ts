@@ -4,10 +4,10 @@
  * `Transport`, so the same code drives the HTTPS service or a `Registry` in-process.
  */
 import { randomBytes } from "node:crypto"
-import { request } from "node:https"
+import { request, type Agent } from "node:https"
 import type { Registry } from "./app.ts"
 import { parseAuthorization } from "./http-auth.ts"
-import { makeVerifier, SCRAM_MECHANISM, ScramClient, ScramProtocolError } from "./scram.ts"
+import { makeVerifier, SCRAM_MECHANISM, ScramClient, ScramProtocolError, type ScramKeyCache } from "./scram.ts"
 
 /** A reply from the registry. */
 export interface Reply {
@@ -19,8 +19,11 @@ export interface Reply {
 /** Sends one request to the registry. */
 export type Transport = (method: string, path: string, headers: Record<string, string>, body?: unknown) => Promise<Reply>
 
-/** HTTPS transport to `baseUrl`, trusting `ca` (PEM) in addition to nothing else. */
-export function httpsTransport(baseUrl: string, ca: Buffer): Transport {
+/**
+ * HTTPS transport to `baseUrl`, trusting `ca` (PEM) in addition to nothing else. Requests go through
+ * `agent` when given (a keep-alive agent of one socket sends them all on one connection, as a device does).
+ */
+export function httpsTransport(baseUrl: string, ca: Buffer, agent?: Agent): Transport {
     const base = new URL(baseUrl)
     return (method, path, headers, body) =>
         new Promise((resolve, reject) => {
@@ -32,6 +35,7 @@ export function httpsTransport(baseUrl: string, ca: Buffer): Transport {
                     path,
                     method,
                     ca,
+                    agent,
                     headers: { ...headers, ...(payload ? { "content-type": "application/json", "content-length": payload.length } : {}) },
                 },
                 res => {
@@ -90,7 +94,7 @@ export interface OwnerLogin {
 
 /** Logs in as an owner (the RFC 7804 exchange on the owner endpoint); throws with the registry's reason when refused. */
 export async function ownerLogin(t: Transport, name: string, password: Buffer): Promise<OwnerLogin> {
-    const reply = await login(t, name, password, undefined, "/v1/owners/session")
+    const reply = await login(t, name, password, undefined, undefined, "/v1/owners/session")
     if (reply.status !== 200) throw new Error(`owner login refused (HTTP ${reply.status}): ${String(reply.body.error ?? "")}`)
     return reply.body as unknown as OwnerLogin
 }
@@ -100,9 +104,17 @@ export async function ownerLogin(t: Transport, name: string, password: Buffer): 
  * after checking the server's signature; rejects if the server offers no
  * SCRAM, fails the exchange, or cannot prove it holds the verifier.
  * A `report` for the update service rides with the final step (a POST), as the firmware sends it.
+ * With a `cache`, the keys derived from the password are kept for the next login (RFC 5802 §5.1).
  */
-export async function login(t: Transport, id: string, password: Buffer, report?: unknown, path = "/v1/session"): Promise<Reply> {
-    const scram = new ScramClient(id, password)
+export async function login(
+    t: Transport,
+    id: string,
+    password: Buffer,
+    report?: unknown,
+    cache?: ScramKeyCache,
+    path = "/v1/session"
+): Promise<Reply> {
+    const scram = new ScramClient(id, password, undefined, cache)
     const data = (s: string) => Buffer.from(s).toString("base64")
     const first = await t("GET", path, { authorization: `${SCRAM_MECHANISM} data=${data(scram.first())}` })
     const challenge = parseAuthorization(first.headers["www-authenticate"] ?? "")

@@ -18,7 +18,7 @@
  * - `GET /v1/owners/session`: the RFC 7804 exchange with `Authorization: SCRAM-SHA-256 …`, username = the name.
  */
 import { createHash, createHmac, randomBytes } from "node:crypto"
-import type { BrokerAccess } from "./broker-access.ts"
+import { ownerUsername, type BrokerAccess } from "./broker-access.ts"
 import { parseAuthorization } from "./http-auth.ts"
 import {
     makeVerifier,
@@ -36,10 +36,6 @@ import type { OwnerRecord, RegistryStore } from "./store.ts"
 
 /** What an owner name may be: printable, no spaces, no separators of MQTT topics or SCRAM. */
 export const OWNER_NAME = /^[A-Za-z0-9._@-]{1,64}$/
-/** The broker client id an owner's login is bound to. */
-export function ownerClientId(owner: string): string {
-    return `owner-${owner}`
-}
 
 const SESSION_TTL_MS = 3_600_000
 const EXCHANGE_TTL_MS = 30_000
@@ -247,17 +243,18 @@ export class OwnerAccounts {
     private async issueBrokerLogin(name: string) {
         const broker = this.ctx.broker!
         const password = randomBytes(24).toString("base64url")
-        const clientId = ownerClientId(name)
+        const username = ownerUsername(name)
         const ttlMs = this.ctx.brokerTokenTtlMs
         const expiresAt = this.ctx.clock() + ttlMs
-        await broker.grantOwner(name, clientId, password, this.ctx.store.devicesOf(name))
+        await broker.grantOwner(name, password, this.ctx.store.devicesOf(name))
         this.ctx.store.putOwnerBrokerExpiry(name, expiresAt)
         return {
             host: broker.endpoint.host,
             port: broker.endpoint.port,
-            username: ownerClientId(name),
+            username,
             password,
-            clientId,
+            // the login is bound to its username as client id (./broker-access.ts)
+            clientId: username,
             ttlMs,
             expiresAt,
         }

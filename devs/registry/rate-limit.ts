@@ -1,30 +1,77 @@
 /**
- * Failed-attempt limiting with growing lockouts (seed: "set a limit to the
+ * Attempt limiting with growing lockouts that fade (seed: "set a limit to the
  * number of authentication attempts per time unit ... log an event whenever
  * this limit is reached").
  *
- * A key (a device id, an owner, a source address) may fail `maxFailures`
- * times within `windowMs`. The failure that reaches the limit locks the key
- * for `baseLockoutMs`, doubled for each earlier lockout, up to `maxLockoutMs`.
- * Attempts while locked are refused without being checked or counted.
+ * A key may count `limit` attempts within `windowMs`. The attempt that
+ * reaches the limit locks the key for `baseLockoutMs`, doubled for each
+ * earlier lockout, up to `maxLockoutMs`. Attempts while locked are refused
+ * without being checked or counted. Counts fade: a window that has passed
+ * starts from zero, and each `forgiveMs` after a lockout ends forgives one
+ * earlier lockout, so a key that stops is back to the first lockout in time.
+ *
+ * What is counted, and under which keys, follows from what the limits are for.
+ * A device's password is 256 random bits and its claim code 160: online
+ * guessing is hopeless at any rate (10^9 guesses a second for the age of the
+ * universe finds a 256-bit secret with odds below 2^-170). The limits are
+ * there to stop floods, which cost the registry work, rows and events. So
+ * they count what a stranger controls, the source (./source.ts: an address,
+ * or an IPv6 /64), never a device alone: a limit on a device id, which is
+ * public, would let anyone who knows it lock the device out, from anywhere,
+ * for as long as they keep trying. The keys are:
+ *
+ * - `login-ip:<source>`, `claim-ip:<source>`: failed logins and claims of a
+ *   source, whatever id it tries. A flooding source locks itself out.
+ * - `login:<source>:<id>`, `claim:<source>:<id>`: failures of a source on
+ *   one device, for the event that names the device tried.
+ * - `enroll-ip:<source>`: refused enrollments (an id already taken);
+ *   `enroll-new:<source>`: successful ones, under `ENROLLMENT_POLICY`, so
+ *   anonymous requests cannot grow the database without bound.
+ *
+ * A device behind the same address as an attacker shares the attacker's
+ * lockout; a device elsewhere never does. A botnet of N sources gets N times
+ * the rate, which changes nothing for 256-bit secrets, and each of its
+ * sources floods no more than one. Owner accounts, whose passwords people
+ * choose, need a limit per account as well; that limit should slow an
+ * account down (a delay that grows with its failures) rather than lock it,
+ * for the same reason.
  */
 import type { RateLimitState, RegistryStore } from "./store.ts"
 
 /** Limits of one kind of attempt. */
 export interface RateLimitPolicy {
-    maxFailures: number
+    /** Attempts a key may make in a window; the one that reaches it starts a lockout. */
+    limit: number
     windowMs: number
     baseLockoutMs: number
     maxLockoutMs: number
+    /** Each `forgiveMs` after a lockout ends forgives one earlier lockout. */
+    forgiveMs: number
 }
 
-/** The default for logins and claims: 5 failures a minute, then 30 s, 60 s, … up to an hour. */
+/** Failed logins and claims: 5 a minute, then 30 s, 60 s, … up to an hour; one lockout forgiven per quiet hour. */
 export const DEFAULT_POLICY: RateLimitPolicy = {
-    maxFailures: 5,
+    limit: 5,
     windowMs: 60_000,
     baseLockoutMs: 30_000,
     maxLockoutMs: 3_600_000,
+    forgiveMs: 3_600_000,
 }
+
+/**
+ * Successful enrollments of new ids from one source: 20 an hour (a house of devices set up at once),
+ * then an hour's wait, growing to a day for a source that keeps it up.
+ */
+export const ENROLLMENT_POLICY: RateLimitPolicy = {
+    limit: 20,
+    windowMs: 3_600_000,
+    baseLockoutMs: 3_600_000,
+    maxLockoutMs: 86_400_000,
+    forgiveMs: 86_400_000,
+}
+
+/** A key untouched this long has nothing left to remember under these policies: its row is dropped. */
+export const FORGET_AFTER_MS = 7 * 86_400_000
 
 /** Rate limiter over a store, so lockouts survive a registry restart. */
 export class RateLimiter {
@@ -34,7 +81,7 @@ export class RateLimiter {
     ) {}
 
     private state(key: string): RateLimitState {
-        return this.store.getRateLimit(key) ?? { key, failures: 0, windowStart: 0, lockedUntil: 0, lockouts: 0 }
+        return this.store.getRateLimit(key) ?? { key, attempts: 0, windowStart: 0, lockedUntil: 0, lockouts: 0 }
     }
 
     /** Milliseconds until `key` may try again; 0 if it may try now. */
@@ -43,33 +90,36 @@ export class RateLimiter {
     }
 
     /**
-     * Counts a failure. Returns the lockout it started (ms), or 0 if the limit
-     * was not reached by this failure.
+     * Counts an attempt. Returns the lockout it started (ms), or 0 if the limit
+     * was not reached by this attempt.
      */
-    fail(key: string, now: number): number {
+    count(key: string, now: number): number {
         const s = this.state(key)
         if (now - s.windowStart > this.policy.windowMs) {
             s.windowStart = now
-            s.failures = 0
+            s.attempts = 0
         }
-        s.failures++
+        if (s.lockouts > 0 && now > s.lockedUntil)
+            s.lockouts = Math.max(0, s.lockouts - Math.floor((now - s.lockedUntil) / this.policy.forgiveMs))
+        s.attempts++
         let lockout = 0
-        if (s.failures >= this.policy.maxFailures) {
+        if (s.attempts >= this.policy.limit) {
             lockout = Math.min(this.policy.maxLockoutMs, this.policy.baseLockoutMs * 2 ** s.lockouts)
             s.lockedUntil = now + lockout
-            s.lockouts++
-            s.failures = 0
+            // past the longest lockout, more lockouts would only take longer to forgive
+            if (lockout < this.policy.maxLockoutMs) s.lockouts++
+            s.attempts = 0
             s.windowStart = now
         }
         this.store.putRateLimit(s)
         return lockout
     }
 
-    /** A success clears the failure count (earlier lockouts still make the next one longer). */
+    /** A success clears the count of failures (earlier lockouts still make the next one longer, until forgiven). */
     succeed(key: string) {
         const s = this.state(key)
-        if (s.failures === 0) return
-        s.failures = 0
+        if (s.attempts === 0) return
+        s.attempts = 0
         this.store.putRateLimit(s)
     }
 }

@@ -9,6 +9,12 @@ export const SCRAM_MECHANISM = "SCRAM-SHA-256"
 /** RFC 7677 §4: at least 4096. */
 export const SCRAM_MIN_ITERATIONS = 4096
 export const SCRAM_MAX_ITERATIONS = 100000
+/**
+ * Longest client message the server reads. A client-first message is a username (a device id, or an owner
+ * name of at most 64 characters) and a nonce; a client-final one a nonce and a proof: both fit many times over.
+ * The bound keeps what a stranger can park in a pending exchange small.
+ */
+export const SCRAM_MAX_CLIENT_MESSAGE = 512
 
 /** What the registry stores per device (RFC 5802 §3). */
 export interface ScramVerifier {
@@ -56,6 +62,7 @@ export interface ClientFirst {
 
 /** Parses a client-first-message; only "n,," (no channel binding, no authzid) is accepted. */
 export function parseClientFirst(msg: string): ClientFirst {
+    if (msg.length > SCRAM_MAX_CLIENT_MESSAGE) throw new ScramProtocolError("client-first-message too long")
     if (!msg.startsWith("n,,")) throw new ScramProtocolError("only the gs2 header n,, is supported")
     const bare = msg.slice(3)
     const attrs = parseAttributes(bare)
@@ -86,6 +93,7 @@ export function serverFirst(first: ClientFirst, verifier: ScramVerifier): { mess
  * success, or `undefined` when the proof is wrong.
  */
 export function serverFinal(exchange: ScramServerExchange, clientFinal: string): string | undefined {
+    if (clientFinal.length > SCRAM_MAX_CLIENT_MESSAGE) throw new ScramProtocolError("client-final-message too long")
     const attrs = parseAttributes(clientFinal)
     if (attrs.get("c") !== "biws") throw new ScramProtocolError("channel binding mismatch")
     if (attrs.get("r") !== exchange.nonce) throw new ScramProtocolError("nonce mismatch")
@@ -103,16 +111,23 @@ export function serverFinal(exchange: ScramServerExchange, clientFinal: string):
     return `v=${hmac(serverKey, authMessage).toString("base64")}`
 }
 
+/**
+ * ClientKey and ServerKey by salt and iteration count: a client may keep them and skip PBKDF2 when the
+ * server offers the same salt again (RFC 5802 §5.1), as devices do (src/identity/scram.ts).
+ */
+export type ScramKeyCache = Map<string, { clientKey: Buffer; serverKey: Buffer }>
+
 /** A SCRAM client (owner tools, tests, benchmarks). */
 export class ScramClient {
     private bare = ""
     private authMessage = ""
-    private serverKey = Buffer.alloc(0)
+    private serverKey: Buffer = Buffer.alloc(0)
 
     constructor(
         private readonly username: string,
         private readonly password: Buffer,
-        private readonly nonce = randomBytes(18).toString("base64")
+        private readonly nonce = randomBytes(18).toString("base64"),
+        private readonly cache?: ScramKeyCache
     ) {}
 
     first(): string {
@@ -127,9 +142,12 @@ export class ScramClient {
         if (!nonce.startsWith(this.nonce) || nonce === this.nonce) throw new ScramProtocolError("bad server nonce")
         if (!(iterations >= SCRAM_MIN_ITERATIONS && iterations <= SCRAM_MAX_ITERATIONS))
             throw new ScramProtocolError("iteration count out of range")
-        const salted = pbkdf2Sync(this.password, Buffer.from(attrs.get("s") ?? "", "base64"), iterations, 32, "sha256")
-        const clientKey = hmac(salted, "Client Key")
-        this.serverKey = hmac(salted, "Server Key")
+        const salt = attrs.get("s") ?? ""
+        const cached = this.cache?.get(`${salt},${iterations}`)
+        const salted = cached ? undefined : pbkdf2Sync(this.password, Buffer.from(salt, "base64"), iterations, 32, "sha256")
+        const clientKey = cached?.clientKey ?? hmac(salted!, "Client Key")
+        this.serverKey = cached?.serverKey ?? hmac(salted!, "Server Key")
+        this.cache?.set(`${salt},${iterations}`, { clientKey, serverKey: this.serverKey })
         const withoutProof = `c=biws,r=${nonce}`
         this.authMessage = `${this.bare},${serverFirstMessage},${withoutProof}`
         const signature = hmac(sha256(clientKey), this.authMessage)

@@ -11,6 +11,7 @@
  * machine is not enough); `SqliteStore` is the embedded default.
  */
 import Database from "better-sqlite3"
+import { ensurePrivateFile } from "../files/private.ts"
 
 /** A device as the registry knows it. */
 export interface DeviceRecord {
@@ -83,10 +84,11 @@ export interface OwnerRecord {
     createdAt: number
 }
 
-/** Failure counting for one rate-limit key. */
+/** Attempt counting for one rate-limit key (devs/registry/rate-limit.ts). */
 export interface RateLimitState {
     key: string
-    failures: number
+    /** Attempts counted in the window (the column is named `failures`: they were all failures once). */
+    attempts: number
     windowStart: number
     lockedUntil: number
     lockouts: number
@@ -103,11 +105,13 @@ export interface RegistryStore {
     events(filter?: { kind?: string; identity?: string }): SecurityEventRow[]
     getRateLimit(key: string): RateLimitState | undefined
     putRateLimit(state: RateLimitState): void
+    /** Drops the rate limits whose window started, and whose lockout ended, before `before`. */
+    forgetRateLimits(before: number): void
     putBrokerExpiry(deviceId: string, expiresAt: number): void
     /** Devices whose broker credentials expired at or before `now`. */
     expiredBrokerCredentials(now: number): string[]
     deleteBrokerExpiry(deviceId: string): void
-    /** Adds a firmware image; false if its digest is already published. */
+    /** Adds a firmware image; false if its digest, or its class and sequence, are already published. */
     insertFirmwareImage(image: FirmwareImageRow): boolean
     getFirmwareImage(digest: string): FirmwareImageRow | undefined
     /** The image with the highest sequence for a device class. */
@@ -243,16 +247,81 @@ interface DeviceRow {
     owner_envelope: Buffer
 }
 
+/** Every statement the store runs, prepared once when it opens, after the migrations have made the tables. */
+function prepareStatements(db: Database.Database) {
+    return {
+        insertDevice: db.prepare(
+            `INSERT OR IGNORE INTO devices (id, scram_salt, scram_iterations, stored_key, server_key,
+             claim_salt, claim_iterations, claim_hash, owner, enrolled_at, claimed_at, owner_envelope)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+        ),
+        getDevice: db.prepare("SELECT * FROM devices WHERE id = ?"),
+        claimDevice: db.prepare(
+            `UPDATE devices SET owner = ?, claimed_at = ?, claim_salt = NULL, claim_iterations = NULL, claim_hash = NULL
+             WHERE id = ? AND owner IS NULL`
+        ),
+        addEvent: db.prepare("INSERT INTO security_events (at, kind, source, identity, detail) VALUES (?, ?, ?, ?, ?)"),
+        events: db.prepare(`SELECT * FROM security_events WHERE (? IS NULL OR kind = ?) AND (? IS NULL OR identity = ?) ORDER BY id`),
+        getRateLimit: db.prepare("SELECT * FROM rate_limits WHERE key = ?"),
+        putRateLimit: db.prepare(
+            `INSERT INTO rate_limits (key, failures, window_start, locked_until, lockouts) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, window_start = excluded.window_start,
+             locked_until = excluded.locked_until, lockouts = excluded.lockouts`
+        ),
+        forgetRateLimits: db.prepare("DELETE FROM rate_limits WHERE window_start < ? AND locked_until < ?"),
+        putBrokerExpiry: db.prepare(
+            `INSERT INTO broker_credentials (device_id, expires_at) VALUES (?, ?)
+             ON CONFLICT (device_id) DO UPDATE SET expires_at = excluded.expires_at`
+        ),
+        expiredBrokerCredentials: db.prepare("SELECT device_id FROM broker_credentials WHERE expires_at <= ?"),
+        deleteBrokerExpiry: db.prepare("DELETE FROM broker_credentials WHERE device_id = ?"),
+        insertFirmwareImage: db.prepare(
+            `INSERT OR IGNORE INTO firmware_images (digest, sequence, class_id, signed_manifest, image, published_at)
+             SELECT ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM firmware_images WHERE class_id = ? AND sequence = ?)`
+        ),
+        getFirmwareImage: db.prepare("SELECT * FROM firmware_images WHERE digest = ?"),
+        latestFirmwareImage: db.prepare("SELECT * FROM firmware_images WHERE class_id = ? ORDER BY sequence DESC, published_at LIMIT 1"),
+        getDeviceUpdate: db.prepare("SELECT * FROM device_updates WHERE device_id = ?"),
+        putDeviceUpdate: db.prepare(
+            `INSERT INTO device_updates (device_id, sealed_wssk_key, phase, approved_digest, rollback_digest, deadline, failed_digest,
+             updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (device_id) DO UPDATE SET sealed_wssk_key = excluded.sealed_wssk_key, phase = excluded.phase,
+             approved_digest = excluded.approved_digest, rollback_digest = excluded.rollback_digest,
+             deadline = excluded.deadline, failed_digest = excluded.failed_digest, updated_at = excluded.updated_at`
+        ),
+        insertOwner: db.prepare(
+            `INSERT OR IGNORE INTO owners (name, scram_salt, scram_iterations, stored_key, server_key, created_at)
+             VALUES (?, ?, ?, ?, ?, ?)`
+        ),
+        getOwner: db.prepare("SELECT * FROM owners WHERE name = ?"),
+        devicesOf: db.prepare("SELECT id FROM devices WHERE owner = ? ORDER BY claimed_at"),
+        putOwnerSession: db.prepare("INSERT INTO owner_sessions (token_hash, owner, expires_at) VALUES (?, ?, ?)"),
+        ownerSession: db.prepare("SELECT owner FROM owner_sessions WHERE token_hash = ? AND expires_at > ?"),
+        deleteExpiredOwnerSessions: db.prepare("DELETE FROM owner_sessions WHERE expires_at <= ?"),
+        putOwnerBrokerExpiry: db.prepare(
+            `INSERT INTO owner_broker_logins (owner, expires_at) VALUES (?, ?)
+             ON CONFLICT (owner) DO UPDATE SET expires_at = excluded.expires_at`
+        ),
+        expiredOwnerBrokerLogins: db.prepare("SELECT owner FROM owner_broker_logins WHERE expires_at <= ?"),
+        deleteOwnerBrokerExpiry: db.prepare("DELETE FROM owner_broker_logins WHERE owner = ?"),
+    }
+}
+
 /** The embedded SQLite store. */
 export class SqliteStore implements RegistryStore {
     private readonly db: Database.Database
+    private readonly sql: ReturnType<typeof prepareStatements>
 
-    /** Opens (or creates) the database at `path` (":memory:" for tests) and migrates it. */
+    /** Opens (or creates, mode 0600) the database at `path` (":memory:" for tests) and migrates it. */
     constructor(path: string) {
+        // it holds ServerKeys: private from its first byte, and its WAL and shared-memory files take its mode
+        if (path !== ":memory:") ensurePrivateFile(path)
         this.db = new Database(path)
         this.db.pragma("journal_mode = WAL")
         this.db.pragma("foreign_keys = ON")
         this.migrate()
+        this.sql = prepareStatements(this.db)
     }
 
     /** Schema version after migration. */
@@ -274,31 +343,25 @@ export class SqliteStore implements RegistryStore {
     }
 
     insertDevice(d: DeviceRecord): boolean {
-        const r = this.db
-            .prepare(
-                `INSERT OR IGNORE INTO devices (id, scram_salt, scram_iterations, stored_key, server_key,
-                 claim_salt, claim_iterations, claim_hash, owner, enrolled_at, claimed_at, owner_envelope)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-            )
-            .run(
-                d.id,
-                d.scramSalt,
-                d.scramIterations,
-                d.storedKey,
-                d.serverKey,
-                d.claimSalt,
-                d.claimIterations,
-                d.claimHash,
-                d.owner,
-                d.enrolledAt,
-                d.claimedAt,
-                d.ownerEnvelope
-            )
+        const r = this.sql.insertDevice.run(
+            d.id,
+            d.scramSalt,
+            d.scramIterations,
+            d.storedKey,
+            d.serverKey,
+            d.claimSalt,
+            d.claimIterations,
+            d.claimHash,
+            d.owner,
+            d.enrolledAt,
+            d.claimedAt,
+            d.ownerEnvelope
+        )
         return r.changes === 1
     }
 
     getDevice(id: string): DeviceRecord | undefined {
-        const r = this.db.prepare("SELECT * FROM devices WHERE id = ?").get(id) as DeviceRow | undefined
+        const r = this.sql.getDevice.get(id) as DeviceRow | undefined
         if (!r) return undefined
         return {
             id: r.id,
@@ -317,85 +380,74 @@ export class SqliteStore implements RegistryStore {
     }
 
     claimDevice(id: string, owner: string, at: number): boolean {
-        const r = this.db
-            .prepare(
-                `UPDATE devices SET owner = ?, claimed_at = ?, claim_salt = NULL, claim_iterations = NULL, claim_hash = NULL
-                 WHERE id = ? AND owner IS NULL`
-            )
-            .run(owner, at, id)
+        const r = this.sql.claimDevice.run(owner, at, id)
         return r.changes === 1
     }
 
     addEvent(e: SecurityEventRow) {
-        this.db
-            .prepare("INSERT INTO security_events (at, kind, source, identity, detail) VALUES (?, ?, ?, ?, ?)")
-            .run(e.at, e.kind, e.source, e.identity, e.detail)
+        this.sql.addEvent.run(e.at, e.kind, e.source, e.identity, e.detail)
     }
 
     events(filter: { kind?: string; identity?: string } = {}): SecurityEventRow[] {
-        return this.db
-            .prepare(`SELECT * FROM security_events WHERE (? IS NULL OR kind = ?) AND (? IS NULL OR identity = ?) ORDER BY id`)
-            .all(filter.kind ?? null, filter.kind ?? null, filter.identity ?? null, filter.identity ?? null) as SecurityEventRow[]
+        return this.sql.events.all(
+            filter.kind ?? null,
+            filter.kind ?? null,
+            filter.identity ?? null,
+            filter.identity ?? null
+        ) as SecurityEventRow[]
     }
 
     getRateLimit(key: string): RateLimitState | undefined {
-        const r = this.db.prepare("SELECT * FROM rate_limits WHERE key = ?").get(key) as
+        const r = this.sql.getRateLimit.get(key) as
             { key: string; failures: number; window_start: number; locked_until: number; lockouts: number } | undefined
-        return r && { key: r.key, failures: r.failures, windowStart: r.window_start, lockedUntil: r.locked_until, lockouts: r.lockouts }
+        return r && { key: r.key, attempts: r.failures, windowStart: r.window_start, lockedUntil: r.locked_until, lockouts: r.lockouts }
     }
 
     putRateLimit(s: RateLimitState) {
-        this.db
-            .prepare(
-                `INSERT INTO rate_limits (key, failures, window_start, locked_until, lockouts) VALUES (?, ?, ?, ?, ?)
-                 ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, window_start = excluded.window_start,
-                 locked_until = excluded.locked_until, lockouts = excluded.lockouts`
-            )
-            .run(s.key, s.failures, s.windowStart, s.lockedUntil, s.lockouts)
+        this.sql.putRateLimit.run(s.key, s.attempts, s.windowStart, s.lockedUntil, s.lockouts)
+    }
+
+    forgetRateLimits(before: number) {
+        this.sql.forgetRateLimits.run(before, before)
     }
 
     putBrokerExpiry(deviceId: string, expiresAt: number) {
-        this.db
-            .prepare(
-                `INSERT INTO broker_credentials (device_id, expires_at) VALUES (?, ?)
-                 ON CONFLICT (device_id) DO UPDATE SET expires_at = excluded.expires_at`
-            )
-            .run(deviceId, expiresAt)
+        this.sql.putBrokerExpiry.run(deviceId, expiresAt)
     }
 
     expiredBrokerCredentials(now: number): string[] {
-        return (this.db.prepare("SELECT device_id FROM broker_credentials WHERE expires_at <= ?").all(now) as { device_id: string }[]).map(
-            r => r.device_id
-        )
+        return (this.sql.expiredBrokerCredentials.all(now) as { device_id: string }[]).map(r => r.device_id)
     }
 
     deleteBrokerExpiry(deviceId: string) {
-        this.db.prepare("DELETE FROM broker_credentials WHERE device_id = ?").run(deviceId)
+        this.sql.deleteBrokerExpiry.run(deviceId)
     }
 
     insertFirmwareImage(i: FirmwareImageRow): boolean {
-        const r = this.db
-            .prepare(
-                `INSERT OR IGNORE INTO firmware_images (digest, sequence, class_id, signed_manifest, image, published_at)
-                 VALUES (?, ?, ?, ?, ?, ?)`
-            )
-            .run(i.digest, i.sequence, i.classId, i.signedManifest, i.image, i.publishedAt)
+        // one statement, so two publishers cannot both pass the sequence check
+        const r = this.sql.insertFirmwareImage.run(
+            i.digest,
+            i.sequence,
+            i.classId,
+            i.signedManifest,
+            i.image,
+            i.publishedAt,
+            i.classId,
+            i.sequence
+        )
         return r.changes === 1
     }
 
     getFirmwareImage(digest: string): FirmwareImageRow | undefined {
-        return imageFromRow(this.db.prepare("SELECT * FROM firmware_images WHERE digest = ?").get(digest) as ImageRow | undefined)
+        return imageFromRow(this.sql.getFirmwareImage.get(digest) as ImageRow | undefined)
     }
 
     latestFirmwareImage(classId: string): FirmwareImageRow | undefined {
-        return imageFromRow(
-            this.db.prepare("SELECT * FROM firmware_images WHERE class_id = ? ORDER BY sequence DESC LIMIT 1").get(classId) as
-                ImageRow | undefined
-        )
+        return imageFromRow(this.sql.latestFirmwareImage.get(classId) as ImageRow | undefined)
     }
 
     getDeviceUpdate(deviceId: string): DeviceUpdateRow | undefined {
-        const r = this.db.prepare("SELECT * FROM device_updates WHERE device_id = ?").get(deviceId) as UpdateRow | undefined
+        const r = this.sql.getDeviceUpdate.get(deviceId) as UpdateRow | undefined
         return (
             r && {
                 deviceId: r.device_id,
@@ -411,30 +463,24 @@ export class SqliteStore implements RegistryStore {
     }
 
     putDeviceUpdate(u: DeviceUpdateRow) {
-        this.db
-            .prepare(
-                `INSERT INTO device_updates (device_id, sealed_wssk_key, phase, approved_digest, rollback_digest, deadline, failed_digest,
-                 updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (device_id) DO UPDATE SET sealed_wssk_key = excluded.sealed_wssk_key, phase = excluded.phase,
-                 approved_digest = excluded.approved_digest, rollback_digest = excluded.rollback_digest,
-                 deadline = excluded.deadline, failed_digest = excluded.failed_digest, updated_at = excluded.updated_at`
-            )
-            .run(u.deviceId, u.sealedWsskKey, u.phase, u.approvedDigest, u.rollbackDigest, u.deadline, u.failedDigest, u.updatedAt)
+        this.sql.putDeviceUpdate.run(
+            u.deviceId,
+            u.sealedWsskKey,
+            u.phase,
+            u.approvedDigest,
+            u.rollbackDigest,
+            u.deadline,
+            u.failedDigest,
+            u.updatedAt
+        )
     }
 
     insertOwner(o: OwnerRecord): boolean {
-        const r = this.db
-            .prepare(
-                `INSERT OR IGNORE INTO owners (name, scram_salt, scram_iterations, stored_key, server_key, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?)`
-            )
-            .run(o.name, o.scramSalt, o.scramIterations, o.storedKey, o.serverKey, o.createdAt)
-        return r.changes === 1
+        return this.sql.insertOwner.run(o.name, o.scramSalt, o.scramIterations, o.storedKey, o.serverKey, o.createdAt).changes === 1
     }
 
     getOwner(name: string): OwnerRecord | undefined {
-        const r = this.db.prepare("SELECT * FROM owners WHERE name = ?").get(name) as
+        const r = this.sql.getOwner.get(name) as
             | { name: string; scram_salt: Buffer; scram_iterations: number; stored_key: Buffer; server_key: Buffer; created_at: number }
             | undefined
         return (
@@ -450,40 +496,31 @@ export class SqliteStore implements RegistryStore {
     }
 
     devicesOf(owner: string): string[] {
-        return (this.db.prepare("SELECT id FROM devices WHERE owner = ? ORDER BY claimed_at").all(owner) as { id: string }[]).map(r => r.id)
+        return (this.sql.devicesOf.all(owner) as { id: string }[]).map(r => r.id)
     }
 
     putOwnerSession(tokenHash: Buffer, owner: string, expiresAt: number) {
-        this.db.prepare("INSERT INTO owner_sessions (token_hash, owner, expires_at) VALUES (?, ?, ?)").run(tokenHash, owner, expiresAt)
+        this.sql.putOwnerSession.run(tokenHash, owner, expiresAt)
     }
 
     ownerSession(tokenHash: Buffer, now: number): string | undefined {
-        const r = this.db.prepare("SELECT owner FROM owner_sessions WHERE token_hash = ? AND expires_at > ?").get(tokenHash, now) as
-            { owner: string } | undefined
-        return r?.owner
+        return (this.sql.ownerSession.get(tokenHash, now) as { owner: string } | undefined)?.owner
     }
 
     deleteExpiredOwnerSessions(now: number) {
-        this.db.prepare("DELETE FROM owner_sessions WHERE expires_at <= ?").run(now)
+        this.sql.deleteExpiredOwnerSessions.run(now)
     }
 
     putOwnerBrokerExpiry(owner: string, expiresAt: number) {
-        this.db
-            .prepare(
-                `INSERT INTO owner_broker_logins (owner, expires_at) VALUES (?, ?)
-                 ON CONFLICT (owner) DO UPDATE SET expires_at = excluded.expires_at`
-            )
-            .run(owner, expiresAt)
+        this.sql.putOwnerBrokerExpiry.run(owner, expiresAt)
     }
 
     expiredOwnerBrokerLogins(now: number): string[] {
-        return (this.db.prepare("SELECT owner FROM owner_broker_logins WHERE expires_at <= ?").all(now) as { owner: string }[]).map(
-            r => r.owner
-        )
+        return (this.sql.expiredOwnerBrokerLogins.all(now) as { owner: string }[]).map(r => r.owner)
     }
 
     deleteOwnerBrokerExpiry(owner: string) {
-        this.db.prepare("DELETE FROM owner_broker_logins WHERE owner = ?").run(owner)
+        this.sql.deleteOwnerBrokerExpiry.run(owner)
     }
 
     close() {

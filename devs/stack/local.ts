@@ -15,6 +15,7 @@ import { KeyVault } from "../updates/key-vault.ts"
 import { UpdateService } from "../updates/service.ts"
 import { loadPublicKey } from "../updates/signing-key.ts"
 import { WsskGateway } from "../updates/wssk.ts"
+import { ensurePrivateDir } from "../files/private.ts"
 import { ensurePki, type Pki } from "./pki.ts"
 
 /** Options of the local stack. */
@@ -61,6 +62,8 @@ export interface LocalStack {
 /** Starts CA, broker and registry. */
 export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
     const files = stackFiles(options.dir)
+    // keys, the database and broker state: the folder (and var/ above it, if new) is the owner's alone
+    ensurePrivateDir(files.dir)
     const pki = ensurePki(files.pki)
     const ca = readFileSync(pki.caCert)
     const startBroker = () =>
@@ -95,7 +98,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         tls,
         port: options.updatesPort ?? UPDATES_PORT,
         masterKeyFor: id => updates.masterKeyFor(id),
-        onEvent: e => registry?.event(e.kind, "wssk", e.deviceId ?? "?", e.detail),
+        onEvent: e => registry?.event(e.kind, e.source ?? "wssk", e.deviceId ?? "?", e.detail),
         onConnect: session => {
             void updates.connected(session)
             void session.closed.then(() => updates.disconnected(session.deviceId))

@@ -7,8 +7,9 @@
  * In production the registry and broker use certificates from a public CA.
  */
 import { execFileSync } from "node:child_process"
-import { existsSync, mkdirSync, writeFileSync } from "node:fs"
+import { existsSync } from "node:fs"
 import { join } from "node:path"
+import { ensurePrivateDir, underPrivateUmask, writePrivateFile } from "../files/private.ts"
 
 /** File paths of the local PKI. */
 export interface Pki {
@@ -20,7 +21,7 @@ export interface Pki {
 }
 
 function openssl(args: string[], cwd: string) {
-    execFileSync("openssl", args, { cwd, stdio: ["ignore", "ignore", "pipe"] })
+    execFileSync(...underPrivateUmask("openssl", args), { cwd, stdio: ["ignore", "ignore", "pipe"] })
 }
 
 function newKeyAndCsr(dir: string, name: string, cn: string) {
@@ -44,7 +45,7 @@ function newKeyAndCsr(dir: string, name: string, cn: string) {
 }
 
 function sign(dir: string, name: string, ca: string, days: number, san: string) {
-    writeFileSync(join(dir, `${name}.ext`), `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`)
+    writePrivateFile(join(dir, `${name}.ext`), `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`)
     openssl(
         [
             "x509",
@@ -93,7 +94,7 @@ function selfSigned(dir: string, name: string, cn: string, days: number, extra: 
 
 /** Creates the CA and the localhost server certificate in `dir`, unless they exist. */
 export function ensurePki(dir: string): Pki {
-    mkdirSync(dir, { recursive: true })
+    ensurePrivateDir(dir)
     const pki = {
         dir,
         caCert: join(dir, "ca.crt"),

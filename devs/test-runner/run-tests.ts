@@ -72,12 +72,16 @@ interface StaticCheck {
 
 /**
  * What runs before the suites: the host code typechecked by tsc (devs/, test/host); lint and formatting
- * (ESLint with devs/lint/eslint.config.js, prettier); the firmware typechecked and compiled by the
- * DeviceScript compiler, which is what checks src/ (its own tsconfig, with the runtime's types).
+ * (ESLint with devs/lint/eslint.config.js, prettier); every firmware image typechecked and compiled by
+ * the DeviceScript compiler, which is what checks src/ (its own tsconfig, with the runtime's types),
+ * and held to its bytecode budget.
  */
 const STATIC_CHECKS: StaticCheck[] = [
     { name: "typecheck (tsc --noEmit)", args: ["node_modules/typescript/bin/tsc", "--noEmit"] },
-    { name: "lint (eslint)", args: ["node_modules/eslint/bin/eslint.js", "-c", "devs/lint/eslint.config.js", "devs", "test/host"] },
+    {
+        name: "lint (eslint)",
+        args: ["node_modules/eslint/bin/eslint.js", "-c", "devs/lint/eslint.config.js", "devs", "test/host", "src", "test/device"],
+    },
     {
         name: "format (prettier --check)",
         args: [

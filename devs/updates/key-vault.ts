@@ -6,7 +6,7 @@
  */
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto"
 import { existsSync, readFileSync } from "node:fs"
-import { createSecretFile } from "./secret-file.ts"
+import { createSecretFile } from "../files/private.ts"
 
 const VERSION = 1
 const IV_BYTES = 12

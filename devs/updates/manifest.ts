@@ -17,6 +17,25 @@ export const COSE_SIGN1_TAG = 18
 export const MANIFEST_ALG = "SLH-DSA-SHA2-128s"
 export const MANIFEST_FORMAT = 1
 
+/**
+ * The runtime keeps the program in its flash settings store as one large
+ * entry, a 128-byte header (devsmgr.c) and the image, in whole flash pages;
+ * the simulator's runtime (@devicescript/cli 2.16.4) has 27 pages of 4096
+ * bytes for it. Measured in the simulator over WSSK (a script that sent
+ * deploy_start with sizes bisected between 96 and 128 KB to fresh
+ * simulators, then deployed whole padded images): 110,464 bytes are taken
+ * and a whole deploy of that size completes; 110,496 to 114,560 are refused
+ * (no free pages), after the runtime has stopped the running program; from
+ * 114,592 the simulator aborts. test/host/wssk.test.ts keeps the first two facts.
+ */
+const FLASH_PAGE_BYTES = 4096
+const PROGRAM_PAGES = 27
+const PROGRAM_HEADER_BYTES = 128
+/** The largest image a device takes (110,464 bytes): the signer, the service and the device refuse more. */
+export const MAX_IMAGE_BYTES = PROGRAM_PAGES * FLASH_PAGE_BYTES - PROGRAM_HEADER_BYTES
+/** DeviceScript images are whole 32-byte blocks (devsmgr.c's DEVSMGR_ALIGN). */
+const IMAGE_ALIGN = 32
+
 const DNS_NAMESPACE = Buffer.from("6ba7b8109dad11d180b400c04fd430c8", "hex")
 
 /** Name-based UUID, version 5 (RFC 4122 §4.3). */
@@ -54,19 +73,31 @@ export class ManifestError extends Error {
     }
 }
 
-/** The manifest for `image`, with the sequence number that orders it. */
+/**
+ * Checks what a manifest says could be installed at all: an image a device takes, a sequence number, and a
+ * lowest sequence to update from below it (a device takes only images above its own sequence, so a lowest
+ * sequence at or above the image's shuts every device out). Returns the manifest; throws `ManifestError`.
+ */
+export function checkManifest(m: FirmwareManifest): FirmwareManifest {
+    if (m.size === 0 || m.size % IMAGE_ALIGN !== 0)
+        throw new ManifestError(`image size must be a non-zero multiple of ${IMAGE_ALIGN} (DeviceScript images are)`)
+    if (m.size > MAX_IMAGE_BYTES) throw new ManifestError(`image of ${m.size} bytes: over the ${MAX_IMAGE_BYTES} bytes a device takes`)
+    if (!Number.isInteger(m.sequence) || m.sequence < 1 || m.sequence > 0xffffffff) throw new ManifestError("sequence must be 1..2^32-1")
+    if (!Number.isInteger(m.minSequence) || m.minSequence < 0 || m.minSequence >= m.sequence)
+        throw new ManifestError(`lowest sequence ${m.minSequence} is not below the sequence ${m.sequence}`)
+    return m
+}
+
+/** The manifest for `image`, with the sequence number that orders it. Throws `ManifestError`. */
 export function manifestFor(image: Buffer, sequence: number, minSequence = 0): FirmwareManifest {
-    if (image.length === 0 || image.length % 32 !== 0)
-        throw new ManifestError("image size must be a non-zero multiple of 32 (DeviceScript images are)")
-    if (!Number.isInteger(sequence) || sequence < 1 || sequence > 0xffffffff) throw new ManifestError("sequence must be 1..2^32-1")
-    return {
+    return checkManifest({
         sequence,
         vendorId: VENDOR_ID,
         classId: CLASS_ID,
         digest: createHash("sha256").update(image).digest(),
         size: image.length,
         minSequence,
-    }
+    })
 }
 
 /** A plain Uint8Array view: cbor2 encodes a Node Buffer as an object (via toJSON), not as a byte string. */
@@ -117,17 +148,12 @@ function asBuffer(v: unknown, what: string): Buffer {
 
 /** Verifies a signed manifest with `publicKey` and returns it. Throws `ManifestError`. */
 export function verifySignedManifest(signed: Buffer, publicKey: Uint8Array): FirmwareManifest {
-    let v: unknown
-    try {
-        v = decode(signed)
-    } catch {
-        throw new ManifestError("not CBOR")
-    }
+    const v = decodeCbor(signed, "signed manifest")
     if (!(v instanceof Tag) || Number(v.tag) !== COSE_SIGN1_TAG || !Array.isArray(v.contents) || v.contents.length !== 4)
         throw new ManifestError("not a COSE_Sign1")
     const [p, , payloadField, sigField] = v.contents as unknown[]
     const protectedHeader = asBuffer(p, "protected header")
-    const header = decode(protectedHeader) as Map<number, unknown>
+    const header = decodeCbor(protectedHeader, "protected header")
     if (!(header instanceof Map) || header.size !== 1 || header.get(1) !== MANIFEST_ALG)
         throw new ManifestError(`protected header must name ${MANIFEST_ALG} only`)
     const payload = asBuffer(payloadField, "payload")
@@ -137,12 +163,21 @@ export function verifySignedManifest(signed: Buffer, publicKey: Uint8Array): Fir
         publicKey.length === slh_dsa_sha2_128s.lengths.publicKey &&
         slh_dsa_sha2_128s.verify(signature, sigStructure(protectedHeader, payload), publicKey)
     if (!ok) throw new ManifestError("signature does not verify")
-    return decodeManifest(payload)
+    return checkManifest(decodeManifest(payload))
+}
+
+/** One CBOR item, or a `ManifestError` that names `what` was not CBOR. */
+function decodeCbor(bytes: Buffer, what: string): unknown {
+    try {
+        return decode(bytes)
+    } catch {
+        throw new ManifestError(`${what} is not CBOR`)
+    }
 }
 
 /** Decodes a manifest map (payload bytes). */
 export function decodeManifest(payload: Buffer): FirmwareManifest {
-    const m = decode(payload) as Map<number, unknown>
+    const m = decodeCbor(payload, "payload")
     if (!(m instanceof Map) || m.get(1) !== MANIFEST_FORMAT) throw new ManifestError("unknown manifest format")
     const uint = (k: number) => {
         const x = m.get(k)

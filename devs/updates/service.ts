@@ -87,7 +87,10 @@ export class UpdateService implements FirmwareUpdates {
             image,
             publishedAt: this.clock(),
         }
-        if (!this.options.store.insertFirmwareImage(row)) throw new ManifestError("image already published")
+        if (this.options.store.getFirmwareImage(row.digest)) throw new ManifestError("image already published")
+        // one image per sequence: devices order releases by it, and two under one number would race for "latest"
+        if (!this.options.store.insertFirmwareImage(row))
+            throw new ManifestError(`sequence ${row.sequence} is already published for this class: sign the image with a higher one`)
         return row
     }
 
@@ -104,7 +107,9 @@ export class UpdateService implements FirmwareUpdates {
         return manifest
     }
 
+    /** The manifest, if one of the accepted keys signed it; else the last key's reason (the same for every key but a signature). */
     private verify(signed: Buffer) {
+        if (this.options.signingKeys.length === 0) throw new ManifestError("no signing key configured")
         let last: unknown
         for (const key of this.options.signingKeys) {
             try {
@@ -113,7 +118,7 @@ export class UpdateService implements FirmwareUpdates {
                 last = e
             }
         }
-        throw last instanceof ManifestError ? last : new ManifestError("no signing key configured")
+        throw last instanceof ManifestError ? last : new ManifestError(`malformed manifest: ${(last as Error).message}`)
     }
 
     /** The newest signed manifest for a class (hex id), as devices fetch it. */

@@ -9,7 +9,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { slh_dsa_sha2_128s } from "@noble/post-quantum/slh-dsa.js"
 import { SIGNING_KEY_PATH, TRUST_ANCHOR_PATH } from "../project.ts"
 import { keyId } from "./manifest.ts"
-import { createSecretFile } from "./secret-file.ts"
+import { createSecretFile } from "../files/private.ts"
 
 /** A key pair. */
 export interface SigningKey {

@@ -22,6 +22,7 @@ import { createServer, type Server } from "node:https"
 import type { AddressInfo, Socket } from "node:net"
 import type { Duplex } from "node:stream"
 import { WebSocketServer, type RawData, type WebSocket } from "ws"
+import { TLS_SERVER_OPTIONS } from "../net/tls.ts"
 
 /** A security-relevant event at the gateway (never carries key material). */
 export interface WsskEvent {
@@ -32,6 +33,8 @@ export interface WsskEvent {
      */
     kind: string
     deviceId?: string
+    /** The address the connection came from: event floods are counted per source (devs/registry/events.ts). */
+    source?: string
     detail: string
 }
 
@@ -341,7 +344,7 @@ export class WsskGateway {
 
     constructor(private readonly options: WsskGatewayOptions) {
         this.replyTimeoutMs = options.replyTimeoutMs ?? 10_000
-        this.server = createServer({ key: options.tls.key, cert: options.tls.cert })
+        this.server = createServer({ key: options.tls.key, cert: options.tls.cert, ...TLS_SERVER_OPTIONS })
         // hello and auth are small; the largest device message is a 256-byte dmesg chunk
         this.wss = new WebSocketServer({
             noServer: true,
@@ -412,14 +415,15 @@ export class WsskGateway {
     private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer) {
         const path = PATH.exec(req.url ?? "")
         const nonce = PROTOCOL.exec(String(req.headers["sec-websocket-protocol"] ?? "").trim())
+        const source = req.socket.remoteAddress
         if (!path || !nonce) {
-            this.event({ kind: "wssk-bad-request", detail: `upgrade refused: ${path ? "no devs-key protocol" : "bad path"}` })
+            this.event({ kind: "wssk-bad-request", source, detail: `upgrade refused: ${path ? "no devs-key protocol" : "bad path"}` })
             return refuse(socket, 400, "Bad Request")
         }
         const deviceId = path[1]
         const master = this.options.masterKeyFor(deviceId)
         if (!master || master.length !== KEY_BYTES) {
-            this.event({ kind: "wssk-unknown-device", deviceId, detail: "upgrade refused: no master key for this device" })
+            this.event({ kind: "wssk-unknown-device", deviceId, source, detail: "upgrade refused: no master key for this device" })
             return refuse(socket, 401, "Unauthorized")
         }
         const clientNonce = Buffer.from(nonce[1], "hex")
@@ -428,7 +432,7 @@ export class WsskGateway {
             const wire = this.raw.get(`${tls.remoteAddress}:${tls.remotePort}`) ?? tls
             new WsskSession(deviceId, master, clientNonce, ws, wire, {
                 replyTimeoutMs: this.replyTimeoutMs,
-                event: e => this.event(e),
+                event: e => this.event({ ...e, source: tls.remoteAddress }),
                 authenticated: session => this.connected(session),
             })
         })

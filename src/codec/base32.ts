@@ -48,7 +48,7 @@ export function base32Decode(text: string): Buffer {
             bits -= 8
         }
     }
-    if (acc & ((1 << bits) - 1)) return undefined
+    if ((acc & ((1 << bits) - 1)) !== 0) return undefined
     return out
 }
 

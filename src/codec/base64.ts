@@ -31,7 +31,7 @@ export function base64Encode(data: Buffer): string {
 export function base64Decode(text: string): Buffer {
     if (text.length % 4 !== 0) return undefined
     let pad = 0
-    if (text.length && text[text.length - 1] === "=") pad++
+    if (text.length > 0 && text[text.length - 1] === "=") pad++
     if (text.length > 1 && text[text.length - 2] === "=") pad++
     const out = Buffer.alloc((text.length / 4) * 3 - pad)
     let o = 0
@@ -47,12 +47,12 @@ export function base64Decode(text: string): Buffer {
         }
         out[o++] = (n >> 16) & 0xff
         if (last && pad === 2) {
-            if (n & 0xffff) return undefined
+            if ((n & 0xffff) !== 0) return undefined
             break
         }
         out[o++] = (n >> 8) & 0xff
         if (last && pad === 1) {
-            if (n & 0xff) return undefined
+            if ((n & 0xff) !== 0) return undefined
             break
         }
         out[o++] = n & 0xff

@@ -187,11 +187,6 @@ export class CborWriter {
         }
     }
 
-    /** Writes `b` in reverse: the VM stores floats little-endian, CBOR wants big-endian. */
-    reversed(b: Buffer) {
-        for (let i = b.length - 1; i >= 0; --i) this.byte(b[i])
-    }
-
     private u32(v: number) {
         this.byte((v >>> 24) & 0xff)
         this.byte((v >>> 16) & 0xff)
@@ -299,37 +294,41 @@ export function compareBytes(a: Buffer, b: Buffer): number {
     return a.length - b.length
 }
 
-/** RFC 8949 §4.2.2 preferred serialization: the shortest float that holds the value exactly. */
-function writeFloat(w: CborWriter, v: number) {
-    if (v !== v) {
-        w.bytes(hex`f97e00`) // the canonical NaN of §4.2.2
-        return
+/**
+ * Float conversions go through this one buffer (no allocation per float: a
+ * pack of readings holds dozens). The VM stores floats little-endian, CBOR wants big-endian.
+ */
+const FLOAT_SCRATCH = Buffer.alloc(8)
+/** `preferredFloat`'s answers besides half-precision bits. */
+const SINGLE = -4
+const DOUBLE = -8
+
+/**
+ * RFC 8949 §4.2.2 preferred serialization: the shortest float that holds `v`
+ * exactly. Returns the half-precision bits (0..0xffff), or `SINGLE` or
+ * `DOUBLE` with the value's little-endian bytes left in `FLOAT_SCRATCH`.
+ */
+function preferredFloat(v: number): number {
+    if (v !== v) return 0x7e00 // the canonical NaN of §4.2.2
+    FLOAT_SCRATCH.setAt(0, "f32", v)
+    if (FLOAT_SCRATCH.getAt(0, "f32") === v) {
+        const half = halfFromSingleBits(FLOAT_SCRATCH.getAt(0, "u32"))
+        return half >= 0 ? half : SINGLE
     }
-    const f32 = Buffer.alloc(4)
-    f32.setAt(0, "f32", v)
-    if (f32.getAt(0, "f32") === v) {
-        const half = halfFromSingleBits(f32.getAt(0, "u32"))
-        if (half >= 0) {
-            w.byte(0xf9)
-            w.byte(half >> 8)
-            w.byte(half & 0xff)
-        } else {
-            w.byte(0xfa)
-            w.reversed(f32)
-        }
-        return
-    }
-    const f64 = Buffer.alloc(8)
-    f64.setAt(0, "f64", v)
-    w.byte(0xfb)
-    w.reversed(f64)
+    FLOAT_SCRATCH.setAt(0, "f64", v)
+    return DOUBLE
 }
 
-/** Size in bytes (head included) of the preferred encoding of a float. */
-function preferredFloatSize(v: number): number {
-    const w = new CborWriter()
-    writeFloat(w, v)
-    return w.len
+function writeFloat(w: CborWriter, v: number) {
+    const form = preferredFloat(v)
+    if (form >= 0) {
+        w.byte(0xf9)
+        w.byte(form >> 8)
+        w.byte(form & 0xff)
+        return
+    }
+    w.byte(form === SINGLE ? 0xfa : 0xfb)
+    for (let i = -form - 1; i >= 0; --i) w.byte(FLOAT_SCRATCH[i])
 }
 
 /** The IEEE 754 half-precision bits for a single-precision value, or -1 if it does not fit exactly. */
@@ -340,22 +339,16 @@ function halfFromSingleBits(bits: number): number {
     if (exp === 128) return mant === 0 ? sign | 0x7c00 : -1 // ±Infinity (NaN handled before)
     if (exp === -127 && mant === 0) return sign // ±0
     if (exp >= -14 && exp <= 15) {
-        if (mant & 0x1fff) return -1
+        if ((mant & 0x1fff) !== 0) return -1
         return sign | ((exp + 15) << 10) | (mant >> 13)
     }
     if (exp >= -24 && exp < -14) {
         const full = 0x800000 | mant
         const shift = 13 + (-14 - exp)
-        if (full & ((1 << shift) - 1)) return -1
+        if ((full & ((1 << shift) - 1)) !== 0) return -1
         return sign | (full >> shift)
     }
     return -1
-}
-
-function littleEndian(b: Buffer): Buffer {
-    const r = Buffer.alloc(b.length)
-    for (let i = 0; i < b.length; ++i) r[i] = b[b.length - 1 - i]
-    return r
 }
 
 // ---- decoder ----
@@ -405,7 +398,7 @@ class Reader {
         if (size === 8) {
             const hi = this.uint(4)
             const lo = this.uint(4)
-            if (hi > 0x1fffff) this.fail("integer larger than 2^53 cannot be held exactly")
+            if (hi > 0x1fffff) this.fail("integer above 2^53")
             v = hi * TWO_32 + lo
         } else v = this.uint(size)
         if (this.limits.deterministic) {
@@ -477,7 +470,7 @@ class Reader {
             const keyBytes = this.data.slice(keyStart, this.pos)
             if (this.limits.deterministic) {
                 // sorted order makes a duplicate the immediate predecessor
-                const prev = seen.length ? seen[seen.length - 1] : undefined
+                const prev = seen.length > 0 ? seen[seen.length - 1] : undefined
                 if (prev && compareBytes(prev, keyBytes) >= 0)
                     this.fail(compareBytes(prev, keyBytes) === 0 ? "duplicate map key" : "map keys not in sorted order")
             } else {
@@ -524,14 +517,17 @@ class Reader {
     private float(size: number): number {
         const start = this.pos - 1
         this.need(size)
-        const be = this.data.slice(this.pos, this.pos + size)
-        this.pos += size
+        const d = this.data
         let v: number
-        if (size === 2) v = halfToNumber((be[0] << 8) | be[1])
-        else if (size === 4) v = littleEndian(be).getAt(0, "f32")
-        else v = littleEndian(be).getAt(0, "f64")
+        if (size === 2) v = halfToNumber((d[this.pos] << 8) | d[this.pos + 1])
+        else {
+            for (let i = 0; i < size; ++i) FLOAT_SCRATCH[i] = d[this.pos + size - 1 - i]
+            v = size === 4 ? FLOAT_SCRATCH.getAt(0, "f32") : FLOAT_SCRATCH.getAt(0, "f64")
+        }
+        this.pos += size
         if (this.limits.deterministic) {
-            if (preferredFloatSize(v) !== size + 1) {
+            const form = preferredFloat(v)
+            if ((form >= 0 ? 2 : -form) !== size) {
                 this.pos = start
                 this.fail("float not in its shortest form")
             }
@@ -548,7 +544,7 @@ function halfToNumber(half: number): number {
     if (exp === 0) val = mant * Math.pow(2, -24)
     else if (exp !== 31) val = (mant + 1024) * Math.pow(2, exp - 25)
     else val = mant === 0 ? Infinity : NaN
-    return half & 0x8000 ? -val : val
+    return (half & 0x8000) !== 0 ? -val : val
 }
 
 /** Strict UTF-8 check (RFC 3629): no overlongs, no surrogates, nothing above U+10FFFF. */

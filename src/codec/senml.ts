@@ -2,6 +2,7 @@
  * SenML (RFC 8428) packs in CBOR: records as CBOR maps with the integer labels
  * of RFC 8428 §6, Table 4, base fields resolved as §4.6 says.
  */
+import * as ds from "@devicescript/core"
 import { CborDecodeOptions, CborMap, CborWriter, MT_ARRAY, MT_MAP, decodeCbor } from "./cbor"
 
 /** RFC 8428 §6, Table 4: CBOR labels of the SenML fields. */
@@ -69,14 +70,19 @@ const STRING_FIELDS = ["bn", "bu", "n", "u", "vs"]
 /** Fields in the order of their labels' CBOR encodings (0..8, then -1..-6): RFC 8949 §4.2.1 map order. */
 const FIELD_ORDER = ["n", "u", "v", "vs", "vb", "s", "t", "ut", "vd", "bver", "bn", "bt", "bu", "bv", "bs"]
 
+/** Records encoded between two yields: a pack of 64 readings with true (fractional) times exceeds the VM's step budget. */
+const RECORDS_PER_YIELD = 16
+
 /**
  * Encodes a pack as application/senml+cbor. Writes the maps directly in
  * deterministic key order: far cheaper on the VM than building `CborMap`s.
  */
-export function encodeSenml(pack: SenmlRecord[]): Buffer {
+export async function encodeSenml(pack: SenmlRecord[]): Promise<Buffer> {
     const w = new CborWriter()
     w.head(MT_ARRAY, pack.length)
-    for (const rec of pack) {
+    for (let i = 0; i < pack.length; ++i) {
+        if (i % RECORDS_PER_YIELD === RECORDS_PER_YIELD - 1) await ds.sleep(0)
+        const rec = pack[i]
         const r = rec as any
         let fields = 0
         for (const field of FIELD_ORDER) if (r[field] !== undefined) fields++
@@ -150,7 +156,7 @@ export function resolveSenml(pack: SenmlRecord[]): ResolvedSenmlRecord[] {
         const rec: ResolvedSenmlRecord = {
             name,
             unit: r.u !== undefined ? r.u : bu,
-            time: bt + (r.t || 0),
+            time: bt + (r.t ?? 0),
         }
         if (r.v !== undefined) rec.value = bv + r.v
         if (r.vs !== undefined) rec.stringValue = r.vs
@@ -165,7 +171,7 @@ export function resolveSenml(pack: SenmlRecord[]): ResolvedSenmlRecord[] {
 
 /** RFC 8428 §4.5.1: A-Z a-z 0-9 - : . / _ and starting with a letter or digit. */
 export function isValidSenmlName(name: string): boolean {
-    if (!name.length) return false
+    if (name.length === 0) return false
     for (let i = 0; i < name.length; ++i) {
         const c = name.charCodeAt(i)
         const alnum = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a)

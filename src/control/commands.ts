@@ -3,23 +3,30 @@
  * verified and parsed them (`uplink/downlink.ts`), and the state report it
  * answers with: what an owner needs to see that the device is healthy.
  *
- *   interval <sensor> <ms>  sets a sensor's sampling interval; answers the state
+ *   interval <sensor> <ms>  sets a sensor's sampling interval, kept across reboots; answers the state
  *   events                  sends the security event log, a few events a message
  *   state                   answers the state
  *   update-check            lends the socket to the updater; answers the state
  *
- * `interval` and `update-check` are recorded in the security event log.
+ * The state report names the command it answers by its down counter (`cmd`),
+ * so the owner can show the reply beside the command. `interval` and
+ * `update-check` are recorded in the security event log.
  */
 import * as ds from "@devicescript/core"
 import { CborMap, encodeCbor } from "../codec/cbor"
-import { EventLog } from "../events/log"
+import { EventLog, SecurityEvent } from "../events/log"
+import { storeInterval } from "../pipeline/intervals"
 import { Pipeline } from "../pipeline/pipeline"
+import { StorageError } from "../storage/settings"
+import { UPDATE_PHASE_NAMES } from "../update/slots"
 import { Updater } from "../update/updater"
 import { Command } from "../uplink/downlink"
 import { CommandReply, CommandRunner, SecureUplink } from "../uplink/uplink"
 
 /** Events per uplink message, so each fits a queue slot. */
 const EVENTS_PER_MESSAGE = 5
+/** Bytes of the running program's SHA-256 in the state report: enough to tell images apart at a glance. */
+const IMAGE_DIGEST_BYTES = 8
 
 /** What the commands act on. */
 export interface CommandTargets {
@@ -31,12 +38,58 @@ export interface CommandTargets {
     updater: Updater
 }
 
+/** The state report (`things/<id>/up/state`). */
+export interface StateReport {
+    /** The down counter of the command this report answers. */
+    cmd: number
+    boot: number
+    /** Milliseconds since this boot. */
+    uptime: number
+    /** The first `IMAGE_DIGEST_BYTES` of the running program's SHA-256. */
+    image: Buffer
+    /** The running image's sequence number; 0 for the image flashed at the factory. */
+    seq: number
+    /** The update's phase: idle, approved, deploying, trial or rollback. */
+    phase: string
+    /** Security events recorded since the log was created. */
+    events: number
+    /** Messages in the outbound queue, and those it dropped since boot. */
+    queued: number
+    dropped: number
+    /** Each sensor's sampling interval in milliseconds. */
+    intervals: { sensor: string; ms: number }[]
+}
+
+/** A state report as a CBOR map with the field names of `StateReport` as text keys, `intervals` a map of sensor to ms. */
+export function encodeStateReport(r: StateReport): Buffer {
+    const intervals = new CborMap()
+    for (const i of r.intervals) intervals.set(i.sensor, i.ms)
+    return encodeCbor(
+        new CborMap()
+            .set("cmd", r.cmd)
+            .set("boot", r.boot)
+            .set("uptime", r.uptime)
+            .set("image", r.image)
+            .set("seq", r.seq)
+            .set("phase", r.phase)
+            .set("events", r.events)
+            .set("queued", r.queued)
+            .set("dropped", r.dropped)
+            .set("intervals", intervals)
+    )
+}
+
+/** Security events as one message (`things/<id>/up/events`): a CBOR array of [seq, boot, uptime ms, kind, detail]. */
+export function encodeEventRecords(events: SecurityEvent[]): Buffer {
+    return encodeCbor(events.map(e => [e.seq, e.boot, e.uptimeMs, e.kind, e.detail]))
+}
+
 /** Runs the owner's commands. */
 export class CommandHandler implements CommandRunner {
     constructor(private readonly targets: CommandTargets) {}
 
-    /** Runs one authenticated command; returns the reply to send, if any. */
-    async run(c: Command): Promise<CommandReply> {
+    /** Runs one authenticated command that came with down counter `counter`; returns the reply to send, if any. */
+    async run(c: Command, counter: number): Promise<CommandReply> {
         const { events, pipeline, uplink, updater } = this.targets
         if (c.cmd === "interval") {
             for (const s of pipeline.samplers)
@@ -47,39 +100,47 @@ export class CommandHandler implements CommandRunner {
                         await events.record("command", `interval ${c.sensor} refused: ${e.message}`)
                         return undefined
                     }
+                    try {
+                        await storeInterval(c.sensor, c.ms, events)
+                    } catch (e: any) {
+                        if (!(e instanceof StorageError)) throw e
+                        await events.record("command", `interval ${c.sensor} not kept: ${e.message}`)
+                    }
                     await events.record("command", `interval ${c.sensor} set to ${c.ms} ms`)
-                    return this.stateReply()
+                    return this.stateReply(counter)
                 }
             await events.record("command", `interval: no sensor ${c.sensor}`)
             return undefined
         }
         if (c.cmd === "events") {
             const list = await events.list()
-            for (let i = 0; i < list.length; i += EVENTS_PER_MESSAGE) {
-                const part = list.slice(i, Math.min(list.length, i + EVENTS_PER_MESSAGE))
-                await uplink.send("events", encodeCbor(part.map(e => [e.seq, e.boot, e.uptimeMs, e.kind, e.detail])))
-            }
+            for (let i = 0; i < list.length; i += EVENTS_PER_MESSAGE)
+                await uplink.send("events", encodeEventRecords(list.slice(i, Math.min(list.length, i + EVENTS_PER_MESSAGE))))
             return undefined
         }
         if (c.cmd === "update-check") {
             await events.record("command", "update check requested")
             uplink.lendSocket(async () => await updater.checkAndWait())
         }
-        return this.stateReply()
+        return this.stateReply(counter)
     }
 
-    /** The state report: boot, uptime, events logged, queue, sampling intervals. */
-    private stateReply(): CommandReply {
-        const { boot, events, pipeline, uplink } = this.targets
-        const intervals = new CborMap()
-        for (const s of pipeline.samplers) intervals.set(s.options.config.name, s.options.config.intervalMs)
-        const report = new CborMap()
-            .set("boot", boot)
-            .set("uptime", Math.round(ds.millis()))
-            .set("events", events.total())
-            .set("queued", uplink.queue.size())
-            .set("dropped", uplink.queue.dropped)
-            .set("intervals", intervals)
-        return { topic: "state", body: encodeCbor(report) }
+    /** The state report answering the command with down counter `counter`. */
+    private stateReply(counter: number): CommandReply {
+        const { boot, events, pipeline, uplink, updater } = this.targets
+        const status = updater.status()
+        const report = encodeStateReport({
+            cmd: counter,
+            boot,
+            uptime: Math.round(ds.millis()),
+            image: status.digest.slice(0, IMAGE_DIGEST_BYTES),
+            seq: status.sequence,
+            phase: UPDATE_PHASE_NAMES[status.phase],
+            events: events.total(),
+            queued: uplink.queue.size(),
+            dropped: uplink.queue.dropped,
+            intervals: pipeline.samplers.map(s => ({ sensor: s.options.config.name, ms: s.options.config.intervalMs })),
+        })
+        return { topic: "state", body: report }
     }
 }

@@ -93,7 +93,7 @@ export class EventLog {
     corruptSlots = 0
 
     private constructor(private readonly options: EventLogOptions) {
-        this.capacity = options.capacity || 32
+        this.capacity = options.capacity ?? 32
         this.prefix = options.prefix || SettingPrefix.EventLog
     }
 

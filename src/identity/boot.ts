@@ -21,7 +21,7 @@ export interface BootState {
 export async function bootIdentity(showClaimCode: (groupedCode: string) => void): Promise<BootState> {
     const boot = await countBoot()
     const events = await EventLog.open({ boot })
-    if (events.corruptSlots) await events.record("storage-corrupt", `${events.corruptSlots} unreadable event slots ignored`)
+    if (events.corruptSlots > 0) await events.record("storage-corrupt", `${events.corruptSlots} event slots unreadable`)
     if (await factoryResetRequested()) {
         await wipeIdentity()
         await events.clear()

@@ -14,7 +14,7 @@
  * envelope: a power cut leaves either no identity (the next boot makes one,
  * overwriting a stray envelope) or a whole one.
  */
-import { randomBuffer } from "@devicescript/crypto"
+import { randomBytes } from "../bytes/natives"
 import { base32Encode, groupCode } from "../codec/base32"
 import { CborValue, decodeCbor, encodeCbor } from "../codec/cbor"
 import { claimProof, ownerRoot, SECRET_BYTES } from "../secure/keys"
@@ -54,7 +54,7 @@ export class IdentityError extends Error {
 
 /** Computes the verifier of a claim code's proof with a fresh salt. */
 export async function makeClaimVerifier(code: string): Promise<ClaimVerifier> {
-    const salt = randomBuffer(SALT_BYTES)
+    const salt = randomBytes(SALT_BYTES)
     const hash = await pbkdf2Sha256(Buffer.from(claimProof(code)), salt, SCRAM_MIN_ITERATIONS)
     return { salt, iterations: SCRAM_MIN_ITERATIONS, hash }
 }
@@ -117,10 +117,10 @@ export interface IdentityOptions {
 export async function loadOrCreateIdentity(options: IdentityOptions): Promise<IdentityResult> {
     const stored = await readBytes(SettingKey.Identity)
     if (stored) return { identity: decodeIdentity(stored), created: false }
-    const code = base32Encode(randomBuffer(CLAIM_CODE_BYTES))
+    const code = base32Encode(randomBytes(CLAIM_CODE_BYTES))
     const identity: DeviceIdentity = {
-        deviceId: randomBuffer(DEVICE_ID_BYTES).toString("hex"),
-        secret: randomBuffer(SECRET_BYTES),
+        deviceId: randomBytes(DEVICE_ID_BYTES).toString("hex"),
+        secret: randomBytes(SECRET_BYTES),
         claim: await makeClaimVerifier(code),
     }
     const envelope = await sealOwnerEnvelope(ownerRoot(identity.secret, identity.deviceId), code, identity.deviceId)

@@ -14,7 +14,7 @@
  * Only someone holding the code can open the envelope: the owner, at the
  * console. The registry holds ciphertext under a 160-bit secret it never sees.
  */
-import { randomBuffer } from "@devicescript/crypto"
+import { randomBytes } from "../bytes/natives"
 import { CCM_NONCE_BYTES } from "../secure/ccm"
 import { seal } from "../secure/cose"
 import { envelopeKey } from "../secure/keys"
@@ -27,7 +27,7 @@ export async function sealOwnerEnvelope(root: Buffer, code: string, deviceId: st
     return await seal(root, {
         key: envelopeKey(code, deviceId),
         kid: Buffer.from(deviceId, "hex"),
-        iv: randomBuffer(CCM_NONCE_BYTES),
+        iv: randomBytes(CCM_NONCE_BYTES),
         externalAad: Buffer.from(ENVELOPE_AAD),
     })
 }

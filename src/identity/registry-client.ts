@@ -9,7 +9,7 @@
 import { base64Decode, base64Encode } from "../codec/base64"
 import { EventLog } from "../events/log"
 import { Endpoint } from "../net/endpoint"
-import { HttpsError, httpsRequest, HttpsResponse } from "../net/https"
+import { HttpsConnection, HttpsError, HttpsResponse } from "../net/https"
 import { DeviceIdentity, isEnrolled, markEnrolled, readOwnerEnvelope } from "./credentials"
 import { makeScramVerifier, ScramClient, ScramError, ScramKeyCache } from "./scram"
 
@@ -82,14 +82,14 @@ export function parseAuthHeader(header: string): { scheme: string; params: { [k:
 }
 
 async function call(
-    endpoint: Endpoint,
+    https: HttpsConnection,
     method: "GET" | "POST",
     path: string,
     headers: { [k: string]: string },
     body?: string
 ): Promise<HttpsResponse> {
     try {
-        return await httpsRequest({ host: endpoint.host, port: endpoint.port, method, path, headers, body })
+        return await https.request({ method, path, headers, body })
     } catch (e: any) {
         if (e instanceof HttpsError && e.failure === "tls") throw new RegistryError("tls-refused", e.message)
         if (e instanceof HttpsError) throw new RegistryError("unreachable", e.message)
@@ -102,7 +102,7 @@ async function call(
  * The secret never leaves the device; the verifier cannot be used to log in.
  * Resolves `true` when enrolled now, `false` when the registry already knows the id.
  */
-export async function enroll(endpoint: Endpoint, identity: DeviceIdentity): Promise<boolean> {
+export async function enroll(https: HttpsConnection, identity: DeviceIdentity): Promise<boolean> {
     const envelope = await readOwnerEnvelope()
     if (!envelope) throw new RegistryError("enroll-refused", "owner envelope missing: factory reset needed")
     const v = await makeScramVerifier(scramPassword(identity))
@@ -121,7 +121,7 @@ export async function enroll(endpoint: Endpoint, identity: DeviceIdentity): Prom
         },
         owner: { envelope: base64Encode(envelope) },
     })
-    const r = await call(endpoint, "POST", "/v1/devices", {}, body)
+    const r = await call(https, "POST", "/v1/devices", {}, body)
     if (r.status === 201) return true
     if (r.status === 409) return false
     if (r.status === 429) throw new RegistryError("rate-limited", "enrollment rate-limited")
@@ -149,14 +149,14 @@ function scramChallenge(r: HttpsResponse): { [k: string]: string } {
  * server's signature has verified (src/update uses this for the update channel).
  */
 export async function authenticate(
-    endpoint: Endpoint,
+    https: HttpsConnection,
     identity: DeviceIdentity,
     cache: ScramKeyCache,
     report?: string
 ): Promise<RegistrySession> {
     const scram = new ScramClient({ username: identity.deviceId, password: scramPassword(identity), cache })
     const data = (s: string) => base64Encode(Buffer.from(s))
-    const first = await call(endpoint, "GET", "/v1/session", { authorization: `${MECHANISM} data=${data(scram.clientFirst())}` })
+    const first = await call(https, "GET", "/v1/session", { authorization: `${MECHANISM} data=${data(scram.clientFirst())}` })
     const challenge = scramChallenge(first)
     const sid = challenge["sid"]
     const serverFirst = challenge["data"] ? base64Decode(challenge["data"]) : undefined
@@ -168,7 +168,7 @@ export async function authenticate(
         throw new RegistryError("auth-failure", `registry's SCRAM challenge refused: ${e.message}`)
     }
     const authorization = `${MECHANISM} sid=${sid}, data=${data(final)}`
-    const r = await call(endpoint, report ? "POST" : "GET", "/v1/session", { authorization }, report)
+    const r = await call(https, report ? "POST" : "GET", "/v1/session", { authorization }, report)
     if (r.status === 429) throw new RegistryError("rate-limited", "registry rate-limited this device")
     if (r.status !== 200) throw new RegistryError("auth-failure", `registry refused our proof: HTTP ${r.status}`)
     const info = parseAuthHeader("x " + (r.headers["authentication-info"] || "")).params
@@ -231,21 +231,22 @@ export async function withSecurityEvents<T>(log: EventLog, step: () => Promise<T
 
 /**
  * One registry exchange: enrolls first if the registry has not accepted this
- * identity yet, then authenticates, with `report` if given (see `authenticate`).
+ * identity yet, then authenticates, with `report` if given (see `authenticate`),
+ * over `https`, which stays open for the caller's next request (or its `close()`).
  * Failures are logged as security events where they are one, and thrown as `RegistryError`.
  */
 export async function registryExchange(
     identity: DeviceIdentity,
-    endpoint: Endpoint,
+    https: HttpsConnection,
     events: EventLog,
     cache: ScramKeyCache,
     report?: string
 ): Promise<RegistrySession> {
     if (!(await isEnrolled(identity))) {
-        const fresh = await withSecurityEvents(events, async () => await enroll(endpoint, identity))
-        if (fresh) await events.record("enrolled", `registry ${endpoint.host} accepted ${identity.deviceId}`)
+        const fresh = await withSecurityEvents(events, async () => await enroll(https, identity))
+        if (fresh) await events.record("enrolled", `registry ${https.endpoint.host} accepted ${identity.deviceId}`)
         // an id already known is ours only if we can log in with it: authenticate() below decides
         await markEnrolled(identity)
     }
-    return await withSecurityEvents(events, async () => await authenticate(endpoint, identity, cache, report))
+    return await withSecurityEvents(events, async () => await authenticate(https, identity, cache, report))
 }

@@ -8,8 +8,8 @@
  * in the middle with a valid certificate, cannot complete the exchange.
  */
 import * as ds from "@devicescript/core"
-import { digest, hmac, randomBuffer } from "@devicescript/crypto"
 import { constantTimeEqual } from "../bytes/constant-time"
+import { hmacSha256, nativeDigest, randomBytes, sha256 } from "../bytes/natives"
 import { base64Decode, base64Encode } from "../codec/base64"
 
 /** RFC 7677 §4: at least 4096 iterations; a server asking for fewer is refused. */
@@ -17,7 +17,7 @@ export const SCRAM_MIN_ITERATIONS = 4096
 /** A server asking for more is refused too: it would tie the device up for minutes. */
 export const SCRAM_MAX_ITERATIONS = 100000
 /** HMAC calls between two yields, to stay inside the VM's step budget. */
-const PBKDF2_YIELD_EVERY = 32
+const PBKDF2_YIELD_EVERY = 64
 
 /** Raised when the server's messages break the protocol or fail verification. */
 export class ScramError extends Error {
@@ -29,14 +29,19 @@ export class ScramError extends Error {
 
 /**
  * PBKDF2-HMAC-SHA-256 (RFC 8018 §5.2) for one 32-byte block: SCRAM's Hi()
- * (RFC 5802 §2.2). Yields now and then; 4096 iterations take about a second.
+ * (RFC 5802 §2.2). The loop is all VM time around 4096 native HMACs, so it
+ * calls the runtime's HMAC directly (@devicescript/crypto's `hmac()` checks its
+ * arguments and builds a rest array on every call) and XORs U_i into the
+ * result a 32-bit word at a time. Yields now and then.
  */
 export async function pbkdf2Sha256(password: Buffer, salt: Buffer, iterations: number): Promise<Buffer> {
-    let u = hmac(password, "sha256", salt, hex`00000001`)
+    let u = hmacSha256(password, [salt, hex`00000001`])
     const out = u.slice(0)
+    const input = [u]
     for (let i = 1; i < iterations; ++i) {
-        u = hmac(password, "sha256", u)
-        for (let k = 0; k < 32; ++k) out[k] ^= u[k]
+        input[0] = u
+        u = nativeDigest(password, "sha256", input)
+        for (let k = 0; k < 32; k += 4) out.setAt(k, "i32", out.getAt(k, "i32") ^ u.getAt(k, "i32"))
         if (i % PBKDF2_YIELD_EVERY === 0) await ds.sleep(0)
     }
     return out
@@ -59,17 +64,17 @@ interface ScramKeys {
 
 async function deriveKeys(password: Buffer, salt: Buffer, iterations: number): Promise<ScramKeys> {
     const salted = await pbkdf2Sha256(password, salt, iterations)
-    const clientKey = hmac(salted, "sha256", "Client Key")
+    const clientKey = hmacSha256(salted, ["Client Key"])
     return {
         clientKey,
-        storedKey: digest("sha256", clientKey),
-        serverKey: hmac(salted, "sha256", "Server Key"),
+        storedKey: sha256([clientKey]),
+        serverKey: hmacSha256(salted, ["Server Key"]),
     }
 }
 
 /** Computes the verifier of a password, with a fresh random salt. */
 export async function makeScramVerifier(password: Buffer, iterations = SCRAM_MIN_ITERATIONS): Promise<ScramVerifier> {
-    const salt = randomBuffer(16)
+    const salt = randomBytes(16)
     const keys = await deriveKeys(password, salt, iterations)
     return { salt, iterations, storedKey: keys.storedKey, serverKey: keys.serverKey }
 }
@@ -131,7 +136,7 @@ export class ScramClient {
     private keys: ScramKeys
 
     constructor(private readonly options: ScramClientOptions) {
-        this.nonce = options.nonce || base64Encode(randomBuffer(18))
+        this.nonce = options.nonce || base64Encode(randomBytes(18))
     }
 
     /** The client-first-message. */
@@ -149,7 +154,7 @@ export class ScramClient {
         const salt = attrs["s"] !== undefined ? base64Decode(attrs["s"]) : undefined
         const iterations = isDecimal(attrs["i"]) ? parseInt(attrs["i"]) : NaN
         if (!nonce || nonce.length <= this.nonce.length || nonce.slice(0, this.nonce.length) !== this.nonce)
-            throw new ScramError("server nonce does not extend the client nonce")
+            throw new ScramError("server nonce does not extend ours")
         if (!salt || salt.length < 8) throw new ScramError("missing or short salt")
         if (!(iterations >= SCRAM_MIN_ITERATIONS && iterations <= SCRAM_MAX_ITERATIONS))
             throw new ScramError(`iteration count ${attrs["i"]} outside ${SCRAM_MIN_ITERATIONS}..${SCRAM_MAX_ITERATIONS}`)
@@ -166,7 +171,7 @@ export class ScramClient {
         // "biws" is base64("n,,"): no channel binding, no authzid
         const withoutProof = `c=biws,r=${nonce}`
         this.authMessage = `${this.clientFirstBare},${serverFirst},${withoutProof}`
-        const signature = hmac(this.keys.storedKey, "sha256", this.authMessage)
+        const signature = hmacSha256(this.keys.storedKey, [this.authMessage])
         return `${withoutProof},p=${base64Encode(xor(this.keys.clientKey, signature))}`
     }
 
@@ -176,7 +181,7 @@ export class ScramClient {
         const attrs = parseAttributes(serverFinal)
         if (attrs["e"] !== undefined) throw new ScramError(`server refused: ${attrs["e"]}`)
         const got = attrs["v"] !== undefined ? base64Decode(attrs["v"]) : undefined
-        const expected = hmac(this.keys.serverKey, "sha256", this.authMessage)
+        const expected = hmacSha256(this.keys.serverKey, [this.authMessage])
         if (!constantTimeEqual(got, expected)) throw new ScramError("server signature does not verify")
     }
 }

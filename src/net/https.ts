@@ -12,14 +12,12 @@ import { connect, Socket } from "@devicescript/net"
 import { Endpoint } from "./endpoint"
 import { isTlsFailure } from "./tls"
 
-/** One request, to the server at `host:port`. */
-export interface HttpsRequest extends Endpoint {
+/** One request. */
+export interface HttpsRequest {
     method: "GET" | "POST"
     path: string
     headers?: { [name: string]: string }
     body?: string
-    /** Give up after this long, in milliseconds. Default 20 s. */
-    timeoutMs?: number
     /** Largest reply body accepted. Default `MAX_BODY_BYTES`; a signed firmware manifest needs more. */
     maxBodyBytes?: number
 }
@@ -35,8 +33,11 @@ export interface HttpsResponse {
 export const MAX_HEADER_BYTES = 4096
 export const MAX_BODY_BYTES = 4096
 
-/** Why a request failed. `tls` failures (certificate refused, handshake failed) are security events. */
-export type HttpsFailure = "tls" | "connect" | "timeout" | "protocol" | "too-large"
+/**
+ * Why a request failed. `tls` failures (certificate refused, handshake failed) are security events;
+ * `closed`: the connection ended before any byte of the reply.
+ */
+export type HttpsFailure = "tls" | "connect" | "timeout" | "closed" | "protocol" | "too-large"
 
 /** Raised when a request fails; the message names the server, never the request's content. */
 export class HttpsError extends Error {
@@ -54,7 +55,7 @@ function indexOfCrlfCrlf(b: Buffer): number {
     return -1
 }
 
-function parseHead(head: string, where: string): { status: number; headers: { [name: string]: string } } {
+function parseHead(head: string, where: string): { status: number; http11: boolean; headers: { [name: string]: string } } {
     const lines = head.split("\r\n")
     const statusLine = lines[0]
     if (statusLine.slice(0, 9) !== "HTTP/1.1 " && statusLine.slice(0, 9) !== "HTTP/1.0 ")
@@ -69,38 +70,113 @@ function parseHead(head: string, where: string): { status: number; headers: { [n
         const value = lines[i].slice(colon + 1).trim()
         headers[name] = headers[name] !== undefined ? headers[name] + ", " + value : value
     }
-    return { status, headers }
+    return { status, http11: statusLine.slice(0, 9) === "HTTP/1.1 ", headers }
 }
 
-/** Sends one request over a fresh TLS connection and reads the whole reply. */
-export async function httpsRequest(req: HttpsRequest): Promise<HttpsResponse> {
-    const where = `https://${req.host}:${req.port}`
-    const timeoutMs = req.timeoutMs || 20000
-    const maxBody = req.maxBodyBytes || MAX_BODY_BYTES
-    let socket: Socket
-    try {
-        socket = await connect({ host: req.host, port: req.port, proto: "tls", timeout: timeoutMs })
-    } catch (e: any) {
-        // the runtime refuses an invalid certificate here, before anything is sent
-        const msg = e && e.message ? e.message : "connection failed"
-        throw new HttpsError(isTlsFailure(msg) ? "tls" : "connect", `${where}: ${msg}`)
+/**
+ * A connection to one HTTPS server that stays open between requests (HTTP/1.1
+ * persistent connections, RFC 9112 §9.3): a login's two SCRAM requests and
+ * the update exchanges after it share one TLS handshake, the most expensive
+ * thing the device does. It holds the runtime's one socket until `close()`,
+ * so whoever opens one closes it before anything else connects.
+ *
+ * A server that answers `connection: close` (or HTTP/1.0, or a body without a
+ * length) gets a new connection for the next request. A request that finds
+ * its kept connection gone before any byte of the reply (the server's idle
+ * timeout, or another connection took the socket) is sent once more on a
+ * fresh one, as RFC 9112 §9.3.1 allows for a request the server never saw.
+ */
+export class HttpsConnection {
+    /** TLS connections opened so far: each one a handshake. */
+    handshakes = 0
+    private socket: Socket = undefined
+    private readonly where: string
+
+    constructor(
+        readonly endpoint: Endpoint,
+        private readonly timeoutMs = 20000
+    ) {
+        this.where = `https://${endpoint.host}:${endpoint.port}`
     }
-    try {
+
+    /** Sends one request and reads the whole reply, over the kept connection if there is one. */
+    async request(req: HttpsRequest): Promise<HttpsResponse> {
+        const kept = this.socket !== undefined
+        if (kept) {
+            try {
+                return await this.exchange(req)
+            } catch (e: any) {
+                if (!(e instanceof HttpsError) || e.failure !== "closed") throw e
+            }
+        }
+        await this.open()
+        return await this.exchange(req)
+    }
+
+    /** Closes the connection, if one is open. */
+    async close() {
+        const s = this.socket
+        this.socket = undefined
+        if (s) await s.close()
+    }
+
+    private async open() {
+        await this.close()
+        try {
+            this.socket = await connect({ host: this.endpoint.host, port: this.endpoint.port, proto: "tls", timeout: this.timeoutMs })
+        } catch (e: any) {
+            // the runtime refuses an invalid certificate here, before anything is sent
+            const msg = e && e.message ? e.message : "connection failed"
+            throw new HttpsError(isTlsFailure(msg) ? "tls" : "connect", `${this.where}: ${msg}`)
+        }
+        this.handshakes++
+    }
+
+    /** Reads the next chunk: `null` when the server closed, `HttpsError` on a timeout or a socket error. */
+    private async recv(what: string): Promise<Buffer> {
+        let chunk: Buffer
+        try {
+            chunk = await this.socket.recv(this.timeoutMs)
+        } catch (e: any) {
+            chunk = null
+        }
+        if (chunk === undefined) throw new HttpsError("timeout", `${this.where}: ${what}`)
+        return chunk
+    }
+
+    /** One request and its reply on the open socket; closes it on any failure and when the server will not keep it. */
+    private async exchange(req: HttpsRequest): Promise<HttpsResponse> {
+        try {
+            const response = await this.roundTrip(req)
+            if (!response.keep) await this.close()
+            return response.reply
+        } catch (e: any) {
+            await this.close()
+            throw e
+        }
+    }
+
+    private async roundTrip(req: HttpsRequest): Promise<{ reply: HttpsResponse; keep: boolean }> {
+        const where = this.where
+        const maxBody = req.maxBodyBytes ?? MAX_BODY_BYTES
         const body = req.body || ""
-        let head = `${req.method} ${req.path} HTTP/1.1\r\nhost: ${req.host}\r\nconnection: close\r\n`
+        let head = `${req.method} ${req.path} HTTP/1.1\r\nhost: ${this.endpoint.host}\r\n`
         const headers = req.headers || {}
         for (const name of Object.keys(headers)) head += `${name}: ${headers[name]}\r\n`
-        if (body.length) head += `content-type: application/json\r\ncontent-length: ${Buffer.from(body).length}\r\n`
-        await socket.send(head + "\r\n" + body)
+        if (body.length > 0) head += `content-type: application/json\r\ncontent-length: ${Buffer.from(body).length}\r\n`
+        try {
+            await this.socket.send(head + "\r\n" + body)
+        } catch (e: any) {
+            throw new HttpsError("closed", `${where}: connection closed`)
+        }
 
         let buf = Buffer.alloc(0)
         let headEnd = -1
         while (headEnd < 0) {
-            const chunk = await socket.recv(timeoutMs)
-            if (chunk === undefined) throw new HttpsError("timeout", `${where}: no reply`)
-            if (chunk === null) throw new HttpsError("protocol", `${where}: closed before the reply`)
+            const chunk = await this.recv("no reply")
+            if (chunk === null) throw new HttpsError(buf.length === 0 ? "closed" : "protocol", `${where}: closed before the reply`)
             // no copy of a first chunk that may already hold a whole signed manifest
-            buf = buf.length ? buf.concat(chunk) : chunk
+            buf = buf.length > 0 ? buf.concat(chunk) : chunk
             headEnd = indexOfCrlfCrlf(buf)
             if (headEnd < 0 && buf.length > MAX_HEADER_BYTES) throw new HttpsError("too-large", `${where}: headers too large`)
         }
@@ -116,17 +192,26 @@ export async function httpsRequest(req: HttpsRequest): Promise<HttpsResponse> {
         if (filled > bodyBuf.length) throw new HttpsError("too-large", `${where}: body too large`)
         bodyBuf.blitAt(0, buf, headEnd + 4, filled)
         buf = undefined
+        let closed = false
         while (length < 0 || filled < length) {
-            const chunk = await socket.recv(timeoutMs)
-            if (chunk === undefined) throw new HttpsError("timeout", `${where}: reply cut off`)
-            if (chunk === null) break
+            const chunk = await this.recv("reply cut off")
+            if (chunk === null) {
+                closed = true
+                break
+            }
             if (filled + chunk.length > bodyBuf.length) throw new HttpsError("too-large", `${where}: body too large`)
             bodyBuf.blitAt(filled, chunk, 0, chunk.length)
             filled += chunk.length
         }
         if (length >= 0 && filled < length) throw new HttpsError("protocol", `${where}: reply cut off`)
-        return { status: parsed.status, headers: parsed.headers, body: filled === bodyBuf.length ? bodyBuf : bodyBuf.slice(0, filled) }
-    } finally {
-        await socket.close()
+        // RFC 9112 §9.3: HTTP/1.1 keeps the connection unless either side says close
+        const connection = (parsed.headers["connection"] || "").toLowerCase()
+        const keep = !closed && length >= 0 && parsed.http11 && connection.indexOf("close") < 0
+        const reply = {
+            status: parsed.status,
+            headers: parsed.headers,
+            body: filled === bodyBuf.length ? bodyBuf : bodyBuf.slice(0, filled),
+        }
+        return { reply, keep }
     }
 }

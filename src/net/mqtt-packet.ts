@@ -112,7 +112,7 @@ export function encodeConnect(c: ConnectFields): Buffer {
 /** PUBLISH (§3.3); `packetId` only for QoS 1. */
 export function encodePublish(topic: string, payload: Buffer, qos: 0 | 1, packetId: number): Buffer {
     let body = field(Buffer.from(topic))
-    if (qos) body = body.concat(u16(packetId))
+    if (qos !== 0) body = body.concat(u16(packetId))
     return packet((PacketType.Publish << 4) | (qos << 1), body.concat(payload))
 }
 
@@ -157,7 +157,7 @@ export function parsePacket(buf: Buffer, maxBytes: number): { packet: MqttPacket
         const digit = buf[i++]
         length += (digit & 0x7f) * multiplier
         multiplier *= 128
-        if (!(digit & 0x80)) break
+        if ((digit & 0x80) === 0) break
     }
     if (i + length > maxBytes) throw new MqttProtocolError(`packet of ${i + length} bytes exceeds ${maxBytes}`)
     if (buf.length < i + length) return undefined
@@ -190,7 +190,7 @@ export function decodePublish(p: MqttPacket): MqttMessage {
     const topic = p.body.slice(2, 2 + topicLength).toString("utf-8")
     let at = 2 + topicLength
     let packetId = 0
-    if (qos) {
+    if (qos !== 0) {
         packetId = readU16(p.body, at)
         at += 2
     }

@@ -86,9 +86,9 @@ export class MqttClient {
         options: MqttConnectOptions
     ) {
         this.where = `mqtts://${options.host}:${options.port}`
-        this.timeoutMs = options.timeoutMs || 10000
-        this.keepAliveMs = (options.keepAliveS || 60) * 1000
-        this.maxPacketBytes = options.maxPacketBytes || 2048
+        this.timeoutMs = options.timeoutMs ?? 10000
+        this.keepAliveMs = (options.keepAliveS ?? 60) * 1000
+        this.maxPacketBytes = options.maxPacketBytes ?? 2048
     }
 
     /**
@@ -99,7 +99,7 @@ export class MqttClient {
         const where = `mqtts://${options.host}:${options.port}`
         let socket: Socket
         try {
-            socket = await connect({ host: options.host, port: options.port, proto: "tls", timeout: options.timeoutMs || 10000 })
+            socket = await connect({ host: options.host, port: options.port, proto: "tls", timeout: options.timeoutMs ?? 10000 })
         } catch (e: any) {
             const msg = e && e.message ? e.message : "connection failed"
             throw new MqttError(isTlsFailure(msg) ? "tls" : "connect", `${where}: ${msg}`)
@@ -107,7 +107,7 @@ export class MqttClient {
         const client = new MqttClient(socket, options)
         try {
             const { clientId, username, password } = options
-            await client.send(encodeConnect({ clientId, username, password, keepAliveS: options.keepAliveS || 60 }))
+            await client.send(encodeConnect({ clientId, username, password, keepAliveS: options.keepAliveS ?? 60 }))
             const ack = await client.waitFor(PacketType.Connack, -1)
             const code = ack.body.length === 2 ? ack.body[1] : 255
             if (code !== ConnackCode.Accepted) {
@@ -124,9 +124,9 @@ export class MqttClient {
 
     /** Publishes; for QoS 1 resolves only once the broker acknowledged (PUBACK). */
     async publish(topic: string, payload: Buffer, qos: 0 | 1): Promise<void> {
-        const id = qos ? this.packetId() : 0
+        const id = qos !== 0 ? this.packetId() : 0
         await this.send(encodePublish(topic, payload, qos, id))
-        if (qos) await this.waitFor(PacketType.Puback, id)
+        if (qos !== 0) await this.waitFor(PacketType.Puback, id)
     }
 
     /** Subscribes to one filter; throws when the broker refuses it (SUBACK 0x80, §3.9.3). */
@@ -232,7 +232,7 @@ export class MqttClient {
             } catch (e: any) {
                 await this.fail("protocol", e.message)
             }
-            if (m.qos) await this.send(encodePuback(m.packetId))
+            if (m.qos !== 0) await this.send(encodePuback(m.packetId))
             if (this.onMessage) await this.onMessage(m)
             return undefined
         }

@@ -58,7 +58,7 @@ export class ReadingBatcher {
 
     /** Closes the current batch and delivers it; nothing is sent when there is nothing new. */
     async flush(): Promise<ReadingBatch> {
-        if (!this.readings.length && !this.countsChanged) return undefined
+        if (this.readings.length === 0 && !this.countsChanged) return undefined
         const batch: ReadingBatch = {
             readings: this.readings,
             faults: this.tallies.map(t => ({ sensor: t.sensor, count: t.count })),

@@ -5,7 +5,7 @@
  * The runtime cuts a log line at about 280 characters, so the hex is split:
  * `senml-cbor <batch> <part>/<parts> <hex>`.
  */
-import { encodeReadingBatch, ReadingBatch, ReadingPackOptions } from "../codec/readings"
+import { encodeReadingBatch, ReadingBatch } from "../codec/readings"
 import { QUANTITY_UNIT } from "../sensors/datasheet"
 import { ReadingSink } from "./sink"
 
@@ -19,10 +19,8 @@ export class ConsoleSink implements ReadingSink {
     /** Batches printed so far. */
     batches = 0
 
-    constructor(private readonly options: ReadingPackOptions) {}
-
     async deliver(batch: ReadingBatch): Promise<void> {
-        const pack = encodeReadingBatch(batch, this.options)
+        const pack = await encodeReadingBatch(batch)
         printHexLines(`${SENML_LINE_PREFIX} ${this.batches++}`, pack)
         console.log(summarize(batch, pack.length))
     }
@@ -51,6 +49,6 @@ export function summarize(batch: ReadingBatch, packBytes: number): string {
     }
     let line = `${batch.readings.length} readings, ${packBytes} B: ${latest.join(" ")}`
     for (const f of batch.faults) line += ` ${f.sensor}:faults=${f.count}`
-    if (batch.dropped) line += ` dropped=${batch.dropped}`
+    if (batch.dropped > 0) line += ` dropped=${batch.dropped}`
     return line
 }

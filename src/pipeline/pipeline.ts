@@ -2,7 +2,7 @@
  * Wires sensors to a sink: one sampler per configured sensor, all feeding one batcher.
  */
 import { SensorSampler } from "../sensors/sampler"
-import { Reading, SensorConfig, SensorFault, SensorPort } from "../sensors/types"
+import { PortOpener, Reading, SensorConfig, SensorFault, SensorPort } from "../sensors/types"
 import { ReadingBatcher } from "./batcher"
 import { ReadingSink } from "./sink"
 
@@ -10,8 +10,7 @@ import { ReadingSink } from "./sink"
 export interface PipelineOptions {
     sensors: SensorConfig[]
     sink: ReadingSink
-    /** Opens the port of one sensor: a driver on a board, a simulated part in the simulator. */
-    openPort: (config: SensorConfig) => Promise<SensorPort>
+    openPort: PortOpener
     /** Time between batches, in milliseconds. */
     flushIntervalMs: number
     /** Most readings held between two flushes. */

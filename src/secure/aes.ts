@@ -38,7 +38,7 @@ export const AES_BLOCK_BYTES = 16
 
 /** xtime (FIPS 197 §4.2.1): multiplication by x in GF(2^8), as a table because calls cost more than lookups on the VM. */
 const XTIME = Buffer.alloc(256)
-for (let i = 0; i < 256; ++i) XTIME[i] = ((i << 1) ^ (i & 0x80 ? 0x1b : 0)) & 0xff
+for (let i = 0; i < 256; ++i) XTIME[i] = ((i << 1) ^ ((i & 0x80) !== 0 ? 0x1b : 0)) & 0xff
 
 /** KeyExpansion (FIPS 197 §5.2) for Nk = 8: 240 bytes of round keys. */
 export function expandKey256(key: Buffer): Buffer {

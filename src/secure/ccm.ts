@@ -9,9 +9,9 @@
  * and S_0 are computed here with the software block cipher.
  */
 import * as ds from "@devicescript/core"
-import { encrypt } from "@devicescript/crypto"
 import { constantTimeEqual } from "../bytes/constant-time"
 import { expectBuffer } from "../bytes/expect-buffer"
+import { aes256CcmCtr } from "../bytes/natives"
 import { AES256_KEY_BYTES, AES_BLOCK_BYTES, encryptBlock, expandKey256 } from "./aes"
 
 /** Tag length M. */
@@ -36,8 +36,8 @@ function schedule(key: Buffer): Buffer {
 
 /** Counter mode as CCM defines it, with the runtime's AES (tag length 0 = CTR only). */
 function ctr(key: Buffer, nonce: Buffer, data: Buffer): Buffer {
-    if (!data.length) return Buffer.alloc(0)
-    return encrypt({ algo: "aes-256-ccm", key, iv: nonce, data, tagLength: 0 })
+    if (data.length === 0) return Buffer.alloc(0)
+    return aes256CcmCtr(key, nonce, data)
 }
 
 /** The CBC-MAC of RFC 3610 §2.2 over B_0, the length-prefixed AAD and the message, encrypted with S_0 (§2.3). */
@@ -48,14 +48,14 @@ async function tag(key: Buffer, nonce: Buffer, aad: Buffer, message: Buffer): Pr
     const w = schedule(key)
     const x = Buffer.alloc(AES_BLOCK_BYTES)
     // B_0: flags = 64·Adata + 8·(M-2)/2 + (L-1), nonce, l(m) in L = 2 bytes
-    x[0] = (aad.length ? 64 : 0) + 8 * ((CCM_TAG_BYTES - 2) / 2) + 1
+    x[0] = (aad.length > 0 ? 64 : 0) + 8 * ((CCM_TAG_BYTES - 2) / 2) + 1
     x.blitAt(1, nonce, 0, CCM_NONCE_BYTES)
     x[14] = message.length >> 8
     x[15] = message.length & 0xff
     encryptBlock(w, x)
     let blocks = 1
     // the AAD with its two-byte length, then the message, each zero-padded to whole blocks
-    const streams: Buffer[] = [aad.length ? Buffer.from([aad.length >> 8, aad.length & 0xff]).concat(aad) : Buffer.alloc(0), message]
+    const streams: Buffer[] = [aad.length > 0 ? Buffer.from([aad.length >> 8, aad.length & 0xff]).concat(aad) : Buffer.alloc(0), message]
     for (const data of streams) {
         for (let at = 0; at < data.length; at += AES_BLOCK_BYTES) {
             const n = Math.min(AES_BLOCK_BYTES, data.length - at)

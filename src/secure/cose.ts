@@ -71,6 +71,16 @@ export interface OpenOptions {
     maxBytes?: number
 }
 
+/**
+ * The most bytes sealing adds to a plaintext below 64 KiB: tag and array
+ * heads, the protected header, the unprotected map with a kid of `kidBytes`
+ * (below 24) and a Partial IV of at most `MAX_PARTIAL_IV_BYTES`, the
+ * ciphertext's head and the CCM tag.
+ */
+export function sealOverhead(kidBytes: number): number {
+    return 2 + (1 + PROTECTED.length) + 1 + (2 + kidBytes) + (2 + MAX_PARTIAL_IV_BYTES) + 3 + CCM_TAG_BYTES
+}
+
 /** The counter as a Partial IV: big-endian, no leading zero bytes, at least one byte (as OSCORE, RFC 8613 §6.1). */
 export function partialIvFromCounter(counter: number): Buffer {
     if (!(counter >= 0) || counter !== Math.floor(counter) || counter >= 1099511627776) throw new CoseError("counter out of range")
@@ -131,7 +141,7 @@ export async function open(message: Buffer, options: OpenOptions): Promise<Opene
     let v: CborValue
     try {
         // COSE does not require deterministic encoding of what it carries (RFC 9052 §9)
-        v = decodeCbor(message, { maxBytes: options.maxBytes || 2048, maxDepth: 3, maxItems: 16, deterministic: false })
+        v = decodeCbor(message, { maxBytes: options.maxBytes ?? 2048, maxDepth: 3, maxItems: 16, deterministic: false })
     } catch (e: any) {
         throw new CoseError(e instanceof CborError ? `not CBOR: ${e.message}` : "not CBOR")
     }
@@ -145,7 +155,7 @@ export async function open(message: Buffer, options: OpenOptions): Promise<Opene
     let prot: CborValue
     try {
         const limits = { maxBytes: 64, maxDepth: 1, maxItems: 8, deterministic: false }
-        prot = protectedBytes.length ? decodeCbor(protectedBytes, limits) : new CborMap()
+        prot = protectedBytes.length > 0 ? decodeCbor(protectedBytes, limits) : new CborMap()
     } catch (e) {
         throw new CoseError("protected header is not CBOR")
     }
@@ -163,7 +173,7 @@ export async function open(message: Buffer, options: OpenOptions): Promise<Opene
         if (partialIv.length < 1 || partialIv.length > MAX_PARTIAL_IV_BYTES) throw new CoseError("bad partial IV length")
         if (partialIv.length > 1 && partialIv[0] === 0) throw new CoseError("partial IV not minimal")
         nonce = nonceFor(options.contextIv, partialIv)
-    } else throw new CoseError("exactly one of IV and partial IV is required")
+    } else throw new CoseError("needs one of IV and partial IV")
     if (ciphertext.length < CCM_TAG_BYTES) throw new CoseError("ciphertext shorter than the tag")
     const plaintext = await ccmOpen(options.key, nonce, encStructure(protectedBytes, options.externalAad), ciphertext)
     if (!plaintext) throw new CoseError("authentication failed")

@@ -31,7 +31,7 @@ export class MessageCounter {
     private readonly block: number
 
     private constructor(private readonly options: CounterOptions) {
-        this.block = options.block || 64
+        this.block = options.block ?? 64
     }
 
     /** Opens the counter where the last reservation ended. */

@@ -20,8 +20,8 @@
  * and envelope key from the code, with the same labels (devs/owner/keys.ts),
  * so both ends agree without the secret leaving the device.
  */
-import { hmac, sha256Hkdf } from "@devicescript/crypto"
 import { expectBuffer } from "../bytes/expect-buffer"
+import { hkdfSha256, hmacSha256 } from "../bytes/natives"
 import { canonicalClaimCode } from "../codec/base32"
 import { CCM_NONCE_BYTES } from "./ccm"
 
@@ -39,7 +39,7 @@ export interface ChannelKeys {
 /** HKDF of the device secret for one use, bound to the device id. */
 function fromSecret(secret: Buffer, deviceId: string, use: string): Buffer {
     expectBuffer(secret, "device secret", SECRET_BYTES)
-    return sha256Hkdf(secret, use, Buffer.from(deviceId, "hex"))
+    return hkdfSha256(secret, use, Buffer.from(deviceId, "hex"))
 }
 
 /** The root the owner receives at claim time. */
@@ -51,8 +51,8 @@ export function ownerRoot(secret: Buffer, deviceId: string): Buffer {
 export function channelKeys(root: Buffer, deviceId: string, direction: "up" | "down"): ChannelKeys {
     const id = Buffer.from(deviceId, "hex")
     return {
-        key: sha256Hkdf(root, `sentinel-node ${direction} key`, id),
-        contextIv: sha256Hkdf(root, `sentinel-node ${direction} iv`, id).slice(0, CCM_NONCE_BYTES),
+        key: hkdfSha256(root, `sentinel-node ${direction} key`, id),
+        contextIv: hkdfSha256(root, `sentinel-node ${direction} iv`, id).slice(0, CCM_NONCE_BYTES),
         kid: id,
     }
 }
@@ -72,12 +72,12 @@ export function slotRecordKey(secret: Buffer, deviceId: string): Buffer {
 
 /** What the owner sends the registry instead of the claim code: upper-case hex of HMAC(code, label). */
 export function claimProof(code: string): string {
-    return hmac(Buffer.from(canonicalClaimCode(code)), "sha256", "sentinel-node claim proof")
+    return hmacSha256(Buffer.from(canonicalClaimCode(code)), ["sentinel-node claim proof"])
         .toString("hex")
         .toUpperCase()
 }
 
 /** The key that seals the owner envelope, from the claim code. */
 export function envelopeKey(code: string, deviceId: string): Buffer {
-    return sha256Hkdf(Buffer.from(canonicalClaimCode(code)), "sentinel-node owner envelope key", Buffer.from(deviceId, "hex"))
+    return hkdfSha256(Buffer.from(canonicalClaimCode(code)), "sentinel-node owner envelope key", Buffer.from(deviceId, "hex"))
 }

@@ -34,7 +34,7 @@ export class SensorConfigError extends Error {
 /** Parses a sensor list. Throws `SensorConfigError` naming the bad entry. */
 export function parseSensorList(spec: string): SensorConfig[] {
     const out: SensorConfig[] = []
-    if (typeof spec !== "string" || !spec.trim().length) throw new SensorConfigError("empty sensor list")
+    if (typeof spec !== "string" || spec.trim().length === 0) throw new SensorConfigError("empty sensor list")
     for (const raw of spec.split(",")) {
         const entry = raw.trim()
         let rest = entry
@@ -75,7 +75,7 @@ function hexByte(v: number): string {
 }
 
 function parseDecimal(s: string, entry: string): number {
-    if (!s.length || s.length > 9) throw new SensorConfigError(`bad interval in "${entry}"`)
+    if (s.length === 0 || s.length > 9) throw new SensorConfigError(`bad interval in "${entry}"`)
     let v = 0
     for (let i = 0; i < s.length; ++i) {
         const d = s.charCodeAt(i) - 0x30

@@ -1,6 +1,8 @@
 /**
  * Real parts on a board's I2C bus, through the drivers of `@devicescript/drivers`.
  * Each driver starts Jacdac sensor servers; the port reads their roles once per sample.
+ * A board's image imports only the openers of the parts it has (`src/boards/`),
+ * so no image carries a driver its board does not need.
  *
  * Known limit of the stock BME680 driver: it publishes gas resistance through the
  * air quality index service, whose register tops out at 65535, so resistances above
@@ -8,11 +10,11 @@
  */
 import * as ds from "@devicescript/core"
 import { startAHT20, startBME680, startSHT30, startSHTC3 } from "@devicescript/drivers"
-import { Quantity, Sample, SensorConfig, SensorPort } from "./types"
+import { PortOpener, Quantity, Sample, SensorConfig, SensorModel, SensorPort } from "./types"
 
 type ReadableRole = ds.Role & { reading: ds.Register<number> }
 
-class DriverPort implements SensorPort {
+class DriverPort {
     constructor(private readonly roles: { [q in Quantity]?: ReadableRole }) {}
 
     async read(): Promise<Sample> {
@@ -30,31 +32,35 @@ class DriverPort implements SensorPort {
     }
 }
 
-/** Starts the driver for one configured part. Throws `DriverError` when the part does not answer. */
-export async function startDriverPort(config: SensorConfig): Promise<SensorPort> {
-    const baseName = config.name
-    switch (config.model) {
-        case "shtc3": {
-            const r = await startSHTC3({ baseName })
-            return new DriverPort({ temperature: r.temperature, humidity: r.humidity })
-        }
-        case "sht30": {
-            const r = await startSHT30({ baseName, address: config.address as 0x44 | 0x45 })
-            return new DriverPort({ temperature: r.temperature, humidity: r.humidity })
-        }
-        case "aht20": {
-            const r = await startAHT20({ baseName })
-            return new DriverPort({ temperature: r.temperature, humidity: r.humidity })
-        }
-        case "bme680": {
-            const r = await startBME680({ baseName, address: config.address as 0x76 | 0x77 })
-            return new DriverPort({
-                temperature: r.temperature,
-                humidity: r.humidity,
-                pressure: r.pressure,
-                gas: r.airQualityIndex,
-            })
-        }
+/** SHTC3: temperature and humidity. */
+export async function shtc3(config: SensorConfig): Promise<SensorPort> {
+    const r = await startSHTC3({ baseName: config.name })
+    return new DriverPort({ temperature: r.temperature, humidity: r.humidity })
+}
+
+/** SHT30 at 0x44 or 0x45. */
+export async function sht30(config: SensorConfig): Promise<SensorPort> {
+    const r = await startSHT30({ baseName: config.name, address: config.address as 0x44 | 0x45 })
+    return new DriverPort({ temperature: r.temperature, humidity: r.humidity })
+}
+
+/** AHT20. */
+export async function aht20(config: SensorConfig): Promise<SensorPort> {
+    const r = await startAHT20({ baseName: config.name })
+    return new DriverPort({ temperature: r.temperature, humidity: r.humidity })
+}
+
+/** BME680 at 0x76 or 0x77: temperature, humidity, pressure and gas resistance. */
+export async function bme680(config: SensorConfig): Promise<SensorPort> {
+    const r = await startBME680({ baseName: config.name, address: config.address as 0x76 | 0x77 })
+    return new DriverPort({ temperature: r.temperature, humidity: r.humidity, pressure: r.pressure, gas: r.airQualityIndex })
+}
+
+/** The opener of a board's parts: the driver of each model it names; a model without one is a fault, not a crash. */
+export function driverPorts(drivers: { [m in SensorModel]?: PortOpener }): PortOpener {
+    return async config => {
+        const open = drivers[config.model]
+        if (!open) throw new Error(`no ${config.model} driver in this image`)
+        return await open(config)
     }
-    throw new Error(`no driver for ${config.model}`)
 }

@@ -69,7 +69,7 @@ export class SimulatedSensor implements SensorPort {
     }
 }
 
-/** The port of a configured sensor in the simulator: a simulated part of its model (as `startDriverPort` is on a board). */
+/** The port of a configured sensor in the simulator: a simulated part of its model (as a driver is on a board). */
 export async function openSimulatedPort(config: SensorConfig): Promise<SensorPort> {
     return new SimulatedSensor(config.model)
 }

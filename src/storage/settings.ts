@@ -50,6 +50,8 @@ export const enum SettingKey {
     UpdateService = "sn_updsrv",
     /** The device id whose WSSK master key the update service holds. */
     WsskKeyHeldFor = "sn_wsskheld",
+    /** Sampling intervals the owner set by command (`pipeline/intervals.ts`). */
+    SensorIntervals = "sn_intervals",
 }
 
 /**
@@ -112,9 +114,9 @@ export async function readBytes(key: string): Promise<Buffer> {
         const pkt = await askOnce(key)
         if (!pkt) continue
         const value = pkt.decode()[1] as Buffer
-        return value && value.length ? value : undefined
+        return value && value.length > 0 ? value : undefined
     }
-    throw new StorageError(`setting "${key}": no answer from the settings service`)
+    throw new StorageError(`setting "${key}": no answer`)
 }
 
 /**
@@ -130,7 +132,7 @@ export async function readBytes(key: string): Promise<Buffer> {
 async function confirmStored(key: string, value: Buffer) {
     const stored = await readBytes(key)
     const same = value ? constantTimeEqual(stored, value) : stored === undefined
-    if (!same) throw new StorageError(`setting "${key}": the store did not take the ${value ? "write" : "deletion"}`)
+    if (!same) throw new StorageError(`setting "${key}": ${value ? "write" : "deletion"} not taken`)
 }
 
 /**
@@ -140,7 +142,7 @@ async function confirmStored(key: string, value: Buffer) {
  */
 export async function writeBytes(key: string, value: Buffer): Promise<void> {
     checkKey(key)
-    if (!(value instanceof Buffer) || value.length === 0) throw new StorageError(`setting "${key}": value must be a non-empty buffer`)
+    if (!(value instanceof Buffer) || value.length === 0) throw new StorageError(`setting "${key}": empty value`)
     if (value.length > MAX_VALUE_BYTES) throw new StorageError(`setting "${key}": ${value.length} bytes exceeds ${MAX_VALUE_BYTES}`)
     await settings.set(key, value)
     await confirmStored(key, value)

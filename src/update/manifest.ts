@@ -95,7 +95,7 @@ export function decodeManifest(payload: Buffer): FirmwareManifest {
     for (const k of v.keys)
         if (typeof k !== "number" || k < M_FORMAT || k > M_MIN_SEQUENCE) throw new ManifestError("malformed", "unknown manifest element")
     const size = uint(v, M_SIZE, "size")
-    if (size === 0 || size % 32 !== 0) throw new ManifestError("malformed", "image size must be a non-zero multiple of 32")
+    if (size === 0 || size % 32 !== 0) throw new ManifestError("malformed", "size not a multiple of 32")
     return {
         sequence: uint(v, M_SEQUENCE, "sequence"),
         vendorId: bytes(v, M_VENDOR, "vendor id", 16),
@@ -203,7 +203,7 @@ export interface ManifestPolicy {
  */
 export function checkManifestPolicy(m: FirmwareManifest, policy: ManifestPolicy) {
     if (!constantTimeEqual(m.vendorId, policy.vendorId) || !constantTimeEqual(m.classId, policy.classId))
-        throw new ManifestError("wrong-device", "manifest is for another vendor or device class")
+        throw new ManifestError("wrong-device", "other vendor or class")
     if (m.sequence <= policy.securityCounter)
         throw new ManifestError("rollback", `sequence ${m.sequence} is not above the security counter ${policy.securityCounter}`)
     if (m.minSequence > policy.securityCounter) throw new ManifestError("precondition", `needs sequence ${m.minSequence} installed first`)

@@ -6,16 +6,20 @@
  * test/host/slh-dsa.test.ts checks this file against it.
  *
  * Every hash is the runtime's native SHA-256: 2,000 to 2,300 of them per
- * verification. A fiber that runs ~128K VM steps without yielding panics with
- * InfiniteLoop, which this code reached after 800 to 1,000 hash calls, so it
- * yields after every WOTS chain and every FORS tree: at most 25 hash calls
- * between yields. A yield costs about a microsecond in the simulator, and
- * other fibers (MQTT, sampling) get a turn at least every 25 hash calls.
+ * verification, so the VM's share is what the benchmark watches (against the
+ * same count of bare SHA-256 calls on the same input sizes). Each hash input
+ * lives in one buffer, PK.seed || padding || ADRSc || M, that the runtime
+ * hashes in one call: a WOTS chain step writes one address byte, hashes,
+ * and copies 16 bytes back; nothing is allocated but the digest itself.
+ *
+ * A fiber that runs ~128K VM steps without yielding panics with InfiniteLoop,
+ * so the verifier yields after every WOTS chain and every FORS tree: at most
+ * 25 hash calls between yields, and other fibers (MQTT, sampling) get a turn.
  */
 import * as ds from "@devicescript/core"
-import { digest } from "@devicescript/crypto"
 import { constantTimeEqual } from "../bytes/constant-time"
 import { expectBuffer } from "../bytes/expect-buffer"
+import { nativeDigest, sha256 } from "../bytes/natives"
 
 // FIPS 205 Table 2, the row of SLH-DSA-SHA2-128s; every size below is computed from it.
 /** Security parameter n: bytes of every hash value and key part. */
@@ -53,6 +57,8 @@ const W = 1 << SLH_LG_W
 const LEN1 = Math.ceil((8 * SLH_N) / SLH_LG_W)
 const LEN2 = genLen2(LEN1, W)
 const LEN = LEN1 + LEN2
+/** WOTS+ chains per key, len (35): the n-byte values T_len compresses. */
+export const SLH_WOTS_LEN = LEN
 /** Alg. 20's split of the m-byte digest: md = ceil(k·a / 8) bytes, idx_tree = ceil((h − h/d) / 8), idx_leaf = ceil(h / 8d). */
 export const SLH_MD_BYTES = Math.ceil((SLH_K * SLH_A) / 8)
 export const SLH_IDX_TREE_BYTES = Math.ceil((SLH_H - SLH_H / SLH_D) / 8)
@@ -91,28 +97,41 @@ const ADRS_TREE_HEIGHT = 14
 const ADRS_HASH = 18
 const ADRS_TREE_INDEX = 18
 
-/** Writes one 4-byte big-endian word of ADRSc. */
-function setWord(adrs: Buffer, at: number, value: number) {
-    adrs[at] = value >>> 24
-    adrs[at + 1] = (value >> 16) & 0xff
-    adrs[at + 2] = (value >> 8) & 0xff
-    adrs[at + 3] = value & 0xff
-}
-
-/** ADRS.setTypeAndClear (§4.3): the type, with the three words after it zeroed. */
-function setTypeAndClear(adrs: Buffer, type: number) {
-    adrs[ADRS_TYPE] = type
-    for (let i = ADRS_KEY_PAIR; i < ADRSC_BYTES; ++i) adrs[i] = 0
-}
-
 /**
- * F, H and T_l of §11.2.1: Trunc_n(SHA-256(PK.seed || toByte(0, 64 − n) || ADRSc || M)),
- * written into `out` at `at`. `seedBlock` is the 64-byte first SHA-256 block,
- * built once per verification.
+ * The input of F, H and T_l (§11.2.1): PK.seed || toByte(0, 64 − n) || ADRSc || M,
+ * hashed in place. Each of the four message sizes has its own buffer, so a
+ * hash is one call of the runtime's SHA-256 on one buffer, and a chain step
+ * changes one address byte and copies 16 bytes back; ADRS is copied between
+ * buffers only when the hash changes.
  */
-function tweakedHash(seedBlock: Buffer, adrs: Buffer, m: Buffer, out: Buffer, at: number) {
-    tweakedHashCalls++
-    out.blitAt(at, digest("sha256", seedBlock, adrs, m), 0, SLH_N)
+const SEED_BLOCK_BYTES = 64
+const ADRS_AT = SEED_BLOCK_BYTES
+/** Where M starts in a tweakable hash's input: the input of F is this plus n bytes, of H plus 2n, of T_l plus l·n. */
+export const SLH_HASH_MESSAGE_AT = ADRS_AT + ADRSC_BYTES
+const MESSAGE_AT = SLH_HASH_MESSAGE_AT
+/** Chain, height and hash are below 256 (len = 35, h' and a at most 12, w = 16): only a word's last byte is ever set. */
+const CHAIN_BYTE_AT = ADRS_AT + ADRS_CHAIN + 3
+const TREE_HEIGHT_BYTE_AT = ADRS_AT + ADRS_TREE_HEIGHT + 3
+const HASH_BYTE_AT = ADRS_AT + ADRS_HASH + 3
+
+/** One tweakable hash's input buffer, with the one-element list the runtime's digest takes. */
+interface HashInput {
+    bytes: Buffer
+    list: Buffer[]
+}
+
+function hashInput(pkSeed: Buffer, messageBytes: number): HashInput {
+    const bytes = Buffer.alloc(MESSAGE_AT + messageBytes)
+    bytes.blitAt(0, pkSeed, 0, SLH_N)
+    return { bytes, list: [bytes] }
+}
+
+/** The buffers of one verification: F (one n-byte value), H (two), T_len (a WOTS key's len values), T_k (FORS's k roots). */
+interface Hashes {
+    f: HashInput
+    h: HashInput
+    wotsPk: HashInput
+    forsPk: HashInput
 }
 
 let tweakedHashCalls = 0
@@ -120,6 +139,28 @@ let tweakedHashCalls = 0
 /** Calls of the tweakable hash (F, H, T_l) since boot: the benchmark's operation count. */
 export function slhDsaTweakedHashCalls(): number {
     return tweakedHashCalls
+}
+
+/** Trunc_n(SHA-256(input)) into `out` at `at`. */
+function hash(input: HashInput, out: Buffer, at: number) {
+    tweakedHashCalls++
+    out.blitAt(at, nativeDigest(undefined, "sha256", input.list), 0, SLH_N)
+}
+
+/** Writes one 4-byte big-endian word of ADRSc in `input`. */
+function setWord(input: HashInput, at: number, value: number) {
+    const b = input.bytes
+    b[ADRS_AT + at] = value >>> 24
+    b[ADRS_AT + at + 1] = (value >> 16) & 0xff
+    b[ADRS_AT + at + 2] = (value >> 8) & 0xff
+    b[ADRS_AT + at + 3] = value & 0xff
+}
+
+/** `to`'s address becomes `from`'s, with type `type` and, as ADRS.setTypeAndClear (§4.3), the words after the key pair zeroed. */
+function moveAddress(from: HashInput, to: HashInput, type: number) {
+    to.bytes.blitAt(ADRS_AT, from.bytes, ADRS_AT, ADRS_CHAIN)
+    to.bytes[ADRS_AT + ADRS_TYPE] = type
+    to.bytes.fillAt(ADRS_AT + ADRS_CHAIN, ADRSC_BYTES - ADRS_CHAIN, 0)
 }
 
 /** Alg. 4 base_2^b: the first `outLen` b-bit big-endian digits of `x` from byte `at`. */
@@ -141,69 +182,57 @@ function base2b(x: Buffer, at: number, b: number, outLen: number): number[] {
 
 /**
  * Lines 8–16 of Alg. 11 (XMSS) and Alg. 17 (FORS): climbs from the leaf at
- * `treeIndex` to the root along the authentication path at `sig[authAt]`.
- * `node` holds the leaf and receives the root; ADRS has the tree's type set.
- * Halving the index is floor(index / 2) whether it was even or odd.
+ * `treeIndex` in `node` to the root along the authentication path at
+ * `sig[authAt]`, leaving the root in `node`. H's address holds the tree's type,
+ * layer, tree address and key pair. Halving the index is floor(index / 2)
+ * whether it was even or odd.
  */
-function climb(seedBlock: Buffer, adrs: Buffer, node: Buffer, treeIndex: number, sig: Buffer, authAt: number, height: number) {
-    const pair = Buffer.alloc(2 * SLH_N)
+function climb(h: HashInput, node: Buffer, treeIndex: number, sig: Buffer, authAt: number, height: number) {
+    const pair = h.bytes
     for (let k = 0; k < height; ++k) {
-        const auth = authAt + k * SLH_N
-        if ((treeIndex & 1) === 0) {
-            pair.blitAt(0, node, 0, SLH_N)
-            pair.blitAt(SLH_N, sig, auth, SLH_N)
-        } else {
-            pair.blitAt(0, sig, auth, SLH_N)
-            pair.blitAt(SLH_N, node, 0, SLH_N)
-        }
+        // the node is the left child at an even index, the right child at an odd one
+        const odd = treeIndex & 1
+        pair.blitAt(MESSAGE_AT + odd * SLH_N, node, 0, SLH_N)
+        pair.blitAt(MESSAGE_AT + (1 - odd) * SLH_N, sig, authAt + k * SLH_N, SLH_N)
         treeIndex >>= 1
-        setWord(adrs, ADRS_TREE_HEIGHT, k + 1)
-        setWord(adrs, ADRS_TREE_INDEX, treeIndex)
-        tweakedHash(seedBlock, adrs, pair, node, 0)
+        pair[TREE_HEIGHT_BYTE_AT] = k + 1
+        setWord(h, ADRS_TREE_INDEX, treeIndex)
+        hash(h, node, 0)
     }
-}
-
-/**
- * The last step of Alg. 8 and Alg. 17: T_l over all `values` at an address
- * with the same tree and key pair and type `type` (wotspkADRS, forspkADRS), into `node`.
- */
-function compressKeyPair(seedBlock: Buffer, adrs: Buffer, type: number, values: Buffer, node: Buffer) {
-    const keyPair = adrs.slice(ADRS_KEY_PAIR, ADRS_KEY_PAIR + 4)
-    setTypeAndClear(adrs, type)
-    adrs.blitAt(ADRS_KEY_PAIR, keyPair, 0, 4)
-    tweakedHash(seedBlock, adrs, values, node, 0)
 }
 
 /**
  * Alg. 17 fors_pkFromSig: the FORS public key from SIG_FORS (at `sig[SLH_N]`)
- * and md (the first k·a bits of `hashed`, H_msg's output), into `node`. ADRS
- * has the tree address and key pair.
+ * and md (the first k·a bits of `hashed`, H_msg's output), into `node`. F's
+ * address has the tree address and key pair, type FORS_TREE.
  */
-async function forsPkFromSig(seedBlock: Buffer, adrs: Buffer, sig: Buffer, hashed: Buffer, node: Buffer) {
+async function forsPkFromSig(hashes: Hashes, sig: Buffer, hashed: Buffer, node: Buffer) {
+    const { f, h, forsPk } = hashes
     const indices = base2b(hashed, 0, SLH_A, SLH_K)
-    const roots = Buffer.alloc(SLH_K * SLH_N)
-    const leaf = Buffer.alloc(SLH_N)
+    moveAddress(f, h, FORS_TREE)
     for (let i = 0; i < SLH_K; ++i) {
         const skAt = SLH_N + i * (1 + SLH_A) * SLH_N
         const treeIndex = (i << SLH_A) + indices[i]
-        leaf.blitAt(0, sig, skAt, SLH_N)
-        setWord(adrs, ADRS_TREE_HEIGHT, 0)
-        setWord(adrs, ADRS_TREE_INDEX, treeIndex)
-        tweakedHash(seedBlock, adrs, leaf, node, 0)
-        climb(seedBlock, adrs, node, treeIndex, sig, skAt + SLH_N, SLH_A)
-        roots.blitAt(i * SLH_N, node, 0, SLH_N)
+        // the leaf: F at tree height 0
+        f.bytes.blitAt(MESSAGE_AT, sig, skAt, SLH_N)
+        setWord(f, ADRS_TREE_INDEX, treeIndex)
+        hash(f, node, 0)
+        climb(h, node, treeIndex, sig, skAt + SLH_N, SLH_A)
+        forsPk.bytes.blitAt(MESSAGE_AT + i * SLH_N, node, 0, SLH_N)
         await ds.sleep(0)
     }
     // forspkADRS
-    compressKeyPair(seedBlock, adrs, FORS_ROOTS, roots, node)
+    moveAddress(f, forsPk, FORS_ROOTS)
+    hash(forsPk, node, 0)
 }
 
 /**
  * Alg. 8 wots_pkFromSig: the WOTS public key from the signature at `sig[sigAt]`
- * and the n-byte message in `node`, into `node`. ADRS has the layer, tree and
- * key pair, type WOTS_HASH. `chains` is len·n bytes of scratch.
+ * and the n-byte message in `node`, into `node`. F's address has the layer,
+ * tree and key pair, type WOTS_HASH.
  */
-async function wotsPkFromSig(seedBlock: Buffer, adrs: Buffer, sig: Buffer, sigAt: number, node: Buffer, chains: Buffer) {
+async function wotsPkFromSig(hashes: Hashes, sig: Buffer, sigAt: number, node: Buffer) {
+    const { f, wotsPk } = hashes
     const msg = base2b(node, 0, SLH_LG_W, LEN1)
     let csum = 0
     for (let i = 0; i < LEN1; ++i) csum += W - 1 - msg[i]
@@ -211,48 +240,59 @@ async function wotsPkFromSig(seedBlock: Buffer, adrs: Buffer, sig: Buffer, sigAt
     csum <<= (8 - ((LEN2 * SLH_LG_W) % 8)) % 8
     const checksum = base2b(Buffer.from([csum >> 8, csum & 0xff]), 0, SLH_LG_W, LEN2)
     for (let i = 0; i < LEN2; ++i) msg.push(checksum[i])
+    // the inner loop is most of a verification's VM time: the hash is inlined
+    const value = f.bytes
+    const list = f.list
+    const top = W - 1
     for (let i = 0; i < LEN; ++i) {
-        // Alg. 5 chain(sig[i], msg[i], w − 1 − msg[i])
-        setWord(adrs, ADRS_CHAIN, i)
-        node.blitAt(0, sig, sigAt + i * SLH_N, SLH_N)
-        for (let j = msg[i]; j < W - 1; ++j) {
-            setWord(adrs, ADRS_HASH, j)
-            tweakedHash(seedBlock, adrs, node, node, 0)
+        // Alg. 5 chain(sig[i], msg[i], w − 1 − msg[i]), hashed in place in F's message
+        value[CHAIN_BYTE_AT] = i
+        value.blitAt(MESSAGE_AT, sig, sigAt + i * SLH_N, SLH_N)
+        for (let j = msg[i]; j < top; ++j) {
+            value[HASH_BYTE_AT] = j
+            value.blitAt(MESSAGE_AT, nativeDigest(undefined, "sha256", list), 0, SLH_N)
         }
-        chains.blitAt(i * SLH_N, node, 0, SLH_N)
+        tweakedHashCalls += top - msg[i]
+        wotsPk.bytes.blitAt(MESSAGE_AT + i * SLH_N, value, MESSAGE_AT, SLH_N)
         await ds.sleep(0)
     }
     // wotspkADRS
-    compressKeyPair(seedBlock, adrs, WOTS_PK, chains, node)
+    moveAddress(f, wotsPk, WOTS_PK)
+    hash(wotsPk, node, 0)
 }
 
 /**
  * Alg. 13 ht_verify, ending in the comparison with PK.root. `node` holds the
- * FORS public key; ADRS has layer 0 and the tree address idx_tree, which is
- * kept as bytes in ADRS: idx_tree < 2^54 is beyond a double's exact integers.
+ * FORS public key; F's address has layer 0 and the tree address idx_tree,
+ * which is kept as bytes in ADRS: idx_tree < 2^54 is beyond a double's exact integers.
  */
-async function htVerify(seedBlock: Buffer, adrs: Buffer, sig: Buffer, idxLeaf: number, node: Buffer, pkRoot: Buffer): Promise<boolean> {
-    const chains = Buffer.alloc(LEN * SLH_N)
+async function htVerify(hashes: Hashes, sig: Buffer, idxLeaf: number, node: Buffer, pkRoot: Buffer): Promise<boolean> {
+    const { f, h } = hashes
+    const adrs = f.bytes
     for (let j = 0; j < SLH_D; ++j) {
         // layer 0 uses Alg. 20's idx_leaf and idx_tree
         if (j > 0) {
             // idx_leaf ← idx_tree mod 2^h'; idx_tree ← idx_tree >> h' (h' = 9: one byte, then one bit)
-            const last = ADRS_TREE + 7
+            const last = ADRS_AT + ADRS_TREE + 7
+            const first = ADRS_AT + ADRS_TREE
             idxLeaf = ((adrs[last - 1] & 1) << 8) | adrs[last]
-            for (let i = last; i >= ADRS_TREE; --i) {
-                const hi = i - 2 >= ADRS_TREE ? adrs[i - 2] : 0
-                const lo = i - 1 >= ADRS_TREE ? adrs[i - 1] : 0
+            for (let i = last; i >= first; --i) {
+                const hi = i - 2 >= first ? adrs[i - 2] : 0
+                const lo = i - 1 >= first ? adrs[i - 1] : 0
                 adrs[i] = ((hi & 1) << 7) | (lo >> 1)
             }
-            adrs[ADRS_LAYER] = j
+            adrs[ADRS_AT + ADRS_LAYER] = j
         }
         // Alg. 11 xmss_pkFromSig(idx_leaf, SIG_HT.getXMSSSignature(j), node, PK.seed, ADRS)
         const at = SIG_HT_AT + j * XMSS_SIG_BYTES
-        setTypeAndClear(adrs, WOTS_HASH)
-        setWord(adrs, ADRS_KEY_PAIR, idxLeaf)
-        await wotsPkFromSig(seedBlock, adrs, sig, at, node, chains)
-        setTypeAndClear(adrs, TREE)
-        climb(seedBlock, adrs, node, idxLeaf, sig, at + LEN * SLH_N, SLH_H_PRIME)
+        adrs[ADRS_AT + ADRS_TYPE] = WOTS_HASH
+        setWord(f, ADRS_KEY_PAIR, idxLeaf)
+        adrs.fillAt(ADRS_AT + ADRS_CHAIN, ADRSC_BYTES - ADRS_CHAIN, 0)
+        await wotsPkFromSig(hashes, sig, at, node)
+        moveAddress(f, h, TREE)
+        // TREE addresses have no key pair (setTypeAndClear)
+        h.bytes.fillAt(ADRS_AT + ADRS_KEY_PAIR, 4, 0)
+        climb(h, node, idxLeaf, sig, at + LEN * SLH_N, SLH_H_PRIME)
     }
     return constantTimeEqual(node, pkRoot)
 }
@@ -279,20 +319,23 @@ export async function slhDsaVerify(publicKey: Buffer, message: Buffer, signature
     const r = signature.slice(0, SLH_N)
     // H_msg(R, PK.seed, PK.root, M') = MGF1-SHA-256(R || PK.seed || SHA-256(R || PK.seed || PK.root || M'), m);
     // m = 30 <= 32 bytes: one MGF1 block, counter 0
-    const inner = digest("sha256", r, pkSeed, pkRoot, Buffer.from([0, ctx.length]), ctx, message)
-    const hashed = digest("sha256", r, pkSeed, inner, Buffer.alloc(4))
-    // Alg. 20: idx_tree = toInt(7 bytes) mod 2^54, written straight into ADRS's 8-byte tree address
+    const inner = sha256([r, pkSeed, pkRoot, Buffer.from([0, ctx.length]), ctx, message])
+    const hashed = sha256([r, pkSeed, inner, Buffer.alloc(4)])
+    const hashes: Hashes = {
+        f: hashInput(pkSeed, SLH_N),
+        h: hashInput(pkSeed, 2 * SLH_N),
+        wotsPk: hashInput(pkSeed, LEN * SLH_N),
+        forsPk: hashInput(pkSeed, SLH_K * SLH_N),
+    }
+    // Alg. 20: idx_tree = toInt(7 bytes) mod 2^54, written straight into the 8-byte tree address of F's ADRS
     // (setTreeAddress); idx_leaf = toInt(2 bytes) mod 2^9; md is read from the digest's start
-    const adrs = Buffer.alloc(ADRSC_BYTES)
-    adrs.blitAt(ADRS_TREE + 8 - SLH_IDX_TREE_BYTES, hashed, SLH_MD_BYTES, SLH_IDX_TREE_BYTES)
-    adrs[ADRS_TREE + 1] &= 0x3f
+    const adrs = hashes.f.bytes
+    adrs.blitAt(ADRS_AT + ADRS_TREE + 8 - SLH_IDX_TREE_BYTES, hashed, SLH_MD_BYTES, SLH_IDX_TREE_BYTES)
+    adrs[ADRS_AT + ADRS_TREE + 1] &= 0x3f
     const idxLeaf = ((hashed[IDX_LEAF_AT] & 1) << 8) | hashed[IDX_LEAF_AT + 1]
-    // PK.seed || toByte(0, 64 − n): the first SHA-256 block of every F, H and T_l
-    const seedBlock = Buffer.alloc(64)
-    seedBlock.blitAt(0, pkSeed, 0, SLH_N)
     const node = Buffer.alloc(SLH_N)
-    setTypeAndClear(adrs, FORS_TREE)
-    setWord(adrs, ADRS_KEY_PAIR, idxLeaf)
-    await forsPkFromSig(seedBlock, adrs, signature, hashed, node)
-    return await htVerify(seedBlock, adrs, signature, idxLeaf, node, pkRoot)
+    adrs[ADRS_AT + ADRS_TYPE] = FORS_TREE
+    setWord(hashes.f, ADRS_KEY_PAIR, idxLeaf)
+    await forsPkFromSig(hashes, signature, hashed, node)
+    return await htVerify(hashes, signature, idxLeaf, node, pkRoot)
 }

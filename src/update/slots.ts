@@ -21,8 +21,8 @@
  * values per slot, and a record only the device can authenticate is as good
  * for the device's own later reads.
  */
-import { hmac } from "@devicescript/crypto"
 import { constantTimeEqual } from "../bytes/constant-time"
+import { hmacSha256 } from "../bytes/natives"
 import { CborMap, CborValue, decodeCbor, encodeCbor } from "../codec/cbor"
 import { slotRecordKey } from "../secure/keys"
 import { deleteKey, readBytes, SettingKey, writeBytes } from "../storage/settings"
@@ -41,6 +41,9 @@ export const enum UpdatePhase {
     /** The candidate failed; the window is open for the service to put slot A back. */
     Rollback = 4,
 }
+
+/** The phases' names, by `UpdatePhase`, as the state report gives them. */
+export const UPDATE_PHASE_NAMES = ["idle", "approved", "deploying", "trial", "rollback"]
 
 /** The state record. */
 export interface UpdateState {
@@ -76,7 +79,7 @@ export class SlotStore {
     }
 
     private mac(key: string, value: Buffer): Buffer {
-        return hmac(this.macKey, "sha256", key, value).slice(0, MAC_BYTES)
+        return hmacSha256(this.macKey, [key, value]).slice(0, MAC_BYTES)
     }
 
     private async readRecord(key: string): Promise<Buffer> {

@@ -26,7 +26,7 @@ import { DeviceIdentity } from "../identity/credentials"
 import { registryExchange, RegistryError, RegistrySession, UpdateServiceInfo } from "../identity/registry-client"
 import { ScramKeyCache } from "../identity/scram"
 import { Endpoint } from "../net/endpoint"
-import { HttpsError, httpsRequest } from "../net/https"
+import { HttpsConnection, HttpsError } from "../net/https"
 import { wsskMasterKey } from "../secure/keys"
 import { readBytes, SettingKey, writeBytes } from "../storage/settings"
 import {
@@ -74,6 +74,15 @@ export interface TrialHealth {
     uplink: { probe(): Promise<string> }
 }
 
+/** What the updater says about the device's firmware. */
+export interface UpdateStatus {
+    /** SHA-256 of the running program. */
+    digest: Buffer
+    /** Its sequence number, or 0 when no slot names it (the image flashed at the factory). */
+    sequence: number
+    phase: UpdatePhase
+}
+
 /** What `check` did. */
 type CheckOutcome = "up-to-date" | "window-open" | "refused" | "unreachable"
 
@@ -81,12 +90,17 @@ type CheckOutcome = "up-to-date" | "window-open" | "refused" | "unreachable"
 export class Updater {
     private readonly store: SlotStore
     private readonly cache: ScramKeyCache = {}
+    /** The registry: the manifest fetch and the SCRAM exchanges after it share one TLS connection, closed when the socket goes back. */
+    private readonly https: HttpsConnection
     private state: UpdateState = undefined
     private slotA: FirmwareManifest = undefined
     private slotB: FirmwareManifest = undefined
+    /** SHA-256 of the running program, read at boot. */
+    private running: Buffer = undefined
 
     constructor(readonly options: UpdaterOptions) {
         this.store = new SlotStore(options.identity.secret, options.identity.deviceId)
+        this.https = new HttpsConnection(options.registry)
     }
 
     /**
@@ -98,6 +112,7 @@ export class Updater {
     async boot(): Promise<BootDecision> {
         await this.load()
         const running = await this.options.runningDigest()
+        this.running = running
         const sequence = this.slotA ? this.slotA.sequence : 0
         const { securityCounter, phase } = this.state
         const image = running.toString("hex").slice(0, 16)
@@ -123,6 +138,14 @@ export class Updater {
      * (or answers that it had taken the candidate's confirmation after all).
      */
     async resumeAtBoot(decision: BootDecision, health: TrialHealth) {
+        try {
+            await this.resume(decision, health)
+        } finally {
+            await this.https.close()
+        }
+    }
+
+    private async resume(decision: BootDecision, health: TrialHealth) {
         if (decision.action === "announce") {
             if ((await this.announce()) === "window-open") await this.awaitDeploy()
         } else if (decision.action === "await-deploy") {
@@ -131,13 +154,27 @@ export class Updater {
         } else if (decision.action === "trial") {
             if (!(await this.trial(health))) await this.awaitRollback()
         } else if (decision.action === "request-rollback") {
-            if (!(await this.requestRollback("candidate did not confirm within its trial boots"))) await this.awaitRollback()
+            if (!(await this.requestRollback("no confirmation in its trial boots"))) await this.awaitRollback()
         }
+    }
+
+    /** The running image (its digest and, when a slot names it, its sequence) and the update's phase, for the state report. */
+    status(): UpdateStatus {
+        const running = this.running
+        let sequence = 0
+        if (this.slotB && constantTimeEqual(this.slotB.digest, running)) sequence = this.slotB.sequence
+        else if (this.slotA && constantTimeEqual(this.slotA.digest, running)) sequence = this.slotA.sequence
+        return { digest: running, sequence, phase: this.state.phase }
     }
 
     /** With the socket lent by the uplink: looks for an update and, if a window opens, waits in it. */
     async checkAndWait() {
-        const outcome = await this.check()
+        let outcome: CheckOutcome
+        try {
+            outcome = await this.check()
+        } finally {
+            await this.https.close()
+        }
         console.log(`update: check: ${outcome}`)
         if (outcome === "window-open") await this.awaitDeploy()
     }
@@ -201,13 +238,13 @@ export class Updater {
 
     /** A registry exchange carrying `update` (and our WSSK master key until the service holds it). */
     private async report(update: any): Promise<RegistrySession> {
-        const { identity, registry, events } = this.options
+        const { identity, events } = this.options
         const report: any = { update }
         // the record names the identity: after a factory reset the new identity's key is handed over too
         const heldFor = await readBytes(SettingKey.WsskKeyHeldFor)
         const serviceHoldsKey = !!heldFor && heldFor.toString("hex") === identity.deviceId
         if (!serviceHoldsKey) report.wssk = base64Encode(wsskMasterKey(identity.secret, identity.deviceId))
-        const session = await registryExchange(identity, registry, events, this.cache, JSON.stringify(report))
+        const session = await registryExchange(identity, this.https, events, this.cache, JSON.stringify(report))
         if (!serviceHoldsKey && session.reply && session.reply.wsskKeyStored)
             await writeBytes(SettingKey.WsskKeyHeldFor, Buffer.from(identity.deviceId, "hex"))
         if (session.updates) {
@@ -246,19 +283,20 @@ export class Updater {
         const endpoint = await this.serviceEndpoint()
         if (!endpoint) return false
         const { secret, deviceId } = this.options.identity
+        // the runtime's WSSK client takes the socket
+        await this.https.close()
         await openUpdateWindow(endpoint, deviceId, wsskMasterKey(secret, deviceId))
         return true
     }
 
-    /** Fetches the newest signed manifest for our class: undefined when there is none. */
-    private async fetchSignedManifest(): Promise<Buffer> {
-        const { registry } = this.options
+    /** Fetches the newest signed manifest for our class and decodes its parts: undefined when there is none. */
+    private async fetchManifestParts(): Promise<SignedManifestParts> {
         const path = `/v1/firmware/${CLASS_ID.toString("hex")}/latest`
-        const { host, port } = registry
-        const r = await httpsRequest({ host, port, method: "GET", path, maxBodyBytes: MAX_SIGNED_MANIFEST_BYTES })
+        const r = await this.https.request({ method: "GET", path, maxBodyBytes: MAX_SIGNED_MANIFEST_BYTES })
         if (r.status === 404) return undefined
         if (r.status !== 200) throw new HttpsError("protocol", `manifest fetch: HTTP ${r.status}`)
-        return r.body
+        // decoded here: a caller's local would keep the ~8 KB body alive through the long verification
+        return decodeSignedManifest(r.body)
     }
 
     private async refuse(reason: string, detail: string): Promise<CheckOutcome> {
@@ -276,10 +314,8 @@ export class Updater {
         if (this.state.phase !== UpdatePhase.Idle) return "refused"
         let parts: SignedManifestParts
         try {
-            const signed = await this.fetchSignedManifest()
-            if (!signed) return "up-to-date"
-            // decoded here so that the envelope is garbage before the long verification
-            parts = decodeSignedManifest(signed)
+            parts = await this.fetchManifestParts()
+            if (!parts) return "up-to-date"
         } catch (e: any) {
             if (e instanceof HttpsError) {
                 if (e.failure === "tls") await this.options.events.record("tls-refused", e.message)
@@ -339,7 +375,7 @@ export class Updater {
      * stored its connection string. Setting it twice is harmless.
      */
     private async reopenWindow() {
-        if (!(await this.openWindow())) console.log("update: no update service known; waiting out the window")
+        if (!(await this.openWindow())) console.log("update: no update service; waiting")
     }
 
     /**
@@ -351,7 +387,7 @@ export class Updater {
         const seq = this.slotB ? this.slotB.sequence : 0
         await this.finish()
         // also what a candidate that crashed at start leaves behind once the service has put this program back
-        await this.options.events.record("update-abandoned", `sequence ${seq}: this program still runs after the window`)
+        await this.options.events.record("update-abandoned", `sequence ${seq}: not deployed in the window`)
         console.log("update: window closed, update abandoned")
     }
 
@@ -388,6 +424,8 @@ export class Updater {
         const until = ds.millis() + TRIAL_SENSOR_WAIT_MS
         while (health.sensors.readingsTaken() === 0 && ds.millis() < until) await ds.sleep(250)
         if (health.sensors.readingsTaken() === 0) return "no valid sensor reading"
+        // the uplink's probe takes the socket
+        await this.https.close()
         return await health.uplink.probe()
     }
 

@@ -14,6 +14,12 @@ import { readBytes, SettingKey, writeBytes } from "../storage/settings"
 /** What the owner can ask. */
 export type Command = { cmd: "interval"; sensor: string; ms: number } | { cmd: "events" } | { cmd: "state" } | { cmd: "update-check" }
 
+/** An authenticated command, with the down counter it came with: the reply names it, so the owner can pair the two. */
+export interface AcceptedCommand {
+    command: Command
+    counter: number
+}
+
 /** Why a downlink message was refused. */
 export class DownlinkError extends Error {
     constructor(
@@ -86,8 +92,8 @@ export class DownlinkVerifier {
         return new DownlinkVerifier(keys, `things/${deviceId}/down/cmd`, lastCounter(await readBytes(SettingKey.DownlinkCounter)))
     }
 
-    /** Verifies, replay-checks and parses one message; the counter is stored before the command is returned. */
-    async accept(topic: string, payload: Buffer): Promise<Command> {
+    /** Verifies, replay-checks and parses one message; the counter is stored before the command is returned with it. */
+    async accept(topic: string, payload: Buffer): Promise<AcceptedCommand> {
         if (topic !== this.topic) throw new DownlinkError("unknown", "not the command topic")
         let opened
         try {
@@ -98,12 +104,12 @@ export class DownlinkVerifier {
             throw e
         }
         if (opened.kid.toString("hex") !== this.keys.kid.toString("hex")) throw new DownlinkError("forged", "kid is not this device")
-        if (!opened.partialIv.length) throw new DownlinkError("malformed", "commands need a partial IV")
+        if (opened.partialIv.length === 0) throw new DownlinkError("malformed", "commands need a partial IV")
         const counter = counterFromPartialIv(opened.partialIv)
         if (counter <= this.lastCounter) throw new DownlinkError("replayed", `counter ${counter} not above ${this.lastCounter}`)
         const command = parseCommand(opened.plaintext)
         await writeBytes(SettingKey.DownlinkCounter, encodeCbor(counter))
         this.lastCounter = counter
-        return command
+        return { command, counter }
     }
 }

@@ -59,8 +59,8 @@ export class OutboundQueue {
     private readonly prefix: string
 
     private constructor(options: QueueOptions) {
-        this.ramCapacity = options.ramCapacity || 16
-        this.flashSlots = options.flashSlots || 24
+        this.ramCapacity = options.ramCapacity ?? 16
+        this.flashSlots = options.flashSlots ?? 24
         this.prefix = options.prefix || SettingPrefix.OutboundQueue
     }
 
@@ -98,17 +98,17 @@ export class OutboundQueue {
 
     /** The oldest message, without removing it; `undefined` when empty. */
     async peek(): Promise<QueuedMessage> {
-        while (this.flash.length) {
+        while (this.flash.length > 0) {
             const m = await this.readSlot(this.flash[0])
             if (m) return m
             await this.deleteSlot(this.flash.shift())
         }
-        return this.ram.length ? this.ram[0] : undefined
+        return this.ram.length > 0 ? this.ram[0] : undefined
     }
 
     /** Removes the oldest message (after the broker acknowledged it). */
     async remove() {
-        if (this.flash.length) await this.deleteSlot(this.flash.shift())
+        if (this.flash.length > 0) await this.deleteSlot(this.flash.shift())
         else this.ram.shift()
     }
 

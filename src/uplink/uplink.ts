@@ -10,37 +10,40 @@
  * outage only fills the queue. Failures back off exponentially with jitter.
  */
 import * as ds from "@devicescript/core"
-import { encodeReadingBatch, ReadingBatch } from "../codec/readings"
+import { encodeReadingPacks, ReadingBatch } from "../codec/readings"
 import { EventLog } from "../events/log"
 import { DeviceIdentity } from "../identity/credentials"
-import { BrokerGrant, registryExchange, RegistryError } from "../identity/registry-client"
+import { BrokerGrant, registryExchange, RegistryError, RegistrySession } from "../identity/registry-client"
 import { ScramKeyCache } from "../identity/scram"
 import { backoffMs } from "../net/backoff"
 import { Endpoint } from "../net/endpoint"
+import { HttpsConnection } from "../net/https"
 import { MqttClient, MqttError } from "../net/mqtt"
 import { ReadingSink } from "../pipeline/sink"
-import { partialIvFromCounter, seal } from "../secure/cose"
+import { partialIvFromCounter, seal, sealOverhead } from "../secure/cose"
 import { CounterError, MessageCounter } from "../secure/counter"
 import { ChannelKeys, channelKeys, ownerRoot } from "../secure/keys"
 import { SettingKey } from "../storage/settings"
-import { Command, DownlinkError, DownlinkVerifier } from "./downlink"
-import { OutboundQueue } from "./queue"
+import { AcceptedCommand, Command, DownlinkError, DownlinkVerifier } from "./downlink"
+import { MAX_QUEUED_BYTES, OutboundQueue } from "./queue"
 
 /** Options of the uplink. */
 export interface UplinkOptions {
     identity: DeviceIdentity
     registry: Endpoint
     events: EventLog
-    /** SenML base name of reading packs. */
-    baseName: string
-    /** Readings per sealed message, so each fits a queue slot. Default 10. */
-    readingsPerMessage?: number
-    /** Backoff after failures. Defaults 2 s .. 5 min. */
-    minBackoffMs?: number
-    maxBackoffMs?: number
-    /** While unclaimed, how often to ask the registry again. Default 30 s. */
-    unclaimedPollMs?: number
 }
+
+/** Backoff after failures: 2 s, doubling to 5 min, with jitter. */
+const MIN_BACKOFF_MS = 2000
+const MAX_BACKOFF_MS = 300000
+/**
+ * While unclaimed the device asks the registry again after 2 s, doubling to
+ * 2 min: a device its owner is claiming learns of it within seconds, and one
+ * that waits for an owner for days costs the registry a login every 2 min.
+ */
+const MIN_UNCLAIMED_POLL_MS = 2000
+const MAX_UNCLAIMED_POLL_MS = 120000
 
 /** The share of a broker password's lifetime after which it is renewed. */
 const REFRESH_AT = 0.8
@@ -53,15 +56,15 @@ export interface CommandReply {
 
 /** What runs the owner's commands. */
 export interface CommandRunner {
-    /** Runs an authenticated command; returns the reply to send, if any. */
-    run(command: Command): Promise<CommandReply>
+    /** Runs an authenticated command (`counter`: the down counter it came with); returns the reply to send, if any. */
+    run(command: Command, counter: number): Promise<CommandReply>
 }
 
 /** Seals, queues and delivers; also a `ReadingSink` for the pipeline. */
 export class SecureUplink implements ReadingSink {
     private readonly upPrefix: string
     private readonly cache: ScramKeyCache = {}
-    private readonly pendingCommands: Command[] = []
+    private readonly pendingCommands: AcceptedCommand[] = []
     private grant: BrokerGrant = undefined
     private grantUntilMs = 0
     /** Set once a session is up: a connection that worked and then broke starts the backoff afresh. */
@@ -103,20 +106,11 @@ export class SecureUplink implements ReadingSink {
         return new SecureUplink(options, channelKeys(root, deviceId, "up"), down, counter, await OutboundQueue.open({}))
     }
 
-    /** Seals a batch as SenML-CBOR packs of bounded size and queues them. */
+    /** Seals a batch as SenML-CBOR packs, each as full as a queue slot allows (a message's own bytes are paid once per pack), and queues them. */
     async deliver(batch: ReadingBatch): Promise<void> {
-        const per = this.options.readingsPerMessage || 10
-        const readings = batch.readings
-        for (let start = 0; start < readings.length || start === 0; start += per) {
-            const part: ReadingBatch = {
-                readings: readings.slice(start, Math.min(readings.length, start + per)),
-                // counters ride with the first pack
-                faults: start === 0 ? batch.faults : [],
-                dropped: start === 0 ? batch.dropped + this.queue.dropped : 0,
-                closedAtMs: batch.closedAtMs,
-            }
-            await this.send("readings", encodeReadingBatch(part, { baseName: this.options.baseName }))
-        }
+        const withDrops: ReadingBatch = { ...batch, dropped: batch.dropped + this.queue.dropped }
+        const packs = await encodeReadingPacks(withDrops, MAX_QUEUED_BYTES - sealOverhead(this.up.kid.length))
+        for (const pack of packs) await this.send("readings", pack)
     }
 
     /**
@@ -135,7 +129,7 @@ export class SecureUplink implements ReadingSink {
         const droppedBefore = this.queue.dropped
         await this.queue.push({ topic, payload })
         if (this.queue.dropped > droppedBefore && this.queue.dropped % 100 === 1)
-            await this.options.events.record("queue-overflow", `offline queue full: ${this.queue.dropped} messages dropped so far`)
+            await this.options.events.record("queue-overflow", `queue full: ${this.queue.dropped} dropped`)
         console.log(`uplink: sealed ${topic} #${counter}, ${payload.length} B, queue ${this.queue.size()}`)
     }
 
@@ -168,9 +162,8 @@ export class SecureUplink implements ReadingSink {
     /** Runs the connection schedule forever, handing each authenticated command to `commands`. */
     async run(commands: CommandRunner) {
         this.commands = commands
-        const minMs = this.options.minBackoffMs || 2000
-        const maxMs = this.options.maxBackoffMs || 300000
         let failures = 0
+        let unclaimedPolls = 0
         for (;;) {
             let waitMs = 0
             if (this.socketTask) {
@@ -181,23 +174,31 @@ export class SecureUplink implements ReadingSink {
             try {
                 if (!this.grant || ds.millis() >= this.grantUntilMs) await this.renewGrant()
                 if (this.grant) {
+                    unclaimedPolls = 0
                     await this.session(this.grant)
                     failures = 0
-                } else waitMs = this.options.unclaimedPollMs || 30000
+                } else waitMs = backoffMs(unclaimedPolls++, MIN_UNCLAIMED_POLL_MS, MAX_UNCLAIMED_POLL_MS)
             } catch (e: any) {
                 if (this.sessionUp) failures = 0
                 this.sessionUp = false
-                waitMs = backoffMs(failures++, minMs, maxMs)
+                waitMs = backoffMs(failures++, MIN_BACKOFF_MS, MAX_BACKOFF_MS)
                 await this.recordFailure(e)
                 console.log(`uplink: ${e.name}: ${e.message}; retrying in ${Math.round(waitMs / 1000)} s`)
             }
-            if (waitMs) await ds.sleep(waitMs)
+            if (waitMs > 0) await ds.sleep(waitMs)
         }
     }
 
     private async renewGrant() {
         this.grant = undefined
-        const session = await registryExchange(this.options.identity, this.options.registry, this.options.events, this.cache)
+        // both SCRAM requests on one TLS connection, closed before MQTT takes the socket
+        const https = new HttpsConnection(this.options.registry)
+        let session: RegistrySession
+        try {
+            session = await registryExchange(this.options.identity, https, this.options.events, this.cache)
+        } finally {
+            await https.close()
+        }
         if (!session.claimed) {
             console.log("uplink: waiting for the owner's claim")
             return
@@ -250,7 +251,7 @@ export class SecureUplink implements ReadingSink {
                     await this.queue.remove()
                 } else await client.poll(250)
             }
-            console.log("uplink: broker grant due for renewal; reconnecting")
+            console.log("uplink: renewing the broker grant")
         } finally {
             await client.close()
         }
@@ -266,10 +267,10 @@ export class SecureUplink implements ReadingSink {
     }
 
     private async runCommands() {
-        while (this.pendingCommands.length) {
-            const command = this.pendingCommands.shift()
+        while (this.pendingCommands.length > 0) {
+            const { command, counter } = this.pendingCommands.shift()
             console.log(`uplink: command ${command.cmd}`)
-            const reply = await this.commands.run(command)
+            const reply = await this.commands.run(command, counter)
             if (reply) await this.send(reply.topic, reply.body)
         }
     }

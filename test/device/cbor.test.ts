@@ -63,6 +63,24 @@ describe("encoder", () => {
         expect(encodeCbor(-0.5).toString("hex")).toBe("f9b800")
         expect(encodeCbor(101310.5).toString("hex")).toBe("fa47c5df40")
     })
+    test("fractional numbers survive every path: alone, in arrays, in maps and under tags", () => {
+        // a fraction computed at run time is falsy on this VM (devs_value_to_bool): nothing may test one for truth
+        const fractions = [20.25, -1.5, 0.001].map(v => v + ds.millis() * 0)
+        expect(encodeCbor(fractions[0]).toString("hex")).toBe("f94d10")
+        expect(encodeCbor(fractions[1]).toString("hex")).toBe("f9be00")
+        expect(encodeCbor(fractions[2]).toString("hex")).toBe("fb3f50624dd2f1a9fc")
+        for (const v of fractions) expect(decodeCbor(encodeCbor(v))).toBe(v)
+        // the shapes of an event record, a state report and a SenML record
+        const decoded = decodeCbor(
+            encodeCbor([fractions, new CborMap().set("uptime", fractions[0]).set(2, fractions[1]), new CborTag(1, fractions[2])])
+        ) as CborValue[]
+        const list = decoded[0] as number[]
+        const map = decoded[1] as CborMap
+        expect(list.join(" ")).toBe("20.25 -1.5 0.001")
+        expect(map.get("uptime")).toBe(20.25)
+        expect(map.get(2)).toBe(-1.5)
+        expect((decoded[2] as CborTag).value).toBe(0.001)
+    })
     test("map keys are sorted by their encoding", () => {
         const m = new CborMap().set("b", 1).set(10, 2).set(-1, 3).set("a", 4)
         expect(encodeCbor(m).toString("hex")).toBe("a40a0220036161046162" + "01")

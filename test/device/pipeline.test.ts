@@ -5,6 +5,7 @@ import { encodeReadingBatch, ReadingBatch } from "../../src/codec/readings"
 import { ReadingBatcher } from "../../src/pipeline/batcher"
 import { startPipeline } from "../../src/pipeline/pipeline"
 import { ReadingSink } from "../../src/pipeline/sink"
+import { SensorSampler } from "../../src/sensors/sampler"
 import { SimulatedSensor } from "../../src/sensors/simulated"
 import { SensorConfig } from "../../src/sensors/types"
 
@@ -51,6 +52,33 @@ describe("batcher", () => {
     })
 })
 
+describe("reading times", () => {
+    test("each reading carries its true age at the batch's close, not 0", async () => {
+        const sink = new MemorySink()
+        const batcher = new ReadingBatcher({ sink, flushIntervalMs: 60000, maxReadings: 16 })
+        const config: SensorConfig = { model: "shtc3", name: "shtc3", intervalMs: 1000 }
+        const sampler = new SensorSampler({ config, port: new SimulatedSensor("shtc3"), onReading: r => batcher.add(r), onFault: () => {} })
+        await sampler.sampleOnce()
+        await ds.sleep(150)
+        await sampler.sampleOnce()
+        await ds.sleep(70)
+        const batch = await batcher.flush()
+        const recs = resolveSenml(decodeSenml(await encodeReadingBatch(batch)))
+        // a series per quantity, each in sampling order: temperature of both samples, then humidity
+        expect(recs.map(r => r.name).join(" ")).toBe("shtc3/temperature shtc3/temperature shtc3/humidity shtc3/humidity")
+        const sampledAt = [batch.readings[0].atMs, batch.readings[2].atMs, batch.readings[1].atMs, batch.readings[3].atMs]
+        for (let i = 0; i < recs.length; ++i) {
+            // the age in seconds, to the format's resolution of 2^-8 s
+            const age = (batch.closedAtMs - sampledAt[i]) / 1000
+            expect(recs[i].time).toBe(-Math.round(age * 256) / 256)
+            expect(Math.abs(recs[i].time + age) <= 1 / 512).toBe(true)
+        }
+        // the first sample is at least 220 ms old, the second at least 70 ms (less half a step of rounding)
+        expect(recs[0].time <= -0.22 + 1 / 512).toBe(true)
+        expect(recs[1].time <= -0.07 + 1 / 512 && recs[1].time > recs[0].time).toBe(true)
+    })
+})
+
 describe("pipeline", () => {
     test("samples every sensor, skips one that cannot be opened, and delivers SenML", async () => {
         const sink = new MemorySink()
@@ -75,17 +103,19 @@ describe("pipeline", () => {
         expect(sink.batches.length >= 2).toBe(true)
         const batch = sink.batches[0]
         expect(batch.faults[0].sensor).toBe("gone")
-        const pack = encodeReadingBatch(batch, { baseName: "urn:dev:test:" })
+        const pack = await encodeReadingBatch(batch)
         // each step is heavy for the VM's step budget: yield between them
         await ds.sleep(0)
         const records = decodeSenml(pack)
         await ds.sleep(0)
         const recs = resolveSenml(records)
-        expect(recs[0].name).toBe("urn:dev:test:shtc3/temperature")
-        expect(recs[0].value).toBe(20)
+        // counters first, then the series
+        expect(recs[0].name).toBe("gone/faults")
+        expect(recs[0].value).toBe(1)
+        expect(recs[1].name).toBe("shtc3/temperature")
+        expect(recs[1].value).toBe(20)
         let bme = 0
-        for (const r of recs) if (r.name.indexOf("bme680/") >= 0) bme++
+        for (const r of recs) if (r.name.indexOf("bme680/") === 0) bme++
         expect(bme >= 4).toBe(true)
-        expect(recs[recs.length - 1].name).toBe("urn:dev:test:gone/faults")
     })
 })

@@ -50,6 +50,29 @@ describe("SCRAM-SHA-256 client", () => {
         const dk = await pbkdf2Sha256(Buffer.from("passwd"), Buffer.from("salt"), 1)
         expect(dk.toString("hex")).toBe("55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc")
     })
+    test("PBKDF2-HMAC-SHA-256: the RFC 6070 inputs with SHA-256, a NUL in password and salt, a key longer than a block", async () => {
+        // first 32 bytes of the derived keys (Node's crypto.pbkdf2Sync agrees); every word of U_i is XORed in
+        const vectors: [string, string, number, string][] = [
+            ["password", "salt", 1, "120fb6cffcf8b32c43e7225256c4f837a86548c92ccc35480805987cb70be17b"],
+            ["password", "salt", 2, "ae4d0c95af6b46d32d0adff928f06dd02a303f8ef3c251dfd6e2d85a95474c43"],
+            ["password", "salt", 4096, "c5e478d59288c841aa530db6845c4c8d962893a001ce4e11a4963873aa98134a"],
+            [
+                "passwordPASSWORDpassword",
+                "saltSALTsaltSALTsaltSALTsaltSALTsalt",
+                4096,
+                "348c89dbcbd32b2f32d814b8116e84cf2b17347ebc1800181c4e2a1fb8dd53e1",
+            ],
+            ["pass\0word", "sa\0lt", 4096, "89b69d0516f829893c696226650a86878c029ac13ee276509d5ae58b6466a724"],
+        ]
+        for (const v of vectors) {
+            const dk = await pbkdf2Sha256(Buffer.from(v[0]), Buffer.from(v[1]), v[2])
+            expect(dk.toString("hex")).toBe(v[3])
+        }
+        let long = ""
+        for (let i = 0; i < 100; ++i) long += "x"
+        const dk = await pbkdf2Sha256(Buffer.from(long), Buffer.from("salt"), 3)
+        expect(dk.toString("hex")).toBe("59bfa49750dd5462ce38370a1e7abe0736ff334cf1c2f0d84f23a03435d660d1")
+    })
     test("RFC 7677 §3 example exchange", async () => {
         const c = new ScramClient({ username: USER, password: Buffer.from(PASSWORD), nonce: CLIENT_NONCE })
         expect(c.clientFirst()).toBe("n,,n=user,r=rOprNGfwEbeRWgbNEkqO")

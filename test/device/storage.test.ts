@@ -16,6 +16,7 @@ const EVERY_KEY: { [name in keyof typeof SettingKey]: (typeof SettingKey)[name] 
     UpdateState: SettingKey.UpdateState,
     UpdateService: SettingKey.UpdateService,
     WsskKeyHeldFor: SettingKey.WsskKeyHeldFor,
+    SensorIntervals: SettingKey.SensorIntervals,
 }
 
 /** Every ring prefix, checked by the compiler in the same way. */
@@ -31,7 +32,7 @@ function values(table: any): string[] {
 describe("settings store", () => {
     test("every key fits the store and no two concerns share one", () => {
         const keys = values(EVERY_KEY)
-        expect(keys.length).toBe(12)
+        expect(keys.length).toBe(13)
         for (const key of keys) {
             expect(key.length >= 1 && key.length <= MAX_KEY_LENGTH).toBe(true)
             expect(keys.indexOf(key) === keys.lastIndexOf(key)).toBe(true)

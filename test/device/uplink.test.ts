@@ -8,7 +8,7 @@ import { asyncRefusal, filled, refusal, thrown } from "./support"
 
 async function emptyQueue(prefix: string, ramCapacity: number, flashSlots: number): Promise<OutboundQueue> {
     const q = await OutboundQueue.open({ prefix, ramCapacity, flashSlots })
-    while (q.size()) await q.remove()
+    while (q.size() > 0) await q.remove()
     return await OutboundQueue.open({ prefix, ramCapacity, flashSlots })
 }
 

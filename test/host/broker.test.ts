@@ -52,22 +52,24 @@ after(async () => {
     rmSync(dir, { recursive: true, force: true })
 })
 
-function connect(username?: string, password?: string, clientId?: string) {
+/** An MQTT 3.1.1 session over TLS; a login's client id is its username unless `clientId` says otherwise. */
+function connect(username?: string, password?: string, clientId = username) {
     return mqtt.connectAsync(`mqtts://localhost:${broker.port}`, {
         ca,
         username,
         password,
-        ...(clientId ? { clientId } : {}),
+        clientId,
         protocolVersion: 4,
         reconnectPeriod: 0,
         connectTimeout: 5000,
     })
 }
 
-async function claimedDevice() {
+/** A device enrolled, claimed by `owner` (alice unless said) and logged in. */
+async function claimedDevice(owner = alice) {
     const { device, enrollment } = await makeHostDevice()
     assert.equal((await enroll(t, enrollment)).status, 201)
-    assert.equal((await claim(t, device.id, claimProof(device.claimCode), alice.token)).status, 200)
+    assert.equal((await claim(t, device.id, claimProof(device.claimCode), owner.token)).status, 200)
     const session = await login(t, device.id, device.password)
     return { device, creds: session.body.broker as { username: string; password: string; expiresAt: number } }
 }
@@ -106,6 +108,29 @@ describe("broker access through Mosquitto dynamic security", () => {
         await watcher.endAsync()
     })
 
+    test("a login may use only its own client id: another device's or an owner's login with the victim's id is refused", async () => {
+        const carol = await ownerSession(t, "carol")
+        const victim = await claimedDevice(carol)
+        const other = await claimedDevice(carol)
+        const carolsLogin = (await ownerLogin(t, "carol", carol.password)).broker!
+        const session = await connect(victim.creds.username, victim.creds.password)
+        let dropped = false
+        session.on("close", () => (dropped = true))
+        // the device id is public: it is in every topic name
+        await assert.rejects(connect(other.creds.username, other.creds.password, victim.device.id), /Not authorized/)
+        await assert.rejects(connect(carolsLogin.username, carolsLogin.password, victim.device.id), /Not authorized/)
+        // nor may a device's own login squat another id
+        await assert.rejects(connect(victim.creds.username, victim.creds.password, other.device.id), /Not authorized/)
+        await new Promise(r => setTimeout(r, 300))
+        assert.equal(dropped, false, "the victim's session was dropped")
+        assert.ok(session.connected)
+        await session.publishAsync(`things/${victim.device.id}/up/readings`, "still here", { qos: 1 })
+        // and the owner connects under its own id
+        const owner = await connect(carolsLogin.username, carolsLogin.password)
+        await owner.endAsync()
+        await session.endAsync()
+    })
+
     test("the token is refused after expiry, and its session is dropped", async () => {
         const { creds } = await claimedDevice()
         const client = await connect(creds.username, creds.password)
@@ -121,8 +146,10 @@ describe("broker access through Mosquitto dynamic security", () => {
         const mine = await claimedDevice()
         const login = await ownerLogin(t, "alice", alice.password)
         const b = login.broker!
-        await assert.rejects(connect(b.username, b.password), "another client id is refused")
-        await assert.rejects(connect(b.username, b.password, "owner-alice-2"))
+        // the login's client id is its username, which the registry names too
+        assert.equal(b.clientId, b.username)
+        await assert.rejects(connect(b.username, b.password, "mqttjs_0a1b2c3d"), /Not authorized/)
+        await assert.rejects(connect(b.username, b.password, "owner-alice-2"), /Not authorized/)
         const owner = await connect(b.username, b.password, b.clientId)
         const ups: string[] = []
         owner.on("message", topic => ups.push(topic))

@@ -8,12 +8,14 @@
  */
 import assert from "node:assert/strict"
 import { execFile } from "node:child_process"
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, relative } from "node:path"
 import { after, describe, test } from "node:test"
 import { freePort } from "../../devs/net/ports.ts"
 import { PROJECT_ROOT } from "../../devs/project.ts"
+import { MAX_IMAGE_BYTES } from "../../devs/updates/manifest.ts"
+import { generateSigningKey, saveSigningKey } from "../../devs/updates/signing-key.ts"
 
 const dir = mkdtempSync(join(tmpdir(), "cli-test-"))
 after(() => rmSync(dir, { recursive: true, force: true }))
@@ -108,6 +110,8 @@ describe("the programs in devs/bin", () => {
             ["bridge", [], "missing --local <mqtt url>"],
             ["sign", ["image.devs", "--sequence", "two"], '--sequence must be a whole number up to 4294967295, not "two"'],
             ["sign", ["--sequence", "2"], "missing <image.devs>"],
+            ["sign", ["image.devs", "--sequence", "2", "--min-sequence", "3"], "--min-sequence 3 must be below --sequence 2"],
+            ["sign", ["image.devs", "--sequence", "2", "--min-sequence", "2"], "--min-sequence 2 must be below --sequence 2"],
             ["keygen", ["--if-missing=yes"], "--if-missing takes no value"],
             ["registry", ["--cert", "c.pem", "--key", "k.pem", "--port", "70000"], '--port must be a port number 1..65535, not "70000"'],
             ["test", ["--device-only", "--host-only"], "--device-only and --host-only exclude each other"],
@@ -117,6 +121,17 @@ describe("the programs in devs/bin", () => {
             assert.equal(code, 2, `${program} ${args.join(" ")}: ${stderr}`)
             assert.equal(stderr, `${program}: ${mistake}; see --help\n`)
         }
+    })
+
+    test("sign refuses an image over what the device takes before it signs anything, exit 2", async () => {
+        const keyPath = join(dir, "signing.json")
+        saveSigningKey(generateSigningKey(), keyPath)
+        const big = join(dir, "big.devs")
+        writeFileSync(big, Buffer.alloc(MAX_IMAGE_BYTES + 32))
+        const { code, stderr } = await run("sign", [big, "--sequence", "2", "--key", keyPath])
+        assert.equal(code, 2, stderr)
+        assert.equal(stderr, `sign: image of ${MAX_IMAGE_BYTES + 32} bytes: over the ${MAX_IMAGE_BYTES} bytes a device takes; see --help\n`)
+        assert.equal(existsSync(join(dir, "big.manifest")), false)
     })
 
     test("a service that is not running, a missing token and a store that is not there say what to do, exit 1", async () => {

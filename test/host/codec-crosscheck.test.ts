@@ -8,6 +8,7 @@ import assert from "node:assert/strict"
 import { before, describe, test } from "node:test"
 import { decode, encode } from "cbor2"
 import { collectHexLines, deviceLines, runInSimulator } from "../../devs/sim/devs-cli.ts"
+import { decodeSenmlCbor } from "../../devs/owner/senml.ts"
 import { curve } from "./support/simulated-curve.ts"
 
 const cbor = { decode: <T = unknown>(b: Uint8Array): T => decode(new Uint8Array(b), { preferMap: true }) as T }
@@ -17,10 +18,8 @@ function deterministic(b: Uint8Array): string {
     return Buffer.from(encode(cbor.decode(b), { cde: true })).toString("hex")
 }
 
-/** RFC 8428 §6 labels, by number. */
-const LABEL: Record<number, string> = { [-2]: "bn", [-3]: "bt", [-4]: "bu", 0: "n", 1: "u", 2: "v", 6: "t" }
-
 const UNITS: Record<string, string> = { temperature: "Cel", humidity: "%RH", pressure: "Pa", gas: "Ohm" }
+const QUANTITIES = ["temperature", "humidity", "pressure", "gas"]
 const SENSORS: [string, string[]][] = [
     ["shtc3", ["temperature", "humidity"]],
     ["sht30", ["temperature", "humidity"]],
@@ -29,19 +28,21 @@ const SENSORS: [string, string[]][] = [
 ]
 const READS = 6
 
-/** What the fixture must have produced: its sensors, faults and read counts, from its description. */
-function expectedNames(batch: number): { name: string; value: number; unit: string }[] {
+/** What the fixture must have produced, from its description: per series (sensor/quantity, ordered by unit) the curve's values. */
+function expectedSeries(batch: number): { name: string; unit: string; values: number[] }[] {
     const out = []
-    for (let i = 0; i < READS; ++i) {
-        const n = batch * READS + i
+    for (const q of QUANTITIES)
         for (const [sensor, quantities] of SENSORS) {
-            if (sensor === "aht20" && n % 4 === 3) continue // injected bus error
-            for (const q of quantities) {
+            if (!quantities.includes(q)) continue
+            const values = []
+            for (let i = 0; i < READS; ++i) {
+                const n = batch * READS + i
+                if (sensor === "aht20" && n % 4 === 3) continue // injected bus error
                 if (sensor === "sht30" && n % 5 === 4 && q === "temperature") continue // injected NaN
-                out.push({ name: `${sensor}/${q}`, value: curve(q, n), unit: UNITS[q] })
+                values.push(curve(q, n))
             }
+            out.push({ name: `${sensor}/${q}`, unit: UNITS[q], values })
         }
-    }
     return out
 }
 
@@ -54,32 +55,69 @@ before(async () => {
 })
 
 describe("SenML-CBOR from the simulated device, decoded with cbor2", () => {
-    test("every batch is a SenML pack of the curve's readings, with fault counters", () => {
+    test("every batch is a SenML pack: fault counters, then a series per sensor quantity on the curve, with true ages", () => {
         const packs = collectHexLines(lines, "senml-cbor")
         assert.equal(packs.size, 3)
-        const faults: Record<string, number>[] = [
-            { "aht20/faults": 1, "sht30/faults": 1 },
-            { "aht20/faults": 3, "sht30/faults": 2 },
-            { "aht20/faults": 4, "sht30/faults": 3 },
+        const faults: [string, number][][] = [
+            [
+                ["aht20/faults", 1],
+                ["sht30/faults", 1],
+            ],
+            [
+                ["aht20/faults", 3],
+                ["sht30/faults", 2],
+            ],
+            [
+                ["aht20/faults", 4],
+                ["sht30/faults", 3],
+            ],
         ]
         for (let b = 0; b < 3; ++b) {
             const pack = cbor.decode<Map<number, unknown>[]>(packs.get(String(b))!)
             assert.ok(Array.isArray(pack))
-            const want = expectedNames(b)
-            const records = pack.slice(0, want.length)
-            const counters = pack.slice(want.length)
-            assert.equal(records[0].get(-2), "urn:dev:sentinel:fixture:")
-            for (let i = 0; i < want.length; ++i) {
-                const r = records[i]
-                assert.equal(r.get(0), want[i].name, `record ${i} of batch ${b}`)
-                assert.equal(r.get(1), want[i].unit)
-                assert.equal(r.get(2), want[i].value)
-                const t = r.get(6) as number
-                assert.ok(t <= 0 && t > -10, `relative time ${t}`)
-                for (const k of r.keys()) assert.ok(k in LABEL, `unexpected label ${k}`)
+            // counters: name and value only, before any base name or base unit
+            const counters = pack.slice(0, 2)
+            assert.deepEqual(
+                counters.map(c => [...c.keys()]),
+                [
+                    [0, 2],
+                    [0, 2],
+                ]
+            )
+            assert.deepEqual(
+                counters.map(c => [c.get(0), c.get(2)]),
+                faults[b]
+            )
+            // series: the first record names it (bn) and gives the unit (bu) when it changes; the rest are {v, t} (RFC 8428 §4.1)
+            let at = 2
+            let unit: unknown = undefined
+            for (const series of expectedSeries(b)) {
+                let previous = -Infinity
+                series.values.forEach((value, k) => {
+                    const r = pack[at++]
+                    const where = `${series.name} read ${k} of batch ${b}`
+                    const keys = [...r.keys()].sort((x, y) => x - y)
+                    if (k === 0) {
+                        assert.equal(r.get(-2), series.name, where)
+                        assert.deepEqual(keys, series.unit === unit ? [-2, 2, 6] : [-4, -2, 2, 6], where)
+                        if (series.unit !== unit) assert.equal(r.get(-4), series.unit, where)
+                        unit = series.unit
+                    } else assert.deepEqual(keys, [2, 6], where)
+                    assert.equal(r.get(2), value, where)
+                    // true ages (RFC 8428 §4.5.3: negative = seconds before now) in steps of 2^-8 s: rounds 40 ms apart, oldest first
+                    const t = r.get(6) as number
+                    assert.ok(t < 0 && t > -10 && t > previous && Number.isInteger(t * 256), `${where}: time ${t} after ${previous}`)
+                    if (k === 0 && series.values.length === READS) assert.ok(t <= -0.2, `${where}: 6 rounds 40 ms apart, ${t} s`)
+                    previous = t
+                })
             }
-            const got = Object.fromEntries(counters.map(c => [c.get(0), c.get(2)]))
-            assert.deepEqual(got, faults[b])
+            assert.equal(at, pack.length)
+            // the owner's decoder resolves the same names, units and values
+            const resolved = decodeSenmlCbor(packs.get(String(b))!)
+            assert.deepEqual(
+                resolved.slice(2).map(r => `${r.name} ${r.unit} ${r.value}`),
+                expectedSeries(b).flatMap(s => s.values.map(v => `${s.name} ${s.unit} ${v}`))
+            )
         }
     })
 
@@ -156,5 +194,38 @@ describe("encodings of single values, decoded with cbor2", () => {
         assert.equal(head(19), 0xfb) // 1.1: double
         assert.equal(head(21), 0xfa) // 100000.5: single
         assert.equal(head(24), 0xf9) // 2^-24: half subnormal
+    })
+})
+
+describe("replies to the owner's commands, decoded with cbor2", () => {
+    test("the state report: the command it answers, the running image, the update phase, the queue and the intervals", () => {
+        const bytes = collectHexLines(lines, "state-report").get("0")!
+        assert.deepEqual(
+            cbor.decode(bytes),
+            new Map<unknown, unknown>([
+                ["cmd", 42],
+                ["boot", 3],
+                ["seq", 7],
+                ["image", new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8])],
+                ["phase", "idle"],
+                ["events", 12],
+                ["queued", 2],
+                ["uptime", 1234.25],
+                ["dropped", 1],
+                [
+                    "intervals",
+                    new Map<unknown, unknown>([
+                        ["shtc3", 7000],
+                        ["bme680_77", 5000],
+                    ]),
+                ],
+            ])
+        )
+        assert.equal(bytes.toString("hex"), deterministic(bytes))
+    })
+    test("event records: [seq, boot, uptime ms, kind, detail]", () => {
+        const bytes = collectHexLines(lines, "event-records").get("0")!
+        assert.deepEqual(cbor.decode(bytes), [[4, 2, 20.25, "command", "update check requested"]])
+        assert.equal(bytes.toString("hex"), deterministic(bytes))
     })
 })

@@ -163,6 +163,7 @@ describe("device identity against the real registry and broker", () => {
                 ca: readFileSync(stack.pki.caCert),
                 username: id,
                 password: brokerPassword,
+                clientId: id,
                 reconnectPeriod: 0,
             })
             await client.publishAsync(`things/${id}/up/test`, "x", { qos: 1 })

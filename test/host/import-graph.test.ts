@@ -19,7 +19,10 @@ import { PROJECT_ROOT } from "../../devs/project.ts"
 
 /** The firmware's floors, top first: what runs the device at the top, bytes on the ground. */
 const SRC_FLOORS: string[][] = [
-    ["main.ts"],
+    // the images: the simulator's, and one per board with only its drivers
+    ["main.ts", "boards"],
+    // the firmware's wiring
+    ["firmware.ts"],
     // the owner's commands and the state report
     ["control"],
     ["update", "uplink"],
@@ -48,8 +51,8 @@ const DEVS_FLOORS: string[][] = [
     ["owner"],
     // the registry and its client
     ["registry"],
-    // loopback ports
-    ["net"],
+    // loopback ports and the TLS policy; files only their owner may read
+    ["net", "files"],
     // the project root, var/ paths and local ports
     ["project.ts"],
 ]

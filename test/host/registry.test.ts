@@ -8,12 +8,16 @@ import { randomBytes } from "node:crypto"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { after, describe, test } from "node:test"
+import { after, describe, mock, test } from "node:test"
+import Database from "better-sqlite3"
 import { Registry } from "../../devs/registry/app.ts"
 import type { BrokerAccess } from "../../devs/registry/broker-access.ts"
 import { claimProof, ownerRoot } from "../../devs/owner/keys.ts"
 import { claim, enroll, inProcessTransport, login, ownerLogin, registerOwner, type Transport } from "../../devs/registry/client.ts"
 import { MIGRATIONS, SqliteStore } from "../../devs/registry/store.ts"
+import { DEFAULT_EXCHANGE_LIMITS } from "../../devs/registry/exchanges.ts"
+import { escapeField, EVENT_BURST, EVENT_WINDOW_MS } from "../../devs/registry/events.ts"
+import { DEFAULT_POLICY, ENROLLMENT_POLICY, FORGET_AFTER_MS } from "../../devs/registry/rate-limit.ts"
 import { OwnerService } from "../../devs/owner/service.ts"
 import { OwnerStore } from "../../devs/owner/store.ts"
 import { makeHostDevice } from "../../devs/sim/host-device.ts"
@@ -29,10 +33,10 @@ class FakeBroker implements BrokerAccess {
     async revoke(id: string) {
         this.logins.delete(id)
     }
-    /** Per owner: its login (client id, password) and the devices it may reach. */
-    owners = new Map<string, { clientId: string; password: string; devices: string[] }>()
-    async grantOwner(owner: string, clientId: string, password: string, devices: string[]) {
-        this.owners.set(owner, { clientId, password, devices: [...devices] })
+    /** Per owner: its login's password and the devices it may reach. */
+    owners = new Map<string, { password: string; devices: string[] }>()
+    async grantOwner(owner: string, password: string, devices: string[]) {
+        this.owners.set(owner, { password, devices: [...devices] })
     }
     async allowOwner(owner: string, id: string) {
         this.owners.get(owner)?.devices.push(id)
@@ -54,8 +58,15 @@ function setup(name: string) {
     const clock = new ManualClock()
     const store = new SqliteStore(join(dir, `${name}.db`))
     const broker = new FakeBroker()
-    const registry = new Registry({ store, broker, clock: clock.now, brokerTokenTtlMs: 60_000 })
-    return { store, broker, registry, t: inProcessTransport(registry, "10.0.0.1"), advance: (ms: number) => clock.advance(ms) }
+    const lines: string[] = []
+    const registry = new Registry({ store, broker, clock: clock.now, brokerTokenTtlMs: 60_000, log: line => lines.push(line) })
+    return { store, broker, registry, lines, t: inProcessTransport(registry, "10.0.0.1"), advance: (ms: number) => clock.advance(ms) }
+}
+
+/** The client-first request of an RFC 7804 SCRAM exchange, as a stranger sends it: no proof follows. */
+function clientFirst(t: Transport, username: string, nonce: string) {
+    const data = Buffer.from(`n,,n=${username},r=${nonce}`).toString("base64")
+    return t("GET", "/v1/session", { authorization: `SCRAM-SHA-256 data=${data}` })
 }
 
 describe("registry", () => {
@@ -147,8 +158,9 @@ describe("registry", () => {
         const mallory = await ownerSession(t, "mallory")
         assert.equal((await claim(t, device.id, "WRONG-CODE", alice.token)).status, 403)
         assert.equal((await claim(t, device.id, claimProof(device.claimCode.toLowerCase()), alice.token)).status, 200)
-        // one-time: the code does not work again, for anyone
-        assert.equal((await claim(t, device.id, claimProof(device.claimCode), mallory.token)).status, 409)
+        // one-time: the code does not work again, for anyone, and the answer is a wrong code's
+        const again = await claim(t, device.id, claimProof(device.claimCode), mallory.token)
+        assert.deepEqual([again.status, again.body], [403, { error: "claim refused" }])
         const afterClaim = await login(t, device.id, device.password)
         const creds = afterClaim.body.broker as { username: string; password: string; expiresAt: number }
         assert.equal(creds.username, device.id)
@@ -180,7 +192,7 @@ describe("registry", () => {
         for (let i = 0; i < 100; i++) statuses.push((await login(t, device.id, Buffer.from("guess" + i))).status)
         assert.equal(statuses.filter(s => s === 401).length, 5)
         assert.equal(statuses.filter(s => s === 429).length, 95)
-        // the limit was reached once for the device id and once for the source address
+        // the limit was reached once for the source, and once for the source on this device
         const events = store.events({ kind: "rate-limited" })
         assert.equal(events.length, 2)
         assert.ok(events.every(e => e.identity === device.id && e.source === "10.0.0.1"))
@@ -193,6 +205,100 @@ describe("registry", () => {
         assert.equal(locked.headers["retry-after"], "60")
         assert.equal(store.events({ kind: "rate-limited" }).length, 4)
         assert.equal(store.events({ kind: "auth-failure" }).length, 10)
+    })
+
+    test("a stranger's failures do not lock the device out from another source; the stranger's source is limited; counts fade", async () => {
+        const { store, registry, t, advance } = setup("lockout")
+        const { device, enrollment } = await makeHostDevice()
+        await enroll(t, enrollment)
+        const other = await makeHostDevice()
+        await enroll(t, other.enrollment)
+        const stranger = inProcessTransport(registry, "10.6.6.6")
+        const guesses = async (id: string, n: number) => {
+            const statuses: number[] = []
+            for (let i = 0; i < n; i++) statuses.push((await login(stranger, id, Buffer.from(`guess${i}`))).status)
+            return statuses
+        }
+        // the device id is public; a stranger tries it a hundred times, and its claim too
+        const statuses = await guesses(device.id, 100)
+        assert.equal(statuses.filter(s => s === 401).length, DEFAULT_POLICY.limit)
+        const mallory = await ownerSession(t, "mallory")
+        for (let i = 0; i < 20; i++) await claim(stranger, device.id, `GUESS-${i}`, mallory.token)
+        // the device, from where it is, logs in at once, as does its owner's claim
+        assert.equal((await login(inProcessTransport(registry, "10.0.0.7"), device.id, device.password)).status, 200)
+        const alice = await ownerSession(t, "alice")
+        const claimed = await claim(inProcessTransport(registry, "10.0.0.8"), device.id, claimProof(device.claimCode), alice.token)
+        assert.equal(claimed.status, 200)
+        // the stranger's source is locked, for every device it tries, right password or not
+        assert.equal((await login(stranger, other.device.id, other.device.password)).status, 429)
+        // lockouts grow while it keeps trying...
+        advance(DEFAULT_POLICY.baseLockoutMs + 1)
+        await guesses(device.id, DEFAULT_POLICY.limit)
+        const second = await login(stranger, other.device.id, other.device.password)
+        assert.equal(second.headers["retry-after"], String((2 * DEFAULT_POLICY.baseLockoutMs) / 1000))
+        // ...and fade once it stops: a failure window later it starts from zero, two quiet forgiveMs later from the first lockout
+        advance(2 * DEFAULT_POLICY.baseLockoutMs + DEFAULT_POLICY.windowMs + 2 * DEFAULT_POLICY.forgiveMs)
+        assert.deepEqual(await guesses(device.id, DEFAULT_POLICY.limit - 1), Array(DEFAULT_POLICY.limit - 1).fill(401))
+        await guesses(device.id, 1)
+        const third = await login(stranger, other.device.id, other.device.password)
+        assert.equal(third.headers["retry-after"], String(DEFAULT_POLICY.baseLockoutMs / 1000))
+        assert.ok(store.events({ kind: "rate-limited" }).every(e => e.source === "10.6.6.6"))
+    })
+
+    test("enrollments of new ids from one source are limited, with an event; others still enroll, and the limit fades", async () => {
+        const { store, registry, t, advance } = setup("enrollflood")
+        const flood = inProcessTransport(registry, "10.6.6.6")
+        const statuses: number[] = []
+        for (let i = 0; i < ENROLLMENT_POLICY.limit + 10; i++)
+            statuses.push((await enroll(flood, (await makeHostDevice()).enrollment)).status)
+        assert.deepEqual(statuses, [...Array(ENROLLMENT_POLICY.limit).fill(201), ...Array(10).fill(429)])
+        const [event] = store.events({ kind: "rate-limited" })
+        assert.equal(event.source, "10.6.6.6")
+        assert.match(event.detail, /^enrollment: limit reached/)
+        assert.equal((await enroll(t, (await makeHostDevice()).enrollment)).status, 201)
+        advance(ENROLLMENT_POLICY.baseLockoutMs + 1)
+        assert.equal((await enroll(flood, (await makeHostDevice()).enrollment)).status, 201)
+    })
+
+    test("rate limits are forgotten once nothing is left to remember: window and lockout both older than FORGET_AFTER_MS", () => {
+        // the most lockouts a key keeps is the number that reaches the longest lockout; each takes forgiveMs to forgive
+        for (const p of [DEFAULT_POLICY, ENROLLMENT_POLICY]) {
+            const kept = Math.ceil(Math.log2(p.maxLockoutMs / p.baseLockoutMs))
+            assert.ok(p.maxLockoutMs + kept * p.forgiveMs + p.windowMs <= FORGET_AFTER_MS, JSON.stringify(p))
+        }
+        const store = new SqliteStore(":memory:")
+        store.putRateLimit({ key: "stale", attempts: 1, windowStart: 100, lockedUntil: 200, lockouts: 1 })
+        store.putRateLimit({ key: "locked", attempts: 0, windowStart: 100, lockedUntil: 5000, lockouts: 3 })
+        store.putRateLimit({ key: "counting", attempts: 2, windowStart: 4000, lockedUntil: 0, lockouts: 0 })
+        store.forgetRateLimits(1000)
+        assert.deepEqual(
+            ["stale", "locked", "counting"].map(k => store.getRateLimit(k)?.key),
+            [undefined, "locked", "counting"]
+        )
+    })
+
+    test("the claim answer tells nobody who exists: claimed, unclaimed and unknown devices refuse a code alike", async () => {
+        const { registry, t } = setup("claimoracle")
+        const [alice, mallory] = [await ownerSession(t, "alice"), await ownerSession(t, "mallory")]
+        const claimed = await makeHostDevice()
+        await enroll(t, claimed.enrollment)
+        assert.equal((await claim(t, claimed.device.id, claimProof(claimed.device.claimCode), alice.token)).status, 200)
+        const unclaimed = await makeHostDevice()
+        await enroll(t, unclaimed.enrollment)
+        const probes: [string, string, string][] = [
+            ["a claimed device, a wrong code", claimed.device.id, claimProof("WRONG")],
+            ["a claimed device, its old code", claimed.device.id, claimProof(claimed.device.claimCode)],
+            ["an unclaimed device, a wrong code", unclaimed.device.id, claimProof("WRONG")],
+            ["an unknown device", "0123456789abcdef0123456789abcdef", claimProof("WRONG")],
+        ]
+        const answers = []
+        for (const [i, [, id, proof]] of probes.entries()) {
+            // each from its own source, so no probe meets another's rate limit
+            const r = await claim(inProcessTransport(registry, `10.9.0.${i + 1}`), id, proof, mallory.token)
+            answers.push({ status: r.status, headers: r.headers, body: r.body })
+        }
+        for (const [i, [what]] of probes.entries()) assert.deepEqual(answers[i], answers[0], what)
+        assert.deepEqual(answers[0], { status: 403, headers: {}, body: { error: "claim refused" } })
     })
 
     test("wrong claim codes are rate-limited like logins", async () => {
@@ -217,11 +323,96 @@ describe("registry", () => {
         assert.equal(store.events({ kind: "downgrade" }).length, 1)
     })
 
+    test("one source cannot fill the pending SCRAM exchanges: past its bound it is refused, and others still log in", async () => {
+        const { registry, store, t, advance } = setup("exchanges")
+        const { device, enrollment } = await makeHostDevice()
+        await enroll(t, enrollment)
+        // one subscriber's /64 is one source, whatever addresses it picks inside it
+        const statuses: number[] = []
+        for (let i = 0; i < 10_001; i++) {
+            const flood = inProcessTransport(registry, `2001:db8:6:6::${(i % 0xfff0).toString(16)}`)
+            statuses.push((await clientFirst(flood, device.id, `flood${i}`)).status)
+        }
+        assert.equal(statuses.filter(s => s === 401).length, DEFAULT_EXCHANGE_LIMITS.perSource)
+        assert.equal(statuses.filter(s => s === 429).length, 10_001 - DEFAULT_EXCHANGE_LIMITS.perSource)
+        assert.ok(DEFAULT_EXCHANGE_LIMITS.perSource * 100 < DEFAULT_EXCHANGE_LIMITS.total)
+        // the device, and anyone else, still logs in
+        assert.equal((await login(t, device.id, device.password)).status, 200)
+        assert.equal((await login(inProcessTransport(registry, "10.0.0.2"), device.id, device.password)).status, 200)
+        // one event a refusal, at most EVENT_BURST of them a minute
+        assert.equal(store.events({ kind: "rate-limited" }).length, EVENT_BURST)
+        // the source's exchanges expire, and it may try again
+        advance(DEFAULT_EXCHANGE_LIMITS.ttlMs + 1)
+        assert.equal((await clientFirst(inProcessTransport(registry, "2001:db8:6:6::1"), device.id, "again")).status, 401)
+    })
+
+    test("a flood of events of one kind from one source is written EVENT_BURST times a minute, then summed up in one row", async () => {
+        const { store, lines, registry, advance } = setup("eventflood")
+        const attacker = inProcessTransport(registry, "10.6.6.6")
+        for (let i = 0; i < 600; i++) await attacker("GET", "/v1/session", { authorization: "Basic ZGV2aWNlOnBhc3N3b3Jk" })
+        assert.equal(store.events({ kind: "downgrade" }).length, EVENT_BURST)
+        // another source has its own window
+        await inProcessTransport(registry, "10.0.0.2")("GET", "/v1/session", { authorization: "Basic eDp5" })
+        assert.equal(store.events({ kind: "downgrade" }).length, EVENT_BURST + 1)
+        advance(EVENT_WINDOW_MS)
+        await attacker("GET", "/v1/session", { authorization: "Basic ZGV2aWNlOnBhc3N3b3Jk" })
+        const rows = store.events({ kind: "downgrade" })
+        assert.equal(rows.length, EVENT_BURST + 3)
+        assert.deepEqual(
+            rows.slice(-2).map(r => [r.source, r.identity, r.detail]),
+            [
+                ["10.6.6.6", "*", "... and 590 more in the last minute"],
+                ["10.6.6.6", "?", "client tried Basic"],
+            ]
+        )
+        assert.equal(lines.length, rows.length)
+        assert.equal(lines[lines.length - 2], "registry event downgrade source=10.6.6.6 identity=*: ... and 590 more in the last minute")
+    })
+
+    test("every event field from outside is escaped: a SCRAM username cannot forge a log line or reach a terminal", async () => {
+        const { store, lines, t } = setup("forgery")
+        const victim = "0123456789abcdef0123456789abcdef"
+        const forged = `x\nregistry event claimed source=10.0.0.9 identity=${victim}: claimed by mallory\r\u001b[2J\u2028\u202e\\x41`
+        assert.equal((await login(t, forged, Buffer.from("guess"))).status, 401)
+        const [event] = store.events({ kind: "auth-failure" })
+        assert.equal(
+            event.identity,
+            `x\\nregistry event claimed source=10.0.0.9 identity=${victim}: claimed by mallory\\r\\x1b[2J\\u{2028}\\u{202e}\\\\x41`
+        )
+        assert.equal(lines.length, 1)
+        assert.match(lines[0], /^registry event auth-failure source=10\.0\.0\.1 identity=x\\nregistry event claimed/)
+        for (const line of lines) assert.match(line, /^[\x20-\x7e]*$/)
+    })
+
+    test("escapeField: printable ASCII stays, everything else is an escape, and long text is cut", () => {
+        assert.equal(escapeField("device-01 ok: [a=b]"), "device-01 ok: [a=b]")
+        assert.equal(escapeField("a\\b\n\r\t\u0000\u007f\u0085\u00e9\u{1f600}"), "a\\\\b\\n\\r\\t\\x00\\x7f\\x85\\xe9\\u{1f600}")
+        for (let code = 0; code < 0x3000; code++) assert.match(escapeField(String.fromCodePoint(code)), /^[\x20-\x7e]+$/)
+        const cut = escapeField("\n".repeat(500), 200)
+        assert.ok(cut.length <= 200 && cut.endsWith("..."), cut)
+    })
+
     test("an unknown device gets a challenge like a known one, and fails", async () => {
         const { t } = setup("unknown")
         const r = await login(t, "0".repeat(32), Buffer.from("whatever"))
         assert.equal(r.status, 401)
         assert.match(r.headers["www-authenticate"] ?? "", /realm/)
+    })
+
+    test("the store prepares its SQL once, when it opens: an owner account, an enrollment, a claim, a login and a failed one prepare nothing", async () => {
+        const { t } = setup("prepared")
+        const { device, enrollment } = await makeHostDevice()
+        const prepare = mock.method(Database.prototype, "prepare")
+        try {
+            const alice = await ownerSession(t, "alice")
+            assert.equal((await enroll(t, enrollment)).status, 201)
+            assert.equal((await claim(t, device.id, claimProof(device.claimCode), alice.token)).status, 200)
+            assert.equal((await login(t, device.id, device.password)).status, 200)
+            assert.equal((await login(t, device.id, Buffer.from("wrong"))).status, 401)
+            assert.equal(prepare.mock.callCount(), 0)
+        } finally {
+            prepare.mock.restore()
+        }
     })
 
     test("schema migrations run once and are recorded", () => {
@@ -273,9 +464,9 @@ describe("owner accounts", () => {
         assert.deepEqual(broker.owners.get("alice")?.devices, [device.id])
         // the next login installs the owner's devices with a new password, bound to its client id
         const again = await ownerLogin(t, "alice", alice.password)
-        assert.deepEqual(broker.owners.get("alice"), { clientId: "owner-alice", password: again.broker!.password, devices: [device.id] })
+        assert.deepEqual(broker.owners.get("alice"), { password: again.broker!.password, devices: [device.id] })
         assert.notEqual(again.broker!.password, alice.broker!.password)
-        assert.equal(again.broker!.clientId, "owner-alice")
+        assert.deepEqual([again.broker!.username, again.broker!.clientId], ["owner-alice", "owner-alice"])
         // session tokens are kept hashed
         store.close()
         const db = readFileSync(join(dir, "claim-session.db"))
@@ -286,7 +477,8 @@ describe("owner accounts", () => {
         const { broker, store, registry, t, advance } = setup("owner-login")
         await ownerSession(t, "alice")
         const statuses = []
-        for (let i = 0; i < 7; i++) statuses.push((await login(t, "alice", randomBytes(32), undefined, "/v1/owners/session")).status)
+        for (let i = 0; i < 7; i++)
+            statuses.push((await login(t, "alice", randomBytes(32), undefined, undefined, "/v1/owners/session")).status)
         assert.deepEqual(statuses, [401, 401, 401, 401, 401, 429, 429])
         assert.equal(store.events({ kind: "auth-failure" }).filter(e => e.identity === "alice").length, 5)
         assert.ok(store.events({ kind: "rate-limited" }).some(e => e.detail.includes("login-owner:alice")))

@@ -2,7 +2,16 @@
 import assert from "node:assert/strict"
 import { randomBytes } from "node:crypto"
 import { describe, test } from "node:test"
-import { makeVerifier, parseClientFirst, ScramClient, ScramProtocolError, serverFinal, serverFirst } from "../../devs/registry/scram.ts"
+import {
+    makeVerifier,
+    parseClientFirst,
+    SCRAM_MAX_CLIENT_MESSAGE,
+    ScramClient,
+    ScramProtocolError,
+    type ScramKeyCache,
+    serverFinal,
+    serverFirst,
+} from "../../devs/registry/scram.ts"
 
 const SERVER_FIRST = "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
 
@@ -48,6 +57,17 @@ describe("SCRAM-SHA-256 (host)", () => {
         }
     })
 
+    test("a client that keeps its keys (RFC 5802 §5.1) logs in again without the password's PBKDF2", () => {
+        const verifier = makeVerifier(Buffer.from("right"), randomBytes(16))
+        const cache: ScramKeyCache = new Map()
+        for (const pw of ["right", "not even asked"]) {
+            const c = new ScramClient("dev", Buffer.from(pw), undefined, cache)
+            const { message, exchange } = serverFirst(parseClientFirst(c.first()), verifier)
+            c.verify(serverFinal(exchange, c.final(message))!)
+        }
+        assert.equal(cache.size, 1)
+    })
+
     test("protocol violations are refused", () => {
         assert.throws(() => parseClientFirst("y,,n=a,r=b"), ScramProtocolError)
         assert.throws(() => parseClientFirst("p=tls-unique,,n=a,r=b"), ScramProtocolError)
@@ -58,5 +78,17 @@ describe("SCRAM-SHA-256 (host)", () => {
         const { exchange } = serverFirst(parseClientFirst(c.first()), verifier)
         assert.throws(() => serverFinal(exchange, "c=biws,r=other,p=AAAA"), ScramProtocolError)
         assert.throws(() => serverFinal(exchange, `c=eSws,r=${exchange.nonce},p=AAAA`), ScramProtocolError)
+    })
+
+    test("a client message longer than the server reads is refused before it is parsed: a stranger parks little in an exchange", () => {
+        const nonce = "r".repeat(24)
+        assert.equal(parseClientFirst(`n,,n=${"u".repeat(SCRAM_MAX_CLIENT_MESSAGE - 35)},r=${nonce}`).clientNonce, nonce)
+        assert.throws(() => parseClientFirst(`n,,n=${"u".repeat(SCRAM_MAX_CLIENT_MESSAGE)},r=${nonce}`), /too long/)
+        const verifier = makeVerifier(Buffer.from("x"), randomBytes(16))
+        const { exchange } = serverFirst(parseClientFirst(new ScramClient("dev", Buffer.from("x")).first()), verifier)
+        assert.throws(
+            () => serverFinal(exchange, `c=biws,r=${exchange.nonce},x=${"x".repeat(SCRAM_MAX_CLIENT_MESSAGE)},p=AAAA`),
+            /too long/
+        )
     })
 })

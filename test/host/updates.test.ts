@@ -18,7 +18,16 @@ import { SqliteStore } from "../../devs/registry/store.ts"
 import { makeHostDevice } from "../../devs/sim/host-device.ts"
 import { PROJECT_ROOT } from "../../devs/project.ts"
 import { KeyVault } from "../../devs/updates/key-vault.ts"
-import { bstr, CLASS_ID, ManifestError, manifestFor, signManifest, VENDOR_ID, verifySignedManifest } from "../../devs/updates/manifest.ts"
+import {
+    bstr,
+    CLASS_ID,
+    ManifestError,
+    manifestFor,
+    MAX_IMAGE_BYTES,
+    signManifest,
+    VENDOR_ID,
+    verifySignedManifest,
+} from "../../devs/updates/manifest.ts"
 import { UpdateService, type DeployTarget } from "../../devs/updates/service.ts"
 import { generateSigningKey } from "../../devs/updates/signing-key.ts"
 import { ManualClock } from "./support/clock.ts"
@@ -105,6 +114,8 @@ const V1 = image(1)
 const V2 = image(2)
 const SIGNED_V1 = signManifest(manifestFor(V1, 1), key.secretKey, key.publicKey)
 const SIGNED_V2 = signManifest(manifestFor(V2, 2), key.secretKey, key.publicKey)
+const OTHER_V2 = image(3)
+const SIGNED_OTHER_V2 = signManifest(manifestFor(OTHER_V2, 2), key.secretKey, key.publicKey)
 
 async function setup() {
     const clock = new ManualClock()
@@ -147,6 +158,45 @@ describe("update service", () => {
         assert.throws(() => service.publish(signManifest(manifestFor(img, 5), key.secretKey, key.publicKey), other), /does not match/)
         service.publish(signManifest(manifestFor(img, 5), key.secretKey, key.publicKey), img)
         assert.equal(store.latestFirmwareImage(CLASS_ID.toString("hex"))?.sequence, 5)
+    })
+
+    test("a second image with the sequence of a published one is refused; the first stays the one offered", () => {
+        const store = new SqliteStore(":memory:")
+        const service = new UpdateService({ store, vault: KeyVault.ephemeral(), signingKeys: [key.publicKey], event: () => {} })
+        service.publish(SIGNED_V2, V2)
+        assert.throws(() => service.publish(SIGNED_OTHER_V2, OTHER_V2), /sequence 2 is already published/)
+        assert.throws(() => service.publish(SIGNED_V2, V2), /already published/)
+        assert.deepEqual(service.latestSignedManifest(CLASS_ID.toString("hex")), SIGNED_V2)
+        assert.equal(store.getFirmwareImage(sha256Hex(OTHER_V2)), undefined)
+    })
+
+    test("an image over what the device takes, and a lowest sequence not below the sequence, are refused even when signed", () => {
+        const service = new UpdateService({
+            store: new SqliteStore(":memory:"),
+            vault: KeyVault.ephemeral(),
+            signingKeys: [key.publicKey],
+            event: () => {},
+        })
+        // an older signer, or a hand-made manifest, might sign them: the service checks what the manifest says
+        const big = Buffer.alloc(MAX_IMAGE_BYTES + 32, 1)
+        const bigManifest = { ...manifestFor(V1, 9), digest: createHash("sha256").update(big).digest(), size: big.length }
+        assert.throws(() => service.publish(signManifest(bigManifest, key.secretKey, key.publicKey), big), /over the 110464 bytes/)
+        const unreachable = { ...manifestFor(V1, 9), minSequence: 9 }
+        assert.throws(() => service.publish(signManifest(unreachable, key.secretKey, key.publicKey), V1), /lowest sequence 9 is not below/)
+    })
+
+    test("a malformed protected header is reported as such, not as a missing key", () => {
+        const service = new UpdateService({
+            store: new SqliteStore(":memory:"),
+            vault: KeyVault.ephemeral(),
+            signingKeys: [key.publicKey],
+            event: () => {},
+        })
+        const [, unprotected, payload, signature] = (decode(SIGNED_V1) as Tag).contents as [Uint8Array, unknown, Uint8Array, Uint8Array]
+        for (const header of [Buffer.from([0xff, 0xff]), Buffer.from([0xa1, 0x01])]) {
+            const bad = Buffer.from(encode(new Tag(18, [bstr(header), unprotected, bstr(payload), bstr(signature)])))
+            assert.throws(() => service.publish(bad, V1), /^ManifestError: protected header is not CBOR$/)
+        }
     })
 
     test("the WSSK key is taken once, sealed at rest; a different one later is refused and logged", async () => {

@@ -111,7 +111,13 @@ export async function startOwnerStack(dir: string, name = "alice"): Promise<Owne
                 ),
             connect: async () => {
                 const grant = (await login(t, d.id, d.password)).body.broker as { username: string; password: string }
-                client = await mqtt.connectAsync(`mqtts://localhost:${stack.broker.port}`, { ...grant, ca, reconnectPeriod: 0 })
+                // a broker login is bound to its username as client id (devs/broker/dynsec.ts)
+                client = await mqtt.connectAsync(`mqtts://localhost:${stack.broker.port}`, {
+                    ...grant,
+                    clientId: grant.username,
+                    ca,
+                    reconnectPeriod: 0,
+                })
             },
             close: async () => void (await client?.endAsync()),
         }
