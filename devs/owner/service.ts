@@ -31,6 +31,8 @@ import { LEGACY_LOGIN_SETTING } from "./keystore-migration.ts"
 import { readingTimeMs, type CommandRow, type DeviceEventRow, type OwnerStore, type RejectionRow } from "./store.ts"
 import { Rejected, type Json, type RejectReason, type Verified } from "./verifier.ts"
 
+/** The setting that says the registry confirmed this store's account (201, or a login after a 409). */
+const ACCOUNT_REGISTERED = "account-registered"
 /** Down counters reserved per store transaction (as the device reserves its own). */
 export const DOWN_COUNTER_BLOCK = 64
 /** How long received messages wait to go to the ingest worker together (and be stored in one commit). */
@@ -177,28 +179,32 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
 
     private async ensureAccount() {
         const name = this.options.name ?? this.store.setting("owner-name")
-        const existing = this.store.account()
-        if (existing) {
-            if (name !== undefined && name !== existing.name) throw new Error(`this store belongs to owner ${existing.name}, not ${name}`)
-            return
+        let account = this.store.account()
+        if (account && name !== undefined && name !== account.name)
+            throw new Error(`this store belongs to owner ${account.name}, not ${name}`)
+        if (account && this.store.setting(ACCOUNT_REGISTERED) === "yes") return
+        if (!account) {
+            if (name === undefined) throw new Error("this store has no owner account yet: give the owner's name")
+            // kept before it is registered: a crash in between leaves a name this store can still register or log in as
+            account = { name, registry: this.options.registryUrl, password: randomBytes(32) }
+            this.store.setAccount(account, this.clock())
         }
-        if (name === undefined) throw new Error("this store has no owner account yet: give the owner's name")
-        // kept before it is registered: a crash in between leaves a name this store can still log in as
-        const password = randomBytes(32)
-        this.store.setAccount({ name, registry: this.options.registryUrl, password }, this.clock())
-        const reply = await registerOwner(this.options.registry, name, password, this.store.setting(LEGACY_LOGIN_SETTING))
+        // an account kept but never confirmed registered (stopped mid-registration): registered again with the same password
+        const reply = await registerOwner(this.options.registry, account.name, account.password, this.store.setting(LEGACY_LOGIN_SETTING))
         if (reply.status === 201) {
             this.store.deleteSetting(LEGACY_LOGIN_SETTING)
-            return this.log(`owner account ${name} registered at ${this.options.registryUrl}`)
+            this.store.setSetting(ACCOUNT_REGISTERED, "yes")
+            return this.log(`owner account ${account.name} registered at ${this.options.registryUrl}`)
         }
         if (reply.status === 409) {
             // registered by this store before a crash, or someone else's name
             try {
-                await ownerLogin(this.options.registry, name, password)
+                await ownerLogin(this.options.registry, account.name, account.password)
+                this.store.setSetting(ACCOUNT_REGISTERED, "yes")
                 return
             } catch {
                 this.store.forgetAccount()
-                throw new Error(`the owner name ${name} is taken at the registry: choose another`)
+                throw new Error(`the owner name ${account.name} is taken at the registry: choose another`)
             }
         }
         this.store.forgetAccount()
