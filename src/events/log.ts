@@ -25,6 +25,7 @@ export type SecurityEventKind =
     | "tls-refused"
     | "sensor-fault"
     | "storage-corrupt"
+    | "storage-failed"
     | "queue-overflow"
     | "downlink-refused"
     | "command"
