@@ -46,12 +46,11 @@ const DEFAULT_RETENTION_DAYS = 30
 /** Restarts of an ingest worker that ends before storing anything, before the service gives up on it. */
 const MAX_WORKER_RESTARTS = 5
 /**
- * Fields of a state report that may name the counter of the command it
- * answers: the firmware names it `cmd` (branch firmware, src/control/commands.ts
- * StateReport); the older names are still read, and without any the oldest
- * waiting command is taken.
+ * The field of a state report that names the down counter of the command it
+ * answers (src/control/commands.ts). A report without it, from firmware older
+ * than the field, answers the oldest command still waiting for a state.
  */
-const ANSWER_FIELDS = ["cmd", "answers", "command"]
+const ANSWER_FIELD = "answers"
 
 /** A claim the registry or the envelope refused; its message never holds the code. */
 export class ClaimError extends Error {
@@ -360,9 +359,11 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
     private correlate(m: Verified & { kind: "state" }, at: number) {
         const f = this.followed.get(m.deviceId)
         if (!f) return
-        const named = ANSWER_FIELDS.map(k => m.state[k]).find(v => typeof v === "number")
+        const named = m.state[ANSWER_FIELD]
         const i =
-            named !== undefined ? f.pending.findIndex(p => p.counter === named) : f.pending.findIndex(p => ANSWERED_BY_STATE.has(p.cmd))
+            typeof named === "number"
+                ? f.pending.findIndex(p => p.counter === named)
+                : f.pending.findIndex(p => ANSWERED_BY_STATE.has(p.cmd))
         if (i < 0) return
         const [answered] = f.pending.splice(i, 1)
         this.store.answerCommand(answered.id, m.state, at)

@@ -8,8 +8,9 @@
  *   state                   answers the state
  *   update-check            lends the socket to the updater; answers the state
  *
- * The state report names the command it answers by its down counter (`cmd`),
- * so the owner can show the reply beside the command. `interval` and
+ * The state report names the command it answers by its down counter
+ * (`answers`, beside the command's own `cmd` text), so the owner can show the
+ * reply beside the command. `interval` and
  * `update-check` are recorded in the security event log.
  */
 import * as ds from "@devicescript/core"
@@ -41,7 +42,7 @@ export interface CommandTargets {
 /** The state report (`things/<id>/up/state`). */
 export interface StateReport {
     /** The down counter of the command this report answers. */
-    cmd: number
+    answers: number
     boot: number
     /** Milliseconds since this boot. */
     uptime: number
@@ -66,7 +67,7 @@ export function encodeStateReport(r: StateReport): Buffer {
     for (const i of r.intervals) intervals.set(i.sensor, i.ms)
     return encodeCbor(
         new CborMap()
-            .set("cmd", r.cmd)
+            .set("answers", r.answers)
             .set("boot", r.boot)
             .set("uptime", r.uptime)
             .set("image", r.image)
@@ -130,7 +131,7 @@ export class CommandHandler implements CommandRunner {
         const { boot, events, pipeline, uplink, updater } = this.targets
         const status = updater.status()
         const report = encodeStateReport({
-            cmd: counter,
+            answers: counter,
             boot,
             uptime: Math.round(ds.millis()),
             image: status.digest.slice(0, IMAGE_DIGEST_BYTES),

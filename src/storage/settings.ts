@@ -85,26 +85,36 @@ const GET_ATTEMPTS = 5
  * Asks the settings service for `key` once; resolves with its answer, or
  * undefined if none came in time. (`ds.actionReport` waits forever: an answer
  * that never comes, as seen after long computations in the simulator, would
- * hang the caller for good.)
+ * hang the caller for good.) An answer may arrive before this fiber suspends
+ * (while `settings.get` is still sending: another fiber's read of the same
+ * key was answered): it is kept, and the fiber does not suspend at all, since
+ * resuming a fiber that is not suspended throws inside the event handler and
+ * panics the VM.
  */
 async function askOnce(key: string): Promise<ds.Packet> {
     const code = settings.spec.lookup("get").code
     const fiber = ds.Fiber.self()
     let done = false
+    let suspended = false
+    let answer: ds.Packet = undefined
     const finish = (pkt: ds.Packet) => {
         if (done) return
         done = true
-        fiber.resume(pkt)
+        answer = pkt
+        if (suspended) fiber.resume(pkt)
     }
     const unsubscribe = settings.report().subscribe(pkt => {
         if (pkt.serviceCommand === code && pkt.decode()[0] === key) finish(pkt)
     })
     const timer = setTimeout(() => finish(undefined), GET_TIMEOUT_MS)
     await settings.get(key)
-    const pkt = await ds.suspend<ds.Packet>()
+    if (!done) {
+        suspended = true
+        answer = await ds.suspend<ds.Packet>()
+    }
     clearTimeout(timer)
     unsubscribe()
-    return pkt
+    return answer
 }
 
 /** Reads a value; `undefined` when the key is absent or empty. Throws `StorageError` if the store never answers. */

@@ -1,3 +1,4 @@
+import * as ds from "@devicescript/core"
 import { describe, expect, test } from "@devicescript/test"
 import { MAX_KEY_LENGTH, MAX_VALUE_BYTES, readBytes, SettingKey, SettingPrefix, StorageError, writeBytes } from "../../src/storage/settings"
 import { asyncRefusal } from "./support"
@@ -52,5 +53,20 @@ describe("settings store", () => {
         const long = await asyncRefusal(StorageError, async () => await writeBytes("a_key_too_long_", hex`01`))
         expect(long).toBe(`setting key "a_key_too_long_" must be 1..${MAX_KEY_LENGTH} characters`)
         expect(await readBytes("sn_big")).toBe(undefined)
+    })
+
+    test("fibers reading one key at once all get its value: an answer that comes before a fiber waits is kept", async () => {
+        await writeBytes("sn_shared", hex`0102`)
+        let done = 0
+        const answers: string[] = []
+        const reader = async () => {
+            for (let i = 0; i < 10; ++i) answers.push((await readBytes("sn_shared")).toString("hex"))
+            done++
+        }
+        // before the fix, the first answer resumed a fiber that was still sending its own request: a RangeError, a panic
+        for (let f = 0; f < 3; ++f) reader.start()
+        while (done < 3) await ds.sleep(10)
+        expect(answers.length).toBe(30)
+        expect(answers.every(a => a === "0102")).toBe(true)
     })
 })

@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
+import { encode } from "cbor2"
 import { OwnerApi, type StreamEvent } from "../../devs/owner/api-client.ts"
 import { channelKeys } from "../../devs/owner/keys.ts"
 import { buildOwnerHttp } from "../../devs/owner/http.ts"
@@ -188,6 +189,32 @@ describe("owner service over HTTP", () => {
         )
         assert.deepEqual(detail.state.state, { boot: 3 })
         assert.equal(detail.commands.filter(c => c.status === "answered").length, 1)
+        // a report that names the command it answers (`answers`: its down counter) answers that one, not the oldest
+        const named = counters[20]
+        await d.client.publishAsync(
+            `things/${d.id}/up/state`,
+            await d.seal(
+                "state",
+                encode(
+                    new Map<string, unknown>([
+                        ["answers", named],
+                        ["boot", 3],
+                    ])
+                ),
+                6
+            ),
+            { qos: 1 }
+        )
+        const answers = () => events.filter(e => e.event === "command" && (e.data as { status: string }).status === "answered")
+        await until("the named answer", () => answers().length === 2)
+        const answered = async () =>
+            (await api.call<{ commands: { counter: number; status: string }[] }>("GET", `/api/devices/${d.id}`)).commands
+                .filter(c => c.status === "answered")
+                .map(c => c.counter)
+        assert.deepEqual(
+            (await answered()).sort((a, b) => a - b),
+            [counters[0], named]
+        )
         abort.abort()
         await streaming
     })

@@ -86,7 +86,8 @@ const STATE_LABELS = {
     events: "Events logged",
     queued: "Queued messages",
     dropped: "Dropped messages",
-    cmd: "Answers command",
+    cmd: "Answers",
+    answers: "Command counter",
 }
 
 function renderState() {
