@@ -501,10 +501,11 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
                 online: w?.lastSeen != null && now - w.lastSeen < ONLINE_MS,
                 lastSeen: w?.lastSeen ?? null,
                 lastCounter: w && w.highest >= 0 ? w.highest : null,
-                // the firmware's state report names them image, seq and phase (src/control/commands.ts StateReport)
-                firmware: state.image ?? state.firmware ?? null,
-                sequence: state.seq ?? state.sequence ?? null,
-                update: state.phase ?? state.update ?? null,
+                // the state report's names (src/control/commands.ts): the running image's digest (first bytes), its
+                // sequence, the update's phase
+                firmware: state.image ?? null,
+                sequence: state.seq ?? null,
+                update: state.phase ?? null,
                 queued: state.queued ?? null,
                 dropped: state.dropped ?? null,
                 eventsSinceVisit: this.store.eventsSince(d.id, lastVisit),

@@ -129,6 +129,9 @@ export async function readBytes(key: string): Promise<Buffer> {
     throw new StorageError(`setting "${key}": no answer`)
 }
 
+/** Answers read before a value that differs from the one written is taken for a refusal (see `confirmStored`). */
+const CONFIRM_READS = 4
+
 /**
  * Reads `key` back until the settings service has handled the write before it.
  * `set` and `delete` are commands the service never acknowledges: the promise
@@ -137,12 +140,21 @@ export async function readBytes(key: string): Promise<Buffer> {
  * simulator: 3 of 5 writes lost when the VM was killed as the next line
  * printed). The service handles packets in order and syncs the flash before it
  * answers the read, so an answer with the new value means the write is stored.
- * A different value means the service refused it (full store, for one).
+ *
+ * Answers name their key, not their read, so the first may be stale: the late
+ * answer to an earlier read of the key that gave up waiting (a burst of writes
+ * keeps the service busier than `GET_TIMEOUT_MS`; seen under 100 commands at
+ * once, whose counter writes then looked refused). Each earlier read is
+ * answered once, and before ours, so reading again reaches ours; a value
+ * still different after `CONFIRM_READS` answers means the service refused the
+ * write (a full store, for one).
  */
 async function confirmStored(key: string, value: Buffer) {
-    const stored = await readBytes(key)
-    const same = value ? constantTimeEqual(stored, value) : stored === undefined
-    if (!same) throw new StorageError(`setting "${key}": ${value ? "write" : "deletion"} not taken`)
+    for (let i = 0; i < CONFIRM_READS; ++i) {
+        const stored = await readBytes(key)
+        if (value ? constantTimeEqual(stored, value) : stored === undefined) return
+    }
+    throw new StorageError(`setting "${key}": ${value ? "write" : "deletion"} not taken`)
 }
 
 /**

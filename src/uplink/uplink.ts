@@ -23,7 +23,7 @@ import { ReadingSink } from "../pipeline/sink"
 import { partialIvFromCounter, seal, sealOverhead } from "../secure/cose"
 import { CounterError, MessageCounter } from "../secure/counter"
 import { ChannelKeys, channelKeys, ownerRoot } from "../secure/keys"
-import { SettingKey } from "../storage/settings"
+import { SettingKey, StorageError } from "../storage/settings"
 import { Command, CommandBacklog, DownlinkError, DownlinkVerifier } from "./downlink"
 import { MAX_QUEUED_BYTES, OutboundQueue } from "./queue"
 
@@ -283,8 +283,10 @@ export class SecureUplink implements ReadingSink {
         try {
             this.waiting.add(await this.down.accept(topic, payload))
         } catch (e: any) {
-            if (!(e instanceof DownlinkError)) throw e
-            await this.options.events.record("downlink-refused", `${e.reason}: ${e.message}`)
+            if (e instanceof DownlinkError) await this.options.events.record("downlink-refused", `${e.reason}: ${e.message}`)
+            // its counter may not be in flash: run now, the command could run again from a replay after a reboot
+            else if (e instanceof StorageError) await this.options.events.record("storage-failed", `command not run: ${e.message}`)
+            else throw e
         }
     }
 

@@ -1,6 +1,16 @@
 import * as ds from "@devicescript/core"
 import { describe, expect, test } from "@devicescript/test"
-import { MAX_KEY_LENGTH, MAX_VALUE_BYTES, readBytes, SettingKey, SettingPrefix, StorageError, writeBytes } from "../../src/storage/settings"
+import { settings } from "@devicescript/settings"
+import {
+    deleteKey,
+    MAX_KEY_LENGTH,
+    MAX_VALUE_BYTES,
+    readBytes,
+    SettingKey,
+    SettingPrefix,
+    StorageError,
+    writeBytes,
+} from "../../src/storage/settings"
 import { asyncRefusal } from "./support"
 
 /** Every settings key: the type makes the compiler refuse this table if a key is missing or holds another key's value. */
@@ -55,6 +65,17 @@ describe("settings store", () => {
         expect(await readBytes("sn_big")).toBe(undefined)
     })
 
+    test("a write is confirmed past a stale answer: the late answer to an earlier read of the same key", async () => {
+        await writeBytes("sn_stale", hex`01`)
+        // a read whose answer nobody waits for any more, as after a read that gave up on a busy service
+        await settings.get("sn_stale")
+        // before the fix its answer (01) was taken for the confirmation of 02: "write not taken"
+        await writeBytes("sn_stale", hex`02`)
+        expect((await readBytes("sn_stale")).toString("hex")).toBe("02")
+        await settings.get("sn_stale")
+        await deleteKey("sn_stale")
+        expect(await readBytes("sn_stale")).toBe(undefined)
+    })
     test("fibers reading one key at once all get its value: an answer that comes before a fiber waits is kept", async () => {
         await writeBytes("sn_shared", hex`0102`)
         let done = 0

@@ -199,6 +199,11 @@ describe("owner service over HTTP", () => {
                     new Map<string, unknown>([
                         ["answers", named],
                         ["boot", 3],
+                        ["image", new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8])],
+                        ["seq", 7],
+                        ["phase", "trial"],
+                        ["queued", 2],
+                        ["dropped", 1],
                     ])
                 ),
                 6
@@ -214,6 +219,13 @@ describe("owner service over HTTP", () => {
         assert.deepEqual(
             (await answered()).sort((a, b) => a - b),
             [counters[0], named]
+        )
+        // the list shows what the report says, under the list's names
+        type Summary = { id: string; firmware: string; sequence: number; update: string; queued: number; dropped: number }
+        const shown = (await api.call<{ devices: Summary[] }>("GET", "/api/devices")).devices.find(x => x.id === d.id)!
+        assert.deepEqual(
+            [shown.firmware, shown.sequence, shown.update, shown.queued, shown.dropped],
+            ["0102030405060708", 7, "trial", 2, 1]
         )
         abort.abort()
         await streaming
