@@ -13,6 +13,7 @@ import { makeHostDevice } from "../sim/host-device.ts"
 import { ensurePki } from "../stack/pki.ts"
 import { startLocalStack } from "../stack/local.ts"
 import { freePort } from "../net/ports.ts"
+import { REGISTRY_PORT } from "../project.ts"
 import { deviceLines, runInSimulator } from "../sim/devs-cli.ts"
 
 /** Device-side SCRAM cost (VM milliseconds). */
@@ -33,6 +34,7 @@ export async function timeToEnrollment() {
         const run = await runInSimulator("test/device/fixtures/registry-session.ts", {
             timeoutMs: 120_000,
             env: { NODE_EXTRA_CA_CERTS: stack.pki.caCert },
+            ports: { [REGISTRY_PORT]: stack.registryPort },
         })
         // the fixture polls for a claim that never comes here; its timings are all we read
         const timings = deviceLines(run.output)
