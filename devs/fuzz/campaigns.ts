@@ -8,7 +8,7 @@
  * the VM cannot import this table); the host's test files take theirs from here.
  */
 import { runDeviceCampaigns } from "./device.ts"
-import { countLine, runCampaign, type Campaign, type FuzzCounts } from "./fuzzer.ts"
+import { countLine, fuzzAndPrint, type Campaign, type FuzzCounts } from "./fuzzer.ts"
 import { registryCampaign } from "./registry.ts"
 import { publishCampaign, reportsCampaign } from "./updates.ts"
 import { wsskCampaign } from "./wssk.ts"
@@ -82,13 +82,8 @@ export async function runCampaigns(names: string[], budget: RunBudget, print: (l
         : Promise.resolve([])
     const host = (async () => {
         const out: FuzzCounts[] = []
-        for (const e of entries.filter(e => e.where === "host")) {
-            const counts = await runCampaign(await e.make!(), { count: countOf(e), seed: budget.seed, ms })
-            for (const p of counts.problems) print(`fuzz ${e.name}: ${p}`)
-            for (const k of counts.lenientKinds) print(`fuzz ${e.name}: lenient: ${k}`)
-            print(countLine(counts))
-            out.push(counts)
-        }
+        for (const e of entries.filter(e => e.where === "host"))
+            out.push(await fuzzAndPrint(await e.make!(), { count: countOf(e), seed: budget.seed, ms }, print))
         return out
     })()
     const [hostCounts, deviceCounts] = await Promise.all([host, onDevice])

@@ -203,22 +203,15 @@ export async function runCampaign<I>(c: Campaign<I>, budget: FuzzBudget): Promis
     return counts
 }
 
-/** Runs a campaign and prints its problems and its count line. */
-export async function fuzzAndPrint<I>(c: Campaign<I>, budget: FuzzBudget): Promise<FuzzCounts> {
+/** Runs a campaign and prints its problems, the first input of each lenient kind, and its count line. */
+export async function fuzzAndPrint<I>(
+    c: Campaign<I>,
+    budget: FuzzBudget,
+    print = (line: string) => console.log(line)
+): Promise<FuzzCounts> {
     const counts = await runCampaign(c, budget)
-    for (const p of counts.problems) console.log(`fuzz ${c.name}: ${p}`)
-    for (const k of counts.lenientKinds) console.log(`fuzz ${c.name}: lenient: ${k}`)
-    console.log(countLine(counts))
+    for (const p of counts.problems) print(`fuzz ${c.name}: ${p}`)
+    for (const k of counts.lenientKinds) print(`fuzz ${c.name}: lenient: ${k}`)
+    print(countLine(counts))
     return counts
-}
-
-/** A campaign over raw bytes: random buffers up to `maxBytes`, mutations as `mutate`. */
-export function bytesCampaign(
-    spec: Pick<Campaign<Buffer>, "name" | "seeds" | "check" | "after" | "close"> & { maxBytes: number }
-): Campaign<Buffer> {
-    return {
-        ...spec,
-        random: rng => rng.bytes(rng.below(Math.min(spec.maxBytes, 512) + 1)),
-        mutate: (rng, seed, other) => mutate(rng, seed, other, spec.maxBytes),
-    }
 }

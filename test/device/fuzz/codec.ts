@@ -25,7 +25,7 @@ function sameBytes(a: Buffer, b: Buffer): boolean {
 }
 
 /** Deep equality of decoded values: NaN equals NaN, maps compare as sets of entries. */
-export function sameValue(a: CborValue, b: CborValue): boolean {
+function sameValue(a: CborValue, b: CborValue): boolean {
     if (typeof a === "number") return typeof b === "number" && (a === b || (a !== a && b !== b))
     if (a instanceof Buffer) return b instanceof Buffer && sameBytes(a, b)
     if (Array.isArray(a)) {
