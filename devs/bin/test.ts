@@ -23,7 +23,8 @@ const spec = {
     },
     notes: [
         "A filter keeps the files whose path, or the title of one of whose suites or tests, contains it (npm test -- cbor);",
-        "with a filter the static checks are left out. Each file has a time limit and runs in a process group of its own.",
+        "with a filter the static checks are left out. Each file has a time limit; a host file runs in a process group of its own,",
+        "killed with all it started when it ends.",
     ],
 } as const
 

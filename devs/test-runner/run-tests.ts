@@ -16,8 +16,8 @@
  * `fuzz <parser>: N inputs, …`), and ends with `N passed, N failed`. Files
  * start longest first, by how long each took last time (var/test-times.json).
  */
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
-import { dirname } from "node:path"
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { dirname, join } from "node:path"
 import { PROJECT_ROOT, TEST_TIMES_PATH } from "../project.ts"
 import { runInSimulator } from "../sim/devs-cli.ts"
 import { ensureSigningKey } from "../updates/signing-key.ts"
@@ -187,6 +187,8 @@ function lastTimes(): Record<string, number> {
 }
 
 function saveTimes(times: Record<string, number>) {
+    // files removed since are forgotten
+    for (const name of Object.keys(times)) if (name.endsWith(".test.ts") && !existsSync(join(PROJECT_ROOT, name))) delete times[name]
     mkdirSync(dirname(TEST_TIMES_PATH), { recursive: true })
     writeFileSync(TEST_TIMES_PATH, JSON.stringify(times, null, 2) + "\n")
 }
