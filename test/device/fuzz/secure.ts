@@ -156,7 +156,7 @@ export async function downlinkCampaign(): Promise<Campaign> {
         check: async input => {
             let command: Command
             try {
-                command = await verifier.accept(topic, input)
+                command = (await verifier.accept(topic, input)).command
             } catch (e: any) {
                 if (e instanceof DownlinkError) return "refused"
                 throw e
