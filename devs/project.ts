@@ -1,8 +1,8 @@
 /**
  * Where this project's things are on this machine: the project root (where
  * package.json is), the git-ignored `var/` tree that holds every key,
- * certificate, database and broker state made here, and the loopback ports of
- * the local stack. Paths are absolute, so the tools work from any folder.
+ * certificate, database and broker state made here, and the well-known loopback
+ * ports of the local stack and of the DeviceScript CLI. Paths are absolute, so the tools work from any folder.
  */
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -26,6 +26,9 @@ export const SIGNING_KEY_PATH = join(VAR_DIR, "keys", "firmware-signing.json")
 
 /** The firmware module holding the signing public key, written by keygen (git-ignored too). */
 export const TRUST_ANCHOR_PATH = join(PROJECT_ROOT, "src", "update", "trust-anchor.ts")
+
+/** How long each test file took last time on this machine: `npm test` starts the longest first. */
+export const TEST_TIMES_PATH = join(VAR_DIR, "test-times.json")
 
 /** An owner keystore of the CLIs before the owner service (`npm run migrate-keystore` moves one into the store). */
 export function ownerKeystorePath(owner: string): string {
@@ -69,13 +72,29 @@ export const SIMULATOR_FILES = {
     formerFlash: join(PROJECT_ROOT, ".devicescript", "flash", "sim.bin"),
 }
 
-/** Where the firmware in the simulator expects the registry (src/identity/endpoint.ts). */
+/**
+ * The local stack's well-known ports, which `npm start` and the programs' defaults use. The firmware in
+ * the simulator expects the registry on REGISTRY_PORT (src/identity/endpoint.ts); tests run it against a
+ * registry elsewhere through the port map of devs/sim/port-map.cjs. The registry tells devices the broker
+ * and update ports, so those follow the stack.
+ */
 export const REGISTRY_PORT = 8443
-/** The broker's TLS listener; the registry tells devices where it is. */
+/** The broker's TLS listener. */
 export const BROKER_PORT = 8883
-/** The update service's WSSK gateway; the registry tells devices where it is. */
+/** The update service's WSSK gateway. */
 export const UPDATES_PORT = 9443
 /** The owner service's HTTP API and console, on loopback. */
 export const OWNER_PORT = 8080
-/** The DeviceScript devtools server's WebSocket port, fixed by the DeviceScript CLI. */
-export const DEVTOOLS_PORT = 8081
+
+/**
+ * The DeviceScript devtools server's ports, fixed inside the DeviceScript CLI (devs devtools listens on
+ * them, the simulator outside test mode connects to them); devs/sim/port-map.cjs moves them.
+ */
+export const DEVTOOLS_PORTS = {
+    /** Dashboard and WebSocket bus: `devs run IMAGE` connects here. */
+    web: 8081,
+    /** Jacdac over TCP: `devs vm --devtools` connects here. */
+    tcp: 8082,
+    /** The debug adapter. */
+    debug: 8083,
+} as const

@@ -20,7 +20,6 @@ import { until } from "../sim/until.ts"
 import { manifestFor, signManifest } from "../updates/manifest.ts"
 import { ensureSigningKey } from "../updates/signing-key.ts"
 import { startLocalStack } from "../stack/local.ts"
-import { freePort } from "../net/ports.ts"
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 
@@ -91,14 +90,9 @@ export async function updateEndToEnd() {
     const key = ensureSigningKey()
     const v1 = await buildImage("src/main.ts", join(dir, "v1.devs"))
     const v2 = await buildImage("test/device/fixtures/ota-v2.ts", join(dir, "v2.devs"))
-    const stack = await startLocalStack({
-        dir,
-        brokerPort: await freePort(),
-        updatesPort: await freePort(),
-        onLog: (s, l) => transcript.push(`${s}: ${l}`),
-    })
+    const stack = await startLocalStack({ dir, onLog: (s, l) => transcript.push(`${s}: ${l}`) })
     const devtools = await startDevtools(dir)
-    const device = new SimulatedDevice({ stack, dir, transcript })
+    const device = new SimulatedDevice({ stack, dir, devtools, transcript })
     try {
         stack.updates.publish(signManifest(manifestFor(v1, 1), key.secretKey, key.publicKey), v1)
         stack.updates.publish(signManifest(manifestFor(v2, 2), key.secretKey, key.publicKey), v2)
@@ -117,7 +111,7 @@ export async function updateEndToEnd() {
         console.log(`deploy over WSSK: ${deployed} (image ${v2.length} B)`)
     } finally {
         await device.stop()
-        devtools.kill("SIGKILL")
+        devtools.stop()
         await stack.stop()
         rmSync(dir, { recursive: true, force: true })
     }

@@ -15,7 +15,8 @@
  * - owner service: messages verified, decrypted and stored per second vs raw
  *   Mosquitto delivery (devs/bench/owner.ts);
  * - updates: SLH-DSA verification on the VM against its hash floor, manifest and
- *   signature sizes, a whole v1 -> v2 update in the simulator, bytes deployed (devs/bench/update.ts).
+ *   signature sizes, a whole v1 -> v2 update in the simulator, bytes deployed (devs/bench/update.ts);
+ * - fuzzing: the count line of every campaign at npm test's size, with inputs per second (devs/fuzz).
  */
 import { bytecode, packSizes, ramHeadroomFigures } from "../bench/firmware.ts"
 import { claimRefusalTimes, deviceScramCost, registryLoginRate, timeToEnrollment } from "../bench/identity.ts"
@@ -24,6 +25,7 @@ import { slhDsaOnDevice, updateEndToEnd } from "../bench/update.ts"
 import { ownerThroughput } from "../bench/owner.ts"
 import { uplinkWireAndLatency } from "../bench/uplink.ts"
 import { runCommand } from "../cli/args.ts"
+import { defaultCampaignCounts } from "../fuzz/campaigns.ts"
 
 const spec = {
     name: "bench",
@@ -44,4 +46,5 @@ await runCommand(spec, async () => {
     await ownerThroughput()
     await slhDsaOnDevice()
     await updateEndToEnd()
+    for (const line of await defaultCampaignCounts()) console.log(line)
 })

@@ -23,7 +23,6 @@
  * Ctrl-C or SIGTERM stops everything it started; so does the end of the
  * devtools server. The console can factory-reset the simulated device.
  */
-import type { ChildProcess } from "node:child_process"
 import { createHash } from "node:crypto"
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { dirname, join, relative } from "node:path"
@@ -34,11 +33,11 @@ import type { SimulatorControl } from "../owner/http.ts"
 import { migrateKeystore } from "../owner/keystore-migration.ts"
 import { runOwnerService, type RunningOwner } from "../owner/run.ts"
 import { OwnerStore } from "../owner/store.ts"
-import { DEVTOOLS_PORT, OWNER_FILES, OWNER_PORT, ownerKeystorePath, PROJECT_ROOT, SIMULATOR_FILES, stackFiles } from "../project.ts"
+import { OWNER_FILES, OWNER_PORT, ownerKeystorePath, PROJECT_ROOT, REGISTRY_PORT, SIMULATOR_FILES, stackFiles } from "../project.ts"
 import { startLocalStack, type LocalStack } from "../stack/local.ts"
 import { CLASS_ID, manifestFor, signManifest } from "../updates/manifest.ts"
 import { ensureSigningKey, type SigningKey } from "../updates/signing-key.ts"
-import { buildImage, deviceLine, powerCutEnv, runDevs, startDevtools } from "./devs-cli.ts"
+import { buildImage, deviceLine, powerCutEnv, runDevs, startDevtools, type Devtools, type PortMap } from "./devs-cli.ts"
 
 /** The owner `npm start` plays. */
 const OWNER = "local"
@@ -47,8 +46,18 @@ const BUILD_SOURCES = ["src", "boards", "devsconfig.json", "package-lock.json"]
 /** The runtime's own lines about its one socket, which say nothing the device's lines do not (`… open undefined`). */
 const SOCKET_NOISE = /^socket \S+ (open|close) undefined$/
 
+/** The ports `npm start` serves on (the well-known ones of devs/project.ts unless told otherwise). */
+export interface StartPorts {
+    registry: number
+    broker: number
+    updates: number
+    /** The devtools dashboard; its bus and debugger ports are free ones. */
+    devtools: number
+}
+
 /** Options of `npm start`. */
 export interface StartOptions {
+    ports: StartPorts
     /** A file holding a new console password (for an owner who lost theirs). */
     passwordFile?: string
 }
@@ -76,11 +85,12 @@ class Progress {
 }
 
 /** Runs until Ctrl-C or SIGTERM, or until the devtools server ends; sets the exit code. */
-export async function startLocal(options: StartOptions = {}): Promise<void> {
+export async function startLocal(options: StartOptions): Promise<void> {
+    const { ports } = options
     const progress = new Progress()
     let stack: LocalStack | undefined
     let owner: RunningOwner | undefined
-    let devtools: ChildProcess | undefined
+    let devtools: Devtools | undefined
     /** Ends the build and the simulator, whichever runs. */
     const children = new AbortController()
     let stopping = false
@@ -89,7 +99,7 @@ export async function startLocal(options: StartOptions = {}): Promise<void> {
         if (stopping) return
         stopping = true
         process.exitCode = code
-        devtools?.kill("SIGTERM")
+        devtools?.process.kill("SIGTERM")
         children.abort()
         void (owner ? owner.stop() : Promise.resolve()).finally(() => stack?.stop())
     }
@@ -98,8 +108,8 @@ export async function startLocal(options: StartOptions = {}): Promise<void> {
     process.on("SIGINT", () => stop(0))
     process.on("SIGTERM", () => stop(0))
     try {
-        if (await portInUse(DEVTOOLS_PORT))
-            throw new Error(`port ${DEVTOOLS_PORT} is taken: is another devtools server (or npm start) running?`)
+        if (await portInUse(ports.devtools))
+            throw new Error(`port ${ports.devtools} is taken: is another devtools server (or npm start) running?`)
         const key = ensureSigningKey()
         const files = stackFiles()
         const building = buildLocal(files.localBuild, children.signal, progress)
@@ -107,14 +117,20 @@ export async function startLocal(options: StartOptions = {}): Promise<void> {
         progress.line("starting the local stack (CA, Mosquitto, registry, update service)…")
         // the registry's security events, and what goes wrong in the broker (not its connection notices)
         const stackLog = (service: string, line: string) => (service !== "mosquitto" || /error/i.test(line)) && progress.line(line)
-        stack = await startLocalStack({ dir: files.dir, onLog: stackLog })
+        stack = await startLocalStack({
+            dir: files.dir,
+            registryPort: ports.registry,
+            brokerPort: ports.broker,
+            updatesPort: ports.updates,
+            onLog: stackLog,
+        })
         progress.stage(`local stack up: registry https://localhost:${stack.registryPort}, broker mqtts://localhost:${stack.broker.port}`)
-        devtools = await startDevtools(PROJECT_ROOT)
-        devtools.on("exit", code => {
+        devtools = await startDevtools(PROJECT_ROOT, ports.devtools)
+        devtools.process.on("exit", code => {
             if (!stopping) progress.error(`the devtools server exited (${code}); stopping`)
             stop(1)
         })
-        progress.stage("DeviceScript devtools server up")
+        progress.stage(`DeviceScript devtools server up: dashboard http://localhost:${ports.devtools}/`)
         const simulator: SimulatorControl = {
             deviceId: () => simulation?.deviceId(),
             factoryReset: () => simulation!.factoryReset(),
@@ -122,7 +138,9 @@ export async function startLocal(options: StartOptions = {}): Promise<void> {
         owner = await startOwner(stack, progress, { ...options, simulator })
         const image = await building
         await publishLocalBuild(stack, key, image, progress)
-        simulation = new Simulation(owner, stack, progress, image)
+        // the firmware expects the registry on the well-known port
+        const portMap: PortMap = { ...devtools.ports, [REGISTRY_PORT]: stack.registryPort }
+        simulation = new Simulation(owner, stack, progress, image, portMap)
         progress.stage("the firmware runs in the simulator (Ctrl-C stops everything)")
         await simulation.run(children.signal)
         if (!stopping) progress.error("the simulator exited; stopping")
@@ -145,7 +163,8 @@ class Simulation {
         private readonly owner: RunningOwner,
         private readonly stack: LocalStack,
         private readonly progress: Progress,
-        private readonly image: string
+        private readonly image: string,
+        private readonly ports: PortMap
     ) {
         this.claimer = this.newClaimer()
         const service = owner.service
@@ -178,6 +197,7 @@ class Simulation {
                 cwd: SIMULATOR_FILES.dir,
                 // Ctrl-C may fall in the middle of a flash save: keep the flash file whole
                 env: { ...powerCutEnv(), NODE_EXTRA_CA_CERTS: this.stack.pki.caCert },
+                ports: this.ports,
                 signal: run.signal,
                 onLine: line => this.onLine(line),
             })

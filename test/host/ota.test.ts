@@ -19,15 +19,13 @@
  * 5. A candidate that fails its health check (broker down) asks for rollback and gets it.
  */
 import assert from "node:assert/strict"
-import type { ChildProcess } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
 import { decode, encode, Tag } from "cbor2"
 import { startLocalStack, type LocalStack } from "../../devs/stack/local.ts"
-import { freePort } from "../../devs/net/ports.ts"
-import { buildImage, startDevtools } from "../../devs/sim/devs-cli.ts"
+import { buildImage, startDevtools, type Devtools } from "../../devs/sim/devs-cli.ts"
 import { SimulatedDevice } from "../../devs/sim/simulated-device.ts"
 import { until } from "../../devs/sim/until.ts"
 import { bstr, manifestFor, signManifest } from "../../devs/updates/manifest.ts"
@@ -39,7 +37,7 @@ const transcript: string[] = []
 const TRIAL_DEADLINE_MS = 45_000
 const WINDOW_MS = 20_000
 let stack: LocalStack
-let devtools: ChildProcess
+let devtools: Devtools
 /** What the service offers instead of the newest published manifest, when set. */
 let offered: Buffer | undefined
 /** The next power cut: made when `when` first holds for a service log line or deploy progress. */
@@ -89,8 +87,6 @@ before(async () => {
     images.crash = await buildImage("test/device/fixtures/ota-crash.ts", join(dir, "crash.devs"))
     stack = await startLocalStack({
         dir,
-        brokerPort: await freePort(),
-        updatesPort: await freePort(),
         trialDeadlineMs: TRIAL_DEADLINE_MS,
         updateWindowMs: WINDOW_MS,
         signingKeys: [key.publicKey],
@@ -103,12 +99,12 @@ before(async () => {
     })
     publish("v1", 1)
     devtools = await startDevtools(dir)
-    device = new SimulatedDevice({ stack, dir, transcript })
+    device = new SimulatedDevice({ stack, dir, devtools, transcript })
 })
 
 after(async () => {
     await device?.stop()
-    devtools?.kill("SIGKILL")
+    devtools?.stop()
     await stack?.stop()
     if (process.env.FIRMWARE_LOG) writeFileSync(process.env.FIRMWARE_LOG, transcript.join("\n"))
     rmSync(dir, { recursive: true, force: true })
