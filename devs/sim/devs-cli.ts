@@ -203,7 +203,8 @@ export function buildImage(entry: string, out: string, signal?: AbortSignal): Pr
     return inBuildFolder(async folder => {
         const r = await runDevs(["build", entry], { cwd: folder, timeoutMs: 120_000, signal })
         if (signal?.aborted) throw new Error(`devs build ${entry} stopped`)
-        if (r.code !== 0) throw new Error(`devs build ${entry} failed:
+        if (r.code !== 0)
+            throw new Error(`devs build ${entry} failed:
 ${r.output}`)
         copyFileSync(join(folder, ".devicescript", "bin", "bytecode.devs"), out)
         return readFileSync(out)
