@@ -3,11 +3,11 @@
  * stack, with the owner service and its console (devs/sim/start-local.ts).
  * Ctrl-C or SIGTERM stops everything it started.
  *
- *   npm start -- [--registry-port 8443] [--broker-port 8883] [--updates-port 9443] [--devtools-port 8081] [--password-file FILE]
+ *   npm start -- [--owner-port 8080] [--registry-port 8443] [--broker-port 8883] [--updates-port 9443] [--devtools-port 8081] [--password-file FILE]
  */
 import { runCommand } from "../cli/args.ts"
 import { port } from "../cli/options.ts"
-import { BROKER_PORT, DEVTOOLS_PORTS, REGISTRY_PORT, UPDATES_PORT } from "../project.ts"
+import { BROKER_PORT, DEVTOOLS_PORTS, OWNER_PORT, REGISTRY_PORT, UPDATES_PORT } from "../project.ts"
 import { startLocal } from "../sim/start-local.ts"
 
 const spec = {
@@ -20,6 +20,7 @@ const spec = {
     ].join("\n"),
     options: {
         "password-file": { type: "string", value: "file", help: "sets the console password from this file (one who lost it)" },
+        "owner-port": { type: "string", value: "port", default: String(OWNER_PORT), help: "the owner service's API and console" },
         "registry-port": { type: "string", value: "port", default: String(REGISTRY_PORT), help: "the registry's HTTPS port" },
         "broker-port": { type: "string", value: "port", default: String(BROKER_PORT), help: "the broker's TLS port" },
         "updates-port": { type: "string", value: "port", default: String(UPDATES_PORT), help: "the update service's WSSK port" },
@@ -45,6 +46,7 @@ await runCommand(spec, ({ values }) =>
             broker: port("--broker-port", values["broker-port"]),
             updates: port("--updates-port", values["updates-port"]),
             devtools: port("--devtools-port", values["devtools-port"]),
+            owner: port("--owner-port", values["owner-port"]),
         },
     })
 )

@@ -33,7 +33,7 @@ import type { SimulatorControl } from "../owner/http.ts"
 import { migrateKeystore } from "../owner/keystore-migration.ts"
 import { runOwnerService, type RunningOwner } from "../owner/run.ts"
 import { OwnerStore } from "../owner/store.ts"
-import { OWNER_FILES, OWNER_PORT, ownerKeystorePath, PROJECT_ROOT, REGISTRY_PORT, SIMULATOR_FILES, stackFiles } from "../project.ts"
+import { OWNER_FILES, ownerKeystorePath, PROJECT_ROOT, REGISTRY_PORT, SIMULATOR_FILES, stackFiles } from "../project.ts"
 import { startLocalStack, type LocalStack } from "../stack/local.ts"
 import { CLASS_ID, manifestFor, signManifest } from "../updates/manifest.ts"
 import { ensureSigningKey, type SigningKey } from "../updates/signing-key.ts"
@@ -53,6 +53,8 @@ export interface StartPorts {
     updates: number
     /** The devtools dashboard; its bus and debugger ports are free ones. */
     devtools: number
+    /** The owner service's API and console, on loopback. */
+    owner: number
 }
 
 /** Options of `npm start`. */
@@ -276,7 +278,7 @@ async function startOwner(
         registryUrl: `https://localhost:${stack.registryPort}`,
         ca: readFileSync(stack.pki.caCert),
         brokerUrl: `mqtts://localhost:${stack.broker.port}`,
-        port: OWNER_PORT,
+        port: options.ports.owner,
         passwordFile: options.passwordFile,
         simulator: options.simulator,
         log: line => progress.line(`owner> ${line}`),

@@ -17,11 +17,22 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, describe, test } from "node:test"
+import { freePort } from "../../devs/net/ports.ts"
 import { PROJECT_ROOT } from "../../devs/project.ts"
 import { until } from "../../devs/sim/until.ts"
 
 const state = mkdtempSync(join(tmpdir(), "start-test-"))
 after(() => rmSync(state, { recursive: true, force: true }))
+
+/** npm start's ports, free ones: two runs of the suite share a machine. */
+const ports = {
+    owner: await freePort(),
+    registry: await freePort(),
+    broker: await freePort(),
+    updates: await freePort(),
+    devtools: await freePort(),
+}
+const consoleUrl = `http://127.0.0.1:${ports.owner}`
 
 /** Processes by id, with their parent: from /proc, zombies left out (they are gone but for their exit status). */
 function processes(): Map<number, number> {
@@ -48,7 +59,8 @@ function tree(root: number): number[] {
 
 /** `npm start` in its own process group, with its state in the test's folder; its output collected. */
 function npmStart(): ChildProcess & { output: string[] } {
-    const child = spawn("npm", ["start"], {
+    const args = Object.entries(ports).flatMap(([name, port]) => [`--${name}-port`, String(port)])
+    const child = spawn("npm", ["start", "--", ...args], {
         cwd: PROJECT_ROOT,
         env: { ...process.env, SENTINEL_STATE_DIR: state },
         detached: true,
@@ -85,7 +97,7 @@ const line = (child: { output: string[] }, re: RegExp) => child.output.some(l =>
 /** `npm run reset-device` as a person runs it, against the test's state. */
 function resetDevice(): Promise<{ code: number | null; output: string }> {
     return new Promise(resolve => {
-        const child = spawn(process.execPath, [join("devs", "bin", "bootstrap.js"), "reset-device"], {
+        const child = spawn(process.execPath, [join("devs", "bin", "bootstrap.js"), "reset-device", "--service", consoleUrl], {
             cwd: PROJECT_ROOT,
             env: { ...process.env, SENTINEL_STATE_DIR: state },
         })
@@ -132,8 +144,8 @@ describe("npm start", () => {
                 out.some(l => new RegExp(`^\\d\\d:\\d\\d:\\d\\d \\[\\+\\d+\\.\\d s\\] .*${stage}`).test(l)),
                 `no progress line for ${stage}`
             )
-        assert.ok(out.some(l => /the console is at http:\/\/127\.0\.0\.1:8080$/.test(l)))
-        assert.ok(out.some(l => /first run: set the console password once, at http:\/\/127\.0\.0\.1:8080\/setup\?token=[\w-]{32}$/.test(l)))
+        assert.ok(out.some(l => l.endsWith(`the console is at ${consoleUrl}`)))
+        assert.ok(out.some(l => new RegExp(`first run: set the console password once, at ${consoleUrl}/setup\\?token=[\\w-]{32}$`).test(l)))
         assert.ok(out.some(l => /^\d\d:\d\d:\d\d device> uplink: connected/.test(l)))
         assert.deepEqual(
             out.filter(l => /socket \S+ (open|close) undefined/.test(l)),
@@ -162,9 +174,7 @@ describe("npm start", () => {
         const fresh = deviceIds().at(-1)!
         assert.notEqual(fresh, old, "a new identity")
         const token = readFileSync(join(state, "owner", "api-token"), "utf8").trim()
-        const list = (await (
-            await fetch("http://127.0.0.1:8080/api/devices", { headers: { authorization: `Bearer ${token}` } })
-        ).json()) as {
+        const list = (await (await fetch(`${consoleUrl}/api/devices`, { headers: { authorization: `Bearer ${token}` } })).json()) as {
             devices: { id: string }[]
         }
         assert.deepEqual(
