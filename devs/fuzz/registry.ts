@@ -315,7 +315,7 @@ export async function registryCampaign(): Promise<Campaign<RegistryRequest>> {
             }
             if (login && (r.method === "GET" || r.method === "POST") && r.path === "/v1/session" && status === 200) {
                 if (login.exact) return "accepted"
-                if (login.authentic) return { lenient: "a login whose client-final or header was altered but still carried the proof" }
+                if (login.authentic) return { invalid: "logged in with a client-final or header altered around the proof" }
                 return { invalid: "logged in without the proof of a live exchange" }
             }
             const wrong = rightfulSuccess(r, status)
