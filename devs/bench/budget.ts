@@ -61,9 +61,13 @@ export interface ImageSize {
     codeEnd: number
     /** Functions in the image, each with a 16-byte descriptor before the code. */
     functions: number
+    /** Where the function descriptors start: the header's size. */
+    header: number
+    /** Whether the runtime's verifier took the image (`devs build` runs it). */
+    verified: boolean
     /** The string table (log and error text, names of properties and functions). */
     strings: number
-    /** Function bytecode per folder of src/ (or package of node_modules), largest first. */
+    /** Function bytecode with its descriptor per folder of src/ (or package of node_modules), largest first. */
     folders: [string, number][]
 }
 
@@ -86,28 +90,29 @@ const MODULE_SETUP = new Set(["main", "prototype"])
 export function measureImage(entry: string): Promise<ImageSize> {
     return inBuildFolder(async folder => {
         const { code, output } = await runDevs(["build", entry], { cwd: folder, timeoutMs: 120_000 })
-        const image =
-            code === 0 || /verification error: -1051\b/.test(output) ? imageSize(entry, join(folder, ".devicescript/bin")) : undefined
-        if (image === undefined || (code !== 0 && image.codeEnd < CODE_END_LIMIT_BYTES))
+        const verified = code === 0
+        const refused = !verified && /verification error: -1051\b/.test(output)
+        const image = verified || refused ? imageSize(entry, join(folder, ".devicescript/bin")) : undefined
+        if (image === undefined || (refused && image.codeEnd < CODE_END_LIMIT_BYTES))
             throw new Error(`devs build ${entry} failed:\n${output}`)
-        return image
+        return { ...image, verified }
     })
 }
 
 /** Where an image's function code ends, from its header (devs_img_header_t in runtime/devicescript/devs_format.h). */
-export function imageCodeEnd(image: Buffer): { codeEnd: number; functions: number } {
+export function imageCodeEnd(image: Buffer): { codeEnd: number; functions: number; header: number } {
     // a fixed 32-byte part, then sections of {u32 start, u32 length}: 0 the function descriptors, 1 their code
     const section = (i: number) => ({ start: image.readUInt32LE(32 + 8 * i), length: image.readUInt32LE(36 + 8 * i) })
     const descriptors = section(0)
     const code = section(1)
-    return { codeEnd: code.start + code.length, functions: descriptors.length / FUNCTION_DESCRIPTOR_BYTES }
+    return { codeEnd: code.start + code.length, functions: descriptors.length / FUNCTION_DESCRIPTOR_BYTES, header: descriptors.start }
 }
 
 /** devs_function_desc_t: start, length, slots, arguments, flags, name, try frames, reserved. */
 const FUNCTION_DESCRIPTOR_BYTES = 16
 
 /** The size of the image `devs build` wrote to `bin`, and where its bytes come from. */
-function imageSize(entry: string, bin: string): ImageSize {
+function imageSize(entry: string, bin: string): Omit<ImageSize, "verified"> {
     const image = readFileSync(join(bin, "bytecode.devs"))
     const dbg = JSON.parse(readFileSync(join(bin, "bytecode-dbg.json"), "utf8")) as {
         sizes: { strings: number }
