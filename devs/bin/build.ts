@@ -11,7 +11,14 @@
  *   npm run build
  */
 import { runCommand, CommandError } from "../cli/args.ts"
-import { CODE_BUDGET_BYTES, CODE_END_LIMIT_BYTES, firmwareImages, IMAGE_BUDGET_BYTES, measureImage } from "../bench/budget.ts"
+import {
+    CODE_BUDGET_BYTES,
+    CODE_END_LIMIT_BYTES,
+    CODE_GOAL_BYTES,
+    firmwareImages,
+    IMAGE_BUDGET_BYTES,
+    measureImage,
+} from "../bench/budget.ts"
 import { ensureSigningKey } from "../updates/signing-key.ts"
 
 const spec = {
@@ -28,7 +35,8 @@ await runCommand(spec, async () => {
     for (const entry of firmwareImages()) {
         const image = await measureImage(entry)
         console.log(
-            `${entry}: code ends at ${image.codeEnd} B (budget ${CODE_BUDGET_BYTES} B, runtime limit ${CODE_END_LIMIT_BYTES} B), ` +
+            `${entry}: code ends at ${image.codeEnd} B ` +
+                `(goal ${CODE_GOAL_BYTES} B, budget ${CODE_BUDGET_BYTES} B, runtime limit ${CODE_END_LIMIT_BYTES} B), ` +
                 `${image.functions} functions; ${image.bytes} B in all (budget ${IMAGE_BUDGET_BYTES} B)`
         )
         if (image.codeEnd > CODE_BUDGET_BYTES) over.push(`${entry}'s code ends ${image.codeEnd - CODE_BUDGET_BYTES} B past its budget`)

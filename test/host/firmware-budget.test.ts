@@ -60,7 +60,7 @@ describe("firmware RAM budget", () => {
         })
 })
 
-/** Writes a program of `count` functions that all run (an unused function is not compiled), formatted as prettier would; returns its path. */
+/** Writes a program of `count` functions that all run (an unused one is not compiled), formatted as prettier would; returns its path. */
 function generatedProgram(count: number): string {
     const lines: string[] = []
     for (let k = 0; k < count; ++k) {

@@ -49,7 +49,7 @@ export const BME680_CALIBRATION = {
 /** The heater's target and the ambient temperature of the first measurement, in °C. */
 export const BME680_HEATER = { targetC: 300, ambientC: 25 }
 
-/** A measurement: its ADC values, data field 0 holding them, and the integer formulas' results (°C × 100, Pa, %RH × 1000, Ω, res_heat). */
+/** A measurement: its ADC values, data field 0 holding them, and the integer formulas' results (°C×100, Pa, %RH×1000, Ω, res_heat). */
 export interface Bme680Vector {
     adc: { t: number; p: number; h: number; gas: number; gasRange: number }
     gasValid: boolean
