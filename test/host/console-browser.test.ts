@@ -21,7 +21,7 @@ import { commandTopic, encodeCommand } from "../../devs/owner/commands.ts"
 import { sealEncrypt0 } from "../../devs/owner/encrypt0.ts"
 import { runOwnerService, type RunningOwner } from "../../devs/owner/run.ts"
 import { freePort } from "../../devs/net/ports.ts"
-import { PROJECT_ROOT } from "../../devs/project.ts"
+import { PROJECT_ROOT, REGISTRY_PORT } from "../../devs/project.ts"
 import { deviceLine, runInSimulator } from "../../devs/sim/devs-cli.ts"
 import { until } from "../../devs/sim/until.ts"
 import { startLocalStack, type LocalStack } from "../../devs/stack/local.ts"
@@ -64,6 +64,8 @@ before(async () => {
     const ended = runInSimulator("src/main.ts", {
         timeoutMs: 900_000,
         env: { NODE_EXTRA_CA_CERTS: stack.pki.caCert },
+        // the simulator's firmware expects the registry on REGISTRY_PORT; the stack's is on a free port
+        ports: { [REGISTRY_PORT]: stack.registryPort },
         signal: simulator.signal,
         onLine: line => {
             const text = deviceLine(line)
