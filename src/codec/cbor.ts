@@ -408,14 +408,9 @@ class Reader {
         return v
     }
 
-    private count(n: number) {
-        this.items += n
-        if (this.items > this.limits.maxItems) this.fail(`more than ${this.limits.maxItems} data items`)
-    }
-
     item(depth: number): CborValue {
         if (depth > this.limits.maxDepth) this.fail(`nesting deeper than ${this.limits.maxDepth}`)
-        this.count(1)
+        if (++this.items > this.limits.maxItems) this.fail(`more than ${this.limits.maxItems} data items`)
         const ib = this.u8()
         const major = ib >> 5
         const ai = ib & 0x1f

@@ -59,11 +59,6 @@ export class SensorSampler {
 
     constructor(readonly options: SamplerOptions) {}
 
-    /** The sensor this sampler reads. */
-    config(): SensorConfig {
-        return this.options.config
-    }
-
     /** Reads the sensor once and reports readings and faults. Never throws. */
     async sampleOnce(): Promise<ValidatedSample> {
         const { config, port, onReading, onFault } = this.options
@@ -89,12 +84,11 @@ export class SensorSampler {
     start() {
         this.stop()
         const self = this
-        this.timer = setInterval(async () => {
+        const tick = async () => {
             await self.tick()
-        }, this.options.config.intervalMs)
-        setTimeout(async () => {
-            await self.tick()
-        }, 0)
+        }
+        this.timer = setInterval(tick, this.options.config.intervalMs)
+        setTimeout(tick, 0)
     }
 
     /** Stops periodic sampling. */
