@@ -255,15 +255,20 @@ describe("the owner console in Chromium, with the firmware in the simulator", ()
     })
 
     test("wrong passwords are limited and logged; then even the right one waits", async () => {
-        for (let i = 0; i < 5; i++) {
-            await page.fill('input[name="password"]', `not the password ${i}`)
+        // each attempt waits for its own answer: the alert of the one before is still on the page
+        const attempt = async (text: string) => {
+            await page.fill('input[name="password"]', text)
+            const answer = page.waitForResponse(r => r.url().endsWith("/login") && r.request().method() === "POST")
             await page.click("button.primary")
+            const status = (await answer).status()
+            await page.waitForLoadState()
+            return status
+        }
+        for (let i = 0; i < 5; i++) {
+            assert.equal(await attempt(`not the password ${i}`), 303)
             await page.locator("[role=alert]", { hasText: "Wrong password" }).waitFor()
         }
-        await page.fill('input[name="password"]', "not the password either")
-        const locked = page.waitForResponse(r => r.url().endsWith("/login") && r.request().method() === "POST")
-        await page.click("button.primary")
-        assert.equal((await locked).status(), 429)
+        assert.equal(await attempt("not the password either"), 429)
         await page.locator("[role=alert]", { hasText: "Too many failed logins" }).waitFor()
         await page.fill('input[name="password"]', password)
         await page.click("button.primary")
