@@ -57,9 +57,14 @@ before(async () => {
     await waitForPort(homePort, 10_000)
 })
 
+/** Follows what the bridge republishes to the home broker. */
+let watcher: MqttClient | undefined
+
 after(async () => {
     if (process.env.FIRMWARE_LOG) writeFileSync(process.env.FIRMWARE_LOG, log.join("\n"))
     simulator.abort()
+    // a failed assertion must not leave a client holding the process open
+    await watcher?.endAsync()
     for (const c of children) c.kill("SIGINT")
     home?.kill("SIGTERM")
     await owner?.stop()
@@ -102,7 +107,7 @@ test(`${COMMANDS} commands from the console, the API and the CLI at once, with t
     const id = claimer.deviceId
 
     // the followers: the bridge to the home broker, and consume
-    const watcher: MqttClient = await mqtt.connectAsync(`mqtt://127.0.0.1:${homePort}`)
+    watcher = await mqtt.connectAsync(`mqtt://127.0.0.1:${homePort}`)
     const bridged: string[] = []
     watcher.on("message", topic => bridged.push(topic))
     await watcher.subscribeAsync(`sentinel/${id}/#`)
@@ -177,7 +182,6 @@ test(`${COMMANDS} commands from the console, the API and the CLI at once, with t
     for (const c of [bridge, consume]) assert.equal(c.exitCode, null, c.output.join("\n"))
     assert.equal((await api.call<{ devices: unknown[] }>("GET", "/api/devices")).devices.length, 1)
     assert.ok(!log.some(l => /ingest worker|simulator ended/.test(l)), log.filter(l => /ingest worker|simulator ended/.test(l)).join("\n"))
-    await watcher.endAsync()
     console.log(
         `concurrency: ${COMMANDS} commands at once (40 console, 40 API, 20 CLI processes), ` +
             `${acted()} acted on by the firmware, ${refused.length} refused`
