@@ -20,7 +20,7 @@ import { OwnerApi } from "../../devs/owner/api-client.ts"
 import { ConsoleClaimer } from "../../devs/owner/console-claimer.ts"
 import { runOwnerService, type RunningOwner } from "../../devs/owner/run.ts"
 import { freePort, waitForPort } from "../../devs/net/ports.ts"
-import { PROJECT_ROOT } from "../../devs/project.ts"
+import { PROJECT_ROOT, REGISTRY_PORT } from "../../devs/project.ts"
 import { deviceLine, runInSimulator } from "../../devs/sim/devs-cli.ts"
 import { until } from "../../devs/sim/until.ts"
 import { startLocalStack, type LocalStack } from "../../devs/stack/local.ts"
@@ -86,6 +86,8 @@ test(`${COMMANDS} commands from the console, the API and the CLI at once, with t
     const ended = runInSimulator("src/main.ts", {
         timeoutMs: 600_000,
         env: { NODE_EXTRA_CA_CERTS: stack.pki.caCert },
+        // the simulator's firmware expects the registry on REGISTRY_PORT; the stack's is on a free port
+        ports: { [REGISTRY_PORT]: stack.registryPort },
         signal: simulator.signal,
         onLine: line => {
             log.push(line)
