@@ -29,7 +29,7 @@ type AnyCampaign = Campaign<never>
 export const CAMPAIGNS: CampaignEntry[] = [
     { name: "registry", where: "host", defaultCount: 10_000, make: registryCampaign as () => Promise<AnyCampaign> },
     { name: "wssk", where: "host", defaultCount: 600, make: wsskCampaign as () => Promise<AnyCampaign> },
-    { name: "update-reports", where: "host", defaultCount: 5000, make: reportsCampaign as () => AnyCampaign },
+    { name: "update-reports", where: "host", defaultCount: 5000, make: reportsCampaign as () => Promise<AnyCampaign> },
     { name: "publish", where: "host", defaultCount: 2000, make: publishCampaign as () => AnyCampaign },
     ...(
         [

@@ -158,7 +158,7 @@ export async function registryCampaign(): Promise<Campaign<RegistryRequest>> {
     const key = generateSigningKey()
     const updates = new UpdateService({ store, vault: KeyVault.ephemeral(), signingKeys: [key.publicKey], clock, event: () => {} })
     const image = randomBytes(1024)
-    updates.publish(signManifest(manifestFor(image, 1), key.secretKey, key.publicKey), image)
+    await updates.publish(signManifest(manifestFor(image, 1), key.secretKey, key.publicKey), image)
     const registry = new Registry({
         store,
         broker,
@@ -361,7 +361,7 @@ export async function registryCampaign(): Promise<Campaign<RegistryRequest>> {
         close: async () => {
             registry.close()
             updates.close()
-            store.close()
+            await store.close()
             rmSync(dir, { recursive: true, force: true })
         },
     }

@@ -141,36 +141,42 @@ async function setup() {
     assert.equal((await enroll(t, enrollment)).status, 201)
     const v1 = V1
     const v2 = V2
-    service.publish(SIGNED_V1, v1)
-    service.publish(SIGNED_V2, v2)
+    await service.publish(SIGNED_V1, v1)
+    await service.publish(SIGNED_V2, v2)
     const report = async (r: unknown) => (await login(t, device.id, device.password, r)).body.reply as Record<string, string>
     return { store, service, registry, t, device, v1, v2, report, events, advance: (ms: number) => clock.advance(ms) }
 }
 
 describe("update service", () => {
-    test("publication needs the owner's signature and the exact image", () => {
+    test("publication needs the owner's signature and the exact image", async () => {
         const store = new SqliteStore(":memory:")
         const service = new UpdateService({ store, vault: KeyVault.ephemeral(), signingKeys: [key.publicKey], event: () => {} })
         const img = image(5)
-        assert.throws(() => service.publish(signManifest(manifestFor(img, 5), otherKey.secretKey, otherKey.publicKey), img), ManifestError)
+        await assert.rejects(
+            async () => service.publish(signManifest(manifestFor(img, 5), otherKey.secretKey, otherKey.publicKey), img),
+            ManifestError
+        )
         const other = Buffer.from(img)
         other[0] ^= 1
-        assert.throws(() => service.publish(signManifest(manifestFor(img, 5), key.secretKey, key.publicKey), other), /does not match/)
-        service.publish(signManifest(manifestFor(img, 5), key.secretKey, key.publicKey), img)
-        assert.equal(store.latestFirmwareImage(CLASS_ID.toString("hex"))?.sequence, 5)
+        await assert.rejects(
+            async () => service.publish(signManifest(manifestFor(img, 5), key.secretKey, key.publicKey), other),
+            /does not match/
+        )
+        await service.publish(signManifest(manifestFor(img, 5), key.secretKey, key.publicKey), img)
+        assert.equal((await store.latestFirmwareImage(CLASS_ID.toString("hex")))?.sequence, 5)
     })
 
-    test("a second image with the sequence of a published one is refused; the first stays the one offered", () => {
+    test("a second image with the sequence of a published one is refused; the first stays the one offered", async () => {
         const store = new SqliteStore(":memory:")
         const service = new UpdateService({ store, vault: KeyVault.ephemeral(), signingKeys: [key.publicKey], event: () => {} })
-        service.publish(SIGNED_V2, V2)
-        assert.throws(() => service.publish(SIGNED_OTHER_V2, OTHER_V2), /sequence 2 is already published/)
-        assert.throws(() => service.publish(SIGNED_V2, V2), /already published/)
-        assert.deepEqual(service.latestSignedManifest(CLASS_ID.toString("hex")), SIGNED_V2)
-        assert.equal(store.getFirmwareImage(sha256Hex(OTHER_V2)), undefined)
+        await service.publish(SIGNED_V2, V2)
+        await assert.rejects(async () => service.publish(SIGNED_OTHER_V2, OTHER_V2), /sequence 2 is already published/)
+        await assert.rejects(async () => service.publish(SIGNED_V2, V2), /already published/)
+        assert.deepEqual(await service.latestSignedManifest(CLASS_ID.toString("hex")), SIGNED_V2)
+        assert.equal(await store.getFirmwareImage(sha256Hex(OTHER_V2)), undefined)
     })
 
-    test("an image over what the device takes, and a lowest sequence not below the sequence, are refused even when signed", () => {
+    test("an image over what the device takes, and a lowest sequence not below the sequence, are refused even when signed", async () => {
         const service = new UpdateService({
             store: new SqliteStore(":memory:"),
             vault: KeyVault.ephemeral(),
@@ -180,12 +186,18 @@ describe("update service", () => {
         // an older signer, or a hand-made manifest, might sign them: the service checks what the manifest says
         const big = Buffer.alloc(MAX_IMAGE_BYTES + 32, 1)
         const bigManifest = { ...manifestFor(V1, 9), digest: createHash("sha256").update(big).digest(), size: big.length }
-        assert.throws(() => service.publish(signManifest(bigManifest, key.secretKey, key.publicKey), big), /over the 110464 bytes/)
+        await assert.rejects(
+            async () => service.publish(signManifest(bigManifest, key.secretKey, key.publicKey), big),
+            /over the 110464 bytes/
+        )
         const unreachable = { ...manifestFor(V1, 9), minSequence: 9 }
-        assert.throws(() => service.publish(signManifest(unreachable, key.secretKey, key.publicKey), V1), /lowest sequence 9 is not below/)
+        await assert.rejects(
+            async () => service.publish(signManifest(unreachable, key.secretKey, key.publicKey), V1),
+            /lowest sequence 9 is not below/
+        )
     })
 
-    test("a malformed protected header is reported as such, not as a missing key", () => {
+    test("a malformed protected header is reported as such, not as a missing key", async () => {
         const service = new UpdateService({
             store: new SqliteStore(":memory:"),
             vault: KeyVault.ephemeral(),
@@ -195,7 +207,7 @@ describe("update service", () => {
         const [, unprotected, payload, signature] = (decode(SIGNED_V1) as Tag).contents as [Uint8Array, unknown, Uint8Array, Uint8Array]
         for (const header of [Buffer.from([0xff, 0xff]), Buffer.from([0xa1, 0x01])]) {
             const bad = Buffer.from(encode(new Tag(18, [bstr(header), unprotected, bstr(payload), bstr(signature)])))
-            assert.throws(() => service.publish(bad, V1), /^ManifestError: protected header is not CBOR$/)
+            await assert.rejects(async () => service.publish(bad, V1), /^ManifestError: protected header is not CBOR$/)
         }
     })
 
@@ -203,18 +215,18 @@ describe("update service", () => {
         const { store, service, device, report, events } = await setup()
         const wsskKey = randomBytes(32)
         assert.equal((await report({ wssk: wsskKey.toString("base64") })).wssk, "stored")
-        assert.ok(!store.getDeviceUpdate(device.id)!.sealedWsskKey!.includes(wsskKey))
-        assert.deepEqual(service.masterKeyFor(device.id), wsskKey)
+        assert.ok(!(await store.getDeviceUpdate(device.id))!.sealedWsskKey!.includes(wsskKey))
+        assert.deepEqual(await service.masterKeyFor(device.id), wsskKey)
         assert.equal((await report({ wssk: randomBytes(32).toString("base64") })).wssk, undefined)
         assert.ok(events.includes("wssk-key-mismatch"))
-        assert.deepEqual(service.masterKeyFor(device.id), wsskKey)
+        assert.deepEqual(await service.masterKeyFor(device.id), wsskKey)
     })
 
     test("a report without a valid SCRAM proof is never read", async () => {
         const { t, device, service } = await setup()
         const r = await login(t, device.id, randomBytes(32), { wssk: randomBytes(32).toString("base64") })
         assert.equal(r.status, 401)
-        assert.equal(service.masterKeyFor(device.id), undefined)
+        assert.equal(await service.masterKeyFor(device.id), undefined)
     })
 
     test("approve -> deploy of exactly that digest -> confirm", async () => {
