@@ -32,7 +32,7 @@ const spec = {
         database: {
             type: "string",
             value: "url",
-            help: "a postgres:// URL instead: registries on one database share logins and limits (password from PGPASSWORD or ~/.pgpass)",
+            help: "a postgres:// URL instead: registries on one database share logins and limits (its password from PGPASSWORD, kept out of argv)",
         },
         "broker-host": { type: "string", value: "host", help: "where devices reach the broker (with the three below)" },
         "broker-port": { type: "string", value: "port", default: String(BROKER_PORT), help: "the broker's TLS port" },

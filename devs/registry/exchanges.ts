@@ -26,7 +26,7 @@ import type { RegistryStore } from "./store.ts"
 export interface ExchangeLimits {
     /** Pending exchanges one source may hold. */
     perSource: number
-    /** Pending exchanges overall (memory bound). */
+    /** Pending exchanges overall (rows every registry on the store shares). */
     total: number
     /** How long an exchange waits for its final message. */
     ttlMs: number

@@ -75,7 +75,7 @@ export interface PostgresStoreOptions {
 export class PostgresStore implements RegistryStore {
     private constructor(private readonly pool: pg.Pool) {}
 
-    /** Connects to `url` (`postgres://user@host:port/database`; the password from the URL, PGPASSWORD or ~/.pgpass) and migrates. */
+    /** Connects to `url` (`postgres://user@host:port/database`; the password from the URL or PGPASSWORD) and migrates. */
     static async open(url: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
         const pool = new pg.Pool({ connectionString: url, max: options.maxConnections ?? 10, types })
         // an idle connection the server dropped: the next query opens another, and reports if that fails
