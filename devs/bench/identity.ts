@@ -149,7 +149,7 @@ export async function registryLoginRate() {
         server.closeAllConnections()
         server.close()
     }
-    registry.store.close()
+    await registry.store.close()
     rmSync(dir, { recursive: true, force: true })
 }
 
@@ -186,5 +186,5 @@ export async function claimRefusalTimes() {
         `claim refusals, median: unclaimed device ${base.toFixed(2)} ms, claimed ${ofClaimed.toFixed(2)} ms ` +
             `(x${(ofClaimed / base).toFixed(2)}), unknown id ${ofUnknown.toFixed(2)} ms (x${(ofUnknown / base).toFixed(2)})`
     )
-    registry.store.close()
+    await registry.store.close()
 }

@@ -94,8 +94,8 @@ export async function updateEndToEnd() {
     const devtools = await startDevtools(dir)
     const device = new SimulatedDevice({ stack, dir, devtools, transcript })
     try {
-        stack.updates.publish(signManifest(manifestFor(v1, 1), key.secretKey, key.publicKey), v1)
-        stack.updates.publish(signManifest(manifestFor(v2, 2), key.secretKey, key.publicKey), v2)
+        await stack.updates.publish(signManifest(manifestFor(v1, 1), key.secretKey, key.publicKey), v1)
+        await stack.updates.publish(signManifest(manifestFor(v2, 2), key.secretKey, key.publicKey), v2)
         device.start(["run", join(dir, "v1.devs")])
         await device.waitFor(/^uplink: connected to/, 120_000)
         const from = device.lines.length
@@ -105,8 +105,8 @@ export async function updateEndToEnd() {
         const confirmed = Date.now() - started
         await device.waitFor(/^uplink: connected to/, 60_000, from)
         const resumed = Date.now() - started
-        await until("the deploy record", () => stack.registry.store.events({ kind: "update-deployed" }).length > 0, 10_000)
-        const deployed = stack.registry.store.events({ kind: "update-deployed" })[0].detail
+        await until("the deploy record", async () => (await stack.registry.store.events({ kind: "update-deployed" })).length > 0, 10_000)
+        const deployed = (await stack.registry.store.events({ kind: "update-deployed" }))[0].detail
         console.log(`update v1 -> v2 in the simulator: ${confirmed} ms from update-check to confirmation, ${resumed} ms to MQTT again`)
         console.log(`deploy over WSSK: ${deployed} (image ${v2.length} B)`)
     } finally {

@@ -8,7 +8,8 @@
  *    a native addon that was never built is rebuilt.
  * 3. The Debian packages the program needs (`npm start`: Mosquitto with its
  *    dynamic-security plugin and openssl; `npm test` and `npm run bench`:
- *    Chromium too): installed with `apt-get install -y` when run as root,
+ *    Chromium too, and `npm test` PostgreSQL, whose initdb starts the throwaway
+ *    clusters of the registry's suites): installed with `apt-get install -y` when run as root,
  *    otherwise one `sudo apt-get …` line and exit 2.
  * 4. The program, devs/bin/<name>.ts, in this same process under tsx's loader,
  *    so Ctrl-C and SIGTERM reach it directly (no shell or wrapper between).
@@ -31,6 +32,13 @@ const DEBIAN = {
     },
     openssl: { provides: () => findExecutable("openssl"), programs: ["start", "test", "bench"] },
     chromium: { provides: () => existsSync("/usr/bin/chromium"), programs: ["test", "bench"] },
+    postgresql: { provides: () => postgresInstalled(), programs: ["test"] },
+}
+
+/** Whether a PostgreSQL server is installed where Debian puts it (devs/stack/pg-cluster.ts runs its initdb). */
+function postgresInstalled() {
+    const root = "/usr/lib/postgresql"
+    return existsSync(root) && readdirSync(root).some(v => existsSync(join(root, v, "bin", "initdb")))
 }
 
 /** Native addons whose build output must exist (npm runs their build at install; an interrupted one leaves none). */

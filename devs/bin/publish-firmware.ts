@@ -26,7 +26,7 @@ const spec = {
     },
 } as const
 
-await runCommand(spec, ({ values, positionals: [imagePath] }) => {
+await runCommand(spec, async ({ values, positionals: [imagePath] }) => {
     const manifestPath = values.manifest ?? manifestPathFor(imagePath)
     if (!existsSync(manifestPath)) throw new CommandError(`no manifest at ${manifestPath}: sign the image first (npm run sign -- --help)`)
     if (!existsSync(values.key)) throw new CommandError(`no signing key at ${displayPath(values.key)}: make one with npm run keygen`)
@@ -41,9 +41,9 @@ await runCommand(spec, ({ values, positionals: [imagePath] }) => {
             signingKeys: [loadPublicKey(values.key)],
             event: (kind, identity, detail) => console.log(`${kind} ${identity}: ${detail}`),
         })
-        const row = service.publish(signedManifest, image)
+        const row = await service.publish(signedManifest, image)
         console.log(`published sequence ${row.sequence} (${image.length} B, sha256 ${row.digest})`)
     } finally {
-        store.close()
+        await store.close()
     }
 })

@@ -4,16 +4,21 @@
  * Mosquitto's dynamic security; without them they authenticate but get no
  * broker login. `npm start` runs it with everything wired (devs/stack/local.ts).
  *
- *   npm run registry -- --cert server.crt --key server.key [--port 8443] [--host 127.0.0.1] [--db registry.db]
- *       [--broker-host localhost --broker-port 8883 --broker-ca ca.crt --broker-admin-file admin.password]
+ * On SQLite (the default) it is the one registry of its file. On PostgreSQL
+ * any number of registries may share the database, behind a load balancer
+ * or one DNS name: a login may start at one and finish at another.
+ *
+ *   npm run registry -- --cert server.crt --key server.key [--port 8443] [--host 127.0.0.1]
+ *       [--db registry.db | --database postgres://user@host:5432/registry] [--broker-host localhost --broker-port 8883 --broker-ca ca.crt --broker-admin-file admin.password]
  */
 import { readFileSync } from "node:fs"
-import { runCommand, UsageError } from "../cli/args.ts"
+import { CommandError, runCommand, UsageError } from "../cli/args.ts"
 import { port } from "../cli/options.ts"
 import { MosquittoDynsec } from "../broker/dynsec.ts"
 import { BROKER_PORT, REGISTRY_PORT } from "../project.ts"
 import { Registry, serveRegistry } from "../registry/app.ts"
-import { SqliteStore } from "../registry/store.ts"
+import { describeStore, openStore } from "../registry/open-store.ts"
+import { isPostgresUrl } from "../registry/postgres-store.ts"
 
 const spec = {
     name: "registry",
@@ -23,7 +28,12 @@ const spec = {
         key: { type: "string", value: "file", required: true, help: "its private key (PEM)" },
         port: { type: "string", value: "port", default: String(REGISTRY_PORT), help: "the port to listen on" },
         host: { type: "string", value: "address", default: "127.0.0.1", help: "the address to listen on" },
-        db: { type: "string", value: "file", default: "registry.db", help: "the SQLite database" },
+        db: { type: "string", value: "file", help: "the SQLite database (default registry.db)" },
+        database: {
+            type: "string",
+            value: "url",
+            help: "a postgres:// URL instead: registries on one database share logins and limits (its password from PGPASSWORD, kept out of argv)",
+        },
         "broker-host": { type: "string", value: "host", help: "where devices reach the broker (with the three below)" },
         "broker-port": { type: "string", value: "port", default: String(BROKER_PORT), help: "the broker's TLS port" },
         "broker-ca": { type: "string", value: "file", help: "CA certificate the broker's certificate chains to" },
@@ -45,7 +55,18 @@ await runCommand(spec, async ({ values }) => {
               readFileSync(values["broker-ca"]!)
           )
         : undefined
-    const registry = new Registry({ store: new SqliteStore(values.db), broker })
+    if (values.db !== undefined && values.database !== undefined) throw new UsageError("--db and --database go alone: one store")
+    if (values.database !== undefined && !isPostgresUrl(values.database))
+        throw new UsageError("--database takes a postgres:// URL (--db takes a SQLite file)")
+    const database = values.database ?? values.db ?? "registry.db"
+    let store
+    try {
+        store = await openStore(database)
+    } catch (e) {
+        // the message names the server and the reason, never the URL's password
+        throw new CommandError(`cannot open the store at ${describeStore(database)}: ${(e as Error).message}`)
+    }
+    const registry = new Registry({ store, broker })
     const server = serveRegistry(registry, tls)
     await new Promise<void>((resolve, reject) => {
         server.once("error", reject)

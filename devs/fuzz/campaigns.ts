@@ -9,7 +9,7 @@
  */
 import { runDeviceCampaigns } from "./device.ts"
 import { countLine, fuzzAndPrint, type Campaign, type FuzzCounts } from "./fuzzer.ts"
-import { registryCampaign } from "./registry.ts"
+import { registryCampaign, registryPostgresCampaign } from "./registry.ts"
 import { publishCampaign, reportsCampaign } from "./updates.ts"
 import { wsskCampaign } from "./wssk.ts"
 
@@ -28,8 +28,10 @@ type AnyCampaign = Campaign<never>
 /** Every campaign, host first. */
 export const CAMPAIGNS: CampaignEntry[] = [
     { name: "registry", where: "host", defaultCount: 10_000, make: registryCampaign as () => Promise<AnyCampaign> },
+    // the same on PostgreSQL: fewer inputs, as each costs round trips to the server
+    { name: "registry-postgres", where: "host", defaultCount: 3000, make: registryPostgresCampaign as () => Promise<AnyCampaign> },
     { name: "wssk", where: "host", defaultCount: 600, make: wsskCampaign as () => Promise<AnyCampaign> },
-    { name: "update-reports", where: "host", defaultCount: 5000, make: reportsCampaign as () => AnyCampaign },
+    { name: "update-reports", where: "host", defaultCount: 5000, make: reportsCampaign as () => Promise<AnyCampaign> },
     { name: "publish", where: "host", defaultCount: 2000, make: publishCampaign as () => AnyCampaign },
     ...(
         [

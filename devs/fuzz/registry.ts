@@ -1,7 +1,8 @@
 /**
  * Fuzzing every registry endpoint in-process (`Registry.handle`), with
  * hostile methods, paths, headers, bodies and source addresses, on a real
- * SQLite store with the update service behind it and a manual clock.
+ * store (a SQLite file, or a database in a throwaway PostgreSQL cluster) with
+ * the update service behind it and a manual clock.
  *
  * Seeds: an enrollment, a claim with the right proof under an owner's session, both SCRAM steps (the
  * final one with and without a report for the update service), the health
@@ -26,12 +27,16 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import Database from "better-sqlite3"
+import pg from "pg"
+import { freePort } from "../net/ports.ts"
 import { claimProof } from "../owner/keys.ts"
 import { Registry } from "../registry/app.ts"
 import type { BrokerAccess } from "../registry/broker-access.ts"
 import { enroll, inProcessTransport, login, ownerLogin, registerOwner } from "../registry/client.ts"
 import { SCRAM_MECHANISM, ScramClient } from "../registry/scram.ts"
-import { SqliteStore } from "../registry/store.ts"
+import { PostgresStore } from "../registry/postgres-store.ts"
+import { SqliteStore, type RegistryStore } from "../registry/store.ts"
+import { startPgCluster, type PgCluster } from "../stack/pg-cluster.ts"
 import { makeHostDevice } from "../sim/host-device.ts"
 import { KeyVault } from "../updates/key-vault.ts"
 import { CLASS_ID, manifestFor, signManifest } from "../updates/manifest.ts"
@@ -147,18 +152,52 @@ function bodyBytes(r: RegistryRequest): Buffer {
 
 const b64 = (s: string) => Buffer.from(s).toString("base64")
 
-/** The registry fuzzing campaign; `close()` removes its store. */
-export async function registryCampaign(): Promise<Campaign<RegistryRequest>> {
+/** Every row of a table as it is in the database, read past the store. */
+async function tableRows(database: string, table: "devices" | "device_updates"): Promise<Record<string, unknown>[]> {
+    if (database.startsWith("postgres://")) {
+        const client = new pg.Client({ connectionString: database })
+        await client.connect()
+        try {
+            return (await client.query(`SELECT * FROM ${table}`)).rows
+        } finally {
+            await client.end()
+        }
+    }
+    const db = new Database(database, { readonly: true })
+    try {
+        return db.prepare(`SELECT * FROM ${table}`).all() as Record<string, unknown>[]
+    } finally {
+        db.close()
+    }
+}
+
+/** The registry fuzzing campaign on SQLite; `close()` removes its store. */
+export function registryCampaign(): Promise<Campaign<RegistryRequest>> {
+    return registryCampaignOn("sqlite")
+}
+
+/** The same campaign on PostgreSQL, in a cluster of its own that `close()` stops. */
+export function registryPostgresCampaign(): Promise<Campaign<RegistryRequest>> {
+    return registryCampaignOn("postgres")
+}
+
+async function registryCampaignOn(kind: "sqlite" | "postgres"): Promise<Campaign<RegistryRequest>> {
     const dir = mkdtempSync(join(tmpdir(), "fuzz-registry-"))
     let now = 1_700_000_000_000
     const clock = () => now
-    const dbPath = join(dir, "registry.db")
-    const store = new SqliteStore(dbPath)
+    let cluster: PgCluster | undefined
+    let database = join(dir, "registry.db")
+    let store: RegistryStore
+    if (kind === "postgres") {
+        cluster = await startPgCluster(await freePort())
+        database = await cluster.createDatabase("fuzz")
+        store = await PostgresStore.open(database)
+    } else store = new SqliteStore(database)
     const broker = new RecordingBroker()
     const key = generateSigningKey()
     const updates = new UpdateService({ store, vault: KeyVault.ephemeral(), signingKeys: [key.publicKey], clock, event: () => {} })
     const image = randomBytes(1024)
-    updates.publish(signManifest(manifestFor(image, 1), key.secretKey, key.publicKey), image)
+    await updates.publish(signManifest(manifestFor(image, 1), key.secretKey, key.publicKey), image)
     const registry = new Registry({
         store,
         broker,
@@ -265,7 +304,7 @@ export async function registryCampaign(): Promise<Campaign<RegistryRequest>> {
     }
 
     return {
-        name: "registry",
+        name: kind === "postgres" ? "registry-postgres" : "registry",
         seeds,
         random: rng => ({
             method: rng.pick(METHODS),
@@ -323,9 +362,8 @@ export async function registryCampaign(): Promise<Campaign<RegistryRequest>> {
         },
         after: async () => {
             const wrong: string[] = []
-            const db = new Database(dbPath, { readonly: true })
-            try {
-                const rows = db.prepare("SELECT * FROM devices").all() as Record<string, unknown>[]
+            {
+                const rows = await tableRows(database, "devices")
                 for (const d of rows) {
                     const id = String(d.id)
                     if (!enrolled.has(id)) wrong.push(`device ${id} in the store was never answered 201`)
@@ -334,7 +372,7 @@ export async function registryCampaign(): Promise<Campaign<RegistryRequest>> {
                     const ok =
                         DEVICE_ID.test(id) &&
                         bytes("scram_salt", 16, 64) &&
-                        iterations(d.scram_iterations) &&
+                        iterations(Number(d.scram_iterations)) &&
                         bytes("stored_key", 32, 32) &&
                         bytes("server_key", 32, 32) &&
                         bytes("owner_envelope", 40, 256) &&
@@ -344,10 +382,8 @@ export async function registryCampaign(): Promise<Campaign<RegistryRequest>> {
                         wrong.push(`device ${id} is owned by ${d.owner}, but no 200 said so`)
                 }
                 if (rows.length !== enrolled.size) wrong.push(`${rows.length} devices stored, ${enrolled.size} enrolled`)
-                for (const u of db.prepare("SELECT * FROM device_updates").all() as Record<string, unknown>[])
+                for (const u of await tableRows(database, "device_updates"))
                     if (!["idle", "approved", "trial", "rollback"].includes(String(u.phase))) wrong.push(`update row in phase ${u.phase}`)
-            } finally {
-                db.close()
             }
             // and it still serves: a new device enrolls and logs in, once every lockout has passed
             now += 2 * 3_600_000
@@ -361,7 +397,8 @@ export async function registryCampaign(): Promise<Campaign<RegistryRequest>> {
         close: async () => {
             registry.close()
             updates.close()
-            store.close()
+            await store.close()
+            await cluster?.stop()
             rmSync(dir, { recursive: true, force: true })
         },
     }

@@ -61,7 +61,7 @@ function images() {
 }
 
 /** The update-report fuzzing campaign. */
-export function reportsCampaign(): Campaign<ReportInput> {
+export async function reportsCampaign(): Promise<Campaign<ReportInput>> {
     const dir = mkdtempSync(join(tmpdir(), "fuzz-updates-"))
     let now = 1_700_000_000_000
     const store = new SqliteStore(join(dir, "registry.db"))
@@ -75,12 +75,12 @@ export function reportsCampaign(): Campaign<ReportInput> {
         trialDeadlineMs: 600_000,
         event: () => {},
     })
-    for (const i of published.list) updates.publish(i.signed, i.image)
+    for (const i of published.list) await updates.publish(i.signed, i.image)
     const digests = new Map(published.list.map(i => [i.digest, i]))
     // reports come only from enrolled devices, once they have proved who they are
     const devices = [1, 2, 3].map(() => randomBytes(16).toString("hex"))
     for (const id of devices)
-        store.insertDevice({
+        await store.insertDevice({
             id,
             scramSalt: randomBytes(16),
             scramIterations: 4096,
@@ -106,7 +106,7 @@ export function reportsCampaign(): Campaign<ReportInput> {
         getHash: async () => Buffer.from(running.get(deviceId) ?? "00".repeat(32), "hex"),
         deploy: async image => {
             const digest = sha256(image)
-            const row = store.getDeviceUpdate(deviceId)
+            const row = await store.getDeviceUpdate(deviceId)
             if (!digests.has(digest)) wrongDeploy = `deployed an image never published to ${deviceId}`
             else if (digest !== row?.approvedDigest && digest !== row?.rollbackDigest)
                 wrongDeploy = `deployed an image ${deviceId}'s row does not name`
@@ -115,14 +115,14 @@ export function reportsCampaign(): Campaign<ReportInput> {
     })
 
     /** What is wrong with the device's row, if anything. */
-    function rowProblem(deviceId: string): string | undefined {
-        const row = store.getDeviceUpdate(deviceId)
+    async function rowProblem(deviceId: string): Promise<string | undefined> {
+        const row = await store.getDeviceUpdate(deviceId)
         if (!row) return undefined
         if (!PHASES.includes(row.phase)) return `phase ${row.phase}`
         for (const d of [row.approvedDigest, row.rollbackDigest, row.failedDigest])
             if (d !== null && !digests.has(d)) return `the row names an image never published: ${d.slice(0, 16)}`
         if (row.phase !== "idle" && (row.approvedDigest === null || row.rollbackDigest === null)) return `${row.phase} without its digests`
-        const stored = row.sealedWsskKey ? updates.masterKeyFor(deviceId) : undefined
+        const stored = row.sealedWsskKey ? await updates.masterKeyFor(deviceId) : undefined
         const first = keys.get(deviceId)
         if (stored && first && !stored.equals(first)) return "the WSSK key was replaced"
         if (stored && !first) keys.set(deviceId, stored)
@@ -148,8 +148,8 @@ export function reportsCampaign(): Campaign<ReportInput> {
         },
         check: async (input): Promise<Verdict> => {
             now += 60_000
-            const before = store.getDeviceUpdate(input.device)
-            const reply = updates.handleReport(input.device, input.report) as Record<string, unknown>
+            const before = await store.getDeviceUpdate(input.device)
+            const reply = (await updates.handleReport(input.device, input.report)) as Record<string, unknown>
             const extra = Object.keys(reply).filter(k => k !== "wssk" && k !== "update")
             if (extra.length || (reply.wssk !== undefined && reply.wssk !== "stored")) return { invalid: `reply ${JSON.stringify(reply)}` }
             const step = reply.update
@@ -164,7 +164,7 @@ export function reportsCampaign(): Campaign<ReportInput> {
                 await updates.connected(target(input.device))
                 updates.disconnected(input.device)
             }
-            const problem = rowProblem(input.device) ?? wrongDeploy
+            const problem = (await rowProblem(input.device)) ?? wrongDeploy
             if (problem) return { invalid: problem }
             const u = (input.report as { update?: Record<string, unknown> } | null)?.update
             if (step === "accepted" && u && typeof u === "object" && typeof u.approve === "string") {
@@ -177,10 +177,10 @@ export function reportsCampaign(): Campaign<ReportInput> {
             const handedKey = (input.report as { wssk?: unknown } | null)?.wssk !== undefined && reply.wssk === "stored"
             return step === "accepted" || step === "confirmed" || handedKey ? "accepted" : "refused"
         },
-        after: async () => devices.map(rowProblem).filter(p => p !== undefined),
+        after: async () => (await Promise.all(devices.map(rowProblem))).filter(p => p !== undefined),
         close: async () => {
             updates.close()
-            store.close()
+            await store.close()
             rmSync(dir, { recursive: true, force: true })
         },
     }
@@ -222,7 +222,7 @@ export function publishCampaign(): Campaign<PublishInput> {
         show: input => `manifest of ${input.signed.length} bytes, image of ${input.image.length} bytes`,
         check: async input => {
             try {
-                updates.publish(input.signed, input.image)
+                await updates.publish(input.signed, input.image)
             } catch (e) {
                 if (e instanceof ManifestError) return "refused"
                 throw e
@@ -234,7 +234,7 @@ export function publishCampaign(): Campaign<PublishInput> {
         },
         close: async () => {
             updates.close()
-            store.close()
+            await store.close()
             rmSync(dir, { recursive: true, force: true })
         },
     }

@@ -41,7 +41,6 @@ import {
     ScramProtocolError,
     serverFinal,
     serverFirst,
-    type ScramServerExchange,
 } from "./scram.ts"
 import type { BrokerAccess } from "./broker-access.ts"
 import type { FirmwareUpdates, UpdateEndpoint } from "./firmware-updates.ts"
@@ -107,10 +106,13 @@ export class Registry {
     private readonly limiter: RateLimiter
     private readonly enrollments: RateLimiter
     private readonly clock: () => number
-    private readonly exchanges: PendingExchanges<ScramServerExchange>
+    private readonly exchanges: PendingExchanges
     private readonly events: SecurityEvents
-    /** Unknown users get a fake but stable salt, so a probe cannot tell them from real ones (RFC 5802 §5.1). */
-    private readonly decoyKey = randomBytes(32)
+    /**
+     * Unknown users get a fake but stable salt, so a probe cannot tell them from real ones (RFC 5802 §5.1); its key
+     * is the store's, so every registry on the store gives an unknown user the same salt.
+     */
+    private readonly decoyKey: Promise<Buffer>
     private expiryTimer: NodeJS.Timeout | undefined
     /** Owner accounts: registration, login, sessions, broker logins. */
     readonly owners: OwnerAccounts
@@ -120,18 +122,25 @@ export class Registry {
         this.limiter = new RateLimiter(options.store, options.rateLimit ?? DEFAULT_POLICY)
         this.enrollments = new RateLimiter(options.store, options.enrollmentLimit ?? ENROLLMENT_POLICY)
         this.clock = options.clock ?? Date.now
-        this.exchanges = new PendingExchanges(options.exchanges ?? DEFAULT_EXCHANGE_LIMITS)
+        this.exchanges = new PendingExchanges(options.store, options.exchanges ?? DEFAULT_EXCHANGE_LIMITS)
+        this.decoyKey = options.store.sharedSecret("decoy-salt")
+        // read once it is needed; a store that fails here fails those requests, not the process
+        this.decoyKey.catch(() => {})
         this.events = new SecurityEvents(options.store, this.clock, options.log ?? console.log)
         this.owners = new OwnerAccounts({
             store: options.store,
             clock: this.clock,
             broker: options.broker,
+            exchanges: this.exchanges,
+            decoyKey: this.decoyKey,
             brokerTokenTtlMs: options.brokerTokenTtlMs ?? 3_600_000,
             realm: options.realm ?? REALM,
             event: (kind, source, identity, detail) => this.event(kind, source, identity, detail),
             guard: keys => this.guard(keys),
             failed: (keys, source, identity, what) => this.failed(keys, source, identity, what),
-            succeed: keys => keys.forEach(k => this.limiter.succeed(k)),
+            succeed: async keys => {
+                for (const k of keys) await this.limiter.succeed(k)
+            },
         })
     }
 
@@ -140,14 +149,22 @@ export class Registry {
         this.events.record(kind, source, identity, detail)
     }
 
-    /** Handles one request; returns status, headers and a JSON body. */
+    /** Handles one request; returns status, headers and a JSON body once the events it caused are stored. */
     async handle(method: string, path: string, headers: Record<string, string | undefined>, body: Buffer, source: string) {
         try {
-            if (method === "POST" && path === "/v1/devices") return this.enroll(body, source)
+            return await this.route(method, path, headers, body, source)
+        } finally {
+            await this.events.settled()
+        }
+    }
+
+    private async route(method: string, path: string, headers: Record<string, string | undefined>, body: Buffer, source: string) {
+        try {
+            if (method === "POST" && path === "/v1/devices") return await this.enroll(body, source)
             if (method === "GET" && path === "/v1/session") return await this.session(headers["authorization"], source)
             if (method === "POST" && path === "/v1/session") return await this.session(headers["authorization"], source, body)
             const firmware = /^\/v1\/firmware\/([0-9a-f]{32})\/latest$/.exec(path)
-            if (method === "GET" && firmware) return this.latestFirmware(firmware[1])
+            if (method === "GET" && firmware) return await this.latestFirmware(firmware[1])
             if (method === "POST" && path === "/v1/claim") return await this.claim(headers["authorization"], body, source)
             const owners = await this.owners.handle(method, path, headers, body, source)
             if (owners) return owners
@@ -181,28 +198,28 @@ export class Registry {
     }
 
     /** Refuses the attempt, unchecked and uncounted, while any of its keys is locked out. */
-    private guard(keys: string[]) {
+    private async guard(keys: string[]) {
         for (const key of keys) {
-            const wait = this.limiter.retryAfter(key, this.clock())
+            const wait = await this.limiter.retryAfter(key, this.clock())
             if (wait > 0) throw new HttpError(429, "too many failed attempts", { "retry-after": String(Math.ceil(wait / 1000)) })
         }
     }
 
     /** Counts an attempt under each key, with an event for each lockout it starts. */
-    private counted(limiter: RateLimiter, keys: string[], source: string, identity: string, what: string) {
+    private async counted(limiter: RateLimiter, keys: string[], source: string, identity: string, what: string) {
         for (const key of keys) {
-            const lockout = limiter.count(key, this.clock())
+            const lockout = await limiter.count(key, this.clock())
             if (lockout) this.event("rate-limited", source, identity, `${what}: limit reached for ${key}, locked ${lockout / 1000} s`)
         }
     }
 
-    private failed(keys: string[], source: string, identity: string, what: string) {
-        this.counted(this.limiter, keys, source, identity, what)
+    private async failed(keys: string[], source: string, identity: string, what: string) {
+        await this.counted(this.limiter, keys, source, identity, what)
     }
 
-    private enroll(body: Buffer, source: string) {
+    private async enroll(body: Buffer, source: string) {
         const from = sourceOf(source)
-        this.guard([`enroll-ip:${from}`, `enroll-new:${from}`])
+        await this.guard([`enroll-ip:${from}`, `enroll-new:${from}`])
         const req = this.json(body)
         const id = req.id
         if (typeof id !== "string" || !DEVICE_ID.test(id)) throw new HttpError(400, "id must be 32 lowercase hex characters")
@@ -222,14 +239,14 @@ export class Registry {
             claimedAt: null,
             ownerEnvelope: b64(((req.owner ?? {}) as Record<string, unknown>).envelope, "owner.envelope", 40, 256),
         }
-        if (!this.store.insertDevice(device)) {
+        if (!(await this.store.insertDevice(device))) {
             this.event("re-enroll-refused", source, id, "enrollment of an id already enrolled")
-            this.failed([`enroll-ip:${from}`], source, id, "enrollment")
+            await this.failed([`enroll-ip:${from}`], source, id, "enrollment")
             throw new HttpError(409, "device already enrolled")
         }
         this.event("enrolled", source, id, "new device enrolled")
         // every new id costs rows: a source may add only so many, however well-formed
-        this.counted(this.enrollments, [`enroll-new:${from}`], source, id, "enrollment")
+        await this.counted(this.enrollments, [`enroll-new:${from}`], source, id, "enrollment")
         return { status: 201, headers: {}, body: { id } }
     }
 
@@ -237,8 +254,8 @@ export class Registry {
         return { "www-authenticate": `${SCRAM_MECHANISM} realm="${this.options.realm ?? REALM}"` }
     }
 
-    private latestFirmware(classId: string) {
-        const signed = this.options.updates?.service.latestSignedManifest(classId)
+    private async latestFirmware(classId: string) {
+        const signed = await this.options.updates?.service.latestSignedManifest(classId)
         if (!signed) throw new HttpError(404, "no firmware for this class")
         return { status: 200, headers: {}, body: signed }
     }
@@ -255,21 +272,21 @@ export class Registry {
         if (!data) throw new HttpError(401, "missing data", this.challenge())
         const message = Buffer.from(data, "base64").toString("utf8")
         const sid = params.get("sid")
-        if (!sid) return this.sessionFirst(message, source)
+        if (!sid) return await this.sessionFirst(message, source)
         return await this.sessionFinal(sid, message, source, report)
     }
 
-    private sessionFirst(message: string, source: string) {
+    private async sessionFirst(message: string, source: string) {
         const first = parseClientFirst(message)
         const id = first.username
         const keys = this.keys("login", source, id)
-        this.guard(keys)
-        const device = DEVICE_ID.test(id) ? this.store.getDevice(id) : undefined
+        await this.guard(keys)
+        const device = DEVICE_ID.test(id) ? await this.store.getDevice(id) : undefined
         const verifier = device
             ? { salt: device.scramSalt, iterations: device.scramIterations, storedKey: device.storedKey, serverKey: device.serverKey }
-            : this.decoyVerifier(id)
+            : await this.decoyVerifier(id)
         const { message: reply, exchange } = serverFirst(first, verifier)
-        const opened = this.exchanges.open(sourceOf(source), exchange, this.clock())
+        const opened = await this.exchanges.open("device", sourceOf(source), exchange, this.clock())
         if ("refused" in opened) {
             const retry = { "retry-after": String(Math.ceil((this.options.exchanges ?? DEFAULT_EXCHANGE_LIMITS).ttlMs / 1000)) }
             if (opened.refused === ExchangeRefusal.Full) throw new HttpError(503, "busy", retry)
@@ -285,19 +302,19 @@ export class Registry {
     }
 
     private async sessionFinal(sid: string, message: string, source: string, report?: Buffer) {
-        const exchange = this.exchanges.take(sid, this.clock())
+        const exchange = await this.exchanges.take("device", sid, this.clock())
         if (!exchange) throw new HttpError(401, "unknown or expired exchange", this.challenge())
         const id = exchange.username
         const keys = this.keys("login", source, id)
-        this.guard(keys)
+        await this.guard(keys)
         const final = serverFinal(exchange, message)
-        const device = this.store.getDevice(id)
+        const device = await this.store.getDevice(id)
         if (!final || !device) {
             this.event("auth-failure", source, id, "invalid proof")
-            this.failed(keys, source, id, "login")
+            await this.failed(keys, source, id, "login")
             throw new HttpError(401, "authentication failed", this.challenge())
         }
-        for (const k of keys) this.limiter.succeed(k)
+        for (const k of keys) await this.limiter.succeed(k)
         const info = `sid=${sid}, data=${Buffer.from(final).toString("base64")}`
         const body: Record<string, unknown> = { id, claimed: device.owner !== null }
         if (device.owner !== null && this.options.broker) {
@@ -311,7 +328,7 @@ export class Registry {
         if (this.options.updates) {
             body.updates = this.options.updates.endpoint
             // the report is read only now that the proof has verified
-            if (report && report.length) body.reply = this.options.updates.service.handleReport(id, this.json(report))
+            if (report && report.length) body.reply = await this.options.updates.service.handleReport(id, this.json(report))
         }
         return { status: 200, headers: { "authentication-info": info }, body }
     }
@@ -322,17 +339,17 @@ export class Registry {
         const ttlMs = this.options.brokerTokenTtlMs ?? 3_600_000
         const expiresAt = this.clock() + ttlMs
         await broker.grant(id, password)
-        this.store.putBrokerExpiry(id, expiresAt)
+        await this.store.putBrokerExpiry(id, expiresAt)
         // ttlMs too: devices have no wall clock to compare expiresAt with
         return { host: broker.endpoint.host, port: broker.endpoint.port, username: id, password, expiresAt, ttlMs }
     }
 
     /** Revokes every broker credential past its expiry. Returns the devices revoked. */
     async expireBrokerCredentials(): Promise<string[]> {
-        const expired = this.store.expiredBrokerCredentials(this.clock())
+        const expired = await this.store.expiredBrokerCredentials(this.clock())
         for (const id of expired) {
             await this.options.broker?.revoke(id)
-            this.store.deleteBrokerExpiry(id)
+            await this.store.deleteBrokerExpiry(id)
         }
         return [...expired, ...(await this.owners.expireBrokerLogins()).map(name => `owner ${name}`)]
     }
@@ -345,7 +362,7 @@ export class Registry {
         let ticks = 0
         this.expiryTimer = setInterval(() => {
             this.events.flush()
-            if (ticks++ % 1000 === 0) this.store.forgetRateLimits(this.clock() - FORGET_AFTER_MS)
+            if (ticks++ % 1000 === 0) void this.store.forgetRateLimits(this.clock() - FORGET_AFTER_MS).catch(() => {})
             void this.expireBrokerCredentials().catch(() => {})
         }, intervalMs)
         this.expiryTimer.unref()
@@ -355,15 +372,18 @@ export class Registry {
         if (this.expiryTimer) clearInterval(this.expiryTimer)
     }
 
-    private decoyVerifier(id: string) {
-        const salt = createHmac("sha256", this.decoyKey).update(id).digest().subarray(0, 16)
+    private async decoyVerifier(id: string) {
+        const salt = createHmac("sha256", await this.decoyKey)
+            .update(id)
+            .digest()
+            .subarray(0, 16)
         // a verifier nobody knows the password of: the exchange always fails at the proof
         return { ...makeVerifier(randomBytes(32), salt, 1), iterations: SCRAM_MIN_ITERATIONS }
     }
 
     private async claim(authorization: string | undefined, body: Buffer, source: string) {
         // the owner is the account of the session: no name is taken by claiming under it first
-        const owner = this.owners.authenticate(authorization)
+        const owner = await this.owners.authenticate(authorization)
         if (!owner) throw new HttpError(401, "claims need an owner session (log in as the owner first)", { "www-authenticate": "Bearer" })
         const req = this.json(body)
         const { id, code } = req
@@ -371,20 +391,20 @@ export class Registry {
         if (req.owner !== undefined && req.owner !== owner) throw new HttpError(403, "owner is not the session's account")
         if (typeof code !== "string" || code.length > 64) throw new HttpError(400, "code must be text")
         const keys = this.keys("claim", source, id)
-        this.guard(keys)
-        const device = this.store.getDevice(id)
+        await this.guard(keys)
+        const device = await this.store.getDevice(id)
         const claimable = device && device.owner === null ? device : undefined
         // a refusal says nothing more: claimed, unclaimed and unknown ids get one answer after one PBKDF2 of one weight
         const refused = () => new HttpError(403, "claim refused")
-        if (!this.checkClaimCode(id, code, claimable)) {
+        if (!(await this.checkClaimCode(id, code, claimable))) {
             const why = !device ? "unknown device" : claimable ? "wrong claim code" : "device already claimed"
             this.event("claim-failure", source, id, why)
-            this.failed(keys, source, id, "claim")
+            await this.failed(keys, source, id, "claim")
             throw refused()
         }
         // another claim won the race since the read above
-        if (!claimable || !this.store.claimDevice(id, owner, this.clock())) throw refused()
-        for (const k of keys) this.limiter.succeed(k)
+        if (!claimable || !(await this.store.claimDevice(id, owner, this.clock()))) throw refused()
+        for (const k of keys) await this.limiter.succeed(k)
         this.event("claimed", source, id, `claimed by ${owner}`)
         try {
             await this.owners.allowDevice(owner, id)
@@ -399,13 +419,18 @@ export class Registry {
      * Whether `code` is the device's claim proof. Without a device that can be claimed, the same PBKDF2 runs
      * on a decoy salt at the devices' iteration count (src/identity/credentials.ts), and fails.
      */
-    private checkClaimCode(id: string, code: string, device: DeviceRecord | undefined): boolean {
+    private async checkClaimCode(id: string, code: string, device: DeviceRecord | undefined): Promise<boolean> {
         const canonical = code.toUpperCase().replace(/[-\s]/g, "")
         const verifier =
             device?.claimHash && device.claimSalt && device.claimIterations
                 ? { salt: device.claimSalt, iterations: device.claimIterations, hash: device.claimHash }
                 : undefined
-        const salt = verifier?.salt ?? createHmac("sha256", this.decoyKey).update(`claim:${id}`).digest().subarray(0, 16)
+        const salt =
+            verifier?.salt ??
+            createHmac("sha256", await this.decoyKey)
+                .update(`claim:${id}`)
+                .digest()
+                .subarray(0, 16)
         const hash = pbkdf2Sync(canonical, salt, verifier?.iterations ?? SCRAM_MIN_ITERATIONS, 32, "sha256")
         return verifier !== undefined && timingSafeEqual(hash, verifier.hash)
     }

@@ -8,7 +8,8 @@
  * an escape. A newline in a username cannot start a line of its own, a
  * terminal control sequence cannot reach a console, a bidi control cannot
  * reorder what a person reads. The store keeps the escaped text; a console
- * shows it as it is.
+ * shows it as it is. Recording never waits for the store: the rows are
+ * written in order behind it, and `settled()` says when they are in.
  *
  * Flooded: the first `EVENT_BURST` events of one kind from one source in a
  * window of `EVENT_WINDOW_MS` are written as they come; the rest are counted,
@@ -65,6 +66,8 @@ interface Window {
 /** Writes security events to the store and the console, escaped and limited. */
 export class SecurityEvents {
     private readonly windows = new Map<string, Window>()
+    /** The writes still under way, in the order they were recorded. */
+    private writing: Promise<void> = Promise.resolve()
 
     constructor(
         private readonly store: RegistryStore,
@@ -113,6 +116,11 @@ export class SecurityEvents {
         return window
     }
 
+    /** Resolves once every event recorded so far is in the store (the registry waits for it before it answers). */
+    settled(): Promise<void> {
+        return this.writing
+    }
+
     private write(at: number, kind: string, source: string, identity: string, detail: string) {
         const row = {
             at,
@@ -121,7 +129,10 @@ export class SecurityEvents {
             identity: escapeField(identity),
             detail: escapeField(detail),
         }
-        this.store.addEvent(row)
+        // written in order; a store that refuses one loses that row, not the request that caused it
+        this.writing = this.writing.then(() =>
+            this.store.addEvent(row).catch(e => this.log(`registry event not stored (${(e as Error).message.slice(0, 96)}): ${row.kind}`))
+        )
         this.log(`registry event ${row.kind} source=${row.source} identity=${row.identity}: ${row.detail}`)
     }
 }

@@ -9,9 +9,9 @@
 /** The update service as the registry sees it. */
 export interface FirmwareUpdates {
     /** The newest signed manifest (a COSE_Sign1) for a class id in hex, if any was published. */
-    latestSignedManifest(classId: string): Buffer | undefined
+    latestSignedManifest(classId: string): Promise<Buffer | undefined>
     /** Acts on a report from a device that has just proved its identity; the answer goes back as `reply`. */
-    handleReport(deviceId: string, report: unknown): object
+    handleReport(deviceId: string, report: unknown): Promise<object>
 }
 
 /** Where devices find the update service's WSSK gateway, and how long they keep their window open for a deploy. */

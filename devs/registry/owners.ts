@@ -29,17 +29,16 @@ import {
     ScramProtocolError,
     serverFinal,
     serverFirst,
-    type ScramServerExchange,
     type ScramVerifier,
 } from "./scram.ts"
+import { sourceOf } from "./source.ts"
+import { ExchangeRefusal, type PendingExchanges } from "./exchanges.ts"
 import type { OwnerRecord, RegistryStore } from "./store.ts"
 
 /** What an owner name may be: printable, no spaces, no separators of MQTT topics or SCRAM. */
 export const OWNER_NAME = /^[A-Za-z0-9._@-]{1,64}$/
 
 const SESSION_TTL_MS = 3_600_000
-const EXCHANGE_TTL_MS = 30_000
-const MAX_PENDING_EXCHANGES = 10_000
 const MAX_BODY_BYTES = 4096
 
 /** A reply of the registry. */
@@ -54,13 +53,17 @@ export interface OwnerAccountsContext {
     store: RegistryStore
     clock: () => number
     broker?: BrokerAccess
+    /** The registry's pending SCRAM exchanges (in the store, so any registry on it takes the final message). */
+    exchanges: PendingExchanges
+    /** The key of the decoy salts, the same for every registry on the store. */
+    decoyKey: Promise<Buffer>
     brokerTokenTtlMs: number
     realm: string
     event(kind: string, source: string, identity: string, detail: string): void
     /** Refuses (429) while any key is locked out; the error is thrown as the registry's own. */
-    guard(keys: string[]): void
-    failed(keys: string[], source: string, identity: string, what: string): void
-    succeed(keys: string[]): void
+    guard(keys: string[]): Promise<void>
+    failed(keys: string[], source: string, identity: string, what: string): Promise<void>
+    succeed(keys: string[]): Promise<void>
 }
 
 class OwnerHttpError extends Error {
@@ -85,9 +88,6 @@ const sha256 = (b: Buffer | string) => createHash("sha256").update(b).digest()
 
 /** Owner registration, login and sessions. */
 export class OwnerAccounts {
-    private readonly exchanges = new Map<string, { exchange: ScramServerExchange; expires: number }>()
-    private readonly decoyKey = randomBytes(32)
-
     constructor(private readonly ctx: OwnerAccountsContext) {}
 
     /**
@@ -110,9 +110,9 @@ export class OwnerAccounts {
     }
 
     /** The owner a bearer token belongs to, or undefined (no token, unknown, expired). */
-    authenticate(authorization: string | undefined): string | undefined {
+    async authenticate(authorization: string | undefined): Promise<string | undefined> {
         const m = /^Bearer ([A-Za-z0-9_-]{43})$/.exec(authorization ?? "")
-        return m ? this.ctx.store.ownerSession(sha256(m[1]), this.ctx.clock()) : undefined
+        return m ? await this.ctx.store.ownerSession(sha256(m[1]), this.ctx.clock()) : undefined
     }
 
     private json(body: Buffer): Record<string, unknown> {
@@ -128,7 +128,7 @@ export class OwnerAccounts {
 
     private async register(body: Buffer, source: string): Promise<RegistryReply> {
         const keys = [`owner-register-ip:${source}`]
-        this.ctx.guard(keys)
+        await this.ctx.guard(keys)
         const req = this.json(body)
         const { name } = req
         if (typeof name !== "string" || !OWNER_NAME.test(name)) throw new OwnerHttpError(400, "name must be 1..64 of A-Z a-z 0-9 . _ @ -")
@@ -145,19 +145,19 @@ export class OwnerAccounts {
             createdAt: this.ctx.clock(),
         }
         // a name that already holds claims (made before accounts existed) is taken too, unless the claims' login proves them
-        const legacy = this.ctx.store.devicesOf(name).length > 0
+        const legacy = (await this.ctx.store.devicesOf(name)).length > 0
         const proof = ((req.legacy ?? {}) as Record<string, unknown>).password
         const proven =
             legacy &&
             typeof proof === "string" &&
             proof.length <= 128 &&
             this.ctx.broker !== undefined &&
-            this.ctx.store.getOwner(name) === undefined
+            (await this.ctx.store.getOwner(name)) === undefined
                 ? await this.ctx.broker.checkOwnerLogin(name, proof)
                 : false
-        if ((legacy && !proven) || !this.ctx.store.insertOwner(owner)) {
+        if ((legacy && !proven) || !(await this.ctx.store.insertOwner(owner))) {
             this.ctx.event("owner-register-refused", source, name, "registration of a name already taken")
-            this.ctx.failed(keys, source, name, "owner registration")
+            await this.ctx.failed(keys, source, name, "owner registration")
             throw new OwnerHttpError(409, "name taken")
         }
         this.ctx.event("owner-registered", source, name, proven ? "owner account adopting its earlier claims" : "new owner account")
@@ -169,8 +169,6 @@ export class OwnerAccounts {
     }
 
     private async session(authorization: string | undefined, source: string): Promise<RegistryReply> {
-        const now = this.ctx.clock()
-        for (const [sid, p] of this.exchanges) if (p.expires < now) this.exchanges.delete(sid)
         if (!authorization) throw new OwnerHttpError(401, "authentication required", this.challenge())
         const { scheme, params } = parseAuthorization(authorization)
         if (scheme.toUpperCase() !== SCRAM_MECHANISM) {
@@ -181,25 +179,29 @@ export class OwnerAccounts {
         if (!data) throw new OwnerHttpError(401, "missing data", this.challenge())
         const message = Buffer.from(data, "base64").toString("utf8")
         const sid = params.get("sid")
-        return sid ? await this.sessionFinal(sid, message, source) : this.sessionFirst(message, source)
+        return sid ? await this.sessionFinal(sid, message, source) : await this.sessionFirst(message, source)
     }
 
     private limitKeys(name: string, source: string) {
         return [`login-ip:${source}`, `login-owner:${name}`]
     }
 
-    private sessionFirst(message: string, source: string): RegistryReply {
+    private async sessionFirst(message: string, source: string): Promise<RegistryReply> {
         const first = parseClientFirst(message)
         const name = first.username
-        this.ctx.guard(this.limitKeys(name, source))
-        const owner = OWNER_NAME.test(name) ? this.ctx.store.getOwner(name) : undefined
+        await this.ctx.guard(this.limitKeys(name, source))
+        const owner = OWNER_NAME.test(name) ? await this.ctx.store.getOwner(name) : undefined
         const verifier: ScramVerifier = owner
             ? { salt: owner.scramSalt, iterations: owner.scramIterations, storedKey: owner.storedKey, serverKey: owner.serverKey }
-            : this.decoyVerifier(name)
-        if (this.exchanges.size >= MAX_PENDING_EXCHANGES) throw new OwnerHttpError(503, "busy")
+            : await this.decoyVerifier(name)
         const { message: reply, exchange } = serverFirst(first, verifier)
-        const sid = randomBytes(16).toString("hex")
-        this.exchanges.set(sid, { exchange, expires: this.ctx.clock() + EXCHANGE_TTL_MS })
+        const opened = await this.ctx.exchanges.open("owner", sourceOf(source), exchange, this.ctx.clock())
+        if ("refused" in opened) {
+            if (opened.refused === ExchangeRefusal.Full) throw new OwnerHttpError(503, "busy")
+            this.ctx.event("rate-limited", source, name, "too many owner logins in progress from this source")
+            throw new OwnerHttpError(429, "too many logins in progress")
+        }
+        const { sid } = opened
         return {
             status: 401,
             headers: { "www-authenticate": `${SCRAM_MECHANISM} sid=${sid}, data=${Buffer.from(reply).toString("base64")}` },
@@ -208,24 +210,23 @@ export class OwnerAccounts {
     }
 
     private async sessionFinal(sid: string, message: string, source: string): Promise<RegistryReply> {
-        const pending = this.exchanges.get(sid)
-        this.exchanges.delete(sid)
-        if (!pending || pending.expires < this.ctx.clock()) throw new OwnerHttpError(401, "unknown or expired exchange", this.challenge())
-        const name = pending.exchange.username
+        const exchange = await this.ctx.exchanges.take("owner", sid, this.ctx.clock())
+        if (!exchange) throw new OwnerHttpError(401, "unknown or expired exchange", this.challenge())
+        const name = exchange.username
         const keys = this.limitKeys(name, source)
-        this.ctx.guard(keys)
-        const final = serverFinal(pending.exchange, message)
-        const owner = this.ctx.store.getOwner(name)
+        await this.ctx.guard(keys)
+        const final = serverFinal(exchange, message)
+        const owner = await this.ctx.store.getOwner(name)
         if (!final || !owner) {
             this.ctx.event("auth-failure", source, name, "owner login: invalid proof")
-            this.ctx.failed(keys, source, name, "owner login")
+            await this.ctx.failed(keys, source, name, "owner login")
             throw new OwnerHttpError(401, "authentication failed", this.challenge())
         }
-        this.ctx.succeed(keys)
+        await this.ctx.succeed(keys)
         const now = this.ctx.clock()
         const token = randomBytes(32).toString("base64url")
-        this.ctx.store.putOwnerSession(sha256(token), name, now + SESSION_TTL_MS)
-        this.ctx.store.deleteExpiredOwnerSessions(now)
+        await this.ctx.store.putOwnerSession(sha256(token), name, now + SESSION_TTL_MS)
+        await this.ctx.store.deleteExpiredOwnerSessions(now)
         const body: Record<string, unknown> = { owner: name, token, ttlMs: SESSION_TTL_MS, expiresAt: now + SESSION_TTL_MS }
         if (this.ctx.broker) {
             try {
@@ -246,8 +247,8 @@ export class OwnerAccounts {
         const username = ownerUsername(name)
         const ttlMs = this.ctx.brokerTokenTtlMs
         const expiresAt = this.ctx.clock() + ttlMs
-        await broker.grantOwner(name, password, this.ctx.store.devicesOf(name))
-        this.ctx.store.putOwnerBrokerExpiry(name, expiresAt)
+        await broker.grantOwner(name, password, await this.ctx.store.devicesOf(name))
+        await this.ctx.store.putOwnerBrokerExpiry(name, expiresAt)
         return {
             host: broker.endpoint.host,
             port: broker.endpoint.port,
@@ -267,16 +268,20 @@ export class OwnerAccounts {
 
     /** Revokes every owner broker login past its expiry. Returns the owners revoked. */
     async expireBrokerLogins(): Promise<string[]> {
-        const expired = this.ctx.store.expiredOwnerBrokerLogins(this.ctx.clock())
+        const expired = await this.ctx.store.expiredOwnerBrokerLogins(this.ctx.clock())
         for (const name of expired) {
             await this.ctx.broker?.revokeOwner(name)
-            this.ctx.store.deleteOwnerBrokerExpiry(name)
+            await this.ctx.store.deleteOwnerBrokerExpiry(name)
         }
         return expired
     }
 
-    private decoyVerifier(name: string) {
-        const salt = createHmac("sha256", this.decoyKey).update(name).digest().subarray(0, 16)
+    private async decoyVerifier(name: string) {
+        // "owner:" keeps an owner's decoy salt apart from a device id's of the same text
+        const salt = createHmac("sha256", await this.ctx.decoyKey)
+            .update(`owner:${name}`)
+            .digest()
+            .subarray(0, 16)
         return { ...makeVerifier(randomBytes(32), salt, 1), iterations: SCRAM_MIN_ITERATIONS }
     }
 }

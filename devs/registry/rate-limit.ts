@@ -36,7 +36,7 @@
  * account down (a delay that grows with its failures) rather than lock it,
  * for the same reason.
  */
-import type { RateLimitState, RegistryStore } from "./store.ts"
+import type { RegistryStore } from "./store.ts"
 
 /** Limits of one kind of attempt. */
 export interface RateLimitPolicy {
@@ -73,53 +73,52 @@ export const ENROLLMENT_POLICY: RateLimitPolicy = {
 /** A key untouched this long has nothing left to remember under these policies: its row is dropped. */
 export const FORGET_AFTER_MS = 7 * 86_400_000
 
-/** Rate limiter over a store, so lockouts survive a registry restart. */
+/**
+ * Rate limiter over a store, so lockouts survive a registry restart and every registry on one store
+ * counts the same attempts: a flood spread over several registries is limited at the same count as on one.
+ */
 export class RateLimiter {
     constructor(
         private readonly store: RegistryStore,
         private readonly policy: RateLimitPolicy = DEFAULT_POLICY
     ) {}
 
-    private state(key: string): RateLimitState {
-        return this.store.getRateLimit(key) ?? { key, attempts: 0, windowStart: 0, lockedUntil: 0, lockouts: 0 }
-    }
-
     /** Milliseconds until `key` may try again; 0 if it may try now. */
-    retryAfter(key: string, now: number): number {
-        return Math.max(0, this.state(key).lockedUntil - now)
+    async retryAfter(key: string, now: number): Promise<number> {
+        return Math.max(0, ((await this.store.getRateLimit(key))?.lockedUntil ?? 0) - now)
     }
 
     /**
      * Counts an attempt. Returns the lockout it started (ms), or 0 if the limit
      * was not reached by this attempt.
      */
-    count(key: string, now: number): number {
-        const s = this.state(key)
-        if (now - s.windowStart > this.policy.windowMs) {
-            s.windowStart = now
-            s.attempts = 0
-        }
-        if (s.lockouts > 0 && now > s.lockedUntil)
-            s.lockouts = Math.max(0, s.lockouts - Math.floor((now - s.lockedUntil) / this.policy.forgiveMs))
-        s.attempts++
+    async count(key: string, now: number): Promise<number> {
         let lockout = 0
-        if (s.attempts >= this.policy.limit) {
-            lockout = Math.min(this.policy.maxLockoutMs, this.policy.baseLockoutMs * 2 ** s.lockouts)
-            s.lockedUntil = now + lockout
-            // past the longest lockout, more lockouts would only take longer to forgive
-            if (lockout < this.policy.maxLockoutMs) s.lockouts++
-            s.attempts = 0
-            s.windowStart = now
-        }
-        this.store.putRateLimit(s)
+        await this.store.updateRateLimit(key, state => {
+            const s = state ?? { key, attempts: 0, windowStart: 0, lockedUntil: 0, lockouts: 0 }
+            if (now - s.windowStart > this.policy.windowMs) {
+                s.windowStart = now
+                s.attempts = 0
+            }
+            if (s.lockouts > 0 && now > s.lockedUntil)
+                s.lockouts = Math.max(0, s.lockouts - Math.floor((now - s.lockedUntil) / this.policy.forgiveMs))
+            s.attempts++
+            lockout = 0
+            if (s.attempts >= this.policy.limit) {
+                lockout = Math.min(this.policy.maxLockoutMs, this.policy.baseLockoutMs * 2 ** s.lockouts)
+                s.lockedUntil = now + lockout
+                // past the longest lockout, more lockouts would only take longer to forgive
+                if (lockout < this.policy.maxLockoutMs) s.lockouts++
+                s.attempts = 0
+                s.windowStart = now
+            }
+            return s
+        })
         return lockout
     }
 
     /** A success clears the count of failures (earlier lockouts still make the next one longer, until forgiven). */
-    succeed(key: string) {
-        const s = this.state(key)
-        if (s.attempts === 0) return
-        s.attempts = 0
-        this.store.putRateLimit(s)
+    async succeed(key: string) {
+        await this.store.updateRateLimit(key, s => (s && s.attempts !== 0 ? { ...s, attempts: 0 } : undefined))
     }
 }

@@ -7,9 +7,16 @@
  * key, which the update service needs to reach the runtime; it is sealed
  * under a key kept outside the database (devs/updates/key-vault.ts).
  *
- * `RegistryStore` is the seam for another database (PostgreSQL when one
- * machine is not enough); `SqliteStore` is the embedded default.
+ * `RegistryStore` is the seam between the registry and its database; every
+ * call is asynchronous, because a database across the network
+ * (./postgres-store.ts, when one machine is not enough) answers later.
+ * `SqliteStore` is the embedded default: better-sqlite3 answers at once, and
+ * its methods only wrap those answers. What several registries must share
+ * lives here too, so any number of them can serve behind one name: the
+ * pending SCRAM exchanges (./exchanges.ts), each rate-limit count updated in
+ * one step (./rate-limit.ts), and the key of the decoy salts (./app.ts).
  */
+import { randomBytes } from "node:crypto"
 import Database from "better-sqlite3"
 import { ensurePrivateFile } from "../files/private.ts"
 
@@ -97,43 +104,73 @@ export interface RateLimitState {
 /** What the registry needs from a database. */
 export interface RegistryStore {
     /** Adds a device; false if the id is taken. */
-    insertDevice(device: DeviceRecord): boolean
-    getDevice(id: string): DeviceRecord | undefined
+    insertDevice(device: DeviceRecord): Promise<boolean>
+    getDevice(id: string): Promise<DeviceRecord | undefined>
     /** Marks a device claimed and forgets its claim verifier; false if it was already claimed. */
-    claimDevice(id: string, owner: string, at: number): boolean
-    addEvent(event: SecurityEventRow): void
-    events(filter?: { kind?: string; identity?: string }): SecurityEventRow[]
-    getRateLimit(key: string): RateLimitState | undefined
-    putRateLimit(state: RateLimitState): void
+    claimDevice(id: string, owner: string, at: number): Promise<boolean>
+    addEvent(event: SecurityEventRow): Promise<void>
+    events(filter?: { kind?: string; identity?: string }): Promise<SecurityEventRow[]>
+    getRateLimit(key: string): Promise<RateLimitState | undefined>
+    putRateLimit(state: RateLimitState): Promise<void>
     /** Drops the rate limits whose window started, and whose lockout ended, before `before`. */
-    forgetRateLimits(before: number): void
-    putBrokerExpiry(deviceId: string, expiresAt: number): void
+    forgetRateLimits(before: number): Promise<void>
+    putBrokerExpiry(deviceId: string, expiresAt: number): Promise<void>
     /** Devices whose broker credentials expired at or before `now`. */
-    expiredBrokerCredentials(now: number): string[]
-    deleteBrokerExpiry(deviceId: string): void
+    expiredBrokerCredentials(now: number): Promise<string[]>
+    deleteBrokerExpiry(deviceId: string): Promise<void>
     /** Adds a firmware image; false if its digest, or its class and sequence, are already published. */
-    insertFirmwareImage(image: FirmwareImageRow): boolean
-    getFirmwareImage(digest: string): FirmwareImageRow | undefined
+    insertFirmwareImage(image: FirmwareImageRow): Promise<boolean>
+    getFirmwareImage(digest: string): Promise<FirmwareImageRow | undefined>
     /** The image with the highest sequence for a device class. */
-    latestFirmwareImage(classId: string): FirmwareImageRow | undefined
-    getDeviceUpdate(deviceId: string): DeviceUpdateRow | undefined
-    putDeviceUpdate(update: DeviceUpdateRow): void
+    latestFirmwareImage(classId: string): Promise<FirmwareImageRow | undefined>
+    getDeviceUpdate(deviceId: string): Promise<DeviceUpdateRow | undefined>
+    putDeviceUpdate(update: DeviceUpdateRow): Promise<void>
     /** Adds an owner account; false if the name is taken. */
-    insertOwner(owner: OwnerRecord): boolean
-    getOwner(name: string): OwnerRecord | undefined
+    insertOwner(owner: OwnerRecord): Promise<boolean>
+    getOwner(name: string): Promise<OwnerRecord | undefined>
     /** The devices claimed under an owner name. */
-    devicesOf(owner: string): string[]
+    devicesOf(owner: string): Promise<string[]>
     /** Keeps an owner session by the SHA-256 of its token. */
-    putOwnerSession(tokenHash: Buffer, owner: string, expiresAt: number): void
+    putOwnerSession(tokenHash: Buffer, owner: string, expiresAt: number): Promise<void>
     /** The owner of a session still valid at `now`. */
-    ownerSession(tokenHash: Buffer, now: number): string | undefined
-    deleteExpiredOwnerSessions(now: number): void
-    putOwnerBrokerExpiry(owner: string, expiresAt: number): void
+    ownerSession(tokenHash: Buffer, now: number): Promise<string | undefined>
+    deleteExpiredOwnerSessions(now: number): Promise<void>
+    putOwnerBrokerExpiry(owner: string, expiresAt: number): Promise<void>
     /** Owners whose broker login expired at or before `now`. */
-    expiredOwnerBrokerLogins(now: number): string[]
-    deleteOwnerBrokerExpiry(owner: string): void
-    close(): void
+    expiredOwnerBrokerLogins(now: number): Promise<string[]>
+    deleteOwnerBrokerExpiry(owner: string): Promise<void>
+    /**
+     * Runs `step` on a key's state (undefined when it has none) and stores what it returns (nothing when
+     * undefined), as one step: no other registry on this store counts the same key in between.
+     */
+    updateRateLimit(key: string, step: (state: RateLimitState | undefined) => RateLimitState | undefined): Promise<void>
+    /**
+     * Keeps a pending exchange, after dropping those expired at `now`, unless its source holds
+     * `limits.perSource` of them or the store `limits.total`: then says which.
+     */
+    openExchange(exchange: PendingExchangeRow, limits: { perSource: number; total: number }, now: number): Promise<ExchangeFull | undefined>
+    /** Takes a pending exchange out (it is used once): its state, or undefined if unknown or expired at `now`. */
+    takeExchange(sid: string, now: number): Promise<string | undefined>
+    /** A 32-byte random secret of this store, made on first use: every registry on the store gets the same one. */
+    sharedSecret(name: string): Promise<Buffer>
+    /** Schema version after migration. */
+    schemaVersion(): Promise<number>
+    close(): Promise<void>
 }
+
+/** A SCRAM exchange between its two messages (./exchanges.ts). */
+export interface PendingExchangeRow {
+    /** The `sid` of RFC 7804 §5 (128 random bits, hex). */
+    sid: string
+    /** The source that opened it (./source.ts). */
+    source: string
+    /** What the final message is checked against (./exchanges.ts serializes it). */
+    state: string
+    expiresAt: number
+}
+
+/** Which bound a new exchange ran into. */
+export type ExchangeFull = "source-full" | "full"
 
 /**
  * Versioned schema migrations: each runs once, in order, inside a transaction,
@@ -230,7 +267,28 @@ export const MIGRATIONS: { version: number; sql: string }[] = [
             CREATE INDEX devices_owner ON devices (owner);
         `,
     },
+    {
+        // what several registries on one database share: pending SCRAM exchanges, the decoy salts' key
+        version: 5,
+        sql: `
+            CREATE TABLE scram_exchanges (
+                sid TEXT PRIMARY KEY,
+                source TEXT NOT NULL,
+                state TEXT NOT NULL,
+                expires_at INTEGER NOT NULL
+            );
+            CREATE INDEX scram_exchanges_source ON scram_exchanges (source);
+            CREATE INDEX scram_exchanges_expiry ON scram_exchanges (expires_at);
+            CREATE TABLE registry_secrets (
+                name TEXT PRIMARY KEY,
+                secret BLOB NOT NULL
+            );
+        `,
+    },
 ]
+
+/** A store's own key, made at random on first use (`RegistryStore.sharedSecret`). */
+export const SHARED_SECRET_BYTES = 32
 
 interface DeviceRow {
     id: string
@@ -305,6 +363,14 @@ function prepareStatements(db: Database.Database) {
         ),
         expiredOwnerBrokerLogins: db.prepare("SELECT owner FROM owner_broker_logins WHERE expires_at <= ?"),
         deleteOwnerBrokerExpiry: db.prepare("DELETE FROM owner_broker_logins WHERE owner = ?"),
+        dropExpiredExchanges: db.prepare("DELETE FROM scram_exchanges WHERE expires_at < ?"),
+        exchangesOf: db.prepare("SELECT COUNT(*) AS n FROM scram_exchanges WHERE source = ?"),
+        exchanges: db.prepare("SELECT COUNT(*) AS n FROM scram_exchanges"),
+        openExchange: db.prepare("INSERT INTO scram_exchanges (sid, source, state, expires_at) VALUES (?, ?, ?, ?)"),
+        takeExchange: db.prepare("DELETE FROM scram_exchanges WHERE sid = ? RETURNING state, expires_at"),
+        addSecret: db.prepare("INSERT INTO registry_secrets (name, secret) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"),
+        secret: db.prepare("SELECT secret FROM registry_secrets WHERE name = ?"),
+        schemaVersion: db.prepare("SELECT MAX(version) AS v FROM schema_migrations"),
     }
 }
 
@@ -324,15 +390,14 @@ export class SqliteStore implements RegistryStore {
         this.sql = prepareStatements(this.db)
     }
 
-    /** Schema version after migration. */
-    schemaVersion(): number {
-        const row = this.db.prepare("SELECT MAX(version) AS v FROM schema_migrations").get() as { v: number | null }
-        return row.v ?? 0
+    async schemaVersion(): Promise<number> {
+        return (this.sql.schemaVersion.get() as { v: number | null }).v ?? 0
     }
 
     private migrate() {
         this.db.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
-        const current = this.schemaVersion()
+        const row = this.db.prepare("SELECT MAX(version) AS v FROM schema_migrations").get() as { v: number | null }
+        const current = row.v ?? 0
         for (const m of MIGRATIONS) {
             if (m.version <= current) continue
             this.db.transaction(() => {
@@ -342,7 +407,7 @@ export class SqliteStore implements RegistryStore {
         }
     }
 
-    insertDevice(d: DeviceRecord): boolean {
+    async insertDevice(d: DeviceRecord): Promise<boolean> {
         const r = this.sql.insertDevice.run(
             d.id,
             d.scramSalt,
@@ -360,7 +425,7 @@ export class SqliteStore implements RegistryStore {
         return r.changes === 1
     }
 
-    getDevice(id: string): DeviceRecord | undefined {
+    async getDevice(id: string): Promise<DeviceRecord | undefined> {
         const r = this.sql.getDevice.get(id) as DeviceRow | undefined
         if (!r) return undefined
         return {
@@ -379,16 +444,16 @@ export class SqliteStore implements RegistryStore {
         }
     }
 
-    claimDevice(id: string, owner: string, at: number): boolean {
+    async claimDevice(id: string, owner: string, at: number): Promise<boolean> {
         const r = this.sql.claimDevice.run(owner, at, id)
         return r.changes === 1
     }
 
-    addEvent(e: SecurityEventRow) {
+    async addEvent(e: SecurityEventRow) {
         this.sql.addEvent.run(e.at, e.kind, e.source, e.identity, e.detail)
     }
 
-    events(filter: { kind?: string; identity?: string } = {}): SecurityEventRow[] {
+    async events(filter: { kind?: string; identity?: string } = {}): Promise<SecurityEventRow[]> {
         return this.sql.events.all(
             filter.kind ?? null,
             filter.kind ?? null,
@@ -397,33 +462,37 @@ export class SqliteStore implements RegistryStore {
         ) as SecurityEventRow[]
     }
 
-    getRateLimit(key: string): RateLimitState | undefined {
+    async getRateLimit(key: string): Promise<RateLimitState | undefined> {
+        return this.getRateLimitNow(key)
+    }
+
+    private getRateLimitNow(key: string): RateLimitState | undefined {
         const r = this.sql.getRateLimit.get(key) as
             { key: string; failures: number; window_start: number; locked_until: number; lockouts: number } | undefined
         return r && { key: r.key, attempts: r.failures, windowStart: r.window_start, lockedUntil: r.locked_until, lockouts: r.lockouts }
     }
 
-    putRateLimit(s: RateLimitState) {
+    async putRateLimit(s: RateLimitState) {
         this.sql.putRateLimit.run(s.key, s.attempts, s.windowStart, s.lockedUntil, s.lockouts)
     }
 
-    forgetRateLimits(before: number) {
+    async forgetRateLimits(before: number) {
         this.sql.forgetRateLimits.run(before, before)
     }
 
-    putBrokerExpiry(deviceId: string, expiresAt: number) {
+    async putBrokerExpiry(deviceId: string, expiresAt: number) {
         this.sql.putBrokerExpiry.run(deviceId, expiresAt)
     }
 
-    expiredBrokerCredentials(now: number): string[] {
+    async expiredBrokerCredentials(now: number): Promise<string[]> {
         return (this.sql.expiredBrokerCredentials.all(now) as { device_id: string }[]).map(r => r.device_id)
     }
 
-    deleteBrokerExpiry(deviceId: string) {
+    async deleteBrokerExpiry(deviceId: string) {
         this.sql.deleteBrokerExpiry.run(deviceId)
     }
 
-    insertFirmwareImage(i: FirmwareImageRow): boolean {
+    async insertFirmwareImage(i: FirmwareImageRow): Promise<boolean> {
         // one statement, so two publishers cannot both pass the sequence check
         const r = this.sql.insertFirmwareImage.run(
             i.digest,
@@ -438,15 +507,15 @@ export class SqliteStore implements RegistryStore {
         return r.changes === 1
     }
 
-    getFirmwareImage(digest: string): FirmwareImageRow | undefined {
+    async getFirmwareImage(digest: string): Promise<FirmwareImageRow | undefined> {
         return imageFromRow(this.sql.getFirmwareImage.get(digest) as ImageRow | undefined)
     }
 
-    latestFirmwareImage(classId: string): FirmwareImageRow | undefined {
+    async latestFirmwareImage(classId: string): Promise<FirmwareImageRow | undefined> {
         return imageFromRow(this.sql.latestFirmwareImage.get(classId) as ImageRow | undefined)
     }
 
-    getDeviceUpdate(deviceId: string): DeviceUpdateRow | undefined {
+    async getDeviceUpdate(deviceId: string): Promise<DeviceUpdateRow | undefined> {
         const r = this.sql.getDeviceUpdate.get(deviceId) as UpdateRow | undefined
         return (
             r && {
@@ -462,7 +531,7 @@ export class SqliteStore implements RegistryStore {
         )
     }
 
-    putDeviceUpdate(u: DeviceUpdateRow) {
+    async putDeviceUpdate(u: DeviceUpdateRow) {
         this.sql.putDeviceUpdate.run(
             u.deviceId,
             u.sealedWsskKey,
@@ -475,11 +544,11 @@ export class SqliteStore implements RegistryStore {
         )
     }
 
-    insertOwner(o: OwnerRecord): boolean {
+    async insertOwner(o: OwnerRecord): Promise<boolean> {
         return this.sql.insertOwner.run(o.name, o.scramSalt, o.scramIterations, o.storedKey, o.serverKey, o.createdAt).changes === 1
     }
 
-    getOwner(name: string): OwnerRecord | undefined {
+    async getOwner(name: string): Promise<OwnerRecord | undefined> {
         const r = this.sql.getOwner.get(name) as
             | { name: string; scram_salt: Buffer; scram_iterations: number; stored_key: Buffer; server_key: Buffer; created_at: number }
             | undefined
@@ -495,35 +564,63 @@ export class SqliteStore implements RegistryStore {
         )
     }
 
-    devicesOf(owner: string): string[] {
+    async devicesOf(owner: string): Promise<string[]> {
         return (this.sql.devicesOf.all(owner) as { id: string }[]).map(r => r.id)
     }
 
-    putOwnerSession(tokenHash: Buffer, owner: string, expiresAt: number) {
+    async putOwnerSession(tokenHash: Buffer, owner: string, expiresAt: number) {
         this.sql.putOwnerSession.run(tokenHash, owner, expiresAt)
     }
 
-    ownerSession(tokenHash: Buffer, now: number): string | undefined {
+    async ownerSession(tokenHash: Buffer, now: number): Promise<string | undefined> {
         return (this.sql.ownerSession.get(tokenHash, now) as { owner: string } | undefined)?.owner
     }
 
-    deleteExpiredOwnerSessions(now: number) {
+    async deleteExpiredOwnerSessions(now: number) {
         this.sql.deleteExpiredOwnerSessions.run(now)
     }
 
-    putOwnerBrokerExpiry(owner: string, expiresAt: number) {
+    async putOwnerBrokerExpiry(owner: string, expiresAt: number) {
         this.sql.putOwnerBrokerExpiry.run(owner, expiresAt)
     }
 
-    expiredOwnerBrokerLogins(now: number): string[] {
+    async expiredOwnerBrokerLogins(now: number): Promise<string[]> {
         return (this.sql.expiredOwnerBrokerLogins.all(now) as { owner: string }[]).map(r => r.owner)
     }
 
-    deleteOwnerBrokerExpiry(owner: string) {
+    async deleteOwnerBrokerExpiry(owner: string) {
         this.sql.deleteOwnerBrokerExpiry.run(owner)
     }
 
-    close() {
+    async updateRateLimit(key: string, step: (state: RateLimitState | undefined) => RateLimitState | undefined) {
+        // one synchronous transaction: nothing else runs in this process in between, and SQLite serves one process
+        this.db.transaction(() => {
+            const next = step(this.getRateLimitNow(key))
+            if (next) this.sql.putRateLimit.run(next.key, next.attempts, next.windowStart, next.lockedUntil, next.lockouts)
+        })()
+    }
+
+    async openExchange(e: PendingExchangeRow, limits: { perSource: number; total: number }, now: number) {
+        return this.db.transaction((): ExchangeFull | undefined => {
+            this.sql.dropExpiredExchanges.run(now)
+            if ((this.sql.exchangesOf.get(e.source) as { n: number }).n >= limits.perSource) return "source-full"
+            if ((this.sql.exchanges.get() as { n: number }).n >= limits.total) return "full"
+            this.sql.openExchange.run(e.sid, e.source, e.state, e.expiresAt)
+            return undefined
+        })()
+    }
+
+    async takeExchange(sid: string, now: number): Promise<string | undefined> {
+        const r = this.sql.takeExchange.get(sid) as { state: string; expires_at: number } | undefined
+        return r && r.expires_at >= now ? r.state : undefined
+    }
+
+    async sharedSecret(name: string): Promise<Buffer> {
+        this.sql.addSecret.run(name, randomBytes(SHARED_SECRET_BYTES))
+        return (this.sql.secret.get(name) as { secret: Buffer }).secret
+    }
+
+    async close() {
         this.db.close()
     }
 }

@@ -328,9 +328,9 @@ async function buildLocal(path: string, signal: AbortSignal, progress: Progress)
 async function publishLocalBuild(stack: LocalStack, key: SigningKey, path: string, progress: Progress) {
     const image = readFileSync(path)
     const digest = createHash("sha256").update(image).digest("hex")
-    if (!stack.registry.store.getFirmwareImage(digest)) {
-        const sequence = (stack.registry.store.latestFirmwareImage(CLASS_ID.toString("hex"))?.sequence ?? 0) + 1
-        stack.updates.publish(signManifest(manifestFor(image, sequence), key.secretKey, key.publicKey), image)
+    if (!(await stack.registry.store.getFirmwareImage(digest))) {
+        const sequence = ((await stack.registry.store.latestFirmwareImage(CLASS_ID.toString("hex")))?.sequence ?? 0) + 1
+        await stack.updates.publish(signManifest(manifestFor(image, sequence), key.secretKey, key.publicKey), image)
         progress.line(`published this build as sequence ${sequence} (sha256 ${digest.slice(0, 16)}…); sign releases above it`)
     }
 }

@@ -77,7 +77,7 @@ export class UpdateService implements FirmwareUpdates {
     }
 
     /** Verifies and stores a signed image. Throws `ManifestError` for anything that does not check out. */
-    publish(signedManifest: Buffer, image: Buffer): FirmwareImageRow {
+    async publish(signedManifest: Buffer, image: Buffer): Promise<FirmwareImageRow> {
         const manifest = this.checkImage(signedManifest, image)
         const row: FirmwareImageRow = {
             digest: manifest.digest.toString("hex"),
@@ -87,9 +87,9 @@ export class UpdateService implements FirmwareUpdates {
             image,
             publishedAt: this.clock(),
         }
-        if (this.options.store.getFirmwareImage(row.digest)) throw new ManifestError("image already published")
+        if (await this.options.store.getFirmwareImage(row.digest)) throw new ManifestError("image already published")
         // one image per sequence: devices order releases by it, and two under one number would race for "latest"
-        if (!this.options.store.insertFirmwareImage(row))
+        if (!(await this.options.store.insertFirmwareImage(row)))
             throw new ManifestError(`sequence ${row.sequence} is already published for this class: sign the image with a higher one`)
         return row
     }
@@ -122,20 +122,20 @@ export class UpdateService implements FirmwareUpdates {
     }
 
     /** The newest signed manifest for a class (hex id), as devices fetch it. */
-    latestSignedManifest(classId: string): Buffer | undefined {
-        const newest = this.options.store.latestFirmwareImage(classId)?.signedManifest
+    async latestSignedManifest(classId: string): Promise<Buffer | undefined> {
+        const newest = (await this.options.store.latestFirmwareImage(classId))?.signedManifest
         return this.options.offer ? this.options.offer(newest, classId) : newest
     }
 
     /** The device's WSSK master key, for the gateway; undefined if it never handed one over. */
-    masterKeyFor(deviceId: string): Buffer | undefined {
-        const row = this.options.store.getDeviceUpdate(deviceId)
+    async masterKeyFor(deviceId: string): Promise<Buffer | undefined> {
+        const row = await this.options.store.getDeviceUpdate(deviceId)
         return row?.sealedWsskKey ? this.options.vault.open(deviceId, row.sealedWsskKey) : undefined
     }
 
-    private row(deviceId: string): DeviceUpdateRow {
+    private async row(deviceId: string): Promise<DeviceUpdateRow> {
         return (
-            this.options.store.getDeviceUpdate(deviceId) ?? {
+            (await this.options.store.getDeviceUpdate(deviceId)) ?? {
                 deviceId,
                 sealedWsskKey: null,
                 phase: "idle",
@@ -148,39 +148,39 @@ export class UpdateService implements FirmwareUpdates {
         )
     }
 
-    private save(row: DeviceUpdateRow) {
-        this.options.store.putDeviceUpdate({ ...row, updatedAt: this.clock() })
+    private async save(row: DeviceUpdateRow) {
+        await this.options.store.putDeviceUpdate({ ...row, updatedAt: this.clock() })
     }
 
     /**
      * Acts on a report from a device that has just proved its identity with
      * SCRAM (the registry calls this only then). Hostile input: every field is checked.
      */
-    handleReport(deviceId: string, report: unknown): ReportReply {
+    async handleReport(deviceId: string, report: unknown): Promise<ReportReply> {
         if (!report || typeof report !== "object") return {}
         const r = report as Record<string, unknown>
         const reply: ReportReply = {}
         if (r.wssk !== undefined) {
-            if (this.storeWsskKey(deviceId, r.wssk)) reply.wssk = "stored"
-        } else if (this.options.store.getDeviceUpdate(deviceId)?.sealedWsskKey) reply.wssk = "stored"
-        if (r.update && typeof r.update === "object") reply.update = this.updateStep(deviceId, r.update as Record<string, unknown>)
+            if (await this.storeWsskKey(deviceId, r.wssk)) reply.wssk = "stored"
+        } else if ((await this.options.store.getDeviceUpdate(deviceId))?.sealedWsskKey) reply.wssk = "stored"
+        if (r.update && typeof r.update === "object") reply.update = await this.updateStep(deviceId, r.update as Record<string, unknown>)
         return reply
     }
 
-    private storeWsskKey(deviceId: string, field: unknown): boolean {
+    private async storeWsskKey(deviceId: string, field: unknown): Promise<boolean> {
         const key = typeof field === "string" && /^[A-Za-z0-9+/]{43}=$/.test(field) ? Buffer.from(field, "base64") : undefined
         if (!key || key.length !== 32) {
             this.options.event("update-refused", deviceId, "malformed WSSK key")
             return false
         }
-        const row = this.row(deviceId)
+        const row = await this.row(deviceId)
         if (row.sealedWsskKey) {
             // handed over once; a different key later is not taken (someone else, or a reset device: re-enroll)
             if (this.options.vault.open(deviceId, row.sealedWsskKey).equals(key)) return true
             this.options.event("wssk-key-mismatch", deviceId, "device offered a different WSSK key; kept the first")
             return false
         }
-        this.save({ ...row, sealedWsskKey: this.options.vault.seal(deviceId, key) })
+        await this.save({ ...row, sealedWsskKey: this.options.vault.seal(deviceId, key) })
         this.options.event("wssk-key-stored", deviceId, "update channel key received")
         return true
     }
@@ -190,19 +190,20 @@ export class UpdateService implements FirmwareUpdates {
         return `refused: ${why}`
     }
 
-    private updateStep(deviceId: string, u: Record<string, unknown>): string {
-        const row = this.row(deviceId)
+    private async updateStep(deviceId: string, u: Record<string, unknown>): Promise<string> {
+        const row = await this.row(deviceId)
         if (typeof u.approve === "string") {
             if (!DIGEST.test(u.approve) || typeof u.running !== "string" || !DIGEST.test(u.running))
                 return this.refuse(deviceId, "malformed approval")
             if (!row.sealedWsskKey) return this.refuse(deviceId, "no WSSK key")
-            const image = this.options.store.getFirmwareImage(u.approve)
+            const image = await this.options.store.getFirmwareImage(u.approve)
             if (!image || image.sequence !== u.sequence) return this.refuse(deviceId, "approved an image not published")
             // rollback needs the image the device runs now
-            if (!this.options.store.getFirmwareImage(u.running)) return this.refuse(deviceId, "running image unknown: no rollback path")
+            if (!(await this.options.store.getFirmwareImage(u.running)))
+                return this.refuse(deviceId, "running image unknown: no rollback path")
             if (row.phase === "trial" || row.phase === "rollback") return this.refuse(deviceId, `update already in ${row.phase}`)
             if (u.approve === row.failedDigest) return this.refuse(deviceId, "this image failed its trial on this device")
-            this.save({ ...row, phase: "approved", approvedDigest: u.approve, rollbackDigest: u.running, deadline: null })
+            await this.save({ ...row, phase: "approved", approvedDigest: u.approve, rollbackDigest: u.running, deadline: null })
             this.options.event("update-approved", deviceId, `sequence ${image.sequence}`)
             return "accepted"
         }
@@ -214,7 +215,7 @@ export class UpdateService implements FirmwareUpdates {
             }
             if (row.phase !== "trial" || u.confirm !== row.approvedDigest) return this.refuse(deviceId, "confirmation of nothing on trial")
             if (row.deadline !== null && this.clock() > row.deadline) return this.refuse(deviceId, "confirmation after the deadline")
-            this.save({ ...row, phase: "idle", rollbackDigest: u.confirm, approvedDigest: null, deadline: null })
+            await this.save({ ...row, phase: "idle", rollbackDigest: u.confirm, approvedDigest: null, deadline: null })
             this.options.event("update-confirmed", deviceId, `digest ${u.confirm.slice(0, 16)}`)
             return "accepted"
         }
@@ -231,7 +232,7 @@ export class UpdateService implements FirmwareUpdates {
             }
             if (row.phase === "rollback" && u.failed === row.approvedDigest) return "accepted" // asked again while we roll back
             if (row.phase !== "trial" || u.failed !== row.approvedDigest) return this.refuse(deviceId, "failure report of nothing on trial")
-            this.save({ ...row, phase: "rollback" })
+            await this.save({ ...row, phase: "rollback" })
             this.options.event("update-unhealthy", deviceId, String(u.reason ?? "").slice(0, 64))
             void this.act(deviceId)
             return "accepted"
@@ -273,15 +274,15 @@ export class UpdateService implements FirmwareUpdates {
         if (!target || this.busy.has(deviceId)) return
         this.busy.add(deviceId)
         try {
-            const row = this.row(deviceId)
+            const row = await this.row(deviceId)
             if (row.phase === "approved" && row.approvedDigest) {
                 const running = (await target.getHash()).toString("hex")
                 // on trial before the deploy ends: the new program may confirm before the deploy call returns
-                this.save({ ...row, phase: "trial", deadline: this.clock() + (this.options.trialDeadlineMs ?? 600_000) })
+                await this.save({ ...row, phase: "trial", deadline: this.clock() + (this.options.trialDeadlineMs ?? 600_000) })
                 try {
                     if (running !== row.approvedDigest) await this.deploy(target, row.approvedDigest)
                 } catch (e) {
-                    this.save({ ...row, phase: "approved" })
+                    await this.save({ ...row, phase: "approved" })
                     throw e
                 }
             } else if (
@@ -291,13 +292,13 @@ export class UpdateService implements FirmwareUpdates {
                 if (row.phase === "trial") this.options.event("update-deadline", deviceId, "candidate did not confirm in time")
                 const running = (await target.getHash()).toString("hex")
                 if (running !== row.rollbackDigest) await this.deploy(target, row.rollbackDigest)
-                this.endAttempt(row)
+                await this.endAttempt(row)
                 this.options.event("update-rolled-back", deviceId, `back to ${row.rollbackDigest.slice(0, 16)}`)
             }
         } catch (e) {
             if (e instanceof IntegrityError) {
                 // never retried: the stored image is not what was signed (tampered store); the device's window times out
-                this.endAttempt(this.row(deviceId))
+                await this.endAttempt(await this.row(deviceId))
                 this.options.event("update-refused", deviceId, e.message)
             } else this.options.event("update-deploy-failed", deviceId, (e as Error).message.slice(0, 96))
         } finally {
@@ -306,13 +307,13 @@ export class UpdateService implements FirmwareUpdates {
     }
 
     /** Closes a failed attempt: back to idle, and its candidate is never deployed to this device again. */
-    private endAttempt(row: DeviceUpdateRow) {
-        this.save({ ...row, phase: "idle", approvedDigest: null, deadline: null, failedDigest: row.approvedDigest })
+    private async endAttempt(row: DeviceUpdateRow) {
+        await this.save({ ...row, phase: "idle", approvedDigest: null, deadline: null, failedDigest: row.approvedDigest })
     }
 
     /** Deploys a stored image after checking it again: signature, then the exact digest. */
     private async deploy(target: DeployTarget, digest: string) {
-        const image = this.options.store.getFirmwareImage(digest)
+        const image = await this.options.store.getFirmwareImage(digest)
         if (!image) throw new IntegrityError(`image ${digest.slice(0, 16)} not stored`)
         try {
             if (this.checkImage(image.signedManifest, image.image).digest.toString("hex") !== digest)

@@ -47,7 +47,7 @@ export interface WsskGatewayOptions {
     /** Address to listen on. Default 127.0.0.1. */
     host?: string
     /** The 32-byte master key shared with a device, or undefined for a device the gateway does not know. */
-    masterKeyFor(deviceId: string): Buffer | undefined
+    masterKeyFor(deviceId: string): Buffer | undefined | Promise<Buffer | undefined>
     /** Receives security events: refused upgrades, failed authentication, forged messages. */
     onEvent?(event: WsskEvent): void
     /** Called with each session once the device has authenticated. */
@@ -357,7 +357,10 @@ export class WsskGateway {
             socket.once("close", () => this.raw.delete(name))
         })
         this.server.on("request", (_req, res) => res.writeHead(404).end())
-        this.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head))
+        this.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+            // a key store that fails is the gateway's trouble, not the device's: 503, and the device comes back later
+            this.upgrade(req, socket, head).catch(() => refuse(socket, 503, "Service Unavailable"))
+        })
     }
 
     /** Starts listening; resolves with the port. */
@@ -412,7 +415,7 @@ export class WsskGateway {
         this.options.onEvent?.(event)
     }
 
-    private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer) {
+    private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer) {
         const path = PATH.exec(req.url ?? "")
         const nonce = PROTOCOL.exec(String(req.headers["sec-websocket-protocol"] ?? "").trim())
         const source = req.socket.remoteAddress
@@ -421,7 +424,7 @@ export class WsskGateway {
             return refuse(socket, 400, "Bad Request")
         }
         const deviceId = path[1]
-        const master = this.options.masterKeyFor(deviceId)
+        const master = await this.options.masterKeyFor(deviceId)
         if (!master || master.length !== KEY_BYTES) {
             this.event({ kind: "wssk-unknown-device", deviceId, source, detail: "upgrade refused: no master key for this device" })
             return refuse(socket, 401, "Unauthorized")

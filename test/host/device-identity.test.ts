@@ -160,7 +160,7 @@ describe("device identity against the real registry and broker", () => {
             assert.match(run.value("broker: ") ?? "", new RegExp(`^localhost:\\d+ user=${id} expires=true$`))
             assert.deepEqual(run.events, [])
             // the registry has the device, claimed by alice, with a verifier only
-            const record = stack.registry.store.getDevice(id)!
+            const record = (await stack.registry.store.getDevice(id))!
             assert.equal(record.owner, "alice")
             assert.equal(record.claimHash, null)
             // the token the device received opens a session limited to its topics
@@ -190,8 +190,8 @@ describe("device identity against the real registry and broker", () => {
         assert.notEqual(a.id, b.id)
         assert.notEqual(a.claim, b.claim)
         assert.notEqual(escrowed[0].secret, escrowed[1].secret)
-        const ra = stack.registry.store.getDevice(a.id)!
-        const rb = stack.registry.store.getDevice(b.id)!
+        const ra = (await stack.registry.store.getDevice(a.id))!
+        const rb = (await stack.registry.store.getDevice(b.id))!
         assert.ok(!ra.scramSalt.equals(rb.scramSalt) && !ra.storedKey.equals(rb.storedKey))
     })
 

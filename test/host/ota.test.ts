@@ -71,9 +71,9 @@ function offer(signed: Buffer | undefined) {
     offered = signed
 }
 
-function publish(name: string, sequence: number): Buffer {
+async function publish(name: string, sequence: number): Promise<Buffer> {
     const signed = signManifest(manifestFor(images[name], sequence), key.secretKey, key.publicKey)
-    stack.updates.publish(signed, images[name])
+    await stack.updates.publish(signed, images[name])
     return signed
 }
 
@@ -97,7 +97,7 @@ before(async () => {
             cutIfDue(line)
         },
     })
-    publish("v1", 1)
+    await publish("v1", 1)
     devtools = await startDevtools(dir)
     device = new SimulatedDevice({ stack, dir, devtools, transcript })
 })
@@ -151,7 +151,7 @@ describe("updates over the air", () => {
         const signed = signManifest(manifestFor(signedImage, 7), key.secretKey, key.publicKey)
         const altered = Buffer.from(signedImage)
         altered[100] ^= 0xff
-        stack.registry.store.insertFirmwareImage({
+        await stack.registry.store.insertFirmwareImage({
             digest: sha256Hex(signedImage),
             sequence: 7,
             classId: manifestFor(signedImage, 7).classId.toString("hex"),
@@ -163,7 +163,7 @@ describe("updates over the air", () => {
         await device.askForUpdateCheck()
         await device.waitFor(/^update: window open for sequence 7/, 60_000, from)
         await device.waitFor(/^uplink: connected to/, WINDOW_MS + 60_000, from)
-        assert.ok(registryEvents("update-refused").some(e => /does not match its signed digest/.test(e.detail)))
+        assert.ok((await registryEvents("update-refused")).some(e => /does not match its signed digest/.test(e.detail)))
         assert.ok(
             device.events(from).some(e => /^update-abandoned: sequence 7/.test(e)),
             `events ${device.events(from)}`
@@ -172,7 +172,7 @@ describe("updates over the air", () => {
     })
 
     test("v1 -> v2 survives a power cut at every step, and ends confirmed", async () => {
-        publish("v2", 8)
+        await publish("v2", 8)
         // 1: the service has taken the approval; the device never hears its answer
         let cut = cutPowerWhen(line => /^registry event update-approved .*: sequence 8$/.test(line))
         await device.askForUpdateCheck()
@@ -190,7 +190,7 @@ describe("updates over the air", () => {
         device.start(["vm"])
         await until("the power cut half-way through a deploy", cut, 90_000)
         await new Promise(r => setTimeout(r, 500))
-        assert.ok(registryEvents("update-deploy-failed").length >= 1, "the cut deploy failed")
+        assert.ok((await registryEvents("update-deploy-failed")).length >= 1, "the cut deploy failed")
 
         // the runtime reconnects by itself with no program running; the service deploys again
         from = device.lines.length
@@ -220,16 +220,16 @@ describe("updates over the air", () => {
         await device.waitFor(/^update: sequence 8 confirmed/, 60_000, from)
         await device.waitFor(/^uplink: connected to/, 60_000, from)
         assert.equal(device.starts(from), 1, "no rollback deploy")
-        assert.equal(registryEvents("update-rolled-back").length, 0)
+        assert.equal((await registryEvents("update-rolled-back")).length, 0)
         assert.ok(device.events(from).some(e => /^update-confirmed: sequence 8/.test(e)))
-        assert.ok(registryEvents("update-confirmed").length >= 1)
-        assert.equal(stack.registry.store.getDeviceUpdate(device.id)?.rollbackDigest, sha256Hex(images.v2))
+        assert.ok((await registryEvents("update-confirmed")).length >= 1)
+        assert.equal((await stack.registry.store.getDeviceUpdate(device.id))?.rollbackDigest, sha256Hex(images.v2))
         // the WSSK master key went to the service, sealed at rest, and into no log line
-        const wsskKey = stack.updates.masterKeyFor(device.id)!
+        const wsskKey = (await stack.updates.masterKeyFor(device.id))!
         assert.equal(wsskKey.length, 32)
         for (const form of [wsskKey.toString("hex"), wsskKey.toString("base64")])
             assert.ok(!transcript.some(l => l.includes(form)), "WSSK key in a log line")
-        assert.ok(!stack.registry.store.getDeviceUpdate(device.id)!.sealedWsskKey!.includes(wsskKey))
+        assert.ok(!(await stack.registry.store.getDeviceUpdate(device.id))!.sealedWsskKey!.includes(wsskKey))
 
         // a plain reboot: v2 runs as the confirmed slot A, security counter raised
         from = device.lines.length
@@ -257,11 +257,11 @@ describe("updates over the air", () => {
     })
 
     test("a candidate that crashes at start is rolled back by the service's deadline", async () => {
-        publish("crash", 9)
+        await publish("crash", 9)
         const from = device.lines.length
         await device.askForUpdateCheck()
         await device.waitFor(/^update: window open for sequence 9/, 60_000, from)
-        await until("the deadline rollback", () => registryEvents("update-deadline").length > 0, TRIAL_DEADLINE_MS + 60_000)
+        await until("the deadline rollback", async () => (await registryEvents("update-deadline")).length > 0, TRIAL_DEADLINE_MS + 60_000)
         const back = await device.waitFor(
             new RegExp(`^update: running ${sha256Hex(images.v2).slice(0, 16)}, sequence 8, security counter 8`),
             60_000,
@@ -272,7 +272,7 @@ describe("updates over the air", () => {
             device.lines.slice(from, back).some(l => /crash at start/.test(l)),
             "the candidate ran and crashed"
         )
-        assert.ok(registryEvents("update-rolled-back").length >= 1, "the service rolled back")
+        assert.ok((await registryEvents("update-rolled-back")).length >= 1, "the service rolled back")
         assert.ok(
             device.events(back).some(e => /^update-abandoned: sequence 9/.test(e)),
             `events ${device.events(back)}`
@@ -280,11 +280,11 @@ describe("updates over the air", () => {
     })
 
     test("a candidate that fails its health check asks for rollback and gets it", async () => {
-        publish("v3", 10)
+        await publish("v3", 10)
         const from = device.lines.length
-        const before = registryEvents("update-deploying").length
+        const before = (await registryEvents("update-deploying")).length
         await device.askForUpdateCheck()
-        await until("the deploy of v3", () => registryEvents("update-deploying").length > before, 60_000)
+        await until("the deploy of v3", async () => (await registryEvents("update-deploying")).length > before, 60_000)
         await stack.broker.stop() // the candidate cannot reach the broker
         await device.waitFor(/^ota fixture: firmware v3$/, 60_000, from)
         await device.waitFor(/^update: asking for rollback of sequence 10/, 90_000, from)

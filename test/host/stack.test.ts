@@ -147,7 +147,7 @@ function upgrade(deviceId: string): Promise<number> {
 describe("security events of the stack", () => {
     test("50 WSSK upgrades for unknown devices from one address: EVENT_BURST rows, each naming the address", async () => {
         for (let i = 0; i < 50; i++) assert.equal(await upgrade(randomBytes(16).toString("hex")), 401)
-        const rows = stack.registry.store.events({ kind: "wssk-unknown-device" })
+        const rows = await stack.registry.store.events({ kind: "wssk-unknown-device" })
         assert.equal(rows.length, EVENT_BURST)
         assert.ok(
             rows.every(r => r.source === "127.0.0.1"),

@@ -10,11 +10,10 @@ import assert from "node:assert/strict"
 import { createHash, randomBytes } from "node:crypto"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
-import { describe, test } from "node:test"
+import { after, describe, test } from "node:test"
 import { decode, encode, Tag } from "cbor2"
 import { Registry } from "../../devs/registry/app.ts"
 import { enroll, inProcessTransport, login } from "../../devs/registry/client.ts"
-import { SqliteStore } from "../../devs/registry/store.ts"
 import { makeHostDevice } from "../../devs/sim/host-device.ts"
 import { PROJECT_ROOT } from "../../devs/project.ts"
 import { KeyVault } from "../../devs/updates/key-vault.ts"
@@ -31,6 +30,7 @@ import {
 import { UpdateService, type DeployTarget } from "../../devs/updates/service.ts"
 import { generateSigningKey } from "../../devs/updates/signing-key.ts"
 import { ManualClock } from "./support/clock.ts"
+import { storeBackends, type StoreBackend } from "./support/stores.ts"
 import { sha256Hex } from "./support/digest.ts"
 
 const key = generateSigningKey()
@@ -117,180 +117,204 @@ const SIGNED_V2 = signManifest(manifestFor(V2, 2), key.secretKey, key.publicKey)
 const OTHER_V2 = image(3)
 const SIGNED_OTHER_V2 = signManifest(manifestFor(OTHER_V2, 2), key.secretKey, key.publicKey)
 
-async function setup() {
-    const clock = new ManualClock()
-    const events: string[] = []
-    const store = new SqliteStore(":memory:")
-    const vault = KeyVault.ephemeral()
-    const service = new UpdateService({
-        store,
-        vault,
-        signingKeys: [key.publicKey],
-        trialDeadlineMs: 60_000,
-        clock: clock.now,
-        event: kind => events.push(kind),
-    })
-    const registry = new Registry({
-        store,
-        clock: clock.now,
-        updates: { service, endpoint: { host: "localhost", port: 9443, windowMs: 60_000 } },
-        log: () => {},
-    })
-    const t = inProcessTransport(registry, "10.0.0.1")
-    const { device, enrollment } = await makeHostDevice()
-    assert.equal((await enroll(t, enrollment)).status, 201)
-    const v1 = V1
-    const v2 = V2
-    service.publish(SIGNED_V1, v1)
-    service.publish(SIGNED_V2, v2)
-    const report = async (r: unknown) => (await login(t, device.id, device.password, r)).body.reply as Record<string, string>
-    return { store, service, registry, t, device, v1, v2, report, events, advance: (ms: number) => clock.advance(ms) }
+/** Signed once, for the suite on each store (SLH-DSA signing takes seconds). */
+const V5 = image(5)
+const SIGNED_V5 = signManifest(manifestFor(V5, 5), key.secretKey, key.publicKey)
+const SIGNED_V5_BY_OTHER = signManifest(manifestFor(V5, 5), otherKey.secretKey, otherKey.publicKey)
+
+for (const backend of storeBackends()) {
+    after(() => backend.close())
+    updateServiceSuite(backend)
 }
 
-describe("update service", () => {
-    test("publication needs the owner's signature and the exact image", () => {
-        const store = new SqliteStore(":memory:")
-        const service = new UpdateService({ store, vault: KeyVault.ephemeral(), signingKeys: [key.publicKey], event: () => {} })
-        const img = image(5)
-        assert.throws(() => service.publish(signManifest(manifestFor(img, 5), otherKey.secretKey, otherKey.publicKey), img), ManifestError)
-        const other = Buffer.from(img)
-        other[0] ^= 1
-        assert.throws(() => service.publish(signManifest(manifestFor(img, 5), key.secretKey, key.publicKey), other), /does not match/)
-        service.publish(signManifest(manifestFor(img, 5), key.secretKey, key.publicKey), img)
-        assert.equal(store.latestFirmwareImage(CLASS_ID.toString("hex"))?.sequence, 5)
-    })
+function updateServiceSuite(backend: StoreBackend) {
+    let databases = 0
+    /** A fresh database for one test. */
+    const freshStore = () => backend.open(`updates_${databases++}`)
 
-    test("a second image with the sequence of a published one is refused; the first stays the one offered", () => {
-        const store = new SqliteStore(":memory:")
-        const service = new UpdateService({ store, vault: KeyVault.ephemeral(), signingKeys: [key.publicKey], event: () => {} })
-        service.publish(SIGNED_V2, V2)
-        assert.throws(() => service.publish(SIGNED_OTHER_V2, OTHER_V2), /sequence 2 is already published/)
-        assert.throws(() => service.publish(SIGNED_V2, V2), /already published/)
-        assert.deepEqual(service.latestSignedManifest(CLASS_ID.toString("hex")), SIGNED_V2)
-        assert.equal(store.getFirmwareImage(sha256Hex(OTHER_V2)), undefined)
-    })
-
-    test("an image over what the device takes, and a lowest sequence not below the sequence, are refused even when signed", () => {
+    async function setup() {
+        const clock = new ManualClock()
+        const events: string[] = []
+        const store = await freshStore()
+        const vault = KeyVault.ephemeral()
         const service = new UpdateService({
-            store: new SqliteStore(":memory:"),
-            vault: KeyVault.ephemeral(),
+            store,
+            vault,
             signingKeys: [key.publicKey],
-            event: () => {},
+            trialDeadlineMs: 60_000,
+            clock: clock.now,
+            event: kind => events.push(kind),
         })
-        // an older signer, or a hand-made manifest, might sign them: the service checks what the manifest says
-        const big = Buffer.alloc(MAX_IMAGE_BYTES + 32, 1)
-        const bigManifest = { ...manifestFor(V1, 9), digest: createHash("sha256").update(big).digest(), size: big.length }
-        assert.throws(() => service.publish(signManifest(bigManifest, key.secretKey, key.publicKey), big), /over the 110464 bytes/)
-        const unreachable = { ...manifestFor(V1, 9), minSequence: 9 }
-        assert.throws(() => service.publish(signManifest(unreachable, key.secretKey, key.publicKey), V1), /lowest sequence 9 is not below/)
-    })
-
-    test("a malformed protected header is reported as such, not as a missing key", () => {
-        const service = new UpdateService({
-            store: new SqliteStore(":memory:"),
-            vault: KeyVault.ephemeral(),
-            signingKeys: [key.publicKey],
-            event: () => {},
+        const registry = new Registry({
+            store,
+            clock: clock.now,
+            updates: { service, endpoint: { host: "localhost", port: 9443, windowMs: 60_000 } },
+            log: () => {},
         })
-        const [, unprotected, payload, signature] = (decode(SIGNED_V1) as Tag).contents as [Uint8Array, unknown, Uint8Array, Uint8Array]
-        for (const header of [Buffer.from([0xff, 0xff]), Buffer.from([0xa1, 0x01])]) {
-            const bad = Buffer.from(encode(new Tag(18, [bstr(header), unprotected, bstr(payload), bstr(signature)])))
-            assert.throws(() => service.publish(bad, V1), /^ManifestError: protected header is not CBOR$/)
-        }
-    })
+        const t = inProcessTransport(registry, "10.0.0.1")
+        const { device, enrollment } = await makeHostDevice()
+        assert.equal((await enroll(t, enrollment)).status, 201)
+        const v1 = V1
+        const v2 = V2
+        await service.publish(SIGNED_V1, v1)
+        await service.publish(SIGNED_V2, v2)
+        const report = async (r: unknown) => (await login(t, device.id, device.password, r)).body.reply as Record<string, string>
+        return { store, service, registry, t, device, v1, v2, report, events, advance: (ms: number) => clock.advance(ms) }
+    }
 
-    test("the WSSK key is taken once, sealed at rest; a different one later is refused and logged", async () => {
-        const { store, service, device, report, events } = await setup()
-        const wsskKey = randomBytes(32)
-        assert.equal((await report({ wssk: wsskKey.toString("base64") })).wssk, "stored")
-        assert.ok(!store.getDeviceUpdate(device.id)!.sealedWsskKey!.includes(wsskKey))
-        assert.deepEqual(service.masterKeyFor(device.id), wsskKey)
-        assert.equal((await report({ wssk: randomBytes(32).toString("base64") })).wssk, undefined)
-        assert.ok(events.includes("wssk-key-mismatch"))
-        assert.deepEqual(service.masterKeyFor(device.id), wsskKey)
-    })
+    describe(`update service on ${backend.name}`, () => {
+        test("publication needs the owner's signature and the exact image", async () => {
+            const store = await freshStore()
+            const service = new UpdateService({ store, vault: KeyVault.ephemeral(), signingKeys: [key.publicKey], event: () => {} })
+            const img = V5
+            await assert.rejects(async () => service.publish(SIGNED_V5_BY_OTHER, img), ManifestError)
+            const other = Buffer.from(img)
+            other[0] ^= 1
+            await assert.rejects(async () => service.publish(SIGNED_V5, other), /does not match/)
+            await service.publish(SIGNED_V5, img)
+            assert.equal((await store.latestFirmwareImage(CLASS_ID.toString("hex")))?.sequence, 5)
+        })
 
-    test("a report without a valid SCRAM proof is never read", async () => {
-        const { t, device, service } = await setup()
-        const r = await login(t, device.id, randomBytes(32), { wssk: randomBytes(32).toString("base64") })
-        assert.equal(r.status, 401)
-        assert.equal(service.masterKeyFor(device.id), undefined)
-    })
+        test("a second image with the sequence of a published one is refused; the first stays the one offered", async () => {
+            const store = await freshStore()
+            const service = new UpdateService({ store, vault: KeyVault.ephemeral(), signingKeys: [key.publicKey], event: () => {} })
+            await service.publish(SIGNED_V2, V2)
+            await assert.rejects(async () => service.publish(SIGNED_OTHER_V2, OTHER_V2), /sequence 2 is already published/)
+            await assert.rejects(async () => service.publish(SIGNED_V2, V2), /already published/)
+            assert.deepEqual(await service.latestSignedManifest(CLASS_ID.toString("hex")), SIGNED_V2)
+            assert.equal(await store.getFirmwareImage(sha256Hex(OTHER_V2)), undefined)
+        })
 
-    test("approve -> deploy of exactly that digest -> confirm", async () => {
-        const { service, device, v1, v2, report } = await setup()
-        await report({ wssk: randomBytes(32).toString("base64") })
-        assert.match(
-            (await report({ update: { approve: sha256Hex(image(9)), sequence: 9, running: sha256Hex(v1) } })).update,
-            /not published/
-        )
-        assert.equal((await report({ update: { approve: sha256Hex(v2), sequence: 2, running: sha256Hex(v1) } })).update, "accepted")
-        const target = new RecordingTarget(device.id, v1)
-        await service.connected(target)
-        assert.deepEqual(target.deployed, [sha256Hex(v2)])
-        assert.equal((await report({ update: { confirm: sha256Hex(v2) } })).update, "accepted")
-        service.disconnected(device.id)
-        // confirmed: nothing more to deploy
-        await service.connected(target)
-        assert.deepEqual(target.deployed, [sha256Hex(v2)])
-    })
+        // refused before the store is asked: once is enough
+        if (backend.name === "sqlite")
+            test("an image over what the device takes, and a lowest sequence not below the sequence, are refused even when signed", async () => {
+                const service = new UpdateService({
+                    store: await freshStore(),
+                    vault: KeyVault.ephemeral(),
+                    signingKeys: [key.publicKey],
+                    event: () => {},
+                })
+                // an older signer, or a hand-made manifest, might sign them: the service checks what the manifest says
+                const big = Buffer.alloc(MAX_IMAGE_BYTES + 32, 1)
+                const bigManifest = { ...manifestFor(V1, 9), digest: createHash("sha256").update(big).digest(), size: big.length }
+                await assert.rejects(
+                    async () => service.publish(signManifest(bigManifest, key.secretKey, key.publicKey), big),
+                    /over the 110464 bytes/
+                )
+                const unreachable = { ...manifestFor(V1, 9), minSequence: 9 }
+                await assert.rejects(
+                    async () => service.publish(signManifest(unreachable, key.secretKey, key.publicKey), V1),
+                    /lowest sequence 9 is not below/
+                )
+            })
 
-    test("no confirmation before the deadline: slot A goes back; a late confirmation is refused", async () => {
-        const { service, device, v1, v2, report, advance, events } = await setup()
-        await report({ wssk: randomBytes(32).toString("base64") })
-        await report({ update: { approve: sha256Hex(v2), sequence: 2, running: sha256Hex(v1) } })
-        const target = new RecordingTarget(device.id, v1)
-        await service.connected(target)
-        advance(59_000)
-        await service.connected(target)
-        assert.deepEqual(target.deployed, [sha256Hex(v2)])
-        advance(2_000)
-        await service.connected(target)
-        assert.deepEqual(target.deployed, [sha256Hex(v2), sha256Hex(v1)])
-        assert.ok(events.includes("update-deadline") && events.includes("update-rolled-back"))
-        assert.match((await report({ update: { confirm: sha256Hex(v2) } })).update, /refused/)
-    })
+        test("a malformed protected header is reported as such, not as a missing key", async () => {
+            const service = new UpdateService({
+                store: await freshStore(),
+                vault: KeyVault.ephemeral(),
+                signingKeys: [key.publicKey],
+                event: () => {},
+            })
+            const [, unprotected, payload, signature] = (decode(SIGNED_V1) as Tag).contents as [Uint8Array, unknown, Uint8Array, Uint8Array]
+            for (const header of [Buffer.from([0xff, 0xff]), Buffer.from([0xa1, 0x01])]) {
+                const bad = Buffer.from(encode(new Tag(18, [bstr(header), unprotected, bstr(payload), bstr(signature)])))
+                await assert.rejects(async () => service.publish(bad, V1), /^ManifestError: protected header is not CBOR$/)
+            }
+        })
 
-    test("a failure report rolls back at once", async () => {
-        const { service, device, v1, v2, report } = await setup()
-        await report({ wssk: randomBytes(32).toString("base64") })
-        await report({ update: { approve: sha256Hex(v2), sequence: 2, running: sha256Hex(v1) } })
-        const target = new RecordingTarget(device.id, v1)
-        await service.connected(target)
-        service.disconnected(device.id)
-        assert.equal((await report({ update: { failed: sha256Hex(v2), reason: "no sensor" } })).update, "accepted")
-        // asked again while the rollback waits for the window: the same answer, not a refusal
-        assert.equal((await report({ update: { failed: sha256Hex(v2), reason: "no sensor" } })).update, "accepted")
-        await service.connected(target)
-        assert.deepEqual(target.deployed, [sha256Hex(v2), sha256Hex(v1)])
-    })
+        test("the WSSK key is taken once, sealed at rest; a different one later is refused and logged", async () => {
+            const { store, service, device, report, events } = await setup()
+            const wsskKey = randomBytes(32)
+            assert.equal((await report({ wssk: wsskKey.toString("base64") })).wssk, "stored")
+            assert.ok(!(await store.getDeviceUpdate(device.id))!.sealedWsskKey!.includes(wsskKey))
+            assert.deepEqual(await service.masterKeyFor(device.id), wsskKey)
+            assert.equal((await report({ wssk: randomBytes(32).toString("base64") })).wssk, undefined)
+            assert.ok(events.includes("wssk-key-mismatch"))
+            assert.deepEqual(await service.masterKeyFor(device.id), wsskKey)
+        })
 
-    test("answers the device never heard: a repeated confirmation is accepted, then a failure report is answered 'confirmed'", async () => {
-        const { service, device, v1, v2, report, events } = await setup()
-        await report({ wssk: randomBytes(32).toString("base64") })
-        await report({ update: { approve: sha256Hex(v2), sequence: 2, running: sha256Hex(v1) } })
-        const target = new RecordingTarget(device.id, v1)
-        await service.connected(target)
-        service.disconnected(device.id)
-        assert.equal((await report({ update: { confirm: sha256Hex(v2) } })).update, "accepted")
-        // a power cut took the answer: the candidate confirms again on its next boot...
-        assert.equal((await report({ update: { confirm: sha256Hex(v2) } })).update, "accepted")
-        // ...or, out of trial boots, asks for rollback, and is told it is confirmed: slot A is not deployed
-        assert.equal((await report({ update: { failed: sha256Hex(v2), reason: "trial boots used up" } })).update, "confirmed")
-        await service.connected(target)
-        assert.deepEqual(target.deployed, [sha256Hex(v2)])
-        assert.ok(!events.includes("update-refused"), `events ${events}`)
-        // anything else is still refused
-        assert.match((await report({ update: { confirm: sha256Hex(v1) } })).update, /refused/)
-        assert.match((await report({ update: { failed: sha256Hex(v1) } })).update, /refused/)
-    })
+        test("a report without a valid SCRAM proof is never read", async () => {
+            const { t, device, service } = await setup()
+            const r = await login(t, device.id, randomBytes(32), { wssk: randomBytes(32).toString("base64") })
+            assert.equal(r.status, 401)
+            assert.equal(await service.masterKeyFor(device.id), undefined)
+        })
 
-    test("the newest signed manifest is served as CBOR to anyone; no firmware is a 404", async () => {
-        const { t, registry } = await setup()
-        const r = await registry.handle("GET", `/v1/firmware/${CLASS_ID.toString("hex")}/latest`, {}, Buffer.alloc(0), "x")
-        assert.equal(r.status, 200)
-        assert.ok(Buffer.isBuffer(r.body))
-        assert.equal(verifySignedManifest(r.body as Buffer, key.publicKey).sequence, 2)
-        assert.equal((await t("GET", `/v1/firmware/${"0".repeat(32)}/latest`, {})).status, 404)
+        test("approve -> deploy of exactly that digest -> confirm", async () => {
+            const { service, device, v1, v2, report } = await setup()
+            await report({ wssk: randomBytes(32).toString("base64") })
+            assert.match(
+                (await report({ update: { approve: sha256Hex(image(9)), sequence: 9, running: sha256Hex(v1) } })).update,
+                /not published/
+            )
+            assert.equal((await report({ update: { approve: sha256Hex(v2), sequence: 2, running: sha256Hex(v1) } })).update, "accepted")
+            const target = new RecordingTarget(device.id, v1)
+            await service.connected(target)
+            assert.deepEqual(target.deployed, [sha256Hex(v2)])
+            assert.equal((await report({ update: { confirm: sha256Hex(v2) } })).update, "accepted")
+            service.disconnected(device.id)
+            // confirmed: nothing more to deploy
+            await service.connected(target)
+            assert.deepEqual(target.deployed, [sha256Hex(v2)])
+        })
+
+        test("no confirmation before the deadline: slot A goes back; a late confirmation is refused", async () => {
+            const { service, device, v1, v2, report, advance, events } = await setup()
+            await report({ wssk: randomBytes(32).toString("base64") })
+            await report({ update: { approve: sha256Hex(v2), sequence: 2, running: sha256Hex(v1) } })
+            const target = new RecordingTarget(device.id, v1)
+            await service.connected(target)
+            advance(59_000)
+            await service.connected(target)
+            assert.deepEqual(target.deployed, [sha256Hex(v2)])
+            advance(2_000)
+            await service.connected(target)
+            assert.deepEqual(target.deployed, [sha256Hex(v2), sha256Hex(v1)])
+            assert.ok(events.includes("update-deadline") && events.includes("update-rolled-back"))
+            assert.match((await report({ update: { confirm: sha256Hex(v2) } })).update, /refused/)
+        })
+
+        test("a failure report rolls back at once", async () => {
+            const { service, device, v1, v2, report } = await setup()
+            await report({ wssk: randomBytes(32).toString("base64") })
+            await report({ update: { approve: sha256Hex(v2), sequence: 2, running: sha256Hex(v1) } })
+            const target = new RecordingTarget(device.id, v1)
+            await service.connected(target)
+            service.disconnected(device.id)
+            assert.equal((await report({ update: { failed: sha256Hex(v2), reason: "no sensor" } })).update, "accepted")
+            // asked again while the rollback waits for the window: the same answer, not a refusal
+            assert.equal((await report({ update: { failed: sha256Hex(v2), reason: "no sensor" } })).update, "accepted")
+            await service.connected(target)
+            assert.deepEqual(target.deployed, [sha256Hex(v2), sha256Hex(v1)])
+        })
+
+        test("answers the device never heard: a repeated confirmation is accepted, then a failure report is answered 'confirmed'", async () => {
+            const { service, device, v1, v2, report, events } = await setup()
+            await report({ wssk: randomBytes(32).toString("base64") })
+            await report({ update: { approve: sha256Hex(v2), sequence: 2, running: sha256Hex(v1) } })
+            const target = new RecordingTarget(device.id, v1)
+            await service.connected(target)
+            service.disconnected(device.id)
+            assert.equal((await report({ update: { confirm: sha256Hex(v2) } })).update, "accepted")
+            // a power cut took the answer: the candidate confirms again on its next boot...
+            assert.equal((await report({ update: { confirm: sha256Hex(v2) } })).update, "accepted")
+            // ...or, out of trial boots, asks for rollback, and is told it is confirmed: slot A is not deployed
+            assert.equal((await report({ update: { failed: sha256Hex(v2), reason: "trial boots used up" } })).update, "confirmed")
+            await service.connected(target)
+            assert.deepEqual(target.deployed, [sha256Hex(v2)])
+            assert.ok(!events.includes("update-refused"), `events ${events}`)
+            // anything else is still refused
+            assert.match((await report({ update: { confirm: sha256Hex(v1) } })).update, /refused/)
+            assert.match((await report({ update: { failed: sha256Hex(v1) } })).update, /refused/)
+        })
+
+        test("the newest signed manifest is served as CBOR to anyone; no firmware is a 404", async () => {
+            const { t, registry } = await setup()
+            const r = await registry.handle("GET", `/v1/firmware/${CLASS_ID.toString("hex")}/latest`, {}, Buffer.alloc(0), "x")
+            assert.equal(r.status, 200)
+            assert.ok(Buffer.isBuffer(r.body))
+            assert.equal(verifySignedManifest(r.body as Buffer, key.publicKey).sequence, 2)
+            assert.equal((await t("GET", `/v1/firmware/${"0".repeat(32)}/latest`, {})).status, 404)
+        })
     })
-})
+}

@@ -1,0 +1,169 @@
+/**
+ * Several registries on one PostgreSQL database, as behind a TLS load
+ * balancer or one DNS name: two `npm run registry -- --database postgres://…`
+ * processes, each with its own HTTPS port, and a client whose requests go to
+ * one and the other in turn. A login whose client-first message reaches one
+ * registry finishes at the other (the exchange is in the database, taken
+ * once: a final message replayed at the first registry is refused); an
+ * unknown user gets the same decoy salt from both; a brute force spread over
+ * both is limited at the same count as on one.
+ */
+import assert from "node:assert/strict"
+import { spawn, type ChildProcess } from "node:child_process"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { after, before, describe, test } from "node:test"
+import { freePort } from "../../devs/net/ports.ts"
+import { enroll, httpsTransport, login, ownerLogin, registerOwner, type Transport } from "../../devs/registry/client.ts"
+import { parseAuthorization } from "../../devs/registry/http-auth.ts"
+import { DEFAULT_POLICY } from "../../devs/registry/rate-limit.ts"
+import { SCRAM_MECHANISM, ScramClient } from "../../devs/registry/scram.ts"
+import { makeHostDevice } from "../../devs/sim/host-device.ts"
+import { startPgCluster, type PgCluster } from "../../devs/stack/pg-cluster.ts"
+import { ensurePki } from "../../devs/stack/pki.ts"
+
+const dir = mkdtempSync(join(tmpdir(), "registry-instances-"))
+let cluster: PgCluster
+const registries: ChildProcess[] = []
+let ca: Buffer
+/** The two registries sharing the database "fleet". */
+let a: Transport
+let b: Transport
+
+/** Starts `npm run registry` on `database` (its password in PGPASSWORD, never argv); resolves with its HTTPS transport. */
+async function startRegistry(database: string): Promise<Transport> {
+    const url = new URL(database)
+    const password = decodeURIComponent(url.password)
+    url.password = ""
+    const port = await freePort()
+    const pki = join(dir, "pki")
+    const child = spawn(
+        process.execPath,
+        ["--import", "tsx", "devs/bin/registry.ts", "--cert", join(pki, "server.crt"), "--key", join(pki, "server.key")].concat([
+            "--port",
+            String(port),
+            "--database",
+            url.toString(),
+        ]),
+        { env: { ...process.env, PGPASSWORD: password }, stdio: ["ignore", "pipe", "pipe"] }
+    )
+    registries.push(child)
+    let output = ""
+    await new Promise<void>((resolve, reject) => {
+        const onData = (c: Buffer) => {
+            output += c
+            if (/registry listening on/.test(output)) resolve()
+        }
+        child.stdout!.on("data", onData)
+        child.stderr!.on("data", onData)
+        child.once("exit", code => reject(new Error(`registry exited ${code}: ${output}`)))
+    })
+    assert.ok(!output.includes(password), "the database password in the registry's output")
+    return httpsTransport(`https://localhost:${port}`, ca)
+}
+
+/** A load balancer in front of `targets`: each request goes to the next, in turn; `sent` records which. */
+function roundRobin(...targets: Transport[]) {
+    const sent: number[] = []
+    let next = 0
+    const t: Transport = (method, path, headers, body) => {
+        const i = next++ % targets.length
+        sent.push(i)
+        return targets[i](method, path, headers, body)
+    }
+    return { t, sent }
+}
+
+/** The salt a registry's server-first message names for `username`. */
+async function saltFor(t: Transport, username: string): Promise<string> {
+    const first = new ScramClient(username, Buffer.alloc(32)).first()
+    const r = await t("GET", "/v1/session", { authorization: `${SCRAM_MECHANISM} data=${Buffer.from(first).toString("base64")}` })
+    const data = parseAuthorization(r.headers["www-authenticate"] ?? "").params.get("data") ?? ""
+    return /,s=([^,]+),/.exec(Buffer.from(data, "base64").toString("utf8"))?.[1] ?? ""
+}
+
+before(async () => {
+    ca = readFileSync(ensurePki(join(dir, "pki")).caCert)
+    cluster = await startPgCluster(await freePort())
+    const fleet = await cluster.createDatabase("fleet")
+    ;[a, b] = await Promise.all([startRegistry(fleet), startRegistry(fleet)])
+})
+
+after(async () => {
+    for (const r of registries) r.kill("SIGTERM")
+    await Promise.all(registries.map(r => (r.exitCode === null ? new Promise(res => r.once("exit", res)) : undefined)))
+    await cluster?.stop()
+    rmSync(dir, { recursive: true, force: true })
+})
+
+describe("two registries on one PostgreSQL database", () => {
+    test("a login's client-first at one registry and its client-final at the other succeeds, for devices and owners", async () => {
+        const { device, enrollment } = await makeHostDevice()
+        const lb = roundRobin(a, b)
+        assert.equal((await enroll(lb.t, enrollment)).status, 201)
+        const from = lb.sent.length
+        const r = await login(lb.t, device.id, device.password)
+        assert.equal(r.status, 200)
+        assert.deepEqual(lb.sent.slice(from), [1, 0], "client-first at b, client-final at a")
+        // and the other way round
+        const again = roundRobin(a, b)
+        assert.equal((await login(again.t, device.id, device.password)).status, 200)
+        assert.deepEqual(again.sent, [0, 1])
+        // an owner account registered at one logs in across both
+        const password = Buffer.alloc(32, 7)
+        assert.equal((await registerOwner(a, "alice", password)).status, 201)
+        const owner = await ownerLogin(roundRobin(b, a).t, "alice", password)
+        // its session, opened at a, is known at b
+        assert.match(owner.token, /^[A-Za-z0-9_-]{43}$/)
+        const claim = await b("POST", "/v1/claim", { authorization: `Bearer ${owner.token}` }, { id: device.id, code: "WRONG" })
+        assert.deepEqual([claim.status, claim.body], [403, { error: "claim refused" }])
+        const stranger = await b("POST", "/v1/claim", { authorization: `Bearer ${"A".repeat(43)}` }, { id: device.id, code: "WRONG" })
+        assert.equal(stranger.status, 401)
+    })
+
+    test("a client-final message is taken once: replayed at the first registry after the second took it, it is refused", async () => {
+        const { device, enrollment } = await makeHostDevice()
+        assert.equal((await enroll(a, enrollment)).status, 201)
+        const finals: Record<string, string>[] = []
+        const spy: Transport = async (method, path, headers, body) => {
+            if (/sid=/.test(headers.authorization ?? "")) finals.push(headers)
+            return (finals.length ? b : a)(method, path, headers, body)
+        }
+        assert.equal((await login(spy, device.id, device.password)).status, 200)
+        assert.equal(finals.length, 1)
+        const replay = await a("GET", "/v1/session", finals[0])
+        assert.equal(replay.status, 401)
+        assert.equal(replay.body.error, "unknown or expired exchange")
+    })
+
+    test("an unknown user gets the same decoy salt from both, as a known one gets its own", async () => {
+        const unknown = "0123456789abcdef0123456789abcdef"
+        const [fromA, fromB] = [await saltFor(a, unknown), await saltFor(b, unknown)]
+        assert.ok(fromA.length > 0)
+        assert.equal(fromA, fromB)
+        assert.notEqual(await saltFor(a, "fedcba9876543210fedcba9876543210"), fromA)
+    })
+
+    test("a brute force spread over both registries is limited at the same count as on one", async () => {
+        const { device, enrollment } = await makeHostDevice()
+        assert.equal((await enroll(a, enrollment)).status, 201)
+        const guesses = async (t: Transport, n: number) => {
+            const statuses: number[] = []
+            for (let i = 0; i < n; i++) statuses.push((await login(t, device.id, Buffer.from(`guess${i}`))).status)
+            return statuses
+        }
+        // one registry on a database of its own: the count a single instance allows
+        const single = await startRegistry(await cluster.createDatabase("single"))
+        assert.equal((await enroll(single, enrollment)).status, 201)
+        const onOne = await guesses(single, 3 * DEFAULT_POLICY.limit)
+        assert.deepEqual(onOne, [...Array(DEFAULT_POLICY.limit).fill(401), ...Array(2 * DEFAULT_POLICY.limit).fill(429)])
+        // the same guesses, each exchange's two messages at different registries
+        const lb = roundRobin(a, b)
+        assert.deepEqual(await guesses(lb.t, 3 * DEFAULT_POLICY.limit), onOne)
+        assert.ok(lb.sent.includes(0) && lb.sent.includes(1))
+        // locked at both, right password or not
+        assert.equal((await login(a, device.id, device.password)).status, 429)
+        assert.equal((await login(b, device.id, device.password)).status, 429)
+    })
+})
