@@ -133,6 +133,8 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
     /** The owner's rollouts. */
     readonly rollouts: RolloutDriver
     private readonly clock: () => number
+    /** A device is online when heard from within this time. */
+    private readonly onlineMs: number
     private readonly log: (line: string) => void
     private readonly followed = new Map<string, Followed>()
     private worker: Worker | undefined
@@ -157,6 +159,7 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
         super()
         this.store = options.store
         this.clock = options.clock ?? Date.now
+        this.onlineMs = options.onlineMs ?? ONLINE_MS
         this.log = options.log ?? (line => console.log(line))
         if (options.store.path === ":memory:") throw new Error("the owner service needs a store file (its ingest worker opens it too)")
         for (const d of this.store.devices()) this.load(d.id, d.root)
@@ -169,7 +172,7 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
                 changed: change => this.emit("rollout", change),
                 log: this.log,
             },
-            options.onlineMs ?? ONLINE_MS
+            this.onlineMs
         )
     }
 
@@ -539,7 +542,7 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
                 id: d.id,
                 name: d.name,
                 claimedAt: d.claimedAt,
-                online: w?.lastSeen != null && now - w.lastSeen < ONLINE_MS,
+                online: w?.lastSeen != null && now - w.lastSeen < this.onlineMs,
                 lastSeen: w?.lastSeen ?? null,
                 lastCounter: w && w.highest >= 0 ? w.highest : null,
                 // the state report's names (src/control/commands.ts): the running image's digest (first bytes), its
