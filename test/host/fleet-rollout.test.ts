@@ -64,20 +64,23 @@ describe(`rollouts over ${N} emulated devices`, { timeout: 170_000 }, () => {
     let api: OwnerApi
     const byId = new Map<string, EmulatedDevice>()
 
-    before(async () => {
-        s = await startOwnerStack(dir, "fleet", { onlineMs: ONLINE_MS })
-        api = new OwnerApi(s.owner.url, s.token)
-        fleet = await startEmulatedFleet(N, {
-            registryUrl: `https://localhost:${s.stack.registryPort}`,
-            brokerUrl: `mqtts://localhost:${s.stack.broker.port}`,
-            ca: readFileSync(s.stack.pki.caCert),
-            claim: (id, code) => s.owner.service.claim(id, code),
-            stepMs: 20,
-            readingEveryMs: ONLINE_MS / 3,
-            switchedOff: i => i === N - 1,
-        })
-        for (const d of fleet.devices) byId.set(d.id, d)
-    })
+    before(
+        async () => {
+            s = await startOwnerStack(dir, "fleet", { onlineMs: ONLINE_MS })
+            api = new OwnerApi(s.owner.url, s.token)
+            fleet = await startEmulatedFleet(N, {
+                registryUrl: `https://localhost:${s.stack.registryPort}`,
+                brokerUrl: `mqtts://localhost:${s.stack.broker.port}`,
+                ca: readFileSync(s.stack.pki.caCert),
+                claim: (id, code) => s.owner.service.claim(id, code),
+                stepMs: 20,
+                readingEveryMs: ONLINE_MS / 3,
+                switchedOff: i => i === N - 1,
+            })
+            for (const d of fleet.devices) byId.set(d.id, d)
+        },
+        { timeout: 300_000 }
+    )
     after(async () => {
         await fleet?.stop()
         await s?.stop()
@@ -241,7 +244,7 @@ describe(`rollouts over ${N} emulated devices`, { timeout: 170_000 }, () => {
             { percent: 10, maxFailures: 3, maxFailurePercent: 50 },
             { percent: 100, maxFailures: 10, maxFailurePercent: 50 },
         ]
-        const created = await api.call<View>("POST", "/api/rollouts", { ...r, cohort: "all", stages, deployTimeoutS: 3 })
+        const created = await api.call<View>("POST", "/api/rollouts", { ...r, cohort: "all", stages, deployTimeoutS: 8 })
         assert.deepEqual(
             [crashA, crashB, silent].map(d => created.devices.find(x => x.id === d.id)!.stage),
             [1, 1, 1]

@@ -184,6 +184,10 @@ describe("rollout engine", () => {
             maxFailurePercent: 100,
         }
         const { rollout: r } = start(3, { stages: [plan] })
+        // the time limit runs from when the offer was sent, not from when it was queued
+        r.handle({ kind: "tick" }, T0 + 2 * DEFAULT_TIMEOUTS.deployMs)
+        assert.deepEqual(steps(r), [DeviceStep.Offered, DeviceStep.Offered, DeviceStep.Offered])
+        for (const id of ["d000", "d001", "d002"]) r.handle({ kind: "sent", deviceId: id }, T0)
         r.handle({ kind: "report", deviceId: "d000", report: report("approved") }, T0 + MINUTE)
         r.handle({ kind: "report", deviceId: "d001", report: report("trial") }, T0 + MINUTE)
         r.handle({ kind: "tick" }, T0 + DEFAULT_TIMEOUTS.deployMs)
@@ -203,6 +207,7 @@ describe("rollout engine", () => {
 
     test("a stage that does not reach its threshold within its time limit halts the rollout", () => {
         const { rollout: r } = start(10, { stages: defaultStages(5 * MINUTE) })
+        r.handle({ kind: "sent", deviceId: "d000" }, T0)
         r.handle({ kind: "report", deviceId: "d000", report: report("approved") }, T0 + MINUTE)
         r.handle({ kind: "tick" }, T0 + 5 * MINUTE)
         assert.equal(r.record.status, RolloutStatus.Running)

@@ -203,6 +203,7 @@ export class RolloutDriver {
     private async offer(r: Rollout, id: string) {
         try {
             await this.host.sendUpdate(id, r.record.release)
+            if (this.active.get(r.record.id) === r) this.apply(r, { kind: "sent", deviceId: id })
         } catch (e) {
             this.host.log(`rollout ${r.record.id}: the offer to ${id} was not sent (${(e as Error).message}); it waits until heard from`)
             if (this.active.get(r.record.id) === r) this.apply(r, { kind: "unsent", deviceId: id })

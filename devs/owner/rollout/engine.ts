@@ -120,7 +120,7 @@ export interface DeviceProgress {
     at: number
     /** Why it failed, as the device said or as the rollout saw it. */
     reason: string | null
-    /** When the release was last offered to it. */
+    /** When the last offer was sent (the broker took it); its deploy time limit runs from then. */
     offeredAt: number | null
     /** When it was last heard from (any verified message). */
     lastSeen: number | null
@@ -164,7 +164,8 @@ export type RolloutEvent =
     /** Devices heard from (any verified message). */
     | { kind: "seen"; deviceIds: string[] }
     | { kind: "report"; deviceId: string; report: UpdateReport }
-    /** The offer to this device could not be sent: it waits as if offline. */
+    /** The offer to this device was sent (its deploy time limit starts), or could not be: it waits as if offline. */
+    | { kind: "sent"; deviceId: string }
     | { kind: "unsent"; deviceId: string }
     | { kind: "pause" }
     | { kind: "resume" }
@@ -269,6 +270,14 @@ export class Rollout {
             case "report":
                 this.report(event.deviceId, event.report, now)
                 break
+            case "sent": {
+                const d = this.devices.get(event.deviceId)
+                if (d && IN_PROGRESS.includes(d.step) && d.offeredAt === null) {
+                    d.offeredAt = now
+                    this.effects.changed.add(d.id)
+                }
+                break
+            }
             case "unsent": {
                 const d = this.devices.get(event.deviceId)
                 if (d?.step !== DeviceStep.Offered) break
@@ -366,7 +375,13 @@ export class Rollout {
     private evaluate(now: number) {
         const r = this.record
         for (const d of this.devices.values()) {
-            if (IN_PROGRESS.includes(d.step) && d.step !== DeviceStep.Trial && now - (d.offeredAt ?? d.at) > r.timeouts.deployMs)
+            // an offer still queued behind others has not started its time (offers leave one at a time)
+            if (
+                IN_PROGRESS.includes(d.step) &&
+                d.step !== DeviceStep.Trial &&
+                d.offeredAt !== null &&
+                now - d.offeredAt > r.timeouts.deployMs
+            )
                 this.move(d, DeviceStep.Failed, now, `no trial within ${Math.round(r.timeouts.deployMs / 1000)} s of the offer`)
             else if (d.step === DeviceStep.Trial && now - d.at > r.timeouts.trialMs)
                 this.move(d, DeviceStep.Failed, now, `no confirmation within ${Math.round(r.timeouts.trialMs / 1000)} s of the trial`)
@@ -419,7 +434,7 @@ export class Rollout {
             for (const d of this.byStage[s])
                 if (d.step === DeviceStep.Pending && d.lastSeen !== null && now - d.lastSeen < this.onlineMs) {
                     this.move(d, DeviceStep.Offered, now, null)
-                    d.offeredAt = now
+                    d.offeredAt = null
                     d.offers++
                     this.effects.offers.push(d.id)
                 }
