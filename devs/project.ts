@@ -72,6 +72,9 @@ export const SIMULATOR_FILES = {
     formerFlash: join(PROJECT_ROOT, ".devicescript", "flash", "sim.bin"),
 }
 
+/** The simulators `npm run fleet` runs beside `npm start`: one folder (and flash) each, `var/fleet/<n>`. */
+export const FLEET_DIR = join(STATE_DIR, "fleet")
+
 /**
  * The local stack's well-known ports, which `npm start` and the programs' defaults use. The firmware in
  * the simulator expects the registry on REGISTRY_PORT (src/identity/endpoint.ts); tests run it against a

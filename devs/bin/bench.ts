@@ -16,6 +16,9 @@
  *   Mosquitto delivery (devs/bench/owner.ts);
  * - updates: SLH-DSA verification on the VM against its hash floor, manifest and
  *   signature sizes, a whole v1 -> v2 update in the simulator, bytes deployed (devs/bench/update.ts);
+ * - fleet: set-up of 1000 emulated devices, one release through the default
+ *   stages (per stage and in all, offers per second), the API's latency during
+ *   it against the idle service, COSE bytes per updated device (devs/bench/fleet.ts);
  * - fuzzing: the count line of every campaign at npm test's size, with inputs per second (devs/fuzz).
  */
 import { bytecode, packSizes, ramHeadroomFigures } from "../bench/firmware.ts"
@@ -23,6 +26,7 @@ import { claimRefusalTimes, deviceScramCost, registryLoginRate, timeToEnrollment
 import { settingsCost } from "../bench/storage.ts"
 import { slhDsaOnDevice, updateEndToEnd } from "../bench/update.ts"
 import { ownerThroughput } from "../bench/owner.ts"
+import { fleetRollout } from "../bench/fleet.ts"
 import { uplinkWireAndLatency } from "../bench/uplink.ts"
 import { runCommand } from "../cli/args.ts"
 import { defaultCampaignCounts } from "../fuzz/campaigns.ts"
@@ -44,6 +48,7 @@ await runCommand(spec, async () => {
     await claimRefusalTimes()
     await uplinkWireAndLatency()
     await ownerThroughput()
+    await fleetRollout()
     await slhDsaOnDevice()
     await updateEndToEnd()
     for (const line of await defaultCampaignCounts()) console.log(line)

@@ -14,7 +14,10 @@ import { isIP } from "node:net"
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify"
 import { parseCommand } from "./commands.ts"
 import { ConsoleAuth, MIN_PASSWORD_LENGTH, SESSION_TTL_MS } from "./console-auth.ts"
-import { consoleAsset, devicePage, listPage, loginPage, notFoundPage, setupPage } from "./pages.ts"
+import { consoleAsset, devicePage, listPage, loginPage, notFoundPage, rolloutPage, rolloutsPage, setupPage } from "./pages.ts"
+import type { RolloutAction } from "./rollout/driver.ts"
+import { RolloutError } from "./rollout/engine.ts"
+import { parseNewRollout, rolloutView, TAG } from "./rollout/request.ts"
 import { ClaimError, type OwnerService, type ServiceEvents } from "./service.ts"
 
 /** Options of the HTTP server. */
@@ -211,6 +214,22 @@ export function buildOwnerHttp(options: OwnerHttpOptions): FastifyInstance {
         "/",
         page((_req, csrf) => listPage(service.name ?? "", service.deviceList(), csrf))
     )
+    const rolloutOf = (idText: string) => {
+        const id = /^\d{1,9}$/.test(idText) ? Number(idText) : 0
+        return id > 0 ? service.rollouts.get(id) : undefined
+    }
+    const deviceNames = () => new Map(service.store.devices().map(d => [d.id, d.name]))
+    app.get(
+        "/rollouts",
+        page((_req, csrf) => rolloutsPage(service.name ?? "", service.rollouts.list(), csrf))
+    )
+    app.get(
+        "/rollouts/:id",
+        page((req, csrf) => {
+            const r = rolloutOf((req.params as { id: string }).id)
+            return r && rolloutPage(rolloutView(r, deviceNames()), csrf, service.name)
+        })
+    )
     app.get(
         "/devices/:id",
         page((req, csrf) => {
@@ -259,11 +278,15 @@ export function buildOwnerHttp(options: OwnerHttpOptions): FastifyInstance {
     })
     app.patch("/api/devices/:id", async (req, reply) => {
         const id = deviceParam(req)
-        const name = ((req.body ?? {}) as Record<string, unknown>).name
-        if (typeof name !== "string" || name.length < 1 || name.length > 64)
+        const { name, tags } = (req.body ?? {}) as Record<string, unknown>
+        if (name === undefined && tags === undefined) return reply.code(400).send({ error: "give a name, tags, or both" })
+        if (name !== undefined && (typeof name !== "string" || name.length < 1 || name.length > 64))
             return reply.code(400).send({ error: "name is 1..64 characters" })
-        service.rename(id, name)
-        return { id, name }
+        if (tags !== undefined && (!Array.isArray(tags) || tags.length > 16 || !tags.every(t => typeof t === "string" && TAG.test(t))))
+            return reply.code(400).send({ error: "tags is a list of up to 16 tags, each 1..32 of a-z 0-9 _ . -" })
+        if (typeof name === "string") service.rename(id, name)
+        if (Array.isArray(tags)) service.setTags(id, tags as string[])
+        return { id, name: service.store.device(id)!.name, tags: service.store.tags(id) }
     })
     app.delete("/api/devices/:id", async req => {
         const id = deviceParam(req)
@@ -282,13 +305,44 @@ export function buildOwnerHttp(options: OwnerHttpOptions): FastifyInstance {
         if (typeof command === "string") return reply.code(400).send({ error: command })
         return reply.code(202).send(await service.command(id, command))
     })
+    app.get("/api/rollouts", async () => ({
+        rollouts: service.rollouts.list().map(record => rolloutView(service.rollouts.get(record.id)!)),
+    }))
+    app.post("/api/rollouts", async (req, reply) => {
+        const input = parseNewRollout(req.body)
+        if (typeof input === "string") return reply.code(400).send({ error: input })
+        try {
+            return reply.code(201).send(rolloutView(service.rollouts.create(input), deviceNames()))
+        } catch (e) {
+            if (e instanceof RolloutError) return reply.code(409).send({ error: e.message })
+            throw e
+        }
+    })
+    const rolloutParam = (req: FastifyRequest) => {
+        const r = rolloutOf((req.params as { id: string }).id)
+        if (!r) throw Object.assign(new Error("no such rollout"), { statusCode: 404 })
+        return r
+    }
+    app.get("/api/rollouts/:id", async req => rolloutView(rolloutParam(req), deviceNames()))
+    app.post("/api/rollouts/:id/:action", async (req, reply) => {
+        const r = rolloutParam(req)
+        const action = (req.params as { action: string }).action
+        if (!["pause", "resume", "abort", "retry-failed"].includes(action))
+            return reply.code(404).send({ error: "a rollout can be paused, resumed, aborted, or its failed devices retried" })
+        try {
+            return rolloutView(service.rollouts.act(r.record.id, action as RolloutAction), deviceNames())
+        } catch (e) {
+            if (e instanceof RolloutError) return reply.code(409).send({ error: e.message })
+            throw e
+        }
+    })
     app.get("/api/stream", (req, reply) => {
         if (streams.size >= MAX_STREAMS) return void reply.code(503).send({ error: "too many streams" })
         streams.add(reply)
         reply.hijack()
         reply.raw.writeHead(200, { "content-type": "text/event-stream", "x-accel-buffering": "no", ...SECURITY_HEADERS })
         reply.raw.write(": sentinel-node owner service\n\n")
-        const kinds = ["reading", "state", "event", "command", "rejection", "device"] as const
+        const kinds = ["reading", "state", "event", "command", "rejection", "device", "update", "rollout"] as const
         const listeners = kinds.map(kind => {
             const listener = (data: ServiceEvents[typeof kind][0]) => reply.raw.write(`event: ${kind}\ndata: ${JSON.stringify(data)}\n\n`)
             service.on(kind, listener as never)

@@ -17,6 +17,8 @@ export interface IngestResult {
     /** Verified messages: all of them when asked for detail, else only states and events (rare, and the service needs them). */
     messages: { message: Verified; receivedAt: number }[]
     rejections: RejectionRow[]
+    /** The devices that sent at least one verified message (rollouts offer to a device when it is heard from). */
+    seen: string[]
     /** Why the commit failed, if it did (nothing of the batch was kept). */
     error?: string
 }
@@ -73,6 +75,7 @@ export class Ingest {
             rejected: batch.rejections.length,
             messages: detail ? batch.verified : batch.verified.filter(v => v.message.kind !== "readings"),
             rejections: batch.rejections,
+            seen: [...batch.windows.keys()],
         }
         if (!batch.verified.length && !batch.rejections.length) return result
         try {
@@ -84,7 +87,7 @@ export class Ingest {
                 const f = this.followed.get(id)
                 if (w && f) f.window = ReplayWindow.fromStore(w.highest, w.seen)
             }
-            return { verified: 0, rejected: 0, messages: [], rejections: [], error: (e as Error).message }
+            return { verified: 0, rejected: 0, messages: [], rejections: [], seen: [], error: (e as Error).message }
         }
         return result
     }

@@ -16,10 +16,13 @@ import { readFileSync } from "node:fs"
 import { createRequire } from "node:module"
 import { fileURLToPath } from "node:url"
 import { MIN_PASSWORD_LENGTH } from "./console-auth.ts"
+import type { RolloutRecord } from "./rollout/engine.ts"
+import type { rolloutView } from "./rollout/request.ts"
 import type { OwnerService } from "./service.ts"
 
 type DeviceSummary = ReturnType<OwnerService["deviceList"]>[number]
 type DeviceDetail = NonNullable<ReturnType<OwnerService["deviceDetail"]>>
+type RolloutView = ReturnType<typeof rolloutView>
 
 /** Escapes text for HTML content and attribute values. */
 export function escapeHtml(v: unknown): string {
@@ -41,6 +44,8 @@ const ASSET_FILES: Record<string, { path: string; type: string }> = {
     "dom.js": { path: consoleFile("dom.js"), type: "text/javascript" },
     "devices.js": { path: consoleFile("devices.js"), type: "text/javascript" },
     "device.js": { path: consoleFile("device.js"), type: "text/javascript" },
+    "rollouts.js": { path: consoleFile("rollouts.js"), type: "text/javascript" },
+    "rollout.js": { path: consoleFile("rollout.js"), type: "text/javascript" },
     "charts.js": { path: consoleFile("charts.js"), type: "text/javascript" },
     "uPlot.esm.js": { path: uplotFile("uPlot.esm.js"), type: "text/javascript" },
     "uPlot.min.css": { path: uplotFile("uPlot.min.css"), type: "text/css" },
@@ -78,7 +83,7 @@ interface Shell {
 function layout(shell: Shell, body: string): string {
     const styles = ["console.css", ...(shell.styles ?? [])].map(s => `<link rel="stylesheet" href="/static/${s}">`).join("\n")
     const signedIn = shell.csrf
-        ? `<nav><a href="/">Devices</a></nav>
+        ? `<nav><a href="/">Devices</a> <a href="/rollouts">Rollouts</a></nav>
 <span class="who">${escapeHtml(shell.owner ?? "")}</span><span class="live" data-live hidden></span>
 <form method="post" action="/logout"><input type="hidden" name="csrf" value="${escapeHtml(shell.csrf)}"><button class="quiet">Log out</button></form>`
         : ""
@@ -176,6 +181,39 @@ export function devicePage(d: DeviceDetail, csrf: string, owner = "", simulated 
 <div class="row"><button class="danger" data-remove>Remove…</button>${simulated ? '<button class="danger" data-factory-reset>Factory-reset the simulated device…</button>' : ""}</div>
 <div class="confirm" data-confirm hidden></div>
 <p class="result" data-manage-result role="status"></p></section>`
+    )
+}
+
+/** The rollouts, newest first, with the form that starts one. */
+export function rolloutsPage(owner: string, rollouts: RolloutRecord[], csrf: string): string {
+    return layout(
+        { title: "Rollouts", csrf, owner, script: "rollouts.js", data: { rollouts } },
+        `<h1>Rollouts</h1>
+<section class="card"><div data-rollouts></div></section>
+<section class="card"><h2>Start a rollout</h2>
+<p class="hint">A published release (its image's SHA-256 and its sequence, as npm run publish-firmware prints them) goes out in stages.
+Only each device's own sealed report counts as confirmed; the rollout halts by itself when a stage's failures pass its threshold.</p>
+<form data-create class="row">
+<label>Image SHA-256 <input name="digest" pattern="[0-9a-f]{64}" title="64 lower-case hex digits" autocomplete="off" spellcheck="false" required></label>
+<label>Sequence <input name="sequence" type="number" min="1" step="1" required></label>
+<label>Devices <input name="cohort" placeholder="all, tag:attic, or ids separated by commas" value="all" required></label>
+<label>Stages <input name="stages" value="1,10%,50%,100%" title="cumulative: a count of devices or a percentage of them" required></label>
+<button class="primary">Start</button></form><p class="result" data-result role="status"></p></section>`
+    )
+}
+
+/** One rollout: a progress bar per stage, each device's step, and the owner's actions. */
+export function rolloutPage(r: RolloutView, csrf: string, owner = ""): string {
+    return layout(
+        { title: `Rollout ${r.id}`, csrf, owner, script: "rollout.js", data: { rollout: r } },
+        `<div class="title"><h1>Rollout ${escapeHtml(r.id)}</h1><span data-status></span></div>
+<p class="sub" data-release></p>
+<section class="card"><h2>Stages</h2><div data-stages></div>
+<div class="row buttons"><button data-action="pause">Pause</button><button data-action="resume">Resume</button>
+<button data-action="retry-failed">Retry the failed devices</button><button class="danger" data-action="abort">Abort</button></div>
+<p class="result" data-result role="status"></p></section>
+<section class="card"><h2>Devices</h2><p class="hint">Each device's step and since when; confirmed means the device's own sealed report said so.</p>
+<div data-devices></div></section>`
     )
 }
 

@@ -32,6 +32,8 @@ export interface RunOwnerOptions {
     passwordFile?: string
     /** The simulated device of `npm start`, which the console may factory-reset. */
     simulator?: SimulatorControl
+    /** A device is online when heard from within this time (default 60 s; tests shorten it). */
+    onlineMs?: number
     log?: (line: string) => void
 }
 
@@ -59,6 +61,7 @@ export async function runOwnerService(options: RunOwnerOptions): Promise<Running
             name: options.name,
             brokerCa: options.ca,
             brokerUrl: options.brokerUrl,
+            onlineMs: options.onlineMs,
             log,
         })
         const auth = new ConsoleAuth(store)

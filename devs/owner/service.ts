@@ -14,6 +14,8 @@
  *   every refusal is counted with its reason;
  * - sends commands with counters from a block reserved in the store, one at a
  *   time on one MQTT session, so they reach the device in counter order;
+ * - drives the owner's rollouts (./rollout/): offers a release with the
+ *   `update` command and counts each device's sealed update reports;
  * - tells listeners (the HTTP API's server-sent events) what it stored.
  * The CLIs, the Home Assistant bridge and the console are its clients.
  */
@@ -28,8 +30,10 @@ import type { IngestResult } from "./ingest.ts"
 import type { ToWorker } from "./ingest-worker.ts"
 import { channelKeys, claimProof, ENVELOPE_AAD, envelopeKey } from "./keys.ts"
 import { LEGACY_LOGIN_SETTING } from "./keystore-migration.ts"
+import { RolloutDriver, type RolloutChange } from "./rollout/driver.ts"
+import type { Release } from "./rollout/engine.ts"
 import { readingTimeMs, type CommandRow, type DeviceEventRow, type OwnerStore, type RejectionRow } from "./store.ts"
-import { Rejected, type Json, type RejectReason, type Verified } from "./verifier.ts"
+import { Rejected, type Json, type RejectReason, type UpdateReport, type Verified } from "./verifier.ts"
 
 /** The setting that says the registry confirmed this store's account (201, or a login after a 409). */
 const ACCOUNT_REGISTERED = "account-registered"
@@ -70,7 +74,11 @@ export interface ServiceEvents {
     event: [{ deviceId: string; events: DeviceEventRow[] }]
     command: [CommandRow]
     rejection: [RejectionRow]
-    device: [{ deviceId: string; change: "claimed" | "renamed" | "removed" }]
+    device: [{ deviceId: string; change: "claimed" | "renamed" | "removed" | "tagged" }]
+    /** A device's sealed report of one update step. */
+    update: [{ deviceId: string; counter: number; report: UpdateReport; receivedAt: number }]
+    /** A rollout changed (its record or some devices' steps). */
+    rollout: [RolloutChange]
     /** Every verified message, as verified (tests and the bench follow these). */
     verified: [Verified]
     /** Every rejected message, as rejected. */
@@ -95,6 +103,8 @@ export interface OwnerServiceOptions {
     clock?: () => number
     /** Where log lines go (they never hold a key, password, token or claim code). */
     log?: (line: string) => void
+    /** A device is online when heard from within this time (default 60 s). */
+    onlineMs?: number
 }
 
 /** What the main thread keeps of a followed device (its up keys and window live in the ingest worker). */
@@ -115,12 +125,16 @@ const WORKER_BOOTSTRAP = `import(${JSON.stringify(import.meta.resolve("tsx/esm/a
     .then(tsx => { tsx.register(); return import(${JSON.stringify(new URL("./ingest-worker.ts", import.meta.url).href)}) })`
 
 /** Commands the device answers with a state report. */
-const ANSWERED_BY_STATE = new Set(["interval", "state", "update-check"])
+const ANSWERED_BY_STATE = new Set(["interval", "state", "update-check", "update"])
 
 /** The owner service. */
 export class OwnerService extends EventEmitter<ServiceEvents> {
     readonly store: OwnerStore
+    /** The owner's rollouts. */
+    readonly rollouts: RolloutDriver
     private readonly clock: () => number
+    /** A device is online when heard from within this time. */
+    private readonly onlineMs: number
     private readonly log: (line: string) => void
     private readonly followed = new Map<string, Followed>()
     private worker: Worker | undefined
@@ -145,9 +159,21 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
         super()
         this.store = options.store
         this.clock = options.clock ?? Date.now
+        this.onlineMs = options.onlineMs ?? ONLINE_MS
         this.log = options.log ?? (line => console.log(line))
         if (options.store.path === ":memory:") throw new Error("the owner service needs a store file (its ingest worker opens it too)")
         for (const d of this.store.devices()) this.load(d.id, d.root)
+        this.rollouts = new RolloutDriver(
+            {
+                store: this.store,
+                clock: this.clock,
+                sendUpdate: (id, release) => this.sendUpdate(id, release),
+                follows: id => this.follows(id),
+                changed: change => this.emit("rollout", change),
+                log: this.log,
+            },
+            this.onlineMs
+        )
     }
 
     /** The owner's name (once the account exists). */
@@ -165,6 +191,7 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
     async start(): Promise<void> {
         await this.signIn()
         await this.connect()
+        this.rollouts.start()
         this.retentionTimer = setInterval(() => this.applyRetention(), 3_600_000)
         this.retentionTimer.unref()
         this.applyRetention()
@@ -336,8 +363,12 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
             else if (m.kind === "state") {
                 this.correlate(m, receivedAt)
                 this.emit("state", { deviceId: m.deviceId, counter: m.counter, state: m.state, receivedAt })
+            } else if (m.kind === "update") {
+                this.rollouts.report(m.deviceId, m.report)
+                this.emit("update", { deviceId: m.deviceId, counter: m.counter, report: m.report, receivedAt })
             } else this.emit("event", { deviceId: m.deviceId, events: m.events.map(e => ({ ...e, receivedAt })) })
         }
+        if (r.seen.length) this.rollouts.seen(r.seen)
         for (const x of r.rejections) {
             this.counts.rejected.set(x.reason, (this.counts.rejected.get(x.reason) ?? 0) + 1)
             this.emit("rejected", { topic: x.topic, rejection: new Rejected(x.reason as RejectReason, x.detail, x.deviceId ?? undefined) })
@@ -483,6 +514,19 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
         return row
     }
 
+    /** The `update` command naming a release, as a rollout offers it. */
+    private async sendUpdate(id: string, release: Release) {
+        await this.command(id, { cmd: "update", digest: release.digest, sequence: release.sequence })
+    }
+
+    /** Replaces a device's tags (rollouts may target a tag). */
+    setTags(id: string, tags: string[]): boolean {
+        if (!this.followed.has(id)) return false
+        this.store.setTags(id, tags)
+        this.emit("device", { deviceId: id, change: "tagged" })
+        return true
+    }
+
     // --- what the console shows
 
     /** The device list: what an owner needs to see at a glance. */
@@ -498,7 +542,7 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
                 id: d.id,
                 name: d.name,
                 claimedAt: d.claimedAt,
-                online: w?.lastSeen != null && now - w.lastSeen < ONLINE_MS,
+                online: w?.lastSeen != null && now - w.lastSeen < this.onlineMs,
                 lastSeen: w?.lastSeen ?? null,
                 lastCounter: w && w.highest >= 0 ? w.highest : null,
                 // the state report's names (src/control/commands.ts): the running image's digest (first bytes), its
@@ -508,6 +552,7 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
                 update: state.phase ?? null,
                 queued: state.queued ?? null,
                 dropped: state.dropped ?? null,
+                tags: this.store.tags(d.id),
                 eventsSinceVisit: this.store.eventsSince(d.id, lastVisit),
                 rejected: counts.filter(c => c.deviceId === d.id).reduce((n, c) => n + c.count, 0),
             }
@@ -526,6 +571,7 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
             commands: this.store.commands(id),
             rejections: this.store.rejections(50, id),
             quantities: this.store.quantities(id),
+            updates: this.store.updateReports(id),
         }
         this.store.setLastVisit(id, this.clock())
         return detail
@@ -533,6 +579,7 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
 
     /** Stops following, stores what is queued, and closes the broker session (the store stays open). */
     async stop() {
+        this.rollouts.stop()
         clearTimeout(this.renewTimer)
         clearInterval(this.retentionTimer)
         await this.commands

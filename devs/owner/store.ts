@@ -18,7 +18,8 @@
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from "node:fs"
 import { dirname } from "node:path"
 import Database from "better-sqlite3"
-import type { Json, ReplayWindow, Verified } from "./verifier.ts"
+import type { DeviceProgress, DeviceStep, RolloutRecord, RolloutStatus } from "./rollout/engine.ts"
+import type { Json, ReplayWindow, UpdateReport, Verified } from "./verifier.ts"
 
 /** Versioned migrations, each run once, in order, inside a transaction (as the registry's). */
 const MIGRATIONS: { version: number; sql: string }[] = [
@@ -134,6 +135,54 @@ const MIGRATIONS: { version: number; sql: string }[] = [
             CREATE TABLE settings (
                 key TEXT PRIMARY KEY,
                 value TEXT NOT NULL
+            );
+        `,
+    },
+    {
+        version: 2,
+        sql: `
+            -- every update step a device reported, sealed under its up key (verifier.ts, up/update)
+            CREATE TABLE update_reports (
+                device_id TEXT NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+                counter INTEGER NOT NULL,
+                digest TEXT NOT NULL,
+                sequence INTEGER NOT NULL,
+                step TEXT NOT NULL,
+                reason TEXT,
+                received_at INTEGER NOT NULL,
+                PRIMARY KEY (device_id, counter)
+            );
+            CREATE TABLE device_tags (
+                device_id TEXT NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+                tag TEXT NOT NULL,
+                PRIMARY KEY (device_id, tag)
+            );
+            -- rollouts and their devices, as rollout/engine.ts holds them (kept after a device is removed: history)
+            CREATE TABLE rollouts (
+                id INTEGER PRIMARY KEY,
+                digest TEXT NOT NULL,
+                sequence INTEGER NOT NULL,
+                cohort TEXT NOT NULL,
+                stages TEXT NOT NULL,
+                timeouts TEXT NOT NULL,
+                status TEXT NOT NULL,
+                reason TEXT,
+                stage INTEGER NOT NULL,
+                deadline INTEGER,
+                remaining_ms INTEGER,
+                created_at INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL
+            );
+            CREATE TABLE rollout_devices (
+                rollout_id INTEGER NOT NULL REFERENCES rollouts (id) ON DELETE CASCADE,
+                device_id TEXT NOT NULL,
+                stage INTEGER NOT NULL,
+                step TEXT NOT NULL,
+                at INTEGER NOT NULL,
+                reason TEXT,
+                offered_at INTEGER,
+                offers INTEGER NOT NULL,
+                PRIMARY KEY (rollout_id, device_id)
             );
         `,
     },
@@ -375,6 +424,10 @@ export class OwnerStore {
                  ON CONFLICT (device_id) DO UPDATE SET
                  counter = excluded.counter, state = excluded.state, received_at = excluded.received_at`
             )
+            const update = this.st(
+                `INSERT OR IGNORE INTO update_reports (device_id, counter, digest, sequence, step, reason, received_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)`
+            )
             const seen = new Map<string, number>()
             for (const { message: m, receivedAt } of batch.verified) {
                 seen.set(m.deviceId, receivedAt)
@@ -403,6 +456,9 @@ export class OwnerStore {
                     }
                 } else if (m.kind === "events") {
                     for (const e of m.events) event.run(m.deviceId, e.boot, e.seq, e.uptimeMs, e.kind, e.detail, receivedAt)
+                } else if (m.kind === "update") {
+                    const r = m.report
+                    update.run(m.deviceId, m.counter, r.digest, r.sequence, r.step, r.reason ?? null, receivedAt)
                 } else state.run(m.deviceId, m.counter, JSON.stringify(m.state), receivedAt)
             }
             const window = this.st("UPDATE up_windows SET highest = ?, seen = ?, last_seen = COALESCE(?, last_seen) WHERE device_id = ?")
@@ -578,6 +634,152 @@ export class OwnerStore {
             status: r.status,
             reply: r.reply === null ? null : JSON.parse(r.reply),
             answeredAt: r.answered_at,
+        }))
+    }
+
+    /** The update steps a device reported, newest first. */
+    updateReports(deviceId: string, limit = 50): (UpdateReport & { counter: number; receivedAt: number })[] {
+        return (
+            this.st(
+                `SELECT counter, digest, sequence, step, reason, received_at FROM update_reports WHERE device_id = ?
+                 ORDER BY counter DESC LIMIT ?`
+            ).all(deviceId, limit) as {
+                counter: number
+                digest: string
+                sequence: number
+                step: UpdateReport["step"]
+                reason: string | null
+                received_at: number
+            }[]
+        ).map(r => ({
+            counter: r.counter,
+            digest: r.digest,
+            sequence: r.sequence,
+            step: r.step,
+            ...(r.reason === null ? {} : { reason: r.reason }),
+            receivedAt: r.received_at,
+        }))
+    }
+
+    // --- tags
+
+    /** A device's tags, in order. */
+    tags(deviceId: string): string[] {
+        return (this.st("SELECT tag FROM device_tags WHERE device_id = ? ORDER BY tag").all(deviceId) as { tag: string }[]).map(r => r.tag)
+    }
+
+    /** Replaces a device's tags. */
+    setTags(deviceId: string, tags: string[]) {
+        this.db.transaction(() => {
+            this.st("DELETE FROM device_tags WHERE device_id = ?").run(deviceId)
+            for (const tag of new Set(tags)) this.st("INSERT INTO device_tags (device_id, tag) VALUES (?, ?)").run(deviceId, tag)
+        })()
+    }
+
+    /** The devices that carry `tag`. */
+    devicesTagged(tag: string): string[] {
+        return (this.st("SELECT device_id FROM device_tags WHERE tag = ?").all(tag) as { device_id: string }[]).map(r => r.device_id)
+    }
+
+    // --- rollouts
+
+    /** The id the next rollout gets. */
+    nextRolloutId(): number {
+        return (this.st("SELECT COALESCE(MAX(id), 0) + 1 AS id FROM rollouts").get() as { id: number }).id
+    }
+
+    /** Writes a rollout's record and the devices given (all of them when it is new), in one transaction. */
+    saveRollout(r: RolloutRecord, devices: DeviceProgress[]) {
+        this.db.transaction(() => {
+            this.st(
+                `INSERT INTO rollouts (id, digest, sequence, cohort, stages, timeouts, status, reason, stage, deadline, remaining_ms,
+                 created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (id) DO UPDATE SET status = excluded.status, reason = excluded.reason, stage = excluded.stage,
+                 deadline = excluded.deadline, remaining_ms = excluded.remaining_ms, updated_at = excluded.updated_at`
+            ).run(
+                r.id,
+                r.release.digest,
+                r.release.sequence,
+                JSON.stringify(r.cohort),
+                JSON.stringify(r.stages),
+                JSON.stringify(r.timeouts),
+                r.status,
+                r.reason,
+                r.stage,
+                r.deadline,
+                r.remainingMs,
+                r.createdAt,
+                r.updatedAt
+            )
+            const device = this.st(
+                `INSERT INTO rollout_devices (rollout_id, device_id, stage, step, at, reason, offered_at, offers) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (rollout_id, device_id) DO UPDATE SET step = excluded.step, at = excluded.at, reason = excluded.reason,
+                 offered_at = excluded.offered_at, offers = excluded.offers`
+            )
+            for (const d of devices) device.run(r.id, d.id, d.stage, d.step, d.at, d.reason, d.offeredAt, d.offers)
+        })()
+    }
+
+    /** Rollouts, newest first (`statuses`: only those). */
+    rollouts(statuses?: RolloutStatus[]): RolloutRecord[] {
+        const rows = this.st("SELECT * FROM rollouts ORDER BY id DESC").all() as {
+            id: number
+            digest: string
+            sequence: number
+            cohort: string
+            stages: string
+            timeouts: string
+            status: RolloutStatus
+            reason: string | null
+            stage: number
+            deadline: number | null
+            remaining_ms: number | null
+            created_at: number
+            updated_at: number
+        }[]
+        return rows
+            .filter(r => !statuses || statuses.includes(r.status))
+            .map(r => ({
+                id: r.id,
+                release: { digest: r.digest, sequence: r.sequence },
+                cohort: JSON.parse(r.cohort),
+                stages: JSON.parse(r.stages),
+                timeouts: JSON.parse(r.timeouts),
+                status: r.status,
+                reason: r.reason,
+                stage: r.stage,
+                deadline: r.deadline,
+                remainingMs: r.remaining_ms,
+                createdAt: r.created_at,
+                updatedAt: r.updated_at,
+            }))
+    }
+
+    /** A rollout's devices, with when each was last heard from. */
+    rolloutDevices(rolloutId: number): DeviceProgress[] {
+        return (
+            this.st(
+                `SELECT r.device_id, r.stage, r.step, r.at, r.reason, r.offered_at, r.offers, w.last_seen FROM rollout_devices r
+                 LEFT JOIN up_windows w ON w.device_id = r.device_id WHERE r.rollout_id = ? ORDER BY r.stage, r.rowid`
+            ).all(rolloutId) as {
+                device_id: string
+                stage: number
+                step: DeviceStep
+                at: number
+                reason: string | null
+                offered_at: number | null
+                offers: number
+                last_seen: number | null
+            }[]
+        ).map(r => ({
+            id: r.device_id,
+            stage: r.stage,
+            step: r.step,
+            at: r.at,
+            reason: r.reason,
+            offeredAt: r.offered_at,
+            lastSeen: r.last_seen,
+            offers: r.offers,
         }))
     }
 

@@ -115,6 +115,20 @@ describe("the programs in devs/bin", () => {
             ["keygen", ["--if-missing=yes"], "--if-missing takes no value"],
             ["registry", ["--cert", "c.pem", "--key", "k.pem", "--port", "70000"], '--port must be a port number 1..65535, not "70000"'],
             ["test", ["--device-only", "--host-only"], "--device-only and --host-only exclude each other"],
+            ["rollout", ["create", "--digest", "zz"], "create needs --digest, the image's SHA-256 (64 hex digits)"],
+            [
+                "rollout",
+                ["create", "--digest", "a".repeat(64), "--sequence", "0"],
+                '--sequence must be a whole number 1..4294967295, not "0"',
+            ],
+            [
+                "rollout",
+                ["create", "--digest", "a".repeat(64), "--sequence", "2", "--stages", "1,x"],
+                '--stages is a list such as 1,10%,50%,100%, not "1,x"',
+            ],
+            ["rollout", ["pause"], "pause needs the rollout's number"],
+            ["rollout", ["frob", "1"], "unknown action frob: create, status, pause, resume, abort, retry-failed"],
+            ["fleet", ["--devices", "0"], '--devices must be 1..50, not "0"'],
         ]
         for (const [program, args, mistake] of cases) {
             const { code, stderr } = await run(program, args)

@@ -47,7 +47,7 @@ export interface OwnerStack {
 }
 
 /** Starts a local stack (free ports) and an owner service named `name` on it. */
-export async function startOwnerStack(dir: string, name = "alice"): Promise<OwnerStack> {
+export async function startOwnerStack(dir: string, name = "alice", options: { onlineMs?: number } = {}): Promise<OwnerStack> {
     const log: string[] = []
     const stack = await startLocalStack({
         dir,
@@ -70,6 +70,7 @@ export async function startOwnerStack(dir: string, name = "alice"): Promise<Owne
         brokerUrl: `mqtts://localhost:${stack.broker.port}`,
         port: 0,
         passwordFile,
+        onlineMs: options.onlineMs,
         log: line => log.push(line),
     })
     const devices: EmulatedDevice[] = []
