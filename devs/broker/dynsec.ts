@@ -73,6 +73,7 @@ export class MosquittoDynsec implements BrokerAccess {
         return reply
     }
 
+    /** The login lasts until the registry's `revoke` (dynsec has no expiry of its own). */
     async grant(deviceId: string, password: string): Promise<void> {
         const role = `device-${deviceId}`
         const allow = (acltype: string, topic: string) => ({
