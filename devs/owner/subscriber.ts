@@ -1,7 +1,9 @@
 /**
  * The owner's MQTT session: logs in with the owner's broker login, follows
  * each owned device's up topics, and hands every message to the verifier in
- * arrival order. Verified messages and rejections go to callbacks.
+ * arrival order. Verified messages and rejections go to callbacks. Copies
+ * of a message (a broker delivers at least once) are rejected as replays by
+ * the verifier's window of (device, counter) pairs (./consumer.ts).
  */
 import mqtt, { type MqttClient } from "mqtt"
 import type { Keystore } from "./keystore.ts"
@@ -11,6 +13,14 @@ import { Rejected, UplinkVerifier, type Verified } from "./consumer.ts"
 export interface SubscriberOptions {
     /** `mqtts://host:port` of the broker. */
     url: string
+    /** Every node of a broker cluster (`url`'s first): the session fails over between them, in turn. */
+    nodes?: { host: string; port: number }[]
+    /**
+     * Keep the session across connections (clean session = 0, MQTT 3.1.1 §3.1.2.4): on a cluster its queue
+     * is a quorum queue, so what arrives while the owner reconnects, to another node, waits for it. A client
+     * id must keep one choice: RabbitMQ refuses a persistent session where a clean one's queue was.
+     */
+    persistent?: boolean
     /** CA certificate (PEM) the broker's certificate must chain to. */
     ca: Buffer
     keystore: Keystore
@@ -41,6 +51,8 @@ export async function subscribeAsOwner(options: SubscriberOptions): Promise<Owne
         ca: options.ca,
         protocolVersion: 4,
         reconnectPeriod: 1000,
+        clean: options.persistent !== true,
+        ...(options.nodes ? { servers: options.nodes.map(n => ({ host: n.host, port: n.port, protocol: "mqtts" as const })) } : {}),
     })
     let chain = Promise.resolve()
     client.on("message", (topic, payload) => {

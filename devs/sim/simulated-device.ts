@@ -29,14 +29,14 @@ import { Keystore } from "../owner/keystore.ts"
 import { subscribeAsOwner, type OwnerSubscriber } from "../owner/subscriber.ts"
 import { httpsTransport } from "../registry/client.ts"
 import { REGISTRY_PORT } from "../project.ts"
-import type { LocalStack } from "../stack/local.ts"
+import type { StackCore } from "../stack/local.ts"
 import { deviceLine, powerCutEnv, runDevs, runInSimulator, type Devtools, type DevsResult, type PortMap } from "./devs-cli.ts"
 import { until } from "./until.ts"
 
 /** Options of a simulated device. */
 export interface SimulatedDeviceOptions {
     /** The registry and broker it enrolls with and publishes to; its owner uses them too. */
-    stack: LocalStack
+    stack: StackCore
     /** Folder for the simulator's persistent flash (`vm/`) and the owner's keystore. */
     dir: string
     /** The devtools server a simulator outside test mode (`start`) connects to. */
@@ -122,7 +122,9 @@ export class SimulatedDevice {
         await claimDevice(httpsTransport(`https://localhost:${stack.registryPort}`, ca), this.keystore, id, code)
         if (this.ownerSession) return this.ownerSession.follow(id)
         this.ownerSession = await subscribeAsOwner({
-            url: `mqtts://localhost:${stack.broker.port}`,
+            url: `mqtts://${stack.mqtt.endpoints[0].host}:${stack.mqtt.endpoints[0].port}`,
+            nodes: stack.mqtt.endpoints,
+            persistent: stack.mqtt.persistentSessions,
             ca,
             keystore: this.keystore,
             onVerified: m => {
