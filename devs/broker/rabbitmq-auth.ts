@@ -39,7 +39,9 @@
  * which device, so only the broker may ask; and in a deployment the nodes are
  * other machines, so loopback-only HTTP would not reach them. Every request is
  * hostile input: an unknown path, a body over 4 KiB, a repeated or overlong
- * field get a refusal and a security event, never an exception out of here.
+ * field get a refusal and a security event, never an exception out of here;
+ * an event names the login only when it has a login's shape and never
+ * echoes a client id or a field name (a mangled body can run a password into them).
  */
 import { timingSafeEqual } from "node:crypto"
 import type { IncomingMessage, ServerResponse } from "node:http"
@@ -90,6 +92,11 @@ export class RabbitAuthPolicy {
         this.adminHash = passwordHash(admin.password)
     }
 
+    /** The registry's own login name. */
+    get adminName(): string {
+        return this.admin.username
+    }
+
     decide(check: AuthCheck, p: Record<string, string>): AuthDecision {
         const username = p.username ?? ""
         if (username === this.admin.username) return this.decideAdmin(check, p)
@@ -98,10 +105,10 @@ export class RabbitAuthPolicy {
         if (!login) return deny("unknown login")
         // the user check carries client_id; the others carry it too, except the topic check's variable_map
         const clientId = check === "topic" ? p["variable_map.client_id"] : p.client_id
-        if (clientId !== username) return deny(`client id ${JSON.stringify((clientId ?? "(none)").slice(0, 40))} is not the username`)
+        if (clientId !== username) return deny("the client id is not the username")
         if (login.expiresAt !== null && login.expiresAt <= this.clock()) return deny("password expired")
         if (check === "user") return timingSafeEqual(passwordHash(p.password ?? ""), login.passwordHash) ? allow : deny("wrong password")
-        if (check === "vhost") return p.vhost === "/" ? allow : deny(`vhost ${JSON.stringify((p.vhost ?? "").slice(0, 40))}`)
+        if (check === "vhost") return p.vhost === "/" ? allow : deny("another vhost")
         if (check === "resource") return this.resource(username, p)
         return this.topic(username, p)
     }
@@ -134,7 +141,8 @@ export class RabbitAuthPolicy {
     private topic(username: string, p: Record<string, string>): AuthDecision {
         if (p.vhost !== "/" || p.resource !== "topic" || p.name !== "amq.topic") return deny("not the MQTT exchange")
         const key = THING_KEY.exec(p.routing_key ?? "")
-        const what = `${p.permission} ${(p.routing_key ?? "").slice(0, 100)}`
+        // the event names the device and direction tried, not the rest of the key (it is the client's text)
+        const what = `${p.permission === "read" ? "read" : "write"} ${key ? `things.${key[1]}.${key[2]}.…` : "a key outside things.<id>.up|down"}`
         if (!key) return deny(what)
         const [, device, direction] = key
         // a device publishes up and hears down; its owner the other way round
@@ -159,7 +167,7 @@ export function parseAuthForm(body: Buffer): Record<string, string> {
     if (Buffer.byteLength(text) !== body.length) throw new MalformedRequest("body is not UTF-8")
     const fields: Record<string, string> = Object.create(null)
     for (const [k, v] of new URLSearchParams(text)) {
-        if (k in fields) throw new MalformedRequest(`field ${JSON.stringify(k.slice(0, 40))} repeated`)
+        if (k in fields) throw new MalformedRequest("a field repeated")
         if (k.length > 64 || v.length > MAX_FIELD) throw new MalformedRequest("field too long")
         // eslint-disable-next-line no-control-regex
         if (/[\x00-\x1f\x7f]/.test(v)) throw new MalformedRequest("control character in a field")
@@ -201,7 +209,10 @@ export function answerAuth(
     }
     const decision = policy.decide(check, fields)
     if (decision.allow) return { status: 200, body: ["allow", ...(decision.tags ?? [])].join(" ") }
-    const identity = (fields.username ?? "?").slice(0, 80)
+    // only a name of a login's shape is logged: a mangled body can run the password into the username field
+    const username = fields.username ?? ""
+    const identity =
+        DEVICE_ID.test(username) || OWNER_LOGIN.test(username) || username === policy.adminName ? username : "(malformed username)"
     event(check === "user" ? "broker-login-refused" : "broker-acl-refused", source, identity, `${check}: ${decision.reason}`)
     return { status: 200, body: "deny" }
 }

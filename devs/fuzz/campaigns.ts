@@ -7,6 +7,7 @@
  * The device's counts are those of test/device/fuzz-*.test.ts (a suite on
  * the VM cannot import this table); the host's test files take theirs from here.
  */
+import { brokerAuthCampaign } from "./broker-auth.ts"
 import { runDeviceCampaigns } from "./device.ts"
 import { countLine, fuzzAndPrint, type Campaign, type FuzzCounts } from "./fuzzer.ts"
 import { registryCampaign } from "./registry.ts"
@@ -28,6 +29,7 @@ type AnyCampaign = Campaign<never>
 /** Every campaign, host first. */
 export const CAMPAIGNS: CampaignEntry[] = [
     { name: "registry", where: "host", defaultCount: 10_000, make: registryCampaign as () => Promise<AnyCampaign> },
+    { name: "broker-auth", where: "host", defaultCount: 10_000, make: brokerAuthCampaign as () => AnyCampaign },
     { name: "wssk", where: "host", defaultCount: 600, make: wsskCampaign as () => Promise<AnyCampaign> },
     { name: "update-reports", where: "host", defaultCount: 5000, make: reportsCampaign as () => AnyCampaign },
     { name: "publish", where: "host", defaultCount: 2000, make: publishCampaign as () => AnyCampaign },

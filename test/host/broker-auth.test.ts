@@ -296,7 +296,7 @@ describe("through the broker", () => {
         } finally {
             await owner.client.endAsync()
         }
-        assert.ok(events("broker-acl-refused").some(e => e.identity === a1.id && e.detail.includes(`things.${a2.id}.up.readings`)))
+        assert.ok(events("broker-acl-refused").some(e => e.identity === a1.id && e.detail.includes(`things.${a2.id}.up`)))
         assert.ok(events("broker-acl-refused").some(e => e.identity === bob.username && e.detail.includes(a1.id)))
     })
 
