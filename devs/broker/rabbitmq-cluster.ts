@@ -112,6 +112,8 @@ export interface RabbitCluster {
     startNode(i: number): Promise<void>
     /** Stops every node and epmd, then removes the folder. */
     stop(): Promise<void>
+    /** Kills every node and epmd and removes the folder, synchronously: for an `exit` hook, where nothing may be awaited. */
+    kill(): void
 }
 
 /** Quotes a string for an Erlang term file. */
@@ -193,9 +195,12 @@ export async function startRabbitCluster(options: RabbitClusterOptions): Promise
     const servers: (ServerProcess | undefined)[] = new Array(n).fill(undefined)
     const logs: string[][] = names.map(() => [])
     let epmd: ServerProcess | undefined
-    const stopAll = async () => {
+    const kill = () => {
         for (const s of servers) s?.signalTree("SIGKILL")
         epmd?.signalTree("SIGKILL")
+    }
+    const stopAll = async () => {
+        kill()
         await Promise.all([...servers, epmd].map(s => s?.exited))
         removeDir(dir)
     }
@@ -321,6 +326,10 @@ export async function startRabbitCluster(options: RabbitClusterOptions): Promise
                 await startNode(i)
             },
             stop: stopAll,
+            kill() {
+                kill()
+                removeDir(dir)
+            },
         }
     } catch (e) {
         await stopAll()

@@ -3,8 +3,8 @@
  * the local stack, with the owner at the console.
  *
  * Starts the local stack (private CA, Mosquitto with TLS and dynamic
- * security, the registry over HTTPS, the update service; state in the
- * git-ignored `var/stack`), the DeviceScript devtools server (which the
+ * security, or with `--broker rabbitmq` a RabbitMQ cluster (devs/stack/cluster.ts),
+ * the registry over HTTPS, the update service; state in the git-ignored `var/stack`), the DeviceScript devtools server (which the
  * simulator needs outside test mode), then builds src/main.ts, publishes the
  * image to the update service (signed with the owner's key, one sequence
  * above the newest, so the device runs a release it can be rolled back to),
@@ -23,7 +23,8 @@ import { Keystore } from "../owner/keystore.ts"
 import { describeVerified, subscribeAsOwner, type OwnerSubscriber } from "../owner/subscriber.ts"
 import { ownerKeystorePath, PROJECT_ROOT, REGISTRY_PORT, stackFiles } from "../project.ts"
 import { httpsTransport } from "../registry/client.ts"
-import { startLocalStack, type LocalStack } from "../stack/local.ts"
+import { startClusterStack } from "../stack/cluster.ts"
+import { startLocalStack, type StackCore } from "../stack/local.ts"
 import { CLASS_ID, manifestFor, signManifest } from "../updates/manifest.ts"
 import { ensureSigningKey, type SigningKey } from "../updates/signing-key.ts"
 import { buildImage, deviceLine, powerCutEnv, runDevs, startDevtools, type Devtools } from "./devs-cli.ts"
@@ -40,9 +41,12 @@ export interface StartPorts {
     devtools: number
 }
 
+/** Which broker the stack runs: Mosquitto (the embedded default) or a RabbitMQ cluster of `nodes` nodes on free ports. */
+export type BrokerChoice = { kind: "mosquitto" } | { kind: "rabbitmq"; nodes: number }
+
 /** Runs until Ctrl-C, or until the simulator or the devtools server ends; sets the exit code. */
-export async function startLocal(ports: StartPorts): Promise<void> {
-    let stack: LocalStack | undefined
+export async function startLocal(ports: StartPorts, broker: BrokerChoice = { kind: "mosquitto" }): Promise<void> {
+    let stack: StackCore | undefined
     let owner: OwnerSubscriber | undefined
     let devtools: Devtools | undefined
     const simulator = new AbortController()
@@ -59,19 +63,21 @@ export async function startLocal(ports: StartPorts): Promise<void> {
         if (await portInUse(ports.devtools))
             throw new Error(`port ${ports.devtools} is taken: is another devtools server (or npm start) running?`)
         // the broker must not outlive us, however we end
-        process.on("exit", () => stack?.broker.process.kill("SIGKILL"))
+        process.on("exit", () => stack?.killBroker())
         process.on("SIGINT", () => stop(0))
         process.on("SIGTERM", () => stop(0))
         const key = ensureSigningKey()
         const files = stackFiles()
-        console.log("starting the local stack (CA, Mosquitto, registry, update service) in var/stack…")
-        stack = await startLocalStack({
-            dir: files.dir,
-            registryPort: ports.registry,
-            brokerPort: ports.broker,
-            updatesPort: ports.updates,
-        })
-        console.log(`registry https://localhost:${stack.registryPort}, broker mqtts://localhost:${stack.broker.port}`)
+        const services = { dir: files.dir, registryPort: ports.registry, updatesPort: ports.updates }
+        if (broker.kind === "rabbitmq") {
+            console.log(`starting the local stack (CA, a ${broker.nodes}-node RabbitMQ cluster, registry, update service) in var/stack…`)
+            stack = await startClusterStack({ ...services, nodes: broker.nodes })
+        } else {
+            console.log("starting the local stack (CA, Mosquitto, registry, update service) in var/stack…")
+            stack = await startLocalStack({ ...services, brokerPort: ports.broker })
+        }
+        const brokers = stack.mqtt.endpoints.map(e => `mqtts://${e.host}:${e.port}`).join(" ")
+        console.log(`registry https://localhost:${stack.registryPort}, broker ${brokers}`)
         console.log("starting the DeviceScript devtools server…")
         devtools = await startDevtools(PROJECT_ROOT, ports.devtools)
         console.log(`devtools dashboard http://localhost:${ports.devtools}/`)
@@ -82,8 +88,11 @@ export async function startLocal(ports: StartPorts): Promise<void> {
         const keystore = Keystore.open(ownerKeystorePath(OWNER), OWNER)
         const ca = readFileSync(stack.pki.caCert)
         const consume = async () => {
+            const [first] = stack!.mqtt.endpoints
             owner ??= await subscribeAsOwner({
-                url: `mqtts://localhost:${stack!.broker.port}`,
+                url: `mqtts://${first.host}:${first.port}`,
+                nodes: stack!.mqtt.endpoints,
+                persistent: stack!.mqtt.persistentSessions,
                 ca,
                 keystore,
                 onVerified: m => console.log(`owner> ${describeVerified(m)}`),
@@ -128,7 +137,7 @@ export async function startLocal(ports: StartPorts): Promise<void> {
  * Builds the firmware into `path` and publishes it signed, one sequence above the newest
  * image of its class (an image already published is left as it is). Returns the image's path.
  */
-async function publishLocalBuild(stack: LocalStack, key: SigningKey, path: string): Promise<string> {
+async function publishLocalBuild(stack: StackCore, key: SigningKey, path: string): Promise<string> {
     const image = await buildImage("src/main.ts", path)
     const digest = createHash("sha256").update(image).digest("hex")
     if (!stack.registry.store.getFirmwareImage(digest)) {

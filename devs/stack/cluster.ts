@@ -98,6 +98,7 @@ export async function startClusterStack(options: ClusterStackOptions): Promise<C
             access,
             authPort,
             stop: stopAll,
+            killBroker: () => cluster.kill(),
         }
     } catch (e) {
         await stopAll()

@@ -83,6 +83,8 @@ export interface StackCore {
     gateway: WsskGateway
     mqtt: BrokerReach
     stop(): Promise<void>
+    /** Kills the broker at once, synchronously: for an `exit` hook (the broker must not outlive its stack's process). */
+    killBroker(): void
 }
 
 /** A running local stack (Mosquitto). */
@@ -157,6 +159,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
                 broker = await startMosquitto({ ...brokerOptions, port: broker.port })
             },
             stop: stopAll,
+            killBroker: () => broker.process.kill("SIGKILL"),
         }
     } catch (e) {
         await stopAll()
