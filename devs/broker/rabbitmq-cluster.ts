@@ -91,8 +91,6 @@ export interface RabbitNode {
     name: string
     ports: RabbitNodePorts
     alive(): boolean
-    /** Its last log lines, for error reports. */
-    recentLog(): string[]
 }
 
 /** A running cluster. */
@@ -309,7 +307,6 @@ export async function startRabbitCluster(options: RabbitClusterOptions): Promise
                 name,
                 ports: ports[i],
                 alive: () => servers[i]?.alive() ?? false,
-                recentLog: () => logs[i].slice(),
             })),
             mqttEndpoints: ports.map(p => ({ host: "localhost", port: p.mqtts })),
             managementUrls: ports.map(p => `http://127.0.0.1:${p.management}`),

@@ -83,8 +83,6 @@ export interface ServerProcess {
     alive(): boolean
     /** Sends `signal` to the server and every process it forked. */
     signalTree(signal: NodeJS.Signals): void
-    /** SIGTERM, then SIGKILL to the tree after `graceMs`; resolves once the server has exited. */
-    stop(graceMs: number): Promise<void>
 }
 
 /** Pids of `root` and its descendants, from /proc (a process forked while this reads may be missed). */
@@ -148,23 +146,6 @@ export function startServer(command: string, args: string[], options: ServerOpti
         exited,
         alive,
         signalTree,
-        async stop(graceMs) {
-            // the tree is read first: once the leader has exited, its children are no longer its children
-            const tree = child.pid === undefined ? [] : processTree(child.pid)
-            if (alive()) {
-                child.kill("SIGTERM")
-                const timer = setTimeout(() => signalTree("SIGKILL"), graceMs)
-                await exited
-                clearTimeout(timer)
-            }
-            for (const pid of tree) {
-                try {
-                    process.kill(pid, "SIGKILL")
-                } catch {
-                    // gone already
-                }
-            }
-        },
     }
 }
 
