@@ -190,7 +190,8 @@ export async function authenticate(
     return parseSession(r.body)
 }
 
-function parseSession(body: Buffer): RegistrySession {
+/** Reads the registry's answer to a login: claimed or not, the broker grant (every node of a cluster), the update service. */
+export function parseSession(body: Buffer): RegistrySession {
     let v: any
     try {
         v = JSON.parse(body.toString("utf-8"))

@@ -146,7 +146,13 @@ describe("auth backend rules", () => {
             "no password in an event"
         )
         assert.ok(refused.some(e => /client id/.test(e.detail) && e.identity === a1.id))
+        // a password past its expiry is refused by the backend itself, whether or not the registry has revoked it yet
+        await stack.access.grant(a1.id, "expired-password", Date.now() - 1)
+        const expired = await ask("/user", { username: a1.id, password: "expired-password", vhost: "/", client_id: a1.id })
+        assert.equal(expired.body, "deny")
+        assert.ok(events("broker-login-refused").some(e => e.identity === a1.id && e.detail === "user: password expired"))
         // vhost: only "/", under the login's client id
+        await grant(a1)
         assert.equal((await ask("/vhost", { username: a1.id, vhost: "/", ip: "127.0.0.1", tags: "", client_id: a1.id })).body, "allow")
         assert.equal((await ask("/vhost", { username: a1.id, vhost: "other", ip: "127.0.0.1", tags: "", client_id: a1.id })).body, "deny")
     })
