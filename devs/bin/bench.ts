@@ -14,8 +14,11 @@
  *   consumer; consumer throughput vs raw Mosquitto delivery (devs/bench/uplink.ts);
  * - updates: SLH-DSA verification on the VM against its hash floor, manifest and
  *   signature sizes, a whole v1 -> v2 update in the simulator, bytes deployed (devs/bench/update.ts);
+ * - broker: the RabbitMQ auth backend's checks per second against a bare HTTPS
+ *   server (devs/bench/broker.ts);
  * - fuzzing: the count line of every campaign at npm test's size, with inputs per second (devs/fuzz).
  */
+import { brokerAuthRate } from "../bench/broker.ts"
 import { bytecode, packSizes, ramHeadroomFigures } from "../bench/firmware.ts"
 import { claimRefusalTimes, deviceScramCost, registryLoginRate, timeToEnrollment } from "../bench/identity.ts"
 import { settingsCost } from "../bench/storage.ts"
@@ -43,5 +46,6 @@ await runCommand(spec, async () => {
     await consumerThroughput()
     await slhDsaOnDevice()
     await updateEndToEnd()
+    await brokerAuthRate()
     for (const line of await defaultCampaignCounts()) console.log(line)
 })
