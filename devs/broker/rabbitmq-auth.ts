@@ -142,7 +142,8 @@ export class RabbitAuthPolicy {
         if (p.vhost !== "/" || p.resource !== "topic" || p.name !== "amq.topic") return deny("not the MQTT exchange")
         const key = THING_KEY.exec(p.routing_key ?? "")
         // the event names the device and direction tried, not the rest of the key (it is the client's text)
-        const what = `${p.permission === "read" ? "read" : "write"} ${key ? `things.${key[1]}.${key[2]}.…` : "a key outside things.<id>.up|down"}`
+        const tried = key ? `things.${key[1]}.${key[2]}.…` : "a key outside things.<id>.up|down"
+        const what = `${p.permission === "read" ? "read" : "write"} ${tried}`
         if (!key) return deny(what)
         const [, device, direction] = key
         // a device publishes up and hears down; its owner the other way round

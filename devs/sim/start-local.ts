@@ -4,8 +4,8 @@
  *
  * Starts the local stack (private CA, Mosquitto with TLS and dynamic
  * security, or with `--broker rabbitmq` a RabbitMQ cluster (devs/stack/cluster.ts),
- * the registry over HTTPS, the update service; state in the git-ignored `var/stack`), the DeviceScript devtools server (which the
- * simulator needs outside test mode), then builds src/main.ts, publishes the
+ * the registry over HTTPS, the update service; state in the git-ignored
+ * `var/stack`), the DeviceScript devtools server (which the simulator needs outside test mode), then builds src/main.ts, publishes the
  * image to the update service (signed with the owner's key, one sequence
  * above the newest, so the device runs a release it can be rolled back to),
  * runs it in the simulator, trusting the local CA, and prints what the device

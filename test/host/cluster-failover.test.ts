@@ -88,7 +88,7 @@ describe("RabbitMQ cluster fail-over", () => {
             const copies = device.rejected.filter(r => r.rejection.reason === "replayed").length
             console.log(
                 `measured cluster-failover: 3 nodes up in ${(stack.cluster.timings.totalMs / 1000).toFixed(1)} s; device back on another ` +
-                    `node ${(backMs / 1000).toFixed(1)} s after the kill; ${expected.length} sealed #${first}..#${last}, ` +
+                    `node ${(backMs / 1000).toFixed(1)} s after the kill; ${expected.length} sealed (counters ${first}..${last}), ` +
                     `${got.length} delivered, ${lost.length} lost, ${copies} duplicates before dedup`
             )
             assert.deepEqual(lost, [], "nothing sealed up to the last delivered counter is missing")
