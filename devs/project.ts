@@ -52,6 +52,8 @@ export function stackFiles(dir = join(STATE_DIR, "stack")) {
         caCert: join(pki, "ca.crt"),
         /** Mosquitto's configuration, dynamic-security state and admin password. */
         mosquitto: join(dir, "mosquitto"),
+        /** The broker logins (password hashes, expiries) when the broker is a RabbitMQ cluster (devs/broker/rabbitmq-logins.ts). */
+        brokerLogins: join(dir, "broker-logins.db"),
         /** The registry's SQLite database, shared with the update service. */
         registryDb: join(dir, "registry.db"),
         /** The key that seals devices' WSSK keys at rest: beside the database, never in it. */

@@ -19,8 +19,11 @@
  * - fleet: set-up of 1000 emulated devices, one release through the default
  *   stages (per stage and in all, offers per second), the API's latency during
  *   it against the idle service, COSE bytes per updated device (devs/bench/fleet.ts);
+ * - broker: the RabbitMQ auth backend's checks per second against a bare HTTPS
+ *   server (devs/bench/broker.ts);
  * - fuzzing: the count line of every campaign at npm test's size, with inputs per second (devs/fuzz).
  */
+import { brokerAuthRate } from "../bench/broker.ts"
 import { bytecode, packSizes, ramHeadroomFigures } from "../bench/firmware.ts"
 import { claimRefusalTimes, deviceScramCost, registryLoginRate, timeToEnrollment } from "../bench/identity.ts"
 import { settingsCost } from "../bench/storage.ts"
@@ -51,5 +54,6 @@ await runCommand(spec, async () => {
     await fleetRollout()
     await slhDsaOnDevice()
     await updateEndToEnd()
+    await brokerAuthRate()
     for (const line of await defaultCampaignCounts()) console.log(line)
 })

@@ -7,11 +7,12 @@
 import mqtt, { type MqttClient } from "mqtt"
 import { ownerUsername, type BrokerAccess } from "../registry/broker-access.ts"
 
-/** One dynsec command's reply. */
+/** One dynsec command's reply (`correlationData` is echoed from the command). */
 interface DynsecResponse {
     command: string
     error?: string
     data?: unknown
+    correlationData?: string
 }
 
 /**
@@ -28,7 +29,9 @@ interface DynsecResponse {
  */
 export class MosquittoDynsec implements BrokerAccess {
     private client: MqttClient | undefined
-    private waiting: ((r: DynsecResponse[]) => void)[] = []
+    /** Requests waiting for their responses, by the correlation data of their first command. */
+    private readonly waiting = new Map<string, (r: DynsecResponse[]) => void>()
+    private nextRequest = 1
 
     /**
      * `endpoint` is where devices are told to connect; `adminPort` is the
@@ -52,27 +55,45 @@ export class MosquittoDynsec implements BrokerAccess {
         })
         await client.subscribeAsync("$CONTROL/dynamic-security/v1/response")
         client.on("message", (_topic, payload) => {
-            const next = this.waiting.shift()
-            next?.(JSON.parse(payload.toString("utf8")).responses as DynsecResponse[])
+            // matched by correlation data, not by order: a request that timed out must not take the next one's answer
+            let responses: DynsecResponse[]
+            try {
+                responses = JSON.parse(payload.toString("utf8")).responses
+            } catch {
+                return
+            }
+            const id = Array.isArray(responses) ? responses[0]?.correlationData : undefined
+            const waiter = id === undefined ? undefined : this.waiting.get(id)
+            if (!waiter) return
+            this.waiting.delete(id!)
+            waiter(responses)
         })
         this.client = client
         return client
     }
 
-    /** Sends commands in one request and returns their responses (commands are answered in order). */
+    /** Sends commands in one request and returns their responses, one per command, in order. */
     private async send(commands: Record<string, unknown>[]): Promise<DynsecResponse[]> {
         const client = await this.connect()
+        const id = String(this.nextRequest++)
+        const tagged = commands.map((c, i) => ({ ...c, correlationData: `${id}.${i}` }))
+        tagged[0].correlationData = id
         const reply = new Promise<DynsecResponse[]>((resolve, reject) => {
-            const timer = setTimeout(() => reject(new Error("dynamic-security did not answer")), 5000)
-            this.waiting.push(r => {
+            const timer = setTimeout(() => {
+                this.waiting.delete(id)
+                reject(new Error("dynamic-security did not answer"))
+            }, 5000)
+            this.waiting.set(id, r => {
                 clearTimeout(timer)
-                resolve(r)
+                if (r.length === commands.length) resolve(r)
+                else reject(new Error(`dynamic-security answered ${r.length} of ${commands.length} commands`))
             })
         })
-        await client.publishAsync("$CONTROL/dynamic-security/v1", JSON.stringify({ commands }))
+        await client.publishAsync("$CONTROL/dynamic-security/v1", JSON.stringify({ commands: tagged }))
         return reply
     }
 
+    /** The login lasts until the registry's `revoke` (dynsec has no expiry of its own). */
     async grant(deviceId: string, password: string): Promise<void> {
         const role = `device-${deviceId}`
         const allow = (acltype: string, topic: string) => ({

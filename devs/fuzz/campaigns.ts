@@ -7,6 +7,7 @@
  * The device's counts are those of test/device/fuzz-*.test.ts (a suite on
  * the VM cannot import this table); the host's test files take theirs from here.
  */
+import { brokerAuthCampaign } from "./broker-auth.ts"
 import { runDeviceCampaigns } from "./device.ts"
 import { countLine, fuzzAndPrint, type Campaign, type FuzzCounts } from "./fuzzer.ts"
 import { registryCampaign, registryPostgresCampaign } from "./registry.ts"
@@ -30,6 +31,7 @@ export const CAMPAIGNS: CampaignEntry[] = [
     { name: "registry", where: "host", defaultCount: 10_000, make: registryCampaign as () => Promise<AnyCampaign> },
     // the same on PostgreSQL: fewer inputs, as each costs round trips to the server
     { name: "registry-postgres", where: "host", defaultCount: 3000, make: registryPostgresCampaign as () => Promise<AnyCampaign> },
+    { name: "broker-auth", where: "host", defaultCount: 10_000, make: brokerAuthCampaign as () => AnyCampaign },
     { name: "wssk", where: "host", defaultCount: 600, make: wsskCampaign as () => Promise<AnyCampaign> },
     { name: "update-reports", where: "host", defaultCount: 5000, make: reportsCampaign as () => Promise<AnyCampaign> },
     { name: "publish", where: "host", defaultCount: 2000, make: publishCampaign as () => AnyCampaign },

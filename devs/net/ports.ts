@@ -1,5 +1,5 @@
 /** Free loopback ports for services the stack and the tests start. */
-import { createConnection, createServer } from "node:net"
+import { createConnection, createServer, type Server } from "node:net"
 
 /** Asks the OS for a free port on 127.0.0.1 (free when asked; used at once). */
 export function freePort(): Promise<number> {
@@ -11,6 +11,24 @@ export function freePort(): Promise<number> {
             srv.close(() => resolve(port))
         })
     })
+}
+
+/** `count` distinct free ports on 127.0.0.1: all are held open while asking, so none repeats (free when asked; used at once). */
+export async function freePorts(count: number): Promise<number[]> {
+    const held = await Promise.all(
+        Array.from(
+            { length: count },
+            () =>
+                new Promise<Server>((resolve, reject) => {
+                    const srv = createServer()
+                    srv.once("error", reject)
+                    srv.listen(0, "127.0.0.1", () => resolve(srv))
+                })
+        )
+    )
+    const ports = held.map(srv => (srv.address() as { port: number }).port)
+    await Promise.all(held.map(srv => new Promise(resolve => srv.close(resolve))))
+    return ports
 }
 
 /** Resolves once something accepts connections on 127.0.0.1:`port`; rejects after `timeoutMs`, or when `signal` aborts. */

@@ -33,5 +33,13 @@ export const TLS_SERVER_OPTIONS = {
     honorCipherOrder: true,
 } as const
 
+/** The same policy as rabbitmq.conf lines for every TLS listener (Erlang's ssl takes OpenSSL's suite names). */
+export const RABBITMQ_TLS_LINES = [
+    "ssl_options.versions.1 = tlsv1.3",
+    "ssl_options.versions.2 = tlsv1.2",
+    ...[...TLS13_SUITES, ...TLS12_SUITES].map((suite, i) => `ssl_options.ciphers.${i + 1} = ${suite}`),
+    "ssl_options.honor_cipher_order = true",
+]
+
 /** The same policy as mosquitto.conf lines for a listener (Mosquitto 2: `tls_version` is the oldest version). */
 export const MOSQUITTO_TLS_LINES = ["tls_version tlsv1.2", `ciphers ${TLS12_SUITES.join(":")}`, `ciphers_tls1.3 ${TLS13_SUITES.join(":")}`]

@@ -25,6 +25,8 @@ export interface RunOwnerOptions {
     registry?: Transport
     /** Where the broker is, when not where the registry says. */
     brokerUrl?: string
+    /** Every node of a broker cluster, to fail over between (OwnerServiceOptions.brokerNodes). */
+    brokerNodes?: { host: string; port: number }[]
     host?: string
     port: number
     tls?: { key: Buffer; cert: Buffer }
@@ -61,6 +63,7 @@ export async function runOwnerService(options: RunOwnerOptions): Promise<Running
             name: options.name,
             brokerCa: options.ca,
             brokerUrl: options.brokerUrl,
+            brokerNodes: options.brokerNodes,
             onlineMs: options.onlineMs,
             log,
         })

@@ -100,6 +100,11 @@ export interface OwnerServiceOptions {
     brokerCa: Buffer
     /** `mqtts://host:port`; by default where the registry says the broker is. */
     brokerUrl?: string
+    /**
+     * Every node of a broker cluster, in the order to try them: the session fails over between them in turn (its
+     * queue, a quorum queue, outlives any one node). `brokerUrl` is then left aside.
+     */
+    brokerNodes?: { host: string; port: number }[]
     clock?: () => number
     /** Where log lines go (they never hold a key, password, token or claim code). */
     log?: (line: string) => void
@@ -265,7 +270,9 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
     private async connect() {
         const broker = this.session?.broker
         if (!broker) throw new Error("the registry gave the owner no broker login (is it wired to a broker?)")
-        const url = this.options.brokerUrl ?? `mqtts://${broker.host}:${broker.port}`
+        const nodes = this.options.brokerNodes
+        const first = nodes?.[0]
+        const url = first ? `mqtts://${first.host}:${first.port}` : (this.options.brokerUrl ?? `mqtts://${broker.host}:${broker.port}`)
         const client = await mqtt.connectAsync(url, {
             username: broker.username,
             password: broker.password,
@@ -275,6 +282,7 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
             // a persistent session: what arrives while a renewal reconnects waits at the broker
             clean: false,
             reconnectPeriod: 1000,
+            ...(nodes && nodes.length > 1 ? { servers: nodes.map(n => ({ host: n.host, port: n.port, protocol: "mqtts" as const })) } : {}),
         })
         client.on("message", (topic, payload) => this.ingest(topic, payload))
         client.on("error", e => this.log(`broker: ${e.message}`))

@@ -338,10 +338,13 @@ export class Registry {
         const password = randomBytes(24).toString("base64url")
         const ttlMs = this.options.brokerTokenTtlMs ?? 3_600_000
         const expiresAt = this.clock() + ttlMs
-        await broker.grant(id, password)
+        await broker.grant(id, password, expiresAt)
         await this.store.putBrokerExpiry(id, expiresAt)
-        // ttlMs too: devices have no wall clock to compare expiresAt with
-        return { host: broker.endpoint.host, port: broker.endpoint.port, username: id, password, expiresAt, ttlMs }
+        // ttlMs too: devices have no wall clock to compare expiresAt with; `brokers`: the nodes of a cluster, to fail over between
+        const { host, port } = broker.endpoint
+        const brokers =
+            broker.endpoints && broker.endpoints.length > 1 ? { brokers: broker.endpoints.map(e => ({ host: e.host, port: e.port })) } : {}
+        return { host, port, ...brokers, username: id, password, expiresAt, ttlMs }
     }
 
     /** Revokes every broker credential past its expiry. Returns the devices revoked. */

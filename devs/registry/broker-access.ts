@@ -2,7 +2,8 @@
  * What the registry needs of a broker: per-device logins limited to the
  * device's own topics, and owner logins limited to their devices' topics.
  * The registry decides who gets a login and for how long; an adapter
- * (devs/broker/dynsec.ts for Mosquitto) installs and removes it.
+ * (devs/broker/dynsec.ts for Mosquitto, devs/broker/rabbitmq-access.ts for a
+ * RabbitMQ cluster) installs and removes it.
  */
 
 /**
@@ -17,8 +18,10 @@ export function ownerUsername(owner: string): string {
 export interface BrokerAccess {
     /** Where devices connect. */
     endpoint: { host: string; port: number }
-    /** Creates or replaces the device's broker login, allowed only its own topics. */
-    grant(deviceId: string, password: string): Promise<void>
+    /** Every node a device may connect to, `endpoint` first, when the broker is a cluster; devices fail over in this order. */
+    endpoints?: { host: string; port: number }[]
+    /** Creates or replaces the device's broker login, allowed only its own topics, until `expiresAt` (ms since the epoch). */
+    grant(deviceId: string, password: string, expiresAt: number): Promise<void>
     /** Removes the device's broker login and drops its session. */
     revoke(deviceId: string): Promise<void>
     /**

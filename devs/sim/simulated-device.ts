@@ -29,14 +29,14 @@ import { OwnerStore } from "../owner/store.ts"
 import type { Rejected, Verified } from "../owner/verifier.ts"
 import { httpsTransport } from "../registry/client.ts"
 import { REGISTRY_PORT } from "../project.ts"
-import type { LocalStack } from "../stack/local.ts"
+import type { StackCore } from "../stack/local.ts"
 import { deviceLine, powerCutEnv, runDevs, runInSimulator, type Devtools, type DevsResult, type PortMap } from "./devs-cli.ts"
 import { until } from "./until.ts"
 
 /** Options of a simulated device. */
 export interface SimulatedDeviceOptions {
     /** The registry and broker it enrolls with and publishes to; its owner uses them too. */
-    stack: LocalStack
+    stack: StackCore
     /** Folder for the simulator's persistent flash (`vm/`) and the owner's store. */
     dir: string
     /** The devtools server a simulator outside test mode (`start`) connects to. */
@@ -84,7 +84,7 @@ export class SimulatedDevice {
             registryUrl,
             name: owner,
             brokerCa: ca,
-            brokerUrl: `mqtts://localhost:${stack.broker.port}`,
+            brokerNodes: stack.mqtt.endpoints,
             log: line => options.transcript.push(`${Date.now()} owner: ${line}`),
         })
         this.service.on("verified", m => {

@@ -6,7 +6,8 @@
  * seconds since `npm start`):
  * - the firmware is built (in the background from the start: the longest
  *   stage; a build whose sources did not change since the last one is reused);
- * - the local stack (private CA, Mosquitto with TLS and dynamic security, the
+ * - the local stack (private CA, Mosquitto with TLS and dynamic security, or
+ *   with `--broker rabbitmq` a RabbitMQ cluster (devs/stack/cluster.ts), the
  *   registry over HTTPS, the update service; state in the git-ignored
  *   `var/stack`) and the DeviceScript devtools server the simulator needs;
  * - the owner service (store var/owner/owner.db, owner "local") with its API
@@ -34,7 +35,8 @@ import { migrateKeystore } from "../owner/keystore-migration.ts"
 import { runOwnerService, type RunningOwner } from "../owner/run.ts"
 import { OwnerStore } from "../owner/store.ts"
 import { OWNER_FILES, ownerKeystorePath, PROJECT_ROOT, REGISTRY_PORT, SIMULATOR_FILES, stackFiles } from "../project.ts"
-import { startLocalStack, type LocalStack } from "../stack/local.ts"
+import { startClusterStack } from "../stack/cluster.ts"
+import { startLocalStack, type StackCore } from "../stack/local.ts"
 import { CLASS_ID, manifestFor, signManifest } from "../updates/manifest.ts"
 import { ensureSigningKey, type SigningKey } from "../updates/signing-key.ts"
 import { buildImage, deviceLine, powerCutEnv, runDevs, startDevtools, type Devtools, type PortMap } from "./devs-cli.ts"
@@ -57,9 +59,14 @@ export interface StartPorts {
     owner: number
 }
 
+/** Which broker the stack runs: Mosquitto (the embedded default) or a RabbitMQ cluster of `nodes` nodes on free ports. */
+export type BrokerChoice = { kind: "mosquitto" } | { kind: "rabbitmq"; nodes: number }
+
 /** Options of `npm start`. */
 export interface StartOptions {
     ports: StartPorts
+    /** Default: Mosquitto on `ports.broker`. */
+    broker?: BrokerChoice
     /** A file holding a new console password (for an owner who lost theirs). */
     passwordFile?: string
 }
@@ -90,7 +97,7 @@ class Progress {
 export async function startLocal(options: StartOptions): Promise<void> {
     const { ports } = options
     const progress = new Progress()
-    let stack: LocalStack | undefined
+    let stack: StackCore | undefined
     let owner: RunningOwner | undefined
     let devtools: Devtools | undefined
     /** Ends the build and the simulator, whichever runs. */
@@ -106,7 +113,7 @@ export async function startLocal(options: StartOptions): Promise<void> {
         void (owner ? owner.stop() : Promise.resolve()).finally(() => stack?.stop())
     }
     // the broker must not outlive us, however we end
-    process.on("exit", () => stack?.broker.process.kill("SIGKILL"))
+    process.on("exit", () => stack?.killBroker())
     process.on("SIGINT", () => stop(0))
     process.on("SIGTERM", () => stop(0))
     try {
@@ -116,17 +123,19 @@ export async function startLocal(options: StartOptions): Promise<void> {
         const files = stackFiles()
         const building = buildLocal(files.localBuild, children.signal, progress)
         building.catch(() => {}) // awaited below; a failure before then must not go unhandled
-        progress.line("starting the local stack (CA, Mosquitto, registry, update service)…")
         // the registry's security events, and what goes wrong in the broker (not its connection notices)
-        const stackLog = (service: string, line: string) => (service !== "mosquitto" || /error/i.test(line)) && progress.line(line)
-        stack = await startLocalStack({
-            dir: files.dir,
-            registryPort: ports.registry,
-            brokerPort: ports.broker,
-            updatesPort: ports.updates,
-            onLog: stackLog,
-        })
-        progress.stage(`local stack up: registry https://localhost:${stack.registryPort}, broker mqtts://localhost:${stack.broker.port}`)
+        const stackLog = (service: string, line: string) => (service === "registry" || /error/i.test(line)) && progress.line(line)
+        const services = { dir: files.dir, registryPort: ports.registry, updatesPort: ports.updates, onLog: stackLog }
+        const broker = options.broker ?? { kind: "mosquitto" }
+        if (broker.kind === "rabbitmq") {
+            progress.line(`starting the local stack (CA, a ${broker.nodes}-node RabbitMQ cluster, registry, update service)…`)
+            stack = await startClusterStack({ ...services, nodes: broker.nodes })
+        } else {
+            progress.line("starting the local stack (CA, Mosquitto, registry, update service)…")
+            stack = await startLocalStack({ ...services, brokerPort: ports.broker })
+        }
+        const brokers = stack.mqtt.endpoints.map(e => `mqtts://${e.host}:${e.port}`).join(" ")
+        progress.stage(`local stack up: registry https://localhost:${stack.registryPort}, broker ${brokers}`)
         devtools = await startDevtools(PROJECT_ROOT, ports.devtools)
         devtools.process.on("exit", code => {
             if (!stopping) progress.error(`the devtools server exited (${code}); stopping`)
@@ -163,7 +172,7 @@ class Simulation {
 
     constructor(
         private readonly owner: RunningOwner,
-        private readonly stack: LocalStack,
+        private readonly stack: StackCore,
         private readonly progress: Progress,
         private readonly image: string,
         private readonly ports: PortMap
@@ -255,7 +264,7 @@ function moveFormerFlash(progress: Progress) {
 
 /** Starts the owner service on var/owner (moving an older keystore into its store first); prints how to log in and what it stores. */
 async function startOwner(
-    stack: LocalStack,
+    stack: StackCore,
     progress: Progress,
     options: StartOptions & { simulator: SimulatorControl }
 ): Promise<RunningOwner> {
@@ -277,7 +286,7 @@ async function startOwner(
         name: OWNER,
         registryUrl: `https://localhost:${stack.registryPort}`,
         ca: readFileSync(stack.pki.caCert),
-        brokerUrl: `mqtts://localhost:${stack.broker.port}`,
+        brokerNodes: stack.mqtt.endpoints,
         port: options.ports.owner,
         passwordFile: options.passwordFile,
         simulator: options.simulator,
@@ -325,7 +334,7 @@ async function buildLocal(path: string, signal: AbortSignal, progress: Progress)
 }
 
 /** Publishes the image at `path` signed, one sequence above the newest image of its class (an image already published is left as it is). */
-async function publishLocalBuild(stack: LocalStack, key: SigningKey, path: string, progress: Progress) {
+async function publishLocalBuild(stack: StackCore, key: SigningKey, path: string, progress: Progress) {
     const image = readFileSync(path)
     const digest = createHash("sha256").update(image).digest("hex")
     if (!(await stack.registry.store.getFirmwareImage(digest))) {

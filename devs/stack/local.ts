@@ -23,6 +23,7 @@ import { KeyVault } from "../updates/key-vault.ts"
 import { UpdateService } from "../updates/service.ts"
 import { loadPublicKey } from "../updates/signing-key.ts"
 import { WsskGateway } from "../updates/wssk.ts"
+import type { BrokerAccess } from "../registry/broker-access.ts"
 import { ensurePki, type Pki } from "./pki.ts"
 
 /** Options of the local stack. */
@@ -55,19 +56,43 @@ export interface LocalStackOptions {
     offerManifest?: (newest: Buffer | undefined, classId: string) => Buffer | undefined
 }
 
-/** A running local stack. */
-export interface LocalStack {
+/** A server's host name and TCP port. */
+export interface Endpoint {
+    host: string
+    port: number
+}
+
+/** How owners and tools reach the broker, whichever it is. */
+export interface BrokerReach {
+    /** Every node, in the order to try them (one for Mosquitto). */
+    endpoints: Endpoint[]
+    /**
+     * Whether the owner's session should persist (clean session = 0): on a cluster its queue is a quorum queue that
+     * outlives any one node; Mosquitto here keeps no state across restarts, so its sessions stay clean.
+     */
+    persistentSessions: boolean
+}
+
+/** What every stack has, whichever broker it runs. */
+export interface StackCore {
     pki: Pki
     registry: Registry
-    broker: MosquittoInstance
-    dynsec: MosquittoDynsec
     /** Where the registry listens (0 with `serveRegistry: false`, unless a port was given). */
     registryPort: number
     updates: UpdateService
     gateway: WsskGateway
+    mqtt: BrokerReach
+    stop(): Promise<void>
+    /** Kills the broker at once, synchronously: for an `exit` hook (the broker must not outlive its stack's process). */
+    killBroker(): void
+}
+
+/** A running local stack (Mosquitto). */
+export interface LocalStack extends StackCore {
+    broker: MosquittoInstance
+    dynsec: MosquittoDynsec
     /** Stops and restarts Mosquitto on the same port and state (logins survive). */
     restartBroker(): Promise<void>
-    stop(): Promise<void>
 }
 
 /**
@@ -118,76 +143,94 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
             broker.port
         )
         stops.push(() => dynsec.close())
-        const store = new SqliteStore(files.registryDb)
-        stops.push(() => store.close())
-        const tls = { key: readFileSync(pki.serverKey), cert: readFileSync(pki.serverCert) }
-        // the service logs into the registry's event log; the registry is made just below
-        let registry: Registry | undefined = undefined
-        const updates = new UpdateService({
-            store,
-            vault: KeyVault.open(files.vaultKey),
-            signingKeys: options.signingKeys ?? [loadPublicKey()],
-            trialDeadlineMs: options.trialDeadlineMs,
-            event: (kind, identity, detail) => registry?.event(kind, "updates", identity, detail),
-            onDeployProgress: options.onDeployProgress,
-            offer: options.offerManifest,
-        })
-        updates.startTimer()
-        stops.push(() => updates.close())
-        const gateway = new WsskGateway({
-            tls,
-            port: options.updatesPort ?? 0,
-            masterKeyFor: id => updates.masterKeyFor(id),
-            onEvent: e => registry?.event(e.kind, e.source ?? "wssk", e.deviceId ?? "?", e.detail),
-            onConnect: session => {
-                void updates.connected(session)
-                void session.closed.then(() => updates.disconnected(session.deviceId))
-            },
-        })
-        await gateway.start()
-        stops.push(() => gateway.stop())
-        registry = new Registry({
-            store,
-            broker: dynsec,
-            brokerTokenTtlMs: options.brokerTokenTtlMs,
-            log: options.onLog ? line => options.onLog!("registry", line) : undefined,
-            updates: { service: updates, endpoint: { host: "localhost", port: gateway.port, windowMs: options.updateWindowMs ?? 300_000 } },
-        })
-        registry.startExpiryTimer()
-        stops.push(() => registry!.close())
-        let registryPort = options.registryPort ?? 0
-        if (options.serveRegistry !== false) {
-            const server = serveRegistry(registry, tls)
-            await new Promise<void>((resolve, reject) => {
-                server.once("error", reject)
-                server.listen(registryPort, "127.0.0.1", () => resolve())
-            })
-            registryPort = (server.address() as AddressInfo).port
-            stops.push(() => {
-                const closed = new Promise<void>(resolve => server.close(() => resolve()))
-                server.closeAllConnections()
-                return closed
-            })
-        }
+        const services = await startServices(options, files, pki, dynsec, stops)
         return {
             pki,
-            registry,
+            ...services,
+            // owners reach Mosquitto itself, not a front a test advertises to devices
+            mqtt: { endpoints: [{ host: "localhost", port: broker.port }], persistentSessions: false },
             get broker() {
                 return broker
             },
             dynsec,
-            registryPort,
-            updates,
-            gateway,
             restartBroker: async () => {
                 await dynsec.close()
                 await broker.stop()
                 broker = await startMosquitto({ ...brokerOptions, port: broker.port })
             },
             stop: stopAll,
+            killBroker: () => broker.process.kill("SIGKILL"),
         }
     } catch (e) {
         await stopAll()
         throw e
     }
+}
+
+/** What `startServices` needs: the stack's options other than the broker's. */
+export type ServicesOptions = Omit<LocalStackOptions, "brokerPort" | "advertisedBrokerPort">
+
+/**
+ * Starts the registry (on its SQLite store, with `broker` for broker logins) and the update service with its
+ * WSSK gateway; pushes what stops each onto `stops`. Every stack runs these the same way, whatever its broker.
+ */
+export async function startServices(
+    options: ServicesOptions,
+    files: ReturnType<typeof stackFiles>,
+    pki: Pki,
+    broker: BrokerAccess,
+    stops: (() => unknown)[]
+): Promise<{ registry: Registry; registryPort: number; updates: UpdateService; gateway: WsskGateway }> {
+    const store = new SqliteStore(files.registryDb)
+    stops.push(() => store.close())
+    const tls = { key: readFileSync(pki.serverKey), cert: readFileSync(pki.serverCert) }
+    // the service logs into the registry's event log; the registry is made just below
+    let registry: Registry | undefined = undefined
+    const updates = new UpdateService({
+        store,
+        vault: KeyVault.open(files.vaultKey),
+        signingKeys: options.signingKeys ?? [loadPublicKey()],
+        trialDeadlineMs: options.trialDeadlineMs,
+        event: (kind, identity, detail) => registry?.event(kind, "updates", identity, detail),
+        onDeployProgress: options.onDeployProgress,
+        offer: options.offerManifest,
+    })
+    updates.startTimer()
+    stops.push(() => updates.close())
+    const gateway = new WsskGateway({
+        tls,
+        port: options.updatesPort ?? 0,
+        masterKeyFor: id => updates.masterKeyFor(id),
+        onEvent: e => registry?.event(e.kind, e.source ?? "wssk", e.deviceId ?? "?", e.detail),
+        onConnect: session => {
+            void updates.connected(session)
+            void session.closed.then(() => updates.disconnected(session.deviceId))
+        },
+    })
+    await gateway.start()
+    stops.push(() => gateway.stop())
+    registry = new Registry({
+        store,
+        broker,
+        brokerTokenTtlMs: options.brokerTokenTtlMs,
+        log: options.onLog ? line => options.onLog!("registry", line) : undefined,
+        updates: { service: updates, endpoint: { host: "localhost", port: gateway.port, windowMs: options.updateWindowMs ?? 300_000 } },
+    })
+    registry.startExpiryTimer()
+    stops.push(() => registry!.close())
+    let registryPort = options.registryPort ?? 0
+    if (options.serveRegistry !== false) {
+        const server = serveRegistry(registry, tls)
+        await new Promise<void>((resolve, reject) => {
+            server.once("error", reject)
+            server.listen(registryPort, "127.0.0.1", () => resolve())
+        })
+        registryPort = (server.address() as AddressInfo).port
+        stops.push(() => {
+            const closed = new Promise<void>(resolve => server.close(() => resolve()))
+            server.closeAllConnections()
+            return closed
+        })
+    }
+    return { registry, registryPort, updates, gateway }
 }

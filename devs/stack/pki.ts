@@ -44,8 +44,8 @@ function newKeyAndCsr(dir: string, name: string, cn: string) {
     )
 }
 
-function sign(dir: string, name: string, ca: string, days: number, san: string) {
-    writePrivateFile(join(dir, `${name}.ext`), `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`)
+function sign(dir: string, name: string, ca: string, days: number, san: string, usage = "serverAuth") {
+    writePrivateFile(join(dir, `${name}.ext`), `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=${usage}\n`)
     openssl(
         [
             "x509",
@@ -113,6 +113,20 @@ export function ensurePki(dir: string): Pki {
         sign(dir, "server", "ca", 365, "DNS:localhost,IP:127.0.0.1")
     }
     return pki
+}
+
+/**
+ * A client certificate from the local CA for `name` (`<name>.crt` / `<name>.key` beside the CA), made once:
+ * what the broker's nodes present to the registry's auth backend (devs/broker/rabbitmq-auth.ts).
+ */
+export function ensureClientCertificate(pki: Pki, name: string): { cert: string; key: string } {
+    if (!/^[a-z][a-z0-9-]{0,40}$/.test(name)) throw new RangeError(`client certificate name ${JSON.stringify(name)}`)
+    const files = { cert: join(pki.dir, `${name}.crt`), key: join(pki.dir, `${name}.key`) }
+    if (!existsSync(files.cert)) {
+        newKeyAndCsr(pki.dir, name, name)
+        sign(pki.dir, name, "ca", 365, `DNS:${name}`, "clientAuth")
+    }
+    return files
 }
 
 /** Certificates a client must refuse, each as `<name>.crt` / `<name>.key` in the PKI folder. */

@@ -13,7 +13,8 @@
  *
  * It prints one line per file, `ok   file  N/N  (12.3 s)` or `FAIL …`, the
  * output of failed files only, the counts of every fuzz campaign (lines
- * `fuzz <parser>: N inputs, …`), and ends with `N passed, N failed`. Files
+ * `fuzz <parser>: N inputs, …`) and what a test measured (lines
+ * `measured <what>: …`), and ends with `N passed, N failed`. Files
  * start longest first, by how long each took last time (var/test-times.json).
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
@@ -70,6 +71,8 @@ const DEVICE_SUMMARY = /tests: (\d+), pass: (\d+), error: (\d+)/
 
 /** The line a fuzz campaign prints, on the device or the host. */
 const FUZZ_LINE = /fuzz \S+: \d+ inputs, \d+ crashes, \d+ invalid accepted.*$/
+/** The line a test prints of what it measured (losses and duplicates of a fail-over, say). */
+const MEASURED_LINE = /measured \S+: .*$/
 
 function deviceSuite(file: string): Job {
     return {
@@ -250,8 +253,8 @@ export async function runTests({ filters, deviceOnly, hostOnly, jobs }: TestSele
         const note = outcome.note ? `, ${outcome.note}` : ""
         console.log(`${ok ? "ok  " : "FAIL"} ${job.name.padEnd(width)}  ${count.padStart(7)}  (${seconds.toFixed(1)} s${note})`)
         for (const line of outcome.output.split("\n")) {
-            const fuzz = FUZZ_LINE.exec(line)
-            if (fuzz) console.log(`       ${fuzz[0]}`)
+            const shown = FUZZ_LINE.exec(line) ?? MEASURED_LINE.exec(line)
+            if (shown) console.log(`       ${shown[0]}`)
         }
         if (!ok) console.log(indent(outcome.output))
     })

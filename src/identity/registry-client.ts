@@ -13,8 +13,12 @@ import { HttpsConnection, HttpsError, HttpsResponse } from "../net/https"
 import { DeviceIdentity, isEnrolled, markEnrolled, readOwnerEnvelope } from "./credentials"
 import { makeScramVerifier, ScramClient, ScramError, ScramKeyCache } from "./scram"
 
-/** Broker credentials issued after a successful exchange, for the broker at `host:port`; held in RAM only. */
+/**
+ * Broker credentials issued after a successful exchange, for the broker at `host:port`; held in RAM only.
+ * A cluster's grant also names every node (`nodes`, `host:port` first), which the uplink fails over between.
+ */
 export interface BrokerGrant extends Endpoint {
+    nodes: Endpoint[]
     username: string
     password: string
     /** Registry clock (ms since the epoch) at which the password stops working. */
@@ -46,6 +50,9 @@ export interface SessionReply {
     /** "accepted", or why the update step was refused. */
     update?: string
 }
+
+/** Broker nodes a grant may name: a cluster of three to five, with room to spare; more is a registry fault. */
+const MAX_BROKER_NODES = 8
 
 /** Raised when the registry exchange fails; `kind` says what to log. */
 export class RegistryError extends Error {
@@ -183,7 +190,8 @@ export async function authenticate(
     return parseSession(r.body)
 }
 
-function parseSession(body: Buffer): RegistrySession {
+/** Reads the registry's answer to a login: claimed or not, the broker grant (every node of a cluster), the update service. */
+export function parseSession(body: Buffer): RegistrySession {
     let v: any
     try {
         v = JSON.parse(body.toString("utf-8"))
@@ -203,7 +211,25 @@ function parseSession(body: Buffer): RegistrySession {
             !(b.ttlMs > 0)
         )
             throw new RegistryError("protocol", "malformed broker grant")
-        session.broker = { host: b.host, port: b.port, username: b.username, password: b.password, expiresAt: b.expiresAt, ttlMs: b.ttlMs }
+        const nodes: Endpoint[] = [{ host: b.host, port: b.port }]
+        if (b.brokers !== undefined) {
+            if (!Array.isArray(b.brokers) || b.brokers.length > MAX_BROKER_NODES)
+                throw new RegistryError("protocol", "malformed broker nodes")
+            for (const node of b.brokers) {
+                if (!node || typeof node.host !== "string" || typeof node.port !== "number")
+                    throw new RegistryError("protocol", "malformed broker node")
+                if (node.host !== b.host || node.port !== b.port) nodes.push({ host: node.host, port: node.port })
+            }
+        }
+        session.broker = {
+            host: b.host,
+            port: b.port,
+            nodes,
+            username: b.username,
+            password: b.password,
+            expiresAt: b.expiresAt,
+            ttlMs: b.ttlMs,
+        }
     }
     const u = v ? v.updates : undefined
     if (u) {

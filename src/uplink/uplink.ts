@@ -8,6 +8,9 @@
  *
  * Sealing and queueing never wait for the network, so a registry or broker
  * outage only fills the queue. Failures back off exponentially with jitter.
+ * When the broker is a cluster the grant names every node, and a connection
+ * that fails or breaks moves on to the next one; a message leaves the queue
+ * only on its PUBACK, so what a dying node did not acknowledge is sent again.
  */
 import * as ds from "@devicescript/core"
 import { encodeReadingPacks, ReadingBatch } from "../codec/readings"
@@ -84,6 +87,8 @@ export class SecureUplink implements ReadingSink {
     private readonly waiting = new CommandBacklog(MAX_WAITING_COMMANDS)
     private grant: BrokerGrant = undefined
     private grantUntilMs = 0
+    /** Which of the grant's broker nodes to connect to next: a failed connection moves on to the next node. */
+    private brokerTurn = 0
     /** Set once a session is up: a connection that worked and then broke starts the backoff afresh. */
     private sessionUp = false
     /** Work that needs the socket (an update check): run between sessions. */
@@ -228,6 +233,8 @@ export class SecureUplink implements ReadingSink {
 
     private async recordFailure(e: any) {
         if (e instanceof MqttError) {
+            // a node that is down, unreachable or broken: the next one (a refused login is not the node's fault)
+            if (e.failure !== "refused") this.brokerTurn++
             if (e.failure === "tls") await this.options.events.record("tls-refused", e.message)
             if (e.failure === "refused") {
                 await this.options.events.record("auth-failure", e.message)
@@ -238,9 +245,10 @@ export class SecureUplink implements ReadingSink {
 
     /** An MQTT connection with the credentials of `grant`. */
     private async connect(grant: BrokerGrant): Promise<MqttClient> {
+        const node = grant.nodes[this.brokerTurn % grant.nodes.length]
         return await MqttClient.connect({
-            host: grant.host,
-            port: grant.port,
+            host: node.host,
+            port: node.port,
             clientId: this.options.identity.deviceId,
             username: grant.username,
             password: grant.password,
@@ -257,9 +265,13 @@ export class SecureUplink implements ReadingSink {
             await self.onDownlink(m.topic, m.payload)
         }
         try {
-            await client.subscribe(`things/${id}/down/#`, 1)
+            // QoS 0: a clean session drops what is in flight when it ends (MQTT 3.1.1 §4.1), so QoS 1 would add nothing, and
+            // on a RabbitMQ cluster a clean QoS 1 subscription is a durable queue on one node, which blocks subscribing
+            // on any other node while that node is down; a QoS 0 subscription's queue goes with its node
+            await client.subscribe(`things/${id}/down/#`, 0)
             this.sessionUp = true
-            console.log(`uplink: connected to ${grant.host}:${grant.port}`)
+            const node = grant.nodes[this.brokerTurn % grant.nodes.length]
+            console.log(`uplink: connected to ${node.host}:${node.port}`)
             while (ds.millis() < this.grantUntilMs) {
                 const ran = await this.runNextCommand()
                 if (this.socketTask) return

@@ -10,6 +10,7 @@ import {
     wipeIdentity,
 } from "../../src/identity/credentials"
 import { ENVELOPE_AAD } from "../../src/identity/owner-envelope"
+import { parseSession, RegistryError } from "../../src/identity/registry-client"
 import { pbkdf2Sha256 } from "../../src/identity/scram"
 import { CoseError, open } from "../../src/secure/cose"
 import { claimProof, envelopeKey, ownerRoot } from "../../src/secure/keys"
@@ -92,5 +93,26 @@ describe("identity", () => {
         expect(refusals[0]).toBe("stored identity has an unknown layout")
         for (let i = 1; i < refusals.length; ++i) expect(refusals[i].indexOf("stored identity is not valid CBOR") === 0).toBe(true)
         await wipeIdentity()
+    })
+
+    test("a broker grant names every node of a cluster, the first once; a malformed node list is refused", async () => {
+        // concatenated, not a template: the compiler drops a "}" that follows a substitution (`${x}}}` gives two)
+        const grant = (brokers: string) =>
+            Buffer.from(
+                '{"claimed":true,"broker":{"host":"a","port":1,"username":"u","password":"p","expiresAt":5,"ttlMs":9' + brokers + "}}"
+            )
+        const one = parseSession(grant("")).broker
+        expect(one.nodes.length).toBe(1)
+        expect(one.nodes[0].host).toBe("a")
+        const three = parseSession(grant(`,"brokers":[{"host":"a","port":1},{"host":"b","port":2},{"host":"c","port":3}]`)).broker
+        expect(three.nodes.length).toBe(3)
+        expect(`${three.nodes[1].host}:${three.nodes[1].port} ${three.nodes[2].host}:${three.nodes[2].port}`).toBe("b:2 c:3")
+        const malformed = (brokers: string) => refusal(RegistryError, () => parseSession(grant(`,"brokers":${brokers}`)))
+        expect(malformed(`"b:2"`)).toBe("malformed broker nodes")
+        expect(malformed(`[{"host":"b"}]`)).toBe("malformed broker node")
+        expect(malformed(`[null]`)).toBe("malformed broker node")
+        const many: string[] = []
+        for (let i = 0; i < 9; ++i) many.push('{"host":"n' + i + '","port":' + (i + 1) + "}")
+        expect(malformed(`[${many.join(",")}]`)).toBe("malformed broker nodes")
     })
 })

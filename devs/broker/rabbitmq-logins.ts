@@ -1,0 +1,108 @@
+/**
+ * The broker logins the registry hands out when RabbitMQ is the broker, kept
+ * where the auth backend (./rabbitmq-auth.ts) looks them up: per login the
+ * SHA-256 of its password and when it expires, and which devices each owner
+ * may follow. No password is stored. A broker password is 192 random bits
+ * made by the registry, never chosen by a person, so a single fast hash is
+ * enough: no dictionary exists to try against it, and 2^192 guesses stay out
+ * of reach however fast each one is (a slow hash would only cost every CONNECT).
+ *
+ * SQLite in its own file beside the registry's database: the embedded
+ * default, as the registry's store is; `BrokerLogins` is the seam for a
+ * shared database when several registries answer one cluster.
+ */
+import { createHash } from "node:crypto"
+import Database from "better-sqlite3"
+import { ensurePrivateFile } from "../files/private.ts"
+
+/** One login: a device (its id) or an owner (`owner-<name>`). */
+export interface BrokerLogin {
+    username: string
+    /** SHA-256 of the password. */
+    passwordHash: Buffer
+    /** When the password stops working (ms since the epoch); null for owner logins, which do not expire. */
+    expiresAt: number | null
+}
+
+/** Where broker logins are kept. */
+export interface BrokerLogins {
+    /** Creates or replaces a login. */
+    put(login: BrokerLogin): void
+    /** Creates a login unless one exists; false if it did. */
+    insert(login: BrokerLogin): boolean
+    get(username: string): BrokerLogin | undefined
+    delete(username: string): void
+    /** Lets `owner` follow `deviceId`. */
+    addOwnedDevice(owner: string, deviceId: string): void
+    owns(owner: string, deviceId: string): boolean
+    close(): void
+}
+
+/** The SHA-256 a login keeps of its password. */
+export function passwordHash(password: string): Buffer {
+    return createHash("sha256").update(password, "utf8").digest()
+}
+
+/** Logins in a SQLite file (":memory:" for tests), mode 0600. */
+export class SqliteBrokerLogins implements BrokerLogins {
+    private readonly db: Database.Database
+    private readonly sql
+
+    constructor(path: string) {
+        if (path !== ":memory:") ensurePrivateFile(path)
+        this.db = new Database(path)
+        this.db.pragma("journal_mode = WAL")
+        this.db.exec(`
+            CREATE TABLE IF NOT EXISTS broker_logins (
+                username TEXT PRIMARY KEY,
+                password_hash BLOB NOT NULL,
+                expires_at INTEGER
+            );
+            CREATE TABLE IF NOT EXISTS owned_devices (
+                owner TEXT NOT NULL,
+                device_id TEXT NOT NULL,
+                PRIMARY KEY (owner, device_id)
+            );
+        `)
+        this.sql = {
+            put: this.db.prepare(
+                `INSERT INTO broker_logins (username, password_hash, expires_at) VALUES (?, ?, ?)
+                 ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, expires_at = excluded.expires_at`
+            ),
+            insert: this.db.prepare("INSERT OR IGNORE INTO broker_logins (username, password_hash, expires_at) VALUES (?, ?, ?)"),
+            get: this.db.prepare("SELECT * FROM broker_logins WHERE username = ?"),
+            delete: this.db.prepare("DELETE FROM broker_logins WHERE username = ?"),
+            addOwnedDevice: this.db.prepare("INSERT OR IGNORE INTO owned_devices (owner, device_id) VALUES (?, ?)"),
+            owns: this.db.prepare("SELECT 1 FROM owned_devices WHERE owner = ? AND device_id = ?"),
+        }
+    }
+
+    put(login: BrokerLogin) {
+        this.sql.put.run(login.username, login.passwordHash, login.expiresAt)
+    }
+
+    insert(login: BrokerLogin): boolean {
+        return this.sql.insert.run(login.username, login.passwordHash, login.expiresAt).changes === 1
+    }
+
+    get(username: string): BrokerLogin | undefined {
+        const row = this.sql.get.get(username) as { username: string; password_hash: Buffer; expires_at: number | null } | undefined
+        return row && { username: row.username, passwordHash: row.password_hash, expiresAt: row.expires_at }
+    }
+
+    delete(username: string) {
+        this.sql.delete.run(username)
+    }
+
+    addOwnedDevice(owner: string, deviceId: string) {
+        this.sql.addOwnedDevice.run(owner, deviceId)
+    }
+
+    owns(owner: string, deviceId: string): boolean {
+        return this.sql.owns.get(owner, deviceId) !== undefined
+    }
+
+    close() {
+        this.db.close()
+    }
+}

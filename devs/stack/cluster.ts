@@ -1,0 +1,107 @@
+/**
+ * The distributed broker: the local stack's registry and update service
+ * (./local.ts) with a RabbitMQ cluster instead of Mosquitto. The registry
+ * keeps the broker logins (devs/broker/rabbitmq-logins.ts) and answers every
+ * node's auth checks on a listener of its own (HTTPS with client
+ * certificates, devs/broker/rabbitmq-auth.ts); devices are told every node
+ * and fail over between them; owners keep persistent sessions, whose quorum
+ * queues survive the loss of a node.
+ *
+ * The cluster's state lives in a temporary folder and goes with `stop()`;
+ * the registry's database, the logins and the PKI stay in `dir`, as with Mosquitto.
+ */
+import { randomBytes } from "node:crypto"
+import { readFileSync } from "node:fs"
+import type { AddressInfo } from "node:net"
+import { RabbitAccess } from "../broker/rabbitmq-access.ts"
+import { RabbitAuthPolicy, serveRabbitAuth } from "../broker/rabbitmq-auth.ts"
+import { startRabbitCluster, type RabbitCluster } from "../broker/rabbitmq-cluster.ts"
+import { SqliteBrokerLogins } from "../broker/rabbitmq-logins.ts"
+import { ensurePrivateDir } from "../files/private.ts"
+import { stackFiles } from "../project.ts"
+import type { Registry } from "../registry/app.ts"
+import { startServices, type ServicesOptions, type StackCore } from "./local.ts"
+import { ensureClientCertificate, ensurePki } from "./pki.ts"
+
+/** The name in the client certificate the nodes present to the auth backend. */
+const BROKER_CLIENT = "sentinel-broker"
+/** The registry's own login for the management API (its password is made per run and kept in memory). */
+const ADMIN_USERNAME = "sentinel-registry"
+
+/** Options of the cluster stack. */
+export interface ClusterStackOptions extends ServicesOptions {
+    /** Nodes in the cluster (default 3). */
+    nodes?: number
+}
+
+/** A running cluster stack. */
+export interface ClusterStack extends StackCore {
+    cluster: RabbitCluster
+    access: RabbitAccess
+    /** Where the auth backend listens. */
+    authPort: number
+}
+
+/** Starts PKI, the auth backend, the cluster, the update service and the registry; on failure stops what started and throws. */
+export async function startClusterStack(options: ClusterStackOptions): Promise<ClusterStack> {
+    const files = stackFiles(options.dir)
+    ensurePrivateDir(files.dir)
+    const pki = ensurePki(files.pki)
+    const client = ensureClientCertificate(pki, BROKER_CLIENT)
+    const stops: (() => unknown)[] = []
+    const stopAll = async () => {
+        for (const stop of stops.splice(0).reverse()) await stop()
+    }
+    try {
+        const logins = new SqliteBrokerLogins(files.brokerLogins)
+        stops.push(() => logins.close())
+        const admin = { username: ADMIN_USERNAME, password: randomBytes(24).toString("base64url") }
+        // the backend's events go into the registry's log; the registry starts after the cluster
+        const events: { registry?: Registry; early: Parameters<Registry["event"]>[] } = { early: [] }
+        const auth = serveRabbitAuth({
+            policy: new RabbitAuthPolicy(logins, admin),
+            tls: { cert: readFileSync(pki.serverCert), key: readFileSync(pki.serverKey), clientCa: readFileSync(pki.caCert) },
+            event: (...e) => (events.registry ? events.registry.event(...e) : events.early.push(e)),
+        })
+        await new Promise<void>((resolve, reject) => {
+            auth.once("error", reject)
+            auth.listen(0, "127.0.0.1", () => resolve())
+        })
+        stops.push(() => {
+            const closed = new Promise<void>(resolve => auth.close(() => resolve()))
+            auth.closeAllConnections()
+            return closed
+        })
+        const authPort = (auth.address() as AddressInfo).port
+        const cluster = await startRabbitCluster({
+            nodes: options.nodes,
+            tls: {
+                caCert: pki.caCert,
+                serverCert: pki.serverCert,
+                serverKey: pki.serverKey,
+                clientCert: client.cert,
+                clientKey: client.key,
+            },
+            authUrl: `https://localhost:${authPort}`,
+            onLog: options.onLog ? (node, line) => options.onLog!(node, line) : undefined,
+        })
+        stops.push(() => cluster.stop())
+        const access = new RabbitAccess({ logins, endpoints: cluster.mqttEndpoints, managementUrls: cluster.managementUrls, admin })
+        const services = await startServices(options, files, pki, access, stops)
+        events.registry = services.registry
+        for (const e of events.early.splice(0)) services.registry.event(...e)
+        return {
+            pki,
+            ...services,
+            mqtt: { endpoints: cluster.mqttEndpoints, persistentSessions: true },
+            cluster,
+            access,
+            authPort,
+            stop: stopAll,
+            killBroker: () => cluster.kill(),
+        }
+    } catch (e) {
+        await stopAll()
+        throw e
+    }
+}
