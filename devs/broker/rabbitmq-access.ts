@@ -9,9 +9,9 @@
  * asking one node after another until one answers. (In 3.10,
  * `rabbitmqctl close_all_user_connections` does not see MQTT connections.)
  */
-import { randomBytes } from "node:crypto"
+import { timingSafeEqual } from "node:crypto"
 import { request } from "node:http"
-import type { BrokerAccess } from "../registry/broker-access.ts"
+import { ownerUsername, type BrokerAccess } from "../registry/broker-access.ts"
 import type { AdminLogin } from "./rabbitmq-auth.ts"
 import { passwordHash, type BrokerLogins } from "./rabbitmq-logins.ts"
 
@@ -48,13 +48,30 @@ export class RabbitAccess implements BrokerAccess {
         await this.closeSessions(deviceId)
     }
 
-    async allowOwner(owner: string, deviceId: string): Promise<{ username: string; password: string } | undefined> {
-        const username = `owner-${owner}`
+    /**
+     * The owner's login does not expire at the broker (the registry revokes it at its expiry); a new password replaces
+     * the old one without ending the session, as a renewal must not.
+     */
+    async grantOwner(owner: string, password: string, deviceIds: string[]): Promise<void> {
+        this.options.logins.setOwnedDevices(owner, deviceIds)
+        this.options.logins.put({ username: ownerUsername(owner), passwordHash: passwordHash(password), expiresAt: null })
+    }
+
+    async allowOwner(owner: string, deviceId: string): Promise<void> {
         this.options.logins.addOwnedDevice(owner, deviceId)
-        const password = randomBytes(24).toString("base64url")
-        return this.options.logins.insert({ username, passwordHash: passwordHash(password), expiresAt: null })
-            ? { username, password }
-            : undefined
+    }
+
+    async revokeOwner(owner: string): Promise<void> {
+        const username = ownerUsername(owner)
+        this.options.logins.delete(username)
+        this.options.logins.setOwnedDevices(owner, [])
+        await this.closeSessions(username)
+    }
+
+    async checkOwnerLogin(owner: string, password: string): Promise<boolean> {
+        const login = this.options.logins.get(ownerUsername(owner))
+        if (!login) return false
+        return timingSafeEqual(passwordHash(password), login.passwordHash)
     }
 
     /** Closes every connection of `username`, on whichever node it is. */

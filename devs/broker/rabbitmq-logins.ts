@@ -34,6 +34,8 @@ export interface BrokerLogins {
     delete(username: string): void
     /** Lets `owner` follow `deviceId`. */
     addOwnedDevice(owner: string, deviceId: string): void
+    /** Lets `owner` follow exactly `deviceIds` (what it followed before and is not among them, no more). */
+    setOwnedDevices(owner: string, deviceIds: string[]): void
     owns(owner: string, deviceId: string): boolean
     close(): void
 }
@@ -74,6 +76,7 @@ export class SqliteBrokerLogins implements BrokerLogins {
             delete: this.db.prepare("DELETE FROM broker_logins WHERE username = ?"),
             addOwnedDevice: this.db.prepare("INSERT OR IGNORE INTO owned_devices (owner, device_id) VALUES (?, ?)"),
             owns: this.db.prepare("SELECT 1 FROM owned_devices WHERE owner = ? AND device_id = ?"),
+            clearOwnedDevices: this.db.prepare("DELETE FROM owned_devices WHERE owner = ?"),
         }
     }
 
@@ -96,6 +99,13 @@ export class SqliteBrokerLogins implements BrokerLogins {
 
     addOwnedDevice(owner: string, deviceId: string) {
         this.sql.addOwnedDevice.run(owner, deviceId)
+    }
+
+    setOwnedDevices(owner: string, deviceIds: string[]) {
+        this.db.transaction(() => {
+            this.sql.clearOwnedDevices.run(owner)
+            for (const id of deviceIds) this.sql.addOwnedDevice.run(owner, id)
+        })()
     }
 
     owns(owner: string, deviceId: string): boolean {
