@@ -20,12 +20,13 @@ import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt"
 import { claimProof } from "../../devs/owner/keys.ts"
-import { claim, enroll, httpsTransport, login, type Transport } from "../../devs/registry/client.ts"
+import { claim, enroll, httpsTransport, login, ownerLogin, type Transport } from "../../devs/registry/client.ts"
 import { makeHostDevice, type HostDevice } from "../../devs/sim/host-device.ts"
 import { until } from "../../devs/sim/until.ts"
 import { startClusterStack, type ClusterStack } from "../../devs/stack/cluster.ts"
 import { ensureClientCertificate } from "../../devs/stack/pki.ts"
 import { generateSigningKey } from "../../devs/updates/signing-key.ts"
+import { ownerSession } from "./support/owner.ts"
 
 const dir = mkdtempSync(join(tmpdir(), "broker-auth-"))
 /** Broker passwords live 6 s here: long enough for each step, short enough to watch one expire. */
@@ -35,33 +36,43 @@ let ca: Buffer
 let registry: Transport
 /** Two devices of alice, one of bob. */
 let a1: HostDevice, a2: HostDevice, b1: HostDevice
+/** The owners' broker logins, renewed by `ownerLogins` (they live TTL_MS, as the devices' do). */
 let alice: { username: string; password: string }
 let bob: { username: string; password: string }
+const ownerPasswords = new Map<string, Buffer>()
 
 before(async () => {
     stack = await startClusterStack({ dir, nodes: 1, brokerTokenTtlMs: TTL_MS, signingKeys: [generateSigningKey().publicKey] })
     ca = readFileSync(stack.pki.caCert)
     registry = httpsTransport(`https://localhost:${stack.registryPort}`, ca)
+    for (const name of ["alice", "bob"]) ownerPasswords.set(name, (await ownerSession(registry, name)).password)
     const owned = async (owner: string) => {
         const { device, enrollment } = await makeHostDevice()
         assert.equal((await enroll(registry, enrollment)).status, 201)
-        const reply = await claim(registry, device.id, claimProof(device.claimCode), owner)
-        assert.equal(reply.status, 200)
-        return { device, broker: reply.body.broker as { username: string; password: string } | undefined }
+        const { token } = await ownerLogin(registry, owner, ownerPasswords.get(owner)!)
+        assert.equal((await claim(registry, device.id, claimProof(device.claimCode), token)).status, 200)
+        return device
     }
-    const first = await owned("alice")
-    a1 = first.device
-    alice = first.broker!
-    a2 = (await owned("alice")).device
-    const third = await owned("bob")
-    b1 = third.device
-    bob = third.broker!
+    a1 = await owned("alice")
+    a2 = await owned("alice")
+    b1 = await owned("bob")
 })
 
 after(async () => {
     await stack?.stop()
     rmSync(dir, { recursive: true, force: true })
 })
+
+/** Fresh broker logins of both owners, from their SCRAM logins: the earlier ones may have expired. */
+async function ownerLogins() {
+    const broker = async (name: string) => {
+        const { broker } = await ownerLogin(registry, name, ownerPasswords.get(name)!)
+        assert.ok(broker, `the registry gave ${name} a broker login`)
+        return broker
+    }
+    alice = await broker("alice")
+    bob = await broker("bob")
+}
 
 /** A fresh broker password for `device`, from a SCRAM login. */
 async function grant(device: HostDevice) {
@@ -129,7 +140,7 @@ describe("auth backend rules", () => {
         const user = (over: Record<string, string>) =>
             ask("/user", { username: a1.id, password: g.password, vhost: "/", client_id: a1.id, ...over })
         assert.equal((await user({})).body, "allow")
-        const refusedBefore = events("broker-login-refused").length
+        const refusedBefore = (await events("broker-login-refused")).length
         assert.equal((await user({ password: g.password + "x" })).body, "deny")
         assert.equal((await user({ client_id: a2.id })).body, "deny", "another client id")
         assert.equal((await user({ client_id: "" })).body, "deny", "no client id")
@@ -139,7 +150,7 @@ describe("auth backend rules", () => {
             "another login"
         )
         assert.equal((await ask("/user", { username: "admin", password: "guest", vhost: "/", client_id: "admin" })).body, "deny")
-        const refused = events("broker-login-refused").slice(refusedBefore)
+        const refused = (await events("broker-login-refused")).slice(refusedBefore)
         assert.equal(refused.length, 5)
         assert.ok(
             refused.every(e => !e.detail.includes(g.password)),
@@ -150,7 +161,7 @@ describe("auth backend rules", () => {
         await stack.access.grant(a1.id, "expired-password", Date.now() - 1)
         const expired = await ask("/user", { username: a1.id, password: "expired-password", vhost: "/", client_id: a1.id })
         assert.equal(expired.body, "deny")
-        assert.ok(events("broker-login-refused").some(e => e.identity === a1.id && e.detail === "user: password expired"))
+        assert.ok((await events("broker-login-refused")).some(e => e.identity === a1.id && e.detail === "user: password expired"))
         // vhost: only "/", under the login's client id
         await grant(a1)
         assert.equal((await ask("/vhost", { username: a1.id, vhost: "/", ip: "127.0.0.1", tags: "", client_id: a1.id })).body, "allow")
@@ -163,7 +174,7 @@ describe("auth backend rules", () => {
             (await ask("/topic", topic(a1.id, permission, key, clientId))).body
         assert.equal(await t("write", `things.${a1.id}.up.readings`), "allow")
         assert.equal(await t("read", `things.${a1.id}.down.#`), "allow")
-        const before = events("broker-acl-refused").length
+        const before = (await events("broker-acl-refused")).length
         assert.equal(await t("read", `things.${a1.id}.up.readings`), "deny")
         assert.equal(await t("write", `things.${a1.id}.down.command`), "deny")
         assert.equal(await t("write", `things.${a2.id}.up.readings`), "deny", "another device's topic")
@@ -171,10 +182,11 @@ describe("auth backend rules", () => {
         assert.equal(await t("read", `things.#`), "deny")
         assert.equal(await t("write", `things.${a1.id}.up`), "deny", "the prefix alone")
         assert.equal(await t("write", `things.${a1.id}.up.readings`, a2.id), "deny", "under another client id")
-        assert.equal(events("broker-acl-refused").length - before, 7)
+        assert.equal((await events("broker-acl-refused")).length - before, 7)
     })
 
     test("owner topics: read up and write down of each device it owns, never another owner's", async () => {
+        await ownerLogins()
         const t = async (permission: string, key: string) => (await ask("/topic", topic(alice.username, permission, key))).body
         for (const d of [a1, a2]) {
             assert.equal(await t("read", `things.${d.id}.up.#`), "allow")
@@ -218,16 +230,17 @@ describe("auth backend rules", () => {
     })
 
     test("malformed requests and callers without the broker's certificate are refused, as security events", async () => {
-        const before = events("broker-auth-malformed").length
+        await ownerLogins()
+        const before = (await events("broker-auth-malformed")).length
         assert.equal((await ask("/users", { username: a1.id })).status, 404)
         assert.equal((await ask("/topic", `username=${a1.id}&username=${a2.id}`)).status, 400, "a repeated field")
         assert.equal((await ask("/topic", `username=${"x".repeat(600)}`)).status, 400, "an overlong field")
         assert.equal((await ask("/topic", `username=%00${a1.id}`)).status, 400, "a control character")
         assert.equal((await ask("/topic", "a=".padEnd(5000, "b"))).status, 413)
-        assert.equal(events("broker-auth-malformed").length - before, 5)
-        const tlsBefore = events("broker-auth-tls-refused").length
+        assert.equal((await events("broker-auth-malformed")).length - before, 5)
+        const tlsBefore = (await events("broker-auth-tls-refused")).length
         await assert.rejects(ask("/user", { username: a1.id, password: "x", vhost: "/", client_id: a1.id }, true))
-        await until("the TLS refusal as an event", () => events("broker-auth-tls-refused").length > tlsBefore, 5000)
+        await until("the TLS refusal as an event", async () => (await events("broker-auth-tls-refused")).length > tlsBefore, 5000)
         // and the backend still answers
         assert.equal((await ask("/topic", topic(bob.username, "read", `things.${b1.id}.up.#`))).body, "allow")
     })
@@ -271,6 +284,7 @@ function closedWithin(client: MqttClient, ms: number): Promise<boolean> {
 describe("through the broker", () => {
     test("a device and its owner exchange messages; other client ids, topics and devices are refused", async () => {
         const port = stack.cluster.mqttEndpoints[0].port
+        await ownerLogins()
         const owner = await connect(port, { ...alice, clientId: alice.username, clean: false })
         assert.ok("client" in owner, why(owner))
         const got: string[] = []
@@ -302,8 +316,8 @@ describe("through the broker", () => {
         } finally {
             await owner.client.endAsync()
         }
-        assert.ok(events("broker-acl-refused").some(e => e.identity === a1.id && e.detail.includes(`things.${a2.id}.up`)))
-        assert.ok(events("broker-acl-refused").some(e => e.identity === bob.username && e.detail.includes(a1.id)))
+        assert.ok((await events("broker-acl-refused")).some(e => e.identity === a1.id && e.detail.includes(`things.${a2.id}.up`)))
+        assert.ok((await events("broker-acl-refused")).some(e => e.identity === bob.username && e.detail.includes(a1.id)))
     })
 
     test("an expired password: its live session is closed by the registry, and it no longer logs in", async () => {
