@@ -46,6 +46,7 @@ import type { BrokerAccess } from "./broker-access.ts"
 import type { FirmwareUpdates, UpdateEndpoint } from "./firmware-updates.ts"
 import { parseAuthorization } from "./http-auth.ts"
 import { OwnerAccounts } from "./owners.ts"
+import { base64Field, HttpError, jsonBody, MAX_BODY_BYTES } from "./request.ts"
 import { sourceOf } from "./source.ts"
 import type { DeviceRecord, RegistryStore } from "./store.ts"
 
@@ -73,26 +74,6 @@ export interface RegistryOptions {
 
 const REALM = "sentinel"
 const DEVICE_ID = /^[0-9a-f]{32}$/
-const MAX_BODY_BYTES = 4096
-
-/** A client error with a status code; its message is safe to send and log. */
-class HttpError extends Error {
-    constructor(
-        readonly status: number,
-        message: string,
-        readonly headers: Record<string, string> = {}
-    ) {
-        super(message)
-    }
-}
-
-function b64(field: unknown, name: string, min: number, max: number): Buffer {
-    if (typeof field !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(field) || field.length % 4 !== 0)
-        throw new HttpError(400, `${name} must be base64`)
-    const b = Buffer.from(field, "base64")
-    if (b.length < min || b.length > max) throw new HttpError(400, `${name} must be ${min}..${max} bytes`)
-    return b
-}
 
 function iterations(field: unknown, name: string): number {
     if (!Number.isInteger(field) || (field as number) < SCRAM_MIN_ITERATIONS || (field as number) > SCRAM_MAX_ITERATIONS)
@@ -180,17 +161,6 @@ export class Registry {
         }
     }
 
-    private json(body: Buffer): Record<string, unknown> {
-        if (body.length > MAX_BODY_BYTES) throw new HttpError(413, "body too large")
-        try {
-            const v = JSON.parse(body.toString("utf8"))
-            if (v && typeof v === "object" && !Array.isArray(v)) return v
-        } catch {
-            // fall through
-        }
-        throw new HttpError(400, "body must be a JSON object")
-    }
-
     /** The keys a login or claim is limited under: its source, and its source with the device tried (./rate-limit.ts). */
     private keys(what: "login" | "claim", source: string, id: string): string[] {
         const from = sourceOf(source)
@@ -220,24 +190,24 @@ export class Registry {
     private async enroll(body: Buffer, source: string) {
         const from = sourceOf(source)
         await this.guard([`enroll-ip:${from}`, `enroll-new:${from}`])
-        const req = this.json(body)
+        const req = jsonBody(body)
         const id = req.id
         if (typeof id !== "string" || !DEVICE_ID.test(id)) throw new HttpError(400, "id must be 32 lowercase hex characters")
         const scram = (req.scram ?? {}) as Record<string, unknown>
         const claim = (req.claim ?? {}) as Record<string, unknown>
         const device: DeviceRecord = {
             id,
-            scramSalt: b64(scram.salt, "scram.salt", 16, 64),
+            scramSalt: base64Field(scram.salt, "scram.salt", 16, 64),
             scramIterations: iterations(scram.iterations, "scram.iterations"),
-            storedKey: b64(scram.storedKey, "scram.storedKey", 32, 32),
-            serverKey: b64(scram.serverKey, "scram.serverKey", 32, 32),
-            claimSalt: b64(claim.salt, "claim.salt", 16, 64),
+            storedKey: base64Field(scram.storedKey, "scram.storedKey", 32, 32),
+            serverKey: base64Field(scram.serverKey, "scram.serverKey", 32, 32),
+            claimSalt: base64Field(claim.salt, "claim.salt", 16, 64),
             claimIterations: iterations(claim.iterations, "claim.iterations"),
-            claimHash: b64(claim.hash, "claim.hash", 32, 32),
+            claimHash: base64Field(claim.hash, "claim.hash", 32, 32),
             owner: null,
             enrolledAt: this.clock(),
             claimedAt: null,
-            ownerEnvelope: b64(((req.owner ?? {}) as Record<string, unknown>).envelope, "owner.envelope", 40, 256),
+            ownerEnvelope: base64Field(((req.owner ?? {}) as Record<string, unknown>).envelope, "owner.envelope", 40, 256),
         }
         if (!(await this.store.insertDevice(device))) {
             this.event("re-enroll-refused", source, id, "enrollment of an id already enrolled")
@@ -328,7 +298,7 @@ export class Registry {
         if (this.options.updates) {
             body.updates = this.options.updates.endpoint
             // the report is read only now that the proof has verified
-            if (report && report.length) body.reply = await this.options.updates.service.handleReport(id, this.json(report))
+            if (report && report.length) body.reply = await this.options.updates.service.handleReport(id, jsonBody(report))
         }
         return { status: 200, headers: { "authentication-info": info }, body }
     }
@@ -388,7 +358,7 @@ export class Registry {
         // the owner is the account of the session: no name is taken by claiming under it first
         const owner = await this.owners.authenticate(authorization)
         if (!owner) throw new HttpError(401, "claims need an owner session (log in as the owner first)", { "www-authenticate": "Bearer" })
-        const req = this.json(body)
+        const req = jsonBody(body)
         const { id, code } = req
         if (typeof id !== "string" || !DEVICE_ID.test(id)) throw new HttpError(400, "id must be 32 lowercase hex characters")
         if (req.owner !== undefined && req.owner !== owner) throw new HttpError(403, "owner is not the session's account")

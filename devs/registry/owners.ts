@@ -31,6 +31,7 @@ import {
     serverFirst,
     type ScramVerifier,
 } from "./scram.ts"
+import { base64Field, HttpError, jsonBody } from "./request.ts"
 import { sourceOf } from "./source.ts"
 import { ExchangeRefusal, type PendingExchanges } from "./exchanges.ts"
 import type { OwnerRecord, RegistryStore } from "./store.ts"
@@ -39,7 +40,6 @@ import type { OwnerRecord, RegistryStore } from "./store.ts"
 export const OWNER_NAME = /^[A-Za-z0-9._@-]{1,64}$/
 
 const SESSION_TTL_MS = 3_600_000
-const MAX_BODY_BYTES = 4096
 
 /** A reply of the registry. */
 export interface RegistryReply {
@@ -66,24 +66,6 @@ export interface OwnerAccountsContext {
     succeed(keys: string[]): Promise<void>
 }
 
-class OwnerHttpError extends Error {
-    constructor(
-        readonly status: number,
-        message: string,
-        readonly headers: Record<string, string> = {}
-    ) {
-        super(message)
-    }
-}
-
-function b64(field: unknown, name: string, min: number, max: number): Buffer {
-    if (typeof field !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(field) || field.length % 4 !== 0)
-        throw new OwnerHttpError(400, `${name} must be base64`)
-    const b = Buffer.from(field, "base64")
-    if (b.length < min || b.length > max) throw new OwnerHttpError(400, `${name} must be ${min}..${max} bytes`)
-    return b
-}
-
 const sha256 = (b: Buffer | string) => createHash("sha256").update(b).digest()
 
 /** Owner registration, login and sessions. */
@@ -100,7 +82,7 @@ export class OwnerAccounts {
             if (method === "GET" && path === "/v1/owners/session") return await this.session(headers["authorization"], source)
             return undefined
         } catch (e) {
-            if (e instanceof OwnerHttpError) return { status: e.status, headers: e.headers, body: { error: e.message } }
+            if (e instanceof HttpError) return { status: e.status, headers: e.headers, body: { error: e.message } }
             if (e instanceof ScramProtocolError) {
                 this.ctx.event("auth-failure", source, "?", `owner login protocol error: ${e.message}`)
                 return { status: 400, headers: {}, body: { error: e.message } }
@@ -115,33 +97,22 @@ export class OwnerAccounts {
         return m ? await this.ctx.store.ownerSession(sha256(m[1]), this.ctx.clock()) : undefined
     }
 
-    private json(body: Buffer): Record<string, unknown> {
-        if (body.length > MAX_BODY_BYTES) throw new OwnerHttpError(413, "body too large")
-        try {
-            const v = JSON.parse(body.toString("utf8"))
-            if (v && typeof v === "object" && !Array.isArray(v)) return v
-        } catch {
-            // fall through
-        }
-        throw new OwnerHttpError(400, "body must be a JSON object")
-    }
-
     private async register(body: Buffer, source: string): Promise<RegistryReply> {
         const keys = [`owner-register-ip:${source}`]
         await this.ctx.guard(keys)
-        const req = this.json(body)
+        const req = jsonBody(body)
         const { name } = req
-        if (typeof name !== "string" || !OWNER_NAME.test(name)) throw new OwnerHttpError(400, "name must be 1..64 of A-Z a-z 0-9 . _ @ -")
+        if (typeof name !== "string" || !OWNER_NAME.test(name)) throw new HttpError(400, "name must be 1..64 of A-Z a-z 0-9 . _ @ -")
         const scram = (req.scram ?? {}) as Record<string, unknown>
         const iterations = scram.iterations
         if (!Number.isInteger(iterations) || (iterations as number) < SCRAM_MIN_ITERATIONS || (iterations as number) > SCRAM_MAX_ITERATIONS)
-            throw new OwnerHttpError(400, `scram.iterations must be an integer ${SCRAM_MIN_ITERATIONS}..${SCRAM_MAX_ITERATIONS}`)
+            throw new HttpError(400, `scram.iterations must be an integer ${SCRAM_MIN_ITERATIONS}..${SCRAM_MAX_ITERATIONS}`)
         const owner: OwnerRecord = {
             name,
-            scramSalt: b64(scram.salt, "scram.salt", 16, 64),
+            scramSalt: base64Field(scram.salt, "scram.salt", 16, 64),
             scramIterations: iterations as number,
-            storedKey: b64(scram.storedKey, "scram.storedKey", 32, 32),
-            serverKey: b64(scram.serverKey, "scram.serverKey", 32, 32),
+            storedKey: base64Field(scram.storedKey, "scram.storedKey", 32, 32),
+            serverKey: base64Field(scram.serverKey, "scram.serverKey", 32, 32),
             createdAt: this.ctx.clock(),
         }
         // a name that already holds claims (made before accounts existed) is taken too, unless the claims' login proves them
@@ -158,7 +129,7 @@ export class OwnerAccounts {
         if ((legacy && !proven) || !(await this.ctx.store.insertOwner(owner))) {
             this.ctx.event("owner-register-refused", source, name, "registration of a name already taken")
             await this.ctx.failed(keys, source, name, "owner registration")
-            throw new OwnerHttpError(409, "name taken")
+            throw new HttpError(409, "name taken")
         }
         this.ctx.event("owner-registered", source, name, proven ? "owner account adopting its earlier claims" : "new owner account")
         return { status: 201, headers: {}, body: { name } }
@@ -169,14 +140,14 @@ export class OwnerAccounts {
     }
 
     private async session(authorization: string | undefined, source: string): Promise<RegistryReply> {
-        if (!authorization) throw new OwnerHttpError(401, "authentication required", this.challenge())
+        if (!authorization) throw new HttpError(401, "authentication required", this.challenge())
         const { scheme, params } = parseAuthorization(authorization)
         if (scheme.toUpperCase() !== SCRAM_MECHANISM) {
             this.ctx.event("downgrade", source, "?", `owner client tried ${scheme.slice(0, 20)}`)
-            throw new OwnerHttpError(401, "only SCRAM-SHA-256 is accepted", this.challenge())
+            throw new HttpError(401, "only SCRAM-SHA-256 is accepted", this.challenge())
         }
         const data = params.get("data")
-        if (!data) throw new OwnerHttpError(401, "missing data", this.challenge())
+        if (!data) throw new HttpError(401, "missing data", this.challenge())
         const message = Buffer.from(data, "base64").toString("utf8")
         const sid = params.get("sid")
         return sid ? await this.sessionFinal(sid, message, source) : await this.sessionFirst(message, source)
@@ -197,9 +168,9 @@ export class OwnerAccounts {
         const { message: reply, exchange } = serverFirst(first, verifier)
         const opened = await this.ctx.exchanges.open("owner", sourceOf(source), exchange, this.ctx.clock())
         if ("refused" in opened) {
-            if (opened.refused === ExchangeRefusal.Full) throw new OwnerHttpError(503, "busy")
+            if (opened.refused === ExchangeRefusal.Full) throw new HttpError(503, "busy")
             this.ctx.event("rate-limited", source, name, "too many owner logins in progress from this source")
-            throw new OwnerHttpError(429, "too many logins in progress")
+            throw new HttpError(429, "too many logins in progress")
         }
         const { sid } = opened
         return {
@@ -211,7 +182,7 @@ export class OwnerAccounts {
 
     private async sessionFinal(sid: string, message: string, source: string): Promise<RegistryReply> {
         const exchange = await this.ctx.exchanges.take("owner", sid, this.ctx.clock())
-        if (!exchange) throw new OwnerHttpError(401, "unknown or expired exchange", this.challenge())
+        if (!exchange) throw new HttpError(401, "unknown or expired exchange", this.challenge())
         const name = exchange.username
         const keys = this.limitKeys(name, source)
         await this.ctx.guard(keys)
@@ -220,7 +191,7 @@ export class OwnerAccounts {
         if (!final || !owner) {
             this.ctx.event("auth-failure", source, name, "owner login: invalid proof")
             await this.ctx.failed(keys, source, name, "owner login")
-            throw new OwnerHttpError(401, "authentication failed", this.challenge())
+            throw new HttpError(401, "authentication failed", this.challenge())
         }
         await this.ctx.succeed(keys)
         const now = this.ctx.clock()
