@@ -8,7 +8,7 @@
  *    a native addon that was never built is rebuilt.
  * 3. The Debian packages the program needs (`npm start`: Mosquitto with its
  *    dynamic-security plugin and openssl; `npm test` and `npm run bench`:
- *    Chromium too, and `npm test` PostgreSQL, whose initdb starts the throwaway
+ *    Chromium and RabbitMQ too, and `npm test` PostgreSQL, whose initdb starts the throwaway
  *    clusters of the registry's suites): installed with `apt-get install -y` when run as root,
  *    otherwise one `sudo apt-get …` line and exit 2.
  * 4. The program, devs/bin/<name>.ts, in this same process under tsx's loader,
@@ -33,6 +33,11 @@ const DEBIAN = {
     openssl: { provides: () => findExecutable("openssl"), programs: ["start", "test", "bench"] },
     chromium: { provides: () => existsSync("/usr/bin/chromium"), programs: ["test", "bench"] },
     postgresql: { provides: () => postgresInstalled(), programs: ["test"] },
+    // the broker tests' RabbitMQ cluster (devs/broker/rabbitmq-cluster.ts), and the bench's auth backend
+    "rabbitmq-server": {
+        provides: () => existsSync("/usr/lib/rabbitmq/bin/rabbitmq-server") && findExecutable("epmd"),
+        programs: ["test", "bench"],
+    },
 }
 
 /** Whether a PostgreSQL server is installed where Debian puts it (devs/stack/pg-cluster.ts runs its initdb). */
