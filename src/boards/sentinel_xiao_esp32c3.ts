@@ -1,5 +1,6 @@
 /** The image of the Seeed XIAO ESP32-C3 board (boards/sentinel_xiao_esp32c3.board.json): the firmware with the SHT30 and AHT20 drivers. */
 import { runFirmware } from "../firmware"
 import { aht20, driverPorts, sht30 } from "../sensors/drivers"
+import { TRUST_ANCHOR } from "../update/trust-anchor"
 
-await runFirmware(driverPorts({ sht30: sht30, aht20: aht20 }))
+await runFirmware(driverPorts({ sht30: sht30, aht20: aht20 }), TRUST_ANCHOR)

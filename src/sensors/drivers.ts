@@ -9,8 +9,16 @@
  * that saturate.
  */
 import * as ds from "@devicescript/core"
-import { startAHT20, startBME680, startSHT30, startSHTC3 } from "@devicescript/drivers"
+// each driver from its own module: the package's index would run the top-level code of every driver it has
+import { startAHT20 } from "@devicescript/drivers/src/aht20"
+import { startBME680 } from "@devicescript/drivers/src/bme680"
+import { startSHT30 } from "@devicescript/drivers/src/sht30"
+import { startSHTC3 } from "@devicescript/drivers/src/shtc3"
+import { configureHardware } from "@devicescript/servers"
 import { PortOpener, Quantity, Sample, SensorConfig, SensorModel, SensorPort } from "./types"
+
+// what the package's index does: no I2C scan at start
+configureHardware({ scanI2C: false })
 
 type ReadableRole = ds.Role & { reading: ds.Register<number> }
 

@@ -82,13 +82,21 @@ export class OutboundQueue {
         return this.flash.length + this.ram.length
     }
 
-    /** Adds a message at the tail; spills or drops the oldest when full. */
-    async push(message: QueuedMessage) {
+    /**
+     * Adds a message at the tail; spills or drops the oldest when full. A
+     * `durable` message goes to flash at once, to outlive a restart of the
+     * program (an update's report, made just before the update replaces it):
+     * it leaves after what flash holds and before what RAM holds.
+     */
+    async push(message: QueuedMessage, durable?: boolean) {
         if (message.payload.length > MAX_QUEUED_BYTES)
             throw new RangeError(`message of ${message.payload.length} bytes exceeds ${MAX_QUEUED_BYTES}`)
-        this.ram.push(message)
-        if (this.ram.length <= this.ramCapacity) return
-        const spilled = this.ram.shift()
+        let spilled = message
+        if (!durable) {
+            this.ram.push(message)
+            if (this.ram.length <= this.ramCapacity) return
+            spilled = this.ram.shift()
+        }
         if (this.flash.length >= this.flashSlots) {
             await this.deleteSlot(this.flash.shift())
             this.dropped++

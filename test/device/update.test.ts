@@ -22,7 +22,7 @@ import {
     SLH_PK_BYTES,
     SLH_SIG_BYTES,
 } from "../../src/update/slh-dsa"
-import { decideAtBoot, MAX_TRIAL_BOOTS, SlotRecordError, SlotStore, UpdatePhase, UpdateState } from "../../src/update/slots"
+import { decideAtBoot, MAX_TRIAL_BOOTS, SlotStore, UpdatePhase, UpdateState } from "../../src/update/slots"
 import { asyncRefusal, thrown } from "./support"
 
 function manifest(sequence: number, image: string): FirmwareManifest {
@@ -35,7 +35,7 @@ function reason(f: () => void): string {
 }
 
 function state(phase: UpdatePhase, trialBoots = 0): UpdateState {
-    return { phase, securityCounter: 1, trialBoots, refused: 0 }
+    return { phase, securityCounter: 1, trialBoots }
 }
 
 const A = manifest(1, "v1")
@@ -96,7 +96,7 @@ describe("slot records", () => {
     test("write and read back slots and state", async () => {
         await store.writeSlot(SettingKey.SlotA, A)
         await store.writeSlot(SettingKey.SlotB, B)
-        await store.writeState({ phase: UpdatePhase.Trial, securityCounter: 1, trialBoots: 2, refused: 0 })
+        await store.writeState({ phase: UpdatePhase.Trial, securityCounter: 1, trialBoots: 2 })
         expect((await store.readSlot(SettingKey.SlotA)).sequence).toBe(1)
         expect((await store.readSlot(SettingKey.SlotB)).sequence).toBe(2)
         const s = await store.readState()
@@ -107,17 +107,17 @@ describe("slot records", () => {
         const bad = (await readBytes(SettingKey.SlotB)).slice(0)
         bad[10] = bad[10] ^ 1
         await writeBytes(SettingKey.SlotB, bad)
-        const refusal = await asyncRefusal(SlotRecordError, async () => await store.readSlot(SettingKey.SlotB))
+        const refusal = await asyncRefusal(ManifestError, async () => await store.readSlot(SettingKey.SlotB))
         expect(refusal).toBe(`${SettingKey.SlotB}: record fails its check`)
     })
     test("a record moved to another key is detected (slot A's bytes under slot B)", async () => {
         await writeBytes(SettingKey.SlotB, await readBytes(SettingKey.SlotA))
-        const refusal = await asyncRefusal(SlotRecordError, async () => await store.readSlot(SettingKey.SlotB))
+        const refusal = await asyncRefusal(ManifestError, async () => await store.readSlot(SettingKey.SlotB))
         expect(refusal).toBe(`${SettingKey.SlotB}: record fails its check`)
     })
     test("another device's key does not accept the records", async () => {
         const other = new SlotStore(secret, "ffeeddccbbaa99887766554433221100")
-        const refusal = await asyncRefusal(SlotRecordError, async () => await other.readState())
+        const refusal = await asyncRefusal(ManifestError, async () => await other.readState())
         expect(refusal).toBe(`${SettingKey.UpdateState}: record fails its check`)
     })
 })
