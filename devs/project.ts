@@ -13,11 +13,17 @@ export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..
 /** State made on this machine, never in git: keys, certificates, databases, broker state. */
 const VAR_DIR = join(PROJECT_ROOT, "var")
 
-/** The owner's firmware signing key (mode 0600): keep it off the device and out of git; back it up. */
-export const SIGNING_KEY_PATH = join(VAR_DIR, "keys", "firmware-signing.json")
+/**
+ * The owner's firmware keys (devs/updates/keyring.ts): root keys (`root-<kid>.json`, to be moved offline),
+ * release keys (`release-<kid>.json`), each mode 0600, and the documents the root signed (`trust/`, public).
+ */
+export const KEYS_DIR = join(VAR_DIR, "keys")
 
-/** The firmware module holding the signing public key, written by keygen (git-ignored too). */
+/** The firmware module holding the root the firmware trusts from the start, written by keygen (git-ignored too). */
 export const TRUST_ANCHOR_PATH = join(PROJECT_ROOT, "src", "update", "trust-anchor.ts")
+
+/** The root the OTA test's firmware images trust (test/device/fixtures/ota/firmware.ts): written by whoever builds them. */
+export const OTA_ANCHOR_PATH = join(PROJECT_ROOT, "test", "device", "fixtures", "generated", "ota-anchor.ts")
 
 /** An owner's keystore (mode 0600): broker login, owner roots and counters of the devices they claimed. */
 export function ownerKeystorePath(owner: string): string {

@@ -6,6 +6,7 @@
  * - bytecode: every image, the simulator's (src/main.ts) and each board's
  *   (src/boards/*.ts), as `devs build` writes it, with its functions
  *   attributed to the folders that hold them (the compiler's debug map);
+ *   and where its function code ends, which the runtime holds to 64 KB;
  * - RAM: the VM heap (64 KB) left free at the firmware's heaviest moments,
  *   found by test/device/fixtures/ram-probe.ts allocating 256-byte blocks
  *   until an OutOfMemory panic ends the run.
@@ -26,6 +27,16 @@ export const IMAGE_GOAL_BYTES = 64 * 1024
 export const IMAGE_BUDGET_BYTES = 88 * 1024
 /** Free VM heap every heavy moment must leave. */
 export const RAM_HEADROOM_BYTES = 16 * 1024
+/**
+ * Where an image's function code must end: the runtime refuses an image whose
+ * function table and code reach past 64 KB from its start (devs_verify in the
+ * runtime's verify.c, error 1051: `prevProc < 0x10000`), whatever its total
+ * size; strings come after and do not count. The compiler then fails with
+ * "verification error: -1051". This binds before the bytecode budget does.
+ */
+export const CODE_LIMIT_BYTES = 0x10000
+/** The image header's table of sections: (start, length) pairs of 32-bit words from this offset; the second is the function code. */
+const SECTIONS_AT = 32
 
 /** The entry points of the images: the simulator's, then the boards'. */
 export function firmwareImages(): string[] {
@@ -42,6 +53,8 @@ export interface ImageSize {
     bytes: number
     /** The string table (log and error text, names of properties and functions). */
     strings: number
+    /** Where the function code ends, from the image's start: at most `CODE_LIMIT_BYTES`. */
+    codeEnd: number
     /** Function bytecode per folder of src/ (or package of node_modules), largest first. */
     folders: [string, number][]
 }
@@ -63,6 +76,8 @@ export async function measureImage(entry: string): Promise<ImageSize> {
     if (code !== 0) throw new Error(`devs build ${entry} failed:\n${output}`)
     const bin = join(PROJECT_ROOT, ".devicescript/bin")
     const bytes = statSync(join(bin, "bytecode.devs")).size
+    const header = readFileSync(join(bin, "bytecode.devs")).subarray(0, SECTIONS_AT + 16)
+    const codeEnd = header.readUInt32LE(SECTIONS_AT + 8) + header.readUInt32LE(SECTIONS_AT + 12)
     const dbg = JSON.parse(readFileSync(join(bin, "bytecode-dbg.json"), "utf8")) as {
         sizes: { strings: number }
         sources: { path: string; index: number; length: number }[]
@@ -84,7 +99,7 @@ export async function measureImage(entry: string): Promise<ImageSize> {
             : (spans.find(s => f.location[0] >= s.start && f.location[0] < s.end)?.folder ?? "?")
         folders.set(folder, (folders.get(folder) ?? 0) + f.size)
     }
-    return { entry, bytes, strings: dbg.sizes.strings, folders: [...folders].sort((a, b) => b[1] - a[1]) }
+    return { entry, bytes, strings: dbg.sizes.strings, codeEnd, folders: [...folders].sort((a, b) => b[1] - a[1]) }
 }
 
 /** The heavy moments of ram-probe.ts. */

@@ -13,6 +13,7 @@ import {
     IMAGE_BUDGET_BYTES,
     IMAGE_GOAL_BYTES,
     measureImage,
+    CODE_LIMIT_BYTES,
     RAM_HEADROOM_BYTES,
     RAM_MOMENTS,
     ramHeadroom,
@@ -27,7 +28,8 @@ export async function bytecode() {
         const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`
         console.log(
             `firmware image ${entry}: ${image.bytes} B, ${(image.bytes / IMAGE_GOAL_BYTES).toFixed(3)}x the 64 KB goal, ` +
-                `${(image.bytes / IMAGE_BUDGET_BYTES).toFixed(3)}x the ${kb(IMAGE_BUDGET_BYTES)} budget`
+                `${(image.bytes / IMAGE_BUDGET_BYTES).toFixed(3)}x the ${kb(IMAGE_BUDGET_BYTES)} budget; ` +
+                `function code ends at ${image.codeEnd} B, ${CODE_LIMIT_BYTES - image.codeEnd} B below the runtime's 64 KB limit`
         )
         const functions = image.folders.reduce((sum, [, bytes]) => sum + bytes, 0)
         console.log(

@@ -108,7 +108,23 @@ export interface RegistryStore {
     latestFirmwareImage(classId: string): FirmwareImageRow | undefined
     getDeviceUpdate(deviceId: string): DeviceUpdateRow | undefined
     putDeviceUpdate(update: DeviceUpdateRow): void
+    /** Adds a root document or key list (devs/updates/trust.ts) with its signatures in order; false if that version is published. */
+    insertTrustDocument(document: TrustDocumentRow): boolean
+    /** Every trust document, roots first, each kind in version order. */
+    trustDocuments(): TrustDocumentRow[]
+    /** How many trust documents (versions of either kind) are published: a cheap check for news. */
+    trustDocumentCount(): number
+    /** One signature (a COSE_Sign1) of a trust document, by its place. */
+    getTrustCopy(kind: string, version: number, copy: number): Buffer | undefined
     close(): void
+}
+
+/** A root document or key list as published: one COSE_Sign1 per signature, all over the same payload. */
+export interface TrustDocumentRow {
+    kind: "root" | "keys"
+    version: number
+    copies: Buffer[]
+    publishedAt: number
 }
 
 /**
@@ -182,6 +198,19 @@ export const MIGRATIONS: { version: number; sql: string }[] = [
             );
         `,
     },
+    {
+        version: 4,
+        sql: `
+            CREATE TABLE trust_documents (
+                kind TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                copy INTEGER NOT NULL,
+                signed BLOB NOT NULL,
+                published_at INTEGER NOT NULL,
+                PRIMARY KEY (kind, version, copy)
+            );
+        `,
+    },
 ]
 
 interface DeviceRow {
@@ -234,6 +263,11 @@ function prepareStatements(db: Database.Database) {
         getFirmwareImage: db.prepare("SELECT * FROM firmware_images WHERE digest = ?"),
         latestFirmwareImage: db.prepare("SELECT * FROM firmware_images WHERE class_id = ? ORDER BY sequence DESC, published_at LIMIT 1"),
         getDeviceUpdate: db.prepare("SELECT * FROM device_updates WHERE device_id = ?"),
+        trustVersionExists: db.prepare("SELECT 1 FROM trust_documents WHERE kind = ? AND version = ?"),
+        insertTrustCopy: db.prepare("INSERT INTO trust_documents (kind, version, copy, signed, published_at) VALUES (?, ?, ?, ?, ?)"),
+        trustDocuments: db.prepare("SELECT * FROM trust_documents ORDER BY kind = 'keys', version, copy"),
+        trustDocumentCount: db.prepare("SELECT COUNT(*) AS n FROM trust_documents WHERE copy = 0"),
+        getTrustCopy: db.prepare("SELECT signed FROM trust_documents WHERE kind = ? AND version = ? AND copy = ?"),
         putDeviceUpdate: db.prepare(
             `INSERT INTO device_updates (device_id, sealed_wssk_key, phase, approved_digest, rollback_digest, deadline, failed_digest,
              updated_at)
@@ -410,6 +444,34 @@ export class SqliteStore implements RegistryStore {
             u.failedDigest,
             u.updatedAt
         )
+    }
+
+    insertTrustDocument(d: TrustDocumentRow): boolean {
+        // one transaction: the version is checked and all its copies written, or nothing
+        return this.db.transaction(() => {
+            if (this.sql.trustVersionExists.get(d.kind, d.version)) return false
+            d.copies.forEach((signed, i) => this.sql.insertTrustCopy.run(d.kind, d.version, i, signed, d.publishedAt))
+            return true
+        })()
+    }
+
+    trustDocuments(): TrustDocumentRow[] {
+        const rows = this.sql.trustDocuments.all() as { kind: "root" | "keys"; version: number; signed: Buffer; published_at: number }[]
+        const documents: TrustDocumentRow[] = []
+        for (const r of rows) {
+            const last = documents[documents.length - 1]
+            if (last && last.kind === r.kind && last.version === r.version) last.copies.push(r.signed)
+            else documents.push({ kind: r.kind, version: r.version, copies: [r.signed], publishedAt: r.published_at })
+        }
+        return documents
+    }
+
+    trustDocumentCount(): number {
+        return (this.sql.trustDocumentCount.get() as { n: number }).n
+    }
+
+    getTrustCopy(kind: string, version: number, copy: number): Buffer | undefined {
+        return (this.sql.getTrustCopy.get(kind, version, copy) as { signed: Buffer } | undefined)?.signed
     }
 
     close() {

@@ -9,11 +9,11 @@ import type { Server } from "node:https"
 import { MosquittoDynsec } from "../broker/dynsec.ts"
 import { startMosquitto, type MosquittoInstance } from "../broker/mosquitto.ts"
 import { Registry, serveRegistry } from "../registry/app.ts"
+import type { FirmwareUpdates } from "../registry/firmware-updates.ts"
 import { SqliteStore } from "../registry/store.ts"
 import { BROKER_PORT, REGISTRY_PORT, stackFiles, UPDATES_PORT } from "../project.ts"
 import { KeyVault } from "../updates/key-vault.ts"
 import { UpdateService } from "../updates/service.ts"
-import { loadPublicKey } from "../updates/signing-key.ts"
 import { WsskGateway } from "../updates/wssk.ts"
 import { ensurePrivateDir } from "../files/private.ts"
 import { ensurePki, type Pki } from "./pki.ts"
@@ -33,16 +33,17 @@ export interface LocalStackOptions {
     /** The broker port the registry tells devices (default: the broker's own); tests put a front there. */
     advertisedBrokerPort?: number
     updatesPort?: number
-    /** Public keys the update service accepts firmware from. Default: the owner's key (var/keys). */
-    signingKeys?: Uint8Array[]
     /** How long a deployed candidate has to confirm before it is rolled back. Default 10 minutes. */
     trialDeadlineMs?: number
     /** How long a device keeps its window open for a deploy. Default 5 minutes. */
     updateWindowMs?: number
     /** Follows each deploy's acknowledged writes. */
     onDeployProgress?: (deviceId: string, written: number, total: number) => void
-    /** Which signed manifest devices are offered, given the newest published one (UpdateServiceOptions.offer). */
-    offerManifest?: (newest: Buffer | undefined, classId: string) => Buffer | undefined
+    /**
+     * What the registry serves devices in the update service's name (manifests, trust documents): the
+     * service itself by default. Tests that play a compromised or broken service hand back another.
+     */
+    served?: (service: UpdateService) => FirmwareUpdates
 }
 
 /** A running local stack. */
@@ -87,11 +88,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const updates = new UpdateService({
         store,
         vault: KeyVault.open(files.vaultKey),
-        signingKeys: options.signingKeys ?? [loadPublicKey()],
         trialDeadlineMs: options.trialDeadlineMs,
         event: (kind, identity, detail) => registry?.event(kind, "updates", identity, detail),
         onDeployProgress: options.onDeployProgress,
-        offer: options.offerManifest,
     })
     updates.startTimer()
     const gateway = new WsskGateway({
@@ -110,7 +109,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         broker: dynsec,
         brokerTokenTtlMs: options.brokerTokenTtlMs,
         log: options.onLog ? line => options.onLog!("registry", line) : undefined,
-        updates: { service: updates, endpoint: { host: "localhost", port: gateway.port, windowMs: options.updateWindowMs ?? 300_000 } },
+        updates: {
+            service: options.served?.(updates) ?? updates,
+            endpoint: { host: "localhost", port: gateway.port, windowMs: options.updateWindowMs ?? 300_000 },
+        },
     })
     registry.startExpiryTimer()
     const registryPort = options.registryPort ?? REGISTRY_PORT

@@ -8,7 +8,7 @@ import { readdirSync } from "node:fs"
 import { join, relative } from "node:path"
 import { PROJECT_ROOT } from "../project.ts"
 import { runInSimulator } from "../sim/devs-cli.ts"
-import { ensureSigningKey } from "../updates/signing-key.ts"
+import { ensureKeyring } from "../updates/keyring.ts"
 
 /** What to run. */
 export interface TestSelection {
@@ -149,8 +149,8 @@ function runHostSuites(files: string[]): Promise<Tally> {
 
 /** Runs the selected suites, printing as it goes and the totals at the end. */
 export async function runTests({ filters, deviceOnly, hostOnly }: TestSelection): Promise<Tally> {
-    // the firmware trusts the owner's signing key: a fresh clone makes one (var/keys) and its trust anchor
-    ensureSigningKey()
+    // the firmware trusts the owner's root: a fresh clone makes one (var/keys) and its trust anchor
+    ensureKeyring()
     const total: Tally = { passed: 0, failed: 0 }
     const add = (t: Tally) => {
         total.passed += t.passed

@@ -144,6 +144,18 @@ describe("registry", () => {
         assert.ok(creds.password.length >= 32)
     })
 
+    test("a login that carries a report (the updater's) grants no broker password: the MQTT session's stays valid", async () => {
+        const { broker, t } = setup("report-login")
+        const { device, enrollment } = await makeHostDevice()
+        await enroll(t, enrollment)
+        await claim(t, device.id, claimProof(device.claimCode), "alice")
+        const mqtt = (await login(t, device.id, device.password)).body.broker as { password: string }
+        const updater = await login(t, device.id, device.password, { update: { confirm: "00".repeat(32) } })
+        assert.equal(updater.status, 200)
+        assert.equal(updater.body.broker, undefined)
+        assert.equal(broker.logins.get(device.id), mqtt.password)
+    })
+
     test("broker credentials are revoked at expiry; a new login issues a different password", async () => {
         const { broker, registry, t, advance } = setup("expiry")
         const { device, enrollment } = await makeHostDevice()
@@ -385,10 +397,10 @@ describe("registry", () => {
     })
 
     test("schema migrations run once and are recorded", () => {
-        // numbered 1..N with no gaps: 3 added the update service's tables
+        // numbered 1..N with no gaps: 3 added the update service's tables, 4 its roots and key lists
         assert.deepEqual(
             MIGRATIONS.map(m => m.version),
-            [1, 2, 3]
+            [1, 2, 3, 4]
         )
         const latest = MIGRATIONS[MIGRATIONS.length - 1].version
         const a = new SqliteStore(join(dir, "migrate.db"))

@@ -10,7 +10,7 @@ import assert from "node:assert/strict"
 import { createHash, randomBytes } from "node:crypto"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
-import { describe, test } from "node:test"
+import { after, describe, test } from "node:test"
 import { decode, encode, Tag } from "cbor2"
 import { Registry } from "../../devs/registry/app.ts"
 import { enroll, inProcessTransport, login } from "../../devs/registry/client.ts"
@@ -18,23 +18,38 @@ import { SqliteStore } from "../../devs/registry/store.ts"
 import { makeHostDevice } from "../../devs/sim/host-device.ts"
 import { PROJECT_ROOT } from "../../devs/project.ts"
 import { KeyVault } from "../../devs/updates/key-vault.ts"
+import { bstr, generateSigningKey, keyId, verifyCose } from "../../devs/updates/cose-sign1.ts"
 import {
-    bstr,
     CLASS_ID,
     ManifestError,
     manifestFor,
     MAX_IMAGE_BYTES,
+    readSignedManifest,
     signManifest,
     VENDOR_ID,
-    verifySignedManifest,
 } from "../../devs/updates/manifest.ts"
 import { UpdateService, type DeployTarget } from "../../devs/updates/service.ts"
-import { generateSigningKey } from "../../devs/updates/signing-key.ts"
+import { testKeyring, trustAll } from "./support/keyring.ts"
 import { ManualClock } from "./support/clock.ts"
 import { sha256Hex } from "./support/digest.ts"
 
-const key = generateSigningKey()
+const { keyring, release: key, remove } = testKeyring()
+after(remove)
 const otherKey = generateSigningKey()
+
+/** A verified manifest, or a ManifestError: the signature by `publicKey`, then what the manifest says. */
+function verifySignedManifest(signed: Buffer, publicKey: Uint8Array) {
+    const { parts, manifest } = readSignedManifest(signed)
+    if (!verifyCose(parts, publicKey)) throw new ManifestError("signature does not verify")
+    return manifest
+}
+
+/** An update service on `store` that holds the test keyring's root and key list. */
+function serviceOn(store: SqliteStore, options: Partial<ConstructorParameters<typeof UpdateService>[0]> = {}) {
+    const service = new UpdateService({ store, vault: KeyVault.ephemeral(), event: () => {}, ...options })
+    trustAll(service, keyring)
+    return service
+}
 const image = (n: number) => Buffer.concat([Buffer.from(`image ${n} `), randomBytes(32 * 8)]).subarray(0, 32 * 8)
 
 describe("signed manifests", () => {
@@ -47,13 +62,16 @@ describe("signed manifests", () => {
         assert.equal(CLASS_ID[8] >> 6, 2)
     })
 
-    test("a signed manifest is a COSE_Sign1 naming SLH-DSA-SHA2-128s, and verifies", () => {
+    test("a signed manifest is a COSE_Sign1 naming SLH-DSA-SHA2-128s and its signer's kid, and verifies", () => {
         const img = image(1)
-        const signed = signManifest(manifestFor(img, 7), key.secretKey, key.publicKey)
+        const signed = signManifest(manifestFor(img, 7), key)
         const cose = decode(signed) as Tag
         assert.equal(Number(cose.tag), 18)
         const [prot, , , sig] = cose.contents as Uint8Array[]
-        assert.equal((decode(prot) as Map<number, string>).get(1), "SLH-DSA-SHA2-128s")
+        const header = decode(prot) as Map<number, unknown>
+        assert.equal(header.get(1), "SLH-DSA-SHA2-128s")
+        assert.deepEqual(Buffer.from(header.get(4) as Uint8Array), keyId(key.publicKey))
+        assert.equal(header.size, 2)
         assert.equal(sig.length, 7856)
         const m = verifySignedManifest(signed, key.publicKey)
         assert.equal(m.sequence, 7)
@@ -62,7 +80,7 @@ describe("signed manifests", () => {
     })
 
     test("wrong key, altered payload, altered signature and another algorithm are refused", () => {
-        const signed = signManifest(manifestFor(image(2), 3), key.secretKey, key.publicKey)
+        const signed = signManifest(manifestFor(image(2), 3), key)
         assert.throws(() => verifySignedManifest(signed, otherKey.publicKey), ManifestError)
         const cose = decode(signed) as Tag
         const [prot, unprot, payload, sig] = cose.contents as [Uint8Array, Map<number, unknown>, Uint8Array, Uint8Array]
@@ -112,24 +130,16 @@ class RecordingTarget implements DeployTarget {
 // signing takes ~2 s each: one v1 and one v2 for every service test
 const V1 = image(1)
 const V2 = image(2)
-const SIGNED_V1 = signManifest(manifestFor(V1, 1), key.secretKey, key.publicKey)
-const SIGNED_V2 = signManifest(manifestFor(V2, 2), key.secretKey, key.publicKey)
+const SIGNED_V1 = signManifest(manifestFor(V1, 1), key)
+const SIGNED_V2 = signManifest(manifestFor(V2, 2), key)
 const OTHER_V2 = image(3)
-const SIGNED_OTHER_V2 = signManifest(manifestFor(OTHER_V2, 2), key.secretKey, key.publicKey)
+const SIGNED_OTHER_V2 = signManifest(manifestFor(OTHER_V2, 2), key)
 
 async function setup() {
     const clock = new ManualClock()
     const events: string[] = []
     const store = new SqliteStore(":memory:")
-    const vault = KeyVault.ephemeral()
-    const service = new UpdateService({
-        store,
-        vault,
-        signingKeys: [key.publicKey],
-        trialDeadlineMs: 60_000,
-        clock: clock.now,
-        event: kind => events.push(kind),
-    })
+    const service = serviceOn(store, { trialDeadlineMs: 60_000, clock: clock.now, event: kind => events.push(kind) })
     const registry = new Registry({
         store,
         clock: clock.now,
@@ -148,50 +158,45 @@ async function setup() {
 }
 
 describe("update service", () => {
-    test("publication needs the owner's signature and the exact image", () => {
+    test("publication needs a release key of the current key list and the exact image", () => {
         const store = new SqliteStore(":memory:")
-        const service = new UpdateService({ store, vault: KeyVault.ephemeral(), signingKeys: [key.publicKey], event: () => {} })
         const img = image(5)
-        assert.throws(() => service.publish(signManifest(manifestFor(img, 5), otherKey.secretKey, otherKey.publicKey), img), ManifestError)
+        const signed = signManifest(manifestFor(img, 5), key)
+        // before the owner's root and key list reach the service, no key signs for it
+        const bare = new UpdateService({ store, vault: KeyVault.ephemeral(), event: () => {} })
+        assert.throws(() => bare.publish(signed, img), /not a release key of the current key list/)
+        const service = serviceOn(store)
+        assert.throws(() => service.publish(signManifest(manifestFor(img, 5), otherKey), img), /not a release key of the current key list/)
         const other = Buffer.from(img)
         other[0] ^= 1
-        assert.throws(() => service.publish(signManifest(manifestFor(img, 5), key.secretKey, key.publicKey), other), /does not match/)
-        service.publish(signManifest(manifestFor(img, 5), key.secretKey, key.publicKey), img)
+        assert.throws(() => service.publish(signed, other), /does not match/)
+        service.publish(signed, img)
         assert.equal(store.latestFirmwareImage(CLASS_ID.toString("hex"))?.sequence, 5)
     })
 
-    test("a second image with the sequence of a published one is refused; the first stays the one offered", () => {
+    test("a second image with the sequence of a published one is refused; the first stays the one served", () => {
         const store = new SqliteStore(":memory:")
-        const service = new UpdateService({ store, vault: KeyVault.ephemeral(), signingKeys: [key.publicKey], event: () => {} })
+        const service = serviceOn(store)
         service.publish(SIGNED_V2, V2)
         assert.throws(() => service.publish(SIGNED_OTHER_V2, OTHER_V2), /sequence 2 is already published/)
         assert.throws(() => service.publish(SIGNED_V2, V2), /already published/)
-        assert.deepEqual(service.latestSignedManifest(CLASS_ID.toString("hex")), SIGNED_V2)
+        assert.deepEqual(service.signedManifest(CLASS_ID.toString("hex"), sha256Hex(V2)), SIGNED_V2)
+        assert.equal(service.signedManifest(CLASS_ID.toString("hex"), sha256Hex(OTHER_V2)), undefined)
         assert.equal(store.getFirmwareImage(sha256Hex(OTHER_V2)), undefined)
     })
 
     test("an image over what the device takes, and a lowest sequence not below the sequence, are refused even when signed", () => {
-        const service = new UpdateService({
-            store: new SqliteStore(":memory:"),
-            vault: KeyVault.ephemeral(),
-            signingKeys: [key.publicKey],
-            event: () => {},
-        })
+        const service = serviceOn(new SqliteStore(":memory:"))
         // an older signer, or a hand-made manifest, might sign them: the service checks what the manifest says
         const big = Buffer.alloc(MAX_IMAGE_BYTES + 32, 1)
         const bigManifest = { ...manifestFor(V1, 9), digest: createHash("sha256").update(big).digest(), size: big.length }
-        assert.throws(() => service.publish(signManifest(bigManifest, key.secretKey, key.publicKey), big), /over the 110464 bytes/)
+        assert.throws(() => service.publish(signManifest(bigManifest, key), big), /over the 110464 bytes/)
         const unreachable = { ...manifestFor(V1, 9), minSequence: 9 }
-        assert.throws(() => service.publish(signManifest(unreachable, key.secretKey, key.publicKey), V1), /lowest sequence 9 is not below/)
+        assert.throws(() => service.publish(signManifest(unreachable, key), V1), /lowest sequence 9 is not below/)
     })
 
     test("a malformed protected header is reported as such, not as a missing key", () => {
-        const service = new UpdateService({
-            store: new SqliteStore(":memory:"),
-            vault: KeyVault.ephemeral(),
-            signingKeys: [key.publicKey],
-            event: () => {},
-        })
+        const service = serviceOn(new SqliteStore(":memory:"))
         const [, unprotected, payload, signature] = (decode(SIGNED_V1) as Tag).contents as [Uint8Array, unknown, Uint8Array, Uint8Array]
         for (const header of [Buffer.from([0xff, 0xff]), Buffer.from([0xa1, 0x01])]) {
             const bad = Buffer.from(encode(new Tag(18, [bstr(header), unprotected, bstr(payload), bstr(signature)])))
@@ -285,12 +290,36 @@ describe("update service", () => {
         assert.match((await report({ update: { failed: sha256Hex(v1) } })).update, /refused/)
     })
 
-    test("the newest signed manifest is served as CBOR to anyone; no firmware is a 404", async () => {
+    test("a signed manifest is served by its image's digest as CBOR to anyone; there is no 'latest'", async () => {
         const { t, registry } = await setup()
-        const r = await registry.handle("GET", `/v1/firmware/${CLASS_ID.toString("hex")}/latest`, {}, Buffer.alloc(0), "x")
-        assert.equal(r.status, 200)
-        assert.ok(Buffer.isBuffer(r.body))
-        assert.equal(verifySignedManifest(r.body as Buffer, key.publicKey).sequence, 2)
-        assert.equal((await t("GET", `/v1/firmware/${"0".repeat(32)}/latest`, {})).status, 404)
+        const cls = CLASS_ID.toString("hex")
+        for (const [img, sequence] of [
+            [V1, 1],
+            [V2, 2],
+        ] as const) {
+            const r = await registry.handle("GET", `/v1/firmware/${cls}/${sha256Hex(img)}`, {}, Buffer.alloc(0), "x")
+            assert.equal(r.status, 200)
+            assert.ok(Buffer.isBuffer(r.body))
+            assert.equal(verifySignedManifest(r.body as Buffer, key.publicKey).sequence, sequence)
+        }
+        for (const path of [
+            `${cls}/latest`,
+            `${cls}/${sha256Hex(image(9))}`,
+            `${"0".repeat(32)}/${sha256Hex(V2)}`,
+            `${cls}/${sha256Hex(V2)}x`,
+        ])
+            assert.equal((await t("GET", `/v1/firmware/${path}`, {})).status, 404, path)
+    })
+
+    test("the trust index and every signature of the root and key list are served; past the last is a 404", async () => {
+        const { t, registry } = await setup()
+        const get = async (path: string) => await registry.handle("GET", path, {}, Buffer.alloc(0), "x")
+        assert.deepEqual(decode((await get("/v1/trust")).body as Buffer), [1, 1])
+        const documents = keyring.documents()
+        for (const d of documents)
+            for (const [n, copy] of d.copies.entries()) assert.deepEqual((await get(`/v1/trust/${d.kind}/${d.version}/${n}`)).body, copy)
+        assert.equal(documents.find(d => d.kind === "root")!.copies.length, 2)
+        for (const path of ["/v1/trust/root/1/2", "/v1/trust/keys/2/0", "/v1/trust/other/1/0", "/v1/trust/root/x/0"])
+            assert.equal((await t("GET", path, {})).status, 404, path)
     })
 })
