@@ -5,9 +5,10 @@
  * Starts the local stack (private CA, Mosquitto with TLS and dynamic
  * security, the registry over HTTPS, the update service; state in the
  * git-ignored `var/stack`), the DeviceScript devtools server (which the
- * simulator needs outside test mode), then builds src/main.ts, publishes the
- * image to the update service (signed with the owner's key, one sequence
- * above the newest, so the device runs a release it can be rolled back to),
+ * simulator needs outside test mode), hands the update service the owner's
+ * root and key list (var/keys, made on a fresh clone), then builds
+ * src/main.ts, publishes the image (signed with the current release key, one
+ * sequence above the newest, so the device runs a release it can be rolled back to),
  * runs it in the simulator, trusting the local CA, and prints what the device
  * prints (`device>`). Playing the owner at the console, it claims the device
  * with the code it shows (owner "local", keystore var/owner/local.json) and
@@ -25,8 +26,9 @@ import { describeVerified, subscribeAsOwner, type OwnerSubscriber } from "../own
 import { DEVTOOLS_PORT, ownerKeystorePath, PROJECT_ROOT, stackFiles } from "../project.ts"
 import { httpsTransport } from "../registry/client.ts"
 import { startLocalStack, type LocalStack } from "../stack/local.ts"
+import type { SigningKey } from "../updates/cose-sign1.ts"
+import { ensureKeyring, publishDocuments } from "../updates/keyring.ts"
 import { CLASS_ID, manifestFor, signManifest } from "../updates/manifest.ts"
-import { ensureSigningKey, type SigningKey } from "../updates/signing-key.ts"
 import { buildImage, deviceLine, powerCutEnv, runDevs, startDevtools } from "./devs-cli.ts"
 
 /** The owner `npm start` plays. */
@@ -54,11 +56,13 @@ export async function startLocal(): Promise<void> {
         process.on("exit", () => stack?.broker.process.kill("SIGKILL"))
         process.on("SIGINT", () => stop(0))
         process.on("SIGTERM", () => stop(0))
-        const key = ensureSigningKey()
+        const keyring = ensureKeyring()
         const files = stackFiles()
         console.log("starting the local stack (CA, Mosquitto, registry, update service) in var/stack…")
         stack = await startLocalStack({ dir: files.dir })
         console.log(`registry https://localhost:${stack.registryPort}, broker mqtts://localhost:${stack.broker.port}`)
+        for (const d of publishDocuments(stack.updates, keyring.documents()))
+            console.log(`published ${d.kind === "root" ? "root" : "key list"} ${d.version} of var/keys to the update service`)
         console.log("starting the DeviceScript devtools server…")
         devtools = await startDevtools(PROJECT_ROOT)
         devtools.on("exit", code => {
@@ -77,7 +81,7 @@ export async function startLocal(): Promise<void> {
             })
         }
         if (keystore.data.broker) await consume()
-        const image = await publishLocalBuild(stack, key, files.localBuild)
+        const image = await publishLocalBuild(stack, keyring.releaseKey(), files.localBuild)
         console.log("running src/main.ts in the simulator (Ctrl-C to stop)")
         const registry = httpsTransport(`https://localhost:${stack.registryPort}`, ca)
         const claimer = new ConsoleClaimer(async (id, code) => {
@@ -117,7 +121,7 @@ async function publishLocalBuild(stack: LocalStack, key: SigningKey, path: strin
     const digest = createHash("sha256").update(image).digest("hex")
     if (!stack.registry.store.getFirmwareImage(digest)) {
         const sequence = (stack.registry.store.latestFirmwareImage(CLASS_ID.toString("hex"))?.sequence ?? 0) + 1
-        stack.updates.publish(signManifest(manifestFor(image, sequence), key.secretKey, key.publicKey), image)
+        stack.updates.publish(signManifest(manifestFor(image, sequence), key), image)
         console.log(`published this build as sequence ${sequence} (sha256 ${digest.slice(0, 16)}…); sign releases above it`)
     }
     return path
