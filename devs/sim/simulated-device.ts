@@ -21,10 +21,13 @@ import { claimDevice } from "../owner/claim.ts"
 import { sealCommand, type Command } from "../owner/commands.ts"
 import { ConsoleClaimer } from "../owner/console-claimer.ts"
 import type { Rejected, Verified } from "../owner/consumer.ts"
+import { openEncrypt0, readHeaders, counterFromPartialIv } from "../owner/cose.ts"
+import { channelKeys } from "../owner/keys.ts"
 import { Keystore } from "../owner/keystore.ts"
 import { subscribeAsOwner, type OwnerSubscriber } from "../owner/subscriber.ts"
 import { httpsTransport } from "../registry/client.ts"
 import type { LocalStack } from "../stack/local.ts"
+import { decodeUpdateReport, updateCommand, updateReportTopic, type UpdateReport } from "../updates/report.ts"
 import { deviceLine, powerCutEnv, runDevs, runInSimulator, type DevsResult } from "./devs-cli.ts"
 import { until } from "./until.ts"
 
@@ -51,6 +54,8 @@ export class SimulatedDevice {
     readonly verified: Verified[] = []
     /** Host time (ms) at which each verified message arrived, parallel to `verified`. */
     readonly arrivals: number[] = []
+    /** The update steps the device reported (`things/<id>/up/update`), opened with its up key, in arrival order. */
+    readonly updates: UpdateReport[] = []
     /** Messages the owner rejected, and why. */
     readonly rejected: { topic: string; rejection: Rejected }[] = []
     /** Host time (ms) at which the device printed that it sealed each counter. */
@@ -113,9 +118,40 @@ export class SimulatedDevice {
                 this.verified.push(m)
                 this.arrivals.push(Date.now())
             },
-            onRejected: (rejection, topic) => this.rejected.push({ topic, rejection }),
+            // the owner's verifier knows readings, events and state; update reports are opened below
+            onRejected: (rejection, topic) => {
+                if (topic !== updateReportTopic(this.id)) this.rejected.push({ topic, rejection })
+            },
+        })
+        this.ownerSession.client.on("message", (topic, payload) => {
+            if (topic === updateReportTopic(this.id))
+                this.reportsChain = this.reportsChain.then(() => this.openReport(topic, Buffer.from(payload)))
         })
     }
+
+    /** Opens an update report as the owner: the device's up key, its id as kid, the topic as AAD, a counter not seen before. */
+    private async openReport(topic: string, payload: Buffer) {
+        try {
+            const headers = readHeaders(payload)
+            const counter = counterFromPartialIv(headers.partialIv!)
+            if (headers.kid.toString("hex") !== this.id || this.reportCounters.has(counter))
+                throw new Error("not this device's, or replayed")
+            const keys = channelKeys(Buffer.from(this.keystore.device(this.id)!.root, "hex"), this.id, "up")
+            const { plaintext } = await openEncrypt0(payload, { key: keys.key, contextIv: keys.contextIv, externalAad: Buffer.from(topic) })
+            this.reportCounters.add(counter)
+            const report = decodeUpdateReport(plaintext)
+            this.updates.push(report)
+            this.options.transcript.push(`${Date.now()} owner: update report ${JSON.stringify(report)}`)
+        } catch (e) {
+            this.options.transcript.push(`${Date.now()} owner: update report refused: ${(e as Error).message}`)
+            this.rejectedReports++
+        }
+    }
+
+    /** Update reports that did not open or read: none from a well-behaved device. */
+    rejectedReports = 0
+    private reportCounters = new Set<number>()
+    private reportsChain = Promise.resolve()
 
     /** Kills the simulator process: a power cut. */
     async powerCut() {
@@ -177,9 +213,25 @@ export class SimulatedDevice {
         this.options.transcript.push(`${Date.now()} owner: ${command.cmd} sent to ${topic}`)
     }
 
-    /** The owner asks for an update check. */
+    /** The owner names a release for the device to install: the image's SHA-256 (hex) and its manifest's sequence. */
+    async requestUpdate(digestHex: string, sequence: number) {
+        await this.command(updateCommand(digestHex, sequence))
+    }
+
+    /** The owner asks the device to run the release it named last again, if still pending. */
     async askForUpdateCheck() {
         await this.command({ cmd: "update-check" })
+    }
+
+    /** Waits for a report of `step` for the release with this digest (hex), at or after report `from`; returns it. */
+    async waitForReport(digestHex: string, step: string, timeoutMs: number, from = 0): Promise<UpdateReport> {
+        let found: UpdateReport | undefined
+        await until(
+            () => `an update report ${step} of ${digestHex.slice(0, 16)} (reports: ${JSON.stringify(this.updates.slice(from))})`,
+            () => (found = this.updates.slice(from).find(r => r.digest === digestHex && r.step === step)) !== undefined,
+            timeoutMs
+        )
+        return found!
     }
 
     /** Cuts the power and closes the owner's connection; `FIRMWARE_LOG=<file>` keeps the transcript for debugging. */
