@@ -1,8 +1,8 @@
 /**
  * Where this project's things are on this machine: the project root (where
  * package.json is), the git-ignored `var/` tree that holds every key,
- * certificate, database and broker state made here, and the loopback ports of
- * the local stack. Paths are absolute, so the tools work from any folder.
+ * certificate, database and broker state made here, and the well-known loopback
+ * ports of the local stack and of the DeviceScript CLI. Paths are absolute, so the tools work from any folder.
  */
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -24,6 +24,9 @@ export const TRUST_ANCHOR_PATH = join(PROJECT_ROOT, "src", "update", "trust-anch
 
 /** The root the OTA test's firmware images trust (test/device/fixtures/ota/firmware.ts): written by whoever builds them. */
 export const OTA_ANCHOR_PATH = join(PROJECT_ROOT, "test", "device", "fixtures", "generated", "ota-anchor.ts")
+
+/** How long each test file took last time on this machine: `npm test` starts the longest first. */
+export const TEST_TIMES_PATH = join(VAR_DIR, "test-times.json")
 
 /** An owner's keystore (mode 0600): broker login, owner roots and counters of the devices they claimed. */
 export function ownerKeystorePath(owner: string): string {
@@ -50,11 +53,27 @@ export function stackFiles(dir = join(VAR_DIR, "stack")) {
     }
 }
 
-/** Where the firmware in the simulator expects the registry (src/identity/endpoint.ts). */
+/**
+ * The local stack's well-known ports, which `npm start` and the programs' defaults use. The firmware in
+ * the simulator expects the registry on REGISTRY_PORT (src/identity/endpoint.ts); tests run it against a
+ * registry elsewhere through the port map of devs/sim/port-map.cjs. The registry tells devices the broker
+ * and update ports, so those follow the stack.
+ */
 export const REGISTRY_PORT = 8443
-/** The broker's TLS listener; the registry tells devices where it is. */
+/** The broker's TLS listener. */
 export const BROKER_PORT = 8883
-/** The update service's WSSK gateway; the registry tells devices where it is. */
+/** The update service's WSSK gateway. */
 export const UPDATES_PORT = 9443
-/** The DeviceScript devtools server's WebSocket port, fixed by the DeviceScript CLI. */
-export const DEVTOOLS_PORT = 8081
+
+/**
+ * The DeviceScript devtools server's ports, fixed inside the DeviceScript CLI (devs devtools listens on
+ * them, the simulator outside test mode connects to them); devs/sim/port-map.cjs moves them.
+ */
+export const DEVTOOLS_PORTS = {
+    /** Dashboard and WebSocket bus: `devs run IMAGE` connects here. */
+    web: 8081,
+    /** Jacdac over TCP: `devs vm --devtools` connects here. */
+    tcp: 8082,
+    /** The debug adapter. */
+    debug: 8083,
+} as const

@@ -14,7 +14,7 @@
 import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { PROJECT_ROOT } from "../project.ts"
-import { deviceLines, runDevs, runInSimulator } from "../sim/devs-cli.ts"
+import { deviceLines, inBuildFolder, runDevs, runInSimulator } from "../sim/devs-cli.ts"
 import { writeBenchManifest } from "./update.ts"
 
 /** The goal of issue 11 for every image. */
@@ -70,11 +70,17 @@ function folderOf(path: string): string {
 /** The compiler's own functions, which it places at the entry: every module's top-level code, and every class's prototype. */
 const MODULE_SETUP = new Set(["main", "prototype"])
 
-/** Builds `entry` and measures the image `devs build` wrote. */
-export async function measureImage(entry: string): Promise<ImageSize> {
-    const { code, output } = await runDevs(["build", entry], { timeoutMs: 120_000 })
-    if (code !== 0) throw new Error(`devs build ${entry} failed:\n${output}`)
-    const bin = join(PROJECT_ROOT, ".devicescript/bin")
+/** Builds `entry` (in a build folder of its own) and measures the image `devs build` wrote. */
+export function measureImage(entry: string): Promise<ImageSize> {
+    return inBuildFolder(async folder => {
+        const { code, output } = await runDevs(["build", entry], { cwd: folder, timeoutMs: 120_000 })
+        if (code !== 0) throw new Error(`devs build ${entry} failed:\n${output}`)
+        return imageSize(entry, join(folder, ".devicescript/bin"))
+    })
+}
+
+/** The size of the image `devs build` wrote to `bin`, and where its bytes come from. */
+function imageSize(entry: string, bin: string): ImageSize {
     const bytes = statSync(join(bin, "bytecode.devs")).size
     const header = readFileSync(join(bin, "bytecode.devs")).subarray(0, SECTIONS_AT + 16)
     const codeEnd = header.readUInt32LE(SECTIONS_AT + 8) + header.readUInt32LE(SECTIONS_AT + 12)

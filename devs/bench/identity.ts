@@ -18,6 +18,7 @@ import { ensurePki } from "../stack/pki.ts"
 import { startLocalStack } from "../stack/local.ts"
 import { freePort } from "../net/ports.ts"
 import { TLS_SERVER_OPTIONS } from "../net/tls.ts"
+import { REGISTRY_PORT } from "../project.ts"
 import { deviceLines, runInSimulator } from "../sim/devs-cli.ts"
 
 /** Device-side SCRAM cost (VM milliseconds), PBKDF2 against the textbook loop it replaced, in the same run. */
@@ -53,6 +54,7 @@ export async function timeToEnrollment() {
         const run = await runInSimulator("test/device/fixtures/registry-session.ts", {
             timeoutMs: 120_000,
             env: { NODE_EXTRA_CA_CERTS: stack.pki.caCert },
+            ports: { [REGISTRY_PORT]: stack.registryPort },
         })
         // the fixture polls for a claim that never comes here; its timings are all we read
         const timings = deviceLines(run.output)

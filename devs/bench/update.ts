@@ -20,7 +20,6 @@ import { until } from "../sim/until.ts"
 import { manifestFor, signManifest } from "../updates/manifest.ts"
 import { ensureKeyring, publishDocuments, writeTrustAnchor } from "../updates/keyring.ts"
 import { startLocalStack } from "../stack/local.ts"
-import { freePort } from "../net/ports.ts"
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 
@@ -94,14 +93,9 @@ export async function updateEndToEnd() {
     writeTrustAnchor(keyring.anchor(), OTA_ANCHOR_PATH)
     const v1 = await buildImage("test/device/fixtures/ota-v1.ts", join(dir, "v1.devs"))
     const v2 = await buildImage("test/device/fixtures/ota-v2.ts", join(dir, "v2.devs"))
-    const stack = await startLocalStack({
-        dir,
-        brokerPort: await freePort(),
-        updatesPort: await freePort(),
-        onLog: (s, l) => transcript.push(`${s}: ${l}`),
-    })
+    const stack = await startLocalStack({ dir, onLog: (s, l) => transcript.push(`${s}: ${l}`) })
     const devtools = await startDevtools(dir)
-    const device = new SimulatedDevice({ stack, dir, transcript })
+    const device = new SimulatedDevice({ stack, dir, devtools, transcript })
     try {
         publishDocuments(stack.updates, keyring.documents())
         stack.updates.publish(signManifest(manifestFor(v1, 1), key), v1)
@@ -123,7 +117,7 @@ export async function updateEndToEnd() {
         console.log(`deploy over WSSK: ${deployed} (image ${v2.length} B)`)
     } finally {
         await device.stop()
-        devtools.kill("SIGKILL")
+        devtools.stop()
         await stack.stop()
         rmSync(dir, { recursive: true, force: true })
     }

@@ -13,7 +13,8 @@
  *   plain SenML-JSON over MQTT; claim -> first reading; latency sensor ->
  *   consumer; consumer throughput vs raw Mosquitto delivery (devs/bench/uplink.ts);
  * - updates: SLH-DSA verification on the VM against its hash floor, manifest and
- *   signature sizes, a whole v1 -> v2 update in the simulator, bytes deployed (devs/bench/update.ts).
+ *   signature sizes, a whole v1 -> v2 update in the simulator, bytes deployed (devs/bench/update.ts);
+ * - fuzzing: the count line of every campaign at npm test's size, with inputs per second (devs/fuzz).
  */
 import { bytecode, packSizes, ramHeadroomFigures } from "../bench/firmware.ts"
 import { claimRefusalTimes, deviceScramCost, registryLoginRate, timeToEnrollment } from "../bench/identity.ts"
@@ -21,6 +22,7 @@ import { settingsCost } from "../bench/storage.ts"
 import { slhDsaOnDevice, updateEndToEnd } from "../bench/update.ts"
 import { consumerThroughput, uplinkWireAndLatency } from "../bench/uplink.ts"
 import { runCommand } from "../cli/args.ts"
+import { defaultCampaignCounts } from "../fuzz/campaigns.ts"
 
 const spec = {
     name: "bench",
@@ -41,4 +43,5 @@ await runCommand(spec, async () => {
     await consumerThroughput()
     await slhDsaOnDevice()
     await updateEndToEnd()
+    for (const line of await defaultCampaignCounts()) console.log(line)
 })

@@ -9,6 +9,7 @@
  */
 import { readFileSync } from "node:fs"
 import { runCommand, UsageError } from "../cli/args.ts"
+import { port } from "../cli/options.ts"
 import { MosquittoDynsec } from "../broker/dynsec.ts"
 import { BROKER_PORT, REGISTRY_PORT } from "../project.ts"
 import { Registry, serveRegistry } from "../registry/app.ts"
@@ -29,13 +30,6 @@ const spec = {
         "broker-admin-file": { type: "string", value: "file", help: "the dynamic-security admin password" },
     },
 } as const
-
-/** A TCP port from the command line. */
-function port(option: string, text: string): number {
-    const n = /^\d{1,5}$/.test(text) ? Number(text) : 0
-    if (n < 1 || n > 65535) throw new UsageError(`${option} must be a port number 1..65535, not ${JSON.stringify(text)}`)
-    return n
-}
 
 await runCommand(spec, async ({ values }) => {
     const listenPort = port("--port", values.port)

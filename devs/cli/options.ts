@@ -56,6 +56,13 @@ export const CA = {
     help: "CA certificate (PEM) the services' certificates must chain to",
 } as const satisfies OptionSpec
 
+/** A TCP port from the command line. */
+export function port(option: string, text: string): number {
+    const n = /^\d{1,5}$/.test(text) ? Number(text) : 0
+    if (n < 1 || n > 65535) throw new UsageError(`${option} must be a port number 1..65535, not ${JSON.stringify(text)}`)
+    return n
+}
+
 /** Checks a device id given on the command line. */
 export function deviceId(id: string): string {
     if (!/^[0-9a-f]{32}$/.test(id)) throw new UsageError(`--id ${JSON.stringify(id)} is not a device id (32 lower-case hex digits)`)

@@ -13,11 +13,12 @@ export function freePort(): Promise<number> {
     })
 }
 
-/** Resolves once something accepts connections on 127.0.0.1:`port`; rejects after `timeoutMs`. */
-export function waitForPort(port: number, timeoutMs: number): Promise<void> {
+/** Resolves once something accepts connections on 127.0.0.1:`port`; rejects after `timeoutMs`, or when `signal` aborts. */
+export function waitForPort(port: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
     const deadline = Date.now() + timeoutMs
     return new Promise((resolve, reject) => {
         const attempt = () => {
+            if (signal?.aborted) return reject(new Error(`stopped waiting for 127.0.0.1:${port}`))
             const s = createConnection({ host: "127.0.0.1", port })
             s.once("connect", () => {
                 s.destroy()

@@ -13,6 +13,10 @@
  *   it, `devs vm` boots what it holds); both need a devtools server
  *   (`startDevtools`). Killing the process is a power cut, which falls
  *   between two flash operations (`powerCutEnv`).
+ *
+ * The firmware expects the registry on the well-known port; the simulator is
+ * given the stack's registry port and the devtools server's ports instead
+ * (`RunDevsOptions.ports`), so any number of these can run on one machine.
  */
 import { randomBytes } from "node:crypto"
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
@@ -26,9 +30,10 @@ import { channelKeys } from "../owner/keys.ts"
 import { Keystore } from "../owner/keystore.ts"
 import { subscribeAsOwner, type OwnerSubscriber } from "../owner/subscriber.ts"
 import { httpsTransport } from "../registry/client.ts"
+import { REGISTRY_PORT } from "../project.ts"
 import type { LocalStack } from "../stack/local.ts"
 import { decodeUpdateReport, updateCommand, updateReportTopic, type UpdateReport } from "../updates/report.ts"
-import { deviceLine, powerCutEnv, runDevs, runInSimulator, type DevsResult } from "./devs-cli.ts"
+import { deviceLine, powerCutEnv, runDevs, runInSimulator, type Devtools, type DevsResult, type PortMap } from "./devs-cli.ts"
 import { until } from "./until.ts"
 
 /** Options of a simulated device. */
@@ -37,6 +42,8 @@ export interface SimulatedDeviceOptions {
     stack: LocalStack
     /** Folder for the simulator's persistent flash (`vm/`) and the owner's keystore. */
     dir: string
+    /** The devtools server a simulator outside test mode (`start`) connects to. */
+    devtools?: Devtools
     /** Receives every line of the simulator and of the owner, with host times; `FIRMWARE_LOG=<file>` keeps it. */
     transcript: string[]
 }
@@ -78,13 +85,22 @@ export class SimulatedDevice {
     /** Runs a firmware entry point (a path from the project root) in test mode: flash in memory, no devtools server. */
     run(entry = "src/main.ts", timeoutMs = 300_000) {
         const env = { NODE_EXTRA_CA_CERTS: this.options.stack.pki.caCert }
-        this.spawn(signal => runInSimulator(entry, { timeoutMs, env, signal, onLine: line => this.onLine(line) }))
+        const ports = this.ports()
+        this.spawn(signal => runInSimulator(entry, { timeoutMs, env, ports, signal, onLine: line => this.onLine(line) }))
     }
 
-    /** `["run", IMAGE]` deploys IMAGE into the flash first; `["vm"]` boots what the flash holds. */
+    /** `["run", IMAGE]` deploys IMAGE into the flash first; `["vm"]` boots what the flash holds. Needs `devtools`. */
     start(args: string[]) {
+        const { devtools } = this.options
+        if (!devtools) throw new Error("a simulator outside test mode needs a devtools server: pass devtools")
         const env = { ...powerCutEnv(), NODE_EXTRA_CA_CERTS: this.options.stack.pki.caCert }
-        this.spawn(signal => runDevs(args, { cwd: this.vmDir, env, signal, onLine: line => this.onLine(line) }))
+        const ports = { ...this.ports(), ...devtools.ports }
+        this.spawn(signal => runDevs(args, { cwd: this.vmDir, env, ports, signal, onLine: line => this.onLine(line) }))
+    }
+
+    /** The registry the firmware expects on the well-known port is the stack's. */
+    private ports(): PortMap {
+        return { [REGISTRY_PORT]: this.options.stack.registryPort }
     }
 
     private spawn(run: (signal: AbortSignal) => Promise<DevsResult>) {

@@ -15,7 +15,6 @@
  * consumes its messages, verified and decrypted (`owner>`). Ctrl-C stops
  * everything it started; so does the end of the simulator or devtools server.
  */
-import type { ChildProcess } from "node:child_process"
 import { createHash } from "node:crypto"
 import { readFileSync } from "node:fs"
 import { portInUse } from "../net/ports.ts"
@@ -23,35 +22,44 @@ import { claimDevice } from "../owner/claim.ts"
 import { ConsoleClaimer } from "../owner/console-claimer.ts"
 import { Keystore } from "../owner/keystore.ts"
 import { describeVerified, subscribeAsOwner, type OwnerSubscriber } from "../owner/subscriber.ts"
-import { DEVTOOLS_PORT, ownerKeystorePath, PROJECT_ROOT, stackFiles } from "../project.ts"
+import { ownerKeystorePath, PROJECT_ROOT, REGISTRY_PORT, stackFiles } from "../project.ts"
 import { httpsTransport } from "../registry/client.ts"
 import { startLocalStack, type LocalStack } from "../stack/local.ts"
 import type { SigningKey } from "../updates/cose-sign1.ts"
 import { ensureKeyring, publishDocuments } from "../updates/keyring.ts"
 import { CLASS_ID, manifestFor, signManifest } from "../updates/manifest.ts"
-import { buildImage, deviceLine, powerCutEnv, runDevs, startDevtools } from "./devs-cli.ts"
+import { buildImage, deviceLine, powerCutEnv, runDevs, startDevtools, type Devtools } from "./devs-cli.ts"
 
 /** The owner `npm start` plays. */
 const OWNER = "local"
 
+/** The ports `npm start` serves on (the well-known ones of devs/project.ts unless told otherwise). */
+export interface StartPorts {
+    registry: number
+    broker: number
+    updates: number
+    /** The devtools dashboard; its bus and debugger ports are free ones. */
+    devtools: number
+}
+
 /** Runs until Ctrl-C, or until the simulator or the devtools server ends; sets the exit code. */
-export async function startLocal(): Promise<void> {
+export async function startLocal(ports: StartPorts): Promise<void> {
     let stack: LocalStack | undefined
     let owner: OwnerSubscriber | undefined
-    let devtools: ChildProcess | undefined
+    let devtools: Devtools | undefined
     const simulator = new AbortController()
     let stopping = false
     const stop = (code: number) => {
         if (stopping) return
         stopping = true
         process.exitCode = code
-        devtools?.kill("SIGTERM")
+        devtools?.process.kill("SIGTERM")
         simulator.abort()
         void (owner ? owner.close() : Promise.resolve()).finally(() => stack?.stop())
     }
     try {
-        if (await portInUse(DEVTOOLS_PORT))
-            throw new Error(`port ${DEVTOOLS_PORT} is taken: is another devtools server (or npm start) running?`)
+        if (await portInUse(ports.devtools))
+            throw new Error(`port ${ports.devtools} is taken: is another devtools server (or npm start) running?`)
         // the broker must not outlive us, however we end
         process.on("exit", () => stack?.broker.process.kill("SIGKILL"))
         process.on("SIGINT", () => stop(0))
@@ -59,13 +67,19 @@ export async function startLocal(): Promise<void> {
         const keyring = ensureKeyring()
         const files = stackFiles()
         console.log("starting the local stack (CA, Mosquitto, registry, update service) in var/stack…")
-        stack = await startLocalStack({ dir: files.dir })
+        stack = await startLocalStack({
+            dir: files.dir,
+            registryPort: ports.registry,
+            brokerPort: ports.broker,
+            updatesPort: ports.updates,
+        })
         console.log(`registry https://localhost:${stack.registryPort}, broker mqtts://localhost:${stack.broker.port}`)
         for (const d of publishDocuments(stack.updates, keyring.documents()))
             console.log(`published ${d.kind === "root" ? "root" : "key list"} ${d.version} of var/keys to the update service`)
         console.log("starting the DeviceScript devtools server…")
-        devtools = await startDevtools(PROJECT_ROOT)
-        devtools.on("exit", code => {
+        devtools = await startDevtools(PROJECT_ROOT, ports.devtools)
+        console.log(`devtools dashboard http://localhost:${ports.devtools}/`)
+        devtools.process.on("exit", code => {
             if (!stopping) console.error(`the devtools server exited (${code}); stopping`)
             stop(1)
         })
@@ -93,6 +107,8 @@ export async function startLocal(): Promise<void> {
         const ended = await runDevs(["run", image], {
             // Ctrl-C may fall in the middle of a flash save: keep the flash file whole
             env: { ...powerCutEnv(), NODE_EXTRA_CA_CERTS: stack.pki.caCert },
+            // the firmware expects the registry on the well-known port
+            ports: { ...devtools.ports, [REGISTRY_PORT]: stack.registryPort },
             signal: simulator.signal,
             onLine: line => {
                 const text = deviceLine(line)

@@ -39,7 +39,17 @@
  * 32-byte key and its byte-string head), `MAX_KEYS`.
  */
 import { encode } from "cbor2"
-import { bstr, decodeCborItem, keyId, readCose, SignatureError, signCose, verifyCose, type SigningKey } from "./cose-sign1.ts"
+import {
+    bstr,
+    decodeCborItem,
+    generateSigningKey,
+    keyId,
+    readCose,
+    SignatureError,
+    signCose,
+    verifyCose,
+    type SigningKey,
+} from "./cose-sign1.ts"
 
 /** The two documents, by the text in their field 1. */
 export const ROOT_KIND = "root"
@@ -251,4 +261,19 @@ export class TrustChain {
     anyReleaseKey(kid: Uint8Array): Uint8Array | undefined {
         return this.lists.flatMap(l => l.keys).find(k => keyId(k).equals(Buffer.from(kid)))
     }
+}
+
+/**
+ * The smallest chain under which `releaseKeys` sign: a root of one fresh key (threshold 1) and key list 1
+ * naming them, each with its one signature, in the order a service takes them. For tools and campaigns that
+ * need a service that accepts manifests and have no owner's keyring; the root key is thrown away.
+ */
+export function singleKeyTrust(releaseKeys: Uint8Array[]): { kind: TrustKind; copies: Buffer[] }[] {
+    const rootKey = generateSigningKey()
+    const root = encodeRoot({ version: 1, threshold: 1, keys: [rootKey.publicKey] })
+    const list = encodeKeyList({ version: 1, rootVersion: 1, keys: releaseKeys })
+    return [
+        { kind: ROOT_KIND, copies: [signCose(root, rootKey)] },
+        { kind: KEY_LIST_KIND, copies: [signCose(list, rootKey)] },
+    ]
 }

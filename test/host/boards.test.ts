@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { describe, test } from "node:test"
 import { PROJECT_ROOT } from "../../devs/project.ts"
-import { runDevs } from "../../devs/sim/devs-cli.ts"
+import { inBuildFolder, runDevs } from "../../devs/sim/devs-cli.ts"
 
 const BOARDS_DIR = join(PROJECT_ROOT, "boards")
 const boards = readdirSync(BOARDS_DIR)
@@ -35,7 +35,8 @@ describe("board definitions", () => {
     })
 
     test("the DeviceScript compiler accepts them and generates their pin modules", async () => {
-        const { code, output } = await runDevs(["build", "src/main.ts"], { timeoutMs: 120000 })
+        // in a build folder of its own: the static checks build src/main.ts in the project at the same time
+        const { code, output } = await inBuildFolder(folder => runDevs(["build", "src/main.ts"], { cwd: folder, timeoutMs: 120000 }))
         assert.equal(code, 0, output)
         const decls = readFileSync(join(PROJECT_ROOT, "node_modules/@devicescript/core/src/devicescript-boards.d.ts"), "utf8")
         for (const { id } of boards) assert.ok(decls.includes(`declare module "@dsboard/${id}"`), id)

@@ -10,6 +10,7 @@ import assert from "node:assert/strict"
 import { execFile } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { createServer, type Server } from "node:https"
+import type { AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { promisify } from "node:util"
@@ -36,7 +37,10 @@ interface Reply {
 }
 type Handler = (method: string, path: string, headers: Record<string, string | undefined>, body: Buffer) => Promise<Reply>
 
-/** Serves `handler` on the registry port with the stack's certificate, plus the test-only escrow. */
+/** Where the registry the fixture talks to listens now (`serve`): the firmware's well-known port is moved there. */
+let registryPort = 0
+
+/** Serves `handler` on a free port with the stack's certificate, plus the test-only escrow. */
 async function serve(handler: Handler): Promise<Server> {
     const server = createServer({ key: readFileSync(stack.pki.serverKey), cert: readFileSync(stack.pki.serverCert) }, async (req, res) => {
         const chunks: Buffer[] = []
@@ -52,7 +56,8 @@ async function serve(handler: Handler): Promise<Server> {
         res.writeHead(r.status, { ...r.headers, "content-type": "application/json", "content-length": payload.length, connection: "close" })
         res.end(payload)
     })
-    await new Promise<void>(resolve => server.listen(REGISTRY_PORT, "127.0.0.1", () => resolve()))
+    await new Promise<void>(resolve => server.listen(0, "127.0.0.1", () => resolve()))
+    registryPort = (server.address() as AddressInfo).port
     return server
 }
 
@@ -70,6 +75,7 @@ async function runFixture(onLine: (line: string) => void = () => {}) {
     const run = await runInSimulator("test/device/fixtures/registry-session.ts", {
         timeoutMs: 120_000,
         env: { NODE_EXTRA_CA_CERTS: stack.pki.caCert },
+        ports: { [REGISTRY_PORT]: registryPort },
         onLine: line => {
             transcript.push(line)
             if (line.startsWith("WASM> ")) onLine(line.slice(6))
@@ -89,7 +95,7 @@ async function claimWithCli(id: string, code: string) {
             "tsx",
             "devs/bin/claim.ts",
             "--registry",
-            `https://localhost:${REGISTRY_PORT}`,
+            `https://localhost:${registryPort}`,
             "--ca",
             stack.pki.caCert,
             "--id",

@@ -39,8 +39,8 @@ const DEVS_FLOORS: string[][] = [
     ["bin"],
     // benchmarks; the command line shared by the programs
     ["bench", "cli"],
-    // the test runner
-    ["test-runner"],
+    // the test runner; the fuzz campaigns of the services and the device
+    ["test-runner", "fuzz"],
     // the simulator harness: the firmware in the simulator, its owner played on the host, npm start
     ["sim"],
     // the local stack: CA, broker, registry and update service wired together

@@ -31,7 +31,7 @@
  * 8. A candidate that fails its health check (broker down) asks for rollback, gets it, and reports it from the old program.
  */
 import assert from "node:assert/strict"
-import { rmSync, mkdtempSync, writeFileSync } from "node:fs"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
@@ -39,8 +39,7 @@ import { decode, encode, Tag } from "cbor2"
 import { OTA_ANCHOR_PATH } from "../../devs/project.ts"
 import type { FirmwareUpdates } from "../../devs/registry/firmware-updates.ts"
 import { startLocalStack, type LocalStack } from "../../devs/stack/local.ts"
-import { freePort } from "../../devs/net/ports.ts"
-import { buildImage, startDevtools } from "../../devs/sim/devs-cli.ts"
+import { buildImage, startDevtools, type Devtools } from "../../devs/sim/devs-cli.ts"
 import { SimulatedDevice } from "../../devs/sim/simulated-device.ts"
 import { until } from "../../devs/sim/until.ts"
 import { bstr, generateSigningKey, keyId, signCose } from "../../devs/updates/cose-sign1.ts"
@@ -50,14 +49,13 @@ import type { UpdateService } from "../../devs/updates/service.ts"
 import { encodeRoot } from "../../devs/updates/trust.ts"
 import { sha256Hex } from "./support/digest.ts"
 import { testKeyring } from "./support/keyring.ts"
-import type { ChildProcess } from "node:child_process"
 
 const dir = mkdtempSync(join(tmpdir(), "ota-test-"))
 const transcript: string[] = []
 const TRIAL_DEADLINE_MS = 45_000
 const WINDOW_MS = 20_000
 let stack: LocalStack
-let devtools: ChildProcess
+let devtools: Devtools
 /** The next power cut: made when `when` first holds for a service log line, deploy progress or a request the registry serves. */
 let pendingCut: { when: (what: string) => boolean; made: boolean } | undefined
 const owner = testKeyring()
@@ -124,8 +122,6 @@ before(async () => {
     images.crash = await buildImage("test/device/fixtures/ota-crash.ts", join(dir, "crash.devs"))
     stack = await startLocalStack({
         dir,
-        brokerPort: await freePort(),
-        updatesPort: await freePort(),
         trialDeadlineMs: TRIAL_DEADLINE_MS,
         updateWindowMs: WINDOW_MS,
         served,
@@ -138,12 +134,12 @@ before(async () => {
     publishDocuments(stack.updates, owner.keyring.documents())
     publish("v1", 1)
     devtools = await startDevtools(dir)
-    device = new SimulatedDevice({ stack, dir, transcript })
+    device = new SimulatedDevice({ stack, dir, devtools, transcript })
 })
 
 after(async () => {
     await device?.stop()
-    devtools?.kill("SIGKILL")
+    devtools?.stop()
     await stack?.stop()
     owner.remove()
     if (process.env.FIRMWARE_LOG) writeFileSync(process.env.FIRMWARE_LOG, transcript.join("\n"))
