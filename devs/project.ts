@@ -14,6 +14,15 @@ export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..
 const VAR_DIR = join(PROJECT_ROOT, "var")
 
 /**
+/**
+ * What `npm start` keeps from one run to the next (its stack, the owner's
+ * store, the simulator's flash): `var/`, or the folder `SENTINEL_STATE_DIR`
+ * names (a test runs npm start in a temporary one). The firmware keys stay in
+ * var/keys whatever it says, as the trust anchor in src/ is made from them.
+ */
+const STATE_DIR = process.env.SENTINEL_STATE_DIR ? resolve(process.env.SENTINEL_STATE_DIR) : VAR_DIR
+
+/**
  * The owner's firmware keys (devs/updates/keyring.ts): root keys (`root-<kid>.json`, to be moved offline),
  * release keys (`release-<kid>.json`), each mode 0600, and the documents the root signed (`trust/`, public).
  */
@@ -28,13 +37,19 @@ export const OTA_ANCHOR_PATH = join(PROJECT_ROOT, "test", "device", "fixtures", 
 /** How long each test file took last time on this machine: `npm test` starts the longest first. */
 export const TEST_TIMES_PATH = join(VAR_DIR, "test-times.json")
 
-/** An owner's keystore (mode 0600): broker login, owner roots and counters of the devices they claimed. */
+/** An owner keystore of the CLIs before the owner service (`npm run migrate-keystore` moves one into the store). */
 export function ownerKeystorePath(owner: string): string {
-    return join(VAR_DIR, "owner", `${owner}.json`)
+    return join(STATE_DIR, "owner", `${owner}.json`)
+}
+
+/** The owner service's files: its store (mode 0600, folder 0700) and the API token the CLIs read (mode 0600). */
+export const OWNER_FILES = {
+    store: join(STATE_DIR, "owner", "owner.db"),
+    apiToken: join(STATE_DIR, "owner", "api-token"),
 }
 
 /** The files of a local stack kept in `dir`; `npm start` keeps its stack in `var/stack`. */
-export function stackFiles(dir = join(VAR_DIR, "stack")) {
+export function stackFiles(dir = join(STATE_DIR, "stack")) {
     const pki = join(dir, "pki")
     return {
         dir,
@@ -54,6 +69,17 @@ export function stackFiles(dir = join(VAR_DIR, "stack")) {
 }
 
 /**
+ * The simulator `npm start` runs: its working folder, and the flash file the
+ * DeviceScript CLI keeps under it (identity, event log, settings: a factory
+ * reset deletes it). Before the owner console it was under the project root.
+ */
+export const SIMULATOR_FILES = {
+    dir: join(STATE_DIR, "sim"),
+    flash: join(STATE_DIR, "sim", ".devicescript", "flash", "sim.bin"),
+    formerFlash: join(PROJECT_ROOT, ".devicescript", "flash", "sim.bin"),
+}
+
+/**
  * The local stack's well-known ports, which `npm start` and the programs' defaults use. The firmware in
  * the simulator expects the registry on REGISTRY_PORT (src/identity/endpoint.ts); tests run it against a
  * registry elsewhere through the port map of devs/sim/port-map.cjs. The registry tells devices the broker
@@ -64,6 +90,8 @@ export const REGISTRY_PORT = 8443
 export const BROKER_PORT = 8883
 /** The update service's WSSK gateway. */
 export const UPDATES_PORT = 9443
+/** The owner service's HTTP API and console, on loopback. */
+export const OWNER_PORT = 8080
 
 /**
  * The DeviceScript devtools server's ports, fixed inside the DeviceScript CLI (devs devtools listens on

@@ -4,6 +4,7 @@
  * and how long the registry takes to refuse a claim of a claimed, an
  * unclaimed and an unknown device (alike, or the answer tells who exists).
  */
+import { randomBytes } from "node:crypto"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { Agent, createServer, type Server } from "node:https"
 import { tmpdir } from "node:os"
@@ -11,7 +12,7 @@ import { join } from "node:path"
 import { claimProof } from "../owner/keys.ts"
 import { HTTP_TIMEOUTS, Registry, serveRegistry } from "../registry/app.ts"
 import type { ScramKeyCache } from "../registry/scram.ts"
-import { claim, enroll, httpsTransport, inProcessTransport, login, type Transport } from "../registry/client.ts"
+import { claim, enroll, httpsTransport, inProcessTransport, login, ownerLogin, registerOwner, type Transport } from "../registry/client.ts"
 import { SqliteStore } from "../registry/store.ts"
 import { makeHostDevice, type HostDevice } from "../sim/host-device.ts"
 import { ensurePki } from "../stack/pki.ts"
@@ -164,12 +165,15 @@ export async function claimRefusalTimes() {
     const unclaimed = await makeHostDevice()
     await enroll(t, claimed.enrollment)
     await enroll(t, unclaimed.enrollment)
-    if ((await claim(t, claimed.device.id, claimProof(claimed.device.claimCode), "bench")).status !== 200) throw new Error("claim failed")
+    const password = randomBytes(32)
+    await registerOwner(t, "bench", password)
+    const { token } = await ownerLogin(t, "bench", password)
+    if ((await claim(t, claimed.device.id, claimProof(claimed.device.claimCode), token)).status !== 200) throw new Error("claim failed")
     const median = async (id: string) => {
         const times: number[] = []
         for (let i = 0; i < 41; i++) {
             const started = process.hrtime.bigint()
-            const r = await claim(t, id, `WRONG-${i}`, "bench")
+            const r = await claim(t, id, `WRONG-${i}`, token)
             times.push(Number(process.hrtime.bigint() - started) / 1e6)
             if (r.status !== 403) throw new Error(`a wrong claim answered ${r.status}`)
         }

@@ -4,22 +4,16 @@
  *   of SenML-CBOR), against the same readings as SenML-JSON in a PUBLISH;
  * - latency sensor -> consumer: from the reading's time (the device's seal
  *   time on the host clock plus the reading's relative SenML time) to its
- *   arrival at the owner, verified; also seal -> consumer alone;
- * - consumer throughput: verified messages per second against raw Mosquitto
- *   delivery of the same payloads.
+ *   arrival at the owner, verified; also seal -> consumer alone.
+ * The owner service's throughput is in ./owner.ts.
  */
-import { randomBytes } from "node:crypto"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { encode } from "cbor2"
 import mqtt from "mqtt"
-import { UplinkVerifier } from "../owner/consumer.ts"
-import { readHeaders, sealEncrypt0 } from "../owner/cose.ts"
-import { channelKeys, claimProof } from "../owner/keys.ts"
-import { claim, enroll, inProcessTransport, login } from "../registry/client.ts"
-import { Keystore } from "../owner/keystore.ts"
-import { makeHostDevice } from "../sim/host-device.ts"
+import { readHeaders } from "../owner/cose.ts"
+import { channelKeys } from "../owner/keys.ts"
+import { ReplayWindow, UplinkVerifier } from "../owner/verifier.ts"
 import { startLocalStack } from "../stack/local.ts"
 import { freePort } from "../net/ports.ts"
 import { SimulatedDevice } from "../sim/simulated-device.ts"
@@ -50,18 +44,19 @@ export async function uplinkWireAndLatency() {
     const transcript: string[] = []
     const device = new SimulatedDevice({ stack, dir, transcript })
     device.run()
+    let root: Buffer
     try {
         await until("20 reading messages", () => device.verified.filter(m => m.kind === "readings").length >= 20, 240_000)
+        root = device.root
     } finally {
         await device.stop()
         await spy.endAsync()
         await stack.stop()
     }
     // bytes: what the broker carried, against SenML-JSON of the very same records
-    const root = Buffer.from(device.keystore.device(device.id)!.root, "hex")
-    const replayFree = Keystore.open(join(dir, "bench.json"), "bench")
-    replayFree.addDevice(device.id, root)
-    const verifier = new UplinkVerifier(replayFree)
+    const keys = channelKeys(root, device.id, "up")
+    const replayFree = { up: keys, window: new ReplayWindow() }
+    const verifier = new UplinkVerifier(id => (id === device.id ? replayFree : undefined))
     const baseName = `urn:dev:sentinel:${device.id}:`
     let coseWire = 0
     let jsonWire = 0
@@ -70,7 +65,7 @@ export async function uplinkWireAndLatency() {
     let readings = 0
     let messages = 0
     for (const m of wire) {
-        const v = await verifier.verify(m.topic, m.payload)
+        const v = verifier.verify(m.topic, m.payload)
         if (v.kind !== "readings") continue
         messages++
         coseWire += publishBytes(m.topic, m.payload.length)
@@ -118,81 +113,5 @@ export async function uplinkWireAndLatency() {
         `latency seal -> consumer (sealing, queue, TLS, broker, cose-js): median ${percentile(sealToOwner, 50).toFixed(0)} ms, ` +
             `p99 ${percentile(sealToOwner, 99).toFixed(0)} ms (${sealToOwner.length} messages)`
     )
-    rmSync(dir, { recursive: true, force: true })
-}
-
-/** Publishes N sealed messages and times their delivery raw, then verified and decrypted. */
-export async function consumerThroughput(count = 800) {
-    // below Mosquitto's default max_queued_messages (1000): a slow subscriber would otherwise lose messages
-    const dir = mkdtempSync(join(tmpdir(), "bench-consumer-"))
-    const stack = await startLocalStack({ dir, brokerPort: await freePort(), registryPort: await freePort(), onLog: () => {} })
-    const ca = readFileSync(stack.pki.caCert)
-    const url = `mqtts://localhost:${stack.broker.port}`
-    // a device enrolled and claimed in-process, so the broker lets it publish on its topic
-    const { device, enrollment } = await makeHostDevice()
-    const t = inProcessTransport(stack.registry)
-    await enroll(t, enrollment)
-    await claim(t, device.id, claimProof(device.claimCode), "bench")
-    const grant = (await login(t, device.id, device.password)).body.broker as { username: string; password: string }
-    const id = device.id
-    const root = randomBytes(32)
-    const keys = channelKeys(root, id, "up")
-    const topic = `things/${id}/up/readings`
-    // a 5 s batch as the device packs it: 15 readings in 5 series, base name and unit on a series' first record
-    const pack = encode(
-        Array.from({ length: 15 }, (_, i) => {
-            const record = new Map<number, unknown>([
-                [2, 20 + i / 4],
-                [6, -i / 4],
-            ])
-            if (i % 3 === 0) record.set(-2, `s${i / 3}/temperature`).set(-4, "Cel")
-            return record
-        }),
-        { cde: true }
-    )
-    const payloads: Buffer[] = []
-    for (let i = 0; i < count; i++)
-        payloads.push(
-            await sealEncrypt0(Buffer.from(pack), {
-                key: keys.key,
-                kid: keys.kid,
-                contextIv: keys.contextIv,
-                counter: i,
-                externalAad: Buffer.from(topic),
-            })
-        )
-    const timeDelivery = async (onMessage: (payload: Buffer) => Promise<void>) => {
-        const sub = await mqtt.connectAsync(url, { ...stack.broker.admin, ca })
-        const pub = await mqtt.connectAsync(url, { username: grant.username, password: grant.password, clientId: grant.username, ca })
-        await sub.subscribeAsync(topic, { qos: 1 })
-        let done = 0
-        let chain = Promise.resolve()
-        const finished = new Promise<void>((resolve, reject) => {
-            setTimeout(() => reject(new Error(`only ${done} of ${count} messages delivered`)), 120_000).unref()
-            sub.on("message", (_t, payload) => {
-                chain = chain.then(async () => {
-                    await onMessage(Buffer.from(payload))
-                    if (++done === count) resolve()
-                })
-            })
-        })
-        const start = performance.now()
-        for (const p of payloads) pub.publish(topic, p, { qos: 1 })
-        await finished
-        const seconds = (performance.now() - start) / 1000
-        await Promise.all([sub.endAsync(), pub.endAsync()])
-        return count / seconds
-    }
-    const raw = await timeDelivery(async () => {})
-    const keystore = Keystore.open(join(dir, "owner.json"), "bench")
-    keystore.addDevice(id, root)
-    const verifier = new UplinkVerifier(keystore)
-    const verified = await timeDelivery(async p => void (await verifier.verify(topic, p)))
-    console.log(
-        `consumer throughput: ${verified.toFixed(0)} verified messages/s vs raw Mosquitto delivery ${raw.toFixed(0)} messages/s, ` +
-            `ratio ${(verified / raw).toFixed(3)} (${count} messages of ${payloads[0].length} B; ` +
-            `each accepted counter is saved to the keystore)`
-    )
-    await stack.stop()
     rmSync(dir, { recursive: true, force: true })
 }

@@ -11,7 +11,9 @@
  *   an unknown device (devs/bench/identity.ts);
  * - uplink: bytes on the wire per reading, COSE + SenML-CBOR over MQTT vs
  *   plain SenML-JSON over MQTT; claim -> first reading; latency sensor ->
- *   consumer; consumer throughput vs raw Mosquitto delivery (devs/bench/uplink.ts);
+ *   owner service (devs/bench/uplink.ts);
+ * - owner service: messages verified, decrypted and stored per second vs raw
+ *   Mosquitto delivery (devs/bench/owner.ts);
  * - updates: SLH-DSA verification on the VM against its hash floor, manifest and
  *   signature sizes, a whole v1 -> v2 update in the simulator, bytes deployed (devs/bench/update.ts);
  * - fuzzing: the count line of every campaign at npm test's size, with inputs per second (devs/fuzz).
@@ -20,7 +22,8 @@ import { bytecode, packSizes, ramHeadroomFigures } from "../bench/firmware.ts"
 import { claimRefusalTimes, deviceScramCost, registryLoginRate, timeToEnrollment } from "../bench/identity.ts"
 import { settingsCost } from "../bench/storage.ts"
 import { slhDsaOnDevice, updateEndToEnd } from "../bench/update.ts"
-import { consumerThroughput, uplinkWireAndLatency } from "../bench/uplink.ts"
+import { ownerThroughput } from "../bench/owner.ts"
+import { uplinkWireAndLatency } from "../bench/uplink.ts"
 import { runCommand } from "../cli/args.ts"
 import { defaultCampaignCounts } from "../fuzz/campaigns.ts"
 
@@ -40,7 +43,7 @@ await runCommand(spec, async () => {
     await registryLoginRate()
     await claimRefusalTimes()
     await uplinkWireAndLatency()
-    await consumerThroughput()
+    await ownerThroughput()
     await slhDsaOnDevice()
     await updateEndToEnd()
     for (const line of await defaultCampaignCounts()) console.log(line)

@@ -1,26 +1,23 @@
 /**
- * `npm run command`: sends an owner's command to a device, sealed with its
- * down key and the next counter from the keystore. The device answers on its
- * up topics (see `npm run consume`).
+ * `npm run command`: has the owner service send a device a command, sealed
+ * with its down key and the next counter of the service's store. The device
+ * answers on its up topics (see `npm run consume`, or the console).
  *
- *   npm run command -- --owner <name> --id <device id> interval <sensor> <ms>
- *   npm run command -- --owner <name> --id <device id> update <image sha256> <sequence>
- *   npm run command -- --owner <name> --id <device id> events|state|update-check
- *       [--broker mqtts://localhost:8883] [--ca var/stack/pki/ca.crt] [--keystore FILE]
+ *   npm run command -- --id <device id> interval <sensor> <ms>
+ *   npm run command -- --id <device id> update <image sha256> <sequence>
+ *   npm run command -- --id <device id> events|state|update-check   [--service URL] [--token-file FILE]
  */
-import mqtt from "mqtt"
 import { runCommand, UsageError } from "../cli/args.ts"
-import { BROKER, brokerLogin, CA, DEVICE_ID, deviceId, KEYSTORE, openKeystore, ownedDevice, OWNER, readCa } from "../cli/options.ts"
-import { sealCommand, type Command } from "../owner/commands.ts"
-import { updateCommand } from "../updates/report.ts"
+import { CA, DEVICE_ID, deviceId, ownerApi, SERVICE, TOKEN_FILE } from "../cli/options.ts"
+import { parseCommand, type Command } from "../owner/commands.ts"
 
 const COMMANDS = "interval <sensor> <ms> | update <sha256> <sequence> | events | state | update-check"
 
 const spec = {
     name: "command",
-    summary: "Sends a device a command sealed with its down key; it answers on its up topics (npm run consume).",
+    summary: "Has the owner service send a device a command sealed with its down key; it answers on its up topics (npm run consume).",
     positionals: { usage: `(${COMMANDS})`, min: 1, max: 3 },
-    options: { owner: OWNER, id: DEVICE_ID, broker: BROKER, ca: CA, keystore: KEYSTORE },
+    options: { id: DEVICE_ID, service: SERVICE, "token-file": TOKEN_FILE, ca: CA },
     notes: [
         "commands:",
         "  interval <sensor> <ms>   sample <sensor> (shtc3, sht30, aht20, bme680, …) every <ms> milliseconds",
@@ -33,16 +30,20 @@ const spec = {
 } as const
 
 /** The command the words name; a `UsageError` for anything else. */
-function parseCommand(words: string[]): Command {
+function commandOf(words: string[]): Command {
     const [cmd, ...rest] = words
     if (cmd === "interval") {
         if (rest.length !== 2 || !/^\d+$/.test(rest[1])) throw new UsageError(`interval needs <sensor> <ms>, e.g. interval shtc3 7000`)
-        return { cmd, sensor: rest[0], ms: Number(rest[1]) }
+        const command = parseCommand({ cmd, sensor: rest[0], ms: Number(rest[1]) })
+        if (typeof command === "string") throw new UsageError(command)
+        return command
     }
     if (cmd === "update") {
         if (rest.length !== 2 || !/^[0-9a-f]{64}$/.test(rest[0]) || !/^[1-9]\d{0,9}$/.test(rest[1]))
             throw new UsageError("update needs the image's <sha256> (64 hex digits) and its <sequence>")
-        return updateCommand(rest[0], Number(rest[1]))
+        const command = parseCommand({ cmd, digest: rest[0], sequence: Number(rest[1]) })
+        if (typeof command === "string") throw new UsageError(command)
+        return command
     }
     if (cmd !== "events" && cmd !== "state" && cmd !== "update-check") throw new UsageError(`unknown command ${cmd}: ${COMMANDS}`)
     if (rest.length) throw new UsageError(`${cmd} takes no arguments`)
@@ -50,20 +51,8 @@ function parseCommand(words: string[]): Command {
 }
 
 await runCommand(spec, async ({ values, positionals }) => {
-    const command = parseCommand(positionals)
+    const command = commandOf(positionals)
     const id = deviceId(values.id)
-    const keystore = openKeystore(values)
-    const login = brokerLogin(keystore)
-    ownedDevice(keystore, id)
-    const client = await mqtt.connectAsync(values.broker, {
-        ...login,
-        // the broker binds each login to one client id, its username (devs/broker/dynsec.ts)
-        clientId: login.username,
-        ca: readCa(values.ca),
-        reconnectPeriod: 0,
-    })
-    const { topic, payload } = await sealCommand(keystore, id, command)
-    await client.publishAsync(topic, payload, { qos: 1 })
-    await client.endAsync()
-    console.log(`sent ${command.cmd} to ${id} (counter ${ownedDevice(keystore, id).downCounter}); replies arrive on its up topics`)
+    const sent = await ownerApi(values).call<{ counter: number }>("POST", `/api/devices/${id}/commands`, command)
+    console.log(`sent ${command.cmd} to ${id} (counter ${sent.counter}); replies arrive on its up topics`)
 })

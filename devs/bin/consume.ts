@@ -1,30 +1,31 @@
 /**
- * `npm run consume`: reads what the owner's devices publish, verified and
- * decrypted with cose-js, and prints it as SenML; forged, tampered and
- * replayed messages are rejected with the reason. Runs until Ctrl-C.
+ * `npm run consume`: prints what the owner's devices publish as the owner
+ * service verified and decrypted it, and every message it rejected with the
+ * reason. Runs until Ctrl-C.
  *
- *   npm run consume -- --owner <name> [--broker mqtts://localhost:8883] [--ca var/stack/pki/ca.crt] [--keystore FILE]
+ *   npm run consume -- [--service URL] [--token-file FILE]
  */
-import { runCommand } from "../cli/args.ts"
-import { BROKER, brokerLogin, CA, KEYSTORE, openKeystore, OWNER, readCa } from "../cli/options.ts"
-import { describeVerified, subscribeAsOwner } from "../owner/subscriber.ts"
+import { CommandError, runCommand } from "../cli/args.ts"
+import { CA, ownerApi, SERVICE, TOKEN_FILE } from "../cli/options.ts"
+import { describeEvent } from "../owner/describe.ts"
 
 const spec = {
     name: "consume",
-    summary: "Prints what the owner's devices publish, verified and decrypted; says why it rejects anything. Runs until Ctrl-C.",
-    options: { owner: OWNER, broker: BROKER, ca: CA, keystore: KEYSTORE },
+    summary:
+        "Prints what the owner's devices publish, verified and decrypted by the owner service, and why it rejects anything.\n" +
+        "Runs until Ctrl-C.",
+    options: { service: SERVICE, "token-file": TOKEN_FILE, ca: CA },
 } as const
 
 await runCommand(spec, async ({ values }) => {
-    const keystore = openKeystore(values)
-    brokerLogin(keystore)
-    const sub = await subscribeAsOwner({
-        url: values.broker,
-        ca: readCa(values.ca),
-        keystore,
-        onVerified: m => console.log(describeVerified(m)),
-        onRejected: (r, topic) => console.log(`REJECTED ${topic}: ${r.reason}: ${r.message}`),
-    })
-    console.log(`following ${Object.keys(keystore.data.devices).length} device(s) as ${values.owner}`)
-    process.on("SIGINT", () => void sub.close().then(() => process.exit(0)))
+    const api = ownerApi(values)
+    const { devices } = await api.call<{ devices: unknown[] }>("GET", "/api/devices")
+    console.log(`following ${devices.length} device(s) through ${values.service}`)
+    const abort = new AbortController()
+    process.on("SIGINT", () => abort.abort())
+    const stopped = await api.stream(e => {
+        const line = describeEvent(e)
+        if (line) console.log(line)
+    }, abort.signal)
+    if (!stopped) throw new CommandError(`the owner service at ${values.service} ended the stream: is it still running?`)
 })

@@ -4,14 +4,14 @@
  * roles, sent as JSON commands to `$CONTROL/dynamic-security/v1` over an
  * admin MQTT session (https://mosquitto.org/documentation/dynamic-security/).
  */
-import { randomBytes } from "node:crypto"
 import mqtt, { type MqttClient } from "mqtt"
-import type { BrokerAccess } from "../registry/broker-access.ts"
+import { ownerUsername, type BrokerAccess } from "../registry/broker-access.ts"
 
 /** One dynsec command's reply. */
 interface DynsecResponse {
     command: string
     error?: string
+    data?: unknown
 }
 
 /**
@@ -97,10 +97,8 @@ export class MosquittoDynsec implements BrokerAccess {
         if (failed) throw new Error(`dynamic-security ${failed.command}: ${failed.error}`)
     }
 
-    async allowOwner(owner: string, deviceId: string): Promise<{ username: string; password: string } | undefined> {
-        const username = `owner-${owner}`
-        const role = username
-        const password = randomBytes(24).toString("base64url")
+    /** The owner's role: read its devices' up topics, write their down topics. */
+    private ownerAcls(role: string, deviceId: string) {
         const allow = (acltype: string, topic: string) => ({
             command: "addRoleACL",
             rolename: role,
@@ -109,20 +107,68 @@ export class MosquittoDynsec implements BrokerAccess {
             allow: true,
             priority: 0,
         })
-        const [created] = await this.send([{ command: "createClient", username, clientid: username, password }])
-        const responses = await this.send([
-            // createRole and addClientRole fail harmlessly once done (a second device); the ACLs and the client id must succeed
-            { command: "createRole", rolename: role },
+        return [
             allow("subscribePattern", `things/${deviceId}/up/#`),
             allow("publishClientReceive", `things/${deviceId}/up/#`),
             allow("publishClientSend", `things/${deviceId}/down/#`),
-            { command: "addClientRole", username, rolename: role },
-            // an owner login made before logins were bound to their client id gets bound here
-            { command: "setClientId", username, clientid: username },
-        ])
-        const failed = [...responses.slice(1, 4), responses[5]].find(r => r.error)
+        ]
+    }
+
+    async grantOwner(owner: string, password: string, deviceIds: string[]): Promise<void> {
+        const username = ownerUsername(owner)
+        const role = username
+        // the role and its ACLs may exist already (a renewal): those errors are expected
+        const setup = await this.send([{ command: "createRole", rolename: role }, ...deviceIds.flatMap(id => this.ownerAcls(role, id))])
+        const failed = setup.find(r => r.error && !/already exists/i.test(r.error))
         if (failed) throw new Error(`dynamic-security ${failed.command}: ${failed.error}`)
-        return created.error ? undefined : { username, password }
+        const login = { command: "createClient", username, clientid: username, password, roles: [{ rolename: role }] }
+        const [created] = await this.send([login])
+        if (!created.error) return
+        const [existing] = await this.send([{ command: "getClient", username }])
+        const client = (existing.data as { client?: { clientid?: string; roles?: { rolename: string }[] } } | undefined)?.client
+        if (client?.clientid === username && client.roles?.some(r => r.rolename === role)) {
+            // a renewal: only a new password. Deleting the client, or changing its id or roles, would drop its connection
+            const [renewed] = await this.send([{ command: "setClientPassword", username, password }])
+            if (renewed.error) throw new Error(`dynamic-security setClientPassword: ${renewed.error}`)
+            return
+        }
+        // a login from before logins were bound to their client id (or changed by hand): made again, bound
+        const replaced = await this.send([{ command: "deleteClient", username }, login])
+        if (replaced[1].error) throw new Error(`dynamic-security createClient: ${replaced[1].error}`)
+    }
+
+    async allowOwner(owner: string, deviceId: string): Promise<void> {
+        const role = ownerUsername(owner)
+        const responses = await this.send(this.ownerAcls(role, deviceId))
+        // no role yet (the owner has not logged in with a broker): its first login installs the device
+        const failed = responses.find(r => r.error && !/not found/i.test(r.error))
+        if (failed) throw new Error(`dynamic-security ${failed.command}: ${failed.error}`)
+    }
+
+    async revokeOwner(owner: string): Promise<void> {
+        await this.send([
+            { command: "deleteClient", username: ownerUsername(owner) },
+            { command: "deleteRole", rolename: ownerUsername(owner) },
+        ])
+    }
+
+    async checkOwnerLogin(owner: string, password: string): Promise<boolean> {
+        try {
+            const client = await mqtt.connectAsync(`mqtts://${this.endpoint.host}:${this.adminPort}`, {
+                username: ownerUsername(owner),
+                // the one client id the login may use: this connection takes over a session the login holds
+                clientId: ownerUsername(owner),
+                password,
+                ca: this.ca,
+                protocolVersion: 4,
+                reconnectPeriod: 0,
+                connectTimeout: 5000,
+            })
+            await client.endAsync()
+            return true
+        } catch {
+            return false
+        }
     }
 
     async revoke(deviceId: string): Promise<void> {

@@ -38,10 +38,26 @@ export interface MosquittoOptions {
     onLog?: (line: string) => void
 }
 
+/** How to get Mosquitto, for the one-line messages when a part of it is missing. */
+const INSTALL = "install it with: sudo apt-get install -y mosquitto"
+
+/**
+ * The mosquitto binary: in PATH, or in the sbin folders Debian installs it
+ * to, which a normal user's PATH often lacks. Throws a one-line message when
+ * there is none.
+ */
+export function mosquittoBinary(): string {
+    const dirs = [...(process.env.PATH ?? "").split(":"), "/usr/local/sbin", "/usr/sbin", "/sbin"]
+    const found = dirs.map(d => join(d, "mosquitto")).find(p => p.startsWith("/") && existsSync(p))
+    if (!found) throw new Error(`mosquitto (the MQTT broker) is not installed: ${INSTALL}`)
+    return found
+}
+
 /** Starts mosquitto with a TLS listener and dynamic security; initializes dynsec on first use of `dir`. */
 export async function startMosquitto(options: MosquittoOptions): Promise<MosquittoInstance> {
     const plugin = PLUGIN_CANDIDATES.find(p => existsSync(p))
-    if (!plugin) throw new Error("mosquitto dynamic-security plugin not found: apt-get install mosquitto")
+    if (!plugin) throw new Error(`mosquitto's dynamic-security plugin is missing: ${INSTALL}`)
+    const binary = mosquittoBinary()
     ensurePrivateDir(options.dir)
     const dynsec = join(options.dir, "dynamic-security.json")
     const passwordFile = join(options.dir, "admin.password")
@@ -76,7 +92,7 @@ export async function startMosquitto(options: MosquittoOptions): Promise<Mosquit
         ].join("\n")
     )
     // the plugin rewrites dynamic-security.json (password hashes) on every change, with the umask's mode
-    const child = spawn(...underPrivateUmask("mosquitto", ["-c", conf]), { stdio: ["ignore", "pipe", "pipe"] })
+    const child = spawn(...underPrivateUmask(binary, ["-c", conf]), { stdio: ["ignore", "pipe", "pipe"] })
     const onData = (chunk: Buffer) => {
         for (const line of chunk.toString("utf8").split("\n")) if (line.trim()) options.onLog?.(line)
     }

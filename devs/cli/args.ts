@@ -13,7 +13,7 @@ import { parseArgs } from "node:util"
 /** One option of a command. */
 export interface OptionSpec {
     type: "string" | "boolean"
-    /** What the value is, as the usage shows it: `--owner <name>`. */
+    /** What the value is, as the usage shows it: `--id <device id>`. */
     value?: string
     /** The value when the option is left out. */
     default?: string | boolean

@@ -1,27 +1,40 @@
 /**
  * Options several programs share, declared once with their defaults (the
- * local stack's ports and CA, the owner's keystore under var/owner), and the
- * checks that turn a missing key or login into a line that says what to do.
+ * local stack's ports and CA, the owner service and its files under
+ * var/owner), and the checks that turn a missing file into a line that says what to do.
  */
 import { existsSync, readFileSync } from "node:fs"
-import { Keystore } from "../owner/keystore.ts"
-import { BROKER_PORT, KEYS_DIR, ownerKeystorePath, REGISTRY_PORT, stackFiles } from "../project.ts"
+import { OwnerApi } from "../owner/api-client.ts"
+import { BROKER_PORT, KEYS_DIR, OWNER_FILES, OWNER_PORT, REGISTRY_PORT, stackFiles } from "../project.ts"
 import { SqliteStore } from "../registry/store.ts"
 import { KeyVault } from "../updates/key-vault.ts"
 import { DEFAULT_ROOT_KEYS, DEFAULT_THRESHOLD } from "../updates/keyring.ts"
 import { UpdateService } from "../updates/service.ts"
 import { MAX_KEYS } from "../updates/trust.ts"
-import { CommandError, UsageError, type OptionSpec } from "./args.ts"
+import { CommandError, displayPath, UsageError, type OptionSpec } from "./args.ts"
 
-/** The owner whose keys a program uses. */
-export const OWNER = { type: "string", value: "name", required: true, help: "the owner's name" } as const satisfies OptionSpec
+/** The owner service the clients talk to. */
+export const SERVICE = {
+    type: "string",
+    value: "url",
+    default: `http://127.0.0.1:${OWNER_PORT}`,
+    help: "the owner service (npm run owner, or npm start)",
+} as const satisfies OptionSpec
 
-/** Where that owner's keys are. */
-export const KEYSTORE = {
+/** The owner service's API token. */
+export const TOKEN_FILE = {
     type: "string",
     value: "file",
-    defaultText: "var/owner/<owner>.json",
-    help: "the owner's keystore (mode 0600: broker login, device keys, counters)",
+    default: OWNER_FILES.apiToken,
+    help: "the owner service's API token (mode 0600; the service writes it)",
+} as const satisfies OptionSpec
+
+/** The owner service's store. */
+export const STORE = {
+    type: "string",
+    value: "file",
+    default: OWNER_FILES.store,
+    help: "the owner store (SQLite, mode 0600): keys, counters, readings",
 } as const satisfies OptionSpec
 
 /** The device a program acts on. */
@@ -75,23 +88,21 @@ export function readCa(path: string): Buffer {
     return readFileSync(path)
 }
 
-/** Opens the owner's keystore (`--keystore`, or var/owner/<owner>.json); a new owner starts an empty one. */
-export function openKeystore(values: { owner: string; keystore?: string }): Keystore {
-    return Keystore.open(values.keystore ?? ownerKeystorePath(values.owner), values.owner)
+/** A client of the owner service with its token, or what to do to get one. */
+export function ownerApi(values: { service: string; "token-file": string; ca: string }): OwnerApi {
+    const path = values["token-file"]
+    if (!existsSync(path))
+        throw new CommandError(
+            `no API token at ${displayPath(path)}: start the owner service first (npm start, or npm run owner -- --help)`
+        )
+    const ca = values.service.startsWith("https:") && existsSync(values.ca) ? readFileSync(values.ca) : undefined
+    return new OwnerApi(values.service, readFileSync(path, "utf8").trim(), ca)
 }
 
-/** The keystore's broker login, or what to do to get one. */
-export function brokerLogin(keystore: Keystore): { username: string; password: string } {
-    const login = keystore.data.broker
-    if (!login) throw new CommandError(`${keystore.path} holds no broker login yet: claim a device first (npm run claim -- --help)`)
-    return login
-}
-
-/** Checks that the keystore holds the device's keys. */
-export function ownedDevice(keystore: Keystore, id: string) {
-    const owned = keystore.device(id)
-    if (!owned) throw new CommandError(`device ${id} is not in ${keystore.path}: claim it first, or name the keystore that holds it`)
-    return owned
+/** A passphrase from a file (never from the command line, where other users see it). */
+export function readPassphrase(path: string): string {
+    if (!existsSync(path)) throw new CommandError(`no passphrase file at ${displayPath(path)}`)
+    return readFileSync(path, "utf8").replace(/\r?\n$/, "")
 }
 
 /** The registry's database, which the update service shares: where the tools publish. */

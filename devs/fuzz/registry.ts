@@ -3,7 +3,7 @@
  * hostile methods, paths, headers, bodies and source addresses, on a real
  * SQLite store with the update service behind it and a manual clock.
  *
- * Seeds: an enrollment, a claim with the right proof, both SCRAM steps (the
+ * Seeds: an enrollment, a claim with the right proof under an owner's session, both SCRAM steps (the
  * final one with and without a report for the update service), the health
  * check and the newest firmware manifest. A final step is sent in a fresh
  * exchange: its Authorization header is a template whose `{SID}` and
@@ -15,7 +15,7 @@
  * "busy" aside); an answer of 400 and above without a JSON `error`; a 2xx
  * for anything but a valid enrollment of a new id (checked here against the
  * documented format), a claim of an enrolled, unclaimed device with its
- * proof, a login with the untouched proof of a live exchange, the health
+ * proof and the owner's session, a login with the untouched proof of a live exchange, the health
  * check, or the manifest of the one class published. After the inputs the
  * store must hold exactly the devices enrolled, each well-formed, owned only
  * by whom a 200 said, and the registry must still enroll and log in a new
@@ -29,7 +29,7 @@ import Database from "better-sqlite3"
 import { claimProof } from "../owner/keys.ts"
 import { Registry } from "../registry/app.ts"
 import type { BrokerAccess } from "../registry/broker-access.ts"
-import { enroll, inProcessTransport, login } from "../registry/client.ts"
+import { enroll, inProcessTransport, login, ownerLogin, registerOwner } from "../registry/client.ts"
 import { SCRAM_MECHANISM, ScramClient } from "../registry/scram.ts"
 import { SqliteStore } from "../registry/store.ts"
 import { makeHostDevice } from "../sim/host-device.ts"
@@ -57,18 +57,27 @@ export interface RegistryRequest {
 /** A broker that records what the registry asks of it. */
 class RecordingBroker implements BrokerAccess {
     endpoint = { host: "localhost", port: 1 }
+    /** Per owner: the devices its login may reach. */
     readonly owners = new Map<string, string[]>()
     async grant() {}
     async revoke() {}
+    async grantOwner(owner: string, _password: string, devices: string[]) {
+        this.owners.set(owner, [...devices])
+    }
     async allowOwner(owner: string, id: string) {
-        const first = !this.owners.has(owner)
-        this.owners.set(owner, [...(this.owners.get(owner) ?? []), id])
-        return first ? { username: `owner-${owner}`, password: "x" } : undefined
+        this.owners.get(owner)?.push(id)
+    }
+    async revokeOwner(owner: string) {
+        this.owners.delete(owner)
+    }
+    async checkOwnerLogin() {
+        return false
     }
 }
 
 const DEVICE_ID = /^[0-9a-f]{32}$/
-const OWNER = /^[A-Za-z0-9._@-]{1,64}$/
+/** The owner account that claims. */
+const OWNER_NAME = "alice"
 const METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "get", "", "GET /v1/health", "POST\r\nX: y"]
 const PATHS = [
     "/v1/devices",
@@ -171,7 +180,11 @@ export async function registryCampaign(): Promise<Campaign<RegistryRequest>> {
         enrolled.set(d.device.id, claimVerifier(d.enrollment))
     }
     const toEnroll = await makeHostDevice()
-    const claimedBy = new Map<string, string>()
+    // the owner who claims: an account at the registry, logged in as the owner service does it
+    const ownerPassword = randomBytes(32)
+    if ((await registerOwner(setup, OWNER_NAME, ownerPassword)).status !== 201) throw new Error("fuzz setup: owner registration refused")
+    const ownerSession = `Bearer ${(await ownerLogin(setup, OWNER_NAME, ownerPassword)).token}`
+    const claimedBy = new Set<string>()
 
     const scramFirst = (id: string) => `${SCRAM_MECHANISM} data=${b64(new ScramClient(id, Buffer.alloc(32)).first())}`
     const seeds: RegistryRequest[] = [
@@ -179,8 +192,8 @@ export async function registryCampaign(): Promise<Campaign<RegistryRequest>> {
         {
             method: "POST",
             path: "/v1/claim",
-            headers: {},
-            body: { id: toClaim.device.id, code: claimProof(toClaim.device.claimCode), owner: "alice" },
+            headers: { authorization: ownerSession },
+            body: { id: toClaim.device.id, code: claimProof(toClaim.device.claimCode) },
             source: "10.0.0.2",
         },
         { method: "GET", path: "/v1/session", headers: { authorization: scramFirst(loginAs.device.id) }, source: "10.0.0.3" },
@@ -246,8 +259,8 @@ export async function registryCampaign(): Promise<Campaign<RegistryRequest>> {
             const code = String(c.code).toUpperCase().replace(/[-\s]/g, "")
             if (!pbkdf2Sync(code, verifier.salt, verifier.iterations, 32, "sha256").equals(verifier.hash))
                 return "claimed with a wrong proof"
-            if (typeof c.owner !== "string" || !OWNER.test(c.owner)) return "claimed for an owner name outside the format"
-            claimedBy.set(id, c.owner)
+            if (r.headers.authorization !== ownerSession) return "claimed without the owner's session"
+            claimedBy.add(id)
             return undefined
         }
         return `answered ${status}`
@@ -304,7 +317,7 @@ export async function registryCampaign(): Promise<Campaign<RegistryRequest>> {
             }
             if (login && (r.method === "GET" || r.method === "POST") && r.path === "/v1/session" && status === 200) {
                 if (login.exact) return "accepted"
-                if (login.authentic) return { lenient: "a login whose client-final or header was altered but still carried the proof" }
+                if (login.authentic) return { invalid: "logged in with a client-final or header altered around the proof" }
                 return { invalid: "logged in without the proof of a live exchange" }
             }
             const wrong = rightfulSuccess(r, status)
@@ -327,9 +340,9 @@ export async function registryCampaign(): Promise<Campaign<RegistryRequest>> {
                         bytes("stored_key", 32, 32) &&
                         bytes("server_key", 32, 32) &&
                         bytes("owner_envelope", 40, 256) &&
-                        (d.owner === null ? d.claim_hash !== null : OWNER.test(String(d.owner)) && d.claim_hash === null)
+                        (d.owner === null ? d.claim_hash !== null : d.claim_hash === null)
                     if (!ok) wrong.push(`device ${id} is malformed in the store`)
-                    if (d.owner !== null && claimedBy.get(id) !== d.owner)
+                    if (d.owner !== null && !(claimedBy.has(id) && d.owner === OWNER_NAME))
                         wrong.push(`device ${id} is owned by ${d.owner}, but no 200 said so`)
                 }
                 if (rows.length !== enrolled.size) wrong.push(`${rows.length} devices stored, ${enrolled.size} enrolled`)

@@ -28,6 +28,33 @@ export default tseslint.config(
         },
     },
     {
+        // the bootstrap of the npm scripts runs in plain Node
+        files: ["devs/bin/*.js"],
+        languageOptions: { globals: { process: "readonly", console: "readonly" } },
+    },
+    {
+        // the owner console's modules run in the browser
+        files: ["devs/owner/console/**/*.js"],
+        languageOptions: {
+            globals: Object.fromEntries(
+                [
+                    "document",
+                    "location",
+                    "fetch",
+                    "EventSource",
+                    "FormData",
+                    "Node",
+                    "ResizeObserver",
+                    "requestAnimationFrame",
+                    "setTimeout",
+                    "setInterval",
+                    "clearTimeout",
+                    "console",
+                ].map(name => [name, "readonly"])
+            ),
+        },
+    },
+    {
         files: ["devs/**/*.cjs"],
         extends: [js.configs.recommended],
         languageOptions: { sourceType: "commonjs", globals: { require: "readonly", module: "writable", process: "readonly" } },

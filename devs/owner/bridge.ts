@@ -1,15 +1,21 @@
 /**
  * The local bridge (the seed's "cheap small computers in local
- * installations"): republishes verified readings to a local broker in Home
- * Assistant's MQTT discovery format, so existing home tools see the sensors.
- * They get plain values on local topics; the device key stays in the bridge.
+ * installations"): republishes the readings the owner service verified (its
+ * `reading` events) to a local broker in Home Assistant's MQTT discovery
+ * format, so existing home tools see the sensors. They get plain values on
+ * local topics; the device keys stay in the owner service.
  *
  * Per quantity: a retained config on `<prefix>/sensor/<node>/<object>/config`
  * (https://www.home-assistant.io/integrations/mqtt/#mqtt-discovery) and
  * values on `sentinel/<device id>/<sensor>/<quantity>`.
  */
 import type { MqttClient } from "mqtt"
-import type { Verified } from "./consumer.ts"
+
+/** Readings of one verified message, as the owner service reports them (names without the base name). */
+export interface ReadingsMessage {
+    deviceId: string
+    readings: { name: string; value: number }[]
+}
 
 /** SenML units (RFC 8428 §12.1) as Home Assistant shows them, with the matching device class. */
 const QUANTITIES: Record<string, { unit: string; deviceClass?: string }> = {
@@ -29,15 +35,15 @@ export class HomeAssistantBridge {
         private readonly discoveryPrefix = "homeassistant"
     ) {}
 
-    /** Publishes the readings of a verified message (other kinds are not for home tools). */
-    async publish(message: Verified): Promise<void> {
-        if (message.kind !== "readings") return
+    /** Publishes the latest value of each quantity of a message (counters and other records are not sensors). */
+    async publish(message: ReadingsMessage): Promise<void> {
         const id = message.deviceId
+        if (!/^[0-9a-f]{32}$/.test(id)) return
         const latest = new Map<string, number>()
         for (const r of message.readings) {
-            const name = r.name.split(":").pop()!
-            const [sensor, quantity] = name.split("/")
-            if (!sensor || !(quantity in QUANTITIES) || r.value === undefined) continue
+            const [sensor, quantity] = r.name.split(":").pop()!.split("/")
+            if (!sensor || !/^[a-z0-9_]{1,32}$/.test(sensor) || !Object.hasOwn(QUANTITIES, quantity) || typeof r.value !== "number")
+                continue
             latest.set(`${sensor}/${quantity}`, r.value)
         }
         for (const [name, value] of latest) {

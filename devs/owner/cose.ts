@@ -1,7 +1,8 @@
 /**
- * COSE_Encrypt0 with AES-CCM-16-64-256 on the owner's side, through cose-js:
- * an implementation independent of the device's, so a message the device
- * seals is proven readable by a standard library (RFC 9052/9053).
+ * COSE_Encrypt0 with AES-CCM-16-64-256 through cose-js: an implementation
+ * independent of the device's and of the owner service's (./encrypt0.ts), so
+ * tests prove what either side seals readable by a standard library
+ * (RFC 9052/9053). Host-emulated devices seal with it too.
  *
  * cose-js decrypts but does not police headers, so `openEncrypt0` first checks
  * the structure itself: tag 16, algorithm 11 in the protected header only,
@@ -61,7 +62,13 @@ export function readHeaders(message: Buffer): Encrypt0Headers {
     const [prot, unprot, ciphertext] = v.contents
     const protBytes = bytes(prot)
     if (!protBytes || !bytes(ciphertext)) throw new CoseRejection("malformed", "protected header and ciphertext must be byte strings")
-    const p = asMap(protBytes.length ? decode(protBytes) : new Map())
+    let p: Map<unknown, unknown>
+    try {
+        p = asMap(protBytes.length ? decode(protBytes) : new Map())
+    } catch (e) {
+        if (e instanceof CoseRejection) throw e
+        throw new CoseRejection("malformed", "protected header is not CBOR")
+    }
     const u = asMap(unprot)
     if (p.get(LABEL_ALG) !== AES_CCM_16_64_256 || u.has(LABEL_ALG))
         throw new CoseRejection("malformed", "algorithm must be AES-CCM-16-64-256, protected")

@@ -22,7 +22,15 @@ export interface SenmlReading {
 
 /** Decodes and resolves a SenML-CBOR pack; throws on anything but an array of maps. */
 export function decodeSenmlCbor(pack: Uint8Array): SenmlReading[] {
-    const records = decode(pack, { preferMap: true })
+    return resolveSenml(decode(pack, { preferMap: true }))
+}
+
+/**
+ * Resolves a decoded pack (an array of maps with integer labels, as cbor2 or
+ * the owner service's reader return it); throws on anything else, and on a
+ * field of the wrong type, so no record carries a value it did not mean.
+ */
+export function resolveSenml(records: unknown): SenmlReading[] {
     if (!Array.isArray(records)) throw new Error("SenML pack must be an array")
     let bn = ""
     let bt = 0
@@ -36,11 +44,18 @@ export function decodeSenmlCbor(pack: Uint8Array): SenmlReading[] {
         if (typeof get(LABEL.bu) === "string") bu = get(LABEL.bu)
         if (typeof get(LABEL.bv) === "number") bv = get(LABEL.bv)
         const v = get(LABEL.v)
+        const [n, u, t] = [get(LABEL.n), get(LABEL.u), get(LABEL.t)]
+        if (
+            (n !== undefined && typeof n !== "string") ||
+            (u !== undefined && typeof u !== "string") ||
+            (t !== undefined && typeof t !== "number")
+        )
+            throw new Error("SenML name and unit must be text, time a number")
         return {
-            name: bn + (get(LABEL.n) ?? ""),
-            unit: get(LABEL.u) ?? bu,
+            name: bn + (n ?? ""),
+            unit: u ?? bu,
             value: typeof v === "number" ? bv + v : undefined,
-            time: bt + (get(LABEL.t) ?? 0),
+            time: bt + (t ?? 0),
         }
     })
 }

@@ -10,10 +10,10 @@
  *   (src/identity/owner-envelope.ts, keyed as in src/secure/keys.ts).
  * - `GET /v1/session`: RFC 7804 exchange with `Authorization: SCRAM-SHA-256 …`;
  *   the final 200 carries `Authentication-Info` and, for a claimed device, broker credentials.
- * - `POST /v1/claim`: `{ id, code, owner }`, where `code` is the claim proof. 200 returns the owner
- *   envelope and, on the owner's first claim, the owner's broker login (subscribe to its devices' up
- *   topics, publish to their down topics). Every refusal is the same 403, whether the device is
- *   claimed, unclaimed or unknown.
+ * - `POST /v1/claim`: `{ id, code }` with `Authorization: Bearer <owner session token>`, where `code` is
+ *   the claim proof; the owner is the session's account (devs/registry/owners.ts: registration, owner login,
+ *   the owner's broker login). 200 returns the owner envelope; the owner's broker login may then reach the device.
+ *   Every refusal is the same 403, whether the device is claimed, unclaimed or unknown.
  * - `POST /v1/session` (final step only): as the GET, with a JSON report in the body for the update
  *   service (devs/updates/service.ts); it is read only after the device's proof verifies, and the
  *   answer is `reply` in the 200 body. It grants no broker password: the device's current one stays valid.
@@ -51,6 +51,7 @@ import {
 import type { BrokerAccess } from "./broker-access.ts"
 import type { FirmwareUpdates, UpdateEndpoint } from "./firmware-updates.ts"
 import { parseAuthorization } from "./http-auth.ts"
+import { OwnerAccounts } from "./owners.ts"
 import { sourceOf } from "./source.ts"
 import type { DeviceRecord, RegistryStore } from "./store.ts"
 
@@ -116,6 +117,8 @@ export class Registry {
     /** Unknown users get a fake but stable salt, so a probe cannot tell them from real ones (RFC 5802 §5.1). */
     private readonly decoyKey = randomBytes(32)
     private expiryTimer: NodeJS.Timeout | undefined
+    /** Owner accounts: registration, login, sessions, broker logins. */
+    readonly owners: OwnerAccounts
 
     constructor(private readonly options: RegistryOptions) {
         this.store = options.store
@@ -124,6 +127,17 @@ export class Registry {
         this.clock = options.clock ?? Date.now
         this.exchanges = new PendingExchanges(options.exchanges ?? DEFAULT_EXCHANGE_LIMITS)
         this.events = new SecurityEvents(options.store, this.clock, options.log ?? console.log)
+        this.owners = new OwnerAccounts({
+            store: options.store,
+            clock: this.clock,
+            broker: options.broker,
+            brokerTokenTtlMs: options.brokerTokenTtlMs ?? 3_600_000,
+            realm: options.realm ?? REALM,
+            event: (kind, source, identity, detail) => this.event(kind, source, identity, detail),
+            guard: keys => this.guard(keys),
+            failed: (keys, source, identity, what) => this.failed(keys, source, identity, what),
+            succeed: keys => keys.forEach(k => this.limiter.succeed(k)),
+        })
     }
 
     /** Logs a security event (also to the console, without any credential), escaped and limited (./events.ts). */
@@ -139,7 +153,9 @@ export class Registry {
             if (method === "POST" && path === "/v1/session") return await this.session(headers["authorization"], source, body)
             if (method === "GET" && path.startsWith("/v1/firmware/")) return this.manifest(path)
             if (method === "GET" && path.startsWith("/v1/trust")) return this.trust(path)
-            if (method === "POST" && path === "/v1/claim") return await this.claim(body, source)
+            if (method === "POST" && path === "/v1/claim") return await this.claim(headers["authorization"], body, source)
+            const owners = await this.owners.handle(method, path, headers, body, source)
+            if (owners) return owners
             if (method === "GET" && path === "/v1/health") return { status: 200, headers: {}, body: { ok: true } }
             throw new HttpError(404, "no such endpoint")
         } catch (e) {
@@ -335,7 +351,7 @@ export class Registry {
             await this.options.broker?.revoke(id)
             this.store.deleteBrokerExpiry(id)
         }
-        return expired
+        return [...expired, ...(await this.owners.expireBrokerLogins()).map(name => `owner ${name}`)]
     }
 
     /**
@@ -362,12 +378,14 @@ export class Registry {
         return { ...makeVerifier(randomBytes(32), salt, 1), iterations: SCRAM_MIN_ITERATIONS }
     }
 
-    private async claim(body: Buffer, source: string) {
+    private async claim(authorization: string | undefined, body: Buffer, source: string) {
+        // the owner is the account of the session: no name is taken by claiming under it first
+        const owner = this.owners.authenticate(authorization)
+        if (!owner) throw new HttpError(401, "claims need an owner session (log in as the owner first)", { "www-authenticate": "Bearer" })
         const req = this.json(body)
-        const { id, code, owner } = req
+        const { id, code } = req
         if (typeof id !== "string" || !DEVICE_ID.test(id)) throw new HttpError(400, "id must be 32 lowercase hex characters")
-        if (typeof owner !== "string" || !/^[A-Za-z0-9._@-]{1,64}$/.test(owner))
-            throw new HttpError(400, "owner must be 1..64 of A-Z a-z 0-9 . _ @ -")
+        if (req.owner !== undefined && req.owner !== owner) throw new HttpError(403, "owner is not the session's account")
         if (typeof code !== "string" || code.length > 64) throw new HttpError(400, "code must be text")
         const keys = this.keys("claim", source, id)
         this.guard(keys)
@@ -385,12 +403,13 @@ export class Registry {
         if (!claimable || !this.store.claimDevice(id, owner, this.clock())) throw refused()
         for (const k of keys) this.limiter.succeed(k)
         this.event("claimed", source, id, `claimed by ${owner}`)
-        const broker = await this.options.broker?.allowOwner(owner, id)
-        return {
-            status: 200,
-            headers: {},
-            body: { id, owner, envelope: claimable.ownerEnvelope.toString("base64"), ...(broker ? { broker } : {}) },
+        try {
+            await this.owners.allowDevice(owner, id)
+        } catch (e) {
+            // the claim stands; the owner's next login installs every device it holds
+            this.event("broker-unavailable", "registry", owner, (e as Error).message.slice(0, 96))
         }
+        return { status: 200, headers: {}, body: { id, owner, envelope: claimable.ownerEnvelope.toString("base64") } }
     }
 
     /**

@@ -3,10 +3,11 @@
  * the RFC 7804 SCRAM-SHA-256 exchange, claims. It speaks through a
  * `Transport`, so the same code drives the HTTPS service or a `Registry` in-process.
  */
+import { randomBytes } from "node:crypto"
 import { request, type Agent } from "node:https"
 import type { Registry } from "./app.ts"
 import { parseAuthorization } from "./http-auth.ts"
-import { SCRAM_MECHANISM, ScramClient, ScramProtocolError, type ScramKeyCache } from "./scram.ts"
+import { makeVerifier, SCRAM_MECHANISM, ScramClient, ScramProtocolError, type ScramKeyCache } from "./scram.ts"
 
 /** A reply from the registry. */
 export interface Reply {
@@ -67,9 +68,35 @@ export function enroll(t: Transport, enrollment: Record<string, unknown>): Promi
     return t("POST", "/v1/devices", {}, enrollment)
 }
 
-/** Claims a device for an owner with its claim proof (`claimProof(code)`: the code itself is never sent). */
-export function claim(t: Transport, id: string, proof: string, owner: string): Promise<Reply> {
-    return t("POST", "/v1/claim", {}, { id, code: proof, owner })
+/** Claims a device with its claim proof (`claimProof(code)`: the code itself is never sent) for the owner of `token`. */
+export function claim(t: Transport, id: string, proof: string, token: string): Promise<Reply> {
+    return t("POST", "/v1/claim", { authorization: `Bearer ${token}` }, { id, code: proof })
+}
+
+/** Registers an owner account with the verifier of its password (and the owner broker login of its earlier claims, if any). */
+export function registerOwner(t: Transport, name: string, password: Buffer, legacyBrokerPassword?: string): Promise<Reply> {
+    const v = makeVerifier(password, randomBytes(16))
+    const scram = {
+        salt: v.salt.toString("base64"),
+        iterations: v.iterations,
+        storedKey: v.storedKey.toString("base64"),
+        serverKey: v.serverKey.toString("base64"),
+    }
+    return t("POST", "/v1/owners", {}, { name, scram, ...(legacyBrokerPassword ? { legacy: { password: legacyBrokerPassword } } : {}) })
+}
+
+/** An owner's login: its session token for claims and, with a broker, its broker login. */
+export interface OwnerLogin {
+    token: string
+    ttlMs: number
+    broker?: { host: string; port: number; username: string; password: string; clientId: string; ttlMs: number }
+}
+
+/** Logs in as an owner (the RFC 7804 exchange on the owner endpoint); throws with the registry's reason when refused. */
+export async function ownerLogin(t: Transport, name: string, password: Buffer): Promise<OwnerLogin> {
+    const reply = await login(t, name, password, undefined, undefined, "/v1/owners/session")
+    if (reply.status !== 200) throw new Error(`owner login refused (HTTP ${reply.status}): ${String(reply.body.error ?? "")}`)
+    return reply.body as unknown as OwnerLogin
 }
 
 /**
@@ -79,17 +106,24 @@ export function claim(t: Transport, id: string, proof: string, owner: string): P
  * A `report` for the update service rides with the final step (a POST), as the firmware sends it.
  * With a `cache`, the keys derived from the password are kept for the next login (RFC 5802 §5.1).
  */
-export async function login(t: Transport, id: string, password: Buffer, report?: unknown, cache?: ScramKeyCache): Promise<Reply> {
+export async function login(
+    t: Transport,
+    id: string,
+    password: Buffer,
+    report?: unknown,
+    cache?: ScramKeyCache,
+    path = "/v1/session"
+): Promise<Reply> {
     const scram = new ScramClient(id, password, undefined, cache)
     const data = (s: string) => Buffer.from(s).toString("base64")
-    const first = await t("GET", "/v1/session", { authorization: `${SCRAM_MECHANISM} data=${data(scram.first())}` })
+    const first = await t("GET", path, { authorization: `${SCRAM_MECHANISM} data=${data(scram.first())}` })
     const challenge = parseAuthorization(first.headers["www-authenticate"] ?? "")
     if (first.status !== 401 || challenge.scheme !== SCRAM_MECHANISM || !challenge.params.get("sid")) return first
     const sid = challenge.params.get("sid")!
     const serverFirst = Buffer.from(challenge.params.get("data") ?? "", "base64").toString("utf8")
     const final = await t(
         report === undefined ? "GET" : "POST",
-        "/v1/session",
+        path,
         { authorization: `${SCRAM_MECHANISM} sid=${sid}, data=${data(scram.final(serverFirst))}` },
         report
     )

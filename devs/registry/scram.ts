@@ -99,7 +99,10 @@ export function serverFinal(exchange: ScramServerExchange, clientFinal: string):
     if (attrs.get("r") !== exchange.nonce) throw new ScramProtocolError("nonce mismatch")
     const proofText = attrs.get("p")
     if (!proofText || !clientFinal.endsWith(`,p=${proofText}`)) throw new ScramProtocolError("missing proof")
+    // RFC 5802 §7: proof = "p=" base64, of a 32-byte ClientProof for SHA-256. Node's decoder skips what is
+    // not base64 and stops at padding, so many texts decode to the same bytes; only the canonical one counts.
     const proof = Buffer.from(proofText, "base64")
+    if (proof.toString("base64") !== proofText) throw new ScramProtocolError("proof is not canonical base64")
     const withoutProof = clientFinal.slice(0, clientFinal.length - proofText.length - 3)
     const authMessage = `${exchange.authPrefix},${withoutProof}`
     const { storedKey, serverKey } = exchange.verifier

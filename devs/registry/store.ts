@@ -74,6 +74,16 @@ export interface DeviceUpdateRow {
     updatedAt: number
 }
 
+/** An owner account: a name and its SCRAM verifier, nothing that logs in (devs/registry/owners.ts). */
+export interface OwnerRecord {
+    name: string
+    scramSalt: Buffer
+    scramIterations: number
+    storedKey: Buffer
+    serverKey: Buffer
+    createdAt: number
+}
+
 /** Attempt counting for one rate-limit key (devs/registry/rate-limit.ts). */
 export interface RateLimitState {
     key: string
@@ -116,6 +126,20 @@ export interface RegistryStore {
     trustDocumentCount(): number
     /** One signature (a COSE_Sign1) of a trust document, by its place. */
     getTrustCopy(kind: string, version: number, copy: number): Buffer | undefined
+    /** Adds an owner account; false if the name is taken. */
+    insertOwner(owner: OwnerRecord): boolean
+    getOwner(name: string): OwnerRecord | undefined
+    /** The devices claimed under an owner name. */
+    devicesOf(owner: string): string[]
+    /** Keeps an owner session by the SHA-256 of its token. */
+    putOwnerSession(tokenHash: Buffer, owner: string, expiresAt: number): void
+    /** The owner of a session still valid at `now`. */
+    ownerSession(tokenHash: Buffer, now: number): string | undefined
+    deleteExpiredOwnerSessions(now: number): void
+    putOwnerBrokerExpiry(owner: string, expiresAt: number): void
+    /** Owners whose broker login expired at or before `now`. */
+    expiredOwnerBrokerLogins(now: number): string[]
+    deleteOwnerBrokerExpiry(owner: string): void
     close(): void
 }
 
@@ -199,7 +223,32 @@ export const MIGRATIONS: { version: number; sql: string }[] = [
         `,
     },
     {
+        // owner accounts (devs/registry/owners.ts): verifiers, hashed session tokens, broker login expiries
         version: 4,
+        sql: `
+            CREATE TABLE owners (
+                name TEXT PRIMARY KEY,
+                scram_salt BLOB NOT NULL,
+                scram_iterations INTEGER NOT NULL,
+                stored_key BLOB NOT NULL,
+                server_key BLOB NOT NULL,
+                created_at INTEGER NOT NULL
+            );
+            CREATE TABLE owner_sessions (
+                token_hash BLOB PRIMARY KEY,
+                owner TEXT NOT NULL REFERENCES owners (name),
+                expires_at INTEGER NOT NULL
+            );
+            CREATE TABLE owner_broker_logins (
+                owner TEXT PRIMARY KEY REFERENCES owners (name),
+                expires_at INTEGER NOT NULL
+            );
+            CREATE INDEX devices_owner ON devices (owner);
+        `,
+    },
+    {
+        // the owner's signed roots and key lists (devs/updates/trust.ts), each signature a row
+        version: 5,
         sql: `
             CREATE TABLE trust_documents (
                 kind TEXT NOT NULL,
@@ -276,6 +325,21 @@ function prepareStatements(db: Database.Database) {
              approved_digest = excluded.approved_digest, rollback_digest = excluded.rollback_digest,
              deadline = excluded.deadline, failed_digest = excluded.failed_digest, updated_at = excluded.updated_at`
         ),
+        insertOwner: db.prepare(
+            `INSERT OR IGNORE INTO owners (name, scram_salt, scram_iterations, stored_key, server_key, created_at)
+             VALUES (?, ?, ?, ?, ?, ?)`
+        ),
+        getOwner: db.prepare("SELECT * FROM owners WHERE name = ?"),
+        devicesOf: db.prepare("SELECT id FROM devices WHERE owner = ? ORDER BY claimed_at"),
+        putOwnerSession: db.prepare("INSERT INTO owner_sessions (token_hash, owner, expires_at) VALUES (?, ?, ?)"),
+        ownerSession: db.prepare("SELECT owner FROM owner_sessions WHERE token_hash = ? AND expires_at > ?"),
+        deleteExpiredOwnerSessions: db.prepare("DELETE FROM owner_sessions WHERE expires_at <= ?"),
+        putOwnerBrokerExpiry: db.prepare(
+            `INSERT INTO owner_broker_logins (owner, expires_at) VALUES (?, ?)
+             ON CONFLICT (owner) DO UPDATE SET expires_at = excluded.expires_at`
+        ),
+        expiredOwnerBrokerLogins: db.prepare("SELECT owner FROM owner_broker_logins WHERE expires_at <= ?"),
+        deleteOwnerBrokerExpiry: db.prepare("DELETE FROM owner_broker_logins WHERE owner = ?"),
     }
 }
 
@@ -472,6 +536,54 @@ export class SqliteStore implements RegistryStore {
 
     getTrustCopy(kind: string, version: number, copy: number): Buffer | undefined {
         return (this.sql.getTrustCopy.get(kind, version, copy) as { signed: Buffer } | undefined)?.signed
+    }
+
+    insertOwner(o: OwnerRecord): boolean {
+        return this.sql.insertOwner.run(o.name, o.scramSalt, o.scramIterations, o.storedKey, o.serverKey, o.createdAt).changes === 1
+    }
+
+    getOwner(name: string): OwnerRecord | undefined {
+        const r = this.sql.getOwner.get(name) as
+            | { name: string; scram_salt: Buffer; scram_iterations: number; stored_key: Buffer; server_key: Buffer; created_at: number }
+            | undefined
+        return (
+            r && {
+                name: r.name,
+                scramSalt: r.scram_salt,
+                scramIterations: r.scram_iterations,
+                storedKey: r.stored_key,
+                serverKey: r.server_key,
+                createdAt: r.created_at,
+            }
+        )
+    }
+
+    devicesOf(owner: string): string[] {
+        return (this.sql.devicesOf.all(owner) as { id: string }[]).map(r => r.id)
+    }
+
+    putOwnerSession(tokenHash: Buffer, owner: string, expiresAt: number) {
+        this.sql.putOwnerSession.run(tokenHash, owner, expiresAt)
+    }
+
+    ownerSession(tokenHash: Buffer, now: number): string | undefined {
+        return (this.sql.ownerSession.get(tokenHash, now) as { owner: string } | undefined)?.owner
+    }
+
+    deleteExpiredOwnerSessions(now: number) {
+        this.sql.deleteExpiredOwnerSessions.run(now)
+    }
+
+    putOwnerBrokerExpiry(owner: string, expiresAt: number) {
+        this.sql.putOwnerBrokerExpiry.run(owner, expiresAt)
+    }
+
+    expiredOwnerBrokerLogins(now: number): string[] {
+        return (this.sql.expiredOwnerBrokerLogins.all(now) as { owner: string }[]).map(r => r.owner)
+    }
+
+    deleteOwnerBrokerExpiry(owner: string) {
+        this.sql.deleteOwnerBrokerExpiry.run(owner)
     }
 
     close() {

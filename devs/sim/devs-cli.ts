@@ -199,10 +199,13 @@ export function collectHexLines(lines: string[], prefix: string): Map<string, Bu
 }
 
 /** Compiles a firmware entry point (a path from the project root), in a build folder of its own, into `out`. */
-export function buildImage(entry: string, out: string): Promise<Buffer> {
+export function buildImage(entry: string, out: string, signal?: AbortSignal): Promise<Buffer> {
     return inBuildFolder(async folder => {
-        const r = await runDevs(["build", entry], { cwd: folder, timeoutMs: 120_000 })
-        if (r.code !== 0) throw new Error(`devs build ${entry} failed:\n${r.output}`)
+        const r = await runDevs(["build", entry], { cwd: folder, timeoutMs: 120_000, signal })
+        if (signal?.aborted) throw new Error(`devs build ${entry} stopped`)
+        if (r.code !== 0)
+            throw new Error(`devs build ${entry} failed:
+${r.output}`)
         copyFileSync(join(folder, ".devicescript", "bin", "bytecode.devs"), out)
         return readFileSync(out)
     })

@@ -1,9 +1,10 @@
 /**
  * The real firmware in the DeviceScript simulator against a local stack,
- * with its owner played on the host: the owner claims the device with the
- * code it prints once, follows what it publishes (verified with cose-js) and
- * sends it commands. Everything is recorded with host times, for the
- * end-to-end tests and the benchmarks.
+ * with its owner played on the host by an owner service of its own
+ * (devs/owner/service.ts, a store in the device's folder, a new owner
+ * account): the owner claims the device with the code it prints once,
+ * follows what it publishes and sends it commands. Everything is recorded
+ * with host times, for the end-to-end tests and the benchmarks.
  *
  * Two ways to run it:
  * - `run(ENTRY)`: test mode (`devs run ENTRY --test`), flash in memory, no
@@ -21,18 +22,15 @@
 import { randomBytes } from "node:crypto"
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { claimDevice } from "../owner/claim.ts"
-import { sealCommand, type Command } from "../owner/commands.ts"
+import type { Command } from "../owner/commands.ts"
 import { ConsoleClaimer } from "../owner/console-claimer.ts"
-import type { Rejected, Verified } from "../owner/consumer.ts"
-import { openEncrypt0, readHeaders, counterFromPartialIv } from "../owner/cose.ts"
-import { channelKeys } from "../owner/keys.ts"
-import { Keystore } from "../owner/keystore.ts"
-import { subscribeAsOwner, type OwnerSubscriber } from "../owner/subscriber.ts"
+import { OwnerService } from "../owner/service.ts"
+import { OwnerStore } from "../owner/store.ts"
+import type { UpdateReport } from "../owner/update-report.ts"
+import type { Rejected, Verified } from "../owner/verifier.ts"
 import { httpsTransport } from "../registry/client.ts"
 import { REGISTRY_PORT } from "../project.ts"
 import type { LocalStack } from "../stack/local.ts"
-import { decodeUpdateReport, updateCommand, updateReportTopic, type UpdateReport } from "../updates/report.ts"
 import { deviceLine, powerCutEnv, runDevs, runInSimulator, type Devtools, type DevsResult, type PortMap } from "./devs-cli.ts"
 import { until } from "./until.ts"
 
@@ -40,7 +38,7 @@ import { until } from "./until.ts"
 export interface SimulatedDeviceOptions {
     /** The registry and broker it enrolls with and publishes to; its owner uses them too. */
     stack: LocalStack
-    /** Folder for the simulator's persistent flash (`vm/`) and the owner's keystore. */
+    /** Folder for the simulator's persistent flash (`vm/`) and the owner's store. */
     dir: string
     /** The devtools server a simulator outside test mode (`start`) connects to. */
     devtools?: Devtools
@@ -61,16 +59,17 @@ export class SimulatedDevice {
     readonly verified: Verified[] = []
     /** Host time (ms) at which each verified message arrived, parallel to `verified`. */
     readonly arrivals: number[] = []
-    /** The update steps the device reported (`things/<id>/up/update`), opened with its up key, in arrival order. */
+    /** The update steps the device reported (`things/<id>/up/update`), as the owner verified them, in arrival order. */
     readonly updates: UpdateReport[] = []
     /** Messages the owner rejected, and why. */
     readonly rejected: { topic: string; rejection: Rejected }[] = []
     /** Host time (ms) at which the device printed that it sealed each counter. */
     readonly sealedAt = new Map<number, number>()
-    /** The owner's keys. A new owner per device: an owner's broker login is handed out once, at its first claim. */
-    readonly keystore: Keystore
+    /** The owner's store: a new owner per device. */
+    readonly store: OwnerStore
+    private readonly service: OwnerService
+    private started = false
     private simulator: { abort: AbortController; ended: Promise<DevsResult> } | undefined
-    private ownerSession: OwnerSubscriber | undefined
     private readonly vmDir: string
     private readonly claimer: ConsoleClaimer
 
@@ -78,7 +77,28 @@ export class SimulatedDevice {
         this.vmDir = join(options.dir, "vm")
         mkdirSync(this.vmDir, { recursive: true })
         const owner = `sim-owner-${randomBytes(4).toString("hex")}`
-        this.keystore = Keystore.open(join(options.dir, `${owner}.json`), owner)
+        const { stack } = options
+        const registryUrl = `https://localhost:${stack.registryPort}`
+        const ca = readFileSync(stack.pki.caCert)
+        this.store = new OwnerStore(join(options.dir, `${owner}.db`))
+        this.service = new OwnerService({
+            store: this.store,
+            registry: httpsTransport(registryUrl, ca),
+            registryUrl,
+            name: owner,
+            brokerCa: ca,
+            brokerUrl: `mqtts://localhost:${stack.broker.port}`,
+            log: line => options.transcript.push(`${Date.now()} owner: ${line}`),
+        })
+        this.service.on("verified", m => {
+            this.verified.push(m)
+            this.arrivals.push(Date.now())
+        })
+        this.service.on("rejected", r => this.rejected.push(r))
+        this.service.on("update", u => {
+            this.updates.push(u.report)
+            options.transcript.push(`${Date.now()} owner: update report ${JSON.stringify(u.report)}`)
+        })
         this.claimer = new ConsoleClaimer((id, code) => this.claim(id, code))
     }
 
@@ -122,52 +142,12 @@ export class SimulatedDevice {
 
     /** The owner claims the device with the code it printed, then follows what it publishes. */
     private async claim(id: string, code: string) {
-        const { stack } = this.options
-        const ca = readFileSync(stack.pki.caCert)
-        await claimDevice(httpsTransport(`https://localhost:${stack.registryPort}`, ca), this.keystore, id, code)
-        if (this.ownerSession) return this.ownerSession.follow(id)
-        this.ownerSession = await subscribeAsOwner({
-            url: `mqtts://localhost:${stack.broker.port}`,
-            ca,
-            keystore: this.keystore,
-            onVerified: m => {
-                this.verified.push(m)
-                this.arrivals.push(Date.now())
-            },
-            // the owner's verifier knows readings, events and state; update reports are opened below
-            onRejected: (rejection, topic) => {
-                if (topic !== updateReportTopic(this.id)) this.rejected.push({ topic, rejection })
-            },
-        })
-        this.ownerSession.client.on("message", (topic, payload) => {
-            if (topic === updateReportTopic(this.id))
-                this.reportsChain = this.reportsChain.then(() => this.openReport(topic, Buffer.from(payload)))
-        })
-    }
-
-    /** Opens an update report as the owner: the device's up key, its id as kid, the topic as AAD, a counter not seen before. */
-    private async openReport(topic: string, payload: Buffer) {
-        try {
-            const headers = readHeaders(payload)
-            const counter = counterFromPartialIv(headers.partialIv!)
-            if (headers.kid.toString("hex") !== this.id || this.reportCounters.has(counter))
-                throw new Error("not this device's, or replayed")
-            const keys = channelKeys(Buffer.from(this.keystore.device(this.id)!.root, "hex"), this.id, "up")
-            const { plaintext } = await openEncrypt0(payload, { key: keys.key, contextIv: keys.contextIv, externalAad: Buffer.from(topic) })
-            this.reportCounters.add(counter)
-            const report = decodeUpdateReport(plaintext)
-            this.updates.push(report)
-            this.options.transcript.push(`${Date.now()} owner: update report ${JSON.stringify(report)}`)
-        } catch (e) {
-            this.options.transcript.push(`${Date.now()} owner: update report refused: ${(e as Error).message}`)
-            this.rejectedReports++
+        if (!this.started) {
+            await this.service.start()
+            this.started = true
         }
+        await this.service.claim(id, code)
     }
-
-    /** Update reports that did not open or read: none from a well-behaved device. */
-    rejectedReports = 0
-    private reportCounters = new Set<number>()
-    private reportsChain = Promise.resolve()
 
     /** Kills the simulator process: a power cut. */
     async powerCut() {
@@ -216,22 +196,25 @@ export class SimulatedDevice {
         return this.claimer.deviceId
     }
 
-    /** The owner's MQTT session, once the owner has claimed the device. */
-    get owner(): OwnerSubscriber {
-        if (!this.ownerSession) throw new Error("the owner has not claimed the device yet")
-        return this.ownerSession
+    /** The owner service, once the owner has claimed the device. */
+    get owner(): OwnerService {
+        if (!this.started || !this.service.follows(this.id)) throw new Error("the owner has not claimed the device yet")
+        return this.service
+    }
+
+    /** The device's owner root, as the owner holds it (tests look for it where it must not be). */
+    get root(): Buffer {
+        return this.store.device(this.id)!.root
     }
 
     /** The owner sends a sealed command. */
     async command(command: Command) {
-        const { topic, payload } = await sealCommand(this.keystore, this.id, command)
-        await this.owner.client.publishAsync(topic, payload, { qos: 1 })
-        this.options.transcript.push(`${Date.now()} owner: ${command.cmd} sent to ${topic}`)
+        await this.owner.command(this.id, command)
     }
 
     /** The owner names a release for the device to install: the image's SHA-256 (hex) and its manifest's sequence. */
     async requestUpdate(digestHex: string, sequence: number) {
-        await this.command(updateCommand(digestHex, sequence))
+        await this.command({ cmd: "update", digest: digestHex, sequence })
     }
 
     /** The owner asks the device to run the release it named last again, if still pending. */
@@ -250,10 +233,11 @@ export class SimulatedDevice {
         return found!
     }
 
-    /** Cuts the power and closes the owner's connection; `FIRMWARE_LOG=<file>` keeps the transcript for debugging. */
+    /** Cuts the power and stops the owner service; `FIRMWARE_LOG=<file>` keeps the transcript for debugging. */
     async stop() {
         await this.powerCut()
-        await this.ownerSession?.close()
+        await this.service.stop()
+        this.store.close()
         if (process.env.FIRMWARE_LOG) writeFileSync(process.env.FIRMWARE_LOG, this.options.transcript.join("\n"))
     }
 }

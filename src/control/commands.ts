@@ -9,9 +9,10 @@
  *   update <digest> <seq>    lends the socket to the updater to install that release; answers the state
  *   update-check             does the same again for the release named last, if it is still pending; answers the state
  *
- * The state report names the command it answers by its down counter (`cmd`),
- * so the owner can show the reply beside the command; how the update goes is
- * reported on its own topic (`update/report.ts`). `interval`, `update` and
+ * The state report names the command it answers by its down counter
+ * (`answers`, beside the command's own `cmd` text), so the owner can show the
+ * reply beside the command; how the update goes is reported on its own topic
+ * (`update/report.ts`). `interval`, `update` and
  * `update-check` are recorded in the security event log.
  */
 import * as ds from "@devicescript/core"
@@ -43,7 +44,7 @@ export interface CommandTargets {
 /** The state report (`things/<id>/up/state`). */
 export interface StateReport {
     /** The down counter of the command this report answers. */
-    cmd: number
+    answers: number
     boot: number
     /** Milliseconds since this boot. */
     uptime: number
@@ -68,7 +69,7 @@ export function encodeStateReport(r: StateReport): Buffer {
     for (const i of r.intervals) intervals.set(i.sensor, i.ms)
     return encodeCbor(
         new CborMap()
-            .set("cmd", r.cmd)
+            .set("answers", r.answers)
             .set("boot", r.boot)
             .set("uptime", r.uptime)
             .set("image", r.image)
@@ -134,7 +135,7 @@ export class CommandHandler implements CommandRunner {
         const { boot, events, pipeline, uplink, updater } = this.targets
         const { image, state } = updater
         const report = encodeStateReport({
-            cmd: counter,
+            answers: counter,
             boot,
             uptime: Math.round(ds.millis()),
             image: updater.running.slice(0, IMAGE_DIGEST_BYTES),

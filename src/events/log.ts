@@ -10,7 +10,7 @@
  */
 import * as ds from "@devicescript/core"
 import { CborValue, decodeCbor, encodeCbor } from "../codec/cbor"
-import { deleteKey, readBytes, SettingKey, SettingPrefix, writeBytes } from "../storage/settings"
+import { deleteKey, readBytes, SettingKey, SettingPrefix, StorageError, writeBytes } from "../storage/settings"
 
 /** What happened. */
 export type SecurityEventKind =
@@ -25,6 +25,7 @@ export type SecurityEventKind =
     | "tls-refused"
     | "sensor-fault"
     | "storage-corrupt"
+    | "storage-failed"
     | "queue-overflow"
     | "downlink-refused"
     | "command"
@@ -92,6 +93,8 @@ export class EventLog {
     private nextSeq = 0
     /** Slots that held something undecodable when the log was opened. */
     corruptSlots = 0
+    /** Events the store did not take, since boot. */
+    lost = 0
 
     private constructor(private readonly options: EventLogOptions) {
         this.capacity = options.capacity ?? 32
@@ -125,20 +128,30 @@ export class EventLog {
         return this.nextSeq
     }
 
-    /** Appends an event, overwriting the oldest when full. */
+    /**
+     * Appends an event, overwriting the oldest when full. Its sequence number is taken before the write, so
+     * fibers recording at once write different slots. A write the store does not take loses the event (counted
+     * in `lost` and printed), never the caller: there is nowhere left to record that.
+     */
     async record(kind: SecurityEventKind, detail: string): Promise<SecurityEvent> {
         const event: SecurityEvent = {
-            seq: this.nextSeq,
+            seq: this.nextSeq++,
             boot: this.options.boot,
             uptimeMs: Math.round(ds.millis()),
             kind,
             detail: truncateUtf8(detail, MAX_DETAIL_BYTES),
         }
-        await writeBytes(
-            slotKey(this.prefix, event.seq % this.capacity),
-            encodeCbor([event.seq, event.boot, event.uptimeMs, event.kind, event.detail])
-        )
-        this.nextSeq++
+        try {
+            await writeBytes(
+                slotKey(this.prefix, event.seq % this.capacity),
+                encodeCbor([event.seq, event.boot, event.uptimeMs, event.kind, event.detail])
+            )
+        } catch (e: any) {
+            if (!(e instanceof StorageError)) throw e
+            this.lost++
+            console.log(`security event #${event.seq} ${event.kind} lost (${e.message}): ${event.detail}`)
+            return event
+        }
         console.log(`security event #${event.seq} ${event.kind}: ${event.detail}`)
         return event
     }

@@ -89,26 +89,36 @@ const GET_ATTEMPTS = 5
  * Asks the settings service for `key` once; resolves with its answer, or
  * undefined if none came in time. (`ds.actionReport` waits forever: an answer
  * that never comes, as seen after long computations in the simulator, would
- * hang the caller for good.)
+ * hang the caller for good.) An answer may arrive before this fiber suspends
+ * (while `settings.get` is still sending: another fiber's read of the same
+ * key was answered): it is kept, and the fiber does not suspend at all, since
+ * resuming a fiber that is not suspended throws inside the event handler and
+ * panics the VM.
  */
 async function askOnce(key: string): Promise<ds.Packet> {
     const code = settings.spec.lookup("get").code
     const fiber = ds.Fiber.self()
     let done = false
+    let suspended = false
+    let answer: ds.Packet = undefined
     const finish = (pkt: ds.Packet) => {
         if (done) return
         done = true
-        fiber.resume(pkt)
+        answer = pkt
+        if (suspended) fiber.resume(pkt)
     }
     const unsubscribe = settings.report().subscribe(pkt => {
         if (pkt.serviceCommand === code && pkt.decode()[0] === key) finish(pkt)
     })
     const timer = setTimeout(() => finish(undefined), GET_TIMEOUT_MS)
     await settings.get(key)
-    const pkt = await ds.suspend<ds.Packet>()
+    if (!done) {
+        suspended = true
+        answer = await ds.suspend<ds.Packet>()
+    }
     clearTimeout(timer)
     unsubscribe()
-    return pkt
+    return answer
 }
 
 /** Reads a value; `undefined` when the key is absent or empty. Throws `StorageError` if the store never answers. */
@@ -123,6 +133,9 @@ export async function readBytes(key: string): Promise<Buffer> {
     throw new StorageError(`setting "${key}": no answer`)
 }
 
+/** Answers read before a value that differs from the one written is taken for a refusal (see `confirmStored`). */
+const CONFIRM_READS = 4
+
 /**
  * Reads `key` back until the settings service has handled the write before it.
  * `set` and `delete` are commands the service never acknowledges: the promise
@@ -131,12 +144,21 @@ export async function readBytes(key: string): Promise<Buffer> {
  * simulator: 3 of 5 writes lost when the VM was killed as the next line
  * printed). The service handles packets in order and syncs the flash before it
  * answers the read, so an answer with the new value means the write is stored.
- * A different value means the service refused it (full store, for one).
+ *
+ * Answers name their key, not their read, so the first may be stale: the late
+ * answer to an earlier read of the key that gave up waiting (a burst of writes
+ * keeps the service busier than `GET_TIMEOUT_MS`; seen under 100 commands at
+ * once, whose counter writes then looked refused). Each earlier read is
+ * answered once, and before ours, so reading again reaches ours; a value
+ * still different after `CONFIRM_READS` answers means the service refused the
+ * write (a full store, for one).
  */
 async function confirmStored(key: string, value: Buffer) {
-    const stored = await readBytes(key)
-    const same = value ? constantTimeEqual(stored, value) : stored === undefined
-    if (!same) throw new StorageError(`setting "${key}": ${value ? "write" : "deletion"} not taken`)
+    for (let i = 0; i < CONFIRM_READS; ++i) {
+        const stored = await readBytes(key)
+        if (value ? constantTimeEqual(stored, value) : stored === undefined) return
+    }
+    throw new StorageError(`setting "${key}": ${value ? "write" : "deletion"} not taken`)
 }
 
 /**

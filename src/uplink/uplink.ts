@@ -25,8 +25,8 @@ import { ReadingSink } from "../pipeline/sink"
 import { partialIvFromCounter, seal, sealOverhead } from "../secure/cose"
 import { CounterError, MessageCounter } from "../secure/counter"
 import { ChannelKeys, channelKeys, ownerRoot } from "../secure/keys"
-import { SettingKey } from "../storage/settings"
-import { AcceptedCommand, Command, DownlinkError, DownlinkVerifier } from "./downlink"
+import { SettingKey, StorageError } from "../storage/settings"
+import { Command, CommandBacklog, DownlinkError, DownlinkVerifier } from "./downlink"
 import { MAX_QUEUED_BYTES, OutboundQueue } from "./queue"
 
 /** Options of the uplink. */
@@ -50,6 +50,23 @@ const MAX_UNCLAIMED_POLL_MS = 120000
 /** The share of a broker password's lifetime after which it is renewed. */
 const REFRESH_AT = 0.8
 
+/**
+ * Commands waiting to run, at most. They arrive as fast as the broker sends
+ * them (the client acknowledges each on arrival) and run one at a time as
+ * their replies leave (`REPLY_ROOM`); a command beyond this many is refused
+ * as `busy` (a `downlink-refused` event) before its counter is taken, and the
+ * owner may send it again. 128 waiting take about 8 KB of the VM's heap; the
+ * RAM budget holds them with the largest downlink (test/device/fixtures/ram-probe.ts).
+ */
+export const MAX_WAITING_COMMANDS = 128
+/**
+ * A command runs only while the queue holds fewer messages than this, so its
+ * reply (up to 7 messages for the event log) waits in RAM: a burst of
+ * commands is answered at the pace the broker acknowledges, instead of its
+ * replies spilling into flash, a flash write each, or dropping the oldest.
+ */
+const REPLY_ROOM = 8
+
 /** What the device answers a command with: a plaintext for `things/<id>/up/<topic>`. */
 export interface CommandReply {
     topic: string
@@ -66,7 +83,7 @@ export interface CommandRunner {
 export class SecureUplink implements ReadingSink {
     private readonly upPrefix: string
     private readonly cache: ScramKeyCache = {}
-    private readonly pendingCommands: AcceptedCommand[] = []
+    private readonly waiting = new CommandBacklog(MAX_WAITING_COMMANDS)
     private grant: BrokerGrant = undefined
     private grantUntilMs = 0
     /** Set once a session is up: a connection that worked and then broke starts the backoff afresh. */
@@ -105,7 +122,8 @@ export class SecureUplink implements ReadingSink {
             return undefined
         }
         const down = await DownlinkVerifier.open(channelKeys(root, deviceId, "down"), deviceId)
-        return new SecureUplink(options, channelKeys(root, deviceId, "up"), down, counter, await OutboundQueue.open({}))
+        const queue = await OutboundQueue.open({ events: options.events })
+        return new SecureUplink(options, channelKeys(root, deviceId, "up"), down, counter, queue)
     }
 
     /** Seals a batch as SenML-CBOR packs, each as full as a queue slot allows (a message's own bytes are paid once per pack), and queues them. */
@@ -246,13 +264,13 @@ export class SecureUplink implements ReadingSink {
             this.sessionUp = true
             console.log(`uplink: connected to ${grant.host}:${grant.port}`)
             while (ds.millis() < this.grantUntilMs) {
-                await this.runCommands()
+                const ran = await this.runNextCommand()
                 if (this.socketTask) return
                 const head = await this.queue.peek()
                 if (head) {
                     await client.publish(this.upPrefix + head.topic, head.payload, 1)
-                    await this.queue.remove()
-                } else await client.poll(250)
+                    await this.queue.remove(head)
+                } else if (!ran) await client.poll(250)
             }
             console.log("uplink: renewing the broker grant")
         } finally {
@@ -261,20 +279,27 @@ export class SecureUplink implements ReadingSink {
     }
 
     private async onDownlink(topic: string, payload: Buffer) {
+        if (this.waiting.full()) {
+            await this.options.events.record("downlink-refused", `busy: ${MAX_WAITING_COMMANDS} commands waiting`)
+            return
+        }
         try {
-            this.pendingCommands.push(await this.down.accept(topic, payload))
+            this.waiting.add(await this.down.accept(topic, payload))
         } catch (e: any) {
-            if (!(e instanceof DownlinkError)) throw e
-            await this.options.events.record("downlink-refused", `${e.reason}: ${e.message}`)
+            if (e instanceof DownlinkError) await this.options.events.record("downlink-refused", `${e.reason}: ${e.message}`)
+            // its counter may not be in flash: run now, the command could run again from a replay after a reboot
+            else if (e instanceof StorageError) await this.options.events.record("storage-failed", `command not run: ${e.message}`)
+            else throw e
         }
     }
 
-    private async runCommands() {
-        while (this.pendingCommands.length > 0) {
-            const { command, counter } = this.pendingCommands.shift()
-            console.log(`uplink: command ${command.cmd}`)
-            const reply = await this.commands.run(command, counter)
-            if (reply) await this.send(reply.topic, reply.body)
-        }
+    /** Runs the oldest waiting command if its reply has room in the queue (`REPLY_ROOM`); returns whether one ran. */
+    private async runNextCommand(): Promise<boolean> {
+        if (this.waiting.size() === 0 || this.queue.size() >= REPLY_ROOM) return false
+        const { command, counter } = this.waiting.take()
+        console.log(`uplink: command ${command.cmd}`)
+        const reply = await this.commands.run(command, counter)
+        if (reply) await this.send(reply.topic, reply.body)
+        return true
     }
 }

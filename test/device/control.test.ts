@@ -62,7 +62,7 @@ describe("replies", () => {
         const uptime = 1234.5 + ds.millis() * 0
         const report = decodeCbor(
             encodeStateReport({
-                cmd: 42,
+                answers: 42,
                 boot: 3,
                 uptime,
                 image: hex`0102030405060708`,
@@ -77,7 +77,7 @@ describe("replies", () => {
                 ],
             })
         ) as CborMap
-        expect(report.get("cmd")).toBe(42)
+        expect(report.get("answers")).toBe(42)
         expect(report.get("boot")).toBe(3)
         // a fraction computed at run time survives (this VM reads one as false)
         expect(report.get("uptime")).toBe(1234.5)

@@ -1,15 +1,24 @@
+import * as ds from "@devicescript/core"
 import { describe, expect, test } from "@devicescript/test"
 import { CborMap, encodeCbor } from "../../src/codec/cbor"
 import { decodePublish, encodeConnect, encodePublish, encodeSubscribe, MqttProtocolError, parsePacket } from "../../src/net/mqtt-packet"
+import { EventLog } from "../../src/events/log"
 import { deleteKey, writeBytes } from "../../src/storage/settings"
 import { Command, DownlinkError, encodeCommand, parseCommand } from "../../src/uplink/downlink"
 import { MAX_QUEUED_BYTES, OutboundQueue } from "../../src/uplink/queue"
 import { asyncRefusal, filled, refusal, thrown } from "./support"
 
-async function emptyQueue(prefix: string, ramCapacity: number, flashSlots: number): Promise<OutboundQueue> {
+async function emptyQueue(prefix: string, ramCapacity: number, flashSlots: number, events?: EventLog): Promise<OutboundQueue> {
     const q = await OutboundQueue.open({ prefix, ramCapacity, flashSlots })
-    while (q.size() > 0) await q.remove()
-    return await OutboundQueue.open({ prefix, ramCapacity, flashSlots })
+    while (q.size() > 0) await q.remove(await q.peek())
+    return await OutboundQueue.open({ prefix, ramCapacity, flashSlots, events })
+}
+
+/** A payload that says who sent it (`from`) and its place in that sender's order (`i`). */
+function tagged(from: number, i: number): Buffer {
+    const p = filled(20, from)
+    p[1] = i
+    return p
 }
 
 describe("MQTT 3.1.1 packets", () => {
@@ -54,7 +63,7 @@ describe("outbound queue", () => {
             const head = await q.peek()
             expect(head.payload.length).toBe(10 + i)
             expect(head.payload[0]).toBe(i)
-            await q.remove()
+            await q.remove(head)
         }
         expect(await q.peek()).toBe(undefined)
     })
@@ -69,7 +78,7 @@ describe("outbound queue", () => {
         expect(first.topic).toBe("events")
         expect(first.payload.length).toBe(MAX_QUEUED_BYTES)
         expect(first.payload[MAX_QUEUED_BYTES - 1]).toBe(0xab)
-        await after.remove()
+        await after.remove(first)
         expect((await after.peek()).payload.length).toBe(300)
         const tooLarge = filled(MAX_QUEUED_BYTES + 1, 0)
         const refused = await asyncRefusal(RangeError, async () => await after.push({ topic: "x", payload: tooLarge }))
@@ -86,6 +95,86 @@ describe("outbound queue", () => {
         const head = await after.peek()
         expect(head).toBe(undefined)
         expect(after.corrupt).toBe(2)
+    })
+    test("fibers at once: a burst, a steady producer and the sender; each message sent once in order, or dropped and counted", async () => {
+        // as on the device: readings from the pipeline's fiber, a burst of command replies and the sender from the uplink's
+        const q = await emptyQueue("tc", 2, 4)
+        const errors: string[] = []
+        let producing = 2
+        const produce = async (from: number, pause: boolean) => {
+            try {
+                for (let i = 0; i < 12; ++i) {
+                    await q.push({ topic: "readings", payload: tagged(from, i) })
+                    if (pause) await ds.sleep(0)
+                }
+            } catch (e: any) {
+                errors.push(`push: ${e.name}: ${e.message}`)
+            }
+            producing--
+        }
+        produce.start(1, true)
+        produce.start(2, false)
+        const sent: number[][] = [[], [], []]
+        for (let round = 0; round < 1000; ++round) {
+            try {
+                const head = await q.peek()
+                if (head) {
+                    // the PUBACK's round trip, while the producers go on
+                    await ds.sleep(3)
+                    sent[head.payload[0]].push(head.payload[1])
+                    await q.remove(head)
+                } else if (producing === 0) break
+                else await ds.sleep(1)
+            } catch (e: any) {
+                errors.push(`send: ${e.name}: ${e.message}`)
+            }
+        }
+        // before the fix: "StorageError: setting "tc000": write not taken", a message sent before an older one, 8 lost uncounted
+        expect(errors.join("; ")).toBe("")
+        expect(q.size()).toBe(0)
+        expect(sent[1].length + sent[2].length + q.dropped).toBe(24)
+        for (const from of [1, 2]) for (let k = 1; k < sent[from].length; ++k) expect(sent[from][k] > sent[from][k - 1]).toBe(true)
+        expect(q.storageFailures).toBe(0)
+    })
+    test("a message dropped while in flight is not taken for the next; it counts as dropped only if never acknowledged", async () => {
+        const q = await emptyQueue("td", 1, 2)
+        for (let i = 0; i < 3; ++i) await q.push({ topic: "readings", payload: tagged(1, i) })
+        const inFlight = await q.peek()
+        expect(inFlight.payload[1]).toBe(0)
+        // flash full: the next push drops the oldest, the one on its way to the broker
+        await q.push({ topic: "readings", payload: tagged(1, 3) })
+        // its acknowledgement removes nothing else, and it was not lost
+        await q.remove(inFlight)
+        expect(q.size()).toBe(3)
+        expect(q.dropped).toBe(0)
+        const next = await q.peek()
+        expect(next.payload[1]).toBe(1)
+        // this one is dropped too, and its connection dies before the acknowledgement: lost, once
+        await q.push({ topic: "readings", payload: tagged(1, 4) })
+        expect(q.dropped).toBe(0)
+        expect((await q.peek()).payload[1]).toBe(2)
+        expect(q.dropped).toBe(1)
+        await q.peek()
+        expect(q.dropped).toBe(1)
+    })
+    test("flash that fails is a counted drop and a storage-failed event, never an exception", async () => {
+        const events = await EventLog.open({ boot: 0, prefix: "tf", capacity: 4 })
+        await events.clear()
+        const q = await emptyQueue("te", 1, 2, events)
+        // chunk keys the settings store refuses (14 characters, over MAX_KEY_LENGTH) stand for a flash that does not take writes
+        const broken = await OutboundQueue.open({ prefix: "te-broken-p", ramCapacity: 1, flashSlots: 2, events })
+        for (let i = 0; i < 3; ++i) await broken.push({ topic: "readings", payload: tagged(1, i) })
+        expect(broken.size()).toBe(1)
+        expect(broken.dropped).toBe(2)
+        expect(broken.storageFailures).toBe(2)
+        const logged = await events.list()
+        expect(logged.length).toBe(2)
+        expect(logged[0].kind).toBe("storage-failed")
+        expect(logged[0].detail.indexOf("#0 dropped") >= 0).toBe(true)
+        // the working queue beside it is untouched
+        await q.push({ topic: "readings", payload: tagged(2, 0) })
+        expect(q.size()).toBe(1)
+        expect(q.storageFailures).toBe(0)
     })
 })
 

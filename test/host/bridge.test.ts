@@ -6,21 +6,16 @@
 import assert from "node:assert/strict"
 import { spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
-import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
 import { after, before, test } from "node:test"
 import { encode } from "cbor2"
 import mqtt, { type MqttClient } from "mqtt"
 import { HomeAssistantBridge } from "../../devs/owner/bridge.ts"
-import { Rejected, UplinkVerifier } from "../../devs/owner/consumer.ts"
 import { sealEncrypt0 } from "../../devs/owner/cose.ts"
 import { channelKeys } from "../../devs/owner/keys.ts"
-import { Keystore } from "../../devs/owner/keystore.ts"
+import { RejectReason, ReplayWindow, UplinkVerifier, type Rejected } from "../../devs/owner/verifier.ts"
 import { freePort, waitForPort } from "../../devs/net/ports.ts"
 import { until } from "../../devs/sim/until.ts"
 
-const dir = mkdtempSync(join(tmpdir(), "bridge-test-"))
 let port: number
 let broker: ReturnType<typeof spawn>
 let local: MqttClient
@@ -36,15 +31,13 @@ before(async () => {
 after(async () => {
     await local?.endAsync()
     broker?.kill("SIGTERM")
-    rmSync(dir, { recursive: true, force: true })
 })
 
 test("verified readings appear as Home Assistant sensors on the local broker, without any key", async () => {
     const id = randomBytes(16).toString("hex")
     const root = randomBytes(32)
-    const keystore = Keystore.open(join(dir, "owner.json"), "owner")
-    keystore.addDevice(id, root)
-    const verifier = new UplinkVerifier(keystore)
+    const followed = { up: channelKeys(root, id, "up"), window: new ReplayWindow() }
+    const verifier = new UplinkVerifier(d => (d === id ? followed : undefined))
     const bridge = new HomeAssistantBridge(local)
 
     const watcher = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`)
@@ -81,9 +74,17 @@ test("verified readings appear as Home Assistant sensors on the local broker, wi
             externalAad: Buffer.from(topic),
         })
     const message = await seal(0, pack)
-    await bridge.publish(await verifier.verify(topic, message))
+    const verified = verifier.verify(topic, message)
+    assert.equal(verified.kind, "readings")
+    await bridge.publish({
+        deviceId: id,
+        readings: verified.kind === "readings" ? verified.readings.map(r => ({ name: r.name, value: r.value! })) : [],
+    })
     // a replay and a forgery are rejected before the bridge sees them
-    await assert.rejects(verifier.verify(topic, message), (e: Rejected) => e.reason === "replayed")
+    assert.throws(
+        () => verifier.verify(topic, message),
+        (e: Rejected) => e.reason === RejectReason.Replayed
+    )
     const forged = await sealEncrypt0(Buffer.from(encode(pack)), {
         key: randomBytes(32),
         kid: keys.kid,
@@ -91,7 +92,10 @@ test("verified readings appear as Home Assistant sensors on the local broker, wi
         counter: 5,
         externalAad: Buffer.from(topic),
     })
-    await assert.rejects(verifier.verify(topic, forged), (e: Rejected) => e.reason === "forged-or-tampered")
+    assert.throws(
+        () => verifier.verify(topic, forged),
+        (e: Rejected) => e.reason === RejectReason.Forged
+    )
 
     await until("two discovery configs and two values on the local broker", () => got.size >= 4, 5000)
     const config = JSON.parse(got.get(`homeassistant/sensor/sentinel_${id}/shtc3_temperature/config`)!)

@@ -10,11 +10,10 @@ import assert from "node:assert/strict"
 import { execFile } from "node:child_process"
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { join, relative } from "node:path"
 import { after, describe, test } from "node:test"
 import { freePort } from "../../devs/net/ports.ts"
 import { PROJECT_ROOT } from "../../devs/project.ts"
-import { ensurePki } from "../../devs/stack/pki.ts"
 import { MAX_IMAGE_BYTES } from "../../devs/updates/manifest.ts"
 import { generateSigningKey } from "../../devs/updates/cose-sign1.ts"
 import { saveKey } from "../../devs/updates/keyring.ts"
@@ -42,10 +41,32 @@ const invocation = (program: string) => (program === "start" || program === "tes
 
 describe("the programs in devs/bin", () => {
     test("each one has its npm script, and every script of a program runs one in devs/bin", () => {
-        assert.ok(PROGRAMS.length >= 11, PROGRAMS.join(" "))
-        for (const program of PROGRAMS) assert.match(SCRIPTS[program] ?? "", new RegExp(`^tsx devs/bin/${program}\\.ts`), program)
-        for (const [name, script] of Object.entries(SCRIPTS))
-            if (/^tsx /.test(script)) assert.match(script, /^tsx devs\/bin\/[a-z-]+\.ts( |$)/, name)
+        assert.ok(PROGRAMS.length >= 15, PROGRAMS.join(" "))
+        // through the bootstrap, which installs what is missing before tsx exists (devs/bin/bootstrap.js); `exec`, so
+        // npm's shell is replaced and the signals npm forwards reach the program
+        for (const program of PROGRAMS)
+            assert.match(SCRIPTS[program] ?? "", new RegExp(`^exec node devs/bin/bootstrap\\.js ${program}( |$)`), program)
+        for (const [name, script] of Object.entries(SCRIPTS)) {
+            assert.doesNotMatch(script, /^tsx /, `${name} needs tsx before npm install`)
+            const program = /node devs\/bin\/bootstrap\.js ([a-z-]+)/.exec(script)?.[1]
+            if (program) assert.ok(PROGRAMS.includes(program), `${name} runs ${program}, which is not in devs/bin`)
+        }
+    })
+
+    test("the bootstrap runs the program with its arguments, and refuses a program that is not in devs/bin", async () => {
+        const bootstrap = (args: string[]) =>
+            new Promise<{ code: number; stdout: string; stderr: string }>(resolve =>
+                execFile(process.execPath, [join("devs", "bin", "bootstrap.js"), ...args], { cwd: PROJECT_ROOT }, (error, stdout, stderr) =>
+                    resolve({ code: error ? Number(error.code) : 0, stdout, stderr })
+                )
+            )
+        const help = await bootstrap(["claim", "--help"])
+        assert.equal(help.code, 0, help.stderr)
+        assert.ok(help.stdout.startsWith("usage: npm run claim"), help.stdout)
+        const wrong = await bootstrap(["no-such-program"])
+        assert.equal(wrong.code, 2)
+        assert.match(wrong.stderr, /^usage: node devs\/bin\/bootstrap\.js <program in devs\/bin>/)
+        assert.equal(wrong.stderr.trim().split("\n").length, 1)
     })
 
     test("--help prints the usage under the program's npm script and exits 0", async () => {
@@ -74,19 +95,30 @@ describe("the programs in devs/bin", () => {
         const id = "0123456789abcdef0123456789abcdef"
         const COMMANDS = "interval <sensor> <ms> | update <sha256> <sequence> | events | state | update-check"
         const cases: [string, string[], string][] = [
-            ["claim", ["--id", id, "--owner", "alice"], "missing --code <CLAIM-CODE>"],
-            ["claim", ["--id", "42", "--code", "X", "--owner", "alice"], '--id "42" is not a device id (32 lower-case hex digits)'],
-            ["command", ["--owner", "alice", "--id", id, "reboot"], `unknown command reboot: ${COMMANDS}`],
+            ["claim", ["--id", id], "missing --code <CLAIM-CODE>"],
+            ["claim", ["--id", "42", "--code", "X"], '--id "42" is not a device id (32 lower-case hex digits)'],
+            ["claim", ["--id", id, "--code", "not a code!"], "--code is the claim code the device printed (base32, in groups)"],
+            ["command", ["--id", id, "reboot"], `unknown command reboot: ${COMMANDS}`],
+            ["command", ["--id", id, "interval", "shtc3", "5"], "interval needs ms, a whole number 100..86400000"],
+            ["command", ["--id", id, "state", "now"], "state takes no arguments"],
             [
                 "command",
-                ["--owner", "alice", "--id", id, "update", "ab", "2"],
+                ["--id", id, "update", "ab", "2"],
                 "update needs the image's <sha256> (64 hex digits) and its <sequence>",
             ],
             [
                 "command",
-                ["--owner", "alice", "--id", id, "update", "a".repeat(64), "0"],
+                ["--id", id, "update", "a".repeat(64), "0"],
                 "update needs the image's <sha256> (64 hex digits) and its <sequence>",
             ],
+            ["owner", ["--listen", "0.0.0.0:8080"], "--listen 0.0.0.0 is not loopback: serve it with --tls-cert and --tls-key"],
+            ["owner", ["--listen", "nowhere"], '--listen must be host:port, not "nowhere"'],
+            ["owner", ["--name", "a b"], "--name must be 1..64 of A-Z a-z 0-9 . _ @ -"],
+            ["owner", ["--tls-cert", "c.pem"], "--tls-cert and --tls-key go together"],
+            ["owner-export", ["--out", "x.export"], "missing --passphrase-file <file>"],
+            ["owner-import", ["--passphrase-file", "p"], "missing <export file>"],
+            ["migrate-keystore", [], "missing <keystore.json>"],
+            ["bridge", [], "missing --local <mqtt url>"],
             ["keys", ["rotate-key"], "unknown command rotate-key: status | rotate | revoke <kid> | rotate-root | publish"],
             ["keys", ["revoke"], "revoke needs the key id of a release key"],
             ["keys", ["revoke", "xyz"], "xyz is not a key id (16 hex digits)"],
@@ -120,18 +152,42 @@ describe("the programs in devs/bin", () => {
         assert.equal(existsSync(join(dir, "big.manifest")), false)
     })
 
-    test("a service that is not running and a keystore without a login say what to do, exit 1", async () => {
-        const pki = ensurePki(join(dir, "pki"))
+    test("a service that is not running, a missing token and a store that is not there say what to do, exit 1", async () => {
         const port = await freePort() // nothing listens there
-        const args = ["--id", "0123456789abcdef0123456789abcdef", "--code", "ABCD", "--owner", "alice"]
-        const registry = `https://localhost:${port}`
-        const refused = await run("claim", [...args, "--registry", registry, "--ca", pki.caCert, "--keystore", join(dir, "alice.json")])
-        assert.equal(refused.code, 1)
+        const token = join(dir, "api-token")
+        writeFileSync(token, "not-a-real-token\n", { mode: 0o600 })
+        const service = ["--service", `http://127.0.0.1:${port}`, "--token-file", token]
         const notRunning = `nothing answers at 127.0.0.1:${port}: is the service running? (npm start runs the local stack)`
-        assert.equal(refused.stderr, `claim: ${notRunning}\n`)
-        const keystore = join(dir, "bob.json")
-        const noLogin = await run("consume", ["--owner", "bob", "--ca", pki.caCert, "--keystore", keystore])
-        assert.equal(noLogin.code, 1)
-        assert.equal(noLogin.stderr, `consume: ${keystore} holds no broker login yet: claim a device first (npm run claim -- --help)\n`)
+        const args = ["--id", "0123456789abcdef0123456789abcdef", "--code", "ABCD-EFGH-IJKL"]
+        for (const [program, rest] of [
+            ["claim", args],
+            ["command", ["--id", args[1], "state"]],
+            ["consume", []],
+            ["bridge", ["--local", "mqtt://127.0.0.1:1"]],
+        ] as const) {
+            const refused = await run(program, [...rest, ...service])
+            assert.equal(refused.code, 1, program)
+            assert.equal(refused.stderr, `${program}: ${notRunning}\n`)
+        }
+        const missing = join(dir, "no-token")
+        const noToken = await run("consume", ["--token-file", missing])
+        assert.equal(noToken.code, 1)
+        assert.equal(
+            noToken.stderr,
+            `consume: no API token at ${relative(PROJECT_ROOT, missing)}: ` +
+                "start the owner service first (npm start, or npm run owner -- --help)\n"
+        )
+        const pass = join(dir, "passphrase")
+        writeFileSync(pass, "a long enough passphrase\n")
+        const noStore = await run("owner-export", [
+            "--out",
+            join(dir, "x.export"),
+            "--passphrase-file",
+            pass,
+            "--store",
+            join(dir, "none.db"),
+        ])
+        assert.equal(noStore.code, 1)
+        assert.equal(noStore.stderr, `owner-export: no owner store at ${join(dir, "none.db")}\n`)
     })
 })

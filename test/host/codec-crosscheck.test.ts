@@ -203,7 +203,7 @@ describe("replies to the owner's commands, decoded with cbor2", () => {
         assert.deepEqual(
             cbor.decode(bytes),
             new Map<unknown, unknown>([
-                ["cmd", 42],
+                ["answers", 42],
                 ["boot", 3],
                 ["seq", 7],
                 ["image", new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8])],

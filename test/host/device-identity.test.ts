@@ -1,6 +1,6 @@
 /**
  * The firmware's identity in the simulator against the real registry (HTTPS,
- * SQLite) and Mosquitto: enrollment → claim (with `npm run claim`) → SCRAM login
+ * SQLite) and Mosquitto: enrollment → claim (`npm run claim`, through the owner service) → SCRAM login
  * → broker token → MQTT CONNECT; a second device gets different everything;
  * a registry with a valid certificate but without the device's verifier is
  * refused; a server offering only weaker mechanisms is refused and logged;
@@ -21,10 +21,13 @@ import { parseAuthorization } from "../../devs/registry/http-auth.ts"
 import { PROJECT_ROOT, REGISTRY_PORT } from "../../devs/project.ts"
 import { deviceLines, runInSimulator } from "../../devs/sim/devs-cli.ts"
 import { startLocalStack, type LocalStack } from "../../devs/stack/local.ts"
+import { runOwnerService, type RunningOwner } from "../../devs/owner/run.ts"
+import { inProcessTransport } from "../../devs/registry/client.ts"
 import { randomBytes } from "node:crypto"
 
 const dir = mkdtempSync(join(tmpdir(), "device-identity-"))
 let stack: LocalStack
+let owner: RunningOwner
 /** Everything any component printed during the run, scanned for secrets at the end. */
 const transcript: string[] = []
 /** Secrets the devices handed over through the test-only escrow. */
@@ -94,18 +97,14 @@ async function claimWithCli(id: string, code: string) {
             "--import",
             "tsx",
             "devs/bin/claim.ts",
-            "--registry",
-            `https://localhost:${registryPort}`,
-            "--ca",
-            stack.pki.caCert,
+            "--service",
+            owner.url,
+            "--token-file",
+            join(dir, "owner", "api-token"),
             "--id",
             id,
             "--code",
             code,
-            "--owner",
-            "alice",
-            "--keystore",
-            join(dir, "alice.json"),
         ],
         { cwd: PROJECT_ROOT }
     )
@@ -115,9 +114,22 @@ async function claimWithCli(id: string, code: string) {
 
 before(async () => {
     stack = await startLocalStack({ dir, serveRegistry: false, onLog: (_s, line) => transcript.push(line) })
+    // the owner: an owner service that reaches this registry in-process (the device's HTTPS path is what is tested here)
+    owner = await runOwnerService({
+        storePath: join(dir, "owner", "owner.db"),
+        tokenPath: join(dir, "owner", "api-token"),
+        name: "alice",
+        registryUrl: "in-process",
+        registry: inProcessTransport(stack.registry),
+        ca: readFileSync(stack.pki.caCert),
+        brokerUrl: `mqtts://localhost:${stack.broker.port}`,
+        port: 0,
+        log: line => transcript.push(line),
+    })
 })
 
 after(async () => {
+    await owner?.stop()
     await stack?.stop()
     rmSync(dir, { recursive: true, force: true })
 })

@@ -47,7 +47,7 @@ const DEVS_FLOORS: string[][] = [
     ["stack"],
     // the broker adapter; the update service
     ["broker", "updates"],
-    // the owner's side: keys, keystore, claim, consumer, commands
+    // the owner service: store, verifier, HTTP API and console, commands, accounts' clients
     ["owner"],
     // the registry and its client
     ["registry"],

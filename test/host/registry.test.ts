@@ -4,6 +4,7 @@
  * credential expiry, and that the database never holds a secret.
  */
 import assert from "node:assert/strict"
+import { randomBytes } from "node:crypto"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -12,15 +13,16 @@ import Database from "better-sqlite3"
 import { Registry } from "../../devs/registry/app.ts"
 import type { BrokerAccess } from "../../devs/registry/broker-access.ts"
 import { claimProof, ownerRoot } from "../../devs/owner/keys.ts"
-import { claim, enroll, inProcessTransport, login, type Transport } from "../../devs/registry/client.ts"
+import { claim, enroll, inProcessTransport, login, ownerLogin, registerOwner, type Transport } from "../../devs/registry/client.ts"
 import { MIGRATIONS, SqliteStore } from "../../devs/registry/store.ts"
 import { DEFAULT_EXCHANGE_LIMITS } from "../../devs/registry/exchanges.ts"
 import { escapeField, EVENT_BURST, EVENT_WINDOW_MS } from "../../devs/registry/events.ts"
 import { DEFAULT_POLICY, ENROLLMENT_POLICY, FORGET_AFTER_MS } from "../../devs/registry/rate-limit.ts"
-import { claimDevice } from "../../devs/owner/claim.ts"
-import { Keystore } from "../../devs/owner/keystore.ts"
+import { OwnerService } from "../../devs/owner/service.ts"
+import { OwnerStore } from "../../devs/owner/store.ts"
 import { makeHostDevice } from "../../devs/sim/host-device.ts"
 import { ManualClock } from "./support/clock.ts"
+import { ownerSession } from "./support/owner.ts"
 
 class FakeBroker implements BrokerAccess {
     endpoint = { host: "127.0.0.1", port: 8883 }
@@ -31,11 +33,21 @@ class FakeBroker implements BrokerAccess {
     async revoke(id: string) {
         this.logins.delete(id)
     }
-    owners = new Map<string, string[]>()
+    /** Per owner: its login's password and the devices it may reach. */
+    owners = new Map<string, { password: string; devices: string[] }>()
+    async grantOwner(owner: string, password: string, devices: string[]) {
+        this.owners.set(owner, { password, devices: [...devices] })
+    }
     async allowOwner(owner: string, id: string) {
-        const first = !this.owners.has(owner)
-        this.owners.set(owner, [...(this.owners.get(owner) ?? []), id])
-        return first ? { username: `owner-${owner}`, password: "fake" } : undefined
+        this.owners.get(owner)?.devices.push(id)
+    }
+    async revokeOwner(owner: string) {
+        this.owners.delete(owner)
+    }
+    /** Legacy owner logins (before accounts), as the broker still knows them. */
+    legacy = new Map<string, string>()
+    async checkOwnerLogin(owner: string, password: string) {
+        return this.legacy.get(owner) === password
     }
 }
 
@@ -110,18 +122,28 @@ describe("registry", () => {
         await enroll(t, enrollment)
         const seen: unknown[] = []
         const spy: Transport = async (method, path, headers, body) => (seen.push(body), t(method, path, headers, body))
-        const keystore = Keystore.open(join(dir, "alice.json"), "alice")
-        await claimDevice(spy, keystore, device.id, device.claimCode)
-        assert.equal(keystore.device(device.id)!.root, ownerRoot(device.password, device.id).toString("hex"))
-        assert.deepEqual(keystore.data.broker, { username: "owner-alice", password: "fake" })
-        assert.deepEqual(broker.owners.get("alice"), [device.id])
+        const ownerStore = new OwnerStore(join(dir, "alice.db"))
+        const service = new OwnerService({
+            store: ownerStore,
+            registry: spy,
+            registryUrl: "in-process",
+            name: "alice",
+            brokerCa: Buffer.alloc(0),
+        })
+        await service.signIn()
+        await service.claim(device.id, device.claimCode)
+        const root = ownerStore.device(device.id)!.root
+        assert.deepEqual(root, ownerRoot(device.password, device.id))
+        assert.deepEqual(broker.owners.get("alice")?.devices, [device.id])
         assert.ok(!JSON.stringify(seen).includes(device.claimCode))
         // the stored envelope is ciphertext: the owner root is not in it
-        assert.equal(store.getDevice(device.id)!.ownerEnvelope.indexOf(Buffer.from(keystore.device(device.id)!.root, "hex")), -1)
+        assert.equal(store.getDevice(device.id)!.ownerEnvelope.indexOf(root), -1)
         // a wrong code cannot open an envelope (here: the owner mistypes, the registry refuses first)
         const other = await makeHostDevice()
         await enroll(t, other.enrollment)
-        await assert.rejects(claimDevice(t, keystore, other.device.id, "WRONG"), /claim refused \(HTTP 403\)/)
+        await assert.rejects(service.claim(other.device.id, "WRONG-CODE-0000"), /claim refused \(HTTP 403\)/)
+        await service.stop()
+        ownerStore.close()
     })
 
     test("an unclaimed device authenticates but gets no broker access; after the claim it does", async () => {
@@ -132,10 +154,12 @@ describe("registry", () => {
         assert.equal(before.status, 200)
         assert.equal(before.body.claimed, false)
         assert.equal(before.body.broker, undefined)
-        assert.equal((await claim(t, device.id, "WRONG-CODE", "alice")).status, 403)
-        assert.equal((await claim(t, device.id, claimProof(device.claimCode.toLowerCase()), "alice")).status, 200)
+        const alice = await ownerSession(t, "alice")
+        const mallory = await ownerSession(t, "mallory")
+        assert.equal((await claim(t, device.id, "WRONG-CODE", alice.token)).status, 403)
+        assert.equal((await claim(t, device.id, claimProof(device.claimCode.toLowerCase()), alice.token)).status, 200)
         // one-time: the code does not work again, for anyone, and the answer is a wrong code's
-        const again = await claim(t, device.id, claimProof(device.claimCode), "mallory")
+        const again = await claim(t, device.id, claimProof(device.claimCode), mallory.token)
         assert.deepEqual([again.status, again.body], [403, { error: "claim refused" }])
         const afterClaim = await login(t, device.id, device.password)
         const creds = afterClaim.body.broker as { username: string; password: string; expiresAt: number }
@@ -160,12 +184,13 @@ describe("registry", () => {
         const { broker, registry, t, advance } = setup("expiry")
         const { device, enrollment } = await makeHostDevice()
         await enroll(t, enrollment)
-        await claim(t, device.id, claimProof(device.claimCode), "alice")
+        await claim(t, device.id, claimProof(device.claimCode), (await ownerSession(t, "alice")).token)
         const first = (await login(t, device.id, device.password)).body.broker as { password: string }
         advance(59_000)
         assert.deepEqual(await registry.expireBrokerCredentials(), [])
         advance(2_000)
-        assert.deepEqual(await registry.expireBrokerCredentials(), [device.id])
+        // the owner's broker login, issued at its login just before, expires with the device's
+        assert.deepEqual(await registry.expireBrokerCredentials(), [device.id, "owner alice"])
         assert.equal(broker.logins.has(device.id), false)
         const second = (await login(t, device.id, device.password)).body.broker as { password: string }
         assert.notEqual(second.password, first.password)
@@ -209,10 +234,13 @@ describe("registry", () => {
         // the device id is public; a stranger tries it a hundred times, and its claim too
         const statuses = await guesses(device.id, 100)
         assert.equal(statuses.filter(s => s === 401).length, DEFAULT_POLICY.limit)
-        for (let i = 0; i < 20; i++) await claim(stranger, device.id, `GUESS-${i}`, "mallory")
+        const mallory = await ownerSession(t, "mallory")
+        for (let i = 0; i < 20; i++) await claim(stranger, device.id, `GUESS-${i}`, mallory.token)
         // the device, from where it is, logs in at once, as does its owner's claim
         assert.equal((await login(inProcessTransport(registry, "10.0.0.7"), device.id, device.password)).status, 200)
-        assert.equal((await claim(inProcessTransport(registry, "10.0.0.8"), device.id, claimProof(device.claimCode), "alice")).status, 200)
+        const alice = await ownerSession(t, "alice")
+        const claimed = await claim(inProcessTransport(registry, "10.0.0.8"), device.id, claimProof(device.claimCode), alice.token)
+        assert.equal(claimed.status, 200)
         // the stranger's source is locked, for every device it tries, right password or not
         assert.equal((await login(stranger, other.device.id, other.device.password)).status, 429)
         // lockouts grow while it keeps trying...
@@ -263,9 +291,10 @@ describe("registry", () => {
 
     test("the claim answer tells nobody who exists: claimed, unclaimed and unknown devices refuse a code alike", async () => {
         const { registry, t } = setup("claimoracle")
+        const [alice, mallory] = [await ownerSession(t, "alice"), await ownerSession(t, "mallory")]
         const claimed = await makeHostDevice()
         await enroll(t, claimed.enrollment)
-        assert.equal((await claim(t, claimed.device.id, claimProof(claimed.device.claimCode), "alice")).status, 200)
+        assert.equal((await claim(t, claimed.device.id, claimProof(claimed.device.claimCode), alice.token)).status, 200)
         const unclaimed = await makeHostDevice()
         await enroll(t, unclaimed.enrollment)
         const probes: [string, string, string][] = [
@@ -277,7 +306,7 @@ describe("registry", () => {
         const answers = []
         for (const [i, [, id, proof]] of probes.entries()) {
             // each from its own source, so no probe meets another's rate limit
-            const r = await claim(inProcessTransport(registry, `10.9.0.${i + 1}`), id, proof, "mallory")
+            const r = await claim(inProcessTransport(registry, `10.9.0.${i + 1}`), id, proof, mallory.token)
             answers.push({ status: r.status, headers: r.headers, body: r.body })
         }
         for (const [i, [what]] of probes.entries()) assert.deepEqual(answers[i], answers[0], what)
@@ -288,11 +317,12 @@ describe("registry", () => {
         const { store, t } = setup("claimlimit")
         const { device, enrollment } = await makeHostDevice()
         await enroll(t, enrollment)
+        const mallory = await ownerSession(t, "mallory")
         const statuses = []
-        for (let i = 0; i < 8; i++) statuses.push((await claim(t, device.id, `GUESS-${i}`, "mallory")).status)
+        for (let i = 0; i < 8; i++) statuses.push((await claim(t, device.id, `GUESS-${i}`, mallory.token)).status)
         assert.deepEqual(statuses, [403, 403, 403, 403, 403, 429, 429, 429])
         // even the right code waits out the lockout
-        assert.equal((await claim(t, device.id, claimProof(device.claimCode), "alice")).status, 429)
+        assert.equal((await claim(t, device.id, claimProof(device.claimCode), (await ownerSession(t, "alice")).token)).status, 429)
         assert.equal(store.events({ kind: "rate-limited" }).length, 2)
         assert.equal(store.events({ kind: "claim-failure" }).length, 5)
     })
@@ -381,13 +411,14 @@ describe("registry", () => {
         assert.match(r.headers["www-authenticate"] ?? "", /realm/)
     })
 
-    test("the store prepares its SQL once, when it opens: an enrollment, a claim, a login and a failed one prepare nothing", async () => {
+    test("the store prepares its SQL once, when it opens: an owner account, an enrollment, a claim, a login and a failed one prepare nothing", async () => {
         const { t } = setup("prepared")
         const { device, enrollment } = await makeHostDevice()
         const prepare = mock.method(Database.prototype, "prepare")
         try {
+            const alice = await ownerSession(t, "alice")
             assert.equal((await enroll(t, enrollment)).status, 201)
-            assert.equal((await claim(t, device.id, claimProof(device.claimCode), "alice")).status, 200)
+            assert.equal((await claim(t, device.id, claimProof(device.claimCode), alice.token)).status, 200)
             assert.equal((await login(t, device.id, device.password)).status, 200)
             assert.equal((await login(t, device.id, Buffer.from("wrong"))).status, 401)
             assert.equal(prepare.mock.callCount(), 0)
@@ -397,10 +428,10 @@ describe("registry", () => {
     })
 
     test("schema migrations run once and are recorded", () => {
-        // numbered 1..N with no gaps: 3 added the update service's tables, 4 its roots and key lists
+        // numbered 1..N with no gaps: 3 added the update service's tables, 4 the owner accounts, 5 the roots and key lists
         assert.deepEqual(
             MIGRATIONS.map(m => m.version),
-            [1, 2, 3, 4]
+            [1, 2, 3, 4, 5]
         )
         const latest = MIGRATIONS[MIGRATIONS.length - 1].version
         const a = new SqliteStore(join(dir, "migrate.db"))
@@ -409,5 +440,76 @@ describe("registry", () => {
         const b = new SqliteStore(join(dir, "migrate.db"))
         assert.equal(b.schemaVersion(), latest)
         b.close()
+    })
+})
+
+describe("owner accounts", () => {
+    test("a taken name is refused, logged and limited: claiming first no longer takes anyone's name", async () => {
+        const { store, t } = setup("squat")
+        await ownerSession(t, "alice")
+        const statuses = []
+        for (let i = 0; i < 7; i++) statuses.push((await registerOwner(t, "alice", randomBytes(32))).status)
+        assert.deepEqual(statuses, [409, 409, 409, 409, 409, 429, 429])
+        assert.equal(store.events({ kind: "owner-register-refused" }).length, 5)
+        assert.equal(store.events({ kind: "rate-limited" }).length, 1)
+        // the name keeps its first owner's verifier: the squatter's password does not log in
+        await assert.rejects(ownerLogin(t, "alice", randomBytes(32)), /HTTP 401/)
+    })
+
+    test("claims need an owner session, and belong to its account whatever the body says", async () => {
+        const { broker, store, t } = setup("claim-session")
+        const { device, enrollment } = await makeHostDevice()
+        await enroll(t, enrollment)
+        const proof = claimProof(device.claimCode)
+        assert.equal((await t("POST", "/v1/claim", {}, { id: device.id, code: proof, owner: "alice" })).status, 401)
+        assert.equal((await claim(t, device.id, proof, "A".repeat(43))).status, 401)
+        const alice = await ownerSession(t, "alice")
+        const other = await t(
+            "POST",
+            "/v1/claim",
+            { authorization: `Bearer ${alice.token}` },
+            { id: device.id, code: proof, owner: "mallory" }
+        )
+        assert.equal(other.status, 403)
+        assert.equal((await claim(t, device.id, proof, alice.token)).status, 200)
+        assert.equal(store.getDevice(device.id)!.owner, "alice")
+        assert.deepEqual(broker.owners.get("alice")?.devices, [device.id])
+        // the next login installs the owner's devices with a new password, bound to its client id
+        const again = await ownerLogin(t, "alice", alice.password)
+        assert.deepEqual(broker.owners.get("alice"), { password: again.broker!.password, devices: [device.id] })
+        assert.notEqual(again.broker!.password, alice.broker!.password)
+        assert.deepEqual([again.broker!.username, again.broker!.clientId], ["owner-alice", "owner-alice"])
+        // session tokens are kept hashed
+        store.close()
+        const db = readFileSync(join(dir, "claim-session.db"))
+        for (const token of [alice.token, again.token]) assert.equal(db.indexOf(Buffer.from(token)), -1)
+    })
+
+    test("owner logins fail and lock out like device logins; the owner's broker login expires", async () => {
+        const { broker, store, registry, t, advance } = setup("owner-login")
+        await ownerSession(t, "alice")
+        const statuses = []
+        for (let i = 0; i < 7; i++)
+            statuses.push((await login(t, "alice", randomBytes(32), undefined, undefined, "/v1/owners/session")).status)
+        assert.deepEqual(statuses, [401, 401, 401, 401, 401, 429, 429])
+        assert.equal(store.events({ kind: "auth-failure" }).filter(e => e.identity === "alice").length, 5)
+        assert.ok(store.events({ kind: "rate-limited" }).some(e => e.detail.includes("login-owner:alice")))
+        advance(61_000)
+        assert.deepEqual(await registry.expireBrokerCredentials(), ["owner alice"])
+        assert.equal(broker.owners.has("alice"), false)
+    })
+
+    test("a name that holds claims from before accounts is taken, unless its old broker login proves them", async () => {
+        const { broker, store, t } = setup("legacy")
+        const { device, enrollment } = await makeHostDevice()
+        await enroll(t, enrollment)
+        assert.ok(store.claimDevice(device.id, "bob", 0))
+        broker.legacy.set("bob", "old-broker-password")
+        assert.equal((await registerOwner(t, "bob", randomBytes(32))).status, 409)
+        assert.equal((await registerOwner(t, "bob", randomBytes(32), "a-guess")).status, 409)
+        const password = randomBytes(32)
+        assert.equal((await registerOwner(t, "bob", password, "old-broker-password")).status, 201)
+        await ownerLogin(t, "bob", password)
+        assert.deepEqual(broker.owners.get("bob")?.devices, [device.id])
     })
 })

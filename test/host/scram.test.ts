@@ -41,6 +41,15 @@ describe("SCRAM-SHA-256 (host)", () => {
             "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
         )
         assert.equal(final, "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+        // the same proof bytes in other texts Node's base64 decoder would take: refused, not verified
+        const prefix = "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p="
+        for (const proof of [
+            "dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=junk",
+            "dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ",
+            "dHzb ZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+            "dHzbZapWIk4jUhN-Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+        ])
+            assert.throws(() => serverFinal(exchange, prefix + proof), /not canonical base64/, proof)
     })
 
     test("a wrong password fails, a right one passes, both against a fresh verifier", () => {

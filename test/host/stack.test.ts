@@ -27,6 +27,7 @@ import { claimProof } from "../../devs/owner/keys.ts"
 import { claim, enroll, httpsTransport, login } from "../../devs/registry/client.ts"
 import { makeHostDevice } from "../../devs/sim/host-device.ts"
 import { startLocalStack, type LocalStack } from "../../devs/stack/local.ts"
+import { ownerSession } from "./support/owner.ts"
 
 const root = mkdtempSync(join(tmpdir(), "stack-test-"))
 /** The stack's `var/`, which the stack makes. */
@@ -170,7 +171,8 @@ describe("files of the stack", () => {
         const t = httpsTransport(`https://localhost:${stack.registryPort}`, ca)
         const { device, enrollment } = await makeHostDevice()
         assert.equal((await enroll(t, enrollment)).status, 201)
-        assert.equal((await claim(t, device.id, claimProof(device.claimCode), "alice")).status, 200)
+        const alice = await ownerSession(t, "alice")
+        assert.equal((await claim(t, device.id, claimProof(device.claimCode), alice.token)).status, 200)
         assert.ok(((await login(t, device.id, device.password)).body.broker as { password?: string }).password)
         const found = modes(varDir)
         for (const secret of ["registry.db", "registry.db-wal", "registry.db-shm", "mosquitto/dynamic-security.json", "pki/server.key"])

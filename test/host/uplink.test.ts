@@ -17,11 +17,10 @@ import { join } from "node:path"
 import { randomBytes } from "node:crypto"
 import { after, before, describe, test } from "node:test"
 import mqtt from "mqtt"
-import { commandTopic, sealCommand, type Command } from "../../devs/owner/commands.ts"
-import { Rejected, UplinkVerifier, type Verified } from "../../devs/owner/consumer.ts"
-import { sealEncrypt0 } from "../../devs/owner/cose.ts"
+import { commandTopic, type Command } from "../../devs/owner/commands.ts"
+import { openEncrypt0, sealEncrypt0 } from "../../devs/owner/cose.ts"
 import { channelKeys } from "../../devs/owner/keys.ts"
-import { Keystore } from "../../devs/owner/keystore.ts"
+import { Rejected, ReplayWindow, UplinkVerifier, type Verified } from "../../devs/owner/verifier.ts"
 import { startLocalStack, type LocalStack } from "../../devs/stack/local.ts"
 import { makeBadCertificates } from "../../devs/stack/pki.ts"
 import { freePort } from "../../devs/net/ports.ts"
@@ -98,33 +97,32 @@ describe("secure uplink", () => {
             const owner = device.owner
 
             // a valid command acts: the device answers with its state
-            await owner.client.publishAsync(...(await sealed(device, id, { cmd: "interval", sensor: "shtc3", ms: 7000 })), { qos: 1 })
+            await owner.command(id, { cmd: "interval", sensor: "shtc3", ms: 7000 })
             await until("the state reply", () => device.verified.some(m => m.kind === "state"))
             const state = device.verified.find(m => m.kind === "state")!
             assert.equal(state.kind === "state" && (state.state.intervals as Record<string, number>).shtc3, 7000)
 
             // the same message again, the same with a flipped bit, one sealed under another key, garbage, an unknown command
-            const [topic, payload] = await sealed(device, id, { cmd: "state" })
-            await owner.client.publishAsync(topic, payload, { qos: 1 })
+            const [topic, payload] = await sealed(device, spy.seen, { cmd: "state" })
             await until("the second state reply", () => device.verified.filter(m => m.kind === "state").length >= 2)
-            await owner.client.publishAsync(topic, payload, { qos: 1 })
+            await owner.mqtt.publishAsync(topic, payload, { qos: 1 })
             const tampered = Buffer.from(payload)
             tampered[tampered.length - 3] ^= 0x10
-            await owner.client.publishAsync(topic, tampered, { qos: 1 })
+            await owner.mqtt.publishAsync(topic, tampered, { qos: 1 })
             const down = { key: randomBytes(32), contextIv: randomBytes(13), kid: Buffer.from(id, "hex") }
             const forged = await sealEncrypt0(Buffer.from([0xa1, 0x63, 0x63, 0x6d, 0x64, 0x66, 0x65, 0x76, 0x65, 0x6e, 0x74, 0x73]), {
                 ...down,
                 counter: 1_000_000,
                 externalAad: Buffer.from(topic),
             })
-            await owner.client.publishAsync(topic, forged, { qos: 1 })
-            await owner.client.publishAsync(topic, randomBytes(40), { qos: 1 })
-            await owner.client.publishAsync(...(await sealed(device, id, { cmd: "self-destruct" } as unknown as Command)), { qos: 1 })
+            await owner.mqtt.publishAsync(topic, forged, { qos: 1 })
+            await owner.mqtt.publishAsync(topic, randomBytes(40), { qos: 1 })
+            await owner.command(id, { cmd: "self-destruct" } as unknown as Command)
             await until("five refusals", () => device.events().filter(e => e.startsWith("downlink-refused")).length >= 5)
             const refusals = device.events().filter(e => e.startsWith("downlink-refused"))
             assert.deepEqual(refusals.map(e => e.split(":")[1].trim()).sort(), ["forged", "forged", "malformed", "replayed", "unknown"])
             // ...and nothing was acted on: still exactly two state replies
-            await owner.client.publishAsync(...(await sealed(device, id, { cmd: "events" })), { qos: 1 })
+            await owner.command(id, { cmd: "events" })
             await until("the event log", () =>
                 device.verified.some(m => m.kind === "events" && m.events.some(e => e.detail.startsWith("unknown")))
             )
@@ -146,21 +144,23 @@ describe("secure uplink", () => {
             const sample = ups.find(m => m.topic.endsWith("/up/readings"))!
             const rejection = async (verifier: UplinkVerifier, topic: string, payload: Buffer) => {
                 try {
-                    await verifier.verify(topic, payload)
+                    verifier.verify(topic, payload)
                 } catch (e) {
                     if (e instanceof Rejected) return e.reason
                     throw e
                 }
                 return "accepted"
             }
-            const live = new UplinkVerifier(device.keystore)
+            const root = device.root
+            const stored = device.store.upWindow(id)!
+            const liveDevice = { up: channelKeys(root, id, "up"), window: ReplayWindow.fromStore(stored.highest, stored.seen) }
+            const live = new UplinkVerifier(d => (d === id ? liveDevice : undefined))
             assert.equal(await rejection(live, sample.topic, sample.payload), "replayed")
             assert.equal(await rejection(live, `things/${"0".repeat(32)}/up/readings`, sample.payload), "unknown-device")
             assert.equal(await rejection(live, sample.topic, randomBytes(30)), "malformed")
             // a verifier that has seen nothing yet: only the replay check is out of the way
-            const freshStore = Keystore.open(join(dir, "fresh.json"), "tester")
-            freshStore.addDevice(id, Buffer.from(device.keystore.device(id)!.root, "hex"))
-            const fresh = new UplinkVerifier(freshStore)
+            const freshDevice = { up: channelKeys(root, id, "up"), window: new ReplayWindow() }
+            const fresh = new UplinkVerifier(d => (d === id ? freshDevice : undefined))
             const flipped = Buffer.from(sample.payload)
             flipped[flipped.length - 1] ^= 1
             assert.equal(await rejection(fresh, sample.topic, flipped), "forged-or-tampered")
@@ -174,13 +174,22 @@ describe("secure uplink", () => {
             })
             assert.equal(await rejection(fresh, sample.topic, forgery), "forged-or-tampered")
             assert.equal(await rejection(fresh, sample.topic, sample.payload), "accepted")
+            // cose-js, the independent implementation, opens what the owner service accepted
+            const upKeys = channelKeys(root, id, "up")
+            const opened = await openEncrypt0(sample.payload, {
+                key: upKeys.key,
+                contextIv: upKeys.contextIv,
+                externalAad: Buffer.from(sample.topic),
+            })
+            assert.ok(opened.plaintext.length > 0)
 
             // no key, root or password the owner holds ever appeared in any process's output
-            const root = Buffer.from(device.keystore.device(id)!.root, "hex")
             const secrets = [
                 root.toString("hex"),
                 root.toString("base64"),
-                device.keystore.data.broker!.password,
+                String(owner.mqtt.options.password),
+                device.store.account()!.password.toString("base64"),
+                device.store.account()!.password.toString("hex"),
                 stack.broker.admin.password,
             ]
             for (const dir of ["up", "down"] as const) secrets.push(channelKeys(root, id, dir).key.toString("hex"))
@@ -192,10 +201,13 @@ describe("secure uplink", () => {
     })
 })
 
-/** A command sealed by the owner, as [topic, payload]. */
-async function sealed(device: SimulatedDevice, id: string, command: Command): Promise<[string, Buffer]> {
-    const { topic, payload } = await sealCommand(device.keystore, id, command)
-    return [topic, payload]
+/** Has the owner service send a command, and returns it as the broker carried it: [topic, payload]. */
+async function sealed(device: SimulatedDevice, seen: { topic: string; payload: Buffer }[], command: Command): Promise<[string, Buffer]> {
+    const topic = commandTopic(device.id)
+    const before = seen.filter(m => m.topic === topic).length
+    await device.command(command)
+    await until("the command at the broker", () => seen.filter(m => m.topic === topic).length > before)
+    return [topic, seen.filter(m => m.topic === topic)[before].payload]
 }
 
 describe("TLS refusal and resilient delivery", () => {
@@ -228,7 +240,7 @@ describe("TLS refusal and resilient delivery", () => {
             // a broker restart: the device is kept off until the owner is back, so the owner misses nothing
             front.setDown(true)
             await stack.restartBroker()
-            await until("the owner to reconnect", () => device.owner.client.connected, 30_000)
+            await until("the owner to reconnect", () => device.owner.mqtt.connected, 30_000)
             await new Promise(r => setTimeout(r, 1000))
             front.setDown(false)
             const afterRestart = device.sealed().length

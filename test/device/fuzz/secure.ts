@@ -23,7 +23,7 @@ import { CborMap, CborTag, CborValue, decodeCbor } from "../../../src/codec/cbor
 import { base64Decode, base64Encode } from "../../../src/codec/base64"
 import { ScramClient, ScramError, ScramKeyCache } from "../../../src/identity/scram"
 import { CoseError, open, partialIvFromCounter, seal } from "../../../src/secure/cose"
-import { Command, DownlinkError, DownlinkVerifier, encodeCommand, parseCommand } from "../../../src/uplink/downlink"
+import { AcceptedCommand, Command, DownlinkError, DownlinkVerifier, encodeCommand, parseCommand } from "../../../src/uplink/downlink"
 import { deleteKey, SettingKey } from "../../../src/storage/settings"
 import { counting, pattern } from "../support"
 import { Campaign, Verdict } from "./fuzzer"
@@ -156,9 +156,9 @@ export async function downlinkCampaign(): Promise<Campaign> {
         seeds,
         maxBytes: 160,
         check: async input => {
-            let command: Command
+            let accepted: AcceptedCommand
             try {
-                command = (await verifier.accept(topic, input)).command
+                accepted = await verifier.accept(topic, input)
             } catch (e: any) {
                 if (e instanceof DownlinkError) return "refused"
                 throw e
@@ -166,8 +166,10 @@ export async function downlinkCampaign(): Promise<Campaign> {
             const i = sealedHere(sealed, input)
             if (i < 0) return { invalid: "accepted a command the owner never sealed" }
             if (i + 1 <= highest) return { invalid: `accepted counter ${i + 1} after ${highest}: a replay` }
+            if (accepted.counter !== i + 1) return { invalid: `accepted counter ${accepted.counter} for the command sealed with ${i + 1}` }
             highest = i + 1
-            if (!sameCommand(command, COMMANDS[i])) return { invalid: "accepted another command than the one sealed" }
+            if (!sameCommand(parseCommand(accepted.plaintext), COMMANDS[i]))
+                return { invalid: "accepted another command than the one sealed" }
             return "accepted"
         },
     }
