@@ -159,7 +159,8 @@ export function decodeSigned(signed: Buffer): SignedParts {
     try {
         // other COSE libraries may not encode deterministically; the signature covers the exact payload bytes anyway
         v = decodeCbor(signed, { maxBytes: MAX_SIGNED_BYTES, maxDepth: 3, maxItems: 16, deterministic: false })
-        header = decodeCbor(((v as CborTag).value as Buffer[])[0], { maxBytes: 64, maxDepth: 1, maxItems: 4, deterministic: false })
+        // the map and its two keys and two values are five data items
+        header = decodeCbor(((v as CborTag).value as Buffer[])[0], { maxBytes: 64, maxDepth: 1, maxItems: 5, deterministic: false })
     } catch (e: any) {
         // not CBOR, or not shaped as below: refused there
     }
