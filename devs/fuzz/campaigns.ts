@@ -42,6 +42,8 @@ export const CAMPAIGNS: CampaignEntry[] = [
             ["scram-final", 1500],
             ["manifest", 2000],
             ["signed-manifest", 1000],
+            ["root-document", 1500],
+            ["key-list", 1500],
             ["slot-records", 150],
             ["state-record", 250],
             ["manifest-verify", 24],

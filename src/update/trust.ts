@@ -52,11 +52,15 @@ export function decodeTrust(payload: Buffer, kind: string): TrustDocument {
     }
     const d = Array.isArray(a) ? a : []
     const keys = d.slice(3) as Buffer[]
-    // the kind, two whole numbers from 1, then 1..3 keys; distinct signers are counted, so a key named twice does not count twice
+    // the kind, two whole numbers 1..2^32-1, then 1..3 distinct keys: the rules the owner's tools apply (devs/updates/trust.ts)
     let ok = d[0] === kind && keys.length >= 1 && keys.length <= MAX_TRUST_KEYS
     for (let i = 1; i < d.length; ++i) {
         const v = d[i] as any
-        ok = ok && (i < 3 ? typeof v === "number" && v >= 1 : v instanceof Buffer && v.length === 32)
+        ok =
+            ok &&
+            (i < 3
+                ? typeof v === "number" && v >= 1 && v <= 4294967295 && v === Math.floor(v)
+                : v instanceof Buffer && v.length === 32 && !holds(keys.slice(0, i - 3), v))
     }
     const n = d[2] as number
     // a root's threshold is at most its keys

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "@devicescript/test"
 import { digest } from "@devicescript/crypto"
-import { CborMap, encodeCbor } from "../../src/codec/cbor"
+import { CborMap, CborValue, encodeCbor } from "../../src/codec/cbor"
 import { readBytes, SettingKey, writeBytes } from "../../src/storage/settings"
 import {
     checkManifestPolicy,
@@ -23,6 +23,7 @@ import {
     SLH_SIG_BYTES,
 } from "../../src/update/slh-dsa"
 import { decideAtBoot, MAX_TRIAL_BOOTS, SlotStore, UpdatePhase, UpdateState } from "../../src/update/slots"
+import { decodeTrust } from "../../src/update/trust"
 import { asyncRefusal, thrown } from "./support"
 
 function manifest(sequence: number, image: string): FirmwareManifest {
@@ -74,6 +75,40 @@ describe("firmware manifest", () => {
         const needsNewer = manifest(6, "x")
         needsNewer.minSequence = 5
         expect(reason(() => checkManifestPolicy(needsNewer, policy))).toBe("precondition")
+    })
+})
+
+describe("root documents and key lists", () => {
+    const k1 = digest("sha256", Buffer.from("k1"))
+    const k2 = digest("sha256", Buffer.from("k2"))
+    const k3 = digest("sha256", Buffer.from("k3"))
+    const k4 = digest("sha256", Buffer.from("k4"))
+    test("are read as the owner's tools write them", () => {
+        const root = decodeTrust(encodeCbor(["root", 2, 2, k1, k2, k3]), "root")
+        expect(root.version).toBe(2)
+        expect(root.n).toBe(2)
+        expect(root.keys.length).toBe(3)
+        expect(root.keys[2].toString("hex")).toBe(k3.toString("hex"))
+        const list = decodeTrust(encodeCbor(["keys", 4294967295, 7, k4]), "keys")
+        expect(list.version).toBe(4294967295)
+        expect(list.n).toBe(7)
+    })
+    test("refuse what the tools refuse (devs/updates/trust.ts)", () => {
+        const refused: [string, CborValue[]][] = [
+            ["root", ["keys", 1, 1, k1]],
+            ["keys", ["keys", 3, 1]],
+            ["keys", ["keys", 3, 1, k1, k2, k3, k4]],
+            ["keys", ["keys", 3, 1, k1, k2, k1]],
+            ["keys", ["keys", 3, 1, k1.slice(0, 31)]],
+            ["keys", ["keys", 1.5, 1, k1]],
+            ["keys", ["keys", 4294967296, 1, k1]],
+            ["keys", ["keys", 0, 1, k1]],
+            ["keys", ["keys", 3, 2.5, k1]],
+            ["keys", ["keys", "3", 1, k1]],
+            ["root", ["root", 1, 3, k1, k2]],
+            ["root", ["root", 1, 0, k1]],
+        ]
+        refused.forEach(c => expect(reason(() => decodeTrust(encodeCbor(c[1]), c[0]))).toBe("malformed"))
     })
 })
 

@@ -15,6 +15,12 @@
  * acceptance: a manifest verifies whose protected header, payload or
  * signature differ from the ones the owner signed, or it verifies to another manifest.
  *
+ * Root document and key list (`decodeTrust`), wrong acceptance: a document
+ * that is not the deterministic encoding of [kind, version, third, key…] with
+ * the kind asked for, whole numbers 1..2^32-1, 1..3 distinct 32-byte keys and,
+ * in a root, a threshold no larger than its keys: the rules the owner's tools
+ * apply (devs/updates/trust.ts). (Whether its signatures count is the OTA test's question.)
+ *
  * Records, wrong acceptance: a slot or state record the device did not
  * write, byte for byte, is ever read back (each carries an HMAC bound to its
  * settings key). And a state record the device did write, with any content,
@@ -37,6 +43,7 @@ import {
     verifyManifestParts,
 } from "../../../src/update/manifest"
 import { decideAtBoot, SlotStore, UpdatePhase, UpdateState } from "../../../src/update/slots"
+import { decodeTrust, TrustDocument } from "../../../src/update/trust"
 import { counting, pattern } from "../support"
 import { Campaign, Verdict } from "./fuzzer"
 
@@ -176,6 +183,52 @@ export function manifestVerifyCampaign(signed: Buffer, publicKey: Buffer): Campa
         },
     }
 }
+
+/** A root document or key list payload as the owner's tools write it. */
+function trustPayload(kind: string, version: number, third: number, keys: Buffer[]): Buffer {
+    const items: CborValue[] = [kind, version, third]
+    for (const k of keys) items.push(k)
+    return encodeCbor(items)
+}
+
+function trustCampaign(name: string, kind: string, seeds: Buffer[]): Campaign {
+    return {
+        name,
+        seeds,
+        maxBytes: 160,
+        check: async input => {
+            let d: TrustDocument
+            try {
+                d = decodeTrust(input, kind)
+            } catch (e: any) {
+                if (e instanceof ManifestError) return "refused"
+                throw e
+            }
+            if (!isUint32(d.version) || !isUint32(d.n) || d.version === 0 || d.n === 0) return { invalid: "a number outside 1..2^32-1" }
+            if (d.keys.length === 0 || d.keys.length > 3) return { invalid: `${d.keys.length} keys` }
+            for (let i = 0; i < d.keys.length; ++i) {
+                if (!(d.keys[i] instanceof Buffer) || d.keys[i].length !== 32) return { invalid: "a key that is not 32 bytes" }
+                for (let j = 0; j < i; ++j) if (sameBytes(d.keys[i], d.keys[j])) return { invalid: "a key named twice" }
+            }
+            if (kind === "root" && d.n > d.keys.length) return { invalid: `a threshold of ${d.n} for ${d.keys.length} keys` }
+            if (!sameBytes(trustPayload(kind, d.version, d.n, d.keys), input))
+                return { invalid: "not the deterministic encoding of the document it was read as" }
+            return "accepted"
+        },
+    }
+}
+
+/** Root documents (`decodeTrust(payload, "root")`): ["root", version, threshold, key…]. */
+export const rootDocumentCampaign = trustCampaign("root-document", "root", [
+    trustPayload("root", 1, 2, [pattern(32, 3), pattern(32, 5), pattern(32, 11)]),
+    trustPayload("root", 4294967295, 1, [counting(32, 40)]),
+])
+
+/** Key lists (`decodeTrust(payload, "keys")`): ["keys", version, root version, release key…]. */
+export const keyListCampaign = trustCampaign("key-list", "keys", [
+    trustPayload("keys", 1, 1, [pattern(32, 9)]),
+    trustPayload("keys", 70000, 4294967295, [counting(32, 1), pattern(32, 13), pattern(32, 17)]),
+])
 
 /** States the device writes. */
 const STATES: UpdateState[] = [
