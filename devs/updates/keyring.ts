@@ -18,9 +18,19 @@ import { dirname, join } from "node:path"
 import { decode, encode } from "cbor2"
 import { createSecretFile, ensurePrivateDir } from "../files/private.ts"
 import { KEYS_DIR, TRUST_ANCHOR_PATH } from "../project.ts"
-import { bstr, generateSigningKey, keyId, SIGNATURE_ALG, type SigningKey } from "./cose-sign1.ts"
+import { bstr, generateSigningKey, keyId, readCose, SIGNATURE_ALG, type SigningKey } from "./cose-sign1.ts"
 import type { UpdateService } from "./service.ts"
-import { encodeKeyList, encodeRoot, MAX_KEYS, signDocument, TrustChain, type KeyList, type RootDocument, type TrustKind } from "./trust.ts"
+import {
+    decodeKeyList,
+    encodeKeyList,
+    encodeRoot,
+    MAX_KEYS,
+    signDocument,
+    TrustChain,
+    type KeyList,
+    type RootDocument,
+    type TrustKind,
+} from "./trust.ts"
 
 /** Raised for a key file or document that cannot be used as asked; the message says what to do. */
 export class KeyringError extends Error {}
@@ -101,13 +111,18 @@ export class Keyring {
         return found.sort((a, b) => (a.kind === b.kind ? a.version - b.version : a.kind === "root" ? -1 : 1))
     }
 
-    /** The documents checked in order as a device would: the current root and key list. Throws `TrustError`. */
+    /**
+     * The documents checked in order as a device would: every root, then the key lists of the newest root
+     * (those of older roots were checked when they were made; a device skips them too, as a newer root
+     * resets its floor). Throws `TrustError`.
+     */
     chain(): TrustChain {
         const chain = new TrustChain()
-        for (const d of this.documents()) {
-            if (d.kind === "root") chain.acceptRoot(d.copies)
-            else chain.acceptKeyList(d.copies)
-        }
+        const documents = this.documents()
+        for (const d of documents) if (d.kind === "root") chain.acceptRoot(d.copies)
+        const newest = chain.root?.version
+        for (const d of documents)
+            if (d.kind === "keys" && decodeKeyList(readCose(d.copies[0]).payload).rootVersion === newest) chain.acceptKeyList(d.copies)
         return chain
     }
 

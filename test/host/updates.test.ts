@@ -1,6 +1,7 @@
 /**
  * The update service's side, in-process: signed manifests (SLH-DSA via
- * @noble/post-quantum, COSE_Sign1 read back with cbor2), the key vault, and
+ * @noble/post-quantum, COSE_Sign1 read back with cbor2), the owner's keyring
+ * through rotations of its release key and its root, the key vault, and
  * the service's decisions through the registry's authenticated reports: what
  * it deploys, when it rolls back, what it refuses. The deploy target here
  * records calls; test/host/ota.test.ts runs the same service against the
@@ -156,6 +157,39 @@ async function setup() {
     const report = async (r: unknown) => (await login(t, device.id, device.password, r)).body.reply as Record<string, string>
     return { store, service, registry, t, device, v1, v2, report, events, advance: (ms: number) => clock.advance(ms) }
 }
+
+describe("the owner's keyring", () => {
+    test("a release key rotated and revoked, then the root replaced: the chain, the signers and the service follow", () => {
+        const own = testKeyring()
+        try {
+            const store = new SqliteStore(":memory:")
+            const service = new UpdateService({ store, vault: KeyVault.ephemeral(), event: () => {} })
+            trustAll(service, own.keyring)
+            const first = own.keyring.releaseKey()
+            const { key: second } = own.keyring.rotateReleaseKey(own.keyring.rootSigners(), true)
+            own.keyring.revokeReleaseKey(keyId(first.publicKey).toString("hex"), own.keyring.rootSigners())
+            trustAll(service, own.keyring)
+            assert.deepEqual(service.trustVersions(), { root: 1, keyList: 3 })
+            const img = image(3)
+            assert.throws(() => service.publish(signManifest(manifestFor(img, 3), first), img), /not a release key of the current key list/)
+            const oldSigners = own.keyring.rootSigners()
+            const [root, list] = own.keyring.rotateRoot(oldSigners)
+            assert.deepEqual([root.version, list.version], [2, 4])
+            // the chain walks every root, then the key lists of the newest: the old root's keys sign no more
+            const chain = own.keyring.chain()
+            assert.deepEqual([chain.root?.version, chain.keyList?.version, chain.keyList?.rootVersion], [2, 4, 2])
+            const newSigners = own.keyring.rootSigners()
+            assert.equal(newSigners.length, 2)
+            for (const k of newSigners) assert.ok(!oldSigners.some(o => Buffer.from(o.publicKey).equals(Buffer.from(k.publicKey))))
+            assert.equal(Buffer.from(own.keyring.releaseKey().publicKey).toString("hex"), Buffer.from(second.publicKey).toString("hex"))
+            trustAll(service, own.keyring)
+            assert.deepEqual(service.trustVersions(), { root: 2, keyList: 4 })
+            service.publish(signManifest(manifestFor(img, 3), own.keyring.releaseKey()), img)
+        } finally {
+            own.remove()
+        }
+    })
+})
 
 describe("update service", () => {
     test("publication needs a release key of the current key list and the exact image", () => {
