@@ -288,7 +288,7 @@ async function startOwner(
         simulator: options.simulator,
         log: line => progress.line(`owner> ${line}`),
     })
-    for (const kind of ["reading", "state", "event", "command", "rejection"] as const)
+    for (const kind of ["reading", "state", "event", "update", "command", "rejection"] as const)
         owner.service.on(kind, (data: unknown) => {
             const line = describeEvent({ event: kind, data })
             if (line) progress.line(`owner> ${line}`)
