@@ -101,11 +101,7 @@ describe("the programs in devs/bin", () => {
             ["command", ["--id", id, "reboot"], `unknown command reboot: ${COMMANDS}`],
             ["command", ["--id", id, "interval", "shtc3", "5"], "interval needs ms, a whole number 100..86400000"],
             ["command", ["--id", id, "state", "now"], "state takes no arguments"],
-            [
-                "command",
-                ["--id", id, "update", "ab", "2"],
-                "update needs the image's <sha256> (64 hex digits) and its <sequence>",
-            ],
+            ["command", ["--id", id, "update", "ab", "2"], "update needs the image's <sha256> (64 hex digits) and its <sequence>"],
             [
                 "command",
                 ["--id", id, "update", "a".repeat(64), "0"],

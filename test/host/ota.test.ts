@@ -288,7 +288,10 @@ describe("updates over the air", () => {
         for (const step of ["approved", "trial", "confirmed"]) await device.waitForReport(v2, step, 60_000, reports)
         // a copy sent again after a power cut is a replay; nothing else on up/update is refused
         const refused = device.rejected.filter(r => r.topic.endsWith("/up/update") && r.rejection.reason !== "replayed")
-        assert.deepEqual(refused.map(r => r.rejection.message), [])
+        assert.deepEqual(
+            refused.map(r => r.rejection.message),
+            []
+        )
         // the WSSK master key went to the service, sealed at rest, and into no log line
         const wsskKey = stack.updates.masterKeyFor(device.id)!
         assert.equal(wsskKey.length, 32)
