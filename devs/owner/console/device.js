@@ -433,7 +433,15 @@ function renderAll() {
 
 renderAll()
 for (const q of detail.quantities) chartOf(q)
-follow({ reading: onReading, state: onState, event: onEvent, update: onUpdate, command: onCommand, rejection: onRejection, device: onDevice })
+follow({
+    reading: onReading,
+    state: onState,
+    event: onEvent,
+    update: onUpdate,
+    command: onCommand,
+    rejection: onRejection,
+    device: onDevice,
+})
 setInterval(() => {
     // online/offline and "last heard" move with the clock, and the charts' window too
     refreshDetail()
