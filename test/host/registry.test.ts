@@ -172,7 +172,7 @@ describe("registry", () => {
         const { broker, t } = setup("report-login")
         const { device, enrollment } = await makeHostDevice()
         await enroll(t, enrollment)
-        await claim(t, device.id, claimProof(device.claimCode), "alice")
+        await claim(t, device.id, claimProof(device.claimCode), (await ownerSession(t, "alice")).token)
         const mqtt = (await login(t, device.id, device.password)).body.broker as { password: string }
         const updater = await login(t, device.id, device.password, { update: { confirm: "00".repeat(32) } })
         assert.equal(updater.status, 200)
