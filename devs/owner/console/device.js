@@ -407,7 +407,7 @@ $("[data-remove]").addEventListener("click", () =>
 if (simulated)
     $("[data-factory-reset]").addEventListener("click", () =>
         confirmThen(
-            "Factory-reset the simulated device? Its flash is wiped (identity, event log, settings) and it boots as a new device with a new id and claim code, which npm start claims again. The firmware signing key is not touched.",
+            "Factory-reset the simulated device? Its flash is wiped (identity, event log, settings) and it boots as a new device with a new id and claim code, which npm start claims again. The firmware keys are not touched.",
             async () => {
                 say(manageResult, "pending", "Resetting the simulator…")
                 try {
