@@ -14,18 +14,25 @@ export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..
 const VAR_DIR = join(PROJECT_ROOT, "var")
 
 /**
+/**
  * What `npm start` keeps from one run to the next (its stack, the owner's
  * store, the simulator's flash): `var/`, or the folder `SENTINEL_STATE_DIR`
- * names (a test runs npm start in a temporary one). The signing key stays in
- * var/keys whatever it says, as the trust anchor in src/ is made from it.
+ * names (a test runs npm start in a temporary one). The firmware keys stay in
+ * var/keys whatever it says, as the trust anchor in src/ is made from them.
  */
 const STATE_DIR = process.env.SENTINEL_STATE_DIR ? resolve(process.env.SENTINEL_STATE_DIR) : VAR_DIR
 
-/** The owner's firmware signing key (mode 0600): keep it off the device and out of git; back it up. */
-export const SIGNING_KEY_PATH = join(VAR_DIR, "keys", "firmware-signing.json")
+/**
+ * The owner's firmware keys (devs/updates/keyring.ts): root keys (`root-<kid>.json`, to be moved offline),
+ * release keys (`release-<kid>.json`), each mode 0600, and the documents the root signed (`trust/`, public).
+ */
+export const KEYS_DIR = join(VAR_DIR, "keys")
 
-/** The firmware module holding the signing public key, written by keygen (git-ignored too). */
+/** The firmware module holding the root the firmware trusts from the start, written by keygen (git-ignored too). */
 export const TRUST_ANCHOR_PATH = join(PROJECT_ROOT, "src", "update", "trust-anchor.ts")
+
+/** The root the OTA test's firmware images trust (test/device/fixtures/ota/firmware.ts): written by whoever builds them. */
+export const OTA_ANCHOR_PATH = join(PROJECT_ROOT, "test", "device", "fixtures", "generated", "ota-anchor.ts")
 
 /** How long each test file took last time on this machine: `npm test` starts the longest first. */
 export const TEST_TIMES_PATH = join(VAR_DIR, "test-times.json")

@@ -14,8 +14,10 @@
  * Updates (src/update): before the sensors start, the update records say
  * whether this boot is a candidate on trial, a window still open for a
  * deploy, or a normal run; what is left of an update runs before the uplink
- * takes the socket. An owner's `update-check` command, or the periodic
- * check, lends the socket to the updater between MQTT sessions.
+ * takes the socket. An owner's `update` command, which names a release, lends
+ * the socket to the updater between MQTT sessions; the device never looks for
+ * a release by itself. The image entry point hands over the root it trusts
+ * (its trust anchor), so a test image can trust a root of its own.
  */
 import { CommandHandler } from "./control/commands"
 import { bootIdentity } from "./identity/boot"
@@ -27,7 +29,6 @@ import { startPipeline } from "./pipeline/pipeline"
 import { boardSensorList, parseSensorList } from "./sensors/config"
 import { PortOpener } from "./sensors/types"
 import { runningProgramDigest } from "./update/running-image"
-import { FIRMWARE_SIGNING_KEY } from "./update/trust-anchor"
 import { Updater } from "./update/updater"
 import { SecureUplink } from "./uplink/uplink"
 
@@ -35,11 +36,9 @@ const FLUSH_INTERVAL_MS = 5000
 const MAX_READINGS = 64
 /** A sensor's faults are logged as security events at most this often. */
 const FAULT_EVENT_INTERVAL_MS = 600000
-/** How often the device looks for an update by itself. */
-const UPDATE_CHECK_INTERVAL_MS = 6 * 3600 * 1000
 
-/** Boots and runs the firmware for good, reading sensors through `openPort`. */
-export async function runFirmware(openPort: PortOpener) {
+/** Boots and runs the firmware for good, reading sensors through `openPort`; `trustAnchor` is the payload of the root it trusts from the start. */
+export async function runFirmware(openPort: PortOpener, trustAnchor: Buffer) {
     const { boot, events, identity } = await bootIdentity(code => {
         console.log(`claim code (shown once): ${code}`)
     })
@@ -52,8 +51,10 @@ export async function runFirmware(openPort: PortOpener) {
               identity,
               events,
               registry: uplink.options.registry,
-              publicKey: FIRMWARE_SIGNING_KEY,
+              trustAnchor,
               runningDigest: runningProgramDigest,
+              // in flash at once: a report made just before a deploy must outlive the program
+              report: async body => await uplink.send("update", body, true),
           })
         : undefined
 
@@ -72,7 +73,6 @@ export async function runFirmware(openPort: PortOpener) {
     })
     if (uplink) {
         await updater.resumeAtBoot(decision, { sensors: pipeline, uplink })
-        setInterval(() => uplink.lendSocket(async () => await updater.checkAndWait()), UPDATE_CHECK_INTERVAL_MS)
         await uplink.run(new CommandHandler({ boot, events, pipeline, uplink, updater }))
     }
 }

@@ -6,7 +6,8 @@
 import * as ds from "@devicescript/core"
 import { runFirmware } from "./firmware"
 import { openSimulatedPort } from "./sensors/simulated"
+import { TRUST_ANCHOR } from "./update/trust-anchor"
 
 // simulated values must never leave real hardware as readings
 if (!ds.isSimulator()) throw new Error("simulator image")
-await runFirmware(openSimulatedPort)
+await runFirmware(openSimulatedPort, TRUST_ANCHOR)

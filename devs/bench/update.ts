@@ -6,32 +6,32 @@
  *   on the VM, and a valid signature against a tampered one; and the sizes of
  *   key, signature and manifest;
  * - a whole v1 -> v2 update in the simulator against the local stack: time
- *   from the owner's `update-check` to the new program's confirmation, and the
+ *   from the owner's `update` command to the new program's confirmation, and the
  *   bytes the deploy moved over WSSK (image, protocol messages, TLS on the wire).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { decode, type Tag } from "cbor2"
-import { PROJECT_ROOT } from "../project.ts"
+import { OTA_ANCHOR_PATH, PROJECT_ROOT } from "../project.ts"
 import { buildImage, deviceLines, runInSimulator, startDevtools } from "../sim/devs-cli.ts"
 import { SimulatedDevice } from "../sim/simulated-device.ts"
 import { until } from "../sim/until.ts"
 import { manifestFor, signManifest } from "../updates/manifest.ts"
-import { ensureSigningKey } from "../updates/signing-key.ts"
+import { ensureKeyring, publishDocuments, writeTrustAnchor } from "../updates/keyring.ts"
 import { startLocalStack } from "../stack/local.ts"
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 
 /**
- * Signs a manifest for an image of the firmware's size with the owner's key
+ * Signs a manifest for an image of the firmware's size with the owner's release key
  * and writes it, with the public key, as test/device/fixtures/generated/bench-slh.ts
  * (the SLH-DSA and RAM fixtures read it). Returns the signed manifest.
  */
 export function writeBenchManifest(): { signed: Buffer; publicKey: Uint8Array } {
-    const key = ensureSigningKey()
+    const key = ensureKeyring().releaseKey()
     const image = Buffer.alloc(83232, 1)
-    const signed = signManifest(manifestFor(image, 1), key.secretKey, key.publicKey)
+    const signed = signManifest(manifestFor(image, 1), key)
     const dir = join(PROJECT_ROOT, "test/device/fixtures/generated")
     mkdirSync(dir, { recursive: true })
     writeFileSync(
@@ -83,31 +83,37 @@ export async function slhDsaOnDevice() {
     )
 }
 
-/** A whole update in the simulator: v1 running and connected -> owner asks -> v2 confirmed. */
+/** A whole update in the simulator: v1 running and connected -> owner names v2 -> v2 confirmed. */
 export async function updateEndToEnd() {
     const dir = mkdtempSync(join(tmpdir(), "bench-update-"))
     const transcript: string[] = []
-    const key = ensureSigningKey()
-    const v1 = await buildImage("src/main.ts", join(dir, "v1.devs"))
+    const keyring = ensureKeyring()
+    const key = keyring.releaseKey()
+    // the OTA fixtures trust the root their builder names: here the owner's
+    writeTrustAnchor(keyring.anchor(), OTA_ANCHOR_PATH)
+    const v1 = await buildImage("test/device/fixtures/ota-v1.ts", join(dir, "v1.devs"))
     const v2 = await buildImage("test/device/fixtures/ota-v2.ts", join(dir, "v2.devs"))
     const stack = await startLocalStack({ dir, onLog: (s, l) => transcript.push(`${s}: ${l}`) })
     const devtools = await startDevtools(dir)
     const device = new SimulatedDevice({ stack, dir, devtools, transcript })
     try {
-        await stack.updates.publish(signManifest(manifestFor(v1, 1), key.secretKey, key.publicKey), v1)
-        await stack.updates.publish(signManifest(manifestFor(v2, 2), key.secretKey, key.publicKey), v2)
+        await publishDocuments(stack.updates, keyring.documents())
+        await stack.updates.publish(signManifest(manifestFor(v1, 1), key), v1)
+        const release = await stack.updates.publish(signManifest(manifestFor(v2, 2), key), v2)
         device.start(["run", join(dir, "v1.devs")])
         await device.waitFor(/^uplink: connected to/, 120_000)
         const from = device.lines.length
         const started = Date.now()
-        await device.askForUpdateCheck()
+        await device.requestUpdate(release.digest, release.sequence)
         await device.waitFor(/^update: sequence 2 confirmed/, 180_000, from)
         const confirmed = Date.now() - started
         await device.waitFor(/^uplink: connected to/, 60_000, from)
         const resumed = Date.now() - started
         await until("the deploy record", async () => (await stack.registry.store.events({ kind: "update-deployed" })).length > 0, 10_000)
         const deployed = (await stack.registry.store.events({ kind: "update-deployed" }))[0].detail
-        console.log(`update v1 -> v2 in the simulator: ${confirmed} ms from update-check to confirmation, ${resumed} ms to MQTT again`)
+        console.log(
+            `update v1 -> v2 in the simulator: ${confirmed} ms from the update command to confirmation, ${resumed} ms to MQTT again`
+        )
         console.log(`deploy over WSSK: ${deployed} (image ${v2.length} B)`)
     } finally {
         await device.stop()

@@ -6,7 +6,7 @@
  * an image whose function code reaches 64 KB), or its whole size (an image
  * above ~96 KB cannot be deployed at all); the features of later releases
  * need room under both.
- * A fresh clone first gets the owner's signing key and its trust anchor.
+ * A fresh clone first gets the owner's keys (npm run keygen) and its trust anchor.
  *
  *   npm run build
  */
@@ -19,7 +19,7 @@ import {
     IMAGE_BUDGET_BYTES,
     measureImage,
 } from "../bench/budget.ts"
-import { ensureSigningKey } from "../updates/signing-key.ts"
+import { ensureKeyring } from "../updates/keyring.ts"
 
 const spec = {
     name: "build",
@@ -30,7 +30,7 @@ const spec = {
 } as const
 
 await runCommand(spec, async () => {
-    ensureSigningKey()
+    ensureKeyring()
     const over: string[] = []
     for (const entry of firmwareImages()) {
         const image = await measureImage(entry)

@@ -4,13 +4,14 @@
  * answers on its up topics (see `npm run consume`, or the console).
  *
  *   npm run command -- --id <device id> interval <sensor> <ms>
+ *   npm run command -- --id <device id> update <image sha256> <sequence>
  *   npm run command -- --id <device id> events|state|update-check   [--service URL] [--token-file FILE]
  */
 import { runCommand, UsageError } from "../cli/args.ts"
 import { CA, DEVICE_ID, deviceId, ownerApi, SERVICE, TOKEN_FILE } from "../cli/options.ts"
 import { parseCommand, type Command } from "../owner/commands.ts"
 
-const COMMANDS = "interval <sensor> <ms> | events | state | update-check"
+const COMMANDS = "interval <sensor> <ms> | update <sha256> <sequence> | events | state | update-check"
 
 const spec = {
     name: "command",
@@ -22,7 +23,9 @@ const spec = {
         "  interval <sensor> <ms>   sample <sensor> (shtc3, sht30, aht20, bme680, …) every <ms> milliseconds",
         "  events                   send the security event log",
         "  state                    send the sampling intervals and queue state",
-        "  update-check             look for a signed update now",
+        "  update <sha256> <seq>    install the published release with that image SHA-256 and sequence",
+        "                           (npm run publish-firmware prints both); the device reports each step on up/update",
+        "  update-check             try the release named last again, if the device has not finished with it",
     ],
 } as const
 
@@ -32,6 +35,13 @@ function commandOf(words: string[]): Command {
     if (cmd === "interval") {
         if (rest.length !== 2 || !/^\d+$/.test(rest[1])) throw new UsageError(`interval needs <sensor> <ms>, e.g. interval shtc3 7000`)
         const command = parseCommand({ cmd, sensor: rest[0], ms: Number(rest[1]) })
+        if (typeof command === "string") throw new UsageError(command)
+        return command
+    }
+    if (cmd === "update") {
+        if (rest.length !== 2 || !/^[0-9a-f]{64}$/.test(rest[0]) || !/^[1-9]\d{0,9}$/.test(rest[1]))
+            throw new UsageError("update needs the image's <sha256> (64 hex digits) and its <sequence>")
+        const command = parseCommand({ cmd, digest: rest[0], sequence: Number(rest[1]) })
         if (typeof command === "string") throw new UsageError(command)
         return command
     }

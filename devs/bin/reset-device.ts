@@ -4,7 +4,7 @@
  * While npm start runs, its owner service does it: the simulator stops, the
  * owner forgets the device, the flash is wiped and the simulator boots a new
  * device, which npm start claims. Otherwise the flash file is deleted and the
- * next npm start boots a new device. The firmware signing key is not touched.
+ * next npm start boots a new device. The firmware keys (var/keys) are not touched.
  *
  *   npm run reset-device -- [--service URL] [--token-file FILE]
  */
@@ -16,7 +16,7 @@ import { SIMULATOR_FILES } from "../project.ts"
 
 const spec = {
     name: "reset-device",
-    summary: "Factory-resets the simulated device of npm start (simulator only): a new identity and claim code; the signing key stays.",
+    summary: "Factory-resets the simulated device of npm start (simulator only): a new identity and claim code; the firmware keys stay.",
     options: { service: SERVICE, "token-file": TOKEN_FILE, ca: CA },
     notes: ["The console's device page has the same button while npm start runs."],
 } as const

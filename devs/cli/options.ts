@@ -5,7 +5,12 @@
  */
 import { existsSync, readFileSync } from "node:fs"
 import { OwnerApi } from "../owner/api-client.ts"
-import { BROKER_PORT, OWNER_FILES, OWNER_PORT, REGISTRY_PORT, stackFiles } from "../project.ts"
+import { BROKER_PORT, KEYS_DIR, OWNER_FILES, OWNER_PORT, REGISTRY_PORT, stackFiles } from "../project.ts"
+import { SqliteStore } from "../registry/store.ts"
+import { KeyVault } from "../updates/key-vault.ts"
+import { DEFAULT_ROOT_KEYS, DEFAULT_THRESHOLD } from "../updates/keyring.ts"
+import { UpdateService } from "../updates/service.ts"
+import { MAX_KEYS } from "../updates/trust.ts"
 import { CommandError, displayPath, UsageError, type OptionSpec } from "./args.ts"
 
 /** The owner service the clients talk to. */
@@ -98,4 +103,61 @@ export function ownerApi(values: { service: string; "token-file": string; ca: st
 export function readPassphrase(path: string): string {
     if (!existsSync(path)) throw new CommandError(`no passphrase file at ${displayPath(path)}`)
     return readFileSync(path, "utf8").replace(/\r?\n$/, "")
+}
+
+/** The registry's database, which the update service shares: where the tools publish. */
+export const DB = {
+    type: "string",
+    value: "file",
+    default: stackFiles().registryDb,
+    help: "the registry's database (the update service's too)",
+} as const satisfies OptionSpec
+
+/** The owner's firmware keys and signed documents (devs/updates/keyring.ts). */
+export const KEYS = {
+    type: "string",
+    value: "folder",
+    default: KEYS_DIR,
+    help: "the folder of the owner's firmware keys and signed documents",
+} as const satisfies OptionSpec
+
+/**
+ * Runs `use` with the update service on the database at `db`, closed after. The tools only publish: the
+ * service they open deploys nothing and seals no device key (an ephemeral vault).
+ */
+export async function withUpdateService<T>(db: string, use: (service: UpdateService) => T | Promise<T>): Promise<T> {
+    if (!existsSync(db)) throw new CommandError(`no database at ${db}: npm start makes the local stack's, or pass --db`)
+    const store = new SqliteStore(db)
+    try {
+        return await use(
+            new UpdateService({ store, vault: KeyVault.ephemeral(), event: (kind, id, detail) => console.log(`${kind} ${id}: ${detail}`) })
+        )
+    } finally {
+        await store.close()
+    }
+}
+
+/** The keys of a new root. */
+export const ROOT_KEYS = {
+    type: "string",
+    value: "n",
+    default: String(DEFAULT_ROOT_KEYS),
+    help: `root keys, 1..${MAX_KEYS}`,
+} as const satisfies OptionSpec
+
+/** How many of them sign each root and key list. */
+export const THRESHOLD = {
+    type: "string",
+    value: "k",
+    default: String(DEFAULT_THRESHOLD),
+    help: "root keys that must sign each root and key list",
+} as const satisfies OptionSpec
+
+/** n and k of a root from the command line: 1 <= k <= n <= MAX_KEYS. */
+export function rootShape(rootsText: string, thresholdText: string): { roots: number; threshold: number } {
+    const roots = /^\d$/.test(rootsText) ? Number(rootsText) : NaN
+    if (!(roots >= 1 && roots <= MAX_KEYS)) throw new UsageError(`--roots must be 1..${MAX_KEYS} (a device keeps its root in one setting)`)
+    const threshold = /^\d$/.test(thresholdText) ? Number(thresholdText) : NaN
+    if (!(threshold >= 1 && threshold <= roots)) throw new UsageError(`--threshold must be 1..${roots}`)
+    return { roots, threshold }
 }

@@ -34,7 +34,7 @@ export const CAMPAIGNS: CampaignEntry[] = [
     { name: "broker-auth", where: "host", defaultCount: 10_000, make: brokerAuthCampaign as () => AnyCampaign },
     { name: "wssk", where: "host", defaultCount: 600, make: wsskCampaign as () => Promise<AnyCampaign> },
     { name: "update-reports", where: "host", defaultCount: 5000, make: reportsCampaign as () => Promise<AnyCampaign> },
-    { name: "publish", where: "host", defaultCount: 2000, make: publishCampaign as () => AnyCampaign },
+    { name: "publish", where: "host", defaultCount: 2000, make: publishCampaign as () => Promise<AnyCampaign> },
     ...(
         [
             ["cbor", 3000],
@@ -46,6 +46,8 @@ export const CAMPAIGNS: CampaignEntry[] = [
             ["scram-final", 1500],
             ["manifest", 2000],
             ["signed-manifest", 1000],
+            ["root-document", 1500],
+            ["key-list", 1500],
             ["slot-records", 150],
             ["state-record", 250],
             ["manifest-verify", 24],

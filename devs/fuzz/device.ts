@@ -14,7 +14,7 @@ import { join } from "node:path"
 import { PROJECT_ROOT } from "../project.ts"
 import { deviceLines, runInSimulator } from "../sim/devs-cli.ts"
 import { manifestFor, signManifest } from "../updates/manifest.ts"
-import { generateSigningKey } from "../updates/signing-key.ts"
+import { generateSigningKey } from "../updates/cose-sign1.ts"
 import type { FuzzCounts } from "./fuzzer.ts"
 
 /** `fuzz cbor: 3064 inputs, 0 crashes, 0 invalid accepted (457 accepted, 2 lenient, 0 seeds refused, seed 1, 30.7 s on the VM)` */
@@ -68,7 +68,7 @@ export async function runDeviceCampaigns(
 ): Promise<FuzzCounts[]> {
     const key = generateSigningKey()
     // the signed image needs no bytes: only its manifest reaches the device
-    const signed = signManifest(manifestFor(Buffer.alloc(32 * 1024, 7), 5), key.secretKey, key.publicKey)
+    const signed = signManifest(manifestFor(Buffer.alloc(32 * 1024, 7), 5), key)
     const generated = join(PROJECT_ROOT, "test", "device", "fixtures", "generated")
     mkdirSync(generated, { recursive: true })
     writeFileSync(

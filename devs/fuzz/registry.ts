@@ -6,7 +6,7 @@
  *
  * Seeds: an enrollment, a claim with the right proof under an owner's session, both SCRAM steps (the
  * final one with and without a report for the update service), the health
- * check and the newest firmware manifest. A final step is sent in a fresh
+ * check, the manifest of the one image published (by its digest) and the trust index. A final step is sent in a fresh
  * exchange: its Authorization header is a template whose `{SID}` and
  * `{FINAL}` become the exchange's id and the right client-final-message, the
  * latter mutated unless the input says otherwise, so a mutation reaches the
@@ -17,12 +17,12 @@
  * for anything but a valid enrollment of a new id (checked here against the
  * documented format), a claim of an enrolled, unclaimed device with its
  * proof and the owner's session, a login with the untouched proof of a live exchange, the health
- * check, or the manifest of the one class published. After the inputs the
+ * check, the manifest of the one image published, or the trust index and its documents' signatures. After the inputs the
  * store must hold exactly the devices enrolled, each well-formed, owned only
  * by whom a 200 said, and the registry must still enroll and log in a new
  * device.
  */
-import { pbkdf2Sync, randomBytes } from "node:crypto"
+import { createHash, pbkdf2Sync, randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -41,7 +41,8 @@ import { makeHostDevice } from "../sim/host-device.ts"
 import { KeyVault } from "../updates/key-vault.ts"
 import { CLASS_ID, manifestFor, signManifest } from "../updates/manifest.ts"
 import { UpdateService } from "../updates/service.ts"
-import { generateSigningKey } from "../updates/signing-key.ts"
+import { generateSigningKey } from "../updates/cose-sign1.ts"
+import { singleKeyTrust } from "../updates/trust.ts"
 import { mutate, Rng, type Campaign, type Verdict } from "./fuzzer.ts"
 import { mutateJson, type Json } from "./json.ts"
 
@@ -82,14 +83,23 @@ class RecordingBroker implements BrokerAccess {
 const DEVICE_ID = /^[0-9a-f]{32}$/
 /** The owner account that claims. */
 const OWNER_NAME = "alice"
+/** The one image the campaign's update service publishes, and where its manifest is served. */
+const IMAGE = Buffer.alloc(1024, 7)
+const MANIFEST_PATH = `/v1/firmware/${CLASS_ID.toString("hex")}/${createHash("sha256").update(IMAGE).digest("hex")}`
+/** The signatures the trust index leads to: root 1 and key list 1, one each (`singleKeyTrust`). */
+const TRUST_PATHS = ["/v1/trust", "/v1/trust/root/1/0", "/v1/trust/keys/1/0"]
 const METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "get", "", "GET /v1/health", "POST\r\nX: y"]
 const PATHS = [
     "/v1/devices",
     "/v1/session",
     "/v1/claim",
     "/v1/health",
+    MANIFEST_PATH,
+    `/v1/firmware/${CLASS_ID.toString("hex")}/${"0".repeat(64)}`,
     `/v1/firmware/${CLASS_ID.toString("hex")}/latest`,
-    `/v1/firmware/${"0".repeat(32)}/latest`,
+    ...TRUST_PATHS,
+    "/v1/trust/root/1/1",
+    "/v1/trust/root/0x1/0",
     "/v1/devices/../claim",
     "//v1/health",
     "/v1/health/",
@@ -195,9 +205,9 @@ async function registryCampaignOn(kind: "sqlite" | "postgres"): Promise<Campaign
     } else store = new SqliteStore(database)
     const broker = new RecordingBroker()
     const key = generateSigningKey()
-    const updates = new UpdateService({ store, vault: KeyVault.ephemeral(), signingKeys: [key.publicKey], clock, event: () => {} })
-    const image = randomBytes(1024)
-    await updates.publish(signManifest(manifestFor(image, 1), key.secretKey, key.publicKey), image)
+    const updates = new UpdateService({ store, vault: KeyVault.ephemeral(), clock, event: () => {} })
+    for (const d of singleKeyTrust([key.publicKey])) await updates.publishTrust(d.kind, d.copies)
+    await updates.publish(signManifest(manifestFor(IMAGE, 1), key), IMAGE)
     const registry = new Registry({
         store,
         broker,
@@ -250,7 +260,8 @@ async function registryCampaignOn(kind: "sqlite" | "postgres"): Promise<Campaign
             final: 0,
         },
         { method: "GET", path: "/v1/health", headers: {}, source: "10.0.0.1" },
-        { method: "GET", path: `/v1/firmware/${CLASS_ID.toString("hex")}/latest`, headers: {}, source: "10.0.0.1" },
+        { method: "GET", path: MANIFEST_PATH, headers: {}, source: "10.0.0.1" },
+        { method: "GET", path: "/v1/trust", headers: {}, source: "10.0.0.2" },
     ]
 
     /**
@@ -280,7 +291,7 @@ async function registryCampaignOn(kind: "sqlite" | "postgres"): Promise<Campaign
     function rightfulSuccess(r: RegistryRequest, status: number): string | undefined {
         const body = r.raw ? undefined : r.body
         if (r.method === "GET" && r.path === "/v1/health" && status === 200) return undefined
-        if (r.method === "GET" && r.path === `/v1/firmware/${CLASS_ID.toString("hex")}/latest` && status === 200) return undefined
+        if (r.method === "GET" && (r.path === MANIFEST_PATH || TRUST_PATHS.includes(r.path)) && status === 200) return undefined
         if (r.method === "POST" && r.path === "/v1/devices" && status === 201) {
             const raw = r.raw ? safeParse(r.raw) : body
             if (!validEnrollment(raw)) return "enrolled a body that is not a valid enrollment"

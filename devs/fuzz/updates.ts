@@ -29,7 +29,8 @@ import { SqliteStore } from "../registry/store.ts"
 import { KeyVault } from "../updates/key-vault.ts"
 import { ManifestError, manifestFor, signManifest } from "../updates/manifest.ts"
 import { UpdateService, type DeployTarget } from "../updates/service.ts"
-import { generateSigningKey } from "../updates/signing-key.ts"
+import { generateSigningKey } from "../updates/cose-sign1.ts"
+import { singleKeyTrust } from "../updates/trust.ts"
 import { mutate, type Campaign, type Verdict } from "./fuzzer.ts"
 import { mutateJson, type Json } from "./json.ts"
 
@@ -46,6 +47,8 @@ const PHASES = ["idle", "approved", "trial", "rollback"]
 /** Three signed images, made once per process: SLH-DSA-SHA2-128s signs slowly (about 2 s each here). */
 let signedImages: {
     key: ReturnType<typeof generateSigningKey>
+    /** A root and key list under which `key` signs (`singleKeyTrust`). */
+    trust: ReturnType<typeof singleKeyTrust>
     list: { sequence: number; image: Buffer; digest: string; signed: Buffer }[]
 }
 
@@ -54,9 +57,9 @@ function images() {
     const key = generateSigningKey()
     const list = [1, 2, 3].map(sequence => {
         const image = randomBytes(64 * sequence)
-        return { sequence, image, digest: sha256(image), signed: signManifest(manifestFor(image, sequence), key.secretKey, key.publicKey) }
+        return { sequence, image, digest: sha256(image), signed: signManifest(manifestFor(image, sequence), key) }
     })
-    signedImages = { key, list }
+    signedImages = { key, list, trust: singleKeyTrust([key.publicKey]) }
     return signedImages
 }
 
@@ -70,11 +73,11 @@ export async function reportsCampaign(): Promise<Campaign<ReportInput>> {
     const updates = new UpdateService({
         store,
         vault: KeyVault.ephemeral(),
-        signingKeys: [published.key.publicKey],
         clock: () => now,
         trialDeadlineMs: 600_000,
         event: () => {},
     })
+    for (const d of published.trust) await updates.publishTrust(d.kind, d.copies)
     for (const i of published.list) await updates.publish(i.signed, i.image)
     const digests = new Map(published.list.map(i => [i.digest, i]))
     // reports come only from enrolled devices, once they have proved who they are
@@ -205,11 +208,12 @@ function signedParts(signed: Buffer): string | undefined {
 }
 
 /** The publication fuzzing campaign: signed manifests and images, mutated. */
-export function publishCampaign(): Campaign<PublishInput> {
+export async function publishCampaign(): Promise<Campaign<PublishInput>> {
     const dir = mkdtempSync(join(tmpdir(), "fuzz-publish-"))
     const store = new SqliteStore(join(dir, "registry.db"))
     const published = images()
-    const updates = new UpdateService({ store, vault: KeyVault.ephemeral(), signingKeys: [published.key.publicKey], event: () => {} })
+    const updates = new UpdateService({ store, vault: KeyVault.ephemeral(), event: () => {} })
+    for (const d of published.trust) await updates.publishTrust(d.kind, d.copies)
     const genuine = new Map(published.list.map(i => [signedParts(i.signed)!, i]))
     return {
         name: "publish",

@@ -5,13 +5,16 @@
  */
 import { encode } from "cbor2"
 
-/** What a device understands. `update` names a release: its image's SHA-256 (hex here, 32 bytes on the wire) and its sequence. */
+/**
+ * What a device understands. `update` names a published release: its image's
+ * SHA-256 (hex here, a 32-byte string on the wire) and its manifest's sequence.
+ */
 export type Command =
     | { cmd: "interval"; sensor: string; ms: number }
+    | { cmd: "update"; digest: string; sequence: number }
     | { cmd: "events" }
     | { cmd: "state" }
     | { cmd: "update-check" }
-    | { cmd: "update"; digest: string; sequence: number }
 
 /** An image's SHA-256 as the owner names it: 64 lower-case hex digits. */
 export const DIGEST_HEX = /^[0-9a-f]{64}$/
@@ -23,14 +26,16 @@ export function commandTopic(deviceId: string): string {
 
 /** Encodes a command as the device expects it: a deterministic CBOR map with text keys (RFC 8949 §4.2.1). */
 export function encodeCommand(command: Command): Buffer {
-    const fields: [string, unknown][] = Object.entries(command)
-    // the digest goes as a byte string (a plain Uint8Array: cbor2 writes a Node Buffer as an object)
-    if (command.cmd === "update") fields.splice(1, 1, ["digest", new Uint8Array(Buffer.from(command.digest, "hex"))])
-    return Buffer.from(encode(new Map(fields), { cde: true }))
+    const fields: Record<string, unknown> = { ...command }
+    // a plain Uint8Array: cbor2 encodes a Node Buffer as an object, not as a byte string
+    if (command.cmd === "update") fields.digest = new Uint8Array(Buffer.from(command.digest, "hex"))
+    return Buffer.from(encode(new Map(Object.entries(fields)), { cde: true }))
 }
 
 /** The sampling intervals a device accepts (src/sensors/config.ts): 100 ms to 24 h. */
 const INTERVAL_MS = { min: 100, max: 86_400_000 }
+/** A manifest's sequence is a CBOR uint the device compares with its floor; 0 names no release. */
+const SEQUENCE = { min: 1, max: 0xffff_ffff }
 
 /**
  * Checks a command from a client (the API's JSON, the CLI's words) at the
@@ -46,10 +51,11 @@ export function parseCommand(v: unknown): Command | string {
         return { cmd: "interval", sensor: c.sensor, ms: c.ms as number }
     }
     if (c.cmd === "update") {
-        if (typeof c.digest !== "string" || !DIGEST_HEX.test(c.digest)) return "update needs digest, the image's SHA-256 (64 hex digits)"
-        if (!Number.isSafeInteger(c.sequence) || (c.sequence as number) < 1) return "update needs sequence, a whole number from 1"
+        if (typeof c.digest !== "string" || !DIGEST_HEX.test(c.digest)) return "update needs the image's digest, 64 hex digits"
+        if (!Number.isInteger(c.sequence) || (c.sequence as number) < SEQUENCE.min || (c.sequence as number) > SEQUENCE.max)
+            return `update needs the release's sequence, a whole number ${SEQUENCE.min}..${SEQUENCE.max}`
         return { cmd: "update", digest: c.digest, sequence: c.sequence as number }
     }
     if (c.cmd === "events" || c.cmd === "state" || c.cmd === "update-check") return { cmd: c.cmd }
-    return "cmd must be one of interval, events, state, update-check, update"
+    return "cmd must be one of interval, update, events, state, update-check"
 }

@@ -1,7 +1,7 @@
 /**
  * One line per thing the owner service reports, for people (`npm run
  * consume`, `npm start`'s `owner>` lines). Built from what the service
- * stored: readings, states, events, commands and rejections, never a key.
+ * stored: readings, states, events, update steps, commands and rejections, never a key.
  */
 import type { StreamEvent } from "./api-client.ts"
 import type { ServiceEvents } from "./service.ts"
@@ -22,6 +22,11 @@ export function describeEvent(e: StreamEvent): string | undefined {
         case "event": {
             const m = e.data as ServiceEvents["event"][0]
             return `${short(m.deviceId)} events: ` + m.events.map(x => `[${x.boot}.${x.seq}] ${x.kind}: ${x.detail}`).join("; ")
+        }
+        case "update": {
+            const u = e.data as ServiceEvents["update"][0]
+            const r = u.report
+            return `${short(u.deviceId)} #${u.counter} update ${r.step}: sequence ${r.sequence}, ${r.digest.slice(0, 16)}…${r.reason ? ` (${r.reason})` : ""}`
         }
         case "command": {
             const c = e.data as ServiceEvents["command"][0]

@@ -37,7 +37,7 @@ export interface OwnerHttpOptions {
 export interface SimulatorControl {
     /** The id of the device the simulator runs now, once it printed one. */
     deviceId(): string | undefined
-    /** Wipes the simulator's flash (identity, event log, settings; not the firmware signing key) and boots it as a new device. */
+    /** Wipes the simulator's flash (identity, event log, settings; not the firmware keys) and boots it as a new device. */
     factoryReset(): Promise<void>
 }
 

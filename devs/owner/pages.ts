@@ -160,14 +160,19 @@ export function devicePage(d: DeviceDetail, csrf: string, owner = "", simulated 
 <button data-range="86400000" aria-pressed="false">Last day</button></div></div>
 <div class="charts" data-charts><p class="empty">No readings yet.</p></div></section>
 <div class="columns">
-<section class="card"><h2>Latest state report</h2><div data-state></div></section>
+<section class="card"><h2>Latest state report</h2><div data-state></div>
+<h3>Latest update step</h3><div data-update-step></div></section>
 <section class="card"><h2>Commands</h2>
 <form data-command="interval" class="row">
 <label>Sensor <select name="sensor" required></select></label>
 <label>Interval (ms) <input name="ms" type="number" min="100" max="86400000" step="100" required></label>
 <button>Set interval</button></form>
 <div class="row buttons"><button data-command="state">Ask for the state</button><button data-command="events">Ask for the event log</button>
-<button data-command="update-check">Check for an update</button></div>
+<button data-command="update-check">Try the named release again</button></div>
+<form data-update class="row">
+<label>Image SHA-256 <input name="digest" required pattern="[0-9a-fA-F]{64}" size="20" placeholder="64 hex digits" autocomplete="off"></label>
+<label>Sequence <input name="sequence" type="number" min="1" max="4294967295" step="1" required></label>
+<button>Install this release</button></form>
 <p class="result" data-result role="status"></p>
 <div data-commands></div></section>
 </div>

@@ -33,7 +33,8 @@ import { LEGACY_LOGIN_SETTING } from "./keystore-migration.ts"
 import { RolloutDriver, type RolloutChange } from "./rollout/driver.ts"
 import type { Release } from "./rollout/engine.ts"
 import { readingTimeMs, type CommandRow, type DeviceEventRow, type OwnerStore, type RejectionRow } from "./store.ts"
-import { Rejected, type Json, type RejectReason, type UpdateReport, type Verified } from "./verifier.ts"
+import type { UpdateReport } from "./update-report.ts"
+import { Rejected, type Json, type RejectReason, type Verified } from "./verifier.ts"
 
 /** The setting that says the registry confirmed this store's account (201, or a login after a 409). */
 const ACCOUNT_REGISTERED = "account-registered"
@@ -75,7 +76,7 @@ export interface ServiceEvents {
     command: [CommandRow]
     rejection: [RejectionRow]
     device: [{ deviceId: string; change: "claimed" | "renamed" | "removed" | "tagged" }]
-    /** A device's sealed report of one update step. */
+    /** A device's sealed report of one update step (the store keeps each; the rollouts count them). */
     update: [{ deviceId: string; counter: number; report: UpdateReport; receivedAt: number }]
     /** A rollout changed (its record or some devices' steps). */
     rollout: [RolloutChange]
@@ -558,6 +559,8 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
                 firmware: state.image ?? null,
                 sequence: state.seq ?? null,
                 update: state.phase ?? null,
+                // the latest step the device reported of the release its owner named
+                lastUpdate: this.store.updateReport(d.id) ?? null,
                 queued: state.queued ?? null,
                 dropped: state.dropped ?? null,
                 tags: this.store.tags(d.id),

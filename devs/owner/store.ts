@@ -19,7 +19,8 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from "node:fs"
 import { dirname } from "node:path"
 import Database from "better-sqlite3"
 import type { DeviceProgress, DeviceStep, RolloutRecord, RolloutStatus } from "./rollout/engine.ts"
-import type { Json, ReplayWindow, UpdateReport, Verified } from "./verifier.ts"
+import type { UpdateReport } from "./update-report.ts"
+import type { Json, ReplayWindow, Verified } from "./verifier.ts"
 
 /** Versioned migrations, each run once, in order, inside a transaction (as the registry's). */
 const MIGRATIONS: { version: number; sql: string }[] = [
@@ -236,6 +237,12 @@ export interface CommandRow {
     status: "sent" | "answered"
     reply: Record<string, Json> | null
     answeredAt: number | null
+}
+
+/** An update step a device reported, with its counter and when it arrived. */
+export interface UpdateReportRow extends UpdateReport {
+    counter: number
+    receivedAt: number
 }
 
 /** A message the verifier refused. */
@@ -540,6 +547,11 @@ export class OwnerStore {
         return r && { counter: r.counter, state: JSON.parse(r.state), receivedAt: r.received_at }
     }
 
+    /** The latest update step a device reported: the highest counter, so a late copy from its flash queue hides no newer step. */
+    updateReport(id: string): UpdateReportRow | undefined {
+        return this.updateReports(id, 1)[0]
+    }
+
     /** Rejections counted per device (`""`: the topic named none) and reason. */
     rejectionCounts(): { deviceId: string; reason: string; count: number; lastAt: number }[] {
         return (
@@ -638,7 +650,7 @@ export class OwnerStore {
     }
 
     /** The update steps a device reported, newest first. */
-    updateReports(deviceId: string, limit = 50): (UpdateReport & { counter: number; receivedAt: number })[] {
+    updateReports(deviceId: string, limit = 50): UpdateReportRow[] {
         return (
             this.st(
                 `SELECT counter, digest, sequence, step, reason, received_at FROM update_reports WHERE device_id = ?

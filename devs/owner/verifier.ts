@@ -11,13 +11,14 @@
  * counters at and below the highest accepted; older ones are replays.
  *
  * `up/update` carries the device's report of one step of an update
- * (src/update/report.ts): `{digest: bstr 32, sequence: uint, step: tstr, ?reason: tstr ≤ 64}`,
- * sealed like every uplink message, so neither the broker nor the update
- * service can make one up: the owner's rollouts count only these.
+ * (./update-report.ts), sealed like every uplink message, so neither the
+ * broker nor the update service can make one up: the owner's rollouts count
+ * only these.
  */
 import { CborTagged, decodeCbor, type CborItem } from "./cbor.ts"
 import { counterFromPartialIv, Encrypt0Error, openParsed, parseEncrypt0, type CipherKeys } from "./encrypt0.ts"
 import { resolveSenml, type SenmlReading } from "./senml.ts"
+import { updateReportOf, type UpdateReport } from "./update-report.ts"
 
 /** Why a message was rejected. */
 export enum RejectReason {
@@ -61,22 +62,6 @@ export interface DeviceEvent {
 
 /** A JSON-safe value (a state report holds only these once checked). */
 export type Json = number | string | boolean | null | Json[] | { [key: string]: Json }
-
-/** The steps of an update a device reports, in the order a good update takes them (src/update/report.ts). */
-export const UPDATE_STEPS = ["approved", "trial", "confirmed", "rolled-back", "refused", "unhealthy"] as const
-export type UpdateStep = (typeof UPDATE_STEPS)[number]
-
-/** One step of an update as the device reported it. */
-export interface UpdateReport {
-    /** The image's SHA-256, hex. */
-    digest: string
-    sequence: number
-    step: UpdateStep
-    reason?: string
-}
-
-/** The longest reason a device gives for a step. */
-const MAX_REASON = 64
 
 /** A verified message. */
 export type Verified = { deviceId: string; counter: number } & (
@@ -183,8 +168,8 @@ function parseContent(deviceId: string, kind: string, plaintext: Buffer) {
             if (!Array.isArray(v)) throw new Error("events must be an array")
             return { kind, events: v.map(eventOf) }
         }
-        if (!(v instanceof Map)) throw new Error(`${kind} must be a map`)
         if (kind === "update") return { kind, report: updateReportOf(v) }
+        if (!(v instanceof Map)) throw new Error("state must be a map")
         return { kind, state: objectOf(v) }
     } catch (e) {
         throw new Rejected(RejectReason.Content, `authentic ${kind} message with unreadable content: ${(e as Error).message}`, deviceId)
@@ -197,24 +182,6 @@ function eventOf(e: CborItem): DeviceEvent {
     if (typeof seq !== "number" || typeof boot !== "number" || typeof uptimeMs !== "number") throw new Error("event numbers")
     if (typeof kind !== "string" || typeof detail !== "string") throw new Error("event kind and detail must be text")
     return { seq, boot, uptimeMs, kind, detail }
-}
-
-function updateReportOf(m: Map<CborItem, CborItem>): UpdateReport {
-    const known = new Set(["digest", "sequence", "step", "reason"])
-    if ([...m.keys()].some(k => typeof k !== "string" || !known.has(k))) throw new Error("an update report has fields it should not")
-    const digest = m.get("digest")
-    const sequence = m.get("sequence")
-    const step = m.get("step")
-    const reason = m.get("reason")
-    if (!Buffer.isBuffer(digest) || digest.length !== 32) throw new Error("an update report names a 32-byte digest")
-    if (typeof sequence !== "number" || !Number.isSafeInteger(sequence) || sequence < 0)
-        throw new Error("an update report names a sequence")
-    if (typeof step !== "string" || !(UPDATE_STEPS as readonly string[]).includes(step)) throw new Error("unknown update step")
-    if (reason !== undefined && (typeof reason !== "string" || reason.length > MAX_REASON))
-        throw new Error(`an update report's reason is text of at most ${MAX_REASON} characters`)
-    const report: UpdateReport = { digest: digest.toString("hex"), sequence, step: step as UpdateStep }
-    if (reason !== undefined) report.reason = printable(reason, MAX_REASON)
-    return report
 }
 
 /** A CBOR map with text keys as a plain object of JSON-safe values (bytes as hex). */

@@ -16,9 +16,14 @@
  *   Every refusal is the same 403, whether the device is claimed, unclaimed or unknown.
  * - `POST /v1/session` (final step only): as the GET, with a JSON report in the body for the update
  *   service (devs/updates/service.ts); it is read only after the device's proof verifies, and the
- *   answer is `reply` in the 200 body.
- * - `GET /v1/firmware/<class id hex>/latest`: the newest signed manifest (application/cbor), public:
- *   its SLH-DSA signature is what devices trust, not this server.
+ *   answer is `reply` in the 200 body. It grants no broker password: the device's current one stays valid.
+ * - `GET /v1/firmware/<class id hex>/<image SHA-256 hex>`: the signed manifest of that image
+ *   (application/cbor), public: its SLH-DSA signature is what devices trust, not this server. There is no
+ *   "latest": a device fetches the release its owner named in a sealed command, so a canary release is
+ *   offered to no one else.
+ * - `GET /v1/trust`: the newest root and key list versions, CBOR `[root, key list]`; and
+ *   `GET /v1/trust/(root|keys)/<version>/<n>`: the n-th signature (from 0) of that document, a COSE_Sign1
+ *   (devs/updates/trust.ts). Public, as manifests are; 404 past the last.
  *
  * Limits (./rate-limit.ts explains them): failed logins and claims per source, new ids per source,
  * pending SCRAM exchanges per source (./exchanges.ts), security events per kind and source
@@ -144,8 +149,8 @@ export class Registry {
             if (method === "POST" && path === "/v1/devices") return await this.enroll(body, source)
             if (method === "GET" && path === "/v1/session") return await this.session(headers["authorization"], source)
             if (method === "POST" && path === "/v1/session") return await this.session(headers["authorization"], source, body)
-            const firmware = /^\/v1\/firmware\/([0-9a-f]{32})\/latest$/.exec(path)
-            if (method === "GET" && firmware) return await this.latestFirmware(firmware[1])
+            if (method === "GET" && path.startsWith("/v1/firmware/")) return await this.manifest(path)
+            if (method === "GET" && path.startsWith("/v1/trust")) return await this.trust(path)
             if (method === "POST" && path === "/v1/claim") return await this.claim(headers["authorization"], body, source)
             const owners = await this.owners.handle(method, path, headers, body, source)
             if (owners) return owners
@@ -224,9 +229,21 @@ export class Registry {
         return { "www-authenticate": `${SCRAM_MECHANISM} realm="${this.options.realm ?? REALM}"` }
     }
 
-    private async latestFirmware(classId: string) {
-        const signed = await this.options.updates?.service.latestSignedManifest(classId)
-        if (!signed) throw new HttpError(404, "no firmware for this class")
+    private async manifest(path: string) {
+        const m = /^\/v1\/firmware\/([0-9a-f]{32})\/([0-9a-f]{64})$/.exec(path)
+        const signed = m ? await this.options.updates?.service.signedManifest(m[1], m[2]) : undefined
+        if (!signed) throw new HttpError(404, "no such firmware")
+        return { status: 200, headers: {}, body: signed }
+    }
+
+    private async trust(path: string) {
+        const service = this.options.updates?.service
+        const copy = /^\/v1\/trust\/(root|keys)\/(\d{1,10})\/(\d{1,2})$/.exec(path)
+        const signed =
+            path === "/v1/trust"
+                ? await service?.trustIndex()
+                : copy && (await service?.trustCopy(copy[1] as "root" | "keys", +copy[2], +copy[3]))
+        if (!signed) throw new HttpError(404, "no such trust document")
         return { status: 200, headers: {}, body: signed }
     }
 
@@ -287,7 +304,9 @@ export class Registry {
         for (const k of keys) await this.limiter.succeed(k)
         const info = `sid=${sid}, data=${Buffer.from(final).toString("base64")}`
         const body: Record<string, unknown> = { id, claimed: device.owner !== null }
-        if (device.owner !== null && this.options.broker) {
+        // a login that carries a report is the updater's, which needs no broker: a grant would replace (and so
+        // revoke) the password the device's MQTT session is about to use, and its next connection would be refused
+        if (device.owner !== null && this.options.broker && !report?.length) {
             try {
                 body.broker = await this.issueBrokerCredentials(id)
             } catch (e) {

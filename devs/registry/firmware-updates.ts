@@ -1,15 +1,19 @@
 /**
  * What the registry needs of the update service (devs/updates/service.ts
- * implements it): the newest signed manifest of a device class, which the
- * registry serves to anyone (its SLH-DSA signature is what devices trust),
- * and an answer to the report a device sends inside its SCRAM-authenticated
- * exchange. The registry carries both and interprets neither.
+ * implements it): signed documents it serves to anyone (their SLH-DSA
+ * signatures are what devices trust, not the server) and an answer to the
+ * report a device sends inside its SCRAM-authenticated exchange. The registry
+ * carries them and interprets none.
  */
 
 /** The update service as the registry sees it. */
 export interface FirmwareUpdates {
-    /** The newest signed manifest (a COSE_Sign1) for a class id in hex, if any was published. */
-    latestSignedManifest(classId: string): Promise<Buffer | undefined>
+    /** The signed manifest (a COSE_Sign1) of the image with this digest, for a class (both hex), if published. */
+    signedManifest(classId: string, digest: string): Promise<Buffer | undefined>
+    /** The newest root and key list versions, as a CBOR array [root version, key list version]; undefined before any. */
+    trustIndex(): Promise<Buffer | undefined>
+    /** One signature (a COSE_Sign1) of a root document or key list. */
+    trustCopy(kind: "root" | "keys", version: number, copy: number): Promise<Buffer | undefined>
     /** Acts on a report from a device that has just proved its identity; the answer goes back as `reply`. */
     handleReport(deviceId: string, report: unknown): Promise<object>
 }

@@ -33,6 +33,7 @@ import {
     type RateLimitState,
     type RegistryStore,
     type SecurityEventRow,
+    type TrustDocumentRow,
 } from "./store.ts"
 
 /** The first key of each advisory lock (`pg_advisory_xact_lock(int, int)`): what the second, a hash, is a hash of. */
@@ -41,6 +42,7 @@ const enum LockSpace {
     RateLimit = 2,
     ExchangeSource = 3,
     FirmwareClass = 4,
+    TrustDocument = 5,
 }
 
 /** A migration's SQLite text as PostgreSQL DDL (see the module comment). */
@@ -286,6 +288,44 @@ export class PostgresStore implements RegistryStore {
              deadline = excluded.deadline, failed_digest = excluded.failed_digest, updated_at = excluded.updated_at`,
             [u.deviceId, u.sealedWsskKey, u.phase, u.approvedDigest, u.rollbackDigest, u.deadline, u.failedDigest, u.updatedAt]
         )
+    }
+
+    async insertTrustDocument(d: TrustDocumentRow): Promise<boolean> {
+        // the kind's lock: the version is checked and all its copies written by one publisher, or nothing
+        return this.transaction(async c => {
+            await c.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [LockSpace.TrustDocument, d.kind])
+            const taken = await c.query("SELECT 1 FROM trust_documents WHERE kind = $1 AND version = $2", [d.kind, d.version])
+            if (taken.rowCount !== 0) return false
+            for (const [i, signed] of d.copies.entries())
+                await c.query("INSERT INTO trust_documents (kind, version, copy, signed, published_at) VALUES ($1, $2, $3, $4, $5)", [
+                    d.kind,
+                    d.version,
+                    i,
+                    signed,
+                    d.publishedAt,
+                ])
+            return true
+        })
+    }
+
+    async trustDocuments(): Promise<TrustDocumentRow[]> {
+        const rows = await this.rows("SELECT * FROM trust_documents ORDER BY kind = 'keys', version, copy")
+        const documents: TrustDocumentRow[] = []
+        for (const r of rows) {
+            const last = documents[documents.length - 1]
+            if (last && last.kind === r.kind && last.version === r.version) last.copies.push(r.signed)
+            else documents.push({ kind: r.kind, version: r.version, copies: [r.signed], publishedAt: r.published_at })
+        }
+        return documents
+    }
+
+    async trustDocumentCount(): Promise<number> {
+        return Number((await this.rows<{ n: number }>("SELECT COUNT(*) AS n FROM trust_documents WHERE copy = 0"))[0].n)
+    }
+
+    async getTrustCopy(kind: string, version: number, copy: number): Promise<Buffer | undefined> {
+        const sql = "SELECT signed FROM trust_documents WHERE kind = $1 AND version = $2 AND copy = $3"
+        return (await this.rows<{ signed: Buffer }>(sql, [kind, version, copy]))[0]?.signed
     }
 
     async insertOwner(o: OwnerRecord): Promise<boolean> {

@@ -125,6 +125,14 @@ export interface RegistryStore {
     latestFirmwareImage(classId: string): Promise<FirmwareImageRow | undefined>
     getDeviceUpdate(deviceId: string): Promise<DeviceUpdateRow | undefined>
     putDeviceUpdate(update: DeviceUpdateRow): Promise<void>
+    /** Adds a root document or key list (devs/updates/trust.ts) with its signatures in order; false if that version is published. */
+    insertTrustDocument(document: TrustDocumentRow): Promise<boolean>
+    /** Every trust document, roots first, each kind in version order. */
+    trustDocuments(): Promise<TrustDocumentRow[]>
+    /** How many trust documents (versions of either kind) are published: a cheap check for news. */
+    trustDocumentCount(): Promise<number>
+    /** One signature (a COSE_Sign1) of a trust document, by its place. */
+    getTrustCopy(kind: string, version: number, copy: number): Promise<Buffer | undefined>
     /** Adds an owner account; false if the name is taken. */
     insertOwner(owner: OwnerRecord): Promise<boolean>
     getOwner(name: string): Promise<OwnerRecord | undefined>
@@ -171,6 +179,14 @@ export interface PendingExchangeRow {
 
 /** Which bound a new exchange ran into. */
 export type ExchangeFull = "source-full" | "full"
+
+/** A root document or key list as published: one COSE_Sign1 per signature, all over the same payload. */
+export interface TrustDocumentRow {
+    kind: "root" | "keys"
+    version: number
+    copies: Buffer[]
+    publishedAt: number
+}
 
 /**
  * Versioned schema migrations: each runs once, in order, inside a transaction,
@@ -285,6 +301,20 @@ export const MIGRATIONS: { version: number; sql: string }[] = [
             );
         `,
     },
+    {
+        // the owner's signed roots and key lists (devs/updates/trust.ts), each signature a row
+        version: 6,
+        sql: `
+            CREATE TABLE trust_documents (
+                kind TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                copy INTEGER NOT NULL,
+                signed BLOB NOT NULL,
+                published_at INTEGER NOT NULL,
+                PRIMARY KEY (kind, version, copy)
+            );
+        `,
+    },
 ]
 
 /** A store's own key, made at random on first use (`RegistryStore.sharedSecret`). */
@@ -340,6 +370,11 @@ function prepareStatements(db: Database.Database) {
         getFirmwareImage: db.prepare("SELECT * FROM firmware_images WHERE digest = ?"),
         latestFirmwareImage: db.prepare("SELECT * FROM firmware_images WHERE class_id = ? ORDER BY sequence DESC, published_at LIMIT 1"),
         getDeviceUpdate: db.prepare("SELECT * FROM device_updates WHERE device_id = ?"),
+        trustVersionExists: db.prepare("SELECT 1 FROM trust_documents WHERE kind = ? AND version = ?"),
+        insertTrustCopy: db.prepare("INSERT INTO trust_documents (kind, version, copy, signed, published_at) VALUES (?, ?, ?, ?, ?)"),
+        trustDocuments: db.prepare("SELECT * FROM trust_documents ORDER BY kind = 'keys', version, copy"),
+        trustDocumentCount: db.prepare("SELECT COUNT(*) AS n FROM trust_documents WHERE copy = 0"),
+        getTrustCopy: db.prepare("SELECT signed FROM trust_documents WHERE kind = ? AND version = ? AND copy = ?"),
         putDeviceUpdate: db.prepare(
             `INSERT INTO device_updates (device_id, sealed_wssk_key, phase, approved_digest, rollback_digest, deadline, failed_digest,
              updated_at)
@@ -542,6 +577,34 @@ export class SqliteStore implements RegistryStore {
             u.failedDigest,
             u.updatedAt
         )
+    }
+
+    async insertTrustDocument(d: TrustDocumentRow): Promise<boolean> {
+        // one transaction: the version is checked and all its copies written, or nothing
+        return this.db.transaction(() => {
+            if (this.sql.trustVersionExists.get(d.kind, d.version)) return false
+            d.copies.forEach((signed, i) => this.sql.insertTrustCopy.run(d.kind, d.version, i, signed, d.publishedAt))
+            return true
+        })()
+    }
+
+    async trustDocuments(): Promise<TrustDocumentRow[]> {
+        const rows = this.sql.trustDocuments.all() as { kind: "root" | "keys"; version: number; signed: Buffer; published_at: number }[]
+        const documents: TrustDocumentRow[] = []
+        for (const r of rows) {
+            const last = documents[documents.length - 1]
+            if (last && last.kind === r.kind && last.version === r.version) last.copies.push(r.signed)
+            else documents.push({ kind: r.kind, version: r.version, copies: [r.signed], publishedAt: r.published_at })
+        }
+        return documents
+    }
+
+    async trustDocumentCount(): Promise<number> {
+        return (this.sql.trustDocumentCount.get() as { n: number }).n
+    }
+
+    async getTrustCopy(kind: string, version: number, copy: number): Promise<Buffer | undefined> {
+        return (this.sql.getTrustCopy.get(kind, version, copy) as { signed: Buffer } | undefined)?.signed
     }
 
     async insertOwner(o: OwnerRecord): Promise<boolean> {

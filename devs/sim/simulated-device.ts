@@ -26,6 +26,7 @@ import type { Command } from "../owner/commands.ts"
 import { ConsoleClaimer } from "../owner/console-claimer.ts"
 import { OwnerService } from "../owner/service.ts"
 import { OwnerStore } from "../owner/store.ts"
+import type { UpdateReport } from "../owner/update-report.ts"
 import type { Rejected, Verified } from "../owner/verifier.ts"
 import { httpsTransport } from "../registry/client.ts"
 import { REGISTRY_PORT } from "../project.ts"
@@ -58,6 +59,8 @@ export class SimulatedDevice {
     readonly verified: Verified[] = []
     /** Host time (ms) at which each verified message arrived, parallel to `verified`. */
     readonly arrivals: number[] = []
+    /** The update steps the device reported (`things/<id>/up/update`), as the owner verified them, in arrival order. */
+    readonly updates: UpdateReport[] = []
     /** Messages the owner rejected, and why. */
     readonly rejected: { topic: string; rejection: Rejected }[] = []
     /** Host time (ms) at which the device printed that it sealed each counter. */
@@ -92,6 +95,10 @@ export class SimulatedDevice {
             this.arrivals.push(Date.now())
         })
         this.service.on("rejected", r => this.rejected.push(r))
+        this.service.on("update", u => {
+            this.updates.push(u.report)
+            options.transcript.push(`${Date.now()} owner: update report ${JSON.stringify(u.report)}`)
+        })
         this.claimer = new ConsoleClaimer((id, code) => this.claim(id, code))
     }
 
@@ -205,9 +212,25 @@ export class SimulatedDevice {
         await this.owner.command(this.id, command)
     }
 
-    /** The owner asks for an update check. */
+    /** The owner names a release for the device to install: the image's SHA-256 (hex) and its manifest's sequence. */
+    async requestUpdate(digestHex: string, sequence: number) {
+        await this.command({ cmd: "update", digest: digestHex, sequence })
+    }
+
+    /** The owner asks the device to run the release it named last again, if still pending. */
     async askForUpdateCheck() {
         await this.command({ cmd: "update-check" })
+    }
+
+    /** Waits for a report of `step` for the release with this digest (hex), at or after report `from`; returns it. */
+    async waitForReport(digestHex: string, step: string, timeoutMs: number, from = 0): Promise<UpdateReport> {
+        let found: UpdateReport | undefined
+        await until(
+            () => `an update report ${step} of ${digestHex.slice(0, 16)} (reports: ${JSON.stringify(this.updates.slice(from))})`,
+            () => (found = this.updates.slice(from).find(r => r.digest === digestHex && r.step === step)) !== undefined,
+            timeoutMs
+        )
+        return found!
     }
 
     /** Cuts the power and stops the owner service; `FIRMWARE_LOG=<file>` keeps the transcript for debugging. */

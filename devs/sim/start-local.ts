@@ -10,12 +10,14 @@
  *   with `--broker rabbitmq` a RabbitMQ cluster (devs/stack/cluster.ts), the
  *   registry over HTTPS, the update service; state in the git-ignored
  *   `var/stack`) and the DeviceScript devtools server the simulator needs;
+ *   the update service is handed the owner's root and key list (var/keys,
+ *   made on a fresh clone);
  * - the owner service (store var/owner/owner.db, owner "local") with its API
  *   and console on 127.0.0.1:8080: how to log in is printed (on the first run,
  *   the one-time setup link). A keystore of the CLIs before the service
  *   (var/owner/local.json) is moved into the store on the first run;
- * - the build is published to the update service (signed with the owner's
- *   key, one sequence above the newest, so the device runs a release it can be
+ * - the build is published to the update service (signed with the current
+ *   release key, one sequence above the newest, so the device runs a release it can be
  *   rolled back to) and runs in the simulator (flash in var/sim), trusting the
  *   local CA; what the device prints is shown as `device>`;
  * - playing the owner at the device's console, the service claims the device
@@ -37,8 +39,9 @@ import { OwnerStore } from "../owner/store.ts"
 import { OWNER_FILES, ownerKeystorePath, PROJECT_ROOT, REGISTRY_PORT, SIMULATOR_FILES, stackFiles } from "../project.ts"
 import { startClusterStack } from "../stack/cluster.ts"
 import { startLocalStack, type StackCore } from "../stack/local.ts"
+import type { SigningKey } from "../updates/cose-sign1.ts"
+import { ensureKeyring, publishDocuments } from "../updates/keyring.ts"
 import { CLASS_ID, manifestFor, signManifest } from "../updates/manifest.ts"
-import { ensureSigningKey, type SigningKey } from "../updates/signing-key.ts"
 import { buildImage, deviceLine, powerCutEnv, runDevs, startDevtools, type Devtools, type PortMap } from "./devs-cli.ts"
 
 /** The owner `npm start` plays. */
@@ -119,7 +122,7 @@ export async function startLocal(options: StartOptions): Promise<void> {
     try {
         if (await portInUse(ports.devtools))
             throw new Error(`port ${ports.devtools} is taken: is another devtools server (or npm start) running?`)
-        const key = ensureSigningKey()
+        const keyring = ensureKeyring()
         const files = stackFiles()
         const building = buildLocal(files.localBuild, children.signal, progress)
         building.catch(() => {}) // awaited below; a failure before then must not go unhandled
@@ -136,6 +139,8 @@ export async function startLocal(options: StartOptions): Promise<void> {
         }
         const brokers = stack.mqtt.endpoints.map(e => `mqtts://${e.host}:${e.port}`).join(" ")
         progress.stage(`local stack up: registry https://localhost:${stack.registryPort}, broker ${brokers}`)
+        for (const d of await publishDocuments(stack.updates, keyring.documents()))
+            progress.line(`published ${d.kind === "root" ? "root" : "key list"} ${d.version} of var/keys to the update service`)
         devtools = await startDevtools(PROJECT_ROOT, ports.devtools)
         devtools.process.on("exit", code => {
             if (!stopping) progress.error(`the devtools server exited (${code}); stopping`)
@@ -148,7 +153,7 @@ export async function startLocal(options: StartOptions): Promise<void> {
         }
         owner = await startOwner(stack, progress, { ...options, simulator })
         const image = await building
-        await publishLocalBuild(stack, key, image, progress)
+        await publishLocalBuild(stack, keyring.releaseKey(), image, progress)
         // the firmware expects the registry on the well-known port
         const portMap: PortMap = { ...devtools.ports, [REGISTRY_PORT]: stack.registryPort }
         simulation = new Simulation(owner, stack, progress, image, portMap)
@@ -292,7 +297,7 @@ async function startOwner(
         simulator: options.simulator,
         log: line => progress.line(`owner> ${line}`),
     })
-    for (const kind of ["reading", "state", "event", "command", "rejection"] as const)
+    for (const kind of ["reading", "state", "event", "update", "command", "rejection"] as const)
         owner.service.on(kind, (data: unknown) => {
             const line = describeEvent({ event: kind, data })
             if (line) progress.line(`owner> ${line}`)
@@ -339,7 +344,7 @@ async function publishLocalBuild(stack: StackCore, key: SigningKey, path: string
     const digest = createHash("sha256").update(image).digest("hex")
     if (!(await stack.registry.store.getFirmwareImage(digest))) {
         const sequence = ((await stack.registry.store.latestFirmwareImage(CLASS_ID.toString("hex")))?.sequence ?? 0) + 1
-        await stack.updates.publish(signManifest(manifestFor(image, sequence), key.secretKey, key.publicKey), image)
+        await stack.updates.publish(signManifest(manifestFor(image, sequence), key), image)
         progress.line(`published this build as sequence ${sequence} (sha256 ${digest.slice(0, 16)}…); sign releases above it`)
     }
 }

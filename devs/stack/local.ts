@@ -19,9 +19,9 @@ import { ensurePrivateDir } from "../files/private.ts"
 import { Registry, serveRegistry } from "../registry/app.ts"
 import { SqliteStore } from "../registry/store.ts"
 import { stackFiles } from "../project.ts"
+import type { FirmwareUpdates } from "../registry/firmware-updates.ts"
 import { KeyVault } from "../updates/key-vault.ts"
 import { UpdateService } from "../updates/service.ts"
-import { loadPublicKey } from "../updates/signing-key.ts"
 import { WsskGateway } from "../updates/wssk.ts"
 import type { BrokerAccess } from "../registry/broker-access.ts"
 import { ensurePki, type Pki } from "./pki.ts"
@@ -44,16 +44,17 @@ export interface LocalStackOptions {
     advertisedBrokerPort?: number
     /** The update service's WSSK port. Default: a free one. */
     updatesPort?: number
-    /** Public keys the update service accepts firmware from. Default: the owner's key (var/keys). */
-    signingKeys?: Uint8Array[]
     /** How long a deployed candidate has to confirm before it is rolled back. Default 10 minutes. */
     trialDeadlineMs?: number
     /** How long a device keeps its window open for a deploy. Default 5 minutes. */
     updateWindowMs?: number
     /** Follows each deploy's acknowledged writes. */
     onDeployProgress?: (deviceId: string, written: number, total: number) => void
-    /** Which signed manifest devices are offered, given the newest published one (UpdateServiceOptions.offer). */
-    offerManifest?: (newest: Buffer | undefined, classId: string) => Buffer | undefined
+    /**
+     * What the registry serves devices in the update service's name (manifests, trust documents): the
+     * service itself by default. Tests that play a compromised or broken service hand back another.
+     */
+    served?: (service: UpdateService) => FirmwareUpdates
 }
 
 /** A server's host name and TCP port. */
@@ -189,11 +190,9 @@ export async function startServices(
     const updates = new UpdateService({
         store,
         vault: KeyVault.open(files.vaultKey),
-        signingKeys: options.signingKeys ?? [loadPublicKey()],
         trialDeadlineMs: options.trialDeadlineMs,
         event: (kind, identity, detail) => registry?.event(kind, "updates", identity, detail),
         onDeployProgress: options.onDeployProgress,
-        offer: options.offerManifest,
     })
     updates.startTimer()
     stops.push(() => updates.close())
@@ -214,7 +213,10 @@ export async function startServices(
         broker,
         brokerTokenTtlMs: options.brokerTokenTtlMs,
         log: options.onLog ? line => options.onLog!("registry", line) : undefined,
-        updates: { service: updates, endpoint: { host: "localhost", port: gateway.port, windowMs: options.updateWindowMs ?? 300_000 } },
+        updates: {
+            service: options.served?.(updates) ?? updates,
+            endpoint: { host: "localhost", port: gateway.port, windowMs: options.updateWindowMs ?? 300_000 },
+        },
     })
     registry.startExpiryTimer()
     stops.push(() => registry!.close())

@@ -21,7 +21,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { PROJECT_ROOT, TEST_TIMES_PATH } from "../project.ts"
 import { runInSimulator } from "../sim/devs-cli.ts"
-import { ensureSigningKey } from "../updates/signing-key.ts"
+import { ensureKeyring } from "../updates/keyring.ts"
 import { killAllGroups, runInGroup } from "./process-group.ts"
 import { listTests } from "./select.ts"
 
@@ -226,8 +226,8 @@ async function runPool(jobs: Job[], concurrency: number, report: (job: Job, outc
 
 /** Runs the selected files, printing a line per file as each ends and the totals at the end. */
 export async function runTests({ filters, deviceOnly, hostOnly, jobs }: TestSelection): Promise<Tally> {
-    // the firmware trusts the owner's signing key: a fresh clone makes one (var/keys) and its trust anchor
-    ensureSigningKey()
+    // the firmware trusts the owner's root: a fresh clone makes one (var/keys) and its trust anchor
+    ensureKeyring()
     const started = Date.now()
     const work: Job[] = []
     if (!filters.length && !deviceOnly) work.push(...STATIC_CHECKS)

@@ -1,20 +1,14 @@
 /**
  * Signed firmware manifests on the host: the same format as the device's
  * src/update/manifest.ts (read that file's comment for the layout), built with
- * cbor2 and signed and verified with @noble/post-quantum's SLH-DSA-SHA2-128s.
- *
- *   18([ << {1: "SLH-DSA-SHA2-128s"} >>, {4: kid}, << manifest >>, signature ])
- *
- * The kid is the first 8 bytes of SHA-256 of the public key, so an owner with
- * several keys can tell which one signed; the device does not rely on it.
+ * cbor2 and signed with a release key as a COSE_Sign1 (./cose-sign1.ts): the
+ * kid in the protected header names the key, which must be in the key list
+ * the owner's root signed (./trust.ts).
  */
 import { createHash } from "node:crypto"
-import { slh_dsa_sha2_128s } from "@noble/post-quantum/slh-dsa.js"
-import { decode, encode, Tag } from "cbor2"
+import { encode } from "cbor2"
+import { bstr, decodeCborItem, readCose, SignatureError, signCose, type SignedParts, type SigningKey } from "./cose-sign1.ts"
 
-/** COSE_Sign1 tag and the only algorithm (RFC 9052 §2, §3.1: a text `alg`). */
-export const COSE_SIGN1_TAG = 18
-export const MANIFEST_ALG = "SLH-DSA-SHA2-128s"
 export const MANIFEST_FORMAT = 1
 
 /**
@@ -65,8 +59,8 @@ export function manifestPathFor(imagePath: string): string {
     return imagePath.replace(/\.devs$/, "") + ".manifest"
 }
 
-/** Raised for a signed manifest that is malformed or does not verify. */
-export class ManifestError extends Error {
+/** Raised for a manifest that is malformed, does not verify, or could not be installed. */
+export class ManifestError extends SignatureError {
     constructor(message: string) {
         super(message)
         this.name = "ManifestError"
@@ -100,11 +94,6 @@ export function manifestFor(image: Buffer, sequence: number, minSequence = 0): F
     })
 }
 
-/** A plain Uint8Array view: cbor2 encodes a Node Buffer as an object (via toJSON), not as a byte string. */
-export function bstr(b: Uint8Array): Uint8Array {
-    return new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
-}
-
 /** The manifest map in deterministic CBOR (RFC 8949 §4.2.1). */
 export function encodeManifest(m: FirmwareManifest): Buffer {
     const map = new Map<number, unknown>([
@@ -119,26 +108,19 @@ export function encodeManifest(m: FirmwareManifest): Buffer {
     return Buffer.from(encode(map, { cde: true }))
 }
 
-/** The bytes signed: Sig_structure (RFC 9052 §4.4) with empty external AAD. */
-export function sigStructure(protectedHeader: Buffer, payload: Buffer): Buffer {
-    return Buffer.from(encode(["Signature1", bstr(protectedHeader), new Uint8Array(0), bstr(payload)], { cde: true }))
+/** Signs a manifest with a release key: the COSE_Sign1 bytes. */
+export function signManifest(m: FirmwareManifest, key: SigningKey): Buffer {
+    return signCose(encodeManifest(m), key)
 }
 
-/** First 8 bytes of SHA-256 of a public key. */
-export function keyId(publicKey: Uint8Array): Buffer {
-    return createHash("sha256").update(publicKey).digest().subarray(0, 8)
-}
-
-/** Signs a manifest: the COSE_Sign1 bytes. */
-export function signManifest(m: FirmwareManifest, secretKey: Uint8Array, publicKey: Uint8Array): Buffer {
-    const protectedHeader = Buffer.from(encode(new Map([[1, MANIFEST_ALG]]), { cde: true }))
-    const payload = encodeManifest(m)
-    const signature = slh_dsa_sha2_128s.sign(sigStructure(protectedHeader, payload), secretKey)
-    return Buffer.from(
-        encode(new Tag(COSE_SIGN1_TAG, [bstr(protectedHeader), new Map([[4, bstr(keyId(publicKey))]]), bstr(payload), bstr(signature)]), {
-            cde: true,
-        })
-    )
+/** Reads a signed manifest: its parts (for the signature check, ./trust.ts) and what it says. Throws `ManifestError`. */
+export function readSignedManifest(signed: Buffer): { parts: SignedParts; manifest: FirmwareManifest } {
+    try {
+        const parts = readCose(signed)
+        return { parts, manifest: checkManifest(decodeManifest(parts.payload)) }
+    } catch (e) {
+        throw e instanceof SignatureError && !(e instanceof ManifestError) ? new ManifestError(e.message) : e
+    }
 }
 
 function asBuffer(v: unknown, what: string): Buffer {
@@ -146,38 +128,9 @@ function asBuffer(v: unknown, what: string): Buffer {
     return Buffer.from(v)
 }
 
-/** Verifies a signed manifest with `publicKey` and returns it. Throws `ManifestError`. */
-export function verifySignedManifest(signed: Buffer, publicKey: Uint8Array): FirmwareManifest {
-    const v = decodeCbor(signed, "signed manifest")
-    if (!(v instanceof Tag) || Number(v.tag) !== COSE_SIGN1_TAG || !Array.isArray(v.contents) || v.contents.length !== 4)
-        throw new ManifestError("not a COSE_Sign1")
-    const [p, , payloadField, sigField] = v.contents as unknown[]
-    const protectedHeader = asBuffer(p, "protected header")
-    const header = decodeCbor(protectedHeader, "protected header")
-    if (!(header instanceof Map) || header.size !== 1 || header.get(1) !== MANIFEST_ALG)
-        throw new ManifestError(`protected header must name ${MANIFEST_ALG} only`)
-    const payload = asBuffer(payloadField, "payload")
-    const signature = asBuffer(sigField, "signature")
-    const ok =
-        signature.length === slh_dsa_sha2_128s.lengths.signature &&
-        publicKey.length === slh_dsa_sha2_128s.lengths.publicKey &&
-        slh_dsa_sha2_128s.verify(signature, sigStructure(protectedHeader, payload), publicKey)
-    if (!ok) throw new ManifestError("signature does not verify")
-    return checkManifest(decodeManifest(payload))
-}
-
-/** One CBOR item, or a `ManifestError` that names `what` was not CBOR. */
-function decodeCbor(bytes: Buffer, what: string): unknown {
-    try {
-        return decode(bytes)
-    } catch {
-        throw new ManifestError(`${what} is not CBOR`)
-    }
-}
-
 /** Decodes a manifest map (payload bytes). */
 export function decodeManifest(payload: Buffer): FirmwareManifest {
-    const m = decodeCbor(payload, "payload")
+    const m = decodeCborItem(payload, "payload")
     if (!(m instanceof Map) || m.get(1) !== MANIFEST_FORMAT) throw new ManifestError("unknown manifest format")
     const uint = (k: number) => {
         const x = m.get(k)

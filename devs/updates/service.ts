@@ -12,15 +12,22 @@
  * A candidate that crashes at start never closes its window and cannot stop
  * the deadline: WSSK runs in the runtime, not in the program.
  *
- * It shares the registry's store (`RegistryStore`), and checks every image
- * itself: the manifest signature with the owner's public key at publication,
- * and again with the image's SHA-256 just before every deploy.
+ * It shares the registry's store (`RegistryStore`), and checks everything it
+ * is given with the rules devices apply: roots and key lists (./trust.ts) when
+ * they are published; a manifest's signer against the current key list at
+ * publication, and the image's signature and SHA-256 again just before every
+ * deploy. Devices fetch what it holds by name: a manifest by its image's
+ * digest (a release reaches a device only when its owner names it), and the
+ * trust documents by version and signature, after a small index of the newest.
  */
 import { createHash } from "node:crypto"
+import { encode } from "cbor2"
 import type { FirmwareUpdates } from "../registry/firmware-updates.ts"
 import type { DeviceUpdateRow, FirmwareImageRow, RegistryStore } from "../registry/store.ts"
+import { verifyCose } from "./cose-sign1.ts"
 import type { KeyVault } from "./key-vault.ts"
-import { CLASS_ID, ManifestError, VENDOR_ID, verifySignedManifest, type FirmwareManifest } from "./manifest.ts"
+import { CLASS_ID, ManifestError, readSignedManifest, VENDOR_ID, type FirmwareManifest } from "./manifest.ts"
+import { TrustChain, TrustError, type TrustKind } from "./trust.ts"
 
 /** A connected device the service can deploy to (a WSSK session). */
 export interface DeployTarget {
@@ -37,8 +44,6 @@ export interface DeployTarget {
 export interface UpdateServiceOptions {
     store: RegistryStore
     vault: KeyVault
-    /** Public keys allowed to sign firmware (SLH-DSA-SHA2-128s). */
-    signingKeys: Uint8Array[]
     /** How long a deployed candidate has to confirm. Default 10 minutes. */
     trialDeadlineMs?: number
     clock?: () => number
@@ -46,12 +51,6 @@ export interface UpdateServiceOptions {
     event: (kind: string, identity: string, detail: string) => void
     /** Follows each deploy's acknowledged writes (tests cut the power half-way). */
     onDeployProgress?: (deviceId: string, written: number, total: number) => void
-    /**
-     * Decides which signed manifest devices are offered, given the newest
-     * published one. Default: that one. Tests offer tampered, wrongly signed
-     * or older manifests here, as a compromised or broken server would.
-     */
-    offer?: (newest: Buffer | undefined, classId: string) => Buffer | undefined
 }
 
 /** What the service answers to a device's report. */
@@ -71,6 +70,8 @@ export class UpdateService implements FirmwareUpdates {
     private readonly targets = new Map<string, DeployTarget>()
     private readonly busy = new Set<string>()
     private timer: NodeJS.Timeout | undefined
+    /** The trust documents as checked, and how many of the store's it was built from (another process may publish). */
+    private trust = { chain: new TrustChain(), documents: 0 }
 
     constructor(private readonly options: UpdateServiceOptions) {
         this.clock = options.clock ?? Date.now
@@ -78,7 +79,7 @@ export class UpdateService implements FirmwareUpdates {
 
     /** Verifies and stores a signed image. Throws `ManifestError` for anything that does not check out. */
     async publish(signedManifest: Buffer, image: Buffer): Promise<FirmwareImageRow> {
-        const manifest = this.checkImage(signedManifest, image)
+        const manifest = await this.checkImage(signedManifest, image, "current")
         const row: FirmwareImageRow = {
             digest: manifest.digest.toString("hex"),
             sequence: manifest.sequence,
@@ -95,11 +96,17 @@ export class UpdateService implements FirmwareUpdates {
     }
 
     /**
-     * The manifest of `image`, if an accepted key signed it for our vendor and class and it names this exact image.
-     * Throws `ManifestError`.
+     * The manifest of `image`, if it names this exact image for our vendor and class and a release key signed
+     * it: one of the current key list (`current`, for a publication) or of any key list taken (`any`, for a
+     * deploy: an image published before its key was revoked may still be a device's way back). Throws `ManifestError`.
      */
-    private checkImage(signedManifest: Buffer, image: Buffer): FirmwareManifest {
-        const manifest = this.verify(signedManifest)
+    private async checkImage(signedManifest: Buffer, image: Buffer, keys: "current" | "any"): Promise<FirmwareManifest> {
+        const { parts, manifest } = readSignedManifest(signedManifest)
+        const chain = await this.chain()
+        const key = keys === "current" ? chain.releaseKey(parts.kid) : chain.anyReleaseKey(parts.kid)
+        const kid = parts.kid.toString("hex")
+        if (!key) throw new ManifestError(`signed by ${kid}, not a release key of the current key list (revoked, or not added)`)
+        if (!verifyCose(parts, key)) throw new ManifestError(`signature by ${kid} does not verify`)
         const digest = createHash("sha256").update(image).digest()
         if (!digest.equals(manifest.digest) || image.length !== manifest.size) throw new ManifestError("image does not match its manifest")
         if (!manifest.vendorId.equals(VENDOR_ID) || !manifest.classId.equals(CLASS_ID))
@@ -107,24 +114,60 @@ export class UpdateService implements FirmwareUpdates {
         return manifest
     }
 
-    /** The manifest, if one of the accepted keys signed it; else the last key's reason (the same for every key but a signature). */
-    private verify(signed: Buffer) {
-        if (this.options.signingKeys.length === 0) throw new ManifestError("no signing key configured")
-        let last: unknown
-        for (const key of this.options.signingKeys) {
+    /** The trust documents of the store, checked in order; rebuilt when another process published more. */
+    private async chain(): Promise<TrustChain> {
+        if ((await this.options.store.trustDocumentCount()) === this.trust.documents) return this.trust.chain
+        const documents = await this.options.store.trustDocuments()
+        const chain = new TrustChain()
+        for (const d of documents) {
             try {
-                return verifySignedManifest(signed, key)
+                if (d.kind === "root") chain.acceptRoot(d.copies)
+                else chain.acceptKeyList(d.copies)
             } catch (e) {
-                last = e
+                if (!(e instanceof TrustError)) throw e
+                // a store changed behind our back: what came before stays, and devices refuse the rest themselves
+                this.options.event("update-refused", "-", `stored ${d.kind} ${d.version}: ${e.message}`.slice(0, 96))
             }
         }
-        throw last instanceof ManifestError ? last : new ManifestError(`malformed manifest: ${(last as Error).message}`)
+        this.trust = { chain, documents: documents.length }
+        return chain
     }
 
-    /** The newest signed manifest for a class (hex id), as devices fetch it. */
-    async latestSignedManifest(classId: string): Promise<Buffer | undefined> {
-        const newest = (await this.options.store.latestFirmwareImage(classId))?.signedManifest
-        return this.options.offer ? this.options.offer(newest, classId) : newest
+    /**
+     * Checks a root document or key list (its signatures, one COSE_Sign1 each) as devices will, and stores it.
+     * Returns its version. Throws `TrustError`, or `ManifestError` for a version already published.
+     */
+    async publishTrust(kind: TrustKind, copies: Buffer[]): Promise<number> {
+        const chain = await this.chain()
+        const { version } = kind === "root" ? chain.acceptRoot(copies) : chain.acceptKeyList(copies)
+        if (!(await this.options.store.insertTrustDocument({ kind, version, copies, publishedAt: this.clock() })))
+            throw new ManifestError(`${kind} ${version} is already published`)
+        this.trust.documents += 1
+        return version
+    }
+
+    /** The signed manifest of an image (digest in hex) of a class, as devices fetch it by name. */
+    async signedManifest(classId: string, digest: string): Promise<Buffer | undefined> {
+        const image = await this.options.store.getFirmwareImage(digest)
+        return image && image.classId === classId ? image.signedManifest : undefined
+    }
+
+    /** The versions of the newest root and key list held (0 for none). */
+    async trustVersions(): Promise<{ root: number; keyList: number }> {
+        const { root, keyList } = await this.chain()
+        return { root: root?.version ?? 0, keyList: keyList?.version ?? 0 }
+    }
+
+    /** What devices ask first: the newest root version and key list version, a CBOR array [root, key list]; undefined before any. */
+    async trustIndex(): Promise<Buffer | undefined> {
+        const { root, keyList } = await this.trustVersions()
+        if (root === 0 || keyList === 0) return undefined
+        return Buffer.from(encode([root, keyList], { cde: true }))
+    }
+
+    /** One signature (COSE_Sign1) of a trust document, by kind, version and place. */
+    async trustCopy(kind: TrustKind, version: number, copy: number): Promise<Buffer | undefined> {
+        return this.options.store.getTrustCopy(kind, version, copy)
     }
 
     /** The device's WSSK master key, for the gateway; undefined if it never handed one over. */
@@ -316,7 +359,7 @@ export class UpdateService implements FirmwareUpdates {
         const image = await this.options.store.getFirmwareImage(digest)
         if (!image) throw new IntegrityError(`image ${digest.slice(0, 16)} not stored`)
         try {
-            if (this.checkImage(image.signedManifest, image.image).digest.toString("hex") !== digest)
+            if ((await this.checkImage(image.signedManifest, image.image, "any")).digest.toString("hex") !== digest)
                 throw new ManifestError("manifest names another image")
         } catch (e) {
             throw new IntegrityError(`stored image ${digest.slice(0, 16)} does not match its signed digest: ${(e as Error).message}`)

@@ -3,5 +3,6 @@ import { runFirmware } from "../firmware"
 import { aht20 } from "../sensors/aht20"
 import { driverPorts } from "../sensors/drivers"
 import { sht30 } from "../sensors/sht"
+import { TRUST_ANCHOR } from "../update/trust-anchor"
 
-await runFirmware(driverPorts({ sht30: sht30, aht20: aht20 }))
+await runFirmware(driverPorts({ sht30: sht30, aht20: aht20 }), TRUST_ANCHOR)

@@ -3,14 +3,16 @@
  * verified and parsed them (`uplink/downlink.ts`), and the state report it
  * answers with: what an owner needs to see that the device is healthy.
  *
- *   interval <sensor> <ms>  sets a sensor's sampling interval, kept across reboots; answers the state
- *   events                  sends the security event log, a few events a message
- *   state                   answers the state
- *   update-check            lends the socket to the updater; answers the state
+ *   interval <sensor> <ms>   sets a sensor's sampling interval, kept across reboots; answers the state
+ *   events                   sends the security event log, a few events a message
+ *   state                    answers the state
+ *   update <digest> <seq>    lends the socket to the updater to install that release; answers the state
+ *   update-check             does the same again for the release named last, if it is still pending; answers the state
  *
  * The state report names the command it answers by its down counter
  * (`answers`, beside the command's own `cmd` text), so the owner can show the
- * reply beside the command. `interval` and
+ * reply beside the command; how the update goes is reported on its own topic
+ * (`update/report.ts`). `interval`, `update` and
  * `update-check` are recorded in the security event log.
  */
 import * as ds from "@devicescript/core"
@@ -48,7 +50,7 @@ export interface StateReport {
     uptime: number
     /** The first `IMAGE_DIGEST_BYTES` of the running program's SHA-256. */
     image: Buffer
-    /** The running image's sequence number; 0 for the image flashed at the factory. */
+    /** The sequence of the manifest the running image was installed from; 0 when none the device trusts names it (a factory image, or one deployed by hand). */
     seq: number
     /** The update's phase: idle, approved, deploying, trial or rollback. */
     phase: string
@@ -119,8 +121,10 @@ export class CommandHandler implements CommandRunner {
                 await uplink.send("events", encodeEventRecords(list.slice(i, Math.min(list.length, i + EVENTS_PER_MESSAGE))))
             return undefined
         }
-        if (c.cmd === "update-check") {
-            await events.record("command", "update check requested")
+        if (c.cmd === "update") updater.target = c
+        // update-check runs the release named last again, if it is still pending (the registry was unreachable)
+        if (c.cmd !== "state" && updater.target) {
+            await events.record("command", "update requested")
             uplink.lendSocket(async () => await updater.checkAndWait())
         }
         return this.stateReply(counter)
@@ -129,14 +133,14 @@ export class CommandHandler implements CommandRunner {
     /** The state report answering the command with down counter `counter`. */
     private stateReply(counter: number): CommandReply {
         const { boot, events, pipeline, uplink, updater } = this.targets
-        const status = updater.status()
+        const { image, state } = updater
         const report = encodeStateReport({
             answers: counter,
             boot,
             uptime: Math.round(ds.millis()),
-            image: status.digest.slice(0, IMAGE_DIGEST_BYTES),
-            seq: status.sequence,
-            phase: UPDATE_PHASE_NAMES[status.phase],
+            image: updater.running.slice(0, IMAGE_DIGEST_BYTES),
+            seq: image ? image.sequence : 0,
+            phase: UPDATE_PHASE_NAMES[state.phase],
             events: events.total(),
             queued: uplink.queue.size(),
             dropped: uplink.queue.dropped,

@@ -35,6 +35,7 @@ export type SecurityEventKind =
     | "update-unhealthy"
     | "update-rolled-back"
     | "update-abandoned"
+    | "image-unknown"
 
 /** One logged event. */
 export interface SecurityEvent {

@@ -46,6 +46,10 @@ export const enum SettingKey {
     SlotB = "sn_slotB",
     /** The update state record. */
     UpdateState = "sn_update",
+    /** The newest root document verified, when newer than the image's trust anchor (`update/trust.ts`). */
+    TrustRoot = "sn_root",
+    /** The key list verified under it: the release keys, and the floor of key list versions. */
+    KeyList = "sn_keys",
     /** The update service's endpoint and window length, to reopen the window offline (`update/updater.ts`). */
     UpdateService = "sn_updsrv",
     /** The device id whose WSSK master key the update service holds. */

@@ -2,20 +2,26 @@
  * Signed firmware manifests: the elements of the SUIT information model
  * (RFC 9124) that a DeviceScript image needs, as a CBOR map in the payload of
  * a COSE_Sign1 (RFC 9052 §4.2) signed with SLH-DSA-SHA2-128s (FIPS 205).
+ * Everything the owner signs for the device has this shape (the root
+ * documents and key lists of `trust.ts` too):
  *
- *   18([ protected: << {1: "SLH-DSA-SHA2-128s"} >>, unprotected: {4: kid}, payload: << manifest >>, signature ])
+ *   18([ protected: << {1: "SLH-DSA-SHA2-128s", 4: kid} >>, unprotected: {}, payload: << document >>, signature ])
  *
  *   manifest = { 1: 1 (format version), 2: sequence number, 3: vendor id, 4: class id,
  *                5: image SHA-256, 6: image size, ? 7: lowest sequence it may update from }
  *
- * The algorithm is named by text (RFC 9052 §3.1 allows a tstr `alg`): the
- * COSE registration of SLH-DSA is still a draft and its number may change.
- * The signature covers the Sig_structure of RFC 9052 §4.4 with empty
- * external AAD, signed with FIPS 205 pure SLH-DSA and an empty context.
- * Exactly one algorithm is accepted, so there is nothing to downgrade to.
+ * The kid (first 8 bytes of SHA-256 of the signer's public key) is in the
+ * protected header, so the signature covers the key it names; it only picks
+ * which trusted key to verify with. The algorithm is named by text (RFC 9052
+ * §3.1 allows a tstr `alg`): the COSE registration of SLH-DSA is still a
+ * draft and its number may change. The signature covers the Sig_structure of
+ * RFC 9052 §4.4 with empty external AAD, signed with FIPS 205 pure SLH-DSA
+ * and an empty context. Exactly one algorithm is accepted, so there is
+ * nothing to downgrade to.
  */
 import { constantTimeEqual } from "../bytes/constant-time"
-import { CborError, CborMap, CborTag, CborValue, CborWriter, decodeCbor, encodeCbor, MT_ARRAY } from "../codec/cbor"
+import { sha256 } from "../bytes/natives"
+import { CborMap, CborTag, CborValue, CborWriter, decodeCbor, encodeCbor, MT_ARRAY } from "../codec/cbor"
 import { slhDsaVerify } from "./slh-dsa"
 
 /** CBOR tag of COSE_Sign1 (RFC 9052 §2). */
@@ -24,8 +30,10 @@ export const COSE_SIGN1_TAG = 18
 export const MANIFEST_ALG = "SLH-DSA-SHA2-128s"
 /** Version of the manifest map below (RFC 9124 §3.1 "Manifest Element: Version ID"). */
 export const MANIFEST_FORMAT = 1
-/** Largest signed manifest accepted: a 7856-byte signature plus a small manifest. */
-export const MAX_SIGNED_MANIFEST_BYTES = 8192
+/** Largest signed document accepted: a 7856-byte signature plus a small manifest, root or key list. */
+export const MAX_SIGNED_BYTES = 8192
+/** Bytes of a kid: the first of SHA-256 of the public key. */
+export const KEY_ID_BYTES = 8
 
 /** Manifest map keys. */
 const M_FORMAT = 1
@@ -61,7 +69,7 @@ export interface FirmwareManifest {
 /** Why a manifest was refused. */
 export class ManifestError extends Error {
     constructor(
-        readonly reason: "malformed" | "bad-signature" | "wrong-device" | "rollback" | "precondition",
+        readonly reason: "malformed" | "bad-signature" | "wrong-device" | "rollback" | "precondition" | "untrusted-key" | "signers",
         message: string
     ) {
         super(message)
@@ -131,60 +139,61 @@ export function sigStructure(protectedHeader: Buffer, payload: Buffer): Buffer {
 }
 
 /** The parts of a COSE_Sign1, decoded but not yet verified. */
-export interface SignedManifestParts {
+export interface SignedParts {
     protectedHeader: Buffer
+    /** The key the signer claims to be (`KEY_ID_BYTES`). */
+    kid: Buffer
     payload: Buffer
     signature: Buffer
 }
 
 /**
- * Decodes a signed manifest into its parts, checking its shape and that it
- * names our one algorithm. Throws `ManifestError("malformed")`. The caller can
- * drop `signed` afterwards: on a 64 KB heap, the ~8 KB envelope and the ~8 KB
- * signature should not both live through the long verification.
+ * Decodes a signed document into its parts, checking its shape and that it
+ * names our one algorithm and a kid. Throws `ManifestError("malformed")`. The
+ * caller can drop `signed` afterwards: on a 64 KB heap, the ~8 KB envelope and
+ * the ~8 KB signature should not both live through the long verification.
  */
-export function decodeSignedManifest(signed: Buffer): SignedManifestParts {
-    if (!(signed instanceof Buffer) || signed.length > MAX_SIGNED_MANIFEST_BYTES)
-        throw new ManifestError("malformed", "signed manifest too large")
-    let v: CborValue
+export function decodeSigned(signed: Buffer): SignedParts {
+    let v: CborValue = undefined
+    let header: CborValue = undefined
     try {
         // other COSE libraries may not encode deterministically; the signature covers the exact payload bytes anyway
-        v = decodeCbor(signed, { maxBytes: MAX_SIGNED_MANIFEST_BYTES, maxDepth: 3, maxItems: 16, deterministic: false })
+        v = decodeCbor(signed, { maxBytes: MAX_SIGNED_BYTES, maxDepth: 3, maxItems: 16, deterministic: false })
+        // the map and its two keys and two values are five data items
+        header = decodeCbor(((v as CborTag).value as Buffer[])[0], { maxBytes: 64, maxDepth: 1, maxItems: 5, deterministic: false })
     } catch (e: any) {
-        if (e instanceof CborError) throw new ManifestError("malformed", "signed manifest is not CBOR")
-        throw e
+        // not CBOR, or not shaped as below: refused there
     }
-    const parts = v instanceof CborTag && v.tag === COSE_SIGN1_TAG ? v.value : undefined
-    if (!Array.isArray(parts) || parts.length !== 4) throw new ManifestError("malformed", "not a COSE_Sign1")
+    const parts = v instanceof CborTag && v.tag === COSE_SIGN1_TAG && Array.isArray(v.value) ? v.value : []
     const protectedHeader = parts[0]
     const payload = parts[2]
     const signature = parts[3]
-    if (
-        !(protectedHeader instanceof Buffer) ||
-        !(parts[1] instanceof CborMap) ||
-        !(payload instanceof Buffer) ||
-        !(signature instanceof Buffer)
-    )
-        throw new ManifestError("malformed", "COSE_Sign1 fields have wrong types")
-    let header: CborValue
-    try {
-        header = decodeCbor(protectedHeader, { maxBytes: 64, maxDepth: 1, maxItems: 4, deterministic: false })
-    } catch (e: any) {
-        throw new ManifestError("malformed", "protected header is not CBOR")
-    }
-    if (!(header instanceof CborMap) || header.get(1) !== MANIFEST_ALG || header.size() !== 1)
-        throw new ManifestError("malformed", `protected header must name ${MANIFEST_ALG} only`)
-    return { protectedHeader, payload, signature }
+    const kid = header instanceof CborMap ? header.get(4) : undefined
+    if (parts.length !== 4 || !(protectedHeader instanceof Buffer) || !(payload instanceof Buffer) || !(signature instanceof Buffer))
+        throw new ManifestError("malformed", "not a COSE_Sign1")
+    // a kid of another length matches no key (`keyId`), so its length needs no check of its own
+    if (!(kid instanceof Buffer) || (header as CborMap).get(1) !== MANIFEST_ALG || (header as CborMap).size() !== 2)
+        throw new ManifestError("malformed", `protected header must name ${MANIFEST_ALG} and a kid only`)
+    return { protectedHeader, kid, payload, signature }
+}
+
+/** The kid of a public key: the first `KEY_ID_BYTES` of its SHA-256. */
+export function keyId(publicKey: Buffer): Buffer {
+    return sha256([publicKey]).slice(0, KEY_ID_BYTES)
+}
+
+/** Whether `publicKey` signed the decoded parts. */
+export async function verifySignature(parts: SignedParts, publicKey: Buffer): Promise<boolean> {
+    return await slhDsaVerify(publicKey, sigStructure(parts.protectedHeader, parts.payload), parts.signature)
 }
 
 /**
- * Checks the signature of decoded manifest parts against the firmware
- * signing key and returns the manifest. Throws `ManifestError`:
- * "bad-signature" when the signature does not verify, "malformed" for a bad payload.
+ * Checks the signature of decoded manifest parts against a release key and
+ * returns the manifest. Throws `ManifestError`: "bad-signature" when the
+ * signature does not verify, "malformed" for a bad payload.
  */
-export async function verifyManifestParts(parts: SignedManifestParts, publicKey: Buffer): Promise<FirmwareManifest> {
-    if (!(await slhDsaVerify(publicKey, sigStructure(parts.protectedHeader, parts.payload), parts.signature)))
-        throw new ManifestError("bad-signature", "manifest signature does not verify")
+export async function verifyManifestParts(parts: SignedParts, publicKey: Buffer): Promise<FirmwareManifest> {
+    if (!(await verifySignature(parts, publicKey))) throw new ManifestError("bad-signature", "manifest signature does not verify")
     return decodeManifest(parts.payload)
 }
 

@@ -3,7 +3,8 @@
  *
  *   slot A  (`SettingKey.SlotA`): manifest of the confirmed image the device runs; absent for the factory image
  *   slot B  (`SettingKey.SlotB`): manifest of the candidate being installed
- *   state   (`SettingKey.UpdateState`): phase, security counter, trial boot count, last refused sequence
+ *   state   (`SettingKey.UpdateState`): phase, security counter, trial boot count
+ *   (and the root and key list of `trust.ts`, as records of the same kind)
  *
  *   idle -> approved -> deploying -> trial -> (confirmed) idle
  *                                       \-> rollback -> (rolled back) idle
@@ -16,7 +17,7 @@
  * Each record is one settings value, written in one step, authenticated with
  * HMAC-SHA-256 under a key derived from the device secret and bound to its
  * settings key, so a corrupted or swapped record is detected (and logged by
- * the caller) instead of trusted. The SLH-DSA signature (7856 bytes) is
+ * the caller, as storage-corrupt) instead of trusted. The SLH-DSA signature (7856 bytes) is
  * checked once, when the manifest arrives; storing it would take 50 settings
  * values per slot, and a record only the device can authenticate is as good
  * for the device's own later reads.
@@ -26,7 +27,7 @@ import { hmacSha256 } from "../bytes/natives"
 import { CborMap, CborValue, decodeCbor, encodeCbor } from "../codec/cbor"
 import { slotRecordKey } from "../secure/keys"
 import { deleteKey, readBytes, SettingKey, writeBytes } from "../storage/settings"
-import { decodeManifest, encodeManifest, FirmwareManifest } from "./manifest"
+import { decodeManifest, encodeManifest, FirmwareManifest, ManifestError } from "./manifest"
 
 /** Where an update stands. */
 export const enum UpdatePhase {
@@ -55,16 +56,6 @@ export interface UpdateState {
     securityCounter: number
     /** Boots of the candidate so far in this trial. */
     trialBoots: number
-    /** Sequence of the last candidate that failed its trial (not approved again); 0 if none. */
-    refused: number
-}
-
-/** Raised when a record in flash fails its check; the caller logs it as storage-corrupt. */
-export class SlotRecordError extends Error {
-    constructor(message: string) {
-        super(message)
-        this.name = "SlotRecordError"
-    }
 }
 
 const MAC_BYTES = 16
@@ -82,29 +73,26 @@ export class SlotStore {
         return hmacSha256(this.macKey, [key, value]).slice(0, MAC_BYTES)
     }
 
-    private async readRecord(key: string): Promise<Buffer> {
+    /** The value of an authenticated record, or `undefined` when absent. Throws `ManifestError("malformed")`. */
+    async readRecord(key: string): Promise<Buffer> {
         const stored = await readBytes(key)
         if (!stored) return undefined
-        if (stored.length <= MAC_BYTES) throw new SlotRecordError(`${key}: record too short`)
+        if (stored.length <= MAC_BYTES) throw new ManifestError("malformed", `${key}: record too short`)
         const value = stored.slice(0, stored.length - MAC_BYTES)
         if (!constantTimeEqual(stored.slice(stored.length - MAC_BYTES, stored.length), this.mac(key, value)))
-            throw new SlotRecordError(`${key}: record fails its check`)
+            throw new ManifestError("malformed", `${key}: record fails its check`)
         return value
     }
 
-    private async writeRecord(key: string, value: Buffer) {
+    /** Writes an authenticated record in one settings write (a power cut leaves the old or the new one). */
+    async writeRecord(key: string, value: Buffer) {
         await writeBytes(key, value.concat(this.mac(key, value)))
     }
 
-    /** The manifest in a slot, or `undefined` when empty. Throws `SlotRecordError`. */
+    /** The manifest in a slot, or `undefined` when empty. Throws `ManifestError("malformed")`. */
     async readSlot(key: string): Promise<FirmwareManifest> {
         const value = await this.readRecord(key)
-        if (!value) return undefined
-        try {
-            return decodeManifest(value)
-        } catch (e: any) {
-            throw new SlotRecordError(`${key}: ${e.message}`)
-        }
+        return value ? decodeManifest(value) : undefined
     }
 
     /** Stores a manifest in a slot. */
@@ -117,35 +105,40 @@ export class SlotStore {
         await deleteKey(key)
     }
 
-    /** The state record; idle with security counter 0 when absent. Throws `SlotRecordError`. */
+    /** The state record; idle with security counter 0 when absent. Throws `ManifestError("malformed")`. */
     async readState(): Promise<UpdateState> {
         const value = await this.readRecord(SettingKey.UpdateState)
-        if (!value) return { phase: UpdatePhase.Idle, securityCounter: 0, trialBoots: 0, refused: 0 }
-        let v: CborValue
+        if (!value) return { phase: UpdatePhase.Idle, securityCounter: 0, trialBoots: 0 }
+        let v: CborValue = undefined
         try {
             v = decodeCbor(value, { maxBytes: 64, maxDepth: 1, maxItems: 10 })
         } catch (e: any) {
-            throw new SlotRecordError(`${SettingKey.UpdateState}: not CBOR`)
+            // refused below
         }
-        if (!(v instanceof CborMap)) throw new SlotRecordError(`${SettingKey.UpdateState}: not a map`)
-        const phase = v.get(1)
-        const securityCounter = v.get(2)
-        const trialBoots = v.get(3)
-        const refused = v.get(4)
-        if (typeof phase !== "number" || phase < UpdatePhase.Idle || phase > UpdatePhase.Rollback)
-            throw new SlotRecordError(`${SettingKey.UpdateState}: bad fields`)
-        if (typeof securityCounter !== "number" || typeof trialBoots !== "number" || typeof refused !== "number")
-            throw new SlotRecordError(`${SettingKey.UpdateState}: bad fields`)
-        return { phase, securityCounter, trialBoots, refused }
+        const m = v instanceof CborMap ? v : new CborMap()
+        const phase = m.get(1)
+        const securityCounter = m.get(2)
+        const trialBoots = m.get(3)
+        // a key 4 (the last refused sequence, which the device no longer keeps) may still be there: it is ignored
+        if (
+            typeof phase !== "number" ||
+            !(phase <= UpdatePhase.Rollback) ||
+            typeof securityCounter !== "number" ||
+            typeof trialBoots !== "number"
+        )
+            throw new ManifestError("malformed", `${SettingKey.UpdateState}: bad record`)
+        return { phase, securityCounter, trialBoots }
     }
 
     /**
      * Writes the state record (one settings write: a power cut leaves the old or the new record):
-     * a CBOR map {1: phase, 2: security counter, 3: trial boots, 4: refused sequence}.
+     * a CBOR map {1: phase, 2: security counter, 3: trial boots}.
      */
     async writeState(s: UpdateState) {
-        const record = new CborMap().set(1, s.phase).set(2, s.securityCounter).set(3, s.trialBoots).set(4, s.refused)
-        await this.writeRecord(SettingKey.UpdateState, encodeCbor(record))
+        await this.writeRecord(
+            SettingKey.UpdateState,
+            encodeCbor(new CborMap().set(1, s.phase).set(2, s.securityCounter).set(3, s.trialBoots))
+        )
     }
 }
 

@@ -11,8 +11,13 @@ import { CoseError, counterFromPartialIv, open } from "../secure/cose"
 import { ChannelKeys } from "../secure/keys"
 import { readBytes, SettingKey, writeBytes } from "../storage/settings"
 
-/** What the owner can ask. */
-export type Command = { cmd: "interval"; sensor: string; ms: number } | { cmd: "events" } | { cmd: "state" } | { cmd: "update-check" }
+/** What the owner can ask; `update` names a release by its image's SHA-256 and its manifest's sequence. */
+export type Command =
+    | { cmd: "interval"; sensor: string; ms: number }
+    | { cmd: "events" }
+    | { cmd: "state" }
+    | { cmd: "update-check" }
+    | { cmd: "update"; digest: Buffer; sequence: number }
 
 /** An authenticated command as its plaintext (known to parse), with the down counter it came with: the reply names it. */
 export interface AcceptedCommand {
@@ -86,6 +91,14 @@ export function parseCommand(plaintext: Buffer): Command {
         if (typeof ms !== "number" || ms !== Math.floor(ms)) throw new DownlinkError("malformed", "interval needs whole ms")
         return { cmd, sensor: text(v, "sensor"), ms }
     }
+    if (cmd === "update") {
+        const digest = v.get("digest")
+        const sequence = v.get("sequence")
+        // a sequence the manifest does not carry is refused when the manifest arrives
+        if (!(digest instanceof Buffer) || digest.length !== 32 || !((sequence as number) >= 1))
+            throw new DownlinkError("malformed", "update needs a 32-byte digest and a sequence")
+        return { cmd, digest, sequence: sequence as number }
+    }
     if (cmd === "events" || cmd === "state" || cmd === "update-check") return { cmd }
     throw new DownlinkError("unknown", `unknown command ${cmd}`)
 }
@@ -94,6 +107,7 @@ export function parseCommand(plaintext: Buffer): Command {
 export function encodeCommand(c: Command): Buffer {
     const m = new CborMap().set("cmd", c.cmd)
     if (c.cmd === "interval") m.set("sensor", c.sensor).set("ms", c.ms)
+    if (c.cmd === "update") m.set("digest", c.digest).set("sequence", c.sequence)
     return encodeCbor(m)
 }
 

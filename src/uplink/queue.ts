@@ -117,14 +117,20 @@ export class OutboundQueue {
         return this.flash.length + this.ram.length
     }
 
-    /** Adds a message at the tail; spills or drops the oldest when full. */
-    async push(message: QueuedMessage) {
+    /**
+     * Adds a message at the tail; spills or drops the oldest when full. A
+     * `durable` message goes to flash at once, to outlive a restart of the
+     * program (an update's report, made just before the update replaces it),
+     * and the messages RAM holds before it with it.
+     */
+    async push(message: QueuedMessage, durable?: boolean) {
         if (message.payload.length > MAX_QUEUED_BYTES)
             throw new RangeError(`message of ${message.payload.length} bytes exceeds ${MAX_QUEUED_BYTES}`)
         const self = this
         await this.turns.run(async () => {
             self.ram.push({ seq: self.nextSeq++, topic: message.topic, payload: message.payload })
-            if (self.ram.length > self.ramCapacity) await self.spill(self.ram.shift())
+            // a durable message takes what RAM holds before it to flash too: flash stays in seq order
+            while (self.ram.length > (durable ? 0 : self.ramCapacity)) await self.spill(self.ram.shift())
         })
     }
 

@@ -6,6 +6,8 @@
  *   registry (HTTPS, SCRAM-SHA-256) -> broker password -> MQTT session
  *   -> before the password expires: close MQTT, registry again, reconnect.
  *
+ * Topics: `up/readings`, `up/events`, `up/state` and `up/update` (the updater's reports).
+ *
  * Sealing and queueing never wait for the network, so a registry or broker
  * outage only fills the queue. Failures back off exponentially with jitter.
  * When the broker is a cluster the grant names every node, and a connection
@@ -137,10 +139,11 @@ export class SecureUplink implements ReadingSink {
     }
 
     /**
-     * Seals `plaintext` for `things/<id>/up/<topic>` and queues it. The topic is
-     * the external AAD, so a message cannot be replayed under another topic.
+     * Seals `plaintext` for `things/<id>/up/<topic>` and queues it (in flash
+     * at once when `durable`). The topic is the external AAD, so a message
+     * cannot be replayed under another topic.
      */
-    async send(topic: string, plaintext: Buffer): Promise<void> {
+    async send(topic: string, plaintext: Buffer, durable?: boolean): Promise<void> {
         const counter = await this.counter.next()
         const payload = await seal(plaintext, {
             key: this.up.key,
@@ -150,7 +153,7 @@ export class SecureUplink implements ReadingSink {
             contextIv: this.up.contextIv,
         })
         const droppedBefore = this.queue.dropped
-        await this.queue.push({ topic, payload })
+        await this.queue.push({ topic, payload }, durable)
         if (this.queue.dropped > droppedBefore && this.queue.dropped % 100 === 1)
             await this.options.events.record("queue-overflow", `queue full: ${this.queue.dropped} dropped`)
         console.log(`uplink: sealed ${topic} #${counter}, ${payload.length} B, queue ${this.queue.size()}`)

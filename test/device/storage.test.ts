@@ -25,6 +25,8 @@ const EVERY_KEY: { [name in keyof typeof SettingKey]: (typeof SettingKey)[name] 
     SlotA: SettingKey.SlotA,
     SlotB: SettingKey.SlotB,
     UpdateState: SettingKey.UpdateState,
+    TrustRoot: SettingKey.TrustRoot,
+    KeyList: SettingKey.KeyList,
     UpdateService: SettingKey.UpdateService,
     WsskKeyHeldFor: SettingKey.WsskKeyHeldFor,
     SensorIntervals: SettingKey.SensorIntervals,
@@ -43,7 +45,7 @@ function values(table: any): string[] {
 describe("settings store", () => {
     test("every key fits the store and no two concerns share one", () => {
         const keys = values(EVERY_KEY)
-        expect(keys.length).toBe(13)
+        expect(keys.length).toBe(15)
         for (const key of keys) {
             expect(key.length >= 1 && key.length <= MAX_KEY_LENGTH).toBe(true)
             expect(keys.indexOf(key) === keys.lastIndexOf(key)).toBe(true)

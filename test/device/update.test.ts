@@ -1,6 +1,6 @@
 import { describe, expect, test } from "@devicescript/test"
 import { digest } from "@devicescript/crypto"
-import { CborMap, encodeCbor } from "../../src/codec/cbor"
+import { CborMap, CborValue, encodeCbor } from "../../src/codec/cbor"
 import { readBytes, SettingKey, writeBytes } from "../../src/storage/settings"
 import {
     checkManifestPolicy,
@@ -22,7 +22,8 @@ import {
     SLH_PK_BYTES,
     SLH_SIG_BYTES,
 } from "../../src/update/slh-dsa"
-import { decideAtBoot, MAX_TRIAL_BOOTS, SlotRecordError, SlotStore, UpdatePhase, UpdateState } from "../../src/update/slots"
+import { decideAtBoot, MAX_TRIAL_BOOTS, SlotStore, UpdatePhase, UpdateState } from "../../src/update/slots"
+import { decodeTrust } from "../../src/update/trust"
 import { asyncRefusal, thrown } from "./support"
 
 function manifest(sequence: number, image: string): FirmwareManifest {
@@ -35,7 +36,7 @@ function reason(f: () => void): string {
 }
 
 function state(phase: UpdatePhase, trialBoots = 0): UpdateState {
-    return { phase, securityCounter: 1, trialBoots, refused: 0 }
+    return { phase, securityCounter: 1, trialBoots }
 }
 
 const A = manifest(1, "v1")
@@ -77,6 +78,40 @@ describe("firmware manifest", () => {
     })
 })
 
+describe("root documents and key lists", () => {
+    const k1 = digest("sha256", Buffer.from("k1"))
+    const k2 = digest("sha256", Buffer.from("k2"))
+    const k3 = digest("sha256", Buffer.from("k3"))
+    const k4 = digest("sha256", Buffer.from("k4"))
+    test("are read as the owner's tools write them", () => {
+        const root = decodeTrust(encodeCbor(["root", 2, 2, k1, k2, k3]), "root")
+        expect(root.version).toBe(2)
+        expect(root.n).toBe(2)
+        expect(root.keys.length).toBe(3)
+        expect(root.keys[2].toString("hex")).toBe(k3.toString("hex"))
+        const list = decodeTrust(encodeCbor(["keys", 4294967295, 7, k4]), "keys")
+        expect(list.version).toBe(4294967295)
+        expect(list.n).toBe(7)
+    })
+    test("refuse what the tools refuse (devs/updates/trust.ts)", () => {
+        const refused: [string, CborValue[]][] = [
+            ["root", ["keys", 1, 1, k1]],
+            ["keys", ["keys", 3, 1]],
+            ["keys", ["keys", 3, 1, k1, k2, k3, k4]],
+            ["keys", ["keys", 3, 1, k1, k2, k1]],
+            ["keys", ["keys", 3, 1, k1.slice(0, 31)]],
+            ["keys", ["keys", 1.5, 1, k1]],
+            ["keys", ["keys", 4294967296, 1, k1]],
+            ["keys", ["keys", 0, 1, k1]],
+            ["keys", ["keys", 3, 2.5, k1]],
+            ["keys", ["keys", "3", 1, k1]],
+            ["root", ["root", 1, 3, k1, k2]],
+            ["root", ["root", 1, 0, k1]],
+        ]
+        refused.forEach(c => expect(reason(() => decodeTrust(encodeCbor(c[1]), c[0]))).toBe("malformed"))
+    })
+})
+
 describe("SLH-DSA-SHA2-128s parameters", () => {
     test("the sizes computed from the FIPS 205 Table 2 row are the table's", () => {
         expect(SLH_H_PRIME * SLH_D).toBe(SLH_H)
@@ -96,7 +131,7 @@ describe("slot records", () => {
     test("write and read back slots and state", async () => {
         await store.writeSlot(SettingKey.SlotA, A)
         await store.writeSlot(SettingKey.SlotB, B)
-        await store.writeState({ phase: UpdatePhase.Trial, securityCounter: 1, trialBoots: 2, refused: 0 })
+        await store.writeState({ phase: UpdatePhase.Trial, securityCounter: 1, trialBoots: 2 })
         expect((await store.readSlot(SettingKey.SlotA)).sequence).toBe(1)
         expect((await store.readSlot(SettingKey.SlotB)).sequence).toBe(2)
         const s = await store.readState()
@@ -107,17 +142,17 @@ describe("slot records", () => {
         const bad = (await readBytes(SettingKey.SlotB)).slice(0)
         bad[10] = bad[10] ^ 1
         await writeBytes(SettingKey.SlotB, bad)
-        const refusal = await asyncRefusal(SlotRecordError, async () => await store.readSlot(SettingKey.SlotB))
+        const refusal = await asyncRefusal(ManifestError, async () => await store.readSlot(SettingKey.SlotB))
         expect(refusal).toBe(`${SettingKey.SlotB}: record fails its check`)
     })
     test("a record moved to another key is detected (slot A's bytes under slot B)", async () => {
         await writeBytes(SettingKey.SlotB, await readBytes(SettingKey.SlotA))
-        const refusal = await asyncRefusal(SlotRecordError, async () => await store.readSlot(SettingKey.SlotB))
+        const refusal = await asyncRefusal(ManifestError, async () => await store.readSlot(SettingKey.SlotB))
         expect(refusal).toBe(`${SettingKey.SlotB}: record fails its check`)
     })
     test("another device's key does not accept the records", async () => {
         const other = new SlotStore(secret, "ffeeddccbbaa99887766554433221100")
-        const refusal = await asyncRefusal(SlotRecordError, async () => await other.readState())
+        const refusal = await asyncRefusal(ManifestError, async () => await other.readState())
         expect(refusal).toBe(`${SettingKey.UpdateState}: record fails its check`)
     })
 })

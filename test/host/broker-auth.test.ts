@@ -25,7 +25,6 @@ import { makeHostDevice, type HostDevice } from "../../devs/sim/host-device.ts"
 import { until } from "../../devs/sim/until.ts"
 import { startClusterStack, type ClusterStack } from "../../devs/stack/cluster.ts"
 import { ensureClientCertificate } from "../../devs/stack/pki.ts"
-import { generateSigningKey } from "../../devs/updates/signing-key.ts"
 import { ownerSession } from "./support/owner.ts"
 
 const dir = mkdtempSync(join(tmpdir(), "broker-auth-"))
@@ -42,7 +41,7 @@ let bob: { username: string; password: string }
 const ownerPasswords = new Map<string, Buffer>()
 
 before(async () => {
-    stack = await startClusterStack({ dir, nodes: 1, brokerTokenTtlMs: TTL_MS, signingKeys: [generateSigningKey().publicKey] })
+    stack = await startClusterStack({ dir, nodes: 1, brokerTokenTtlMs: TTL_MS })
     ca = readFileSync(stack.pki.caCert)
     registry = httpsTransport(`https://localhost:${stack.registryPort}`, ca)
     for (const name of ["alice", "bob"]) ownerPasswords.set(name, (await ownerSession(registry, name)).password)

@@ -15,7 +15,8 @@ import { after, describe, test } from "node:test"
 import { freePort } from "../../devs/net/ports.ts"
 import { PROJECT_ROOT } from "../../devs/project.ts"
 import { MAX_IMAGE_BYTES } from "../../devs/updates/manifest.ts"
-import { generateSigningKey, saveSigningKey } from "../../devs/updates/signing-key.ts"
+import { generateSigningKey } from "../../devs/updates/cose-sign1.ts"
+import { saveKey } from "../../devs/updates/keyring.ts"
 
 const dir = mkdtempSync(join(tmpdir(), "cli-test-"))
 after(() => rmSync(dir, { recursive: true, force: true }))
@@ -92,7 +93,7 @@ describe("the programs in devs/bin", () => {
 
     test("missing and malformed arguments are one line each, exit 2", async () => {
         const id = "0123456789abcdef0123456789abcdef"
-        const COMMANDS = "interval <sensor> <ms> | events | state | update-check"
+        const COMMANDS = "interval <sensor> <ms> | update <sha256> <sequence> | events | state | update-check"
         const cases: [string, string[], string][] = [
             ["claim", ["--id", id], "missing --code <CLAIM-CODE>"],
             ["claim", ["--id", "42", "--code", "X"], '--id "42" is not a device id (32 lower-case hex digits)'],
@@ -100,6 +101,12 @@ describe("the programs in devs/bin", () => {
             ["command", ["--id", id, "reboot"], `unknown command reboot: ${COMMANDS}`],
             ["command", ["--id", id, "interval", "shtc3", "5"], "interval needs ms, a whole number 100..86400000"],
             ["command", ["--id", id, "state", "now"], "state takes no arguments"],
+            ["command", ["--id", id, "update", "ab", "2"], "update needs the image's <sha256> (64 hex digits) and its <sequence>"],
+            [
+                "command",
+                ["--id", id, "update", "a".repeat(64), "0"],
+                "update needs the image's <sha256> (64 hex digits) and its <sequence>",
+            ],
             ["owner", ["--listen", "0.0.0.0:8080"], "--listen 0.0.0.0 is not loopback: serve it with --tls-cert and --tls-key"],
             ["owner", ["--listen", "nowhere"], '--listen must be host:port, not "nowhere"'],
             ["owner", ["--name", "a b"], "--name must be 1..64 of A-Z a-z 0-9 . _ @ -"],
@@ -108,6 +115,13 @@ describe("the programs in devs/bin", () => {
             ["owner-import", ["--passphrase-file", "p"], "missing <export file>"],
             ["migrate-keystore", [], "missing <keystore.json>"],
             ["bridge", [], "missing --local <mqtt url>"],
+            ["keys", ["rotate-key"], "unknown command rotate-key: status | rotate | revoke <kid> | rotate-root | publish"],
+            ["keys", ["revoke"], "revoke needs the key id of a release key"],
+            ["keys", ["revoke", "xyz"], "xyz is not a key id (16 hex digits)"],
+            ["keys", ["rotate", "extra"], "rotate takes no argument"],
+            ["keys", ["rotate-root", "--roots", "4"], "--roots must be 1..3 (a device keeps its root in one setting)"],
+            ["keys", ["rotate-root", "--threshold", "4"], "--threshold must be 1..3"],
+            ["keygen", ["--roots", "0"], "--roots must be 1..3 (a device keeps its root in one setting)"],
             ["sign", ["image.devs", "--sequence", "two"], '--sequence must be a whole number up to 4294967295, not "two"'],
             ["sign", ["--sequence", "2"], "missing <image.devs>"],
             ["sign", ["image.devs", "--sequence", "2", "--min-sequence", "3"], "--min-sequence 3 must be below --sequence 2"],
@@ -139,7 +153,7 @@ describe("the programs in devs/bin", () => {
 
     test("sign refuses an image over what the device takes before it signs anything, exit 2", async () => {
         const keyPath = join(dir, "signing.json")
-        saveSigningKey(generateSigningKey(), keyPath)
+        saveKey(generateSigningKey(), keyPath)
         const big = join(dir, "big.devs")
         writeFileSync(big, Buffer.alloc(MAX_IMAGE_BYTES + 32))
         const { code, stderr } = await run("sign", [big, "--sequence", "2", "--key", keyPath])

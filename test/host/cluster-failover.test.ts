@@ -16,7 +16,6 @@ import { after, before, describe, test } from "node:test"
 import { SimulatedDevice } from "../../devs/sim/simulated-device.ts"
 import { until } from "../../devs/sim/until.ts"
 import { startClusterStack, type ClusterStack } from "../../devs/stack/cluster.ts"
-import { generateSigningKey } from "../../devs/updates/signing-key.ts"
 
 const dir = mkdtempSync(join(tmpdir(), "cluster-failover-"))
 const transcript: string[] = []
@@ -26,7 +25,6 @@ before(async () => {
     stack = await startClusterStack({
         dir,
         nodes: 3,
-        signingKeys: [generateSigningKey().publicKey],
         onLog: (s, l) => transcript.push(`${s} ${l}`),
     })
 })

@@ -2,15 +2,16 @@
  * The owner service over HTTP, on a local stack: the console's login
  * (limited and logged), its session cookie and CSRF token, the API token of
  * the CLIs, the first-run setup link, claims, readings and the event stream,
- * commands with counters that only go up, TLS off loopback; and that no key,
- * password, token or claim code is in any log line, page or API answer of the run.
+ * commands with counters that only go up, a named release and the device's
+ * update reports, TLS off loopback; and that no key, password, token or claim
+ * code is in any log line, page or API answer of the run.
  */
 import assert from "node:assert/strict"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
-import { encode } from "cbor2"
+import { decode, encode } from "cbor2"
 import { OwnerApi, type StreamEvent } from "../../devs/owner/api-client.ts"
 import { channelKeys } from "../../devs/owner/keys.ts"
 import { buildOwnerHttp } from "../../devs/owner/http.ts"
@@ -226,6 +227,66 @@ describe("owner service over HTTP", () => {
         assert.deepEqual(
             [shown.firmware, shown.sequence, shown.update, shown.queued, shown.dropped],
             ["0102030405060708", 7, "trial", 2, 1]
+        )
+        abort.abort()
+        await streaming
+    })
+
+    test("the owner names a release: the digest leaves as 32 bytes, and the device's sealed report is its latest step", async () => {
+        const d = await claimedDevice()
+        const api = new OwnerApi(o.owner.url, o.token)
+        const events: StreamEvent[] = []
+        const abort = new AbortController()
+        const streaming = api.stream(e => events.push(e), abort.signal)
+        await until("the stream to open", () => o.owner.service.listenerCount("update") > 0)
+        const downs: Buffer[] = []
+        await d.client.subscribeAsync(`things/${d.id}/down/cmd`, { qos: 1 })
+        d.client.on("message", (_t, p) => downs.push(Buffer.from(p)))
+        const digest = "5a".repeat(32)
+        for (const [body, error] of [
+            [{ cmd: "update", digest: "5a".repeat(31), sequence: 3 }, "update needs the image's digest, 64 hex digits"],
+            [{ cmd: "update", digest: digest.toUpperCase(), sequence: 3 }, "update needs the image's digest, 64 hex digits"],
+            [{ cmd: "update", digest, sequence: 0 }, "update needs the release's sequence, a whole number 1..4294967295"],
+            [{ cmd: "update", digest, sequence: 2 ** 32 }, "update needs the release's sequence, a whole number 1..4294967295"],
+            [{ cmd: "update", digest }, "update needs the release's sequence, a whole number 1..4294967295"],
+        ] as const) {
+            const res = await http("POST", `/api/devices/${d.id}/commands`, { token: o.token, json: body })
+            assert.deepEqual([res.status, res.json().error], [400, error])
+        }
+        const sent = await api.call<{ counter: number }>("POST", `/api/devices/${d.id}/commands`, { cmd: "update", digest, sequence: 3 })
+        await until("the command at the device", () => downs.length === 1)
+        const { openEncrypt0 } = await import("../../devs/owner/encrypt0.ts")
+        const opened = openEncrypt0(downs[0], channelKeys(d.root, d.id, "down"), Buffer.from(`things/${d.id}/down/cmd`))
+        // as the firmware parses it (src/uplink/downlink.ts): a map of text keys, the digest a byte string
+        const command = decode(opened.plaintext, { preferMap: true }) as Map<string, unknown>
+        assert.deepEqual([...command.keys()].sort(), ["cmd", "digest", "sequence"])
+        assert.equal(command.get("cmd"), "update")
+        assert.ok(command.get("digest") instanceof Uint8Array)
+        assert.equal(Buffer.from(command.get("digest") as Uint8Array).toString("hex"), digest)
+        assert.equal(command.get("sequence"), 3)
+        assert.ok(sent.counter >= 1)
+        // the device reports its steps; the list shows the latest, and the stream tells each
+        const report = (counter: number, step: string, reason?: string) =>
+            d.seal(
+                "update",
+                encode(
+                    new Map<string, unknown>([
+                        ["digest", new Uint8Array(Buffer.from(digest, "hex"))],
+                        ["sequence", 3],
+                        ["step", step],
+                        ...(reason ? [["reason", reason] as [string, unknown]] : []),
+                    ])
+                ),
+                counter
+            )
+        await d.client.publishAsync(`things/${d.id}/up/update`, await report(1, "approved"), { qos: 1 })
+        await d.client.publishAsync(`things/${d.id}/up/update`, await report(2, "refused", "signers: too few signatures"), { qos: 1 })
+        await until("two update events", () => events.filter(e => e.event === "update").length === 2)
+        type Summary = { id: string; lastUpdate: { digest: string; sequence: number; step: string; reason?: string } | null }
+        const shown = (await api.call<{ devices: Summary[] }>("GET", "/api/devices")).devices.find(x => x.id === d.id)!
+        assert.deepEqual(
+            [shown.lastUpdate?.digest, shown.lastUpdate?.sequence, shown.lastUpdate?.step, shown.lastUpdate?.reason],
+            [digest, 3, "refused", "signers: too few signatures"]
         )
         abort.abort()
         await streaming

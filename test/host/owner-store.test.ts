@@ -1,7 +1,8 @@
 /**
  * The owner store: down counters reserved in blocks (two processes never
  * send the same counter, a killed one never has its counters reused), replay
- * windows stored with the content that moved them, file modes, the encrypted
+ * windows stored with the content that moved them, each device's latest update
+ * step, file modes, the encrypted
  * export and its import elsewhere, and the migration of a keystore of the
  * CLIs before the owner service.
  */
@@ -16,6 +17,7 @@ import { ExportError, exportStore, IMPORT_COUNTER_JUMP, importStore } from "../.
 import { LEGACY_LOGIN_SETTING, MIGRATION_COUNTER_JUMP, migrateKeystore, MigrationError } from "../../devs/owner/keystore-migration.ts"
 import { DOWN_COUNTER_BLOCK } from "../../devs/owner/service.ts"
 import { OwnerStore } from "../../devs/owner/store.ts"
+import type { UpdateStep } from "../../devs/owner/update-report.ts"
 import { ReplayWindow, type Verified } from "../../devs/owner/verifier.ts"
 import { PROJECT_ROOT } from "../../devs/project.ts"
 
@@ -125,6 +127,44 @@ describe("owner store", () => {
         assert.equal(store.deleteReadingsBefore(999_000), 0)
         assert.equal(store.deleteReadingsBefore(999_001), 3)
         assert.equal(store.readings(id).length, 0)
+        store.close()
+    })
+
+    test("each device's update steps are kept: the latest is the highest counter, a late copy does not hide it", () => {
+        const { store, ids } = newStore("update-steps")
+        const [id] = ids
+        const digest = randomBytes(32).toString("hex")
+        const step = (counter: number, s: UpdateStep, reason?: string): { message: Verified; receivedAt: number } => ({
+            message: { deviceId: id, counter, kind: "update", report: { digest, sequence: 8, step: s, ...(reason ? { reason } : {}) } },
+            receivedAt: 1000 + counter,
+        })
+        assert.equal(store.updateReport(id), undefined)
+        store.commitIngest({ verified: [step(4, "approved"), step(6, "trial")], rejections: [], windows: new Map() })
+        assert.deepEqual(store.updateReport(id), { counter: 6, digest, sequence: 8, step: "trial", receivedAt: 1006 })
+        // the approval again (a copy the device's flash queue sent after a power cut), then the confirmation
+        store.commitIngest({ verified: [step(4, "approved")], rejections: [], windows: new Map() })
+        assert.equal(store.updateReport(id)?.step, "trial")
+        store.commitIngest({ verified: [step(9, "rolled-back", "the previous image runs again")], rejections: [], windows: new Map() })
+        assert.deepEqual(store.updateReport(id), {
+            counter: 9,
+            digest,
+            sequence: 8,
+            step: "rolled-back",
+            reason: "the previous image runs again",
+            receivedAt: 1009,
+        })
+        // the history keeps each step once, newest first (the rollouts read it)
+        assert.deepEqual(
+            store.updateReports(id).map(r => [r.counter, r.step]),
+            [
+                [9, "rolled-back"],
+                [6, "trial"],
+                [4, "approved"],
+            ]
+        )
+        // it goes with the device
+        assert.equal(store.removeDevice(id), true)
+        assert.equal(store.updateReport(id), undefined)
         store.close()
     })
 

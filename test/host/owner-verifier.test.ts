@@ -180,6 +180,44 @@ describe("the uplink verifier", () => {
         assert.equal(JSON.stringify(m.kind === "state" && m.state), '{"uptime":1099511627776,"digest":"abcd","intervals":{"shtc3":7000}}')
     })
 
+    test("an update report is read with its fields; any other shape of it is content, and moves no window", async () => {
+        const { v, device } = verifier()
+        const t = `things/${id}/up/update`
+        const digest = randomBytes(32)
+        const report = (fields: [string, unknown][]) => Buffer.from(encode(new Map(fields)))
+        const fields: [string, unknown][] = [
+            ["digest", new Uint8Array(digest)],
+            ["sequence", 8],
+            ["step", "refused"],
+            ["reason", "rollback: sequence 1 is not above the security counter 8"],
+        ]
+        const bad: [string, [string, unknown][]][] = [
+            ["a 31-byte digest", [["digest", new Uint8Array(31)], ...fields.slice(1)]],
+            ["a digest as text", [["digest", digest.toString("hex")], ...fields.slice(1)]],
+            ["a negative sequence", [fields[0], ["sequence", -1], ...fields.slice(2)]],
+            ["a fractional sequence", [fields[0], ["sequence", 1.5], ...fields.slice(2)]],
+            ["an unknown step", [...fields.slice(0, 2), ["step", "installed"]]],
+            ["no step", fields.slice(0, 2)],
+            ["a reason of 65 characters", [...fields.slice(0, 3), ["reason", "x".repeat(65)]]],
+            ["a field it should not have", [...fields, ["extra", 1]]],
+            ["a number as key", [...fields.slice(0, 3), [7 as unknown as string, 1]]],
+        ]
+        let counter = 1
+        for (const [what, f] of bad) assert.equal(outcome(v, t, await seal(report(f), counter++, t)), RejectReason.Content, what)
+        assert.equal(outcome(v, t, await seal(Buffer.from(encode(["refused"])), counter++, t)), RejectReason.Content, "not a map")
+        assert.equal(device.window.highest, -1)
+        const m = v.verify(t, await seal(report(fields), counter, t))
+        assert.deepEqual(m.kind === "update" && m.report, {
+            digest: digest.toString("hex"),
+            sequence: 8,
+            step: "refused",
+            reason: "rollback: sequence 1 is not above the security counter 8",
+        })
+        assert.equal(device.window.highest, counter)
+        // under another topic's AAD it does not open: a report cannot pass for a reading or back
+        assert.equal(outcome(v, topic, await seal(report(fields), counter + 1, t)), RejectReason.Forged)
+    })
+
     test("kid, topic, key and counter: each mismatch has its reason", async () => {
         const { v } = verifier()
         const readings = Buffer.from(

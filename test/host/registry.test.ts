@@ -167,6 +167,18 @@ function suite(backend: StoreBackend) {
             assert.ok(creds.password.length >= 32)
         })
 
+        test("a login that carries a report (the updater's) grants no broker password: the MQTT session's stays valid", async () => {
+            const { broker, t } = await setup("report-login")
+            const { device, enrollment } = await makeHostDevice()
+            await enroll(t, enrollment)
+            await claim(t, device.id, claimProof(device.claimCode), (await ownerSession(t, "alice")).token)
+            const mqtt = (await login(t, device.id, device.password)).body.broker as { password: string }
+            const updater = await login(t, device.id, device.password, { update: { confirm: "00".repeat(32) } })
+            assert.equal(updater.status, 200)
+            assert.equal(updater.body.broker, undefined)
+            assert.equal(broker.logins.get(device.id), mqtt.password)
+        })
+
         test("broker credentials are revoked at expiry; a new login issues a different password", async () => {
             const { broker, registry, t, advance } = await setup("expiry")
             const { device, enrollment } = await makeHostDevice()
@@ -422,10 +434,11 @@ function suite(backend: StoreBackend) {
             })
 
         test("schema migrations run once and are recorded", async () => {
-            // numbered 1..N with no gaps: 3 added the update service's tables, 4 the owner accounts, 5 what registries share
+            // numbered 1..N with no gaps: 3 added the update service's tables, 4 the owner accounts, 5 what registries share,
+            // 6 the roots and key lists
             assert.deepEqual(
                 MIGRATIONS.map(m => m.version),
-                [1, 2, 3, 4, 5]
+                [1, 2, 3, 4, 5, 6]
             )
             const latest = MIGRATIONS[MIGRATIONS.length - 1].version
             // two opening at once (two registries starting together) migrate once between them

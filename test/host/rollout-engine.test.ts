@@ -23,7 +23,7 @@ import {
     type StagePlan,
 } from "../../devs/owner/rollout/engine.ts"
 import { OwnerStore } from "../../devs/owner/store.ts"
-import type { UpdateReport } from "../../devs/owner/verifier.ts"
+import type { UpdateReport } from "../../devs/owner/update-report.ts"
 
 const DIGEST = "ab".repeat(32)
 const RELEASE = { digest: DIGEST, sequence: 7 }

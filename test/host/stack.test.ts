@@ -27,7 +27,6 @@ import { claimProof } from "../../devs/owner/keys.ts"
 import { claim, enroll, httpsTransport, login } from "../../devs/registry/client.ts"
 import { makeHostDevice } from "../../devs/sim/host-device.ts"
 import { startLocalStack, type LocalStack } from "../../devs/stack/local.ts"
-import { generateSigningKey } from "../../devs/updates/signing-key.ts"
 import { ownerSession } from "./support/owner.ts"
 
 const root = mkdtempSync(join(tmpdir(), "stack-test-"))
@@ -47,7 +46,6 @@ before(async () => {
         registryPort: await freePort(),
         brokerPort: await freePort(),
         updatesPort: await freePort(),
-        signingKeys: [generateSigningKey().publicKey],
         onLog: () => {},
     })
     ca = readFileSync(stack.pki.caCert)

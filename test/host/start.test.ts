@@ -9,7 +9,7 @@
  * process it started is left. `npm run reset-device` factory-resets the
  * simulated device through the running npm start (a new identity, claimed
  * again, the old one forgotten), and without it deletes the flash itself; the
- * signing key stays.
+ * firmware keys stay.
  */
 import assert from "node:assert/strict"
 import { spawn, type ChildProcess } from "node:child_process"
@@ -189,6 +189,11 @@ describe("npm start", () => {
         assert.equal(offline.code, 0, offline.output)
         assert.match(offline.output, /^wiped .*sim\.bin: the next npm start boots a new device/)
         assert.equal(existsSync(join(state, "sim", ".devicescript", "flash", "sim.bin")), false)
-        assert.ok(existsSync(join(PROJECT_ROOT, "var", "keys", "firmware-signing.json")), "the signing key stays")
+        const keys = join(PROJECT_ROOT, "var", "keys")
+        assert.ok(existsSync(join(keys, "trust", "root-1.cbor")), "the firmware root stays")
+        assert.ok(
+            readdirSync(keys).some(f => /^release-[0-9a-f]{16}\.json$/.test(f)),
+            "the release key stays"
+        )
     })
 })

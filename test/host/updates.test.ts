@@ -1,6 +1,7 @@
 /**
  * The update service's side, in-process: signed manifests (SLH-DSA via
- * @noble/post-quantum, COSE_Sign1 read back with cbor2), the key vault, and
+ * @noble/post-quantum, COSE_Sign1 read back with cbor2), the owner's keyring
+ * through rotations of its release key and its root, the key vault, and
  * the service's decisions through the registry's authenticated reports: what
  * it deploys, when it rolls back, what it refuses. The deploy target here
  * records calls; test/host/ota.test.ts runs the same service against the
@@ -14,27 +15,43 @@ import { after, describe, test } from "node:test"
 import { decode, encode, Tag } from "cbor2"
 import { Registry } from "../../devs/registry/app.ts"
 import { enroll, inProcessTransport, login } from "../../devs/registry/client.ts"
+import type { RegistryStore } from "../../devs/registry/store.ts"
 import { makeHostDevice } from "../../devs/sim/host-device.ts"
 import { PROJECT_ROOT } from "../../devs/project.ts"
 import { KeyVault } from "../../devs/updates/key-vault.ts"
+import { bstr, generateSigningKey, keyId, verifyCose } from "../../devs/updates/cose-sign1.ts"
 import {
-    bstr,
     CLASS_ID,
     ManifestError,
     manifestFor,
     MAX_IMAGE_BYTES,
+    readSignedManifest,
     signManifest,
     VENDOR_ID,
-    verifySignedManifest,
 } from "../../devs/updates/manifest.ts"
 import { UpdateService, type DeployTarget } from "../../devs/updates/service.ts"
-import { generateSigningKey } from "../../devs/updates/signing-key.ts"
+import { testKeyring, trustAll } from "./support/keyring.ts"
 import { ManualClock } from "./support/clock.ts"
 import { storeBackends, type StoreBackend } from "./support/stores.ts"
 import { sha256Hex } from "./support/digest.ts"
 
-const key = generateSigningKey()
+const { keyring, release: key, remove } = testKeyring()
+after(remove)
 const otherKey = generateSigningKey()
+
+/** A verified manifest, or a ManifestError: the signature by `publicKey`, then what the manifest says. */
+function verifySignedManifest(signed: Buffer, publicKey: Uint8Array) {
+    const { parts, manifest } = readSignedManifest(signed)
+    if (!verifyCose(parts, publicKey)) throw new ManifestError("signature does not verify")
+    return manifest
+}
+
+/** An update service on `store` that holds the test keyring's root and key list. */
+async function serviceOn(store: RegistryStore, options: Partial<ConstructorParameters<typeof UpdateService>[0]> = {}) {
+    const service = new UpdateService({ store, vault: KeyVault.ephemeral(), event: () => {}, ...options })
+    await trustAll(service, keyring)
+    return service
+}
 const image = (n: number) => Buffer.concat([Buffer.from(`image ${n} `), randomBytes(32 * 8)]).subarray(0, 32 * 8)
 
 describe("signed manifests", () => {
@@ -47,13 +64,16 @@ describe("signed manifests", () => {
         assert.equal(CLASS_ID[8] >> 6, 2)
     })
 
-    test("a signed manifest is a COSE_Sign1 naming SLH-DSA-SHA2-128s, and verifies", () => {
+    test("a signed manifest is a COSE_Sign1 naming SLH-DSA-SHA2-128s and its signer's kid, and verifies", () => {
         const img = image(1)
-        const signed = signManifest(manifestFor(img, 7), key.secretKey, key.publicKey)
+        const signed = signManifest(manifestFor(img, 7), key)
         const cose = decode(signed) as Tag
         assert.equal(Number(cose.tag), 18)
         const [prot, , , sig] = cose.contents as Uint8Array[]
-        assert.equal((decode(prot) as Map<number, string>).get(1), "SLH-DSA-SHA2-128s")
+        const header = decode(prot) as Map<number, unknown>
+        assert.equal(header.get(1), "SLH-DSA-SHA2-128s")
+        assert.deepEqual(Buffer.from(header.get(4) as Uint8Array), keyId(key.publicKey))
+        assert.equal(header.size, 2)
         assert.equal(sig.length, 7856)
         const m = verifySignedManifest(signed, key.publicKey)
         assert.equal(m.sequence, 7)
@@ -62,7 +82,7 @@ describe("signed manifests", () => {
     })
 
     test("wrong key, altered payload, altered signature and another algorithm are refused", () => {
-        const signed = signManifest(manifestFor(image(2), 3), key.secretKey, key.publicKey)
+        const signed = signManifest(manifestFor(image(2), 3), key)
         assert.throws(() => verifySignedManifest(signed, otherKey.publicKey), ManifestError)
         const cose = decode(signed) as Tag
         const [prot, unprot, payload, sig] = cose.contents as [Uint8Array, Map<number, unknown>, Uint8Array, Uint8Array]
@@ -112,15 +132,15 @@ class RecordingTarget implements DeployTarget {
 // signing takes ~2 s each: one v1 and one v2 for every service test
 const V1 = image(1)
 const V2 = image(2)
-const SIGNED_V1 = signManifest(manifestFor(V1, 1), key.secretKey, key.publicKey)
-const SIGNED_V2 = signManifest(manifestFor(V2, 2), key.secretKey, key.publicKey)
+const SIGNED_V1 = signManifest(manifestFor(V1, 1), key)
+const SIGNED_V2 = signManifest(manifestFor(V2, 2), key)
 const OTHER_V2 = image(3)
-const SIGNED_OTHER_V2 = signManifest(manifestFor(OTHER_V2, 2), key.secretKey, key.publicKey)
+const SIGNED_OTHER_V2 = signManifest(manifestFor(OTHER_V2, 2), key)
 
 /** Signed once, for the suite on each store (SLH-DSA signing takes seconds). */
 const V5 = image(5)
-const SIGNED_V5 = signManifest(manifestFor(V5, 5), key.secretKey, key.publicKey)
-const SIGNED_V5_BY_OTHER = signManifest(manifestFor(V5, 5), otherKey.secretKey, otherKey.publicKey)
+const SIGNED_V5 = signManifest(manifestFor(V5, 5), key)
+const SIGNED_V5_BY_OTHER = signManifest(manifestFor(V5, 5), otherKey)
 
 for (const backend of storeBackends()) {
     after(() => backend.close())
@@ -136,15 +156,7 @@ function updateServiceSuite(backend: StoreBackend) {
         const clock = new ManualClock()
         const events: string[] = []
         const store = await freshStore()
-        const vault = KeyVault.ephemeral()
-        const service = new UpdateService({
-            store,
-            vault,
-            signingKeys: [key.publicKey],
-            trialDeadlineMs: 60_000,
-            clock: clock.now,
-            event: kind => events.push(kind),
-        })
+        const service = await serviceOn(store, { trialDeadlineMs: 60_000, clock: clock.now, event: kind => events.push(kind) })
         const registry = new Registry({
             store,
             clock: clock.now,
@@ -162,63 +174,97 @@ function updateServiceSuite(backend: StoreBackend) {
         return { store, service, registry, t, device, v1, v2, report, events, advance: (ms: number) => clock.advance(ms) }
     }
 
+    describe(`the owner's keyring on ${backend.name}`, () => {
+        test("a release key rotated and revoked, then the root replaced: the chain, the signers and the service follow", async () => {
+            const own = testKeyring()
+            try {
+                const store = await freshStore()
+                const service = new UpdateService({ store, vault: KeyVault.ephemeral(), event: () => {} })
+                await trustAll(service, own.keyring)
+                const first = own.keyring.releaseKey()
+                const { key: second } = own.keyring.rotateReleaseKey(own.keyring.rootSigners(), true)
+                own.keyring.revokeReleaseKey(keyId(first.publicKey).toString("hex"), own.keyring.rootSigners())
+                await trustAll(service, own.keyring)
+                assert.deepEqual(await service.trustVersions(), { root: 1, keyList: 3 })
+                const img = image(3)
+                await assert.rejects(
+                    service.publish(signManifest(manifestFor(img, 3), first), img),
+                    /not a release key of the current key list/
+                )
+                const oldSigners = own.keyring.rootSigners()
+                const [root, list] = own.keyring.rotateRoot(oldSigners)
+                assert.deepEqual([root.version, list.version], [2, 4])
+                // the chain walks every root, then the key lists of the newest: the old root's keys sign no more
+                const chain = own.keyring.chain()
+                assert.deepEqual([chain.root?.version, chain.keyList?.version, chain.keyList?.rootVersion], [2, 4, 2])
+                const newSigners = own.keyring.rootSigners()
+                assert.equal(newSigners.length, 2)
+                for (const k of newSigners) assert.ok(!oldSigners.some(o => Buffer.from(o.publicKey).equals(Buffer.from(k.publicKey))))
+                assert.equal(Buffer.from(own.keyring.releaseKey().publicKey).toString("hex"), Buffer.from(second.publicKey).toString("hex"))
+                await trustAll(service, own.keyring)
+                assert.deepEqual(await service.trustVersions(), { root: 2, keyList: 4 })
+                await service.publish(signManifest(manifestFor(img, 3), own.keyring.releaseKey()), img)
+            } finally {
+                own.remove()
+            }
+        })
+    })
+
     describe(`update service on ${backend.name}`, () => {
-        test("publication needs the owner's signature and the exact image", async () => {
+        test("publication needs a release key of the current key list and the exact image", async () => {
             const store = await freshStore()
-            const service = new UpdateService({ store, vault: KeyVault.ephemeral(), signingKeys: [key.publicKey], event: () => {} })
-            const img = V5
-            await assert.rejects(async () => service.publish(SIGNED_V5_BY_OTHER, img), ManifestError)
-            const other = Buffer.from(img)
+            // before the owner's root and key list reach the service, no key signs for it
+            const bare = new UpdateService({ store, vault: KeyVault.ephemeral(), event: () => {} })
+            await assert.rejects(bare.publish(SIGNED_V5, V5), /not a release key of the current key list/)
+            const service = await serviceOn(store)
+            await assert.rejects(service.publish(SIGNED_V5_BY_OTHER, V5), /not a release key of the current key list/)
+            const other = Buffer.from(V5)
             other[0] ^= 1
-            await assert.rejects(async () => service.publish(SIGNED_V5, other), /does not match/)
-            await service.publish(SIGNED_V5, img)
+            await assert.rejects(service.publish(SIGNED_V5, other), /does not match/)
+            await service.publish(SIGNED_V5, V5)
             assert.equal((await store.latestFirmwareImage(CLASS_ID.toString("hex")))?.sequence, 5)
         })
 
-        test("a second image with the sequence of a published one is refused; the first stays the one offered", async () => {
+        test("a second image with the sequence of a published one is refused; the first stays the one served", async () => {
             const store = await freshStore()
-            const service = new UpdateService({ store, vault: KeyVault.ephemeral(), signingKeys: [key.publicKey], event: () => {} })
+            const service = await serviceOn(store)
             await service.publish(SIGNED_V2, V2)
-            await assert.rejects(async () => service.publish(SIGNED_OTHER_V2, OTHER_V2), /sequence 2 is already published/)
-            await assert.rejects(async () => service.publish(SIGNED_V2, V2), /already published/)
-            assert.deepEqual(await service.latestSignedManifest(CLASS_ID.toString("hex")), SIGNED_V2)
+            await assert.rejects(service.publish(SIGNED_OTHER_V2, OTHER_V2), /sequence 2 is already published/)
+            await assert.rejects(service.publish(SIGNED_V2, V2), /already published/)
+            assert.deepEqual(await service.signedManifest(CLASS_ID.toString("hex"), sha256Hex(V2)), SIGNED_V2)
+            assert.equal(await service.signedManifest(CLASS_ID.toString("hex"), sha256Hex(OTHER_V2)), undefined)
             assert.equal(await store.getFirmwareImage(sha256Hex(OTHER_V2)), undefined)
+        })
+
+        test("a root or key list published twice is refused, and the trust documents survive a new service on the store", async () => {
+            const store = await freshStore()
+            const service = await serviceOn(store)
+            const [root] = keyring.documents()
+            await assert.rejects(service.publishTrust(root.kind, root.copies), /root version 1 is not the next one, 2/)
+            // another process (a second registry, the CLI) on the same store sees what was published
+            const again = new UpdateService({ store, vault: KeyVault.ephemeral(), event: () => {} })
+            assert.deepEqual(await again.trustVersions(), await service.trustVersions())
+            assert.deepEqual(decode((await again.trustIndex())!), [1, 1])
         })
 
         // refused before the store is asked: once is enough
         if (backend.name === "sqlite")
             test("an image over what the device takes, and a lowest sequence not below the sequence, are refused even when signed", async () => {
-                const service = new UpdateService({
-                    store: await freshStore(),
-                    vault: KeyVault.ephemeral(),
-                    signingKeys: [key.publicKey],
-                    event: () => {},
-                })
+                const service = await serviceOn(await freshStore())
                 // an older signer, or a hand-made manifest, might sign them: the service checks what the manifest says
                 const big = Buffer.alloc(MAX_IMAGE_BYTES + 32, 1)
                 const bigManifest = { ...manifestFor(V1, 9), digest: createHash("sha256").update(big).digest(), size: big.length }
-                await assert.rejects(
-                    async () => service.publish(signManifest(bigManifest, key.secretKey, key.publicKey), big),
-                    /over the 110464 bytes/
-                )
+                await assert.rejects(service.publish(signManifest(bigManifest, key), big), /over the 110464 bytes/)
                 const unreachable = { ...manifestFor(V1, 9), minSequence: 9 }
-                await assert.rejects(
-                    async () => service.publish(signManifest(unreachable, key.secretKey, key.publicKey), V1),
-                    /lowest sequence 9 is not below/
-                )
+                await assert.rejects(service.publish(signManifest(unreachable, key), V1), /lowest sequence 9 is not below/)
             })
 
         test("a malformed protected header is reported as such, not as a missing key", async () => {
-            const service = new UpdateService({
-                store: await freshStore(),
-                vault: KeyVault.ephemeral(),
-                signingKeys: [key.publicKey],
-                event: () => {},
-            })
+            const service = await serviceOn(await freshStore())
             const [, unprotected, payload, signature] = (decode(SIGNED_V1) as Tag).contents as [Uint8Array, unknown, Uint8Array, Uint8Array]
             for (const header of [Buffer.from([0xff, 0xff]), Buffer.from([0xa1, 0x01])]) {
                 const bad = Buffer.from(encode(new Tag(18, [bstr(header), unprotected, bstr(payload), bstr(signature)])))
-                await assert.rejects(async () => service.publish(bad, V1), /^ManifestError: protected header is not CBOR$/)
+                await assert.rejects(service.publish(bad, V1), /^ManifestError: protected header is not CBOR$/)
             }
         })
 
@@ -308,13 +354,38 @@ function updateServiceSuite(backend: StoreBackend) {
             assert.match((await report({ update: { failed: sha256Hex(v1) } })).update, /refused/)
         })
 
-        test("the newest signed manifest is served as CBOR to anyone; no firmware is a 404", async () => {
+        test("a signed manifest is served by its image's digest as CBOR to anyone; there is no 'latest'", async () => {
             const { t, registry } = await setup()
-            const r = await registry.handle("GET", `/v1/firmware/${CLASS_ID.toString("hex")}/latest`, {}, Buffer.alloc(0), "x")
-            assert.equal(r.status, 200)
-            assert.ok(Buffer.isBuffer(r.body))
-            assert.equal(verifySignedManifest(r.body as Buffer, key.publicKey).sequence, 2)
-            assert.equal((await t("GET", `/v1/firmware/${"0".repeat(32)}/latest`, {})).status, 404)
+            const cls = CLASS_ID.toString("hex")
+            for (const [img, sequence] of [
+                [V1, 1],
+                [V2, 2],
+            ] as const) {
+                const r = await registry.handle("GET", `/v1/firmware/${cls}/${sha256Hex(img)}`, {}, Buffer.alloc(0), "x")
+                assert.equal(r.status, 200)
+                assert.ok(Buffer.isBuffer(r.body))
+                assert.equal(verifySignedManifest(r.body as Buffer, key.publicKey).sequence, sequence)
+            }
+            for (const path of [
+                `${cls}/latest`,
+                `${cls}/${sha256Hex(image(9))}`,
+                `${"0".repeat(32)}/${sha256Hex(V2)}`,
+                `${cls}/${sha256Hex(V2)}x`,
+            ])
+                assert.equal((await t("GET", `/v1/firmware/${path}`, {})).status, 404, path)
+        })
+
+        test("the trust index and every signature of the root and key list are served; past the last is a 404", async () => {
+            const { t, registry } = await setup()
+            const get = async (path: string) => await registry.handle("GET", path, {}, Buffer.alloc(0), "x")
+            assert.deepEqual(decode((await get("/v1/trust")).body as Buffer), [1, 1])
+            const documents = keyring.documents()
+            for (const d of documents)
+                for (const [n, copy] of d.copies.entries())
+                    assert.deepEqual((await get(`/v1/trust/${d.kind}/${d.version}/${n}`)).body, copy)
+            assert.equal(documents.find(d => d.kind === "root")!.copies.length, 2)
+            for (const path of ["/v1/trust/root/1/2", "/v1/trust/keys/2/0", "/v1/trust/other/1/0", "/v1/trust/root/x/0"])
+                assert.equal((await t("GET", path, {})).status, 404, path)
         })
     })
 }

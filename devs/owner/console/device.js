@@ -1,7 +1,8 @@
 /**
  * A device's page: a chart per quantity over the last hour or day, kept
- * live by the event stream; the latest state report; the commands, each
- * with the device's reply when it comes; the security event log; the
+ * live by the event stream; the latest state report and the latest step of
+ * an update the device reported; the commands (naming a release among them),
+ * each with the device's reply when it comes; the security event log; the
  * messages the service refused; rename, remove and (for the simulator that
  * `npm start` runs) factory reset.
  */
@@ -152,7 +153,9 @@ $("form[data-command] select[name=sensor]").addEventListener("change", syncInter
 const describeCommand = c =>
     c.cmd === "interval"
         ? `interval ${c.sensor} ${c.ms} ms`
-        : ({ state: "state", events: "event log", "update-check": "update check" }[c.cmd] ?? c.cmd)
+        : c.cmd === "update"
+          ? `update to sequence ${c.sequence} (${String(c.digest).slice(0, 12)}…)`
+          : ({ state: "state", events: "event log", "update-check": "update check" }[c.cmd] ?? c.cmd)
 
 function describeReply(c) {
     if (c.status !== "answered" || !c.reply) return c.command.cmd === "events" ? "the log comes as security events" : "—"
@@ -233,8 +236,40 @@ $("form[data-command]").addEventListener("submit", ev => {
     const form = ev.currentTarget
     void send({ cmd: "interval", sensor: form.elements.sensor.value, ms: Number(form.elements.ms.value) }, form.querySelector("button"))
 })
+$("form[data-update]").addEventListener("submit", ev => {
+    ev.preventDefault()
+    const form = ev.currentTarget
+    const digest = form.elements.digest.value.trim().toLowerCase()
+    void send({ cmd: "update", digest, sequence: Number(form.elements.sequence.value) }, form.querySelector("button"))
+})
 for (const button of document.querySelectorAll("button[data-command]"))
     button.addEventListener("click", () => void send({ cmd: button.dataset.command }, button))
+
+// --- the latest update step (src/update/report.ts: approved, trial, confirmed, rolled-back, refused, unhealthy)
+
+function renderUpdate() {
+    const u = detail.lastUpdate
+    if (!u) return fill($("[data-update-step]"), h("p", { class: "empty" }, "No update reported yet."))
+    const good = u.step === "confirmed" || u.step === "approved" || u.step === "trial"
+    fill(
+        $("[data-update-step]"),
+        h(
+            "p",
+            {},
+            h("span", { class: `pill ${good ? "ok" : "warn"}`, "data-step": u.step }, u.step),
+            ` sequence ${u.sequence}, image `,
+            h("code", { title: u.digest }, u.digest.slice(0, 12)),
+            u.reason ? `: ${u.reason}` : "",
+            ` (${clock(u.receivedAt)})`
+        )
+    )
+}
+
+function onUpdate(m) {
+    if (m.deviceId !== id) return
+    detail.lastUpdate = { ...m.report, counter: m.counter, receivedAt: m.receivedAt }
+    renderUpdate()
+}
 
 // --- security events and rejections
 
@@ -372,7 +407,7 @@ $("[data-remove]").addEventListener("click", () =>
 if (simulated)
     $("[data-factory-reset]").addEventListener("click", () =>
         confirmThen(
-            "Factory-reset the simulated device? Its flash is wiped (identity, event log, settings) and it boots as a new device with a new id and claim code, which npm start claims again. The firmware signing key is not touched.",
+            "Factory-reset the simulated device? Its flash is wiped (identity, event log, settings) and it boots as a new device with a new id and claim code, which npm start claims again. The firmware keys are not touched.",
             async () => {
                 say(manageResult, "pending", "Resetting the simulator…")
                 try {
@@ -391,13 +426,22 @@ if (simulated)
 function renderAll() {
     renderHeader()
     renderState()
+    renderUpdate()
     renderCommands()
     renderEvents()
 }
 
 renderAll()
 for (const q of detail.quantities) chartOf(q)
-follow({ reading: onReading, state: onState, event: onEvent, command: onCommand, rejection: onRejection, device: onDevice })
+follow({
+    reading: onReading,
+    state: onState,
+    event: onEvent,
+    update: onUpdate,
+    command: onCommand,
+    rejection: onRejection,
+    device: onDevice,
+})
 setInterval(() => {
     // online/offline and "last heard" move with the clock, and the charts' window too
     refreshDetail()

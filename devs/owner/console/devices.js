@@ -1,6 +1,6 @@
 /**
  * The device list: what an owner needs at a glance (online, last seen,
- * firmware, update phase, queue and drops, security events since the last
+ * firmware, update phase and the latest step reported, queue and drops, security events since the last
  * visit, rejected messages), kept live by the event stream, and the claim form.
  */
 import { ago, api, fill, follow, h, pageData, say, shortId, status, table, throttle } from "./dom.js"
@@ -21,7 +21,7 @@ function render() {
             d.firmware
                 ? h("span", {}, h("code", { title: String(d.firmware) }, String(d.firmware).slice(0, 12)), ` #${dash(d.sequence)}`)
                 : "—",
-            dash(d.update),
+            d.lastUpdate ? `${dash(d.update)} · ${d.lastUpdate.step} #${d.lastUpdate.sequence}` : dash(d.update),
             { cell: dash(d.queued), class: "num" },
             { cell: dash(d.dropped), class: d.dropped > 0 ? "num warn" : "num" },
             { cell: String(d.eventsSinceVisit), class: d.eventsSinceVisit > 0 ? "num warn" : "num" },
@@ -42,7 +42,7 @@ const refresh = throttle(async () => {
 }, 2000)
 
 render()
-follow({ device: refresh, state: refresh, event: refresh, rejection: refresh, reading: refresh })
+follow({ device: refresh, state: refresh, event: refresh, update: refresh, rejection: refresh, reading: refresh })
 // "last seen" and online/offline move with the clock, not only with events
 setInterval(render, 10_000)
 

@@ -12,7 +12,7 @@
  * (the console's event stream) as one small change, never the whole rollout.
  */
 import type { OwnerStore } from "../store.ts"
-import type { UpdateReport } from "../verifier.ts"
+import type { UpdateReport } from "../update-report.ts"
 import {
     DEFAULT_TIMEOUTS,
     defaultStages,

@@ -28,7 +28,7 @@
  *   resume and retry-failed run again (retry-failed first puts the failed
  *   devices back to `pending`); abort skips every device not yet offered.
  */
-import type { UpdateReport } from "../verifier.ts"
+import type { UpdateReport } from "../update-report.ts"
 
 /** Where one device is in a rollout. */
 export enum DeviceStep {

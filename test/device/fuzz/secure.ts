@@ -121,11 +121,13 @@ const COMMANDS: Command[] = [
     { cmd: "events" },
     { cmd: "update-check" },
     { cmd: "interval", sensor: "bme680", ms: 30000 },
+    { cmd: "update", digest: counting(32, 0x40), sequence: 12 },
 ]
 
 function sameCommand(a: Command, b: Command): boolean {
     if (a.cmd !== b.cmd) return false
     if (a.cmd === "interval" && b.cmd === "interval") return a.sensor === b.sensor && a.ms === b.ms
+    if (a.cmd === "update" && b.cmd === "update") return a.sequence === b.sequence && a.digest.toString("hex") === b.digest.toString("hex")
     return true
 }
 
@@ -177,7 +179,7 @@ export async function downlinkCampaign(): Promise<Campaign> {
 export const commandCampaign: Campaign = {
     name: "command",
     seeds: COMMANDS.map(encodeCommand),
-    maxBytes: 64,
+    maxBytes: 96,
     check: async input => {
         let command: Command
         try {
@@ -190,6 +192,10 @@ export const commandCampaign: Campaign = {
         if (command.cmd === "interval") {
             if (typeof command.sensor !== "string" || command.sensor.length > 32) return { invalid: "sensor is not short text" }
             if (typeof command.ms !== "number" || command.ms !== Math.floor(command.ms)) return { invalid: "ms is not whole" }
+        } else if (command.cmd === "update") {
+            // a sequence the manifest does not carry is refused when the manifest arrives; one below 1 never names a release
+            if (!(command.digest instanceof Buffer) || command.digest.length !== 32) return { invalid: "digest is not 32 bytes" }
+            if (typeof command.sequence !== "number" || !(command.sequence >= 1)) return { invalid: `sequence ${command.sequence}` }
         } else if (name !== "state" && name !== "events" && name !== "update-check") return { invalid: `unknown command ${name}` }
         const again = parseCommand(encodeCommand(command))
         if (!sameCommand(again, command)) return { invalid: "does not survive re-encoding" }

@@ -15,6 +15,12 @@
  * acceptance: a manifest verifies whose protected header, payload or
  * signature differ from the ones the owner signed, or it verifies to another manifest.
  *
+ * Root document and key list (`decodeTrust`), wrong acceptance: a document
+ * that is not the deterministic encoding of [kind, version, third, key…] with
+ * the kind asked for, whole numbers 1..2^32-1, 1..3 distinct 32-byte keys and,
+ * in a root, a threshold no larger than its keys: the rules the owner's tools
+ * apply (devs/updates/trust.ts). (Whether its signatures count is the OTA test's question.)
+ *
  * Records, wrong acceptance: a slot or state record the device did not
  * write, byte for byte, is ever read back (each carries an HMAC bound to its
  * settings key). And a state record the device did write, with any content,
@@ -27,16 +33,17 @@ import { readBytes, SettingKey, writeBytes } from "../../../src/storage/settings
 import {
     CLASS_ID,
     decodeManifest,
-    decodeSignedManifest,
+    decodeSigned,
     encodeManifest,
     FirmwareManifest,
     MANIFEST_ALG,
     ManifestError,
-    SignedManifestParts,
+    SignedParts,
     VENDOR_ID,
     verifyManifestParts,
 } from "../../../src/update/manifest"
-import { decideAtBoot, SlotRecordError, SlotStore, UpdatePhase, UpdateState } from "../../../src/update/slots"
+import { decideAtBoot, SlotStore, UpdatePhase, UpdateState } from "../../../src/update/slots"
+import { decodeTrust, TrustDocument } from "../../../src/update/trust"
 import { counting, pattern } from "../support"
 import { Campaign, Verdict } from "./fuzzer"
 
@@ -107,11 +114,11 @@ export const manifestCampaign: Campaign = {
 
 /** A COSE_Sign1 around `payload`; the signature here is filler: the envelope is what this campaign reads. */
 function envelope(payload: Buffer, signature: Buffer, unprotected: CborMap): Buffer {
-    const protectedHeader = encodeCbor(new CborMap().set(1, MANIFEST_ALG))
+    const protectedHeader = encodeCbor(new CborMap().set(1, MANIFEST_ALG).set(4, counting(8, 3)))
     return encodeCbor(new CborTag(18, [protectedHeader, unprotected, payload, signature]))
 }
 
-/** The envelope of a signed manifest (`decodeSignedManifest`), up to the signature check. */
+/** The envelope of a signed manifest (`decodeSigned`), up to the signature check. */
 export const signedManifestCampaign: Campaign = {
     name: "signed-manifest",
     seeds: [
@@ -122,7 +129,7 @@ export const signedManifestCampaign: Campaign = {
     check: async input => {
         let parts
         try {
-            parts = decodeSignedManifest(input)
+            parts = decodeSigned(input)
         } catch (e: any) {
             if (e instanceof ManifestError) return "refused"
             throw e
@@ -138,8 +145,9 @@ export const signedManifestCampaign: Campaign = {
         if (!sameBytes(parts.protectedHeader, p) || !sameBytes(parts.payload, payload) || !sameBytes(parts.signature, signature))
             return { invalid: "returned parts the message does not carry" }
         const header = decodeCbor(p, { deterministic: false })
-        if (!(header instanceof CborMap) || header.size() !== 1 || header.get(1) !== MANIFEST_ALG)
-            return { invalid: "accepted a protected header that names more or other than the algorithm" }
+        if (!(header instanceof CborMap) || header.size() !== 2 || header.get(1) !== MANIFEST_ALG || !(header.get(4) instanceof Buffer))
+            return { invalid: "accepted a protected header that names more or other than the algorithm and a kid" }
+        if (!sameBytes(parts.kid, header.get(4) as Buffer)) return { invalid: "returned a kid the header does not name" }
         return "accepted"
     },
 }
@@ -150,9 +158,9 @@ export const signedManifestCampaign: Campaign = {
  */
 export function manifestVerifyCampaign(signed: Buffer, publicKey: Buffer): Campaign {
     // digests only: the heap is 64 KB, and the seed and each input take 8 KB already
-    const fingerprint = (p: SignedManifestParts) =>
+    const fingerprint = (p: SignedParts) =>
         [p.protectedHeader, p.payload, p.signature].map(b => digest("sha256", b).toString("hex")).join(".")
-    const genuine = decodeSignedManifest(signed)
+    const genuine = decodeSigned(signed)
     const manifest = decodeManifest(genuine.payload)
     const signedParts = fingerprint(genuine)
     return {
@@ -161,9 +169,9 @@ export function manifestVerifyCampaign(signed: Buffer, publicKey: Buffer): Campa
         maxBytes: 8192,
         check: async input => {
             let m: FirmwareManifest
-            let parts: SignedManifestParts
+            let parts: SignedParts
             try {
-                parts = decodeSignedManifest(input)
+                parts = decodeSigned(input)
                 m = await verifyManifestParts(parts, publicKey)
             } catch (e: any) {
                 if (e instanceof ManifestError) return "refused"
@@ -176,11 +184,57 @@ export function manifestVerifyCampaign(signed: Buffer, publicKey: Buffer): Campa
     }
 }
 
+/** A root document or key list payload as the owner's tools write it. */
+function trustPayload(kind: string, version: number, third: number, keys: Buffer[]): Buffer {
+    const items: CborValue[] = [kind, version, third]
+    for (const k of keys) items.push(k)
+    return encodeCbor(items)
+}
+
+function trustCampaign(name: string, kind: string, seeds: Buffer[]): Campaign {
+    return {
+        name,
+        seeds,
+        maxBytes: 160,
+        check: async input => {
+            let d: TrustDocument
+            try {
+                d = decodeTrust(input, kind)
+            } catch (e: any) {
+                if (e instanceof ManifestError) return "refused"
+                throw e
+            }
+            if (!isUint32(d.version) || !isUint32(d.n) || d.version === 0 || d.n === 0) return { invalid: "a number outside 1..2^32-1" }
+            if (d.keys.length === 0 || d.keys.length > 3) return { invalid: `${d.keys.length} keys` }
+            for (let i = 0; i < d.keys.length; ++i) {
+                if (!(d.keys[i] instanceof Buffer) || d.keys[i].length !== 32) return { invalid: "a key that is not 32 bytes" }
+                for (let j = 0; j < i; ++j) if (sameBytes(d.keys[i], d.keys[j])) return { invalid: "a key named twice" }
+            }
+            if (kind === "root" && d.n > d.keys.length) return { invalid: `a threshold of ${d.n} for ${d.keys.length} keys` }
+            if (!sameBytes(trustPayload(kind, d.version, d.n, d.keys), input))
+                return { invalid: "not the deterministic encoding of the document it was read as" }
+            return "accepted"
+        },
+    }
+}
+
+/** Root documents (`decodeTrust(payload, "root")`): ["root", version, threshold, key…]. */
+export const rootDocumentCampaign = trustCampaign("root-document", "root", [
+    trustPayload("root", 1, 2, [pattern(32, 3), pattern(32, 5), pattern(32, 11)]),
+    trustPayload("root", 4294967295, 1, [counting(32, 40)]),
+])
+
+/** Key lists (`decodeTrust(payload, "keys")`): ["keys", version, root version, release key…]. */
+export const keyListCampaign = trustCampaign("key-list", "keys", [
+    trustPayload("keys", 1, 1, [pattern(32, 9)]),
+    trustPayload("keys", 70000, 4294967295, [counting(32, 1), pattern(32, 13), pattern(32, 17)]),
+])
+
 /** States the device writes. */
 const STATES: UpdateState[] = [
-    { phase: UpdatePhase.Idle, securityCounter: 0, trialBoots: 0, refused: 0 },
-    { phase: UpdatePhase.Trial, securityCounter: 7, trialBoots: 2, refused: 0 },
-    { phase: UpdatePhase.Rollback, securityCounter: 4294967295, trialBoots: 3, refused: 9 },
+    { phase: UpdatePhase.Idle, securityCounter: 0, trialBoots: 0 },
+    { phase: UpdatePhase.Trial, securityCounter: 7, trialBoots: 2 },
+    { phase: UpdatePhase.Rollback, securityCounter: 4294967295, trialBoots: 3 },
 ]
 
 const SECRET = pattern(32, 13)
@@ -219,7 +273,7 @@ export async function slotRecordCampaign(): Promise<Campaign> {
                 try {
                     read = key === SettingKey.SlotA ? await slots.readSlot(key) : await slots.readState()
                 } catch (e: any) {
-                    if (e instanceof SlotRecordError) continue
+                    if (e instanceof ManifestError) continue
                     throw e
                 }
                 let i = -1
@@ -257,7 +311,7 @@ export async function stateDecodeCampaign(): Promise<Campaign> {
             try {
                 s = await slots.readState()
             } catch (e: any) {
-                if (e instanceof SlotRecordError) return "refused"
+                if (e instanceof ManifestError) return "refused"
                 throw e
             }
             const phase = s.phase as number
@@ -268,12 +322,7 @@ export async function stateDecodeCampaign(): Promise<Campaign> {
             decideAtBoot(s, MANIFESTS[1], MANIFESTS[0], MANIFESTS[0].digest)
             await slots.writeState(s)
             const again = await slots.readState()
-            if (
-                again.phase !== s.phase ||
-                again.securityCounter !== s.securityCounter ||
-                again.trialBoots !== s.trialBoots ||
-                again.refused !== s.refused
-            )
+            if (again.phase !== s.phase || again.securityCounter !== s.securityCounter || again.trialBoots !== s.trialBoots)
                 return { invalid: "does not write back as itself" }
             return "accepted"
         },

@@ -22,7 +22,7 @@ export interface EmulatedDevice extends HostDevice {
     root: Buffer
     client: MqttClient
     /** Seals a payload for one of its up topics with a counter. */
-    seal(kind: "readings" | "events" | "state", plaintext: Uint8Array, counter: number, kid?: Buffer): Promise<Buffer>
+    seal(kind: "readings" | "events" | "state" | "update", plaintext: Uint8Array, counter: number, kid?: Buffer): Promise<Buffer>
     /** A SenML pack of `n` readings, as the firmware encodes them. */
     readings(n: number, base?: number): Uint8Array
     /** Logs in (once claimed) and connects to the broker with its login. */
