@@ -217,11 +217,6 @@ export class SimulatedDevice {
         await this.command({ cmd: "update", digest: digestHex, sequence })
     }
 
-    /** The owner asks the device to run the release it named last again, if still pending. */
-    async askForUpdateCheck() {
-        await this.command({ cmd: "update-check" })
-    }
-
     /** Waits for a report of `step` for the release with this digest (hex), at or after report `from`; returns it. */
     async waitForReport(digestHex: string, step: string, timeoutMs: number, from = 0): Promise<UpdateReport> {
         let found: UpdateReport | undefined
