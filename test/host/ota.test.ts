@@ -104,8 +104,18 @@ async function publish(name: string, sequence: number): Promise<Buffer> {
     return signed
 }
 
-/** The owner names a release; returns the index of the next device line and of the next report. */
+/** Whether the device's MQTT session is up now: its last connection line is the uplink's (subscribed by then). */
+function online(): boolean {
+    const last = device.lines.filter(l => /^(uplink: connected to|connecting to |update: )/.test(l)).pop()
+    return last?.startsWith("uplink: connected to") === true
+}
+
+/**
+ * The owner names a release once the device is online (commands go at QoS 0, so one sent while it logs in to the
+ * registry after a check is lost); returns the index of the next device line and of the next report.
+ */
 async function requestUpdate(image: Buffer, sequence: number): Promise<{ from: number; reports: number }> {
+    await until("the device online", online, 60_000)
     const at = { from: device.lines.length, reports: device.updates.length }
     await device.requestUpdate(sha256Hex(image), sequence)
     return at
