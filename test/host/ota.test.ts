@@ -111,14 +111,24 @@ function online(): boolean {
 }
 
 /**
- * The owner names a release once the device is online (commands go at QoS 0, so one sent while it logs in to the
- * registry after a check is lost); returns the index of the next device line and of the next report.
+ * The owner names a release once the device is online, and names it again, as an owner would, when the device did
+ * not take the command: commands go at QoS 0 on a clean session, so one sent while the device reconnects is lost
+ * (a loaded machine drops the device's session now and then). Returns the index of the next device line and report.
  */
 async function requestUpdate(image: Buffer, sequence: number): Promise<{ from: number; reports: number }> {
-    await until("the device online", online, 60_000)
     const at = { from: device.lines.length, reports: device.updates.length }
-    await device.requestUpdate(sha256Hex(image), sequence)
-    return at
+    for (let attempt = 1; ; attempt++) {
+        await until("the device online", online, 60_000)
+        const sent = device.lines.length
+        await device.requestUpdate(sha256Hex(image), sequence)
+        try {
+            await device.waitFor(/^uplink: command update$/, 30_000, sent)
+            return at
+        } catch (e) {
+            if (attempt === 3) throw e
+            transcript.push(`${Date.now()} test: the device did not take update ${sequence} (attempt ${attempt}); naming it again`)
+        }
+    }
 }
 
 /** Registry-side events of a kind for the device. */
