@@ -413,18 +413,22 @@ describe("updates over the air", () => {
         const payload = encodeRoot({ version: 2, threshold: 2, keys: fresh.map(k => k.publicKey) })
         const byNewOnly = fresh.map(k => signCose(payload, k))
         const twice = [signCose(payload, signers[0]), signCose(payload, signers[0])]
-        for (const [what, copies, reason] of [
-            ["signed by the new root alone", byNewOnly, /^signers: too few signatures/],
-            ["a repeated signer", twice, /^signers: signer [0-9a-f]{16} does not count/],
-        ] as const) {
-            forged.trustIndex = Buffer.from(encode([2, 3]))
-            forged.trustCopy = (kind, version, copy) => (kind === "root" && version === 2 ? copies[copy] : undefined)
-            const at = await requestUpdate(images.v3, 10)
-            await device.waitFor(/^update: check: refused/, 60_000, at.from)
-            assert.match((await device.waitForReport(sha256Hex(images.v3), "refused", 30_000, at.reports)).reason ?? "", reason, what)
+        try {
+            for (const [what, copies, reason] of [
+                ["signed by the new root alone", byNewOnly, /^signers: too few signatures/],
+                ["a repeated signer", twice, /^signers: signer [0-9a-f]{16} does not count/],
+            ] as const) {
+                forged.trustIndex = Buffer.from(encode([2, 3]))
+                forged.trustCopy = (kind, version, copy) => (kind === "root" && version === 2 ? copies[copy] : undefined)
+                const at = await requestUpdate(images.v3, 10)
+                await device.waitFor(/^update: check: refused/, 60_000, at.from)
+                assert.match((await device.waitForReport(sha256Hex(images.v3), "refused", 30_000, at.reports)).reason ?? "", reason, what)
+            }
+        } finally {
+            // the next test must not inherit the forgeries if this one fails
+            delete forged.trustIndex
+            delete forged.trustCopy
         }
-        delete forged.trustIndex
-        delete forged.trustCopy
         assert.equal(root.version, 2)
         await publishDocuments(stack.updates, owner.keyring.documents())
         assert.deepEqual(await stack.updates.trustVersions(), { root: 2, keyList: 3 })
