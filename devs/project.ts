@@ -81,6 +81,9 @@ export const SIMULATOR_FILES = {
     formerFlash: join(PROJECT_ROOT, ".devicescript", "flash", "sim.bin"),
 }
 
+/** What `npm run release` built, signed and published: `var/releases/<sequence>-<sha256 prefix>/` (image and manifest). */
+export const RELEASES_DIR = join(STATE_DIR, "releases")
+
 /** The simulators `npm run fleet` runs beside `npm start`: one folder (and flash) each, `var/fleet/<n>`. */
 export const FLEET_DIR = join(STATE_DIR, "fleet")
 

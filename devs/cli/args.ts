@@ -4,7 +4,8 @@
  * A command declares its options once (kind, default, one line of help);
  * from that declaration come its `--help` (usage and options, exit 0) and the
  * answer to a mistake: one line, `<command>: <what is wrong>; see --help`,
- * exit 2, never a stack trace. A failure the user can act on (no key yet, a
+ * exit 2, never a stack trace (a refusal that says what to do instead, such as
+ * releasing an image already released, is one line and exit 2 too). A failure the user can act on (no key yet, a
  * service that is not running) is one line that says what to do, exit 1.
  */
 import { isAbsolute, relative } from "node:path"
@@ -57,6 +58,9 @@ export interface CommandLine<O extends Record<string, OptionSpec>> {
 
 /** A mistake in how the command was called: one line, a pointer to --help, exit 2. */
 export class UsageError extends Error {}
+
+/** A mistake the message itself explains with what to do (not one in how the command was called): one line, exit 2. */
+export class RefusedError extends Error {}
 
 /** A failure the user can act on; the message says what to do: one line, exit 1. */
 export class CommandError extends Error {}
@@ -140,6 +144,7 @@ function parseCommandLine<O extends Record<string, OptionSpec>>(spec: CommandSpe
 /** One line for a failure, and the exit code: 2 for a mistake in the call, 1 for anything else. */
 function explain(e: unknown): { message: string; code: 1 | 2 } {
     if (e instanceof UsageError) return { message: `${e.message}; see --help`, code: 2 }
+    if (e instanceof RefusedError) return { message: e.message, code: 2 }
     // Node reports a refused connection to "localhost" (tried as ::1 and 127.0.0.1) as an AggregateError
     const error = (e instanceof AggregateError && e.errors.length ? e.errors[e.errors.length - 1] : e) as NodeJS.ErrnoException & {
         address?: string

@@ -88,11 +88,28 @@ export class UpdateService implements FirmwareUpdates {
             image,
             publishedAt: this.clock(),
         }
-        if (await this.options.store.getFirmwareImage(row.digest)) throw new ManifestError("image already published")
+        const same = await this.options.store.getFirmwareImage(row.digest)
+        // the README's release steps followed right after `npm start` (which publishes its own build) end here
+        if (same)
+            throw new ManifestError(
+                `image already published as sequence ${same.sequence}: change the firmware first (npm run release does every step)`
+            )
         // one image per sequence: devices order releases by it, and two under one number would race for "latest"
         if (!(await this.options.store.insertFirmwareImage(row)))
             throw new ManifestError(`sequence ${row.sequence} is already published for this class: sign the image with a higher one`)
         return row
+    }
+
+    /** The newest release published for `classId` (hex): its digest and sequence; undefined before the first. */
+    async newest(classId: string): Promise<{ digest: string; sequence: number } | undefined> {
+        const row = await this.options.store.latestFirmwareImage(classId)
+        return row && { digest: row.digest, sequence: row.sequence }
+    }
+
+    /** The release published with this image digest (hex), if any. */
+    async published(digest: string): Promise<{ digest: string; sequence: number } | undefined> {
+        const row = await this.options.store.getFirmwareImage(digest)
+        return row && { digest: row.digest, sequence: row.sequence }
     }
 
     /**
