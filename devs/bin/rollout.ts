@@ -45,6 +45,11 @@ const spec = {
         "max-failure-percent": { type: "string", value: "p", help: "create: … or this % of the stage's devices (default 5)" },
         "deploy-timeout": { type: "string", value: "s", help: "create: seconds from the offer to the trial (default 600)" },
         "trial-timeout": { type: "string", value: "s", help: "create: seconds from the trial to the confirmation (default 900)" },
+        reoffer: {
+            type: "string",
+            value: "s",
+            help: "create: seconds after which an offer with no report is sent again, a few times (default 60)",
+        },
         devices: { type: "boolean", help: "status: list every device's step" },
         service: SERVICE,
         "token-file": TOKEN_FILE,
@@ -160,6 +165,7 @@ await runCommand(spec, async ({ values, positionals }) => {
             stages: stagesOf(values.stages, extra),
             deployTimeoutS: whole("deploy-timeout", values["deploy-timeout"], 1, 30 * 86_400),
             trialTimeoutS: whole("trial-timeout", values["trial-timeout"], 1, 30 * 86_400),
+            reofferS: whole("reoffer", values.reoffer, 1, 30 * 86_400),
         }
         const v = await api().call<View>("POST", "/api/rollouts", body)
         print(v, false)

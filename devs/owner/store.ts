@@ -187,6 +187,14 @@ const MIGRATIONS: { version: number; sql: string }[] = [
             );
         `,
     },
+    {
+        version: 3,
+        sql: `
+            -- offers made again to a device that sent no report (a command lost while it reconnected: rollout/engine.ts)
+            ALTER TABLE rollout_devices ADD COLUMN last_offer_at INTEGER;
+            ALTER TABLE rollout_devices ADD COLUMN reoffers INTEGER NOT NULL DEFAULT 0;
+        `,
+    },
 ]
 
 /** Detailed rejections kept (the counts are kept for ever): a flood of garbage cannot fill the disk. */
@@ -724,11 +732,14 @@ export class OwnerStore {
                 r.updatedAt
             )
             const device = this.st(
-                `INSERT INTO rollout_devices (rollout_id, device_id, stage, step, at, reason, offered_at, offers) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                `INSERT INTO rollout_devices (rollout_id, device_id, stage, step, at, reason, offered_at, offers, last_offer_at, reoffers)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                  ON CONFLICT (rollout_id, device_id) DO UPDATE SET step = excluded.step, at = excluded.at, reason = excluded.reason,
-                 offered_at = excluded.offered_at, offers = excluded.offers`
+                 offered_at = excluded.offered_at, offers = excluded.offers, last_offer_at = excluded.last_offer_at,
+                 reoffers = excluded.reoffers`
             )
-            for (const d of devices) device.run(r.id, d.id, d.stage, d.step, d.at, d.reason, d.offeredAt, d.offers)
+            for (const d of devices)
+                device.run(r.id, d.id, d.stage, d.step, d.at, d.reason, d.offeredAt, d.offers, d.lastOfferAt, d.reoffers)
         })()
     }
 
@@ -771,7 +782,8 @@ export class OwnerStore {
     rolloutDevices(rolloutId: number): DeviceProgress[] {
         return (
             this.st(
-                `SELECT r.device_id, r.stage, r.step, r.at, r.reason, r.offered_at, r.offers, w.last_seen FROM rollout_devices r
+                `SELECT r.device_id, r.stage, r.step, r.at, r.reason, r.offered_at, r.offers, r.last_offer_at, r.reoffers, w.last_seen
+                 FROM rollout_devices r
                  LEFT JOIN up_windows w ON w.device_id = r.device_id WHERE r.rollout_id = ? ORDER BY r.stage, r.rowid`
             ).all(rolloutId) as {
                 device_id: string
@@ -781,6 +793,8 @@ export class OwnerStore {
                 reason: string | null
                 offered_at: number | null
                 offers: number
+                last_offer_at: number | null
+                reoffers: number
                 last_seen: number | null
             }[]
         ).map(r => ({
@@ -792,6 +806,8 @@ export class OwnerStore {
             offeredAt: r.offered_at,
             lastSeen: r.last_seen,
             offers: r.offers,
+            lastOfferAt: r.last_offer_at,
+            reoffers: r.reoffers,
         }))
     }
 

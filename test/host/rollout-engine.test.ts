@@ -15,6 +15,8 @@ import {
     DEFAULT_TIMEOUTS,
     defaultStages,
     DeviceStep,
+    MAX_REOFFERS,
+    REOFFER_GRACE_MS,
     Rollout,
     RolloutError,
     RolloutStatus,
@@ -274,6 +276,77 @@ describe("rollout engine", () => {
         assert.deepEqual(r.handle({ kind: "seen", deviceIds: ["d000"] }, T0 + 2).offers, ["d000"])
     })
 
+    test("an offer with no report is made again every interval, a few times, then the deploy time limit fails it", () => {
+        const { rollout: r, effects } = start(1, { stages: [{ ...defaultStages()[0], upTo: { devices: 1 } }] })
+        assert.deepEqual(effects.offers, ["d000"])
+        const { reofferMs, deployMs } = DEFAULT_TIMEOUTS
+        // nothing is offered again before the first offer went out, however long the broker takes
+        assert.deepEqual(r.handle({ kind: "tick" }, T0 + 2 * reofferMs).offers, [])
+        r.handle({ kind: "sent", deviceId: "d000" }, T0 + 2 * reofferMs)
+        const sentAt = T0 + 2 * reofferMs
+        assert.deepEqual(r.handle({ kind: "tick" }, sentAt + reofferMs - 1).offers, [], "not before the interval")
+        const again: string[] = []
+        for (let i = 1; i <= 6; i++) {
+            const at = sentAt + i * reofferMs
+            const e = r.handle({ kind: "tick" }, at)
+            if (e.offers.length) r.handle({ kind: "sent", deviceId: "d000" }, at)
+            again.push(...e.offers)
+        }
+        assert.deepEqual(again, ["d000", "d000", "d000"], `${MAX_REOFFERS} times at most`)
+        const d = r.devices.get("d000")!
+        assert.deepEqual({ step: d.step, offers: d.offers, reoffers: d.reoffers }, { step: DeviceStep.Offered, offers: 4, reoffers: 3 })
+        // the deploy time limit runs from the first offer that went out, not from the last one
+        r.handle({ kind: "tick" }, sentAt + deployMs + 1)
+        assert.equal(d.step, DeviceStep.Failed)
+        assert.match(d.reason!, /no trial within 600 s of the offer/)
+        assert.equal(r.record.status, RolloutStatus.Halted)
+    })
+
+    test("a device silent since its offer is offered again when next heard from; a device that answered is not", () => {
+        const { rollout: r } = start(12)
+        const offered = [...r.devices.values()].filter(d => d.step === DeviceStep.Offered).map(d => d.id)
+        assert.deepEqual(offered, ["d000"])
+        r.handle({ kind: "sent", deviceId: "d000" }, T0 + 1000)
+        // heard from at once (a message already on its way): it may simply not have answered yet
+        assert.deepEqual(r.handle({ kind: "seen", deviceIds: ["d000"] }, T0 + 2000).offers, [])
+        // heard from again, but it was heard from since the offer: it got the chance to answer, the interval decides
+        assert.deepEqual(r.handle({ kind: "seen", deviceIds: ["d000"] }, T0 + 20_000).offers, [])
+        assert.deepEqual(r.handle({ kind: "tick" }, T0 + 1000 + DEFAULT_TIMEOUTS.reofferMs).offers, ["d000"])
+        // offered again after the interval: this offer went out at 62 s
+        r.handle({ kind: "sent", deviceId: "d000" }, T0 + 62_000)
+        // heard from too soon after it to say the offer was lost; the interval decides
+        assert.deepEqual(r.handle({ kind: "seen", deviceIds: ["d000"] }, T0 + 62_000 + REOFFER_GRACE_MS - 1).offers, [])
+        assert.deepEqual(r.handle({ kind: "tick" }, T0 + 62_000 + DEFAULT_TIMEOUTS.reofferMs).offers, ["d000"])
+        // this offer is lost too (the device is reconnecting): the first message after it brings it again
+        r.handle({ kind: "sent", deviceId: "d000" }, T0 + 122_000)
+        assert.deepEqual(r.handle({ kind: "seen", deviceIds: ["d000"] }, T0 + 122_000 + REOFFER_GRACE_MS).offers, ["d000"])
+        r.handle({ kind: "sent", deviceId: "d000" }, T0 + 133_000)
+        assert.equal(r.devices.get("d000")!.reoffers, MAX_REOFFERS)
+        // the device busy with this release refusing a second offer is no failure; an answer stops the offers
+        r.handle(
+            { kind: "report", deviceId: "d000", report: report("refused", "precondition: another update is in progress") },
+            T0 + 134_000
+        )
+        assert.equal(r.devices.get("d000")!.step, DeviceStep.Offered)
+        r.handle({ kind: "report", deviceId: "d000", report: report("approved") }, T0 + 135_000)
+        assert.equal(r.devices.get("d000")!.step, DeviceStep.Approved)
+        assert.deepEqual(r.handle({ kind: "tick" }, T0 + 10 * DEFAULT_TIMEOUTS.reofferMs).offers.includes("d000"), false)
+        assert.deepEqual(r.handle({ kind: "seen", deviceIds: ["d000"] }, T0 + 11 * DEFAULT_TIMEOUTS.reofferMs).offers, [])
+        // the same refusal from a device offered once is a failure as before
+        const { rollout: other } = start(3)
+        other.handle({ kind: "sent", deviceId: "d000" }, T0)
+        other.handle({ kind: "report", deviceId: "d000", report: report("refused", "precondition: another update is in progress") }, T0 + 1)
+        assert.equal(other.devices.get("d000")!.step, DeviceStep.Failed, "never offered again: the device means it")
+    })
+
+    test("a paused rollout offers nothing again", () => {
+        const { rollout: r } = start(3)
+        r.handle({ kind: "sent", deviceId: "d000" }, T0)
+        r.handle({ kind: "pause" }, T0 + 1)
+        assert.deepEqual(r.handle({ kind: "tick" }, T0 + 2 * DEFAULT_TIMEOUTS.reofferMs).offers, [])
+        assert.deepEqual(r.handle({ kind: "resume" }, T0 + 3 * DEFAULT_TIMEOUTS.reofferMs).offers, ["d000"])
+    })
+
     test("create refuses an empty cohort", () => {
         assert.throws(() => Rollout.create(1, RELEASE, { all: true }, [], defaultStages(), DEFAULT_TIMEOUTS, T0), RolloutError)
     })
@@ -285,13 +358,21 @@ describe("rollouts in the owner store", () => {
 
     test("a rollout and its devices come back from the store as they were", () => {
         const store = new OwnerStore(join(dir, "owner.db"))
-        assert.equal(store.schemaVersion(), 2)
+        assert.equal(store.schemaVersion(), 3)
         const { rollout: r, effects } = start(12, { offline: [3] })
         store.saveRollout(
             r.record,
             [...effects.changed].map(id => r.devices.get(id)!)
         )
-        const more = r.handle({ kind: "report", deviceId: "d000", report: report("rolled-back", "crashed") }, T0 + MINUTE)
+        // an offer made again is kept with when it went out
+        r.handle({ kind: "sent", deviceId: "d000" }, T0)
+        const offeredAgain = r.handle({ kind: "tick" }, T0 + DEFAULT_TIMEOUTS.reofferMs)
+        assert.deepEqual(offeredAgain.offers, ["d000"])
+        store.saveRollout(
+            r.record,
+            [...offeredAgain.changed].map(id => r.devices.get(id)!)
+        )
+        const more = r.handle({ kind: "report", deviceId: "d000", report: report("rolled-back", "crashed") }, T0 + 2 * MINUTE)
         store.saveRollout(
             r.record,
             [...more.changed].map(id => r.devices.get(id)!)
@@ -304,8 +385,22 @@ describe("rollouts in the owner store", () => {
         assert.equal(devices.length, 12)
         const d0 = devices.find(d => d.id === "d000")!
         assert.deepEqual(
-            { step: d0.step, reason: d0.reason, offers: d0.offers },
-            { step: DeviceStep.RolledBack, reason: "crashed", offers: 1 }
+            {
+                step: d0.step,
+                reason: d0.reason,
+                offers: d0.offers,
+                offeredAt: d0.offeredAt,
+                lastOfferAt: d0.lastOfferAt,
+                reoffers: d0.reoffers,
+            },
+            {
+                step: DeviceStep.RolledBack,
+                reason: "crashed",
+                offers: 2,
+                offeredAt: T0,
+                lastOfferAt: T0 + DEFAULT_TIMEOUTS.reofferMs,
+                reoffers: 1,
+            }
         )
         assert.deepEqual(again.rollouts([RolloutStatus.Running]), [])
         again.close()

@@ -17,6 +17,13 @@
  * - A started stage offers the release to each of its devices that is online
  *   (heard from within `onlineMs`); an offline one stays `pending` and is
  *   offered when it is next heard from, as long as the rollout runs.
+ * - Commands go at QoS 0 (a durable QoS 1 queue on one broker node kept
+ *   devices from failing over), so an offer sent while the device reconnects
+ *   is lost without a trace. A device offered the release that has sent no
+ *   report is offered it again every `reofferMs`, and at once when it is heard
+ *   from for the first time since the offer (it was away when the offer went),
+ *   at most `MAX_REOFFERS` times; its deploy time limit still runs from the
+ *   first offer, so a device that never answers fails as before.
  * - The next stage starts once the current one has confirmed
  *   `successPercent` of the devices it offered (at least one), within its
  *   `timeLimitMs`; otherwise the rollout halts.
@@ -90,7 +97,19 @@ export interface DeviceTimeouts {
     deployMs: number
     /** From the trial to the confirmation. */
     trialMs: number
+    /** From an offer with no report since to the next offer (a command lost while the device reconnected). */
+    reofferMs: number
 }
+
+/** Offers again after the first, per offer (retry-failed starts afresh): a few, then the deploy time limit decides. */
+export const MAX_REOFFERS = 3
+
+/**
+ * A device heard from this soon after an offer may simply not have answered yet (it verifies the manifest
+ * first, ~1 s in the simulator, then reports its approval; a busy owner service verifies messages late):
+ * not a sign that the offer was lost.
+ */
+export const REOFFER_GRACE_MS = 10_000
 
 /** The stages of a rollout nobody configured: a canary, then 10 %, 50 % and 100 % of the cohort. */
 export function defaultStages(timeLimitMs = 3_600_000): StagePlan[] {
@@ -105,7 +124,7 @@ export function defaultStages(timeLimitMs = 3_600_000): StagePlan[] {
 }
 
 /** Default device timeouts: the update service's window is 5 minutes and its trial deadline 10. */
-export const DEFAULT_TIMEOUTS: DeviceTimeouts = { deployMs: 10 * 60_000, trialMs: 15 * 60_000 }
+export const DEFAULT_TIMEOUTS: DeviceTimeouts = { deployMs: 10 * 60_000, trialMs: 15 * 60_000, reofferMs: 60_000 }
 
 /** A device is online when heard from within this time (as the device list says). */
 export const ONLINE_MS = 60_000
@@ -126,6 +145,10 @@ export interface DeviceProgress {
     lastSeen: number | null
     /** Offers made to it (retry-failed offers again). */
     offers: number
+    /** When the latest offer, first or again, was made (null before any). */
+    lastOfferAt: number | null
+    /** Offers made again since the device was last offered the release afresh (no report came). */
+    reoffers: number
 }
 
 /** The release a rollout installs: its image's SHA-256 (hex) and its manifest's sequence. */
@@ -195,6 +218,8 @@ export class Rollout {
         readonly devices: Map<string, DeviceProgress>,
         private readonly onlineMs = ONLINE_MS
     ) {
+        // a rollout stored before offers were made again gets the default interval
+        record.timeouts = { ...DEFAULT_TIMEOUTS, ...record.timeouts }
         this.byStage = record.stages.map(() => [])
         for (const d of devices.values()) this.byStage[d.stage].push(d)
     }
@@ -230,6 +255,8 @@ export class Rollout {
                 offeredAt: null,
                 lastSeen: m.lastSeen,
                 offers: 0,
+                lastOfferAt: null,
+                reoffers: 0,
             })
         })
         const record: RolloutRecord = {
@@ -264,7 +291,11 @@ export class Rollout {
                 // not stored as a change: when a device was last heard from is the owner store's own
                 for (const id of event.deviceIds) {
                     const d = this.devices.get(id)
-                    if (d) d.lastSeen = now
+                    if (!d) continue
+                    // silent since the offer went out and speaking now: it was away (reconnecting) and the offer is lost
+                    const away = d.lastOfferAt !== null && (d.lastSeen === null || d.lastSeen < d.lastOfferAt)
+                    d.lastSeen = now
+                    if (away && now - d.lastOfferAt! >= Math.min(REOFFER_GRACE_MS, this.record.timeouts.reofferMs)) this.reoffer(d, now)
                 }
                 break
             case "report":
@@ -274,6 +305,11 @@ export class Rollout {
                 const d = this.devices.get(event.deviceId)
                 if (d && IN_PROGRESS.includes(d.step) && d.offeredAt === null) {
                     d.offeredAt = now
+                    this.effects.changed.add(d.id)
+                }
+                // an offer made again counts from when it went out too
+                if (d?.step === DeviceStep.Offered) {
+                    d.lastOfferAt = now
                     this.effects.changed.add(d.id)
                 }
                 break
@@ -333,6 +369,9 @@ export class Rollout {
         }
         const rank = IN_PROGRESS.indexOf(d.step)
         if (rank < 0) return
+        // an offer made again reached a device already installing this very release (its first answer was still on
+        // its way): the device refuses the second one as "another update is in progress", which is no failure
+        if (r.step === "refused" && d.reoffers > 0 && /another update is in progress/.test(reason ?? "")) return
         if (r.step === "approved" && rank < IN_PROGRESS.indexOf(DeviceStep.Approved)) this.move(d, DeviceStep.Approved, now, null)
         else if (r.step === "trial" && rank < IN_PROGRESS.indexOf(DeviceStep.Trial)) this.move(d, DeviceStep.Trial, now, null)
         else if (r.step === "confirmed") this.move(d, DeviceStep.Confirmed, now, null)
@@ -346,6 +385,17 @@ export class Rollout {
         d.at = now
         d.reason = reason
         this.effects.changed.add(d.id)
+    }
+
+    /** Offers the release again to a device that has sent no report since its offer, a few times at most. */
+    private reoffer(d: DeviceProgress, now: number) {
+        if (d.step !== DeviceStep.Offered || d.offeredAt === null || d.reoffers >= MAX_REOFFERS) return
+        if (this.record.status !== RolloutStatus.Running) return
+        d.reoffers++
+        d.offers++
+        d.lastOfferAt = now
+        this.effects.changed.add(d.id)
+        this.effects.offers.push(d.id)
     }
 
     private setStatus(status: RolloutStatus, now: number, reason: string | null) {
@@ -385,6 +435,8 @@ export class Rollout {
                 this.move(d, DeviceStep.Failed, now, `no trial within ${Math.round(r.timeouts.deployMs / 1000)} s of the offer`)
             else if (d.step === DeviceStep.Trial && now - d.at > r.timeouts.trialMs)
                 this.move(d, DeviceStep.Failed, now, `no confirmation within ${Math.round(r.timeouts.trialMs / 1000)} s of the trial`)
+            else if (d.step === DeviceStep.Offered && d.lastOfferAt !== null && now - d.lastOfferAt >= r.timeouts.reofferMs)
+                this.reoffer(d, now)
         }
         if (r.status === RolloutStatus.Running || r.status === RolloutStatus.Paused) {
             for (let s = 0; s <= r.stage; s++) {
@@ -435,6 +487,8 @@ export class Rollout {
                 if (d.step === DeviceStep.Pending && d.lastSeen !== null && now - d.lastSeen < this.onlineMs) {
                     this.move(d, DeviceStep.Offered, now, null)
                     d.offeredAt = null
+                    d.lastOfferAt = null
+                    d.reoffers = 0
                     d.offers++
                     this.effects.offers.push(d.id)
                 }

@@ -7,7 +7,7 @@
  *     "cohort": "all" | { "tag": "attic" } | { "devices": ["<32 hex>", …] },
  *     "stages": [ { "devices": 1 } | { "percent": 10, "successPercent"?: 100, "timeLimitS"?: 3600,
  *                   "maxFailures"?: 3, "maxFailurePercent"?: 5 }, … ],            (optional)
- *     "deployTimeoutS"?: 600, "trialTimeoutS"?: 900 }
+ *     "deployTimeoutS"?: 600, "trialTimeoutS"?: 900, "reofferS"?: 60 }
  */
 import { DIGEST_HEX } from "../commands.ts"
 import { DEFAULT_TIMEOUTS, defaultStages, type Cohort, type DeviceTimeouts, type Rollout, type StagePlan } from "./engine.ts"
@@ -45,6 +45,7 @@ export function parseNewRollout(v: unknown): NewRollout | string {
     for (const [field, key] of [
         ["deployTimeoutS", "deployMs"],
         ["trialTimeoutS", "trialMs"],
+        ["reofferS", "reofferMs"],
     ] as const) {
         if (b[field] === undefined) continue
         if (!wholeIn(b[field], SECONDS.min, SECONDS.max)) return `${field} must be ${SECONDS.min}..${SECONDS.max} seconds`
