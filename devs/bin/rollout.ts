@@ -101,6 +101,13 @@ interface View {
     devices?: { id: string; name: string | null; stage: number; step: string; at: number; reason: string | null }[]
 }
 
+/** A device as GET /api/devices lists it (what status reads). */
+interface Listed {
+    id: string
+    name: string | null
+    unknownImage: { image: string; since: number } | null
+}
+
 /** A text bar: `#` confirmed, `~` under way, `x` failed, `.` not yet. */
 function bar(s: View["stages"][number], width = 30): string {
     const n = (k: string) => s.steps[k] ?? 0
@@ -176,9 +183,14 @@ await runCommand(spec, async ({ values, positionals }) => {
             const { rollouts } = await api().call<{ rollouts: View[] }>("GET", "/api/rollouts")
             if (rollouts.length === 0) console.log("no rollouts yet: npm run rollout -- create --help")
             for (const v of rollouts) print(v, false)
-            return
-        }
-        print(await api().call<View>("GET", `/api/rollouts/${rolloutId()}`), values.devices)
+        } else print(await api().call<View>("GET", `/api/rollouts/${rolloutId()}`), values.devices)
+        // what a rollout cannot show: devices whose image no release names, so no sequence orders it
+        const { devices } = await api().call<{ devices: Listed[] }>("GET", "/api/devices")
+        for (const d of devices.filter(x => x.unknownImage))
+            console.log(
+                `device ${d.id}${d.name ? ` (${d.name})` : ""} runs an image no release names (${d.unknownImage!.image}): ` +
+                    "it was not installed from a signed release"
+            )
         return
     }
     if (ACTIONS.includes(verb)) {

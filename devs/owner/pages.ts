@@ -154,6 +154,7 @@ export function devicePage(d: DeviceDetail, csrf: string, owner = "", simulated 
         { title: d.name, csrf, owner, script: "device.js", data: { device: d, simulated }, styles: ["uPlot.min.css"] },
         `<div class="title"><h1 data-name>${name}</h1><span data-status></span></div>
 <p class="sub"><code data-id>${escapeHtml(d.id)}</code> <span data-seen></span></p>
+<p data-unknown-image hidden></p>
 <section class="card"><div class="section-head"><h2>Readings</h2>
 <div class="segmented" role="group" aria-label="Time range"><button data-range="600000" aria-pressed="false">Last 10 min</button>
 <button data-range="3600000" aria-pressed="true">Last hour</button>

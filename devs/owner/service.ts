@@ -559,6 +559,8 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
                 firmware: state.image ?? null,
                 sequence: state.seq ?? null,
                 update: state.phase ?? null,
+                // the running image is no release's (deployed by hand, at the factory, or from older source): said, not guessed
+                unknownImage: this.store.unknownImage(d.id) ?? null,
                 // the latest step the device reported of the release its owner named
                 lastUpdate: this.store.updateReport(d.id) ?? null,
                 queued: state.queued ?? null,

@@ -555,6 +555,32 @@ export class OwnerStore {
         return r && { counter: r.counter, state: JSON.parse(r.state), receivedAt: r.received_at }
     }
 
+    /**
+     * Whether the device runs an image no release it trusts names, as it last said: its latest `image-unknown`
+     * security event (recorded at every boot of such an image, src/update/updater.ts) or its latest state report
+     * naming sequence 0. Cleared by what came after: a state report naming a manifest's sequence from the same
+     * boot or a later one, or a confirmed update report (an update, or the owner naming the image that runs).
+     * `image` is the digest's first bytes in hex, as the device gave it; `since` when the owner service heard it.
+     */
+    unknownImage(id: string): { image: string; since: number } | undefined {
+        const event = this.st(
+            `SELECT boot, detail, received_at FROM device_events WHERE device_id = ? AND kind = 'image-unknown'
+             ORDER BY boot DESC, seq DESC LIMIT 1`
+        ).get(id) as { boot: number; detail: string; received_at: number } | undefined
+        const confirmed = this.st("SELECT MAX(received_at) AS at FROM update_reports WHERE device_id = ? AND step = 'confirmed'").get(
+            id
+        ) as { at: number | null }
+        const state = this.state(id)
+        const seq = state?.state.seq
+        const boot = typeof state?.state.boot === "number" ? state.state.boot : -1
+        const after = (at: number) => confirmed.at !== null && confirmed.at >= at
+        if (state && seq === 0 && !after(state.receivedAt)) return { image: String(state.state.image ?? ""), since: state.receivedAt }
+        if (!event || after(event.received_at)) return undefined
+        // a state report of that boot or a later one that names a sequence: the image is a release's now
+        if (state && typeof seq === "number" && seq > 0 && boot >= event.boot) return undefined
+        return { image: event.detail, since: event.received_at }
+    }
+
     /** The latest update step a device reported: the highest counter, so a late copy from its flash queue hides no newer step. */
     updateReport(id: string): UpdateReportRow | undefined {
         return this.updateReports(id, 1)[0]

@@ -5,8 +5,9 @@
  * goes to the login; the owner logs in and claims the device with the id
  * and code it printed; the device page draws each quantity's readings, live,
  * and they are the simulated sensors' curve; an interval set from the
- * console comes back in the state report; a forged command's refusal
- * appears in the security events; a POST without its CSRF token is refused;
+ * console comes back in the state report; the device, which runs the build
+ * as it is rather than an image a signed release installed, is flagged on
+ * its page and in the list; a forged command's refusal appears in the security events; a POST without its CSRF token is refused;
  * logging out ends the session; wrong passwords are limited. Screenshots of
  * each step are kept in var/test-artefacts/console-browser (printed at the end).
  */
@@ -211,6 +212,20 @@ describe("the owner console in Chromium, with the firmware in the simulator", ()
         await shot("04-interval")
     })
 
+    test("the simulator runs the build as it is, not an image a release installed: the device says so, the console flags it", async () => {
+        // what the device printed at boot: no manifest it trusts names its image, so its state names sequence 0
+        assert.ok(
+            lines.some(l => /^update: running [0-9a-f]{16}, sequence unknown/.test(l)),
+            lines.filter(l => l.startsWith("update:")).join("\n")
+        )
+        const flag = page.locator("[data-unknown-image]", { hasText: "runs an image no release names" })
+        await flag.waitFor({ timeout: 120_000 })
+        const image = printed(/^update: running ([0-9a-f]{16}),/)!
+        assert.match(await flag.innerText(), new RegExp(`image ${image.slice(0, 12)}`))
+        await page.locator('[data-key="seq"]', { hasText: "0" }).waitFor()
+        await shot("04b-unknown-image")
+    })
+
     test("a forged command is refused by the device, and the refusal appears in the security events", async () => {
         const forger = { key: randomBytes(32), contextIv: randomBytes(13), kid: Buffer.from(id, "hex") }
         const topic = commandTopic(id)
@@ -222,12 +237,27 @@ describe("the owner console in Chromium, with the firmware in the simulator", ()
         await row.first().waitFor({ timeout: 120_000 })
         assert.match(await row.first().innerText(), /downlink-refused/)
         await page.locator("[data-result][data-kind=ok]", { hasText: "event log" }).waitFor()
+        // the event the device logs at every boot of an image no release names is there too
+        await page.locator('[data-events] code[data-kind="image-unknown"]').first().waitFor()
         await shot("05-forged-refused")
         // the one the README shows: the charts, the state report and the commands
         await page.click('button[data-range="600000"]')
         await page.waitForTimeout(500)
         await page.evaluate(() => window.scrollTo(0, 0))
         await page.screenshot({ path: join(shots, "device-page.png"), fullPage: true, clip: { x: 0, y: 0, width: 1280, height: 1380 } })
+    })
+
+    test("the device list flags the device that runs an image no release names", async () => {
+        await page.goto(owner.url + "/")
+        await page.locator(`[data-devices] [data-unknown-image="${id}"]`, { hasText: "runs an image no release names" }).waitFor()
+        const { devices } = await api<{ devices: { id: string; sequence: number; unknownImage: { image: string } | null }[] }>(
+            "/api/devices"
+        )
+        const listed = devices.find(d => d.id === id)!
+        assert.equal(listed.sequence, 0)
+        assert.match(listed.unknownImage?.image ?? "", /^[0-9a-f]{16}$/)
+        await shot("05b-list-unknown-image")
+        await page.goto(`${owner.url}/devices/${id}`)
     })
 
     test("a POST without its CSRF token is refused, with the session cookie the browser sends", async () => {

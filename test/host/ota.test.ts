@@ -37,6 +37,7 @@ import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
 import { decode, encode, Tag } from "cbor2"
 import { OTA_ANCHOR_PATH } from "../../devs/project.ts"
+import type { Verified } from "../../devs/owner/verifier.ts"
 import type { FirmwareUpdates } from "../../devs/registry/firmware-updates.ts"
 import { startLocalStack, type LocalStack } from "../../devs/stack/local.ts"
 import { buildImage, startDevtools, type Devtools } from "../../devs/sim/devs-cli.ts"
@@ -166,6 +167,24 @@ after(async () => {
     rmSync(dir, { recursive: true, force: true })
 })
 
+/**
+ * Asks the device for its state report; resolves with it as the owner verified it. Commands go at QoS 0, so one
+ * sent while the device reconnects is lost: asked again every 15 s.
+ */
+async function askState(): Promise<Record<string, unknown>> {
+    const at = device.verified.length
+    const report = () => device.verified.slice(at).find(m => m.kind === "state") as Extract<Verified, { kind: "state" }> | undefined
+    for (let ask = 0; ask < 4 && !report(); ask++) {
+        await device.command({ cmd: "state" })
+        await until("a state report", () => report() !== undefined, 15_000).catch(() => {})
+    }
+    assert.ok(report(), "no state report after 4 asks")
+    return report()!.state
+}
+
+/** What a state report says of the running image: its digest's first bytes (hex) and its sequence. */
+const pick = (state: Record<string, unknown>) => ({ image: state.image, seq: state.seq })
+
 describe("updates over the air", () => {
     test("v1 runs an image no trusted manifest names and says so; named by its owner, it knows its sequence", async () => {
         device.start(["run", join(dir, "v1.devs")])
@@ -174,11 +193,16 @@ describe("updates over the air", () => {
         const boot = device.lines.find(l => /^update: running /.test(l))!
         assert.match(boot, new RegExp(`^update: running ${v1}, sequence unknown, security counter 0, phase 0`))
         assert.ok(device.events().includes(`image-unknown: ${v1}`), `events ${device.events()}`)
+        // its state report says the same: its image, and sequence 0 (no trusted manifest names it); the owner flags it
+        assert.deepEqual(pick(await askState()), { image: v1, seq: 0 })
+        assert.deepEqual(device.store.unknownImage(device.id)?.image, v1)
         const { from, reports } = await requestUpdate(images.v1, 1)
         await device.waitFor(/^update: check: up-to-date/, 60_000, from)
         const report = await device.waitForReport(sha256Hex(images.v1), "confirmed", 30_000, reports)
         assert.deepEqual(report, { digest: sha256Hex(images.v1), sequence: 1, step: "confirmed", reason: "running it already" })
         assert.equal(device.starts(from), 0)
+        assert.deepEqual(pick(await askState()), { image: v1, seq: 1 }, "the sequence of the manifest that names the image it runs")
+        assert.equal(device.store.unknownImage(device.id), undefined)
         // after a power cut, it still knows: slot A holds v1's manifest, and the security counter follows it
         await device.powerCut()
         const back = device.lines.length
@@ -186,6 +210,7 @@ describe("updates over the air", () => {
         await device.waitFor(new RegExp(`^update: running ${v1}, sequence 1, security counter 1, phase 0`), 60_000, back)
         await device.waitFor(/^uplink: connected to/, 60_000, back)
         assert.ok(!device.events(back).some(e => e.startsWith("image-unknown")), `events ${device.events(back)}`)
+        assert.deepEqual(pick(await askState()), { image: v1, seq: 1 })
     })
 
     test("a tampered manifest, a signer not in the key list, a truncated signature and another release are refused and reported", async () => {
@@ -329,6 +354,9 @@ describe("updates over the air", () => {
             from
         )
         await device.waitFor(/^uplink: connected to/, 60_000, from)
+        // the state report names v2 and the sequence of the manifest it was installed from, not v1's
+        assert.deepEqual(pick(await askState()), { image: sha256Hex(images.v2).slice(0, 16), seq: 8 })
+        assert.equal(device.store.unknownImage(device.id), undefined)
         const sinceUpdate = device.lines.slice(device.lines.findIndex(l => /^ota fixture: firmware v2$/.test(l)))
         assert.ok(!sinceUpdate.some(l => /auth-failure|not authorized/.test(l)), "an auth-failure after the update")
     })

@@ -130,6 +130,45 @@ describe("owner store", () => {
         store.close()
     })
 
+    test("a device that runs an image no release names is flagged until a state naming a sequence or a confirmation", () => {
+        const { store, ids } = newStore("unknown-image")
+        const [id] = ids
+        const digest = randomBytes(32).toString("hex")
+        let counter = 0
+        const commit = (receivedAt: number, m: Record<string, unknown>) =>
+            store.commitIngest({
+                verified: [{ message: { deviceId: id, counter: ++counter, ...m } as Verified, receivedAt }],
+                rejections: [],
+                windows: new Map(),
+            })
+        const state = (boot: number, seq: number) => ({ kind: "state", state: { boot, seq, image: "0123456789abcdef", phase: "idle" } })
+        const unknownEvent = (boot: number) => ({
+            kind: "events",
+            events: [{ seq: boot * 10, boot, uptimeMs: 5, kind: "image-unknown", detail: "0123456789abcdef" }],
+        })
+        assert.equal(store.unknownImage(id), undefined, "nothing said yet")
+        // boot 3 runs an image no trusted manifest names: its event log says so, and its state names sequence 0
+        commit(1000, unknownEvent(3))
+        assert.deepEqual(store.unknownImage(id), { image: "0123456789abcdef", since: 1000 })
+        commit(1100, state(3, 0))
+        assert.deepEqual(store.unknownImage(id), { image: "0123456789abcdef", since: 1100 })
+        // the owner names the release of the image that runs: confirmed, "running it already"
+        commit(1200, { kind: "update", report: { digest, sequence: 4, step: "confirmed", reason: "running it already" } })
+        assert.equal(store.unknownImage(id), undefined)
+        commit(1300, state(3, 4))
+        assert.equal(store.unknownImage(id), undefined)
+        // the event of a later boot (older source started by hand) flags it again; an older state does not clear it
+        commit(1400, unknownEvent(5))
+        assert.deepEqual(store.unknownImage(id), { image: "0123456789abcdef", since: 1400 })
+        // a state of that boot naming a sequence clears it
+        commit(1500, state(5, 6))
+        assert.equal(store.unknownImage(id), undefined)
+        // a state naming sequence 0 alone flags it (the event log comes only when asked for)
+        commit(1600, state(6, 0))
+        assert.deepEqual(store.unknownImage(id), { image: "0123456789abcdef", since: 1600 })
+        store.close()
+    })
+
     test("each device's update steps are kept: the latest is the highest counter, a late copy does not hide it", () => {
         const { store, ids } = newStore("update-steps")
         const [id] = ids

@@ -31,6 +31,22 @@ function renderHeader() {
     $("[data-seen]").textContent = detail.lastSeen
         ? `· last heard ${ago(detail.lastSeen)} (${clock(detail.lastSeen)})`
         : "· not heard from yet"
+    // the device said it runs an image whose digest no manifest it trusts names (deployed by hand, or older source)
+    const unknown = detail.unknownImage
+    const warning = $("[data-unknown-image]")
+    warning.hidden = !unknown
+    fill(
+        warning,
+        unknown
+            ? [
+                  h("span", { class: "pill warn" }, "runs an image no release names"),
+                  " image ",
+                  h("code", {}, unknown.image),
+                  ` (said ${clock(unknown.since)}): it was not installed from a signed release. `,
+                  "Name the release it should run below (Install this release), or roll one out.",
+              ]
+            : ""
+    )
 }
 
 // --- readings
@@ -196,6 +212,13 @@ function renderCommands() {
 
 /** The command the result line waits on, if any. */
 let awaited
+/**
+ * How long "Install this release" waits for the device's first word (its answer, or a step of that release)
+ * before saying it may have missed the command: commands go at QoS 0, and one sent while the device reconnects
+ * is lost. As long as a rollout waits before it offers again (devs/owner/rollout/engine.ts).
+ */
+const UPDATE_ANSWER_MS = 60_000
+let updateWatch
 
 function onCommand(row) {
     if (row.deviceId !== id) return
@@ -206,6 +229,18 @@ function onCommand(row) {
     else commands = [row, ...commands]
     renderCommands()
     if (awaited === row.id && row.status === "answered") answered(row)
+}
+
+/** After UPDATE_ANSWER_MS with neither an answer to `row` nor a step of its release since it was sent: say so. */
+function watchUpdate(row, digest) {
+    clearTimeout(updateWatch)
+    updateWatch = setTimeout(() => {
+        const answer = commands.find(c => c.id === row.id)
+        const step = detail.lastUpdate
+        if (answer?.status === "answered" || (step && step.digest === digest && step.receivedAt >= row.sentAt)) return
+        if (awaited !== row.id) return
+        say(commandResult, "error", "No answer from the device yet: it may have been offline; send again.")
+    }, UPDATE_ANSWER_MS)
 }
 
 function answered(row) {
@@ -222,6 +257,7 @@ async function send(command, button) {
         const current = commands.find(c => c.id === row.id) ?? row
         if (current.status === "answered") return answered(current)
         awaited = row.id
+        if (command.cmd === "update") watchUpdate(row, command.digest)
         const waiting = command.cmd === "events" ? "waiting for the event log" : "waiting for the device's reply"
         say(commandResult, "pending", `Sent (counter ${row.counter}); ${waiting}. A device that is offline gets it when it is back.`)
     } catch (e) {

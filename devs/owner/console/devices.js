@@ -1,6 +1,6 @@
 /**
  * The device list: what an owner needs at a glance (online, last seen,
- * firmware, update phase and the latest step reported, queue and drops, security events since the last
+ * firmware (flagged when it runs an image no release names), update phase and the latest step reported, queue and drops, security events since the last
  * visit, rejected messages), kept live by the event stream, and the claim form.
  */
 import { ago, api, fill, follow, h, pageData, say, shortId, status, table, throttle } from "./dom.js"
@@ -12,15 +12,19 @@ const dash = v => (v === null || v === undefined || v === "" ? "—" : String(v)
 
 function render() {
     const rows = devices.map(d => ({
-        class: d.eventsSinceVisit > 0 || d.rejected > 0 ? "attention" : undefined,
+        class: d.eventsSinceVisit > 0 || d.rejected > 0 || d.unknownImage ? "attention" : undefined,
         cells: [
             h("a", { href: `/devices/${encodeURIComponent(d.id)}`, "data-device": d.id }, d.name),
             shortId(d.id),
             status(d),
             { cell: h("span", { title: d.lastSeen ? new Date(d.lastSeen).toString() : "" }, ago(d.lastSeen)) },
-            d.firmware
-                ? h("span", {}, h("code", { title: String(d.firmware) }, String(d.firmware).slice(0, 12)), ` #${dash(d.sequence)}`)
-                : "—",
+            h(
+                "span",
+                {},
+                d.firmware ? [h("code", { title: String(d.firmware) }, String(d.firmware).slice(0, 12)), ` #${dash(d.sequence)}`] : "—",
+                // what the device said: an image whose digest no manifest it trusts names
+                d.unknownImage ? [" ", h("span", { class: "pill warn", "data-unknown-image": d.id }, "runs an image no release names")] : ""
+            ),
             d.lastUpdate ? `${dash(d.update)} · ${d.lastUpdate.step} #${d.lastUpdate.sequence}` : dash(d.update),
             { cell: dash(d.queued), class: "num" },
             { cell: dash(d.dropped), class: d.dropped > 0 ? "num warn" : "num" },
