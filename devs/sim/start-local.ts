@@ -345,6 +345,9 @@ async function publishLocalBuild(stack: StackCore, key: SigningKey, path: string
     if (!(await stack.registry.store.getFirmwareImage(digest))) {
         const sequence = ((await stack.registry.store.latestFirmwareImage(CLASS_ID.toString("hex")))?.sequence ?? 0) + 1
         await stack.updates.publish(signManifest(manifestFor(image, sequence), key), image)
-        progress.line(`published this build as sequence ${sequence} (sha256 ${digest.slice(0, 16)}…); sign releases above it`)
+        progress.line(
+            `published this build as sequence ${sequence} (sha256 ${digest.slice(0, 16)}…); ` +
+                "change the firmware, then npm run release publishes the next"
+        )
     }
 }
