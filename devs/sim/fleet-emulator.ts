@@ -126,7 +126,10 @@ export class EmulatedDevice {
     async connectBroker(grant: BrokerGrant) {
         // a broker login is bound to its username as client id (devs/broker/dynsec.ts)
         const client = await mqtt.connectAsync(this.broker.url, {
-            ...grant,
+            // the login only: the grant also names where the registry's broker is (host, port, every node), which would
+            // override the node this device was given
+            username: grant.username,
+            password: grant.password,
             clientId: grant.username,
             ca: this.broker.ca,
             protocolVersion: 4,
