@@ -7,7 +7,7 @@
  * runs. Then one table: every setup and N side by side, and the ratios
  * cluster / embedded for each N both reached.
  */
-import { mkdtempSync, rmSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { LoadFleet, type StepResult } from "./measure.ts"
@@ -61,6 +61,8 @@ export async function runLoad(options: LoadOptions): Promise<SetupReport[]> {
             try {
                 for (const n of options.devices) {
                     if (options.signal.aborted) throw new Error("interrupted")
+                    const short = descriptorShortfall(n)
+                    if (short) throw new Error(short)
                     options.log(`${name}: ${n} devices`)
                     report.steps.push(await fleet.step({ ...options, devices: n }))
                 }
@@ -81,6 +83,26 @@ export async function runLoad(options: LoadOptions): Promise<SetupReport[]> {
         }
     }
     return reports
+}
+
+/**
+ * Descriptors this process holds per connected device: its MQTT connection (the HTTPS ones of a login are closed
+ * after it, so only those of the devices logging in at once are open). The broker's end of each connection is in
+ * the broker's process, Mosquitto's under the same limit, which it inherits.
+ */
+const DESCRIPTORS_PER_DEVICE = 1
+/** Descriptors for everything else: logins in progress, servers, stores, the owner service. */
+const DESCRIPTORS_BESIDES = 2000
+
+/** Why `n` devices would run out of file descriptors under this process's limit, or undefined if they fit. */
+function descriptorShortfall(n: number): string | undefined {
+    const line = /^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)/m.exec(readFileSync("/proc/self/limits", "utf8"))
+    if (!line || line[1] === "unlimited") return undefined
+    const [soft, hard] = [Number(line[1]), line[2] === "unlimited" ? Infinity : Number(line[2])]
+    const needed = n * DESCRIPTORS_PER_DEVICE + DESCRIPTORS_BESIDES
+    if (needed <= soft) return undefined
+    const raise = hard > soft ? `raise it in the shell first: ulimit -n ${Math.min(hard, needed)}` : "the hard limit is lower still"
+    return `file descriptors: ${n} devices need about ${needed}, and ulimit -n is ${soft} (${raise})`
 }
 
 /** The table's columns: heading, and the figure of a step. */
