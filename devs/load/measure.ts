@@ -68,7 +68,7 @@ export interface StepOptions {
 }
 
 /** Logins a device tries before the step fails. */
-const LOGIN_ATTEMPTS = 5
+const LOGIN_ATTEMPTS = 10
 
 /** A phase that ran past its deadline, or was interrupted: the step stops there. */
 export class PhaseFailed extends Error {}
@@ -114,7 +114,10 @@ export class LoadFleet {
             let next = 0
             let finished = 0
             let failure: Error | undefined
-            const deadline = AbortSignal.any([options.signal, AbortSignal.timeout(options.phaseMs)])
+            // a timer of our own: Node 20 may collect an AbortSignal.timeout held only by AbortSignal.any, which then never fires
+            const expiry = new AbortController()
+            const timer = setTimeout(() => expiry.abort(), options.phaseMs)
+            const deadline = AbortSignal.any([options.signal, expiry.signal])
             const workers = Array.from({ length: Math.min(count, options.concurrency) }, async () => {
                 while (next < count && !deadline.aborted && !failure) {
                     const i = next++
@@ -127,12 +130,13 @@ export class LoadFleet {
                 }
             })
             await Promise.race([Promise.all(workers), new Promise(r => deadline.addEventListener("abort", r, { once: true }))])
+            clearTimeout(timer)
             const s = (performance.now() - started) / 1000
             if (failure) throw new PhaseFailed(`${name}: ${failure.message} (${finished} of ${count} done)`)
             if (finished < count)
                 throw new PhaseFailed(
                     options.signal.aborted
-                        ? `${name}: interrupted`
+                        ? `${name}: interrupted (${finished} of ${count} done)`
                         : `${name}: ${finished} of ${count} in ${options.phaseMs / 1000} s (deadline)`
                 )
             log(`  ${this.setup.name} ${n}: ${name}: ${count} in ${s.toFixed(1)} s (${(count / Math.max(s, 0.001)).toFixed(0)}/s)`)
@@ -162,7 +166,7 @@ export class LoadFleet {
         let retries = 0
         const loginS = await phase("SCRAM login", n, async i => {
             // a login the broker could not grant in time is a 200 without a broker login; the device logs in again
-            // after a second, as the firmware does (Mosquitto's dynamic security slows with every client it holds)
+            // two seconds later, as the firmware backs off (Mosquitto's dynamic security slows with every client it holds)
             for (let attempt = 1; ; attempt++)
                 try {
                     members[i].grant = await members[i].device.logIn()
@@ -170,7 +174,7 @@ export class LoadFleet {
                 } catch (e) {
                     if (attempt === LOGIN_ATTEMPTS || options.signal.aborted) throw e
                     retries++
-                    await new Promise(r => setTimeout(r, 1000))
+                    await new Promise(r => setTimeout(r, 2000))
                 }
             // the HTTPS connection is not kept: a device does not hold one to the registry
             members[i].agent.destroy()
