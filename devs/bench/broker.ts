@@ -30,7 +30,7 @@ export async function brokerAuthRate() {
     const device = randomBytes(16).toString("hex")
     const password = randomBytes(24).toString("base64url")
     logins.put({ username: device, passwordHash: passwordHash(password), expiresAt: Date.now() + 3_600_000 })
-    const policy = new RabbitAuthPolicy(logins, { username: "sentinel-registry", password: randomBytes(24).toString("base64url") })
+    const policy = new RabbitAuthPolicy(logins, { brokerAdminHash: async () => undefined })
     const servers: Server[] = [
         serveRabbitAuth({ policy, tls: { ...tls, clientCa: ca }, event: () => {} }),
         createServer(

@@ -9,7 +9,7 @@
  * 3. The Debian packages the program needs (`npm start`: Mosquitto with its
  *    dynamic-security plugin and openssl; `npm test` and `npm run bench`:
  *    Chromium and RabbitMQ too, and `npm test` PostgreSQL, whose initdb starts the throwaway
- *    clusters of the registry's suites): installed with `apt-get install -y` when run as root,
+ *    clusters of the registry's suites; `npm run loadtest` Mosquitto, RabbitMQ and PostgreSQL): installed with `apt-get install -y` when run as root,
  *    otherwise one `sudo apt-get …` line and exit 2.
  * 4. The program, devs/bin/<name>.ts, in this same process under tsx's loader,
  *    so Ctrl-C and SIGTERM reach it directly (no shell or wrapper between).
@@ -28,15 +28,15 @@ const NODE_MAJOR = 20
 const DEBIAN = {
     mosquitto: {
         provides: () => findExecutable("mosquitto") && findExecutable("mosquitto_ctrl") && mosquittoPlugin(),
-        programs: ["start", "test", "bench"],
+        programs: ["start", "test", "bench", "loadtest"],
     },
-    openssl: { provides: () => findExecutable("openssl"), programs: ["start", "test", "bench"] },
+    openssl: { provides: () => findExecutable("openssl"), programs: ["start", "test", "bench", "loadtest"] },
     chromium: { provides: () => existsSync("/usr/bin/chromium"), programs: ["test", "bench"] },
-    postgresql: { provides: () => postgresInstalled(), programs: ["test"] },
+    postgresql: { provides: () => postgresInstalled(), programs: ["test", "loadtest"] },
     // the broker tests' RabbitMQ cluster (devs/broker/rabbitmq-cluster.ts), and the bench's auth backend
     "rabbitmq-server": {
         provides: () => existsSync("/usr/lib/rabbitmq/bin/rabbitmq-server") && findExecutable("epmd"),
-        programs: ["test", "bench"],
+        programs: ["test", "bench", "loadtest"],
     },
 }
 

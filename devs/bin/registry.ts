@@ -17,13 +17,12 @@
  *       [--rabbitmq-nodes host:port,… --rabbitmq-management http://host:15672,… --auth-client-ca ca.crt
  *        [--auth-port 8444] [--logins-db broker-logins.db]]
  */
-import { randomBytes } from "node:crypto"
 import { readFileSync } from "node:fs"
 import { CommandError, runCommand, UsageError } from "../cli/args.ts"
 import { port } from "../cli/options.ts"
 import { MosquittoDynsec } from "../broker/dynsec.ts"
 import { RabbitAccess } from "../broker/rabbitmq-access.ts"
-import { RabbitAuthPolicy, serveRabbitAuth } from "../broker/rabbitmq-auth.ts"
+import { RabbitAuthPolicy, registerAdminLogin, serveRabbitAuth } from "../broker/rabbitmq-auth.ts"
 import { SqliteBrokerLogins } from "../broker/rabbitmq-logins.ts"
 import { BROKER_PORT, REGISTRY_PORT } from "../project.ts"
 import { Registry, serveRegistry } from "../registry/app.ts"
@@ -92,6 +91,14 @@ await runCommand(spec, async ({ values }) => {
     if (values.database !== undefined && !isPostgresUrl(values.database))
         throw new UsageError("--database takes a postgres:// URL (--db takes a SQLite file)")
     const tls = { cert: readFileSync(values.cert), key: readFileSync(values.key) }
+    const database = values.database ?? values.db ?? "registry.db"
+    let store
+    try {
+        store = await openStore(database)
+    } catch (e) {
+        // the message names the server and the reason, never the URL's password
+        throw new CommandError(`cannot open the store at ${describeStore(database)}: ${(e as Error).message}`)
+    }
     let broker: BrokerAccess | undefined
     let registry: Registry | undefined = undefined
     if (values["broker-host"]) {
@@ -105,10 +112,14 @@ await runCommand(spec, async ({ values }) => {
         const management = values["rabbitmq-management"]!.split(",")
         if (!management.every(u => /^https?:\/\/[^\s/]+\/?$/.test(u))) throw new UsageError("--rabbitmq-management: http(s)://host:port, …")
         const logins = new SqliteBrokerLogins(values["logins-db"])
-        // the registry's management login: made per run, known to this process only, accepted by its own backend
-        const admin = { username: "sentinel-registry", password: randomBytes(24).toString("base64url") }
+        // the registry's management login: made per run, its password known to this process only, its hash in the
+        // store, so every registry's backend on that store accepts it; gone from the store when this one stops
+        const admin = await registerAdminLogin(store)
+        const forget = () => void store.deleteBrokerAdmin(admin.username).finally(() => process.exit(0))
+        process.once("SIGINT", forget)
+        process.once("SIGTERM", forget)
         const auth = serveRabbitAuth({
-            policy: new RabbitAuthPolicy(logins, admin),
+            policy: new RabbitAuthPolicy(logins, store),
             tls: { ...tls, clientCa: readFileSync(values["auth-client-ca"]!) },
             event: (...e) => registry?.event(...e),
         })
@@ -119,14 +130,6 @@ await runCommand(spec, async ({ values }) => {
         })
         broker = new RabbitAccess({ logins, endpoints: nodes, managementUrls: management.map(u => u.replace(/\/$/, "")), admin })
         console.log(`RabbitMQ auth backend on https://${values.host}:${authPort}`)
-    }
-    const database = values.database ?? values.db ?? "registry.db"
-    let store
-    try {
-        store = await openStore(database)
-    } catch (e) {
-        // the message names the server and the reason, never the URL's password
-        throw new CommandError(`cannot open the store at ${describeStore(database)}: ${(e as Error).message}`)
     }
     registry = new Registry({ store, broker })
     const server = serveRegistry(registry, tls)

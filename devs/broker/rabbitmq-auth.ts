@@ -25,9 +25,15 @@
  * - AMQP resources: the exchange `amq.topic` (read, write), and the login's own
  *   session queues `mqtt-subscription-<client id>qos0|qos1`, which the plugin
  *   names after the client id, so the binding holds for queues too;
- * - one more login, the registry's own, tagged `administrator`, only for the
+ * - one more login per registry, tagged `administrator`, only for the
  *   management API (a request with a client id, i.e. over MQTT, is refused):
- *   with it the registry closes the sessions of expired passwords (./rabbitmq-access.ts).
+ *   with it the registry closes the sessions of expired passwords
+ *   (./rabbitmq-access.ts). Each registry makes its own at start
+ *   (`registerAdminLogin`), `registry-<64 random bits, hex>` with a 192-bit
+ *   password that stays in its memory, and keeps the password's SHA-256 in
+ *   the registries' shared store: the nodes ask one registry's backend, or
+ *   any behind a balancer, about another's login, so every backend must
+ *   accept every registry's login, and none needs the password to do so.
  *
  * RabbitMQ checks a password only at CONNECT; the topic and resource checks
  * here also refuse a login that has expired, which stops an old session at
@@ -43,7 +49,7 @@
  * an event names the login only when it has a login's shape and never
  * echoes a client id or a field name (a mangled body can run a password into them).
  */
-import { timingSafeEqual } from "node:crypto"
+import { randomBytes, timingSafeEqual } from "node:crypto"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import { createServer, type Server } from "node:https"
 import type { TLSSocket } from "node:tls"
@@ -71,10 +77,27 @@ const OWNER_LOGIN = /^owner-[A-Za-z0-9._@-]{1,64}$/
 /** A routing or binding key of a device's topics: `things.<id>.(up|down).<rest>`. */
 const THING_KEY = /^things\.([0-9a-f]{32})\.(up|down)\.(.+)$/
 
-/** The registry's own login for the management API (the password lives only in the registry's memory). */
+/** A registry's own login for the management API (the password lives only in that registry's memory). */
 export interface AdminLogin {
     username: string
     password: string
+}
+
+/** A management login's name: `registry-` and 64 random bits. */
+const ADMIN_LOGIN = /^registry-[0-9a-f]{16}$/
+
+/** Where the registries keep their management logins' password hashes (the registry's store). */
+export interface AdminLogins {
+    putBrokerAdmin(username: string, passwordHash: Buffer, at: number): Promise<void>
+    brokerAdminHash(username: string): Promise<Buffer | undefined>
+    deleteBrokerAdmin(username: string): Promise<void>
+}
+
+/** Makes this registry's management login and keeps its hash in `logins`; the registry deletes it there when it stops. */
+export async function registerAdminLogin(logins: AdminLogins, clock: () => number = Date.now): Promise<AdminLogin> {
+    const login = { username: `registry-${randomBytes(8).toString("hex")}`, password: randomBytes(24).toString("base64url") }
+    await logins.putBrokerAdmin(login.username, passwordHash(login.password), clock())
+    return login
 }
 
 const allow: AuthDecision = { allow: true }
@@ -82,24 +105,15 @@ const deny = (reason: string): AuthDecision => ({ allow: false, reason })
 
 /** Decides the backend's checks on parsed fields (see the module comment for the rules). */
 export class RabbitAuthPolicy {
-    private readonly adminHash: Buffer
-
     constructor(
         private readonly logins: BrokerLogins,
-        private readonly admin: AdminLogin,
+        private readonly admins: Pick<AdminLogins, "brokerAdminHash">,
         private readonly clock: () => number = Date.now
-    ) {
-        this.adminHash = passwordHash(admin.password)
-    }
+    ) {}
 
-    /** The registry's own login name. */
-    get adminName(): string {
-        return this.admin.username
-    }
-
-    decide(check: AuthCheck, p: Record<string, string>): AuthDecision {
+    async decide(check: AuthCheck, p: Record<string, string>): Promise<AuthDecision> {
         const username = p.username ?? ""
-        if (username === this.admin.username) return this.decideAdmin(check, p)
+        if (ADMIN_LOGIN.test(username)) return this.decideAdmin(check, username, p)
         if (!DEVICE_ID.test(username) && !OWNER_LOGIN.test(username)) return deny("not a device or owner login")
         const login = this.logins.get(username)
         if (!login) return deny("unknown login")
@@ -113,13 +127,13 @@ export class RabbitAuthPolicy {
         return this.topic(username, p)
     }
 
-    private decideAdmin(check: AuthCheck, p: Record<string, string>): AuthDecision {
+    private async decideAdmin(check: AuthCheck, username: string, p: Record<string, string>): Promise<AuthDecision> {
         if (p.client_id !== undefined || p["variable_map.client_id"] !== undefined)
             return deny("the registry's login is for the management API only")
+        const hash = await this.admins.brokerAdminHash(username)
+        if (!hash) return deny("unknown login")
         if (check === "user")
-            return timingSafeEqual(passwordHash(p.password ?? ""), this.adminHash)
-                ? { allow: true, tags: ["administrator"] }
-                : deny("wrong password")
+            return timingSafeEqual(passwordHash(p.password ?? ""), hash) ? { allow: true, tags: ["administrator"] } : deny("wrong password")
         if (check === "vhost") return p.vhost === "/" ? allow : deny("vhost")
         return deny("the registry's login neither publishes nor consumes")
     }
@@ -187,14 +201,14 @@ export interface AuthAnswer {
  * Answers one request: the path names the check, the body holds its fields.
  * Every refusal is a security event, with the login tried and why; never the password.
  */
-export function answerAuth(
+export async function answerAuth(
     policy: RabbitAuthPolicy,
     method: string,
     path: string,
     body: Buffer,
     source: string,
     event: AuthEventSink
-): AuthAnswer {
+): Promise<AuthAnswer> {
     const check = CHECKS.find(c => path === `/${c}`)
     if (method !== "POST" || !check) {
         event("broker-auth-malformed", source, "?", `${method.slice(0, 10)} ${path.slice(0, 60)}: no such check`)
@@ -208,12 +222,12 @@ export function answerAuth(
         event("broker-auth-malformed", source, "?", `${check}: ${e.message}`)
         return { status: 400, body: "deny" }
     }
-    const decision = policy.decide(check, fields)
+    const decision = await policy.decide(check, fields)
     if (decision.allow) return { status: 200, body: ["allow", ...(decision.tags ?? [])].join(" ") }
     // only a name of a login's shape is logged: a mangled body can run the password into the username field
     const username = fields.username ?? ""
     const identity =
-        DEVICE_ID.test(username) || OWNER_LOGIN.test(username) || username === policy.adminName ? username : "(malformed username)"
+        DEVICE_ID.test(username) || OWNER_LOGIN.test(username) || ADMIN_LOGIN.test(username) ? username : "(malformed username)"
     event(check === "user" ? "broker-login-refused" : "broker-acl-refused", source, identity, `${check}: ${decision.reason}`)
     return { status: 200, body: "deny" }
 }
@@ -259,12 +273,12 @@ export function serveRabbitAuth(options: RabbitAuthServerOptions): Server {
                 reply(res, { status: 413, body: "deny" })
             })
             req.on("error", () => req.destroy())
-            req.on("end", () => {
+            req.on("end", async () => {
                 if (refused) return
                 let answer: AuthAnswer
                 try {
                     const path = (req.url ?? "").split("?")[0]
-                    answer = answerAuth(options.policy, req.method ?? "", path, Buffer.concat(chunks), source, options.event)
+                    answer = await answerAuth(options.policy, req.method ?? "", path, Buffer.concat(chunks), source, options.event)
                 } catch (e) {
                     // a fault of ours (the logins' database): refuse, say so, stay up
                     options.event("broker-auth-error", "registry", "?", (e as Error).message.slice(0, 96))

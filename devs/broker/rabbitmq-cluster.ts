@@ -48,7 +48,16 @@ import { copyFileSync, mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { freePorts, waitForPort } from "../net/ports.ts"
 import { RABBITMQ_TLS_LINES } from "../net/tls.ts"
-import { chownTree, removeDir, runTool, serviceAccount, startServer, tempDirFor, type ServerProcess } from "./server-process.ts"
+import {
+    chownTree,
+    removeDir,
+    runTool,
+    serviceAccount,
+    startServer,
+    tempDirFor,
+    treeRssBytes,
+    type ServerProcess,
+} from "./server-process.ts"
 
 /** Where the Debian package keeps RabbitMQ's scripts (not the /usr/sbin wrappers). */
 const RABBITMQ_BIN = "/usr/lib/rabbitmq/bin"
@@ -94,6 +103,8 @@ export interface RabbitNode {
     name: string
     ports: RabbitNodePorts
     alive(): boolean
+    /** Resident memory of the node's processes (the Erlang VM and what it forked), in bytes; 0 when down. */
+    rssBytes(): number
 }
 
 /** A running cluster. */
@@ -318,6 +329,10 @@ export async function startRabbitCluster(options: RabbitClusterOptions): Promise
                 name,
                 ports: ports[i],
                 alive: () => servers[i]?.alive() ?? false,
+                rssBytes: () => {
+                    const pid = servers[i]?.alive() ? servers[i]?.process.pid : undefined
+                    return pid === undefined ? 0 : treeRssBytes(pid)
+                },
             })),
             mqttEndpoints: ports.map(p => ({ host: "localhost", port: p.mqtts })),
             managementUrls: ports.map(p => `http://127.0.0.1:${p.management}`),

@@ -109,6 +109,20 @@ function processTree(root: number): number[] {
     return tree
 }
 
+/** Resident memory of `root` and its descendants, in bytes (VmRSS from /proc; 0 for a process gone meanwhile). */
+export function treeRssBytes(root: number): number {
+    let total = 0
+    for (const pid of processTree(root)) {
+        try {
+            const kb = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))
+            total += kb ? Number(kb[1]) * 1024 : 0
+        } catch {
+            // gone meanwhile
+        }
+    }
+    return total
+}
+
 /** Starts a long-running server in our process group (see the module comment). */
 export function startServer(command: string, args: string[], options: ServerOptions): ServerProcess {
     const child = spawn(command, args, {

@@ -48,8 +48,9 @@ export function brokerAuthCampaign(): Campaign<AuthRequest> {
     logins.addOwnedDevice("alice", d1)
     logins.addOwnedDevice("alice", d2)
     logins.addOwnedDevice("bob", d3)
-    const admin = { username: "sentinel-registry", password: randomBytes(24).toString("base64url") }
-    const policy = new RabbitAuthPolicy(logins, admin, () => now)
+    const admin = { username: `registry-${randomBytes(8).toString("hex")}`, password: randomBytes(24).toString("base64url") }
+    const adminHash = passwordHash(admin.password)
+    const policy = new RabbitAuthPolicy(logins, { brokerAdminHash: async u => (u === admin.username ? adminHash : undefined) }, () => now)
     const events: string[] = []
 
     /** The rules, restated on the fields as URLSearchParams reads them (the last of a repeated field wins here). */
@@ -137,7 +138,7 @@ export function brokerAuthCampaign(): Campaign<AuthRequest> {
                 : { path: seed.path, body: mutate(rng, seed.body, other.body, 5000) },
         async check(input): Promise<Verdict> {
             const before = events.length
-            const answer = answerAuth(policy, "POST", input.path, input.body, "10.0.0.1", (kind, _s, identity, detail) =>
+            const answer = await answerAuth(policy, "POST", input.path, input.body, "10.0.0.1", (kind, _s, identity, detail) =>
                 events.push(`${kind} ${identity} ${detail}`)
             )
             if (![200, 400, 404, 413].includes(answer.status)) return { invalid: `status ${answer.status}` }

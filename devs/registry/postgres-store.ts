@@ -2,7 +2,7 @@
  * The registry's store on PostgreSQL, for when one machine is not enough:
  * any number of registries share one database, and so share what must be
  * shared (./store.ts): verifiers, claims, rate-limit counts, pending SCRAM
- * exchanges, the decoy salts' key.
+ * exchanges, the decoy salts' key, the registries' broker management logins.
  *
  * The schema is the one `MIGRATIONS` makes for SQLite, translated type for
  * type (`postgresDialect`): an INTEGER column holds milliseconds since the
@@ -423,6 +423,23 @@ export class PostgresStore implements RegistryStore {
             randomBytes(SHARED_SECRET_BYTES),
         ])
         return (await this.rows<{ secret: Buffer }>("SELECT secret FROM registry_secrets WHERE name = $1", [name]))[0].secret
+    }
+
+    async putBrokerAdmin(username: string, passwordHash: Buffer, at: number) {
+        await this.pool.query(
+            `INSERT INTO broker_admins (username, password_hash, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, created_at = excluded.created_at`,
+            [username, passwordHash, at]
+        )
+    }
+
+    async brokerAdminHash(username: string): Promise<Buffer | undefined> {
+        const sql = "SELECT password_hash FROM broker_admins WHERE username = $1"
+        return (await this.rows<{ password_hash: Buffer }>(sql, [username]))[0]?.password_hash
+    }
+
+    async deleteBrokerAdmin(username: string) {
+        await this.pool.query("DELETE FROM broker_admins WHERE username = $1", [username])
     }
 
     async close() {

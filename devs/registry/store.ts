@@ -14,7 +14,9 @@
  * its methods only wrap those answers. What several registries must share
  * lives here too, so any number of them can serve behind one name: the
  * pending SCRAM exchanges (./exchanges.ts), each rate-limit count updated in
- * one step (./rate-limit.ts), and the key of the decoy salts (./app.ts).
+ * one step (./rate-limit.ts), the key of the decoy salts (./app.ts), and
+ * each registry's login to the broker's management API, as a hash
+ * (devs/broker/rabbitmq-auth.ts).
  */
 import { randomBytes } from "node:crypto"
 import Database from "better-sqlite3"
@@ -161,6 +163,11 @@ export interface RegistryStore {
     takeExchange(sid: string, now: number): Promise<string | undefined>
     /** A 32-byte random secret of this store, made on first use: every registry on the store gets the same one. */
     sharedSecret(name: string): Promise<Buffer>
+    /** Keeps a registry's broker management login: the SHA-256 of its password (devs/broker/rabbitmq-auth.ts). */
+    putBrokerAdmin(username: string, passwordHash: Buffer, at: number): Promise<void>
+    /** The SHA-256 a management login's password must match, whichever registry on this store made it. */
+    brokerAdminHash(username: string): Promise<Buffer | undefined>
+    deleteBrokerAdmin(username: string): Promise<void>
     /** Schema version after migration. */
     schemaVersion(): Promise<number>
     close(): Promise<void>
@@ -315,6 +322,18 @@ export const MIGRATIONS: { version: number; sql: string }[] = [
             );
         `,
     },
+    {
+        // each registry's login to the broker's management API, by the SHA-256 of its password: any registry's auth
+        // backend accepts any registry's login, while the password itself stays in the memory of the one that made it
+        version: 7,
+        sql: `
+            CREATE TABLE broker_admins (
+                username TEXT PRIMARY KEY,
+                password_hash BLOB NOT NULL,
+                created_at INTEGER NOT NULL
+            );
+        `,
+    },
 ]
 
 /** A store's own key, made at random on first use (`RegistryStore.sharedSecret`). */
@@ -405,6 +424,12 @@ function prepareStatements(db: Database.Database) {
         takeExchange: db.prepare("DELETE FROM scram_exchanges WHERE sid = ? RETURNING state, expires_at"),
         addSecret: db.prepare("INSERT INTO registry_secrets (name, secret) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"),
         secret: db.prepare("SELECT secret FROM registry_secrets WHERE name = ?"),
+        putBrokerAdmin: db.prepare(
+            `INSERT INTO broker_admins (username, password_hash, created_at) VALUES (?, ?, ?)
+             ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, created_at = excluded.created_at`
+        ),
+        brokerAdminHash: db.prepare("SELECT password_hash FROM broker_admins WHERE username = ?"),
+        deleteBrokerAdmin: db.prepare("DELETE FROM broker_admins WHERE username = ?"),
         schemaVersion: db.prepare("SELECT MAX(version) AS v FROM schema_migrations"),
     }
 }
@@ -681,6 +706,18 @@ export class SqliteStore implements RegistryStore {
     async sharedSecret(name: string): Promise<Buffer> {
         this.sql.addSecret.run(name, randomBytes(SHARED_SECRET_BYTES))
         return (this.sql.secret.get(name) as { secret: Buffer }).secret
+    }
+
+    async putBrokerAdmin(username: string, passwordHash: Buffer, at: number) {
+        this.sql.putBrokerAdmin.run(username, passwordHash, at)
+    }
+
+    async brokerAdminHash(username: string): Promise<Buffer | undefined> {
+        return (this.sql.brokerAdminHash.get(username) as { password_hash: Buffer } | undefined)?.password_hash
+    }
+
+    async deleteBrokerAdmin(username: string) {
+        this.sql.deleteBrokerAdmin.run(username)
     }
 
     async close() {

@@ -64,6 +64,12 @@ export interface EmulatedFleetOptions {
     switchedOff?: (index: number) => boolean
 }
 
+/** The broker login the registry hands a device. */
+export interface BrokerGrant {
+    username: string
+    password: string
+}
+
 /** The image a device runs before any update: its digest's first bytes are in its state reports. */
 const FACTORY_IMAGE = Buffer.alloc(32, 0x11)
 
@@ -85,6 +91,8 @@ export class EmulatedDevice {
     private image: Buffer = FACTORY_IMAGE
     private sequence = 0
     private client: MqttClient | undefined
+    /** Told of each message as it is sealed, before it is sent (the load test times seal to owner by it). */
+    onSeal: ((counter: number, kind: string) => void) | undefined
 
     constructor(
         private readonly credentials: HostDevice,
@@ -103,12 +111,25 @@ export class EmulatedDevice {
 
     /** Logs in to the registry (SCRAM) and connects to the broker with the login it got; sends its state. */
     async connect() {
+        await this.connectBroker(await this.logIn())
+    }
+
+    /** Logs in to the registry (SCRAM): the broker login it hands out. */
+    async logIn(): Promise<BrokerGrant> {
         const reply = await login(this.registry, this.id, this.credentials.password)
-        const grant = reply.body.broker as { username: string; password: string } | undefined
+        const grant = reply.body.broker as BrokerGrant | undefined
         if (reply.status !== 200 || !grant) throw new Error(`device ${this.id} login refused (HTTP ${reply.status})`)
+        return grant
+    }
+
+    /** Connects to the broker with a login from `logIn`, follows its commands and sends its state. */
+    async connectBroker(grant: BrokerGrant) {
         // a broker login is bound to its username as client id (devs/broker/dynsec.ts)
         const client = await mqtt.connectAsync(this.broker.url, {
-            ...grant,
+            // the login only: the grant also names where the registry's broker is (host, port, every node), which would
+            // override the node this device was given
+            username: grant.username,
+            password: grant.password,
             clientId: grant.username,
             ca: this.broker.ca,
             protocolVersion: 4,
@@ -136,6 +157,7 @@ export class EmulatedDevice {
     private async publish(kind: string, plaintext: Uint8Array) {
         const topic = `things/${this.id}/up/${kind}`
         const payload = sealEncrypt0(Buffer.from(plaintext), this.up, ++this.counter, Buffer.from(topic))
+        this.onSeal?.(this.counter, kind)
         await this.client?.publishAsync(topic, payload, { qos: 1 })
     }
 

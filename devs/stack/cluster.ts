@@ -10,28 +10,28 @@
  * The cluster's state lives in a temporary folder and goes with `stop()`;
  * the registry's database, the logins and the PKI stay in `dir`, as with Mosquitto.
  */
-import { randomBytes } from "node:crypto"
 import { readFileSync } from "node:fs"
 import type { AddressInfo } from "node:net"
 import { RabbitAccess } from "../broker/rabbitmq-access.ts"
-import { RabbitAuthPolicy, serveRabbitAuth } from "../broker/rabbitmq-auth.ts"
+import { RabbitAuthPolicy, registerAdminLogin, serveRabbitAuth } from "../broker/rabbitmq-auth.ts"
 import { startRabbitCluster, type RabbitCluster } from "../broker/rabbitmq-cluster.ts"
 import { SqliteBrokerLogins } from "../broker/rabbitmq-logins.ts"
 import { ensurePrivateDir } from "../files/private.ts"
 import { stackFiles } from "../project.ts"
 import type { Registry } from "../registry/app.ts"
+import { openStore } from "../registry/open-store.ts"
 import { startServices, type ServicesOptions, type StackCore } from "./local.ts"
 import { ensureClientCertificate, ensurePki } from "./pki.ts"
 
 /** The name in the client certificate the nodes present to the auth backend. */
 const BROKER_CLIENT = "sentinel-broker"
-/** The registry's own login for the management API (its password is made per run and kept in memory). */
-const ADMIN_USERNAME = "sentinel-registry"
 
 /** Options of the cluster stack. */
 export interface ClusterStackOptions extends ServicesOptions {
     /** Nodes in the cluster (default 3). */
     nodes?: number
+    /** The registry's store: a postgres:// URL, which other registries may share (default: the SQLite file in `dir`). */
+    database?: string
 }
 
 /** A running cluster stack. */
@@ -40,6 +40,8 @@ export interface ClusterStack extends StackCore {
     access: RabbitAccess
     /** Where the auth backend listens. */
     authPort: number
+    /** The name of the registry's management login (its password stays inside the stack). */
+    adminUsername: string
 }
 
 /** Starts PKI, the auth backend, the cluster, the update service and the registry; on failure stops what started and throws. */
@@ -55,11 +57,15 @@ export async function startClusterStack(options: ClusterStackOptions): Promise<C
     try {
         const logins = new SqliteBrokerLogins(files.brokerLogins)
         stops.push(() => logins.close())
-        const admin = { username: ADMIN_USERNAME, password: randomBytes(24).toString("base64url") }
+        const store = await openStore(options.database ?? files.registryDb)
+        stops.push(() => store.close())
+        // the registry's management login: its password in this process only, its hash in the store every backend reads
+        const admin = await registerAdminLogin(store)
+        stops.push(() => store.deleteBrokerAdmin(admin.username))
         // the backend's events go into the registry's log; the registry starts after the cluster
         const events: { registry?: Registry; early: Parameters<Registry["event"]>[] } = { early: [] }
         const auth = serveRabbitAuth({
-            policy: new RabbitAuthPolicy(logins, admin),
+            policy: new RabbitAuthPolicy(logins, store),
             tls: { cert: readFileSync(pki.serverCert), key: readFileSync(pki.serverKey), clientCa: readFileSync(pki.caCert) },
             event: (...e) => (events.registry ? events.registry.event(...e) : events.early.push(e)),
         })
@@ -87,7 +93,7 @@ export async function startClusterStack(options: ClusterStackOptions): Promise<C
         })
         stops.push(() => cluster.stop())
         const access = new RabbitAccess({ logins, endpoints: cluster.mqttEndpoints, managementUrls: cluster.managementUrls, admin })
-        const services = await startServices(options, files, pki, access, stops)
+        const services = await startServices(options, files, pki, access, stops, store)
         events.registry = services.registry
         for (const e of events.early.splice(0)) services.registry.event(...e)
         return {
@@ -97,6 +103,7 @@ export async function startClusterStack(options: ClusterStackOptions): Promise<C
             cluster,
             access,
             authPort,
+            adminUsername: admin.username,
             stop: stopAll,
             killBroker: () => cluster.kill(),
         }

@@ -17,7 +17,7 @@ import { startMosquitto, type MosquittoInstance, type MosquittoOptions } from ".
 import { freePort } from "../net/ports.ts"
 import { ensurePrivateDir } from "../files/private.ts"
 import { Registry, serveRegistry } from "../registry/app.ts"
-import { SqliteStore } from "../registry/store.ts"
+import { SqliteStore, type RegistryStore } from "../registry/store.ts"
 import { stackFiles } from "../project.ts"
 import type { FirmwareUpdates } from "../registry/firmware-updates.ts"
 import { KeyVault } from "../updates/key-vault.ts"
@@ -172,18 +172,20 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 export type ServicesOptions = Omit<LocalStackOptions, "brokerPort" | "advertisedBrokerPort">
 
 /**
- * Starts the registry (on its SQLite store, with `broker` for broker logins) and the update service with its
- * WSSK gateway; pushes what stops each onto `stops`. Every stack runs these the same way, whatever its broker.
+ * Starts the registry (on `store`, or else its SQLite file, with `broker` for broker logins) and the update service
+ * with its WSSK gateway; pushes what stops each onto `stops`. Every stack runs these the same way, whatever its broker.
+ * A store passed in is the caller's to close.
  */
 export async function startServices(
     options: ServicesOptions,
     files: ReturnType<typeof stackFiles>,
     pki: Pki,
     broker: BrokerAccess,
-    stops: (() => unknown)[]
+    stops: (() => unknown)[],
+    opened?: RegistryStore
 ): Promise<{ registry: Registry; registryPort: number; updates: UpdateService; gateway: WsskGateway }> {
-    const store = new SqliteStore(files.registryDb)
-    stops.push(() => store.close())
+    const store = opened ?? new SqliteStore(files.registryDb)
+    if (!opened) stops.push(() => store.close())
     const tls = { key: readFileSync(pki.serverKey), cert: readFileSync(pki.serverCert) }
     // the service logs into the registry's event log; the registry is made just below
     let registry: Registry | undefined = undefined

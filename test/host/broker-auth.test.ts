@@ -222,9 +222,13 @@ describe("auth backend rules", () => {
 
     test("the registry's management login: administrator without a client id, nothing over MQTT, no topics", async () => {
         // the registry's own admin password is in its memory only; a wrong one is refused, and so is any MQTT use of the name
-        assert.equal((await ask("/user", { username: "sentinel-registry", password: "guess", vhost: "/" })).body, "deny")
-        assert.equal((await ask("/topic", topic("sentinel-registry", "read", `things.${a1.id}.up.#`))).body, "deny")
-        assert.equal((await ask("/resource", resource("sentinel-registry", "queue", "q", "read"))).body, "deny")
+        const admin = stack.adminUsername
+        assert.match(admin, /^registry-[0-9a-f]{16}$/)
+        assert.equal((await ask("/user", { username: admin, password: "guess", vhost: "/" })).body, "deny")
+        assert.equal((await ask("/topic", topic(admin, "read", `things.${a1.id}.up.#`))).body, "deny")
+        assert.equal((await ask("/resource", resource(admin, "queue", "q", "read"))).body, "deny")
+        // a name of the shape that no registry registered
+        assert.equal((await ask("/vhost", { username: "registry-0123456789abcdef", vhost: "/" })).body, "deny")
         // the registry closes sessions with it (the expiry test below), so the broker accepted it with the administrator tag
     })
 

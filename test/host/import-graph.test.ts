@@ -37,8 +37,8 @@ const SRC_FLOORS: string[][] = [
 const DEVS_FLOORS: string[][] = [
     // the programs a person runs
     ["bin"],
-    // benchmarks; the command line shared by the programs
-    ["bench", "cli"],
+    // benchmarks; the load test; the command line shared by the programs
+    ["bench", "load", "cli"],
     // the test runner; the fuzz campaigns of the services and the device
     ["test-runner", "fuzz"],
     // the simulator harness: the firmware in the simulator, its owner played on the host, npm start

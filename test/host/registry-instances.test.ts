@@ -6,7 +6,9 @@
  * registry finishes at the other (the exchange is in the database, taken
  * once: a final message replayed at the first registry is refused); an
  * unknown user gets the same decoy salt from both; a brute force spread over
- * both is limited at the same count as on one.
+ * both is limited at the same count as on one. And the broker's management
+ * login one registry makes is accepted by the other's RabbitMQ auth backend:
+ * the nodes may ask either.
  */
 import assert from "node:assert/strict"
 import { spawn, type ChildProcess } from "node:child_process"
@@ -14,7 +16,10 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
+import { answerAuth, RabbitAuthPolicy, registerAdminLogin } from "../../devs/broker/rabbitmq-auth.ts"
+import { SqliteBrokerLogins } from "../../devs/broker/rabbitmq-logins.ts"
 import { freePort } from "../../devs/net/ports.ts"
+import { PostgresStore } from "../../devs/registry/postgres-store.ts"
 import { enroll, httpsTransport, login, ownerLogin, registerOwner, type Transport } from "../../devs/registry/client.ts"
 import { parseAuthorization } from "../../devs/registry/http-auth.ts"
 import { DEFAULT_POLICY } from "../../devs/registry/rate-limit.ts"
@@ -25,6 +30,8 @@ import { ensurePki } from "../../devs/stack/pki.ts"
 
 const dir = mkdtempSync(join(tmpdir(), "registry-instances-"))
 let cluster: PgCluster
+/** The URL of the database "fleet" both registries share. */
+let fleet: string
 const registries: ChildProcess[] = []
 let ca: Buffer
 /** The two registries sharing the database "fleet". */
@@ -86,7 +93,7 @@ async function saltFor(t: Transport, username: string): Promise<string> {
 before(async () => {
     ca = readFileSync(ensurePki(join(dir, "pki")).caCert)
     cluster = await startPgCluster(await freePort())
-    const fleet = await cluster.createDatabase("fleet")
+    fleet = await cluster.createDatabase("fleet")
     ;[a, b] = await Promise.all([startRegistry(fleet), startRegistry(fleet)])
 })
 
@@ -165,5 +172,52 @@ describe("two registries on one PostgreSQL database", () => {
         // locked at both, right password or not
         assert.equal((await login(a, device.id, device.password)).status, 429)
         assert.equal((await login(b, device.id, device.password)).status, 429)
+    })
+
+    test("the broker management login either registry made is accepted by the other's auth backend, and only while it runs", async () => {
+        // the two registries' stores and auth backends, as the RabbitMQ nodes reach them (the password in the URL, as PGPASSWORD)
+        const stores = await Promise.all([PostgresStore.open(fleet), PostgresStore.open(fleet)])
+        const logins = new SqliteBrokerLogins(":memory:")
+        try {
+            const policies = stores.map(s => new RabbitAuthPolicy(logins, s))
+            const events: string[] = []
+            const ask = async (at: number, fields: Record<string, string>) =>
+                (
+                    await answerAuth(
+                        policies[at],
+                        "POST",
+                        "/user",
+                        Buffer.from(new URLSearchParams(fields).toString()),
+                        "127.0.0.1",
+                        (...e) => events.push(e.join(" "))
+                    )
+                ).body
+            const admins = [await registerAdminLogin(stores[0]), await registerAdminLogin(stores[1])]
+            assert.notEqual(admins[0].username, admins[1].username, "each registry has a login of its own")
+            for (const [maker, admin] of admins.entries())
+                for (const at of [0, 1]) {
+                    const { username, password } = admin
+                    assert.equal(
+                        await ask(at, { username, password, vhost: "/" }),
+                        "allow administrator",
+                        `made at ${maker}, asked at ${at}`
+                    )
+                    assert.equal(await ask(at, { username, password: `${password}x`, vhost: "/" }), "deny")
+                    // never over MQTT, whichever backend is asked
+                    assert.equal(await ask(at, { username, password, vhost: "/", client_id: username }), "deny")
+                }
+            // the store keeps a hash, never the password; no event names it
+            const kept = await stores[1].brokerAdminHash(admins[0].username)
+            assert.equal(kept?.length, 32)
+            assert.ok(!kept!.includes(Buffer.from(admins[0].password)))
+            assert.ok(events.length >= 4 && events.every(e => admins.every(a => !e.includes(a.password))))
+            // a registry that stops takes its login with it: the other refuses it from then on
+            await stores[0].deleteBrokerAdmin(admins[0].username)
+            assert.equal(await ask(1, { username: admins[0].username, password: admins[0].password, vhost: "/" }), "deny")
+            assert.equal(await ask(0, { username: admins[1].username, password: admins[1].password, vhost: "/" }), "allow administrator")
+        } finally {
+            logins.close()
+            await Promise.all(stores.map(s => s.close()))
+        }
     })
 })

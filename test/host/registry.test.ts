@@ -4,7 +4,7 @@
  * credential expiry, and that the database never holds a secret.
  */
 import assert from "node:assert/strict"
-import { randomBytes } from "node:crypto"
+import { createHash, randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -435,10 +435,10 @@ function suite(backend: StoreBackend) {
 
         test("schema migrations run once and are recorded", async () => {
             // numbered 1..N with no gaps: 3 added the update service's tables, 4 the owner accounts, 5 what registries share,
-            // 6 the roots and key lists
+            // 6 the roots and key lists, 7 the registries' broker management logins
             assert.deepEqual(
                 MIGRATIONS.map(m => m.version),
-                [1, 2, 3, 4, 5, 6]
+                [1, 2, 3, 4, 5, 6, 7]
             )
             const latest = MIGRATIONS[MIGRATIONS.length - 1].version
             // two opening at once (two registries starting together) migrate once between them
@@ -448,6 +448,21 @@ function suite(backend: StoreBackend) {
             const c = await backend.open("migrate")
             assert.equal(await c.schemaVersion(), latest)
             await c.close()
+        })
+
+        test("a registry's broker management login: its hash seen through every handle on the store, until deleted", async () => {
+            const [a, b] = [await backend.open("admins"), await backend.open("admins")]
+            const hash = createHash("sha256").update("a password").digest()
+            await a.putBrokerAdmin("registry-00000000000000aa", hash, 1)
+            assert.deepEqual(await b.brokerAdminHash("registry-00000000000000aa"), hash)
+            assert.equal(await b.brokerAdminHash("registry-00000000000000bb"), undefined)
+            // a restart under the same name replaces the hash
+            const next = createHash("sha256").update("another").digest()
+            await b.putBrokerAdmin("registry-00000000000000aa", next, 2)
+            assert.deepEqual(await a.brokerAdminHash("registry-00000000000000aa"), next)
+            await b.deleteBrokerAdmin("registry-00000000000000aa")
+            assert.equal(await a.brokerAdminHash("registry-00000000000000aa"), undefined)
+            await Promise.all([a.close(), b.close()])
         })
     })
 
