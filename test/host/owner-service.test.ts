@@ -7,7 +7,7 @@
  * code is in any log line, page or API answer of the run.
  */
 import assert from "node:assert/strict"
-import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
@@ -15,7 +15,7 @@ import { decode, encode } from "cbor2"
 import { OwnerApi, type StreamEvent } from "../../devs/owner/api-client.ts"
 import { channelKeys } from "../../devs/owner/keys.ts"
 import { buildOwnerHttp } from "../../devs/owner/http.ts"
-import { ConsoleAuth } from "../../devs/owner/console-auth.ts"
+import { ConsoleAuth, SETUP_LINK_FILE } from "../../devs/owner/console-auth.ts"
 import { OwnerStore } from "../../devs/owner/store.ts"
 import { until } from "../../devs/sim/until.ts"
 import { startOwnerStack, type EmulatedDevice, type OwnerStack } from "./support/owner-stack.ts"
@@ -302,13 +302,18 @@ describe("owner service over HTTP", () => {
         assert.ok(Number(locked.headers.get("retry-after")) > 0)
     })
 
-    test("first run: the setup link works once, before any password", async () => {
+    test("first run: the setup link is in a 0600 file beside the store, works once, before any password, and goes with it", async () => {
         const store = new OwnerStore(join(dir, "setup", "owner.db"))
         const auth = new ConsoleAuth(store)
         const app = buildOwnerHttp({ service: o.owner.service, auth, port: 0, log: () => {} })
         await app.listen({ host: "127.0.0.1", port: 0 })
         const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
-        const token = auth.newSetupToken()!
+        const linkFile = join(dir, "setup", SETUP_LINK_FILE)
+        assert.equal(auth.offerSetupLink(linkFile, base), true)
+        assert.equal(statSync(linkFile).mode & 0o777, 0o600)
+        const link = new URL(readFileSync(linkFile, "utf8").trim())
+        assert.equal(`${link.origin}${link.pathname}`, `${base}/setup`)
+        const token = link.searchParams.get("token")!
         assert.equal((await fetch(`${base}/setup?token=wrong`)).status, 403)
         assert.equal((await fetch(`${base}/setup?token=${token}`)).status, 200)
         const form = (body: Record<string, string>) => ({
@@ -321,7 +326,11 @@ describe("owner service over HTTP", () => {
         assert.equal((await fetch(`${base}/setup`, form({ token, password: "long enough pw", confirm: "long enough pw" }))).status, 303)
         assert.equal((await fetch(`${base}/setup`, form({ token, password: "another one!!", confirm: "another one!!" }))).status, 403)
         assert.equal((await fetch(`${base}/login`, form({ password: "long enough pw" }))).status, 303)
+        assert.equal(existsSync(linkFile), false, "the setup link's file outlived the password")
         assert.equal(auth.newSetupToken(), undefined)
+        writeFileSync(linkFile, "a stale link of an earlier run")
+        assert.equal(auth.offerSetupLink(linkFile, base), false)
+        assert.equal(existsSync(linkFile), false, "a stale setup link's file stays once a password is set")
         await app.close()
         store.close()
     })
