@@ -239,6 +239,8 @@ export class SecureUplink implements ReadingSink {
             // a node that is down, unreachable or broken: the next one (a refused login is not the node's fault)
             if (e.failure !== "refused") this.brokerTurn++
             if (e.failure === "tls") await this.options.events.record("tls-refused", e.message)
+            // a packet that breaks MQTT (a topic of ill-formed UTF-8, a length past the end): the connection was closed
+            if (e.failure === "protocol") await this.options.events.record("protocol-error", e.message)
             if (e.failure === "refused") {
                 await this.options.events.record("auth-failure", e.message)
                 this.grant = undefined
