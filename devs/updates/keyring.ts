@@ -103,9 +103,16 @@ export class Keyring {
         for (const name of readdirSync(this.trustDir)) {
             const m = /^(root|keys)-(\d+)\.cbor$/.exec(name)
             if (!m) continue
-            const copies = decode(readFileSync(join(this.trustDir, name)))
+            const path = join(this.trustDir, name)
+            const bytes = readFileSync(path)
+            let copies: unknown
+            try {
+                copies = decode(bytes)
+            } catch {
+                // cbor2's own error says where its decoder stopped, not which file: refused below
+            }
             if (!Array.isArray(copies) || !copies.every(c => c instanceof Uint8Array))
-                throw new KeyringError(`${join(this.trustDir, name)}: not a list of signatures`)
+                throw new KeyringError(`${path}: not a list of signatures (a CBOR array of COSE_Sign1 byte strings)`)
             found.push({ kind: m[1] as TrustKind, version: Number(m[2]), copies: copies.map(c => Buffer.from(c)) })
         }
         return found.sort((a, b) => (a.kind === b.kind ? a.version - b.version : a.kind === "root" ? -1 : 1))
