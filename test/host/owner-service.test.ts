@@ -76,6 +76,21 @@ async function claimedDevice(): Promise<EmulatedDevice> {
     return d
 }
 
+/** A claimed device and the API's event stream, open once the service has a listener for `kind`; `stop` closes it. */
+async function streamingDevice(kind: string) {
+    const d = await claimedDevice()
+    const api = new OwnerApi(o.owner.url, o.token)
+    const events: StreamEvent[] = []
+    const abort = new AbortController()
+    const streaming = api.stream(e => events.push(e), abort.signal)
+    await until("the stream to open", () => o.owner.service.listenerCount(kind) > 0)
+    const stop = async () => {
+        abort.abort()
+        await streaming
+    }
+    return { d, api, events, stop }
+}
+
 describe("owner service over HTTP", () => {
     test("a page without a session goes to /login; the API without a session or token answers 401", async () => {
         for (const path of ["/", `/devices/${"a".repeat(32)}`]) {
@@ -128,12 +143,7 @@ describe("owner service over HTTP", () => {
     })
 
     test("claims, readings and the event stream; commands leave with counters that only go up", async () => {
-        const d = await claimedDevice()
-        const api = new OwnerApi(o.owner.url, o.token)
-        const events: StreamEvent[] = []
-        const abort = new AbortController()
-        const streaming = api.stream(e => events.push(e), abort.signal)
-        await until("the stream to open", () => o.owner.service.listenerCount("reading") > 0)
+        const { d, api, events, stop } = await streamingDevice("reading")
         for (let c = 0; c < 5; c++)
             await d.client.publishAsync(`things/${d.id}/up/readings`, await d.seal("readings", d.readings(3, 20 + c), c), { qos: 1 })
         let stored = 0
@@ -228,17 +238,11 @@ describe("owner service over HTTP", () => {
             [shown.firmware, shown.sequence, shown.update, shown.queued, shown.dropped],
             ["0102030405060708", 7, "trial", 2, 1]
         )
-        abort.abort()
-        await streaming
+        await stop()
     })
 
     test("the owner names a release: the digest leaves as 32 bytes, and the device's sealed report is its latest step", async () => {
-        const d = await claimedDevice()
-        const api = new OwnerApi(o.owner.url, o.token)
-        const events: StreamEvent[] = []
-        const abort = new AbortController()
-        const streaming = api.stream(e => events.push(e), abort.signal)
-        await until("the stream to open", () => o.owner.service.listenerCount("update") > 0)
+        const { d, api, events, stop } = await streamingDevice("update")
         const downs: Buffer[] = []
         await d.client.subscribeAsync(`things/${d.id}/down/cmd`, { qos: 1 })
         d.client.on("message", (_t, p) => downs.push(Buffer.from(p)))
@@ -288,8 +292,7 @@ describe("owner service over HTTP", () => {
             [shown.lastUpdate?.digest, shown.lastUpdate?.sequence, shown.lastUpdate?.step, shown.lastUpdate?.reason],
             [digest, 3, "refused", "signers: too few signatures"]
         )
-        abort.abort()
-        await streaming
+        await stop()
     })
 
     test("failed logins are limited per source and logged, and the right password waits too", async () => {
