@@ -131,7 +131,10 @@ export class SecureUplink implements ReadingSink {
         return new SecureUplink(options, channelKeys(root, deviceId, "up"), down, counter, queue)
     }
 
-    /** Seals a batch as SenML-CBOR packs, each as full as a queue slot allows (a message's own bytes are paid once per pack), and queues them. */
+    /**
+     * Seals a batch as SenML-CBOR packs, each as full as a queue slot allows (a message's own bytes are paid once
+     * per pack), and queues them.
+     */
     async deliver(batch: ReadingBatch): Promise<void> {
         const withDrops: ReadingBatch = { ...batch, dropped: batch.dropped + this.queue.dropped }
         const packs = await encodeReadingPacks(withDrops, MAX_QUEUED_BYTES - sealOverhead(this.up.kid.length))

@@ -167,7 +167,7 @@ describe("npm start", () => {
         assert.deepEqual(untimed, [])
     })
 
-    test("a second run reuses the build; a factory reset from the script gives a new device, claimed again; SIGTERM stops everything", async () => {
+    test("a second run reuses the build; a factory reset from the script gives a new device, claimed again; SIGTERM ends all", async () => {
         const child = npmStart()
         await waitForLine(child, /first verified reading stored/, 120_000)
         assert.ok(line(child, /firmware unchanged since the last build/))

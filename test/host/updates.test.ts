@@ -273,7 +273,7 @@ function updateServiceSuite(backend: StoreBackend) {
 
         // refused before the store is asked: once is enough
         if (backend.name === "sqlite")
-            test("an image over what the device takes, and a lowest sequence not below the sequence, are refused even when signed", async () => {
+            test("an image over what the device takes and a lowest sequence not below the sequence are refused, even signed", async () => {
                 const service = await serviceOn(await freshStore())
                 // an older signer, or a hand-made manifest, might sign them: the service checks what the manifest says
                 const big = Buffer.alloc(MAX_IMAGE_BYTES + 32, 1)
@@ -358,7 +358,7 @@ function updateServiceSuite(backend: StoreBackend) {
             assert.deepEqual(target.deployed, [sha256Hex(v2), sha256Hex(v1)])
         })
 
-        test("answers the device never heard: a repeated confirmation is accepted, then a failure report is answered 'confirmed'", async () => {
+        test("answers the device never heard: a repeated confirmation accepted, a later failure report answered 'confirmed'", async () => {
             const { service, device, v1, v2, report, events } = await setup()
             await report({ wssk: randomBytes(32).toString("base64") })
             await report({ update: { approve: sha256Hex(v2), sequence: 2, running: sha256Hex(v1) } })
