@@ -37,7 +37,10 @@ const MAX_READINGS = 64
 /** A sensor's faults are logged as security events at most this often. */
 const FAULT_EVENT_INTERVAL_MS = 600000
 
-/** Boots and runs the firmware for good, reading sensors through `openPort`; `trustAnchor` is the payload of the root it trusts from the start. */
+/**
+ * Boots and runs the firmware for good, reading sensors through `openPort`; `trustAnchor` is the payload of the
+ * root it trusts from the start.
+ */
 export async function runFirmware(openPort: PortOpener, trustAnchor: Buffer) {
     const { boot, events, identity } = await bootIdentity(code => {
         console.log(`claim code (shown once): ${code}`)

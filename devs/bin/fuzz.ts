@@ -61,8 +61,7 @@ await runCommand(spec, async ({ values, positionals }) => {
     const missing = names.filter(n => !results.some(r => r.name === n))
     const failed = results.filter(r => r.crashes + r.invalid + r.seedsRefused > 0)
     if (missing.length) console.log(`no count from: ${missing.join(", ")}`)
-    console.log(
-        `${results.length} campaigns, ${failed.length} with problems${failed.length ? `: ${failed.map(f => f.name).join(", ")}` : ""}; seed ${seed}`
-    )
+    const named = failed.length ? `: ${failed.map(f => f.name).join(", ")}` : ""
+    console.log(`${results.length} campaigns, ${failed.length} with problems${named}; seed ${seed}`)
     process.exitCode = failed.length || missing.length ? 1 : 0
 })

@@ -2,13 +2,14 @@
  * `npm run owner`: the owner service on its own (`npm start` runs it too):
  * the only holder of the owner's keys, counters and readings, with its HTTP
  * API and console. The first run registers the owner's account at the
- * registry and prints a one-time link to set the console password.
+ * registry and writes a one-time link to set the console password to a
+ * file beside the store (mode 0600; the link is a credential, so it is not printed).
  *
  *   npm run owner -- --name <owner> [--registry URL] [--ca FILE] [--store FILE] [--listen 127.0.0.1:8080]
  *       [--tls-cert FILE --tls-key FILE] [--password-file FILE] [--token-file FILE] [--broker URL]
  */
 import { readFileSync } from "node:fs"
-import { runCommand, UsageError } from "../cli/args.ts"
+import { displayPath, runCommand, UsageError } from "../cli/args.ts"
 import { CA, readCa, REGISTRY, STORE, TOKEN_FILE } from "../cli/options.ts"
 import { isLoopback } from "../owner/http.ts"
 import { OWNER_NAME } from "../registry/owners.ts"
@@ -26,7 +27,11 @@ const spec = {
         listen: { type: "string", value: "host:port", default: `127.0.0.1:${OWNER_PORT}`, help: "where the API and console listen" },
         "tls-cert": { type: "string", value: "file", help: "certificate (PEM) to serve HTTPS with: required off loopback" },
         "tls-key": { type: "string", value: "file", help: "its private key (PEM)" },
-        "password-file": { type: "string", value: "file", help: "sets the console password from this file (else a setup link is printed)" },
+        "password-file": {
+            type: "string",
+            value: "file",
+            help: "sets the console password from this file (else a setup link is written beside the store)",
+        },
         "token-file": TOKEN_FILE,
         broker: { type: "string", value: "url", help: "the broker, when not where the registry says (mqtts://host:port)" },
     },
@@ -57,7 +62,8 @@ await runCommand(spec, async ({ values }) => {
         log: line => console.log(`${new Date().toISOString()} ${line}`),
     })
     console.log(`owner service of ${running.service.name} at ${running.url} (API token in ${values["token-file"]})`)
-    if (running.setupUrl) console.log(`set the console password once, at ${running.setupUrl}`)
+    if (running.setupLinkFile)
+        console.log(`open the link in ${displayPath(running.setupLinkFile)} to set the console password (it works once)`)
     const stop = () => void running.stop().then(() => process.exit(0))
     process.on("SIGINT", stop)
     process.on("SIGTERM", stop)

@@ -42,7 +42,9 @@ const spec = {
         database: {
             type: "string",
             value: "url",
-            help: "a postgres:// URL instead: registries on one database share logins and limits (its password from PGPASSWORD, kept out of argv)",
+            help:
+                "a postgres:// URL instead: registries on one database share logins and limits " +
+                "(its password from PGPASSWORD, kept out of argv)",
         },
         "broker-host": { type: "string", value: "host", help: "Mosquitto: where devices reach it (with the three below)" },
         "broker-port": { type: "string", value: "port", default: String(BROKER_PORT), help: "Mosquitto's TLS port" },

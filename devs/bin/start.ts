@@ -42,7 +42,8 @@ const spec = {
     notes: [
         "npm run reset-device factory-resets the simulated device (the console's device page can too).",
         "rm -rf var starts over: a new device, a new owner store (the signing key in var/keys goes too: back it up first).",
-        "The programs (claim, consume, command, bridge) default to the well-known ports: give them --registry or --broker if you move them.",
+        "The programs (claim, consume, command, bridge) default to the well-known ports:",
+        "give them --registry or --broker if you move them.",
         "--broker rabbitmq needs the Debian package rabbitmq-server; the cluster's state is temporary, the registry's stays in var/stack.",
         "Switching an existing device and owner between brokers needs a fresh start: the owner's broker login is made once, by its broker.",
     ],

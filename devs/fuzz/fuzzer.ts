@@ -9,10 +9,7 @@
  * documents, accepted it rightly, or accepted what it must not
  * (`{ invalid: why }`: something forged, altered, replayed or malformed
  * taken for valid, or a state left broken); what it throws is a crash.
- * Between the two, `{ lenient: why }`: accepted an input outside its
- * grammar that means exactly what a valid one means (trailing base64
- * after the padding, say), with nothing at stake: counted and shown for the
- * parser's owner, not a failure. Each campaign prints
+ * Each campaign prints
  * `fuzz <name>: N inputs, N crashes, N invalid accepted (…)`, the line
  * `npm test` and `npm run fuzz` show.
  */
@@ -79,7 +76,7 @@ export function mutate(rng: Rng, input: Buffer, other: Buffer, maxBytes: number)
 }
 
 /** What an oracle says of one input. */
-export type Verdict = "refused" | "accepted" | { invalid: string } | { lenient: string }
+export type Verdict = "refused" | "accepted" | { invalid: string }
 
 /** A target under fuzzing, with inputs of type `I`. */
 export interface Campaign<I = Buffer> {
@@ -119,10 +116,6 @@ export interface FuzzCounts {
     invalid: number
     seedsRefused: number
     accepted: number
-    /** Accepted outside the grammar, meaning what a valid input means (see `Verdict`). */
-    lenient: number
-    /** The first input of each lenient kind, for the parser's owner. */
-    lenientKinds: string[]
     /** Problems, the first few in full: crashes, wrong acceptances, refused seeds, and what `after` found. */
     problems: string[]
     seconds: number
@@ -133,8 +126,7 @@ const SHOWN_PROBLEMS = 5
 
 /** The line every campaign ends with. */
 export function countLine(c: FuzzCounts): string {
-    const lenient = c.lenient ? `${c.lenient} lenient, ` : ""
-    const detail = `${c.accepted} accepted, ${lenient}${c.seedsRefused} seeds refused, seed ${c.seed}, ${c.seconds.toFixed(1)} s`
+    const detail = `${c.accepted} accepted, ${c.seedsRefused} seeds refused, seed ${c.seed}, ${c.seconds.toFixed(1)} s`
     return `fuzz ${c.name}: ${c.inputs} inputs, ${c.crashes} crashes, ${c.invalid} invalid accepted (${detail})`
 }
 
@@ -153,8 +145,6 @@ export async function runCampaign<I>(c: Campaign<I>, budget: FuzzBudget): Promis
         invalid: 0,
         seedsRefused: 0,
         accepted: 0,
-        lenient: 0,
-        lenientKinds: [],
         problems: [],
         seconds: 0,
         seed: budget.seed,
@@ -175,12 +165,7 @@ export async function runCampaign<I>(c: Campaign<I>, budget: FuzzBudget): Promis
             try {
                 const verdict = await c.check(input)
                 if (verdict === "accepted") counts.accepted++
-                else if (typeof verdict === "object" && "lenient" in verdict) {
-                    counts.accepted++
-                    counts.lenient++
-                    if (!counts.lenientKinds.some(k => k.startsWith(verdict.lenient)))
-                        counts.lenientKinds.push(`${verdict.lenient}, e.g. ${show(input)}`)
-                } else if (verdict !== "refused") {
+                else if (verdict !== "refused") {
                     counts.invalid++
                     problem("invalid accepted", input, verdict.invalid)
                 } else if (isSeed) {
@@ -203,7 +188,7 @@ export async function runCampaign<I>(c: Campaign<I>, budget: FuzzBudget): Promis
     return counts
 }
 
-/** Runs a campaign and prints its problems, the first input of each lenient kind, and its count line. */
+/** Runs a campaign and prints its problems and its count line. */
 export async function fuzzAndPrint<I>(
     c: Campaign<I>,
     budget: FuzzBudget,
@@ -211,7 +196,6 @@ export async function fuzzAndPrint<I>(
 ): Promise<FuzzCounts> {
     const counts = await runCampaign(c, budget)
     for (const p of counts.problems) print(`fuzz ${c.name}: ${p}`)
-    for (const k of counts.lenientKinds) print(`fuzz ${c.name}: lenient: ${k}`)
     print(countLine(counts))
     return counts
 }

@@ -11,8 +11,9 @@
  *   store as its SHA-256. No cookie, so nothing a browser can be tricked into sending.
  */
 import { createHash, randomBytes, scryptSync, timingSafeEqual } from "node:crypto"
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { dirname } from "node:path"
+import { writePrivateFile } from "../files/private.ts"
 import type { OwnerStore } from "./store.ts"
 
 /** scrypt's parameters (RFC 7914 §2): cost N, block size r, parallelism p; maxmem above 128·N·r. */
@@ -23,6 +24,8 @@ const HASH_BYTES = 32
 export const SESSION_TTL_MS = 12 * 3_600_000
 /** Failed logins per source within the window before a lockout. */
 const LOGIN_LIMIT = { failures: 5, windowMs: 60_000, lockoutMs: 60_000 }
+/** The file beside the owner store that holds the first run's console setup link. */
+export const SETUP_LINK_FILE = "console-setup-link.txt"
 /** The shortest password the console takes. */
 export const MIN_PASSWORD_LENGTH = 10
 
@@ -53,6 +56,8 @@ export function checkPassword(password: string, stored: string): boolean {
 export class ConsoleAuth {
     /** The one-time token of the first-run setup page, while no password is set. */
     private setupToken: string | undefined
+    /** The file the setup link was written to, removed once a password is set. */
+    private setupLinkFile: string | undefined
 
     constructor(
         private readonly store: OwnerStore,
@@ -68,6 +73,24 @@ export class ConsoleAuth {
         if (password.length < MIN_PASSWORD_LENGTH) throw new RangeError(`the password needs at least ${MIN_PASSWORD_LENGTH} characters`)
         this.store.setConsolePasswordHash(hashPassword(password), this.clock())
         this.setupToken = undefined
+        if (this.setupLinkFile !== undefined) rmSync(this.setupLinkFile, { force: true })
+    }
+
+    /**
+     * First run: writes a fresh one-time setup link (`baseUrl`/setup?token=…) to `file`, mode 0600, and returns
+     * true. The link is a credential: whoever opens it first sets the password, so it goes to a file only the
+     * owner's account may read, never to the log. Once a password is set the file is removed (an earlier run's
+     * too) and this returns false.
+     */
+    offerSetupLink(file: string, baseUrl: string): boolean {
+        this.setupLinkFile = file
+        const token = this.newSetupToken()
+        if (token === undefined) {
+            rmSync(file, { force: true })
+            return false
+        }
+        writePrivateFile(file, `${baseUrl}/setup?token=${token}\n`)
+        return true
     }
 
     /** A fresh one-time setup token (first run only; undefined once a password is set). */

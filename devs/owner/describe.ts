@@ -26,7 +26,8 @@ export function describeEvent(e: StreamEvent): string | undefined {
         case "update": {
             const u = e.data as ServiceEvents["update"][0]
             const r = u.report
-            return `${short(u.deviceId)} #${u.counter} update ${r.step}: sequence ${r.sequence}, ${r.digest.slice(0, 16)}…${r.reason ? ` (${r.reason})` : ""}`
+            const reason = r.reason ? ` (${r.reason})` : ""
+            return `${short(u.deviceId)} #${u.counter} update ${r.step}: sequence ${r.sequence}, ${r.digest.slice(0, 16)}…${reason}`
         }
         case "command": {
             const c = e.data as ServiceEvents["command"][0]

@@ -13,7 +13,7 @@ import { timingSafeEqual } from "node:crypto"
 import { isIP } from "node:net"
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify"
 import { parseCommand } from "./commands.ts"
-import { ConsoleAuth, MIN_PASSWORD_LENGTH, SESSION_TTL_MS } from "./console-auth.ts"
+import { ConsoleAuth, MIN_PASSWORD_LENGTH, SESSION_TTL_MS, SETUP_LINK_FILE } from "./console-auth.ts"
 import { consoleAsset, devicePage, listPage, loginPage, notFoundPage, rolloutPage, rolloutsPage, setupPage } from "./pages.ts"
 import type { RolloutAction } from "./rollout/driver.ts"
 import { RolloutError } from "./rollout/engine.ts"
@@ -146,7 +146,7 @@ export function buildOwnerHttp(options: OwnerHttpOptions): FastifyInstance {
         if (!auth.hasPassword())
             return html(
                 reply,
-                setupPage(undefined, "No console password yet: open the one-time setup link the service printed when it started.")
+                setupPage(undefined, `No console password yet: open the one-time setup link in ${SETUP_LINK_FILE} beside the owner store.`)
             )
         const failed = typeof (req.query as Record<string, unknown>).failed === "string"
         return html(reply, loginPage(failed ? "Wrong password. After 5 failures in a minute, logins from here wait a minute." : undefined))

@@ -85,7 +85,8 @@ function layout(shell: Shell, body: string): string {
     const signedIn = shell.csrf
         ? `<nav><a href="/">Devices</a> <a href="/rollouts">Rollouts</a></nav>
 <span class="who">${escapeHtml(shell.owner ?? "")}</span><span class="live" data-live hidden></span>
-<form method="post" action="/logout"><input type="hidden" name="csrf" value="${escapeHtml(shell.csrf)}"><button class="quiet">Log out</button></form>`
+<form method="post" action="/logout"><input type="hidden" name="csrf" value="${escapeHtml(shell.csrf)}">
+<button class="quiet">Log out</button></form>`
         : ""
     return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -126,10 +127,13 @@ export function setupPage(token: string | undefined, message?: string): string {
     return layout(
         { title: "Set the console password" },
         `<section class="card narrow"><h1>Set the console password</h1>
-<p class="hint">Once, on the first run: at least ${minLength} characters. It is kept as an scrypt hash; the link stops working once it is set.</p>
+<p class="hint">Once, on the first run: at least ${minLength} characters.
+It is kept as an scrypt hash; the link stops working once it is set.</p>
 ${alert(message)}${form}</section>`
     )
 }
+
+const factoryResetButton = '<button class="danger" data-factory-reset>Factory-reset the simulated device…</button>'
 
 /** The device list, with the claim form. */
 export function listPage(owner: string, devices: DeviceSummary[], csrf: string): string {
@@ -140,7 +144,8 @@ export function listPage(owner: string, devices: DeviceSummary[], csrf: string):
 <section class="card"><h2>Claim a device</h2>
 <p class="hint">The device prints its id and its claim code once, on its first boot. The code works once and is never stored.</p>
 <form data-claim class="row">
-<label>Device id <input name="id" pattern="[0-9a-f]{32}" title="32 lower-case hex digits" autocomplete="off" spellcheck="false" required></label>
+<label>Device id
+<input name="id" pattern="[0-9a-f]{32}" title="32 lower-case hex digits" autocomplete="off" spellcheck="false" required></label>
 <label>Claim code <input name="code" autocomplete="off" spellcheck="false" placeholder="XXXX-XXXX-…" required></label>
 <label>Name <input name="name" maxlength="64" placeholder="optional"></label>
 <button class="primary">Claim</button></form><p class="result" data-result role="status"></p></section>`
@@ -171,7 +176,8 @@ export function devicePage(d: DeviceDetail, csrf: string, owner = "", simulated 
 <div class="row buttons"><button data-command="state">Ask for the state</button><button data-command="events">Ask for the event log</button>
 <button data-command="update-check">Try the named release again</button></div>
 <form data-update class="row">
-<label>Image SHA-256 <input name="digest" required pattern="[0-9a-fA-F]{64}" size="20" placeholder="64 hex digits" autocomplete="off"></label>
+<label>Image SHA-256
+<input name="digest" required pattern="[0-9a-fA-F]{64}" size="20" placeholder="64 hex digits" autocomplete="off"></label>
 <label>Sequence <input name="sequence" type="number" min="1" max="4294967295" step="1" required></label>
 <button>Install this release</button></form>
 <p class="result" data-result role="status"></p>
@@ -184,7 +190,7 @@ export function devicePage(d: DeviceDetail, csrf: string, owner = "", simulated 
 <div data-rejections></div></section>
 <section class="card"><h2>Manage</h2>
 <form data-rename class="row"><label>Name <input name="name" maxlength="64" required></label><button>Rename</button></form>
-<div class="row"><button class="danger" data-remove>Remove…</button>${simulated ? '<button class="danger" data-factory-reset>Factory-reset the simulated device…</button>' : ""}</div>
+<div class="row"><button class="danger" data-remove>Remove…</button>${simulated ? factoryResetButton : ""}</div>
 <div class="confirm" data-confirm hidden></div>
 <p class="result" data-manage-result role="status"></p></section>`
     )
@@ -227,7 +233,8 @@ export function rolloutPage(r: RolloutView, csrf: string, owner = ""): string {
 export function notFoundPage(csrf: string, owner = ""): string {
     return layout(
         { title: "No such device", csrf, owner },
-        `<section class="card narrow"><h1>No such device</h1><p>This owner service does not follow that device (it was removed, or the link is wrong).</p>
+        `<section class="card narrow"><h1>No such device</h1>
+<p>This owner service does not follow that device (it was removed, or the link is wrong).</p>
 <p><a href="/">Back to the devices</a></p></section>`
     )
 }

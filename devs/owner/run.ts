@@ -4,8 +4,9 @@
  * `npm run owner`, `npm start` and the tests).
  */
 import { readFileSync } from "node:fs"
+import { dirname, join } from "node:path"
 import { httpsTransport, type Transport } from "../registry/client.ts"
-import { ConsoleAuth } from "./console-auth.ts"
+import { ConsoleAuth, SETUP_LINK_FILE } from "./console-auth.ts"
 import { buildOwnerHttp, listenOwnerHttp, type SimulatorControl } from "./http.ts"
 import { OwnerService } from "./service.ts"
 import { OwnerStore } from "./store.ts"
@@ -30,7 +31,7 @@ export interface RunOwnerOptions {
     host?: string
     port: number
     tls?: { key: Buffer; cert: Buffer }
-    /** A file holding the console password to set (scripts and tests; otherwise a setup link is printed). */
+    /** A file holding the console password to set (scripts and tests; otherwise a setup link is written beside the store). */
     passwordFile?: string
     /** The simulated device of `npm start`, which the console may factory-reset. */
     simulator?: SimulatorControl
@@ -46,8 +47,8 @@ export interface RunningOwner {
     auth: ConsoleAuth
     /** The HTTP(S) base URL it listens on. */
     url: string
-    /** The one-time setup link while no console password is set. */
-    setupUrl?: string
+    /** While no console password is set: the file (mode 0600, beside the store) holding the one-time setup link. */
+    setupLinkFile?: string
     stop(): Promise<void>
 }
 
@@ -81,13 +82,14 @@ export async function runOwnerService(options: RunOwnerOptions): Promise<Running
             simulator: options.simulator,
         })
         const url = await listenOwnerHttp(app, options)
-        const setup = auth.newSetupToken()
+        const setupLinkFile = join(dirname(options.storePath), SETUP_LINK_FILE)
+        const offered = auth.offerSetupLink(setupLinkFile, url)
         return {
             service,
             store,
             auth,
             url,
-            setupUrl: setup ? `${url}/setup?token=${setup}` : undefined,
+            setupLinkFile: offered ? setupLinkFile : undefined,
             stop: async () => {
                 await app.close()
                 await service.stop()

@@ -14,7 +14,7 @@
  *   made on a fresh clone);
  * - the owner service (store var/owner/owner.db, owner "local") with its API
  *   and console on 127.0.0.1:8080: how to log in is printed (on the first run,
- *   the one-time setup link). A keystore of the CLIs before the service
+ *   the file holding the one-time setup link). A keystore of the CLIs before the service
  *   (var/owner/local.json) is moved into the store on the first run;
  * - the build is published to the update service (signed with the current
  *   release key, one sequence above the newest, so the device runs a release it can be
@@ -303,7 +303,8 @@ async function startOwner(
             if (line) progress.line(`owner> ${line}`)
         })
     progress.stage(`owner service up: the console is at ${owner.url}`)
-    if (owner.setupUrl) progress.line(`  first run: set the console password once, at ${owner.setupUrl}`)
+    if (owner.setupLinkFile)
+        progress.line(`  first run: open the link in ${relative(PROJECT_ROOT, owner.setupLinkFile)} to set the console password`)
     else progress.line(`  log in there with the console password you set (lost it? npm start -- --password-file FILE sets a new one)`)
     progress.line("  the CLIs talk to the same service: npm run claim|command|consume|bridge -- --help")
     return owner

@@ -103,9 +103,16 @@ export class Keyring {
         for (const name of readdirSync(this.trustDir)) {
             const m = /^(root|keys)-(\d+)\.cbor$/.exec(name)
             if (!m) continue
-            const copies = decode(readFileSync(join(this.trustDir, name)))
+            const path = join(this.trustDir, name)
+            const bytes = readFileSync(path)
+            let copies: unknown
+            try {
+                copies = decode(bytes)
+            } catch {
+                // cbor2's own error says where its decoder stopped, not which file: refused below
+            }
             if (!Array.isArray(copies) || !copies.every(c => c instanceof Uint8Array))
-                throw new KeyringError(`${join(this.trustDir, name)}: not a list of signatures`)
+                throw new KeyringError(`${path}: not a list of signatures (a CBOR array of COSE_Sign1 byte strings)`)
             found.push({ kind: m[1] as TrustKind, version: Number(m[2]), copies: copies.map(c => Buffer.from(c)) })
         }
         return found.sort((a, b) => (a.kind === b.kind ? a.version - b.version : a.kind === "root" ? -1 : 1))
@@ -248,16 +255,23 @@ export async function publishDocuments(service: UpdateService, documents: Signed
     return [...roots, ...lists]
 }
 
+/** Hex digits per line of the trust anchor's literal (DeviceScript's hex`` skips the whitespace between them). */
+const ANCHOR_HEX_PER_LINE = 128
+
 /** Writes the firmware's trust anchor: the payload of a root document. */
 export function writeTrustAnchor(rootPayload: Uint8Array, path = TRUST_ANCHOR_PATH) {
     mkdirSync(dirname(path), { recursive: true })
+    const digits = Buffer.from(rootPayload).toString("hex")
+    const lines: string[] = []
+    for (let at = 0; at < digits.length; at += ANCHOR_HEX_PER_LINE) lines.push(`    ${digits.slice(at, at + ANCHOR_HEX_PER_LINE)}\n`)
     writeFileSync(
         path,
         `/**
  * The root the firmware trusts from the start: the payload of a root document (devs/updates/trust.ts).
  * Written by \`npm run keygen\` and \`npm run keys -- rotate-root\`; not in git: each owner's firmware trusts the owner's root.
  */
-export const TRUST_ANCHOR = hex\`${Buffer.from(rootPayload).toString("hex")}\`
+export const TRUST_ANCHOR = hex\`
+${lines.join("")}\`
 `
     )
 }
@@ -269,7 +283,7 @@ export const TRUST_ANCHOR = hex\`${Buffer.from(rootPayload).toString("hex")}\`
 export function ensureKeyring(keyring = new Keyring(), anchorPath = TRUST_ANCHOR_PATH): Keyring {
     if (!keyring.exists()) keyring.create()
     const hex = keyring.anchor().toString("hex")
-    const current = existsSync(anchorPath) ? readFileSync(anchorPath, "utf8") : ""
+    const current = existsSync(anchorPath) ? readFileSync(anchorPath, "utf8").replace(/\s/g, "") : ""
     if (!current.includes(hex)) writeTrustAnchor(keyring.anchor(), anchorPath)
     return keyring
 }

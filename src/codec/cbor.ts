@@ -12,6 +12,7 @@
  * `CborError` with a message that says what and where — never a crash, a
  * hang or a partial value.
  */
+import { isValidUtf8 } from "../bytes/utf8"
 
 /** A CBOR data item as the firmware sees it. */
 export type CborValue = number | string | boolean | null | undefined | Buffer | CborValue[] | CborMap | CborTag | CborSimple
@@ -540,39 +541,4 @@ function halfToNumber(half: number): number {
     else if (exp !== 31) val = (mant + 1024) * Math.pow(2, exp - 25)
     else val = mant === 0 ? Infinity : NaN
     return (half & 0x8000) !== 0 ? -val : val
-}
-
-/** Strict UTF-8 check (RFC 3629): no overlongs, no surrogates, nothing above U+10FFFF. */
-export function isValidUtf8(b: Buffer): boolean {
-    let i = 0
-    const n = b.length
-    while (i < n) {
-        const c = b[i]
-        if (c < 0x80) {
-            i++
-            continue
-        }
-        let len: number
-        let min: number
-        if (c >= 0xc2 && c <= 0xdf) {
-            len = 1
-            min = 0x80
-        } else if (c >= 0xe0 && c <= 0xef) {
-            len = 2
-            min = 0x800
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            len = 3
-            min = 0x10000
-        } else return false
-        if (i + len >= n) return false
-        let cp = c & (0x3f >> len)
-        for (let k = 1; k <= len; ++k) {
-            const cc = b[i + k]
-            if ((cc & 0xc0) !== 0x80) return false
-            cp = (cp << 6) | (cc & 0x3f)
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false
-        i += len + 1
-    }
-    return true
 }

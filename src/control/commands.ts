@@ -50,7 +50,10 @@ export interface StateReport {
     uptime: number
     /** The first `IMAGE_DIGEST_BYTES` of the running program's SHA-256. */
     image: Buffer
-    /** The sequence of the manifest the running image was installed from; 0 when none the device trusts names it (a factory image, or one deployed by hand). */
+    /**
+     * The sequence of the manifest the running image was installed from; 0 when none the device trusts names it
+     * (a factory image, or one deployed by hand).
+     */
     seq: number
     /** The update's phase: idle, approved, deploying, trial or rollback. */
     phase: string

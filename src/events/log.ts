@@ -23,6 +23,7 @@ export type SecurityEventKind =
     | "downgrade"
     | "rate-limited"
     | "tls-refused"
+    | "protocol-error"
     | "sensor-fault"
     | "storage-corrupt"
     | "storage-failed"

@@ -2,11 +2,13 @@
  * MQTT 3.1.1 control packets (OASIS standard, 2014): the subset a sensor
  * node needs. Encoders build whole packets; `parsePacket` reads one packet
  * from the front of a buffer and treats the broker's bytes as hostile:
- * lengths are checked against what is there and against a size cap.
+ * lengths are checked against what is there and against a size cap, and a
+ * topic must be well-formed UTF-8 without U+0000 (§1.5.3).
  *
  * Multi-byte integers in MQTT are big-endian (§1.5.2); the VM's
  * `setAt`/`getAt` are little-endian only, so bytes are placed by hand.
  */
+import { isValidUtf8 } from "../bytes/utf8"
 
 /** Control packet types (§2.2.1). */
 export const enum PacketType {
@@ -187,12 +189,14 @@ export function decodePublish(p: MqttPacket): MqttMessage {
     if (qos > 1) throw new MqttProtocolError(`QoS ${qos} not subscribed to`)
     const topicLength = readU16(p.body, 0)
     if (2 + topicLength > p.body.length) throw new MqttProtocolError("topic cut short")
-    const topic = p.body.slice(2, 2 + topicLength).toString("utf-8")
+    const topic = p.body.slice(2, 2 + topicLength)
+    // MQTT-1.5.3-1 and -2: a receiver of ill-formed UTF-8 or of U+0000 in a string closes the connection
+    if (!isValidUtf8(topic, true)) throw new MqttProtocolError("topic is not UTF-8 without U+0000")
     let at = 2 + topicLength
     let packetId = 0
     if (qos !== 0) {
         packetId = readU16(p.body, at)
         at += 2
     }
-    return { topic, payload: p.body.slice(at, p.body.length), qos, packetId }
+    return { topic: topic.toString("utf-8"), payload: p.body.slice(at, p.body.length), qos, packetId }
 }

@@ -43,7 +43,7 @@ export interface MqttConnectOptions extends Endpoint {
     maxPacketBytes?: number
 }
 
-/** Why a connection failed or ended. `tls` (certificate refused) and `refused` (bad credentials) are security events. */
+/** Why a connection failed or ended. `tls` (certificate refused), `refused` (bad credentials) and `protocol` are security events. */
 export type MqttFailure = "tls" | "connect" | "refused" | "timeout" | "protocol" | "closed"
 
 /** Raised when the connection fails; the message names the broker, never a credential. */

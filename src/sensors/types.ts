@@ -17,7 +17,10 @@ export interface SensorPort {
     read(): Promise<Sample>
 }
 
-/** Opens the port of one configured sensor: a driver on a board, a simulated part in the simulator. Throws when the part does not answer. */
+/**
+ * Opens the port of one configured sensor: a driver on a board, a simulated part in the simulator. Throws when the
+ * part does not answer.
+ */
 export type PortOpener = (config: SensorConfig) => Promise<SensorPort>
 
 /** How one sensor is attached and sampled. */

@@ -59,6 +59,13 @@ export interface UpdateState {
 }
 
 const MAC_BYTES = 16
+/** 2^53 - 1: past it a number no longer counts by ones. */
+const MAX_COUNT = 9007199254740991
+
+/** A whole number 0..`max`: what each field of the state record is (never fractional, negative, NaN or infinite). */
+function isCount(x: CborValue, max: number): boolean {
+    return typeof x === "number" && x >= 0 && x <= max && Math.floor(x) === x
+}
 
 /** Reads and writes the records of one device. */
 export class SlotStore {
@@ -120,14 +127,9 @@ export class SlotStore {
         const securityCounter = m.get(2)
         const trialBoots = m.get(3)
         // a key 4 (the last refused sequence, which the device no longer keeps) may still be there: it is ignored
-        if (
-            typeof phase !== "number" ||
-            !(phase <= UpdatePhase.Rollback) ||
-            typeof securityCounter !== "number" ||
-            typeof trialBoots !== "number"
-        )
+        if (!isCount(phase, UpdatePhase.Rollback) || !isCount(securityCounter, MAX_COUNT) || !isCount(trialBoots, MAX_COUNT))
             throw new ManifestError("malformed", `${SettingKey.UpdateState}: bad record`)
-        return { phase, securityCounter, trialBoots }
+        return { phase: phase as UpdatePhase, securityCounter: securityCounter as number, trialBoots: trialBoots as number }
     }
 
     /**

@@ -131,7 +131,10 @@ export class SecureUplink implements ReadingSink {
         return new SecureUplink(options, channelKeys(root, deviceId, "up"), down, counter, queue)
     }
 
-    /** Seals a batch as SenML-CBOR packs, each as full as a queue slot allows (a message's own bytes are paid once per pack), and queues them. */
+    /**
+     * Seals a batch as SenML-CBOR packs, each as full as a queue slot allows (a message's own bytes are paid once
+     * per pack), and queues them.
+     */
     async deliver(batch: ReadingBatch): Promise<void> {
         const withDrops: ReadingBatch = { ...batch, dropped: batch.dropped + this.queue.dropped }
         const packs = await encodeReadingPacks(withDrops, MAX_QUEUED_BYTES - sealOverhead(this.up.kid.length))
@@ -239,6 +242,8 @@ export class SecureUplink implements ReadingSink {
             // a node that is down, unreachable or broken: the next one (a refused login is not the node's fault)
             if (e.failure !== "refused") this.brokerTurn++
             if (e.failure === "tls") await this.options.events.record("tls-refused", e.message)
+            // a packet that breaks MQTT (a topic of ill-formed UTF-8, a length past the end): the connection was closed
+            if (e.failure === "protocol") await this.options.events.record("protocol-error", e.message)
             if (e.failure === "refused") {
                 await this.options.events.record("auth-failure", e.message)
                 this.grant = undefined

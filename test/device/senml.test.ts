@@ -99,7 +99,7 @@ async function decodeSlowly(pack: Buffer): Promise<ResolvedSenmlRecord[]> {
 }
 
 describe("reading packs", () => {
-    test("counters first, then a series per sensor quantity: its name as base name, the unit when it changes, then value and time", async () => {
+    test("counters first, then a series per sensor quantity: its name as base name, the unit when it changes, value and time", async () => {
         const at = (sensor: string, quantity: "temperature" | "humidity" | "pressure", value: number, atMs: number) => ({
             sensor,
             quantity,

@@ -150,6 +150,19 @@ describe("slot records", () => {
         const refusal = await asyncRefusal(ManifestError, async () => await store.readSlot(SettingKey.SlotB))
         expect(refusal).toBe(`${SettingKey.SlotB}: record fails its check`)
     })
+    test("a state record that passes its check but holds a fractional phase or a negative counter is refused", async () => {
+        const record = (phase: number, securityCounter: number, trialBoots: number) =>
+            encodeCbor(new CborMap().set(1, phase).set(2, securityCounter).set(3, trialBoots))
+        const bad = [record(1.5, 0, 0), record(-1, 0, 0), record(5, 0, 0), record(1, -1, 0), record(1, 2.5, 0), record(1, 0, -3)]
+        bad.push(record(1, Infinity, 0), record(1, NaN, 0), record(3, 1, 0.5))
+        for (const value of bad) {
+            await store.writeRecord(SettingKey.UpdateState, value)
+            const refusal = await asyncRefusal(ManifestError, async () => await store.readState())
+            expect(refusal).toBe(`${SettingKey.UpdateState}: bad record`)
+        }
+        await store.writeRecord(SettingKey.UpdateState, record(UpdatePhase.Rollback, 7, 2))
+        expect((await store.readState()).securityCounter).toBe(7)
+    })
     test("another device's key does not accept the records", async () => {
         const other = new SlotStore(secret, "ffeeddccbbaa99887766554433221100")
         const refusal = await asyncRefusal(ManifestError, async () => await other.readState())

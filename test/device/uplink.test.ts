@@ -50,6 +50,39 @@ describe("MQTT 3.1.1 packets", () => {
         expect(refusal(MqttProtocolError, () => decodePublish(parsePacket(hex`3403 0001 61`, 64).packet))).toBe("QoS 2 not subscribed to")
         expect(new MqttProtocolError("x") instanceof Error).toBe(true)
     })
+    test("a topic of ill-formed UTF-8 or with U+0000 is refused (§1.5.3: the connection is closed)", () => {
+        /** A QoS 0 PUBLISH of topic `topic` (bytes) and payload 01, parsed and decoded. */
+        const publish = (topic: Buffer) => {
+            const body = Buffer.from([topic.length >> 8, topic.length & 0xff])
+                .concat(topic)
+                .concat(hex`01`)
+            return decodePublish({ type: 3, flags: 0, body })
+        }
+        const wellFormed = hex`742f c3a9 e282ac f09d849e f48fbfbf` // t/, U+00E9, U+20AC, U+1D11E, U+10FFFF
+        expect(Buffer.from(publish(wellFormed).topic).toString("hex")).toBe(wellFormed.toString("hex"))
+        const illFormed = [
+            hex`c0af`, // "/" overlong in two bytes
+            hex`e080af`, // … in three
+            hex`f08080af`, // … in four
+            hex`c1bf`, // C1 is never a lead
+            hex`eda080`, // U+D800, a surrogate
+            hex`edbfbf`, // U+DFFF
+            hex`f4908080`, // U+110000, above the last code point
+            hex`f5808080`,
+            hex`f8`,
+            hex`fc`,
+            hex`fe`,
+            hex`ff`,
+            hex`61c3`, // cut short at the end
+            hex`61e282`,
+            hex`61f09d84`,
+            hex`c341`, // a lead without its continuation
+            hex`80`, // a continuation without its lead
+            hex`610062`, // U+0000 (MQTT-1.5.3-2)
+            hex`00`,
+        ]
+        illFormed.forEach(topic => expect(refusal(MqttProtocolError, () => publish(topic))).toBe("topic is not UTF-8 without U+0000"))
+    })
 })
 
 describe("outbound queue", () => {

@@ -9,6 +9,7 @@ import { before, describe, test } from "node:test"
 import { decode, encode } from "cbor2"
 import { collectHexLines, deviceLines, runInSimulator } from "../../devs/sim/devs-cli.ts"
 import { decodeSenmlCbor } from "../../devs/owner/senml.ts"
+import { BATCHES, CBOR_VALUES, READ_GAP_MS, READS } from "../device/fixtures/emit-readings-plan.ts"
 import { curve } from "./support/simulated-curve.ts"
 
 const cbor = { decode: <T = unknown>(b: Uint8Array): T => decode(new Uint8Array(b), { preferMap: true }) as T }
@@ -26,7 +27,6 @@ const SENSORS: [string, string[]][] = [
     ["aht20", ["temperature", "humidity"]],
     ["bme680_77", ["temperature", "humidity", "pressure", "gas"]],
 ]
-const READS = 6
 
 /** What the fixture must have produced, from its description: per series (sensor/quantity, ordered by unit) the curve's values. */
 function expectedSeries(batch: number): { name: string; unit: string; values: number[] }[] {
@@ -57,7 +57,7 @@ before(async () => {
 describe("SenML-CBOR from the simulated device, decoded with cbor2", () => {
     test("every batch is a SenML pack: fault counters, then a series per sensor quantity on the curve, with true ages", () => {
         const packs = collectHexLines(lines, "senml-cbor")
-        assert.equal(packs.size, 3)
+        assert.equal(packs.size, BATCHES)
         const faults: [string, number][][] = [
             [
                 ["aht20/faults", 1],
@@ -72,7 +72,7 @@ describe("SenML-CBOR from the simulated device, decoded with cbor2", () => {
                 ["sht30/faults", 3],
             ],
         ]
-        for (let b = 0; b < 3; ++b) {
+        for (let b = 0; b < BATCHES; ++b) {
             const pack = cbor.decode<Map<number, unknown>[]>(packs.get(String(b))!)
             assert.ok(Array.isArray(pack))
             // counters: name and value only, before any base name or base unit
@@ -107,7 +107,9 @@ describe("SenML-CBOR from the simulated device, decoded with cbor2", () => {
                     // true ages (RFC 8428 §4.5.3: negative = seconds before now) in steps of 2^-8 s: rounds 40 ms apart, oldest first
                     const t = r.get(6) as number
                     assert.ok(t < 0 && t > -10 && t > previous && Number.isInteger(t * 256), `${where}: time ${t} after ${previous}`)
-                    if (k === 0 && series.values.length === READS) assert.ok(t <= -0.2, `${where}: 6 rounds 40 ms apart, ${t} s`)
+                    const span = ((READS - 1) * READ_GAP_MS) / 1000
+                    if (k === 0 && series.values.length === READS)
+                        assert.ok(t <= -span, `${where}: ${READS} rounds ${READ_GAP_MS} ms apart, ${t} s`)
                     previous = t
                 })
             }
@@ -128,42 +130,11 @@ describe("SenML-CBOR from the simulated device, decoded with cbor2", () => {
 })
 
 describe("encodings of single values, decoded with cbor2", () => {
-    const VALUES: unknown[] = [
-        0,
-        23,
-        24,
-        255,
-        256,
-        65535,
-        65536,
-        4294967295,
-        4294967296,
-        9007199254740991,
-        -1,
-        -24,
-        -25,
-        -256,
-        -257,
-        -4294967296,
-        -9007199254740991,
-        0.5,
-        21.25,
-        1.1,
-        -4.1,
-        100000.5,
-        65504,
-        1e300,
-        5.960464477539063e-8,
-        "",
-        "sentinel",
-        "ü水𐅑",
-    ]
-
     test("each value decodes to what the device encoded", () => {
         const values = collectHexLines(lines, "cbor-value")
-        assert.equal(values.size, VALUES.length + 3)
-        VALUES.forEach((v, i) => assert.equal(cbor.decode(values.get(String(i))!), v, `value ${i}`))
-        const n = VALUES.length
+        assert.equal(values.size, CBOR_VALUES.length + 3)
+        CBOR_VALUES.forEach((v, i) => assert.equal(cbor.decode(values.get(String(i))!), v, `value ${i}`))
+        const n = CBOR_VALUES.length
         assert.deepEqual([...cbor.decode<Uint8Array>(values.get(String(n))!)], [0x00, 0x01, 0xfe, 0xff])
         const nested = cbor.decode(values.get(String(n + 1))!)
         assert.deepEqual(nested, [
@@ -188,12 +159,12 @@ describe("encodings of single values, decoded with cbor2", () => {
 
     test("floats use the shortest exact width (RFC 8949 §4.2.2)", () => {
         const values = collectHexLines(lines, "cbor-value")
-        const head = (i: number) => values.get(String(i))![0]
-        assert.equal(head(17), 0xf9) // 0.5: half
-        assert.equal(head(18), 0xf9) // 21.25: half
-        assert.equal(head(19), 0xfb) // 1.1: double
-        assert.equal(head(21), 0xfa) // 100000.5: single
-        assert.equal(head(24), 0xf9) // 2^-24: half subnormal
+        const head = (v: number) => values.get(String(CBOR_VALUES.indexOf(v)))![0]
+        assert.equal(head(0.5), 0xf9) // half
+        assert.equal(head(21.25), 0xf9) // half
+        assert.equal(head(1.1), 0xfb) // double
+        assert.equal(head(100000.5), 0xfa) // single
+        assert.equal(head(5.960464477539063e-8), 0xf9) // 2^-24: half subnormal
     })
 })
 

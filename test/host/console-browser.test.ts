@@ -1,7 +1,9 @@
 /**
  * The owner console in a real browser (headless Chromium, the Debian
  * package, driven by playwright-core) against the real stack and the real
- * firmware in the DeviceScript simulator: a page asked without a session
+ * firmware in the DeviceScript simulator: on the first run the owner sets
+ * the console password through the one-time link in a 0600 file beside the
+ * store (never in the log), and the file goes; a page asked without a session
  * goes to the login; the owner logs in and claims the device with the id
  * and code it printed; the device page draws each quantity's readings, live,
  * and they are the simulated sensors' curve; an interval set from the
@@ -13,12 +15,13 @@
  */
 import assert from "node:assert/strict"
 import { randomBytes } from "node:crypto"
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
 import type { Page } from "playwright-core"
 import { commandTopic, encodeCommand } from "../../devs/owner/commands.ts"
+import { SETUP_LINK_FILE } from "../../devs/owner/console-auth.ts"
 import { sealEncrypt0 } from "../../devs/owner/encrypt0.ts"
 import { runOwnerService, type RunningOwner } from "../../devs/owner/run.ts"
 import { freePort } from "../../devs/net/ports.ts"
@@ -43,13 +46,13 @@ let owner: RunningOwner
 let browser: Browser
 let page: Page
 let token: string
+/** The first run's one-time setup token, read from its file. */
+let setupToken: string
 /** Every page the browser showed, to look for secrets in. */
 const seen: string[] = []
 
 before(async () => {
     stack = await startLocalStack({ dir, brokerPort: await freePort(), updatesPort: await freePort(), onLog: (_s, l) => log.push(l) })
-    const passwordFile = join(dir, "console-password")
-    writeFileSync(passwordFile, password, { mode: 0o600 })
     owner = await runOwnerService({
         storePath: join(dir, "owner", "owner.db"),
         tokenPath: join(dir, "owner", "api-token"),
@@ -58,7 +61,6 @@ before(async () => {
         ca: readFileSync(stack.pki.caCert),
         brokerUrl: `mqtts://localhost:${stack.broker.port}`,
         port: 0,
-        passwordFile,
         log: l => log.push(l),
     })
     token = readFileSync(join(dir, "owner", "api-token"), "utf8").trim()
@@ -115,6 +117,25 @@ async function api<T>(path: string): Promise<T> {
 
 describe("the owner console in Chromium, with the firmware in the simulator", () => {
     let id: string
+
+    test("first run: the setup link is in a 0600 file, not the log; the password is set there once and the file goes", async () => {
+        const linkFile = join(dir, "owner", SETUP_LINK_FILE)
+        assert.equal(owner.setupLinkFile, linkFile)
+        assert.equal(statSync(linkFile).mode & 0o777, 0o600)
+        const link = readFileSync(linkFile, "utf8").trim()
+        setupToken = new URL(link).searchParams.get("token")!
+        assert.match(setupToken, /^[\w-]{32}$/)
+        await page.goto(owner.url + "/login")
+        await page.locator("[role=alert]", { hasText: SETUP_LINK_FILE }).waitFor()
+        await page.goto(link)
+        await page.fill('input[name="password"]', password)
+        await page.fill('input[name="confirm"]', password)
+        await page.click("button.primary")
+        await page.waitForURL(owner.url + "/login")
+        assert.equal(existsSync(linkFile), false, "the setup link's file outlived the password")
+        assert.equal((await fetch(link)).status, 403, "the setup link works once")
+        await shot("00-password-set")
+    })
 
     test("a page asked without a session goes to the login page", async () => {
         for (const path of ["/", `/devices/${"0".repeat(32)}`]) {
@@ -316,6 +337,8 @@ describe("the owner console in Chromium, with the firmware in the simulator", ()
         const everything = [...seen, ...log].join("\n")
         assert.ok(seen.length >= 5, `${seen.length} pages looked at`)
         for (const s of secrets) assert.equal(everything.includes(s), false, "a secret in a page or a log line")
+        // the setup page carries its own token in its form, so that one is looked for in the log only
+        assert.equal(log.join("\n").includes(setupToken), false, "the setup token in a log line")
         assert.deepEqual(
             log.filter(l => /^browser: /.test(l)),
             [],

@@ -23,7 +23,7 @@ after(() => rmSync(dir, { recursive: true, force: true }))
 /** The server closes a kept connection idle this long; the device idles twice as long. */
 const KEEP_ALIVE_MS = 1000
 
-test("one TLS handshake for requests in a row; a new one after an idle close, a `connection: close` or a dropped kept connection", async () => {
+test("one TLS handshake for requests in a row; a new one after an idle close, `connection: close` or a dropped connection", async () => {
     const pki = ensurePki(join(dir, "pki"))
     let connections = 0
     let dropped = false

@@ -62,7 +62,8 @@ describe("the port map (devs/sim/port-map.cjs)", () => {
                 ` s.on("data", c => d += c); s.on("end", () => r(d)); s.on("error", e => r(e.code)) })`
             const script =
                 `Promise.all([${read(fixed, "localhost")}, ${read(fixed, "127.0.0.1")}, ${read(other.port, "127.0.0.1")},` +
-                ` new Promise(r => { const s = require("tls").connect({ port: ${fixed}, host: "127.0.0.1" }); s.on("error", e => r(e.code)) })])` +
+                ` new Promise(r => { const s = require("tls").connect({ port: ${fixed}, host: "127.0.0.1" });` +
+                ` s.on("error", e => r(e.code)) })])` +
                 `.then(v => console.log(v.join(" ")))`
             // the TLS client reaches the plain server, which hangs up: the handshake fails, but not with ECONNREFUSED
             const out = await withPortMap(`${fixed}:${moved.port}`, script)
@@ -91,7 +92,8 @@ describe("the port map (devs/sim/port-map.cjs)", () => {
 describe("a test file's process group (devs/test-runner/process-group.ts)", () => {
     // a leader that starts a grandchild holding a port, prints its pid and then exits or hangs
     const leader = (then: string) =>
-        `const c = require("child_process").spawn(process.execPath, ["-e", "require('net').createServer().listen(0); setInterval(() => {}, 1000)"],` +
+        `const c = require("child_process").spawn(process.execPath,` +
+        ` ["-e", "require('net').createServer().listen(0); setInterval(() => {}, 1000)"],` +
         ` { stdio: "ignore" }); console.log(c.pid); ${then}`
 
     test("what a file started dies with it when it ends", async () => {

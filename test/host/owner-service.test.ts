@@ -7,7 +7,7 @@
  * code is in any log line, page or API answer of the run.
  */
 import assert from "node:assert/strict"
-import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
@@ -15,7 +15,7 @@ import { decode, encode } from "cbor2"
 import { OwnerApi, type StreamEvent } from "../../devs/owner/api-client.ts"
 import { channelKeys } from "../../devs/owner/keys.ts"
 import { buildOwnerHttp } from "../../devs/owner/http.ts"
-import { ConsoleAuth } from "../../devs/owner/console-auth.ts"
+import { ConsoleAuth, SETUP_LINK_FILE } from "../../devs/owner/console-auth.ts"
 import { OwnerStore } from "../../devs/owner/store.ts"
 import { until } from "../../devs/sim/until.ts"
 import { startOwnerStack, type EmulatedDevice, type OwnerStack } from "./support/owner-stack.ts"
@@ -76,6 +76,21 @@ async function claimedDevice(): Promise<EmulatedDevice> {
     return d
 }
 
+/** A claimed device and the API's event stream, open once the service has a listener for `kind`; `stop` closes it. */
+async function streamingDevice(kind: string) {
+    const d = await claimedDevice()
+    const api = new OwnerApi(o.owner.url, o.token)
+    const events: StreamEvent[] = []
+    const abort = new AbortController()
+    const streaming = api.stream(e => events.push(e), abort.signal)
+    await until("the stream to open", () => o.owner.service.listenerCount(kind) > 0)
+    const stop = async () => {
+        abort.abort()
+        await streaming
+    }
+    return { d, api, events, stop }
+}
+
 describe("owner service over HTTP", () => {
     test("a page without a session goes to /login; the API without a session or token answers 401", async () => {
         for (const path of ["/", `/devices/${"a".repeat(32)}`]) {
@@ -128,12 +143,7 @@ describe("owner service over HTTP", () => {
     })
 
     test("claims, readings and the event stream; commands leave with counters that only go up", async () => {
-        const d = await claimedDevice()
-        const api = new OwnerApi(o.owner.url, o.token)
-        const events: StreamEvent[] = []
-        const abort = new AbortController()
-        const streaming = api.stream(e => events.push(e), abort.signal)
-        await until("the stream to open", () => o.owner.service.listenerCount("reading") > 0)
+        const { d, api, events, stop } = await streamingDevice("reading")
         for (let c = 0; c < 5; c++)
             await d.client.publishAsync(`things/${d.id}/up/readings`, await d.seal("readings", d.readings(3, 20 + c), c), { qos: 1 })
         let stored = 0
@@ -228,17 +238,11 @@ describe("owner service over HTTP", () => {
             [shown.firmware, shown.sequence, shown.update, shown.queued, shown.dropped],
             ["0102030405060708", 7, "trial", 2, 1]
         )
-        abort.abort()
-        await streaming
+        await stop()
     })
 
     test("the owner names a release: the digest leaves as 32 bytes, and the device's sealed report is its latest step", async () => {
-        const d = await claimedDevice()
-        const api = new OwnerApi(o.owner.url, o.token)
-        const events: StreamEvent[] = []
-        const abort = new AbortController()
-        const streaming = api.stream(e => events.push(e), abort.signal)
-        await until("the stream to open", () => o.owner.service.listenerCount("update") > 0)
+        const { d, api, events, stop } = await streamingDevice("update")
         const downs: Buffer[] = []
         await d.client.subscribeAsync(`things/${d.id}/down/cmd`, { qos: 1 })
         d.client.on("message", (_t, p) => downs.push(Buffer.from(p)))
@@ -288,8 +292,7 @@ describe("owner service over HTTP", () => {
             [shown.lastUpdate?.digest, shown.lastUpdate?.sequence, shown.lastUpdate?.step, shown.lastUpdate?.reason],
             [digest, 3, "refused", "signers: too few signatures"]
         )
-        abort.abort()
-        await streaming
+        await stop()
     })
 
     test("failed logins are limited per source and logged, and the right password waits too", async () => {
@@ -302,13 +305,18 @@ describe("owner service over HTTP", () => {
         assert.ok(Number(locked.headers.get("retry-after")) > 0)
     })
 
-    test("first run: the setup link works once, before any password", async () => {
+    test("first run: the setup link is in a 0600 file beside the store, works once, before any password, and goes with it", async () => {
         const store = new OwnerStore(join(dir, "setup", "owner.db"))
         const auth = new ConsoleAuth(store)
         const app = buildOwnerHttp({ service: o.owner.service, auth, port: 0, log: () => {} })
         await app.listen({ host: "127.0.0.1", port: 0 })
         const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
-        const token = auth.newSetupToken()!
+        const linkFile = join(dir, "setup", SETUP_LINK_FILE)
+        assert.equal(auth.offerSetupLink(linkFile, base), true)
+        assert.equal(statSync(linkFile).mode & 0o777, 0o600)
+        const link = new URL(readFileSync(linkFile, "utf8").trim())
+        assert.equal(`${link.origin}${link.pathname}`, `${base}/setup`)
+        const token = link.searchParams.get("token")!
         assert.equal((await fetch(`${base}/setup?token=wrong`)).status, 403)
         assert.equal((await fetch(`${base}/setup?token=${token}`)).status, 200)
         const form = (body: Record<string, string>) => ({
@@ -321,7 +329,11 @@ describe("owner service over HTTP", () => {
         assert.equal((await fetch(`${base}/setup`, form({ token, password: "long enough pw", confirm: "long enough pw" }))).status, 303)
         assert.equal((await fetch(`${base}/setup`, form({ token, password: "another one!!", confirm: "another one!!" }))).status, 403)
         assert.equal((await fetch(`${base}/login`, form({ password: "long enough pw" }))).status, 303)
+        assert.equal(existsSync(linkFile), false, "the setup link's file outlived the password")
         assert.equal(auth.newSetupToken(), undefined)
+        writeFileSync(linkFile, "a stale link of an earlier run")
+        assert.equal(auth.offerSetupLink(linkFile, base), false)
+        assert.equal(existsSync(linkFile), false, "a stale setup link's file stays once a password is set")
         await app.close()
         store.close()
     })

@@ -115,7 +115,7 @@ function suite(backend: StoreBackend) {
             }
         })
 
-        test("the claim hands the owner the sealed envelope; only the code opens it, and the raw code never reaches the registry", async () => {
+        test("the claim hands the owner the sealed envelope; only the code opens it; the raw code never reaches the registry", async () => {
             const { broker, t, store } = await setup("envelope")
             const { device, enrollment } = await makeHostDevice()
             await enroll(t, enrollment)
@@ -218,7 +218,7 @@ function suite(backend: StoreBackend) {
             assert.equal((await store.events({ kind: "auth-failure" })).length, 10)
         })
 
-        test("a stranger's failures do not lock the device out from another source; the stranger's source is limited; counts fade", async () => {
+        test("a stranger's failures do not lock the device out from another source; the stranger's is limited; counts fade", async () => {
             const { store, registry, t, advance } = await setup("lockout")
             const { device, enrollment } = await makeHostDevice()
             await enroll(t, enrollment)
@@ -417,7 +417,7 @@ function suite(backend: StoreBackend) {
 
         // PostgreSQL has no statements to prepare ahead: node-pg sends each query with its parameters
         if (backend.name === "sqlite")
-            test("the store prepares its SQL once, when it opens: an owner account, an enrollment, a claim, a login and a failed one prepare nothing", async () => {
+            test("the store prepares its SQL on opening: account, enrollment, claim, login and failed login prepare nothing", async () => {
                 const { t } = await setup("prepared")
                 const { device, enrollment } = await makeHostDevice()
                 const prepare = mock.method(Database.prototype, "prepare")

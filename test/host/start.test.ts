@@ -2,7 +2,7 @@
  * `npm start` as a person runs it (npm, the bootstrap, the local stack, the
  * owner service, the devtools server, the firmware in the simulator), with
  * its state in a temporary folder (SENTINEL_STATE_DIR): a progress line per
- * stage with the time, the console's URL and first-run setup link, the first
+ * stage with the time, the console's URL and the file (mode 0600) holding the first-run setup link, never the link itself, the first
  * verified reading, no `socket … open undefined` line; and however it is
  * stopped (SIGTERM to npm during the build, Ctrl-C to the whole process group
  * once the device runs, SIGTERM on a second run that reuses the build) no
@@ -13,11 +13,12 @@
  */
 import assert from "node:assert/strict"
 import { spawn, type ChildProcess } from "node:child_process"
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { join, resolve } from "node:path"
 import { after, describe, test } from "node:test"
 import { freePort } from "../../devs/net/ports.ts"
+import { SETUP_LINK_FILE } from "../../devs/owner/console-auth.ts"
 import { PROJECT_ROOT } from "../../devs/project.ts"
 import { until } from "../../devs/sim/until.ts"
 
@@ -145,7 +146,16 @@ describe("npm start", () => {
                 `no progress line for ${stage}`
             )
         assert.ok(out.some(l => l.endsWith(`the console is at ${consoleUrl}`)))
-        assert.ok(out.some(l => new RegExp(`first run: set the console password once, at ${consoleUrl}/setup\\?token=[\\w-]{32}$`).test(l)))
+        // the setup link is a credential: in a file only the owner may read, named in the output, never printed
+        const named = out.map(l => /first run: open the link in (\S+) to set the console password$/.exec(l)?.[1]).find(Boolean)
+        assert.ok(named, "no line naming the setup link's file")
+        const linkFile = join(state, "owner", SETUP_LINK_FILE)
+        assert.equal(resolve(PROJECT_ROOT, named), linkFile)
+        assert.equal(statSync(linkFile).mode & 0o777, 0o600)
+        const link = readFileSync(linkFile, "utf8").trim()
+        assert.match(link, new RegExp(`^${consoleUrl}/setup\\?token=[\\w-]{32}$`))
+        const setupToken = new URL(link).searchParams.get("token")!
+        assert.equal(out.join("\n").includes(setupToken), false, "the setup token in the output")
         assert.ok(out.some(l => /^\d\d:\d\d:\d\d device> uplink: connected/.test(l)))
         assert.deepEqual(
             out.filter(l => /socket \S+ (open|close) undefined/.test(l)),
@@ -157,7 +167,7 @@ describe("npm start", () => {
         assert.deepEqual(untimed, [])
     })
 
-    test("a second run reuses the build; a factory reset from the script gives a new device, claimed again; SIGTERM stops everything", async () => {
+    test("a second run reuses the build; a factory reset from the script gives a new device, claimed again; SIGTERM ends all", async () => {
         const child = npmStart()
         await waitForLine(child, /first verified reading stored/, 120_000)
         assert.ok(line(child, /firmware unchanged since the last build/))

@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict"
 import { createHash, randomBytes } from "node:crypto"
-import { readFileSync } from "node:fs"
+import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { after, describe, test } from "node:test"
 import { decode, encode, Tag } from "cbor2"
@@ -19,7 +19,8 @@ import type { RegistryStore } from "../../devs/registry/store.ts"
 import { makeHostDevice } from "../../devs/sim/host-device.ts"
 import { PROJECT_ROOT } from "../../devs/project.ts"
 import { KeyVault } from "../../devs/updates/key-vault.ts"
-import { bstr, generateSigningKey, keyId, verifyCose } from "../../devs/updates/cose-sign1.ts"
+import { bstr, generateSigningKey, keyId, signCose, verifyCose } from "../../devs/updates/cose-sign1.ts"
+import { KeyringError } from "../../devs/updates/keyring.ts"
 import {
     CLASS_ID,
     ManifestError,
@@ -62,6 +63,29 @@ describe("signed manifests", () => {
         // RFC 4122 version 5, variant 10
         assert.equal(VENDOR_ID[6] >> 4, 5)
         assert.equal(CLASS_ID[8] >> 6, 2)
+    })
+
+    test("CBOR that does not decode is refused in the module's own error, naming what: a manifest's payload, a trust file", () => {
+        for (const payload of [Buffer.from([0xff]), Buffer.from([0x1f]), Buffer.from([0x5a, 0xff, 0xff, 0xff, 0xff, 0x00])])
+            assert.throws(() => readSignedManifest(signCose(payload, key)), /^ManifestError: payload is not CBOR$/)
+        const own = testKeyring()
+        try {
+            const file = join(own.keyring.dir, "trust", "keys-1.cbor")
+            const good = readFileSync(file)
+            for (const bad of [good.subarray(0, good.length - 1), Buffer.from([0xff, 0x00]), Buffer.from([0x01])]) {
+                writeFileSync(file, bad)
+                assert.throws(
+                    () => own.keyring.documents(),
+                    (e: Error) => {
+                        assert.ok(e instanceof KeyringError, `${e.name}: ${e.message}`)
+                        assert.equal(e.message, `${file}: not a list of signatures (a CBOR array of COSE_Sign1 byte strings)`)
+                        return true
+                    }
+                )
+            }
+        } finally {
+            own.remove()
+        }
     })
 
     test("a signed manifest is a COSE_Sign1 naming SLH-DSA-SHA2-128s and its signer's kid, and verifies", () => {
@@ -249,7 +273,7 @@ function updateServiceSuite(backend: StoreBackend) {
 
         // refused before the store is asked: once is enough
         if (backend.name === "sqlite")
-            test("an image over what the device takes, and a lowest sequence not below the sequence, are refused even when signed", async () => {
+            test("an image over what the device takes and a lowest sequence not below the sequence are refused, even signed", async () => {
                 const service = await serviceOn(await freshStore())
                 // an older signer, or a hand-made manifest, might sign them: the service checks what the manifest says
                 const big = Buffer.alloc(MAX_IMAGE_BYTES + 32, 1)
@@ -334,7 +358,7 @@ function updateServiceSuite(backend: StoreBackend) {
             assert.deepEqual(target.deployed, [sha256Hex(v2), sha256Hex(v1)])
         })
 
-        test("answers the device never heard: a repeated confirmation is accepted, then a failure report is answered 'confirmed'", async () => {
+        test("answers the device never heard: a repeated confirmation accepted, a later failure report answered 'confirmed'", async () => {
             const { service, device, v1, v2, report, events } = await setup()
             await report({ wssk: randomBytes(32).toString("base64") })
             await report({ update: { approve: sha256Hex(v2), sequence: 2, running: sha256Hex(v1) } })

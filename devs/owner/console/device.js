@@ -427,7 +427,8 @@ function confirmThen(question, action, label) {
 
 $("[data-remove]").addEventListener("click", () =>
     confirmThen(
-        `Remove ${detail.name}? The service forgets its keys, readings and events. The registry keeps the claim, so the device cannot be claimed again without a factory reset.`,
+        `Remove ${detail.name}? The service forgets its keys, readings and events. ` +
+            "The registry keeps the claim, so the device cannot be claimed again without a factory reset.",
         async () => {
             try {
                 await api("DELETE", `/api/devices/${id}`)
@@ -443,7 +444,8 @@ $("[data-remove]").addEventListener("click", () =>
 if (simulated)
     $("[data-factory-reset]").addEventListener("click", () =>
         confirmThen(
-            "Factory-reset the simulated device? Its flash is wiped (identity, event log, settings) and it boots as a new device with a new id and claim code, which npm start claims again. The firmware keys are not touched.",
+            "Factory-reset the simulated device? Its flash is wiped (identity, event log, settings) and it boots as a new device " +
+                "with a new id and claim code, which npm start claims again. The firmware keys are not touched.",
             async () => {
                 say(manageResult, "pending", "Resetting the simulator…")
                 try {

@@ -10,12 +10,13 @@
  *
  * MQTT, wrong acceptance: a packet whose Remaining Length (§2.2.3) or body
  * differs from the spec's decoding, "need more bytes" for a complete packet,
- * a packet over the cap, and a PUBLISH whose topic, packet id or payload are
- * not the bytes received. A topic of ill-formed UTF-8 is lenient: §1.5.3
- * says to drop the connection, but the device only acts on its own topics,
- * which such a topic cannot equal.
+ * a packet over the cap, a PUBLISH whose topic, packet id or payload are
+ * not the bytes received, and a topic of ill-formed UTF-8 or with U+0000
+ * (§1.5.3: the receiver closes the connection), which the oracle checks
+ * against RFC 3629 §4's byte ranges, not the parser's code-point arithmetic;
+ * wrong refusal: a well-formed topic refused as ill-formed.
  */
-import { CborError, CborMap, CborSimple, CborTag, CborValue, decodeCbor, encodeCbor, isValidUtf8 } from "../../../src/codec/cbor"
+import { CborError, CborMap, CborSimple, CborTag, CborValue, decodeCbor, encodeCbor } from "../../../src/codec/cbor"
 import { decodePublish, encodePuback, encodePublish, MqttProtocolError, parsePacket, PacketType } from "../../../src/net/mqtt-packet"
 import { APPENDIX_A } from "../../vectors/rfc8949-appendix-a"
 import { Campaign, Verdict } from "./fuzzer"
@@ -176,21 +177,52 @@ function u16(b: Buffer, at: number): number {
     return (b[at] << 8) | b[at + 1]
 }
 
-/** Checks an accepted PUBLISH body byte for byte against §3.3.2. */
+/** The second byte's range after each lead byte of RFC 3629 §4's UTF8-2/3/4 rules; other continuations are 80..BF. */
+function secondByteRange(lead: number): [number, number] {
+    if (lead === 0xe0) return [0xa0, 0xbf]
+    if (lead === 0xed) return [0x80, 0x9f]
+    if (lead === 0xf0) return [0x90, 0xbf]
+    if (lead === 0xf4) return [0x80, 0x8f]
+    return [0x80, 0xbf]
+}
+
+/** An MQTT string's bytes by RFC 3629 §4's grammar, U+0000 left out (MQTT-1.5.3-1, -2). */
+function mqttUtf8(b: Buffer): boolean {
+    for (let i = 0; i < b.length;) {
+        const lead = b[i]
+        let length = 0
+        if (lead >= 0x01 && lead <= 0x7f) length = 1
+        else if (lead >= 0xc2 && lead <= 0xdf) length = 2
+        else if (lead >= 0xe0 && lead <= 0xef) length = 3
+        else if (lead >= 0xf0 && lead <= 0xf4) length = 4
+        else return false
+        if (i + length > b.length) return false
+        const [low, high] = secondByteRange(lead)
+        if (length > 1 && (b[i + 1] < low || b[i + 1] > high)) return false
+        for (let k = 2; k < length; ++k) if (b[i + k] < 0x80 || b[i + k] > 0xbf) return false
+        i += length
+    }
+    return true
+}
+
+/** Checks an accepted PUBLISH body byte for byte against §3.3.2, and a refused one's topic against §1.5.3. */
 function publishOracle(flags: number, body: Buffer): Verdict {
+    const topicLength = body.length < 2 ? 0 : u16(body, 0)
+    // the topic when the body holds it whole (a slice past the end asks the VM for a buffer that size)
+    const topic = 2 + topicLength <= body.length ? body.slice(2, 2 + topicLength) : undefined
     let m
     try {
         m = decodePublish({ type: PacketType.Publish, flags, body })
     } catch (e: any) {
-        if (e instanceof MqttProtocolError) return "refused"
-        throw e
+        if (!(e instanceof MqttProtocolError)) throw e
+        if (e.message.indexOf("UTF-8") >= 0 && topic !== undefined && mqttUtf8(topic))
+            return { invalid: "a well-formed topic refused as ill-formed" }
+        return "refused"
     }
     const qos = (flags >> 1) & 3
     if (qos > 1 || m.qos !== qos) return { invalid: `QoS ${qos} accepted as ${m.qos}` }
-    const topicLength = u16(body, 0)
-    const topic = body.slice(2, 2 + topicLength)
-    // MQTT-1.5.3-1 says drop the connection; the topic cannot equal one of the device's (ASCII) when it decodes lossily
-    if (!isValidUtf8(topic)) return { lenient: "a PUBLISH whose topic is ill-formed UTF-8 (MQTT-1.5.3-1)" }
+    if (topic === undefined) return { invalid: "accepted a topic cut short" }
+    if (!mqttUtf8(topic)) return { invalid: "a topic of ill-formed UTF-8 or with U+0000 accepted (MQTT-1.5.3-1, -2)" }
     if (!sameBytes(Buffer.from(m.topic), topic)) return { invalid: "topic is not the bytes received" }
     let at = 2 + topicLength
     if (qos === 1) {
@@ -238,6 +270,8 @@ export const mqttCampaign: Campaign = {
         encodePublish(TOPIC, hex`d08343a1010ba2044c0a1b2c3d4e5f6071829306410748656c6c6f`, 1, 7),
         encodePublish(TOPIC, Buffer.alloc(200), 0, 0),
         encodePublish("a", Buffer.alloc(0), 1, 65535),
+        // QoS 0, topic "t/" and two-, three- and four-byte sequences (U+00E9, U+20AC, U+1D11E), for mutations to break
+        hex`300e 000b 742f c3a9 e282ac f09d849e 01`,
         encodePuback(9),
         hex`20020000`, // CONNACK, accepted
         hex`9003000100`, // SUBACK

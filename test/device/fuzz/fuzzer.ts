@@ -13,10 +13,7 @@
  * The oracle says, for one input, whether the parser refused it (with the
  * error class it documents), accepted it rightly, or accepted what it must
  * not (`{ invalid: why }`: something forged, altered, replayed or malformed
- * taken for valid). Anything else it throws is a crash. Between the two,
- * `{ lenient: why }`: accepted an input outside its grammar that means no
- * more than a valid one, with nothing at stake; counted and shown for the
- * parser's owner, not a failure. Each input
+ * taken for valid). Anything else it throws is a crash. Each input
  * ends with `await ds.sleep(0)`: the VM panics a fiber that runs about 128K
  * steps without yielding, and an await of a resolved promise does not yield.
  *
@@ -102,7 +99,7 @@ export function mutate(rng: Rng, input: Buffer, other: Buffer, maxBytes: number)
 }
 
 /** What an oracle says of one input. */
-export type Verdict = "refused" | "accepted" | { invalid: string } | { lenient: string }
+export type Verdict = "refused" | "accepted" | { invalid: string }
 
 /** A parser under fuzzing. */
 export interface Campaign {
@@ -136,8 +133,6 @@ export interface FuzzCounts {
     /** Seeds the parser refused (each one is a failure: the oracle would be vacuous). */
     seedsRefused: number
     accepted: number
-    /** Accepted outside the grammar (see `Verdict`). */
-    lenient: number
 }
 
 /** Longest random input: filling one costs about ten VM steps a byte, and a fiber has about 128K between yields. */
@@ -157,7 +152,7 @@ function report(counts: FuzzCounts, what: string, input: Buffer, why: string) {
 
 /** Feeds the seeds, then the budget's inputs; prints and returns the counts. */
 export async function runCampaign(c: Campaign, budget: FuzzBudget): Promise<FuzzCounts> {
-    const counts: FuzzCounts = { name: c.name, inputs: 0, crashes: 0, invalid: 0, seedsRefused: 0, accepted: 0, lenient: 0 }
+    const counts: FuzzCounts = { name: c.name, inputs: 0, crashes: 0, invalid: 0, seedsRefused: 0, accepted: 0 }
     const rng = new Rng(budget.seed)
     const started = ds.millis()
     const total = c.seeds.length + budget.count
@@ -171,11 +166,7 @@ export async function runCampaign(c: Campaign, budget: FuzzBudget): Promise<Fuzz
         try {
             const verdict = await c.check(input)
             if (verdict === "accepted") counts.accepted++
-            else if (verdict !== "refused" && (verdict as any).lenient !== undefined) {
-                counts.accepted++
-                // the first of them is shown: the parser's owner may want to tighten it
-                if (counts.lenient++ === 0) console.log(`fuzz ${c.name}: lenient: ${(verdict as any).lenient}, e.g. ${shown(input)}`)
-            } else if (verdict !== "refused") {
+            else if (verdict !== "refused") {
                 counts.invalid++
                 report(counts, "invalid accepted", input, (verdict as any).invalid)
             } else if (isSeed) {
@@ -193,8 +184,7 @@ export async function runCampaign(c: Campaign, budget: FuzzBudget): Promise<Fuzz
     const seconds = Math.round((ds.millis() - started) / 100) / 10
     // one template literal per part: the compiler asserts on a long one
     const line = `fuzz ${c.name}: ${counts.inputs} inputs, ${counts.crashes} crashes, ${counts.invalid} invalid accepted`
-    const lenient = counts.lenient > 0 ? `${counts.lenient} lenient, ` : ""
-    const detail = `${counts.accepted} accepted, ${lenient}${counts.seedsRefused} seeds refused, seed ${budget.seed}, ${seconds} s on the VM`
+    const detail = `${counts.accepted} accepted, ${counts.seedsRefused} seeds refused, seed ${budget.seed}, ${seconds} s on the VM`
     console.log(`${line} (${detail})`)
     return counts
 }

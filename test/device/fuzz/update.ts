@@ -317,6 +317,12 @@ export async function stateDecodeCampaign(): Promise<Campaign> {
             const phase = s.phase as number
             if (phase !== UpdatePhase.Idle && phase !== UpdatePhase.Approved && phase !== UpdatePhase.Deploying)
                 if (phase !== UpdatePhase.Trial && phase !== UpdatePhase.Rollback) return { invalid: `phase ${phase}` }
+            // counters count: whole, 0..2^53-1 (a fractional one would also be false in any condition on the device)
+            const counters = [s.securityCounter, s.trialBoots]
+            for (let i = 0; i < counters.length; ++i) {
+                const n = counters[i]
+                if (!(n >= 0 && n <= 9007199254740991) || Math.floor(n) !== n) return { invalid: `counter ${n}` }
+            }
             // the boot table acts on it, whatever the slots hold
             decideAtBoot(s, undefined, MANIFESTS[0], RUNNING)
             decideAtBoot(s, MANIFESTS[1], MANIFESTS[0], MANIFESTS[0].digest)
