@@ -29,11 +29,10 @@ import { startLocalStack, type LocalStack } from "../stack/local.ts"
 import { ensureKeyring, publishDocuments, writeTrustAnchor } from "../updates/keyring.ts"
 import { manifestFor, signManifest } from "../updates/manifest.ts"
 
-/** How often the firmware samples each sensor (src/sensors/config.ts) and sends what it holds (src/firmware.ts). */
-const SAMPLE_MS = 10_000
+/** How often the firmware sends the readings it holds (src/firmware.ts); in the simulator every sensor samples faster (src/sensors/config.ts). */
 const FLUSH_MS = 5000
-/** A device keeps up when its owner verifies a reading at least this often. */
-const READING_DEADLINE_MS = SAMPLE_MS + FLUSH_MS
+/** A device keeps up while its owner verifies a reading at least this often: one send late, never two. */
+const READING_DEADLINE_MS = 2 * FLUSH_MS
 /** How long each fleet size is watched before the next device starts. */
 const WATCH_MS = 30_000
 /** Memory left below this share of the machine's ends the search. */
@@ -131,7 +130,7 @@ export async function realRollout(n = 5) {
             const took = last - first
             if (s.stage === 0) canary = took
             console.log(
-                `rollout (real):   ${s.name}: ${ids.length} devices, first offer to last sealed confirmation ${seconds(took)} s ` +
+                `rollout (real):   ${s.name}: ${ids.length} device${ids.length === 1 ? "" : "s"}, first offer to last sealed confirmation ${seconds(took)} s ` +
                     `(${(took / canary).toFixed(2)}x the canary, one device alone)`
             )
         }
@@ -194,7 +193,7 @@ export async function largestFleet(max = 50) {
             const rss = fleet.devices.reduce((kb, d) => kb + rssOfProcessesIn(d.vmFolder) + rssOfProcessesIn(d.folder), 0)
             const free = memAvailableKb()
             console.log(
-                `fleet (real): ${n} simulators: joined in ${seconds(joined)} s; longest wait for a reading ${seconds(worst)} s ` +
+                `fleet (real): ${n} simulator${n === 1 ? "" : "s"}: joined in ${seconds(joined)} s; longest wait for a reading ${seconds(worst)} s ` +
                     `(limit ${seconds(READING_DEADLINE_MS)} s); CPU ${busy.toFixed(0)} % of 2 cores; simulators and devtools ` +
                     `${(rss / 1024).toFixed(0)} MB RSS; ${(free / 1024).toFixed(0)} MB available`
             )

@@ -63,6 +63,8 @@ export class SimulatorFleet {
             onlineMs: options.onlineMs,
             log: line => transcript.push(`${Date.now()} owner: ${line}`),
         })
+        // each device follows what the service hears (three listeners a device): a fleet has more than Node's warning level
+        owner.setMaxListeners(0)
         await owner.start()
         return new SimulatorFleet(options, owner)
     }
