@@ -19,6 +19,9 @@
  * - fleet: set-up of 1000 emulated devices, one release through the default
  *   stages (per stage and in all, offers per second), the API's latency during
  *   it against the idle service, COSE bytes per updated device (devs/bench/fleet.ts);
+ * - rollouts through real simulators: one release through N devices (per stage, as
+ *   ratios to the canary alone, and in all) and one device's memory; with
+ *   `--largest-fleet`, the most simulators this machine keeps up (devs/bench/rollout-real.ts);
  * - broker: the RabbitMQ auth backend's checks per second against a bare HTTPS
  *   server (devs/bench/broker.ts);
  * - fuzzing: the count line of every campaign at npm test's size, with inputs per second (devs/fuzz).
@@ -30,17 +33,33 @@ import { settingsCost } from "../bench/storage.ts"
 import { slhDsaOnDevice, updateEndToEnd } from "../bench/update.ts"
 import { ownerThroughput } from "../bench/owner.ts"
 import { fleetRollout } from "../bench/fleet.ts"
+import { largestFleet, realRollout } from "../bench/rollout-real.ts"
 import { uplinkWireAndLatency } from "../bench/uplink.ts"
-import { runCommand } from "../cli/args.ts"
+import { runCommand, UsageError } from "../cli/args.ts"
 import { defaultCampaignCounts } from "../fuzz/campaigns.ts"
 
 const spec = {
     name: "bench",
     summary: "Measures the firmware and the services and prints figures (sizes, times, rates, ratios against baselines of the same run).",
-    options: {},
+    options: {
+        "real-devices": { type: "string", value: "n", default: "5", help: "real simulators the rollout goes through, 1..20" },
+        "largest-fleet": {
+            type: "boolean",
+            help: "also start simulators one by one until the machine no longer keeps up (takes most of an hour)",
+        },
+        "only-real": { type: "boolean", help: "run only the real-simulator figures (the rollout, and --largest-fleet)" },
+    },
 } as const
 
-await runCommand(spec, async () => {
+await runCommand(spec, async ({ values }) => {
+    const realDevices = /^\d{1,2}$/.test(values["real-devices"]) ? Number(values["real-devices"]) : 0
+    if (realDevices < 1 || realDevices > 20)
+        throw new UsageError(`--real-devices must be 1..20, not ${JSON.stringify(values["real-devices"])}`)
+    if (values["only-real"]) {
+        await realRollout(realDevices)
+        if (values["largest-fleet"]) await largestFleet()
+        return
+    }
     await bytecode()
     await ramHeadroomFigures()
     await packSizes()
@@ -54,6 +73,8 @@ await runCommand(spec, async () => {
     await fleetRollout()
     await slhDsaOnDevice()
     await updateEndToEnd()
+    await realRollout(realDevices)
+    if (values["largest-fleet"]) await largestFleet()
     await brokerAuthRate()
     for (const line of await defaultCampaignCounts()) console.log(line)
 })

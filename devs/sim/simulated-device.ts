@@ -15,6 +15,10 @@
  *   (`startDevtools`). Killing the process is a power cut, which falls
  *   between two flash operations (`powerCutEnv`).
  *
+ * A fleet shares one owner (`owner`): a service the caller made, started and
+ * stops, which claims every device; each device then keeps only what the
+ * service heard from it.
+ *
  * The firmware expects the registry on the well-known port; the simulator is
  * given the stack's registry port and the devtools server's ports instead
  * (`RunDevsOptions.ports`), so any number of these can run on one machine.
@@ -44,6 +48,10 @@ export interface SimulatedDeviceOptions {
     devtools?: Devtools
     /** Receives every line of the simulator and of the owner, with host times; `FIRMWARE_LOG=<file>` keeps it. */
     transcript: string[]
+    /** An owner service shared by a fleet, started by the caller (who stops it); default: a new owner of this device alone. */
+    owner?: OwnerService
+    /** Names the device in its owner's list when claimed. */
+    name?: string
 }
 
 /** How the device prints that it sealed a message, with its counter. */
@@ -65,9 +73,11 @@ export class SimulatedDevice {
     readonly rejected: { topic: string; rejection: Rejected }[] = []
     /** Host time (ms) at which the device printed that it sealed each counter. */
     readonly sealedAt = new Map<number, number>()
-    /** The owner's store: a new owner per device. */
+    /** The owner's store: a new owner per device, unless a fleet shares one. */
     readonly store: OwnerStore
     private readonly service: OwnerService
+    /** Whether the owner service is this device's own (started at the claim and stopped with it). */
+    private readonly ownService: boolean
     private started = false
     private simulator: { abort: AbortController; ended: Promise<DevsResult> } | undefined
     private readonly vmDir: string
@@ -76,30 +86,41 @@ export class SimulatedDevice {
     constructor(private readonly options: SimulatedDeviceOptions) {
         this.vmDir = join(options.dir, "vm")
         mkdirSync(this.vmDir, { recursive: true })
+        const shared = options.owner
+        this.ownService = shared === undefined
+        this.service = shared ?? this.newOwner()
+        this.store = this.service.store
+        this.started = !this.ownService
+        const mine = (deviceId: string | undefined) => this.ownService || (deviceId !== undefined && deviceId === this.id)
+        this.service.on("verified", m => {
+            if (!mine(m.deviceId)) return
+            this.verified.push(m)
+            this.arrivals.push(Date.now())
+        })
+        this.service.on("rejected", r => mine(r.rejection.deviceId) && this.rejected.push(r))
+        this.service.on("update", u => {
+            if (!mine(u.deviceId)) return
+            this.updates.push(u.report)
+            options.transcript.push(`${Date.now()} owner: update report ${u.deviceId.slice(0, 8)} ${JSON.stringify(u.report)}`)
+        })
+        this.claimer = new ConsoleClaimer((id, code) => this.claim(id, code))
+    }
+
+    /** A new owner of this device alone, with its store in the device's folder. */
+    private newOwner(): OwnerService {
         const owner = `sim-owner-${randomBytes(4).toString("hex")}`
-        const { stack } = options
+        const { stack, dir, transcript } = this.options
         const registryUrl = `https://localhost:${stack.registryPort}`
         const ca = readFileSync(stack.pki.caCert)
-        this.store = new OwnerStore(join(options.dir, `${owner}.db`))
-        this.service = new OwnerService({
-            store: this.store,
+        return new OwnerService({
+            store: new OwnerStore(join(dir, `${owner}.db`)),
             registry: httpsTransport(registryUrl, ca),
             registryUrl,
             name: owner,
             brokerCa: ca,
             brokerNodes: stack.mqtt.endpoints,
-            log: line => options.transcript.push(`${Date.now()} owner: ${line}`),
+            log: line => transcript.push(`${Date.now()} owner: ${line}`),
         })
-        this.service.on("verified", m => {
-            this.verified.push(m)
-            this.arrivals.push(Date.now())
-        })
-        this.service.on("rejected", r => this.rejected.push(r))
-        this.service.on("update", u => {
-            this.updates.push(u.report)
-            options.transcript.push(`${Date.now()} owner: update report ${JSON.stringify(u.report)}`)
-        })
-        this.claimer = new ConsoleClaimer((id, code) => this.claim(id, code))
     }
 
     /** Runs a firmware entry point (a path from the project root) in test mode: flash in memory, no devtools server. */
@@ -131,7 +152,7 @@ export class SimulatedDevice {
 
     private onLine(line: string) {
         const { transcript } = this.options
-        transcript.push(`${Date.now()} device: ${line}`)
+        transcript.push(`${Date.now()} device${this.options.name ? ` ${this.options.name}` : ""}: ${line}`)
         const text = deviceLine(line)
         if (text === undefined) return
         this.lines.push(text)
@@ -146,7 +167,7 @@ export class SimulatedDevice {
             await this.service.start()
             this.started = true
         }
-        await this.service.claim(id, code)
+        await this.service.claim(id, code, this.options.name)
     }
 
     /** Kills the simulator process: a power cut. */
@@ -191,6 +212,16 @@ export class SimulatedDevice {
         return this.lines.slice(from).filter(l => /^start: /.test(l)).length
     }
 
+    /** The device's folder (its devtools server runs there). */
+    get folder(): string {
+        return this.options.dir
+    }
+
+    /** Where its simulator runs and keeps its flash. */
+    get vmFolder(): string {
+        return this.vmDir
+    }
+
     /** The device id it printed at first boot. */
     get id(): string {
         return this.claimer.deviceId
@@ -228,11 +259,13 @@ export class SimulatedDevice {
         return found!
     }
 
-    /** Cuts the power and stops the owner service; `FIRMWARE_LOG=<file>` keeps the transcript for debugging. */
+    /** Cuts the power and stops its own owner service (not a shared one); `FIRMWARE_LOG=<file>` keeps the transcript for debugging. */
     async stop() {
         await this.powerCut()
-        await this.service.stop()
-        this.store.close()
+        if (this.ownService) {
+            await this.service.stop()
+            this.store.close()
+        }
         if (process.env.FIRMWARE_LOG) writeFileSync(process.env.FIRMWARE_LOG, this.options.transcript.join("\n"))
     }
 }

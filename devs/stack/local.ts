@@ -20,6 +20,7 @@ import { Registry, serveRegistry } from "../registry/app.ts"
 import { SqliteStore, type RegistryStore } from "../registry/store.ts"
 import { stackFiles } from "../project.ts"
 import type { FirmwareUpdates } from "../registry/firmware-updates.ts"
+import type { RateLimitPolicy } from "../registry/rate-limit.ts"
 import { KeyVault } from "../updates/key-vault.ts"
 import { UpdateService } from "../updates/service.ts"
 import { WsskGateway } from "../updates/wssk.ts"
@@ -55,6 +56,8 @@ export interface LocalStackOptions {
      * service itself by default. Tests that play a compromised or broken service hand back another.
      */
     served?: (service: UpdateService) => FirmwareUpdates
+    /** New device ids one source may enroll (default: the registry's 20 an hour); a bench of many simulators on one address raises it. */
+    enrollmentLimit?: RateLimitPolicy
 }
 
 /** A server's host name and TCP port. */
@@ -214,6 +217,7 @@ export async function startServices(
         store,
         broker,
         brokerTokenTtlMs: options.brokerTokenTtlMs,
+        enrollmentLimit: options.enrollmentLimit,
         log: options.onLog ? line => options.onLog!("registry", line) : undefined,
         updates: {
             service: options.served?.(updates) ?? updates,
