@@ -108,12 +108,14 @@ export async function fleetRollout(n = 1000) {
             const offered = Math.max(...inStage.map(d => d.updates[0].at))
             const rate = inStage.length > 1 ? ` (offers ${(inStage.length / Math.max(0.001, (offered - first) / 1000)).toFixed(0)}/s)` : ""
             console.log(
-                `fleet:   stage ${s + 1}: ${inStage.length} devices, first offer to last confirmation ${((last - first) / 1000).toFixed(2)} s${rate}`
+                `fleet:   stage ${s + 1}: ${inStage.length} devices, ` +
+                    `first offer to last confirmation ${((last - first) / 1000).toFixed(2)} s${rate}`
             )
         }
         console.log(
             `fleet: GET /api/devices (${n} devices) ${median(busy).toFixed(1)} ms during the rollout vs ${idle.toFixed(1)} ms idle ` +
-                `(${(median(busy) / idle).toFixed(2)}x); rollout status ${median(busyStatus).toFixed(1)} ms vs ${idleStatus.toFixed(1)} ms ` +
+                `(${(median(busy) / idle).toFixed(2)}x); ` +
+                `rollout status ${median(busyStatus).toFixed(1)} ms vs ${idleStatus.toFixed(1)} ms ` +
                 `once completed (${(median(busyStatus) / idleStatus).toFixed(2)}x)`
         )
         const keys = { key: randomBytes(32), contextIv: randomBytes(13), kid: randomBytes(16) }

@@ -29,7 +29,10 @@ import { startLocalStack, type LocalStack } from "../stack/local.ts"
 import { ensureKeyring, publishDocuments, writeTrustAnchor } from "../updates/keyring.ts"
 import { manifestFor, signManifest } from "../updates/manifest.ts"
 
-/** How often the firmware sends the readings it holds (src/firmware.ts); in the simulator every sensor samples faster (src/sensors/config.ts). */
+/**
+ * How often the firmware sends the readings it holds (src/firmware.ts); in the simulator every sensor samples
+ * faster (src/sensors/config.ts).
+ */
 const FLUSH_MS = 5000
 /** A device keeps up while its owner verifies a reading at least this often: one send late, never two. */
 const READING_DEADLINE_MS = 2 * FLUSH_MS
@@ -109,7 +112,7 @@ export async function realRollout(n = 5) {
             release: { digest: release.digest, sequence: release.sequence },
             cohort: { all: true },
             stages: [plan({ devices: 1 }), plan({ percent: 50 }), plan({ percent: 100 })],
-            timeouts: { deployMs: 1_200_000, trialMs: 1_200_000 },
+            timeouts: { deployMs: 1_200_000, trialMs: 1_200_000, reofferMs: 60_000 },
         })
         await until(
             () => `the rollout to end (${rollout.record.status} ${JSON.stringify(rollout.summary().map(s => s.steps))})`,
@@ -118,7 +121,8 @@ export async function realRollout(n = 5) {
         )
         const total = Date.now() - started
         console.log(
-            `rollout (real): one release to ${n} simulators in 3 stages: ${rollout.record.status} (${rollout.record.reason}), ${seconds(total)} s in all ` +
+            `rollout (real): one release to ${n} simulators in 3 stages: ` +
+                `${rollout.record.status} (${rollout.record.reason}), ${seconds(total)} s in all ` +
                 `(${seconds(total / n)} s per device)`
         )
         let canary = 0
@@ -130,7 +134,8 @@ export async function realRollout(n = 5) {
             const took = last - first
             if (s.stage === 0) canary = took
             console.log(
-                `rollout (real):   ${s.name}: ${ids.length} device${ids.length === 1 ? "" : "s"}, first offer to last sealed confirmation ${seconds(took)} s ` +
+                `rollout (real):   ${s.name}: ${ids.length} device${ids.length === 1 ? "" : "s"}, ` +
+                    `first offer to last sealed confirmation ${seconds(took)} s ` +
                     `(${(took / canary).toFixed(2)}x the canary, one device alone)`
             )
         }
@@ -193,12 +198,15 @@ export async function largestFleet(max = 50) {
             const rss = fleet.devices.reduce((kb, d) => kb + rssOfProcessesIn(d.vmFolder) + rssOfProcessesIn(d.folder), 0)
             const free = memAvailableKb()
             console.log(
-                `fleet (real): ${n} simulator${n === 1 ? "" : "s"}: joined in ${seconds(joined)} s; longest wait for a reading ${seconds(worst)} s ` +
+                `fleet (real): ${n} simulator${n === 1 ? "" : "s"}: joined in ${seconds(joined)} s; ` +
+                    `longest wait for a reading ${seconds(worst)} s ` +
                     `(limit ${seconds(READING_DEADLINE_MS)} s); CPU ${busy.toFixed(0)} % of 2 cores; simulators and devtools ` +
                     `${(rss / 1024).toFixed(0)} MB RSS; ${(free / 1024).toFixed(0)} MB available`
             )
             if (worst > READING_DEADLINE_MS) {
-                why = `with ${n}, a device went ${seconds(worst)} s without a verified reading (its interval allows ${seconds(READING_DEADLINE_MS)} s)`
+                why =
+                    `with ${n}, a device went ${seconds(worst)} s without a verified reading ` +
+                    `(its interval allows ${seconds(READING_DEADLINE_MS)} s)`
                 break
             }
             if (free * 1024 < totalmem() * MIN_FREE_SHARE) {

@@ -75,7 +75,8 @@ export async function slhDsaOnDevice() {
         `  its hash floor (the same count of bare SHA-256 calls on inputs of the same sizes, same run): median ${floorMs} ms ` +
             `(${floors.map(f => f.ms).join(", ")}); verify/floor ${ratio(validMs, floorMs)}x ` +
             `(per run ${ratios[0].toFixed(2)}..${ratios[ratios.length - 1].toFixed(2)}); ` +
-            `a tampered signature ${ratio(tamperedMs, validMs)}x a valid one (median ${tamperedMs} ms, ${median(tampered.map(r => r.calls))} calls)`
+            `a tampered signature ${ratio(tamperedMs, validMs)}x a valid one ` +
+            `(median ${tamperedMs} ms, ${median(tampered.map(r => r.calls))} calls)`
     )
     console.log(
         `sizes: public key ${publicKey.length} B, signature ${signature.length} B, manifest payload ${payload.length} B, ` +

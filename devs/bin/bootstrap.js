@@ -8,9 +8,10 @@
  *    a native addon that was never built is rebuilt.
  * 3. The Debian packages the program needs (`npm start`: Mosquitto with its
  *    dynamic-security plugin and openssl; `npm test` and `npm run bench`:
- *    Chromium and RabbitMQ too, and `npm test` PostgreSQL, whose initdb starts the throwaway
- *    clusters of the registry's suites; `npm run loadtest` Mosquitto, RabbitMQ and PostgreSQL): installed with `apt-get install -y` when run as root,
- *    otherwise one `sudo apt-get …` line and exit 2.
+ *    Chromium and RabbitMQ too, and `npm test` PostgreSQL, whose initdb starts the
+ *    throwaway clusters of the registry's suites; `npm run loadtest` Mosquitto, RabbitMQ
+ *    and PostgreSQL): installed with `apt-get install -y` when run as root, otherwise
+ *    one `sudo apt-get …` line and exit 2.
  * 4. The program, devs/bin/<name>.ts, in this same process under tsx's loader,
  *    so Ctrl-C and SIGTERM reach it directly (no shell or wrapper between).
  *

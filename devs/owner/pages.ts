@@ -206,7 +206,8 @@ export function rolloutsPage(owner: string, rollouts: RolloutRecord[], csrf: str
 <p class="hint">A published release (its image's SHA-256 and its sequence, as npm run publish-firmware prints them) goes out in stages.
 Only each device's own sealed report counts as confirmed; the rollout halts by itself when a stage's failures pass its threshold.</p>
 <form data-create class="row">
-<label>Image SHA-256 <input name="digest" pattern="[0-9a-f]{64}" title="64 lower-case hex digits" autocomplete="off" spellcheck="false" required></label>
+<label>Image SHA-256 <input name="digest" pattern="[0-9a-f]{64}" title="64 lower-case hex digits"
+  autocomplete="off" spellcheck="false" required></label>
 <label>Sequence <input name="sequence" type="number" min="1" step="1" required></label>
 <label>Devices <input name="cohort" placeholder="all, tag:attic, or ids separated by commas" value="all" required></label>
 <label>Stages <input name="stages" value="1,10%,50%,100%" title="cumulative: a count of devices or a percentage of them" required></label>
@@ -224,7 +225,8 @@ export function rolloutPage(r: RolloutView, csrf: string, owner = ""): string {
 <div class="row buttons"><button data-action="pause">Pause</button><button data-action="resume">Resume</button>
 <button data-action="retry-failed">Retry the failed devices</button><button class="danger" data-action="abort">Abort</button></div>
 <p class="result" data-result role="status"></p></section>
-<section class="card"><h2>Devices</h2><p class="hint">Each device's step and since when; confirmed means the device's own sealed report said so.</p>
+<section class="card"><h2>Devices</h2>
+<p class="hint">Each device's step and since when; confirmed means the device's own sealed report said so.</p>
 <div data-devices></div></section>`
     )
 }

@@ -407,6 +407,8 @@ export class OwnerService extends EventEmitter<ServiceEvents> {
         if (i < 0) return
         const [answered] = f.pending.splice(i, 1)
         this.store.answerCommand(answered.id, m.state, at)
+        // before this batch's devices count as heard from: a rollout must not offer again what the device took
+        if (answered.cmd === "update") this.rollouts.taken(m.deviceId)
         const row = this.store.command(answered.id)
         if (row) this.emit("command", row)
     }

@@ -99,7 +99,7 @@ describe(`rollouts over ${N} emulated devices`, { timeout: 170_000 }, () => {
     }
     const offered = (digest: string) => fleet.devices.filter(d => d.updates.some(u => u.digest === digest))
 
-    test("a good release rolls through every stage in order, pauses and resumes, reaches a device back online, and the API answers", async () => {
+    test("a good release: every stage in order, pause and resume, a device back online, the API answering", async () => {
         const r = release("good")
         // switched off since its claim: it has never been heard from
         const away = fleet.devices[N - 1]
@@ -168,7 +168,7 @@ describe(`rollouts over ${N} emulated devices`, { timeout: 170_000 }, () => {
         }
     })
 
-    test("a crashing release is caught at the canary and goes no further; a forged success does not count; abort; a tag cohort", async () => {
+    test("a crashing release stops at the canary; a forged success does not count; abort; a tag cohort", async () => {
         const r = release("crash")
         for (const d of fleet.devices) d.behaviour = Behaviour.Crash
         try {
@@ -230,7 +230,7 @@ describe(`rollouts over ${N} emulated devices`, { timeout: 170_000 }, () => {
         )
     })
 
-    test("failures past a later stage's threshold halt it there; a silent device fails by its time limit; retry-failed completes it", async () => {
+    test("failures past a later stage's threshold halt it; a silent device fails by its time limit; retry-failed completes", async () => {
         const r = release("flaky")
         // the order the rollout takes: online devices in the owner's order (all are online now)
         const order = (await api.call<{ devices: { id: string; online: boolean }[] }>("GET", "/api/devices")).devices.filter(d => d.online)

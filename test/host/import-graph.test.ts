@@ -29,8 +29,10 @@ const SRC_FLOORS: string[][] = [
     ["identity", "pipeline"],
     ["secure", "events"],
     ["codec", "storage"],
-    // the socket's protocol clients; the sensors; bytes on the ground
-    ["net", "sensors", "bytes"],
+    // the socket's protocol clients; the sensors
+    ["net", "sensors"],
+    // bytes on the ground: constant-time compares, UTF-8, the runtime's natives
+    ["bytes"],
 ]
 
 /** The floors of devs/, top first. */

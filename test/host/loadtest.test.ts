@@ -52,7 +52,7 @@ function inGroup(pgid: number): number[] {
 }
 
 describe("npm run loadtest", () => {
-    test("20 devices on both setups: every sealed message verified once at the owner, a table with ratios, nothing left running", async () => {
+    test("20 devices on both setups: every sealed message verified once, a table with ratios, nothing left running", async () => {
         const json = join(dir, "figures.json")
         const child = spawn(
             process.execPath,

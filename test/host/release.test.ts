@@ -122,7 +122,8 @@ describe("npm run release", () => {
         assert.match(
             stderr,
             new RegExp(
-                `^release: this build is identical to the newest release, sequence 6 \\(sha256 ${digest}[0-9a-f]{4}…\\): change the firmware first\\n$`
+                `^release: this build is identical to the newest release, sequence 6 ` +
+                    `\\(sha256 ${digest}[0-9a-f]{4}…\\): change the firmware first\\n$`
             )
         )
         assert.doesNotMatch(stdout, /published src/)

@@ -317,9 +317,12 @@ describe("rollout engine", () => {
         // heard from too soon after it to say the offer was lost; the interval decides
         assert.deepEqual(r.handle({ kind: "seen", deviceIds: ["d000"] }, T0 + 62_000 + REOFFER_GRACE_MS - 1).offers, [])
         assert.deepEqual(r.handle({ kind: "tick" }, T0 + 62_000 + DEFAULT_TIMEOUTS.reofferMs).offers, ["d000"])
-        // this offer is lost too (the device is reconnecting): the first message after it brings it again
+        // this offer is lost too (the device is reconnecting): back, it has the grace to answer, then it is offered again
         r.handle({ kind: "sent", deviceId: "d000" }, T0 + 122_000)
-        assert.deepEqual(r.handle({ kind: "seen", deviceIds: ["d000"] }, T0 + 122_000 + REOFFER_GRACE_MS).offers, ["d000"])
+        const back = T0 + 122_000 + REOFFER_GRACE_MS
+        assert.deepEqual(r.handle({ kind: "seen", deviceIds: ["d000"] }, back).offers, [])
+        assert.deepEqual(r.handle({ kind: "tick" }, back + REOFFER_GRACE_MS - 1).offers, [])
+        assert.deepEqual(r.handle({ kind: "tick" }, back + REOFFER_GRACE_MS).offers, ["d000"])
         r.handle({ kind: "sent", deviceId: "d000" }, T0 + 133_000)
         assert.equal(r.devices.get("d000")!.reoffers, MAX_REOFFERS)
         // the device busy with this release refusing a second offer is no failure; an answer stops the offers
@@ -337,6 +340,27 @@ describe("rollout engine", () => {
         other.handle({ kind: "sent", deviceId: "d000" }, T0)
         other.handle({ kind: "report", deviceId: "d000", report: report("refused", "precondition: another update is in progress") }, T0 + 1)
         assert.equal(other.devices.get("d000")!.step, DeviceStep.Failed, "never offered again: the device means it")
+    })
+
+    test("a device that took the offer (its state answers the command) is not offered it again while it checks", () => {
+        const { rollout: r } = start(12)
+        r.handle({ kind: "sent", deviceId: "d000" }, T0)
+        // it took the command and lent its socket to the updater: silent for longer than any interval
+        r.handle({ kind: "taken", deviceId: "d000" }, T0 + 30_000)
+        assert.equal(r.devices.get("d000")!.lastOfferAt, null)
+        assert.deepEqual(r.handle({ kind: "tick" }, T0 + 5 * DEFAULT_TIMEOUTS.reofferMs).offers, [])
+        assert.deepEqual(r.handle({ kind: "seen", deviceIds: ["d000"] }, T0 + 6 * DEFAULT_TIMEOUTS.reofferMs).offers, [])
+        assert.deepEqual(r.handle({ kind: "tick" }, T0 + 7 * DEFAULT_TIMEOUTS.reofferMs).offers, [])
+        assert.equal(r.devices.get("d000")!.reoffers, 0)
+        // back after the offer with its answer in the same batch: the answer comes first, so no offer again either
+        const { rollout: s } = start(12)
+        s.handle({ kind: "sent", deviceId: "d000" }, T0)
+        s.handle({ kind: "taken", deviceId: "d000" }, T0 + 45_000)
+        s.handle({ kind: "seen", deviceIds: ["d000"] }, T0 + 45_000)
+        assert.deepEqual(s.handle({ kind: "tick" }, T0 + 45_000 + REOFFER_GRACE_MS).offers, [])
+        // and its deploy time limit still runs from the offer
+        s.handle({ kind: "tick" }, T0 + DEFAULT_TIMEOUTS.deployMs + 1)
+        assert.equal(s.devices.get("d000")!.step, DeviceStep.Failed)
     })
 
     test("a paused rollout offers nothing again", () => {

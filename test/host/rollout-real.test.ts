@@ -48,7 +48,7 @@ const ONLINE_MS = 25_000
 const TRIAL_DEADLINE_MS = 45_000
 const WINDOW_MS = 30_000
 /** Every device's limits: generous beside a deploy to five simulators on two cores, far below the defaults. */
-const TIMEOUTS = { deployMs: 180_000, trialMs: 120_000 }
+const TIMEOUTS = { deployMs: 180_000, trialMs: 120_000, reofferMs: 60_000 }
 const keys = testKeyring()
 const images: Record<string, Buffer> = {}
 let stack: LocalStack
@@ -140,7 +140,8 @@ async function waitForRollout(id: number, what: string, done: () => boolean, tim
     const r = fleet.owner.rollouts.get(id)!
     await until(
         () =>
-            `rollout ${id} ${what} (now ${r.record.status}, stage ${r.record.stage}: ${JSON.stringify(r.summary().map(s => s.steps))} ${r.record.reason})`,
+            `rollout ${id} ${what} (now ${r.record.status}, stage ${r.record.stage}: ` +
+            `${JSON.stringify(r.summary().map(s => s.steps))} ${r.record.reason})`,
         done,
         timeoutMs
     )

@@ -1,6 +1,7 @@
 /**
  * The device list: what an owner needs at a glance (online, last seen,
- * firmware (flagged when it runs an image no release names), update phase and the latest step reported, queue and drops, security events since the last
+ * firmware (flagged when it runs an image no release names), update phase and
+ * the latest step reported, queue and drops, security events since the last
  * visit, rejected messages), kept live by the event stream, and the claim form.
  */
 import { ago, api, fill, follow, h, pageData, say, shortId, status, table, throttle } from "./dom.js"

@@ -101,6 +101,11 @@ export class RolloutDriver {
         for (const r of [...this.active.values()]) if (deviceIds.some(id => r.devices.has(id))) this.apply(r, { kind: "seen", deviceIds })
     }
 
+    /** A device's state report answered its update command: it took the offer. */
+    taken(deviceId: string) {
+        for (const r of [...this.active.values()]) if (r.devices.has(deviceId)) this.apply(r, { kind: "taken", deviceId })
+    }
+
     /** A device's sealed update report, as verified. */
     report(deviceId: string, report: UpdateReport) {
         for (const r of [...this.active.values()]) if (r.devices.has(deviceId)) this.apply(r, { kind: "report", deviceId, report })

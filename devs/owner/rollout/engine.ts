@@ -19,11 +19,15 @@
  *   offered when it is next heard from, as long as the rollout runs.
  * - Commands go at QoS 0 (a durable QoS 1 queue on one broker node kept
  *   devices from failing over), so an offer sent while the device reconnects
- *   is lost without a trace. A device offered the release that has sent no
- *   report is offered it again every `reofferMs`, and at once when it is heard
- *   from for the first time since the offer (it was away when the offer went),
- *   at most `MAX_REOFFERS` times; its deploy time limit still runs from the
- *   first offer, so a device that never answers fails as before.
+ *   is lost without a trace. A device offered the release that has not taken
+ *   it (no state report answering the command, no update report) is offered
+ *   it again every `reofferMs`, and `REOFFER_GRACE_MS` after it is heard from
+ *   for the first time since the offer if it still has not taken it (it was
+ *   away when the offer went), at most `MAX_REOFFERS` times; its deploy time
+ *   limit still runs from the first offer, so a device that never answers
+ *   fails as before. A device that took the offer is never offered it again:
+ *   while it checks the release its socket is away from MQTT, and on an ESP32
+ *   verifying a new root's signatures takes longer than any grace.
  * - The next stage starts once the current one has confirmed
  *   `successPercent` of the devices it offered (at least one), within its
  *   `timeLimitMs`; otherwise the rollout halts.
@@ -107,7 +111,8 @@ export const MAX_REOFFERS = 3
 /**
  * A device heard from this soon after an offer may simply not have answered yet (it verifies the manifest
  * first, ~1 s in the simulator, then reports its approval; a busy owner service verifies messages late):
- * not a sign that the offer was lost.
+ * not a sign that the offer was lost. A device back after the offer has this long to send its answer
+ * (the state report it queued when it took the command leaves with its first messages).
  */
 export const REOFFER_GRACE_MS = 10_000
 
@@ -145,10 +150,12 @@ export interface DeviceProgress {
     lastSeen: number | null
     /** Offers made to it (retry-failed offers again). */
     offers: number
-    /** When the latest offer, first or again, was made (null before any). */
+    /** When the latest offer, first or again, was made, while the device has not taken it (null before any, and once taken). */
     lastOfferAt: number | null
     /** Offers made again since the device was last offered the release afresh (no report came). */
     reoffers: number
+    /** When to offer again if the device, back after the offer, has not taken it by then (not stored: a restart waits `reofferMs`). */
+    answerDueAt?: number
 }
 
 /** The release a rollout installs: its image's SHA-256 (hex) and its manifest's sequence. */
@@ -187,6 +194,8 @@ export type RolloutEvent =
     /** Devices heard from (any verified message). */
     | { kind: "seen"; deviceIds: string[] }
     | { kind: "report"; deviceId: string; report: UpdateReport }
+    /** The device's state report answered the update command: it took the offer (its update report follows). */
+    | { kind: "taken"; deviceId: string }
     /** The offer to this device was sent (its deploy time limit starts), or could not be: it waits as if offline. */
     | { kind: "sent"; deviceId: string }
     | { kind: "unsent"; deviceId: string }
@@ -295,9 +304,20 @@ export class Rollout {
                     // silent since the offer went out and speaking now: it was away (reconnecting) and the offer is lost
                     const away = d.lastOfferAt !== null && (d.lastSeen === null || d.lastSeen < d.lastOfferAt)
                     d.lastSeen = now
-                    if (away && now - d.lastOfferAt! >= Math.min(REOFFER_GRACE_MS, this.record.timeouts.reofferMs)) this.reoffer(d, now)
+                    const grace = Math.min(REOFFER_GRACE_MS, this.record.timeouts.reofferMs)
+                    if (away && now - d.lastOfferAt! >= grace) d.answerDueAt = now + grace
                 }
                 break
+            case "taken": {
+                const d = this.devices.get(event.deviceId)
+                if (d?.step === DeviceStep.Offered && d.lastOfferAt !== null) {
+                    // nothing to offer again: lastOfferAt stays null until an offer is made afresh
+                    d.lastOfferAt = null
+                    d.answerDueAt = undefined
+                    this.effects.changed.add(d.id)
+                }
+                break
+            }
             case "report":
                 this.report(event.deviceId, event.report, now)
                 break
@@ -394,6 +414,7 @@ export class Rollout {
         d.reoffers++
         d.offers++
         d.lastOfferAt = now
+        d.answerDueAt = undefined
         this.effects.changed.add(d.id)
         this.effects.offers.push(d.id)
     }
@@ -435,7 +456,11 @@ export class Rollout {
                 this.move(d, DeviceStep.Failed, now, `no trial within ${Math.round(r.timeouts.deployMs / 1000)} s of the offer`)
             else if (d.step === DeviceStep.Trial && now - d.at > r.timeouts.trialMs)
                 this.move(d, DeviceStep.Failed, now, `no confirmation within ${Math.round(r.timeouts.trialMs / 1000)} s of the trial`)
-            else if (d.step === DeviceStep.Offered && d.lastOfferAt !== null && now - d.lastOfferAt >= r.timeouts.reofferMs)
+            else if (
+                d.step === DeviceStep.Offered &&
+                d.lastOfferAt !== null &&
+                (now - d.lastOfferAt >= r.timeouts.reofferMs || (d.answerDueAt !== undefined && now >= d.answerDueAt))
+            )
                 this.reoffer(d, now)
         }
         if (r.status === RolloutStatus.Running || r.status === RolloutStatus.Paused) {
@@ -520,7 +545,10 @@ export class Rollout {
         const plan = this.record.stages[s]
         if (failed === 0) return undefined
         if (failed >= plan.maxFailures || failed * 100 >= plan.maxFailurePercent * size)
-            return `${stageName(s)}: ${failed} of ${size} devices failed (the threshold is ${plan.maxFailures} or ${plan.maxFailurePercent} %)`
+            return (
+                `${stageName(s)}: ${failed} of ${size} devices failed ` +
+                `(the threshold is ${plan.maxFailures} or ${plan.maxFailurePercent} %)`
+            )
         return undefined
     }
 
