@@ -10,20 +10,14 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { LoadFleet, type StepResult } from "./measure.ts"
+import { LoadFleet, type StepOptions, type StepResult } from "./measure.ts"
 import { startSetup, SetupName, type RunningSetup } from "./setups.ts"
 
-/** Options of a run. */
-export interface LoadOptions {
+/** Options of a run: each step's, for every device count in turn. */
+export interface LoadOptions extends Omit<StepOptions, "devices"> {
     setups: SetupName[]
     /** Device counts, ascending. */
     devices: number[]
-    durationMs: number
-    everyMs: number
-    concurrency: number
-    phaseMs: number
-    log: (line: string) => void
-    signal: AbortSignal
 }
 
 /** What one setup reached. */
