@@ -15,7 +15,7 @@
 import { isValidUtf8 } from "../bytes/utf8"
 
 /** A CBOR data item as the firmware sees it. */
-export type CborValue = number | string | boolean | null | undefined | Buffer | CborValue[] | CborMap | CborTag | CborSimple
+export type CborValue = number | string | boolean | null | undefined | Buffer | CborValue[] | CborMap | CborTag | CborSimple | CborSpan
 
 /** A CBOR map (major type 5). Keys keep their CBOR type (SenML uses integer keys). */
 export class CborMap {
@@ -68,6 +68,18 @@ export class CborSimple {
     constructor(readonly value: number) {}
 }
 
+/**
+ * A byte string left where it lies in the decoder's input (`CborDecodeOptions.spanAbove`): bytes
+ * `at`..`at + length` of it. A signature of ~8 KB is read in place rather than copied, so a 64 KB heap
+ * never holds it twice. It has no encoding of its own.
+ */
+export class CborSpan {
+    constructor(
+        readonly at: number,
+        readonly length: number
+    ) {}
+}
+
 /** Raised for any input the decoder refuses, and for values the encoder cannot represent. */
 export class CborError extends Error {
     constructor(message: string) {
@@ -90,6 +102,10 @@ export interface CborDecodeOptions {
      * the decoder accepts longer heads and non-preferred floats only when false.
      */
     deterministic?: boolean
+    /** Where the data item starts in the input; it must end with the input. Default 0. */
+    from?: number
+    /** Byte strings longer than this decode as a `CborSpan` into the input, not a copy. Default: none. */
+    spanAbove?: number
 }
 
 const TWO_32 = 4294967296
@@ -120,14 +136,18 @@ export function encodeCbor(value: CborValue): Buffer {
 export function decodeCbor(data: Buffer, options?: CborDecodeOptions): CborValue {
     const opts = options || {}
     const maxBytes = opts.maxBytes === undefined ? 4096 : opts.maxBytes
+    const from = opts.from === undefined ? 0 : opts.from
     if (!(data instanceof Buffer)) throw new CborError("input is not a buffer")
-    if (data.length === 0) throw new CborError("empty input")
-    if (data.length > maxBytes) throw new CborError(`input of ${data.length} bytes exceeds ${maxBytes}`)
+    if (!(from >= 0 && from <= data.length)) throw new CborError("start outside the input")
+    if (data.length === from) throw new CborError("empty input")
+    if (data.length - from > maxBytes) throw new CborError(`input of ${data.length - from} bytes exceeds ${maxBytes}`)
     const reader = new Reader(data, {
         maxDepth: opts.maxDepth === undefined ? 16 : opts.maxDepth,
         maxItems: opts.maxItems === undefined ? 1024 : opts.maxItems,
         deterministic: opts.deterministic !== false,
+        spanAbove: opts.spanAbove === undefined ? -1 : opts.spanAbove,
     })
+    reader.pos = from
     const value = reader.item(0)
     if (reader.pos !== data.length) throw new CborError(`${data.length - reader.pos} trailing bytes after the data item`)
     return value
@@ -358,6 +378,8 @@ interface ReaderLimits {
     maxDepth: number
     maxItems: number
     deterministic: boolean
+    /** -1: every byte string is copied. */
+    spanAbove: number
 }
 
 class Reader {
@@ -425,6 +447,7 @@ class Reader {
             case MT_BYTES:
                 this.need(arg)
                 this.pos += arg
+                if (this.limits.spanAbove >= 0 && arg > this.limits.spanAbove) return new CborSpan(this.pos - arg, arg)
                 return this.data.slice(this.pos - arg, this.pos)
             case MT_TEXT:
                 return this.text(arg)

@@ -20,13 +20,21 @@ export interface HttpsRequest {
     body?: string
     /** Largest reply body accepted. Default `MAX_BODY_BYTES`; a signed firmware manifest needs more. */
     maxBodyBytes?: number
+    /**
+     * The body may be returned inside the buffer it arrived in (`HttpsResponse.bodyAt`) rather than copied
+     * out: a signed document (~8 KB) that came in one chunk is then the only ~8 KB block the reply takes.
+     */
+    inPlace?: boolean
 }
 
 /** One reply; header names are lower-case. */
 export interface HttpsResponse {
     status: number
     headers: { [name: string]: string }
+    /** The body: `body` from `bodyAt` to its end. */
     body: Buffer
+    /** 0 unless the request asked for the body `inPlace`. */
+    bodyAt: number
 }
 
 /** Largest header block and (by default) body accepted from a server. */
@@ -172,19 +180,26 @@ export class HttpsConnection {
 
         let buf = Buffer.alloc(0)
         let headEnd = -1
+        // one local for every chunk: a block's own would keep the first (~8 KB) alive while the body fills
+        let chunk: Buffer
         while (headEnd < 0) {
-            const chunk = await this.recv("no reply")
+            chunk = await this.recv("no reply")
             if (chunk === null) throw new HttpsError(buf.length === 0 ? "closed" : "protocol", `${where}: closed before the reply`)
             // no copy of a first chunk that may already hold a whole signed manifest
             buf = buf.length > 0 ? buf.concat(chunk) : chunk
             headEnd = indexOfCrlfCrlf(buf)
             if (headEnd < 0 && buf.length > MAX_HEADER_BYTES) throw new HttpsError("too-large", `${where}: headers too large`)
         }
+        chunk = undefined
         const parsed = parseHead(buf.slice(0, headEnd).toString("utf-8"), where)
         const lengthText = parsed.headers["content-length"]
         const length = lengthText === undefined ? -1 : parseInt(lengthText)
         if (parsed.headers["transfer-encoding"] !== undefined) throw new HttpsError("protocol", `${where}: chunked replies not supported`)
         if (length > maxBody) throw new HttpsError("too-large", `${where}: body too large`)
+        // RFC 9112 §9.3: HTTP/1.1 keeps the connection unless either side says close
+        const keep = length >= 0 && parsed.http11 && (parsed.headers["connection"] || "").toLowerCase().indexOf("close") < 0
+        if (req.inPlace && length >= 0 && buf.length - headEnd - 4 === length)
+            return { reply: { status: parsed.status, headers: parsed.headers, body: buf, bodyAt: headEnd + 4 }, keep }
         // one buffer of the announced size, filled in place: the VM's heap is small, and
         // growing by concatenation would hold two copies of a signed manifest at once
         const bodyBuf = Buffer.alloc(length >= 0 ? length : maxBody)
@@ -194,7 +209,7 @@ export class HttpsConnection {
         buf = undefined
         let closed = false
         while (length < 0 || filled < length) {
-            const chunk = await this.recv("reply cut off")
+            chunk = await this.recv("reply cut off")
             if (chunk === null) {
                 closed = true
                 break
@@ -204,14 +219,12 @@ export class HttpsConnection {
             filled += chunk.length
         }
         if (length >= 0 && filled < length) throw new HttpsError("protocol", `${where}: reply cut off`)
-        // RFC 9112 §9.3: HTTP/1.1 keeps the connection unless either side says close
-        const connection = (parsed.headers["connection"] || "").toLowerCase()
-        const keep = !closed && length >= 0 && parsed.http11 && connection.indexOf("close") < 0
         const reply = {
             status: parsed.status,
             headers: parsed.headers,
             body: filled === bodyBuf.length ? bodyBuf : bodyBuf.slice(0, filled),
+            bodyAt: 0,
         }
-        return { reply, keep }
+        return { reply, keep: keep && !closed }
     }
 }

@@ -21,7 +21,7 @@
  */
 import { constantTimeEqual } from "../bytes/constant-time"
 import { sha256 } from "../bytes/natives"
-import { CborMap, CborTag, CborValue, CborWriter, decodeCbor, encodeCbor, MT_ARRAY } from "../codec/cbor"
+import { CborMap, CborSpan, CborTag, CborValue, CborWriter, decodeCbor, encodeCbor, MT_ARRAY } from "../codec/cbor"
 import { slhDsaVerify } from "./slh-dsa"
 
 /** CBOR tag of COSE_Sign1 (RFC 9052 §2). */
@@ -34,6 +34,8 @@ export const MANIFEST_FORMAT = 1
 export const MAX_SIGNED_BYTES = 8192
 /** Bytes of a kid: the first of SHA-256 of the public key. */
 export const KEY_ID_BYTES = 8
+/** Byte strings of a signed document longer than this (its signature) are read where they lie, not copied. */
+const SPAN_ABOVE_BYTES = 1024
 
 /** Manifest map keys. */
 const M_FORMAT = 1
@@ -144,21 +146,32 @@ export interface SignedParts {
     /** The key the signer claims to be (`KEY_ID_BYTES`). */
     kid: Buffer
     payload: Buffer
+    /** The buffer the signature lies in, from `signatureAt` to its end: the received document itself, not a copy. */
     signature: Buffer
+    signatureAt: number
 }
 
 /**
- * Decodes a signed document into its parts, checking its shape and that it
- * names our one algorithm and a kid. Throws `ManifestError("malformed")`. The
- * caller can drop `signed` afterwards: on a 64 KB heap, the ~8 KB envelope and
- * the ~8 KB signature should not both live through the long verification.
+ * Decodes a signed document, `signed` from `at` (default 0) to its end, into
+ * its parts, checking its shape and that it names our one algorithm and a
+ * kid. Throws `ManifestError("malformed")`. Header and payload are copied
+ * (small); the ~8 KB signature is not: the parts keep `signed`, so on a 64 KB
+ * heap, where a second contiguous 8 KB block may not be found, one block holds
+ * both from the socket to the end of the verification.
  */
-export function decodeSigned(signed: Buffer): SignedParts {
+export function decodeSigned(signed: Buffer, at = 0): SignedParts {
     let v: CborValue = undefined
     let header: CborValue = undefined
     try {
         // other COSE libraries may not encode deterministically; the signature covers the exact payload bytes anyway
-        v = decodeCbor(signed, { maxBytes: MAX_SIGNED_BYTES, maxDepth: 3, maxItems: 16, deterministic: false })
+        v = decodeCbor(signed, {
+            from: at,
+            maxBytes: MAX_SIGNED_BYTES,
+            maxDepth: 3,
+            maxItems: 16,
+            deterministic: false,
+            spanAbove: SPAN_ABOVE_BYTES,
+        })
         // the map and its two keys and two values are five data items
         header = decodeCbor(((v as CborTag).value as Buffer[])[0], { maxBytes: 64, maxDepth: 1, maxItems: 5, deterministic: false })
     } catch (e: any) {
@@ -169,12 +182,19 @@ export function decodeSigned(signed: Buffer): SignedParts {
     const payload = parts[2]
     const signature = parts[3]
     const kid = header instanceof CborMap ? header.get(4) : undefined
-    if (parts.length !== 4 || !(protectedHeader instanceof Buffer) || !(payload instanceof Buffer) || !(signature instanceof Buffer))
+    // a header or payload too long to copy is no document of ours; the signature, last, ends where `signed` does
+    if (
+        parts.length !== 4 ||
+        !(protectedHeader instanceof Buffer) ||
+        !(payload instanceof Buffer) ||
+        !(signature instanceof Buffer || signature instanceof CborSpan)
+    )
         throw new ManifestError("malformed", "not a COSE_Sign1")
     // a kid of another length matches no key (`keyId`), so its length needs no check of its own
     if (!(kid instanceof Buffer) || (header as CborMap).get(1) !== MANIFEST_ALG || (header as CborMap).size() !== 2)
         throw new ManifestError("malformed", `protected header must name ${MANIFEST_ALG} and a kid only`)
-    return { protectedHeader, kid, payload, signature }
+    if (signature instanceof CborSpan) return { protectedHeader, kid, payload, signature: signed, signatureAt: signature.at }
+    return { protectedHeader, kid, payload, signature, signatureAt: 0 }
 }
 
 /** The kid of a public key: the first `KEY_ID_BYTES` of its SHA-256. */
@@ -184,7 +204,7 @@ export function keyId(publicKey: Buffer): Buffer {
 
 /** Whether `publicKey` signed the decoded parts. */
 export async function verifySignature(parts: SignedParts, publicKey: Buffer): Promise<boolean> {
-    return await slhDsaVerify(publicKey, sigStructure(parts.protectedHeader, parts.payload), parts.signature)
+    return await slhDsaVerify(publicKey, sigStructure(parts.protectedHeader, parts.payload), parts.signature, undefined, parts.signatureAt)
 }
 
 /**

@@ -202,16 +202,16 @@ function climb(h: HashInput, node: Buffer, treeIndex: number, sig: Buffer, authA
 }
 
 /**
- * Alg. 17 fors_pkFromSig: the FORS public key from SIG_FORS (at `sig[SLH_N]`)
+ * Alg. 17 fors_pkFromSig: the FORS public key from SIG_FORS (at `sig[sigAt + SLH_N]`)
  * and md (the first k·a bits of `hashed`, H_msg's output), into `node`. F's
  * address has the tree address and key pair, type FORS_TREE.
  */
-async function forsPkFromSig(hashes: Hashes, sig: Buffer, hashed: Buffer, node: Buffer) {
+async function forsPkFromSig(hashes: Hashes, sig: Buffer, sigAt: number, hashed: Buffer, node: Buffer) {
     const { f, h, forsPk } = hashes
     const indices = base2b(hashed, 0, SLH_A, SLH_K)
     moveAddress(f, h, FORS_TREE)
     for (let i = 0; i < SLH_K; ++i) {
-        const skAt = SLH_N + i * (1 + SLH_A) * SLH_N
+        const skAt = sigAt + SLH_N + i * (1 + SLH_A) * SLH_N
         const treeIndex = (i << SLH_A) + indices[i]
         // the leaf: F at tree height 0
         f.bytes.blitAt(MESSAGE_AT, sig, skAt, SLH_N)
@@ -262,11 +262,11 @@ async function wotsPkFromSig(hashes: Hashes, sig: Buffer, sigAt: number, node: B
 }
 
 /**
- * Alg. 13 ht_verify, ending in the comparison with PK.root. `node` holds the
+ * Alg. 13 ht_verify of the signature at `sig[sigAt]`, ending in the comparison with PK.root. `node` holds the
  * FORS public key; F's address has layer 0 and the tree address idx_tree,
  * which is kept as bytes in ADRS: idx_tree < 2^54 is beyond a double's exact integers.
  */
-async function htVerify(hashes: Hashes, sig: Buffer, idxLeaf: number, node: Buffer, pkRoot: Buffer): Promise<boolean> {
+async function htVerify(hashes: Hashes, sig: Buffer, sigAt: number, idxLeaf: number, node: Buffer, pkRoot: Buffer): Promise<boolean> {
     const { f, h } = hashes
     const adrs = f.bytes
     for (let j = 0; j < SLH_D; ++j) {
@@ -284,7 +284,7 @@ async function htVerify(hashes: Hashes, sig: Buffer, idxLeaf: number, node: Buff
             adrs[ADRS_AT + ADRS_LAYER] = j
         }
         // Alg. 11 xmss_pkFromSig(idx_leaf, SIG_HT.getXMSSSignature(j), node, PK.seed, ADRS)
-        const at = SIG_HT_AT + j * XMSS_SIG_BYTES
+        const at = sigAt + SIG_HT_AT + j * XMSS_SIG_BYTES
         adrs[ADRS_AT + ADRS_TYPE] = WOTS_HASH
         setWord(f, ADRS_KEY_PAIR, idxLeaf)
         adrs.fillAt(ADRS_AT + ADRS_CHAIN, ADRSC_BYTES - ADRS_CHAIN, 0)
@@ -303,20 +303,22 @@ async function htVerify(hashes: Hashes, sig: Buffer, idxLeaf: number, node: Buff
  * empty), i.e. Alg. 20 slh_verify_internal over M' = toByte(0, 1) ||
  * toByte(|ctx|, 1) || ctx || M. False for a key, signature or context of the
  * wrong size, as Alg. 20 answers a signature of the wrong length: they come
- * from the network. An argument that is not a Buffer is the caller's bug: a `TypeError`.
+ * from the network. The signature is `signature` from `sigAt` (default 0) to its end: a
+ * signed document's signature is read where it arrived, never copied (`manifest.ts`).
+ * An argument that is not a Buffer is the caller's bug: a `TypeError`.
  */
-export async function slhDsaVerify(publicKey: Buffer, message: Buffer, signature: Buffer, context?: Buffer): Promise<boolean> {
+export async function slhDsaVerify(publicKey: Buffer, message: Buffer, signature: Buffer, context?: Buffer, sigAt = 0): Promise<boolean> {
     const ctx = context === undefined ? Buffer.alloc(0) : context
     expectBuffer(publicKey, "public key")
     expectBuffer(message, "message")
     expectBuffer(signature, "signature")
     expectBuffer(ctx, "context")
-    if (publicKey.length !== SLH_PK_BYTES || signature.length !== SLH_SIG_BYTES || ctx.length > SLH_MAX_CONTEXT_BYTES) return false
+    if (publicKey.length !== SLH_PK_BYTES || signature.length - sigAt !== SLH_SIG_BYTES || ctx.length > SLH_MAX_CONTEXT_BYTES) return false
     // start with a fresh step budget: the caller may have used much of it
     await ds.sleep(0)
     const pkSeed = publicKey.slice(0, SLH_N)
     const pkRoot = publicKey.slice(SLH_N, SLH_PK_BYTES)
-    const r = signature.slice(0, SLH_N)
+    const r = signature.slice(sigAt, sigAt + SLH_N)
     // H_msg(R, PK.seed, PK.root, M') = MGF1-SHA-256(R || PK.seed || SHA-256(R || PK.seed || PK.root || M'), m);
     // m = 30 <= 32 bytes: one MGF1 block, counter 0
     const inner = sha256([r, pkSeed, pkRoot, Buffer.from([0, ctx.length]), ctx, message])
@@ -336,6 +338,6 @@ export async function slhDsaVerify(publicKey: Buffer, message: Buffer, signature
     const node = Buffer.alloc(SLH_N)
     adrs[ADRS_AT + ADRS_TYPE] = FORS_TREE
     setWord(hashes.f, ADRS_KEY_PAIR, idxLeaf)
-    await forsPkFromSig(hashes, signature, hashed, node)
-    return await htVerify(hashes, signature, idxLeaf, node, pkRoot)
+    await forsPkFromSig(hashes, signature, sigAt, hashed, node)
+    return await htVerify(hashes, signature, sigAt, idxLeaf, node, pkRoot)
 }

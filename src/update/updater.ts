@@ -339,11 +339,11 @@ export class Updater implements SignedSource {
 
     /** GETs a signed document (path under /v1/) and decodes its parts: undefined for a 404 (`trust.ts` fetches with it). */
     async fetchSigned(path: string): Promise<SignedParts> {
-        const r = await this.https.request({ method: "GET", path: `/v1/${path}`, maxBodyBytes: MAX_SIGNED_BYTES })
+        const r = await this.https.request({ method: "GET", path: `/v1/${path}`, maxBodyBytes: MAX_SIGNED_BYTES, inPlace: true })
         if (r.status === 404) return undefined
         if (r.status !== 200) throw new HttpsError("protocol", path)
-        // decoded here: a caller's local would keep the ~8 KB body alive through the long verification
-        return decodeSigned(r.body)
+        // the parts keep the reply (their signature lies in it): the one ~8 KB block of this fetch
+        return decodeSigned(r.body, r.bodyAt)
     }
 
     /** Logs a refusal and reports it to the owner. */

@@ -1,6 +1,6 @@
 import * as ds from "@devicescript/core"
 import { describe, expect, test } from "@devicescript/test"
-import { CborDecodeOptions, CborError, CborMap, CborTag, CborValue, decodeCbor, encodeCbor } from "../../src/codec/cbor"
+import { CborDecodeOptions, CborError, CborMap, CborSpan, CborTag, CborValue, decodeCbor, encodeCbor } from "../../src/codec/cbor"
 import { APPENDIX_A } from "../vectors/rfc8949-appendix-a"
 import { refusal } from "./support"
 
@@ -94,6 +94,43 @@ describe("encoder", () => {
     test("values without a CBOR form are refused", () => {
         encodeRefusal({ a: 1 } as any)
         encodeRefusal(new CborTag(-1, 0))
+    })
+})
+
+describe("decoding in place", () => {
+    test("an item that starts inside the buffer: the bytes before it are not read, its end is the buffer's", () => {
+        const item = encodeCbor([1, Buffer.from("abc")])
+        const framed = Buffer.from("HTTP head\r\n\r\n").concat(item)
+        const at = framed.length - item.length
+        const v = decodeCbor(framed, { from: at }) as CborValue[]
+        expect(v[0]).toBe(1)
+        expect((v[1] as Buffer).toString("utf-8")).toBe("abc")
+        // the head is not CBOR, and a start past the end or before the buffer is refused
+        decodeRefusal(framed)
+        expect(decodeRefusal(framed, { from: framed.length }).indexOf("empty") >= 0).toBe(true)
+        decodeRefusal(framed, { from: framed.length + 1 })
+        decodeRefusal(framed, { from: -1 })
+        // maxBytes counts from the start
+        decodeRefusal(framed, { from: at, maxBytes: item.length - 1 })
+        expect(Array.isArray(decodeCbor(framed, { from: at, maxBytes: item.length }))).toBe(true)
+        // an item that ends before the buffer does is refused
+        decodeRefusal(framed.concat(hex`00`), { from: at })
+    })
+    test("byte strings above spanAbove are spans into the input, shorter ones copies", () => {
+        const long = Buffer.alloc(300)
+        long.fillAt(0, 300, 7)
+        const item = encodeCbor([Buffer.from("hi"), long])
+        const framed = hex`ff ff`.concat(item)
+        const v = decodeCbor(framed, { from: 2, spanAbove: 256 }) as CborValue[]
+        expect((v[0] as Buffer).toString("utf-8")).toBe("hi")
+        const span = v[1] as CborSpan
+        expect(span instanceof CborSpan).toBe(true)
+        expect(span.length).toBe(300)
+        expect(span.at + span.length).toBe(framed.length)
+        expect(framed[span.at - 1]).toBe(0x2c) // the low byte of the 2-byte length head 59 01 2c
+        // without the option every byte string is a copy, and a span has no encoding of its own
+        expect((decodeCbor(item) as CborValue[])[1] instanceof Buffer).toBe(true)
+        encodeRefusal(span)
     })
 })
 

@@ -118,6 +118,11 @@ function envelope(payload: Buffer, signature: Buffer, unprotected: CborMap): Buf
     return encodeCbor(new CborTag(18, [protectedHeader, unprotected, payload, signature]))
 }
 
+/** The signature decoded parts name (it lies in the buffer they keep). */
+function signatureOf(parts: SignedParts): Buffer {
+    return parts.signature.slice(parts.signatureAt, parts.signature.length)
+}
+
 /** The envelope of a signed manifest (`decodeSigned`), up to the signature check. */
 export const signedManifestCampaign: Campaign = {
     name: "signed-manifest",
@@ -142,7 +147,7 @@ export const signedManifestCampaign: Campaign = {
         const signature = items[3]
         if (!(p instanceof Buffer) || !(payload instanceof Buffer) || !(signature instanceof Buffer))
             return { invalid: "fields of the wrong type" }
-        if (!sameBytes(parts.protectedHeader, p) || !sameBytes(parts.payload, payload) || !sameBytes(parts.signature, signature))
+        if (!sameBytes(parts.protectedHeader, p) || !sameBytes(parts.payload, payload) || !sameBytes(signatureOf(parts), signature))
             return { invalid: "returned parts the message does not carry" }
         const header = decodeCbor(p, { deterministic: false })
         if (!(header instanceof CborMap) || header.size() !== 2 || header.get(1) !== MANIFEST_ALG || !(header.get(4) instanceof Buffer))
@@ -159,7 +164,7 @@ export const signedManifestCampaign: Campaign = {
 export function manifestVerifyCampaign(signed: Buffer, publicKey: Buffer): Campaign {
     // digests only: the heap is 64 KB, and the seed and each input take 8 KB already
     const fingerprint = (p: SignedParts) =>
-        [p.protectedHeader, p.payload, p.signature].map(b => digest("sha256", b).toString("hex")).join(".")
+        [p.protectedHeader, p.payload, signatureOf(p)].map(b => digest("sha256", b).toString("hex")).join(".")
     const genuine = decodeSigned(signed)
     const manifest = decodeManifest(genuine.payload)
     const signedParts = fingerprint(genuine)
