@@ -29,7 +29,7 @@ export async function brokerAuthRate() {
     const logins = new SqliteBrokerLogins(join(dir, "logins.db"))
     const device = randomBytes(16).toString("hex")
     const password = randomBytes(24).toString("base64url")
-    logins.put({ username: device, passwordHash: passwordHash(password), expiresAt: Date.now() + 3_600_000 })
+    await logins.put({ username: device, passwordHash: passwordHash(password), expiresAt: Date.now() + 3_600_000 })
     const policy = new RabbitAuthPolicy(logins, { brokerAdminHash: async () => undefined })
     const servers: Server[] = [
         serveRabbitAuth({ policy, tls: { ...tls, clientCa: ca }, event: () => {} }),
@@ -107,6 +107,6 @@ export async function brokerAuthRate() {
         server.closeAllConnections()
         server.close()
     }
-    logins.close()
+    await logins.close()
     rmSync(dir, { recursive: true, force: true })
 }

@@ -23,7 +23,7 @@ import { port } from "../cli/options.ts"
 import { MosquittoDynsec } from "../broker/dynsec.ts"
 import { RabbitAccess } from "../broker/rabbitmq-access.ts"
 import { RabbitAuthPolicy, registerAdminLogin, serveRabbitAuth } from "../broker/rabbitmq-auth.ts"
-import { SqliteBrokerLogins } from "../broker/rabbitmq-logins.ts"
+import { openBrokerLogins } from "../broker/rabbitmq-logins.ts"
 import { BROKER_PORT, REGISTRY_PORT } from "../project.ts"
 import { Registry, serveRegistry } from "../registry/app.ts"
 import type { BrokerAccess } from "../registry/broker-access.ts"
@@ -62,7 +62,12 @@ const spec = {
         },
         "auth-client-ca": { type: "string", value: "file", help: "RabbitMQ: the CA of the client certificates the nodes present" },
         "auth-port": { type: "string", value: "port", default: "8444", help: "RabbitMQ: the auth backend's HTTPS port" },
-        "logins-db": { type: "string", value: "file", default: "broker-logins.db", help: "RabbitMQ: the broker logins (password hashes)" },
+        "logins-db": {
+            type: "string",
+            value: "file",
+            default: "broker-logins.db",
+            help: "RabbitMQ on a SQLite store: the broker logins (password hashes); with --database they are in that database",
+        },
     },
     notes: [
         "With RabbitMQ, point every node's rabbitmq_auth_backend_http at https://<host>:<auth-port>/{user,vhost,resource,topic}",
@@ -113,7 +118,7 @@ await runCommand(spec, async ({ values }) => {
         const nodes = endpoints(values["rabbitmq-nodes"])
         const management = values["rabbitmq-management"]!.split(",")
         if (!management.every(u => /^https?:\/\/[^\s/]+\/?$/.test(u))) throw new UsageError("--rabbitmq-management: http(s)://host:port, …")
-        const logins = new SqliteBrokerLogins(values["logins-db"])
+        const logins = openBrokerLogins(store, values["logins-db"])
         // the registry's management login: made per run, its password known to this process only, its hash in the
         // store, so every registry's backend on that store accepts it; gone from the store when this one stops
         const admin = await registerAdminLogin(store)

@@ -40,11 +40,11 @@ export class RabbitAccess implements BrokerAccess {
 
     async grant(deviceId: string, password: string, expiresAt: number): Promise<void> {
         // the backend refuses the password after expiresAt by itself; the registry's `revoke` then ends the session
-        this.options.logins.put({ username: deviceId, passwordHash: passwordHash(password), expiresAt })
+        await this.options.logins.put({ username: deviceId, passwordHash: passwordHash(password), expiresAt })
     }
 
     async revoke(deviceId: string): Promise<void> {
-        this.options.logins.delete(deviceId)
+        await this.options.logins.delete(deviceId)
         await this.closeSessions(deviceId)
     }
 
@@ -53,23 +53,23 @@ export class RabbitAccess implements BrokerAccess {
      * the old one without ending the session, as a renewal must not.
      */
     async grantOwner(owner: string, password: string, deviceIds: string[]): Promise<void> {
-        this.options.logins.setOwnedDevices(owner, deviceIds)
-        this.options.logins.put({ username: ownerUsername(owner), passwordHash: passwordHash(password), expiresAt: null })
+        await this.options.logins.setOwnedDevices(owner, deviceIds)
+        await this.options.logins.put({ username: ownerUsername(owner), passwordHash: passwordHash(password), expiresAt: null })
     }
 
     async allowOwner(owner: string, deviceId: string): Promise<void> {
-        this.options.logins.addOwnedDevice(owner, deviceId)
+        await this.options.logins.addOwnedDevice(owner, deviceId)
     }
 
     async revokeOwner(owner: string): Promise<void> {
         const username = ownerUsername(owner)
-        this.options.logins.delete(username)
-        this.options.logins.setOwnedDevices(owner, [])
+        await this.options.logins.delete(username)
+        await this.options.logins.setOwnedDevices(owner, [])
         await this.closeSessions(username)
     }
 
     async checkOwnerLogin(owner: string, password: string): Promise<boolean> {
-        const login = this.options.logins.get(ownerUsername(owner))
+        const login = await this.options.logins.get(ownerUsername(owner))
         if (!login) return false
         return timingSafeEqual(passwordHash(password), login.passwordHash)
     }

@@ -115,7 +115,7 @@ export class RabbitAuthPolicy {
         const username = p.username ?? ""
         if (ADMIN_LOGIN.test(username)) return this.decideAdmin(check, username, p)
         if (!DEVICE_ID.test(username) && !OWNER_LOGIN.test(username)) return deny("not a device or owner login")
-        const login = this.logins.get(username)
+        const login = await this.logins.get(username)
         if (!login) return deny("unknown login")
         // the user check carries client_id; the others carry it too, except the topic check's variable_map
         const clientId = check === "topic" ? p["variable_map.client_id"] : p.client_id
@@ -152,7 +152,7 @@ export class RabbitAuthPolicy {
         return deny("resource kind")
     }
 
-    private topic(username: string, p: Record<string, string>): AuthDecision {
+    private async topic(username: string, p: Record<string, string>): Promise<AuthDecision> {
         if (p.vhost !== "/" || p.resource !== "topic" || p.name !== "amq.topic") return deny("not the MQTT exchange")
         const key = THING_KEY.exec(p.routing_key ?? "")
         // the event names the device and direction tried, not the rest of the key (it is the client's text)
@@ -169,7 +169,7 @@ export class RabbitAuthPolicy {
         }
         const owner = username.slice("owner-".length)
         const ok = (p.permission === "read" && direction === "up") || (p.permission === "write" && direction === "down")
-        return ok && this.logins.owns(owner, device) ? allow : deny(what)
+        return ok && (await this.logins.owns(owner, device)) ? allow : deny(what)
     }
 }
 

@@ -7,13 +7,17 @@
  * enough: no dictionary exists to try against it, and 2^192 guesses stay out
  * of reach however fast each one is (a slow hash would only cost every CONNECT).
  *
- * SQLite in its own file beside the registry's database: the embedded
- * default, as the registry's store is; `BrokerLogins` is the seam for a
- * shared database when several registries answer one cluster.
+ * Where the registry's store is SQLite, the logins are in a SQLite file of
+ * their own beside it (`SqliteBrokerLogins`): one machine, as that store is.
+ * Where it is PostgreSQL, they are tables of that database
+ * (../registry/postgres-store.ts, `PostgresBrokerLogins`), so every registry
+ * on it grants logins that every other registry's auth backend accepts.
  */
 import { createHash } from "node:crypto"
 import Database from "better-sqlite3"
 import { ensurePrivateFile } from "../files/private.ts"
+import { PostgresStore } from "../registry/postgres-store.ts"
+import type { RegistryStore } from "../registry/store.ts"
 
 /** One login: a device (its id) or an owner (`owner-<name>`). */
 export interface BrokerLogin {
@@ -27,17 +31,17 @@ export interface BrokerLogin {
 /** Where broker logins are kept. */
 export interface BrokerLogins {
     /** Creates or replaces a login. */
-    put(login: BrokerLogin): void
+    put(login: BrokerLogin): Promise<void>
     /** Creates a login unless one exists; false if it did. */
-    insert(login: BrokerLogin): boolean
-    get(username: string): BrokerLogin | undefined
-    delete(username: string): void
+    insert(login: BrokerLogin): Promise<boolean>
+    get(username: string): Promise<BrokerLogin | undefined>
+    delete(username: string): Promise<void>
     /** Lets `owner` follow `deviceId`. */
-    addOwnedDevice(owner: string, deviceId: string): void
+    addOwnedDevice(owner: string, deviceId: string): Promise<void>
     /** Lets `owner` follow exactly `deviceIds` (what it followed before and is not among them, no more). */
-    setOwnedDevices(owner: string, deviceIds: string[]): void
-    owns(owner: string, deviceId: string): boolean
-    close(): void
+    setOwnedDevices(owner: string, deviceIds: string[]): Promise<void>
+    owns(owner: string, deviceId: string): Promise<boolean>
+    close(): Promise<void>
 }
 
 /** The SHA-256 a login keeps of its password. */
@@ -80,39 +84,44 @@ export class SqliteBrokerLogins implements BrokerLogins {
         }
     }
 
-    put(login: BrokerLogin) {
+    async put(login: BrokerLogin) {
         this.sql.put.run(login.username, login.passwordHash, login.expiresAt)
     }
 
-    insert(login: BrokerLogin): boolean {
+    async insert(login: BrokerLogin): Promise<boolean> {
         return this.sql.insert.run(login.username, login.passwordHash, login.expiresAt).changes === 1
     }
 
-    get(username: string): BrokerLogin | undefined {
+    async get(username: string): Promise<BrokerLogin | undefined> {
         const row = this.sql.get.get(username) as { username: string; password_hash: Buffer; expires_at: number | null } | undefined
         return row && { username: row.username, passwordHash: row.password_hash, expiresAt: row.expires_at }
     }
 
-    delete(username: string) {
+    async delete(username: string) {
         this.sql.delete.run(username)
     }
 
-    addOwnedDevice(owner: string, deviceId: string) {
+    async addOwnedDevice(owner: string, deviceId: string) {
         this.sql.addOwnedDevice.run(owner, deviceId)
     }
 
-    setOwnedDevices(owner: string, deviceIds: string[]) {
+    async setOwnedDevices(owner: string, deviceIds: string[]) {
         this.db.transaction(() => {
             this.sql.clearOwnedDevices.run(owner)
             for (const id of deviceIds) this.sql.addOwnedDevice.run(owner, id)
         })()
     }
 
-    owns(owner: string, deviceId: string): boolean {
+    async owns(owner: string, deviceId: string): Promise<boolean> {
         return this.sql.owns.get(owner, deviceId) !== undefined
     }
 
-    close() {
+    async close() {
         this.db.close()
     }
+}
+
+/** The logins beside `store`: in its database if it is PostgreSQL, else in the SQLite file `file`. */
+export function openBrokerLogins(store: RegistryStore, file: string): BrokerLogins {
+    return store instanceof PostgresStore ? store.brokerLogins() : new SqliteBrokerLogins(file)
 }

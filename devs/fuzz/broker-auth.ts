@@ -29,25 +29,25 @@ export interface AuthRequest {
 const form = (fields: Record<string, string>) => Buffer.from(new URLSearchParams(fields).toString())
 
 /** The backend campaign. */
-export function brokerAuthCampaign(): Campaign<AuthRequest> {
+export async function brokerAuthCampaign(): Promise<Campaign<AuthRequest>> {
     const now = 1_700_000_000_000
     const logins = new SqliteBrokerLogins(":memory:")
     const [d1, d2, d3, expired] = [0, 1, 2, 3].map(() => randomBytes(16).toString("hex"))
     const passwords = new Map<string, string>()
-    const add = (username: string, expiresAt: number | null) => {
+    const add = async (username: string, expiresAt: number | null) => {
         const password = randomBytes(24).toString("base64url")
         passwords.set(username, password)
-        logins.put({ username, passwordHash: passwordHash(password), expiresAt })
+        await logins.put({ username, passwordHash: passwordHash(password), expiresAt })
     }
-    add(d1, now + 60_000)
-    add(d2, now + 60_000)
-    add(d3, now + 60_000)
-    add(expired, now - 1)
-    add("owner-alice", null)
-    add("owner-bob", null)
-    logins.addOwnedDevice("alice", d1)
-    logins.addOwnedDevice("alice", d2)
-    logins.addOwnedDevice("bob", d3)
+    await add(d1, now + 60_000)
+    await add(d2, now + 60_000)
+    await add(d3, now + 60_000)
+    await add(expired, now - 1)
+    await add("owner-alice", null)
+    await add("owner-bob", null)
+    await logins.addOwnedDevice("alice", d1)
+    await logins.addOwnedDevice("alice", d2)
+    await logins.addOwnedDevice("bob", d3)
     const admin = { username: `registry-${randomBytes(8).toString("hex")}`, password: randomBytes(24).toString("base64url") }
     const adminHash = passwordHash(admin.password)
     const policy = new RabbitAuthPolicy(logins, { brokerAdminHash: async u => (u === admin.username ? adminHash : undefined) }, () => now)
@@ -152,7 +152,7 @@ export function brokerAuthCampaign(): Campaign<AuthRequest> {
         },
         show: input => `${input.path} ${input.body.toString("utf8").slice(0, 300)}`,
         async close() {
-            logins.close()
+            await logins.close()
         },
     }
 }

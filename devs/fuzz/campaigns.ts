@@ -31,7 +31,7 @@ export const CAMPAIGNS: CampaignEntry[] = [
     { name: "registry", where: "host", defaultCount: 10_000, make: registryCampaign as () => Promise<AnyCampaign> },
     // the same on PostgreSQL: fewer inputs, as each costs round trips to the server
     { name: "registry-postgres", where: "host", defaultCount: 3000, make: registryPostgresCampaign as () => Promise<AnyCampaign> },
-    { name: "broker-auth", where: "host", defaultCount: 10_000, make: brokerAuthCampaign as () => AnyCampaign },
+    { name: "broker-auth", where: "host", defaultCount: 10_000, make: brokerAuthCampaign as () => Promise<AnyCampaign> },
     { name: "wssk", where: "host", defaultCount: 600, make: wsskCampaign as () => Promise<AnyCampaign> },
     { name: "update-reports", where: "host", defaultCount: 5000, make: reportsCampaign as () => Promise<AnyCampaign> },
     { name: "publish", where: "host", defaultCount: 2000, make: publishCampaign as () => Promise<AnyCampaign> },

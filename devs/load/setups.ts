@@ -9,9 +9,8 @@
  *   second registry as a process of its own (`npm run registry`) on the same
  *   database: devices enroll and log in at both in turn, and connect to every
  *   node in turn. The nodes ask the first registry's auth backend; the second
- *   one's broker logins go into the same logins file (SQLite, WAL: one
- *   machine) and its management login into the shared database, so the first
- *   backend accepts both.
+ *   one's broker logins and its management login go into the shared
+ *   database, so the first backend accepts both.
  */
 import { spawn, type ChildProcess } from "node:child_process"
 import { readFileSync } from "node:fs"
@@ -111,7 +110,7 @@ export async function startSetup(name: SetupName, dir: string, log: (line: strin
     }
 }
 
-/** `npm run registry` on the cluster's database and logins, as a second instance; resolves once it listens. */
+/** `npm run registry` on the cluster's database (its broker logins with it), as a second instance; resolves once it listens. */
 async function startSecondRegistry(
     dir: string,
     database: string,
@@ -125,7 +124,7 @@ async function startSecondRegistry(
     const port = await freePort()
     const args = ["--import", "tsx", join(PROJECT_ROOT, "devs", "bin", "registry.ts")]
     args.push("--cert", join(files.pki, "server.crt"), "--key", join(files.pki, "server.key"), "--port", String(port))
-    args.push("--database", url.toString(), "--logins-db", files.brokerLogins, "--auth-client-ca", files.caCert)
+    args.push("--database", url.toString(), "--auth-client-ca", files.caCert)
     args.push("--rabbitmq-nodes", nodes.map(n => `${n.host}:${n.port}`).join(","), "--rabbitmq-management", managementUrls.join(","))
     args.push("--auth-port", String(await freePort()))
     // the database password in the environment, never in argv

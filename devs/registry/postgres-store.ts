@@ -21,6 +21,7 @@
  */
 import { randomBytes } from "node:crypto"
 import pg from "pg"
+import type { BrokerLogin, BrokerLogins } from "../broker/rabbitmq-logins.ts"
 import {
     MIGRATIONS,
     SHARED_SECRET_BYTES,
@@ -442,9 +443,74 @@ export class PostgresStore implements RegistryStore {
         await this.pool.query("DELETE FROM broker_admins WHERE username = $1", [username])
     }
 
+    /** The broker logins in this database, on this store's connections (closing the store closes them). */
+    brokerLogins(): BrokerLogins {
+        return new PostgresBrokerLogins(this.pool, work => this.transaction(work))
+    }
+
     async close() {
         await this.pool.end()
     }
+}
+
+/**
+ * Broker logins (devs/broker/rabbitmq-logins.ts) in the registry's database: a login one registry grants is one
+ * every registry's auth backend accepts, and a renewal at one replaces it for all.
+ */
+class PostgresBrokerLogins implements BrokerLogins {
+    constructor(
+        private readonly pool: pg.Pool,
+        private readonly transaction: <T>(work: (client: pg.PoolClient) => Promise<T>) => Promise<T>
+    ) {}
+
+    async put(login: BrokerLogin) {
+        await this.pool.query(
+            `INSERT INTO broker_logins (username, password_hash, expires_at) VALUES ($1, $2, $3)
+             ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, expires_at = excluded.expires_at`,
+            [login.username, login.passwordHash, login.expiresAt]
+        )
+    }
+
+    async insert(login: BrokerLogin): Promise<boolean> {
+        const sql = "INSERT INTO broker_logins (username, password_hash, expires_at) VALUES ($1, $2, $3) ON CONFLICT (username) DO NOTHING"
+        return (await this.pool.query(sql, [login.username, login.passwordHash, login.expiresAt])).rowCount === 1
+    }
+
+    async get(username: string): Promise<BrokerLogin | undefined> {
+        const sql = "SELECT password_hash, expires_at FROM broker_logins WHERE username = $1"
+        const [r] = (await this.pool.query<{ password_hash: Buffer; expires_at: number | null }>(sql, [username])).rows
+        return r && { username, passwordHash: r.password_hash, expiresAt: r.expires_at }
+    }
+
+    async delete(username: string) {
+        await this.pool.query("DELETE FROM broker_logins WHERE username = $1", [username])
+    }
+
+    async addOwnedDevice(owner: string, deviceId: string) {
+        await this.pool.query("INSERT INTO broker_owned_devices (owner, device_id) VALUES ($1, $2) ON CONFLICT DO NOTHING", [
+            owner,
+            deviceId,
+        ])
+    }
+
+    async setOwnedDevices(owner: string, deviceIds: string[]) {
+        await this.transaction(async c => {
+            await c.query("DELETE FROM broker_owned_devices WHERE owner = $1", [owner])
+            if (deviceIds.length > 0)
+                await c.query("INSERT INTO broker_owned_devices (owner, device_id) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING", [
+                    owner,
+                    deviceIds,
+                ])
+        })
+    }
+
+    async owns(owner: string, deviceId: string): Promise<boolean> {
+        const sql = "SELECT 1 FROM broker_owned_devices WHERE owner = $1 AND device_id = $2"
+        return (await this.pool.query(sql, [owner, deviceId])).rows.length > 0
+    }
+
+    /** The store's connections are the store's to close. */
+    async close() {}
 }
 
 function rateLimitFromRow(r: pg.QueryResultRow | undefined): RateLimitState | undefined {

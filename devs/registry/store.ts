@@ -334,6 +334,25 @@ export const MIGRATIONS: { version: number; sql: string }[] = [
             );
         `,
     },
+    {
+        // the broker logins RabbitMQ's auth backend checks (devs/broker/rabbitmq-logins.ts), by the SHA-256 of each
+        // password, and the devices each owner follows: on PostgreSQL every registry grants and every backend checks
+        // them here. A SQLite store's registry keeps them in a file of its own, so these tables stay empty there: one
+        // list of migrations, one schema version for both stores.
+        version: 8,
+        sql: `
+            CREATE TABLE broker_logins (
+                username TEXT PRIMARY KEY,
+                password_hash BLOB NOT NULL,
+                expires_at INTEGER
+            );
+            CREATE TABLE broker_owned_devices (
+                owner TEXT NOT NULL,
+                device_id TEXT NOT NULL,
+                PRIMARY KEY (owner, device_id)
+            );
+        `,
+    },
 ]
 
 /** A store's own key, made at random on first use (`RegistryStore.sharedSecret`). */

@@ -1,7 +1,8 @@
 /**
  * The distributed broker: the local stack's registry and update service
  * (./local.ts) with a RabbitMQ cluster instead of Mosquitto. The registry
- * keeps the broker logins (devs/broker/rabbitmq-logins.ts) and answers every
+ * keeps the broker logins (devs/broker/rabbitmq-logins.ts: in its PostgreSQL
+ * database, or a SQLite file beside a SQLite store) and answers every
  * node's auth checks on a listener of its own (HTTPS with client
  * certificates, devs/broker/rabbitmq-auth.ts); devices are told every node
  * and fail over between them; owners keep persistent sessions, whose quorum
@@ -15,7 +16,7 @@ import type { AddressInfo } from "node:net"
 import { RabbitAccess } from "../broker/rabbitmq-access.ts"
 import { RabbitAuthPolicy, registerAdminLogin, serveRabbitAuth } from "../broker/rabbitmq-auth.ts"
 import { startRabbitCluster, type RabbitCluster } from "../broker/rabbitmq-cluster.ts"
-import { SqliteBrokerLogins } from "../broker/rabbitmq-logins.ts"
+import { openBrokerLogins } from "../broker/rabbitmq-logins.ts"
 import { ensurePrivateDir } from "../files/private.ts"
 import { stackFiles } from "../project.ts"
 import type { Registry } from "../registry/app.ts"
@@ -55,10 +56,10 @@ export async function startClusterStack(options: ClusterStackOptions): Promise<C
         for (const stop of stops.splice(0).reverse()) await stop()
     }
     try {
-        const logins = new SqliteBrokerLogins(files.brokerLogins)
-        stops.push(() => logins.close())
         const store = await openStore(options.database ?? files.registryDb)
         stops.push(() => store.close())
+        const logins = openBrokerLogins(store, files.brokerLogins)
+        stops.push(() => logins.close())
         // the registry's management login: its password in this process only, its hash in the store every backend reads
         const admin = await registerAdminLogin(store)
         stops.push(() => store.deleteBrokerAdmin(admin.username))

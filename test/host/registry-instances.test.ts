@@ -7,8 +7,9 @@
  * once: a final message replayed at the first registry is refused); an
  * unknown user gets the same decoy salt from both; a brute force spread over
  * both is limited at the same count as on one. And the broker's management
- * login one registry makes is accepted by the other's RabbitMQ auth backend:
- * the nodes may ask either.
+ * login one registry makes is accepted by the other's RabbitMQ auth backend,
+ * and so are the device and owner broker logins one registry grants (they
+ * are in the shared database too): the nodes may ask either.
  */
 import assert from "node:assert/strict"
 import { spawn, type ChildProcess } from "node:child_process"
@@ -16,8 +17,10 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
-import { answerAuth, RabbitAuthPolicy, registerAdminLogin } from "../../devs/broker/rabbitmq-auth.ts"
-import { SqliteBrokerLogins } from "../../devs/broker/rabbitmq-logins.ts"
+import pg from "pg"
+import { ManagementUnavailable, RabbitAccess } from "../../devs/broker/rabbitmq-access.ts"
+import { answerAuth, RabbitAuthPolicy, registerAdminLogin, type AuthCheck } from "../../devs/broker/rabbitmq-auth.ts"
+import { passwordHash, SqliteBrokerLogins } from "../../devs/broker/rabbitmq-logins.ts"
 import { freePort } from "../../devs/net/ports.ts"
 import { PostgresStore } from "../../devs/registry/postgres-store.ts"
 import { enroll, httpsTransport, login, ownerLogin, registerOwner, type Transport } from "../../devs/registry/client.ts"
@@ -217,6 +220,97 @@ describe("two registries on one PostgreSQL database", () => {
             assert.equal(await ask(0, { username: admins[1].username, password: admins[1].password, vhost: "/" }), "allow administrator")
         } finally {
             logins.close()
+            await Promise.all(stores.map(s => s.close()))
+        }
+    })
+
+    test("a broker login one registry grants is checked by the other's auth backend: client id, expiry, renewal, owners", async () => {
+        const stores = await Promise.all([PostgresStore.open(fleet), PostgresStore.open(fleet)])
+        let now = Date.now()
+        const clock = () => now
+        // each registry's broker access (granting installs nothing in the broker: no node is needed); b's backend checks
+        const accessAt = (at: number) =>
+            new RabbitAccess({
+                logins: stores[at].brokerLogins(),
+                endpoints: [{ host: "127.0.0.1", port: 1 }],
+                managementUrls: [],
+                admin: { username: "registry-0000000000000000", password: "unused" },
+            })
+        const access = accessAt(0)
+        const policy = new RabbitAuthPolicy(stores[1].brokerLogins(), stores[1], clock)
+        const events: string[] = []
+        const ask = async (check: AuthCheck, fields: Record<string, string>) =>
+            (
+                await answerAuth(policy, "POST", `/${check}`, Buffer.from(new URLSearchParams(fields).toString()), "127.0.0.1", (...e) =>
+                    events.push(e.join(" "))
+                )
+            ).body
+        const topic = (username: string, clientId: string, permission: string, key: string) =>
+            ask("topic", {
+                username,
+                vhost: "/",
+                resource: "topic",
+                name: "amq.topic",
+                permission,
+                routing_key: key,
+                "variable_map.client_id": clientId,
+            })
+        const db = new pg.Client({ connectionString: fleet })
+        await db.connect()
+        try {
+            const [id, other] = ["0a".repeat(16), "0b".repeat(16)]
+            const password = "device-password-" + "x".repeat(16)
+            await access.grant(id, password, now + 60_000)
+            assert.equal(await ask("user", { username: id, password, client_id: id }), "allow")
+            assert.equal(await ask("vhost", { username: id, vhost: "/", client_id: id }), "allow")
+            assert.equal(await topic(id, id, "write", `things.${id}.up.reading`), "allow")
+            assert.equal(await topic(id, id, "read", `things.${id}.down.update`), "allow")
+            assert.equal(await topic(id, id, "write", `things.${other}.up.reading`), "deny")
+            // bound to its client id, whichever check
+            assert.equal(await ask("user", { username: id, password, client_id: other }), "deny")
+            assert.equal(await ask("vhost", { username: id, vhost: "/", client_id: other }), "deny")
+            assert.equal(await topic(id, other, "write", `things.${id}.up.reading`), "deny")
+            assert.equal(await ask("user", { username: id, password: `${password}x`, client_id: id }), "deny")
+            // a renewal at either registry replaces the login for both
+            const renewed = "renewed-password-" + "y".repeat(16)
+            await accessAt(1).grant(id, renewed, now + 120_000)
+            assert.equal(await ask("user", { username: id, password, client_id: id }), "deny")
+            assert.equal(await ask("user", { username: id, password: renewed, client_id: id }), "allow")
+            // an owner granted at a follows its devices at b, and only those
+            const ownerPassword = "owner-password-" + "z".repeat(16)
+            await access.grantOwner("alice", ownerPassword, [id])
+            assert.equal(await ask("user", { username: "owner-alice", password: ownerPassword, client_id: "owner-alice" }), "allow")
+            assert.equal(await topic("owner-alice", "owner-alice", "read", `things.${id}.up.reading`), "allow")
+            assert.equal(await topic("owner-alice", "owner-alice", "write", `things.${id}.down.update`), "allow")
+            assert.equal(await topic("owner-alice", "owner-alice", "read", `things.${other}.up.reading`), "deny")
+            await access.allowOwner("alice", other)
+            assert.equal(await topic("owner-alice", "owner-alice", "read", `things.${other}.up.reading`), "allow")
+            assert.equal(await access.checkOwnerLogin("alice", ownerPassword), true)
+            // the database keeps each password's SHA-256, never the password; no event names one
+            const { rows } = await db.query<{ username: string; password_hash: Buffer }>(
+                "SELECT username, password_hash FROM broker_logins"
+            )
+            const kept = new Map(rows.map(r => [r.username, r.password_hash]))
+            assert.deepEqual(kept.get(id), passwordHash(renewed))
+            assert.deepEqual(kept.get("owner-alice"), passwordHash(ownerPassword))
+            for (const secret of [password, renewed, ownerPassword]) {
+                assert.ok(rows.every(r => !r.username.includes(secret) && !r.password_hash.includes(Buffer.from(secret))))
+                assert.ok(events.every(e => !e.includes(secret)))
+            }
+            // after its expiry, b refuses the login at every check
+            now += 120_000
+            assert.equal(await ask("user", { username: id, password: renewed, client_id: id }), "deny")
+            assert.equal(await ask("vhost", { username: id, vhost: "/", client_id: id }), "deny")
+            assert.equal(await topic(id, id, "write", `things.${id}.up.reading`), "deny")
+            assert.ok(events.some(e => e.includes("password expired")))
+            // an owner's login does not expire at the broker: a revoke at a ends it at b (closing its sessions needs a
+            // management API, which this test has none of: the revoke says so after deleting the login)
+            await assert.rejects(access.revokeOwner("alice"), ManagementUnavailable)
+            assert.equal(await ask("user", { username: "owner-alice", password: ownerPassword, client_id: "owner-alice" }), "deny")
+            assert.equal(await topic("owner-alice", "owner-alice", "read", `things.${id}.up.reading`), "deny")
+            assert.equal((await db.query("SELECT 1 FROM broker_owned_devices WHERE owner = 'alice'")).rows.length, 0)
+        } finally {
+            await db.end()
             await Promise.all(stores.map(s => s.close()))
         }
     })

@@ -435,10 +435,10 @@ function suite(backend: StoreBackend) {
 
         test("schema migrations run once and are recorded", async () => {
             // numbered 1..N with no gaps: 3 added the update service's tables, 4 the owner accounts, 5 what registries share,
-            // 6 the roots and key lists, 7 the registries' broker management logins
+            // 6 the roots and key lists, 7 the registries' broker management logins, 8 the broker logins on PostgreSQL
             assert.deepEqual(
                 MIGRATIONS.map(m => m.version),
-                [1, 2, 3, 4, 5, 6, 7]
+                [1, 2, 3, 4, 5, 6, 7, 8]
             )
             const latest = MIGRATIONS[MIGRATIONS.length - 1].version
             // two opening at once (two registries starting together) migrate once between them
