@@ -13,7 +13,8 @@ import { timingSafeEqual } from "node:crypto"
 import { request } from "node:http"
 import { ownerUsername, type BrokerAccess } from "../registry/broker-access.ts"
 import type { AdminLogin } from "./rabbitmq-auth.ts"
-import { passwordHash, type BrokerLogins } from "./rabbitmq-logins.ts"
+import type { BrokerLogins } from "../registry/broker-access.ts"
+import { passwordHash } from "./rabbitmq-logins.ts"
 
 /** Where the cluster is, for the registry. */
 export interface RabbitAccessOptions {

@@ -54,7 +54,8 @@ import type { IncomingMessage, ServerResponse } from "node:http"
 import { createServer, type Server } from "node:https"
 import type { TLSSocket } from "node:tls"
 import { TLS_SERVER_OPTIONS } from "../net/tls.ts"
-import { passwordHash, type BrokerLogins } from "./rabbitmq-logins.ts"
+import type { BrokerLogins } from "../registry/broker-access.ts"
+import { passwordHash } from "./rabbitmq-logins.ts"
 
 /** The four checks of the backend. */
 export type AuthCheck = "user" | "vhost" | "resource" | "topic"

@@ -10,7 +10,8 @@
  * Where the registry's store is SQLite, the logins are in a SQLite file of
  * their own beside it (`SqliteBrokerLogins`): one machine, as that store is.
  * Where it is PostgreSQL, they are tables of that database
- * (../registry/postgres-store.ts, `PostgresBrokerLogins`), so every registry
+ * (../registry/postgres-store.ts, `PostgresBrokerLogins`; the interface is the
+ * registry's, ../registry/broker-access.ts), so every registry
  * on it grants logins that every other registry's auth backend accepts.
  */
 import { createHash } from "node:crypto"
@@ -18,31 +19,7 @@ import Database from "better-sqlite3"
 import { ensurePrivateFile } from "../files/private.ts"
 import { PostgresStore } from "../registry/postgres-store.ts"
 import type { RegistryStore } from "../registry/store.ts"
-
-/** One login: a device (its id) or an owner (`owner-<name>`). */
-export interface BrokerLogin {
-    username: string
-    /** SHA-256 of the password. */
-    passwordHash: Buffer
-    /** When the password stops working (ms since the epoch); null for owner logins, which do not expire. */
-    expiresAt: number | null
-}
-
-/** Where broker logins are kept. */
-export interface BrokerLogins {
-    /** Creates or replaces a login. */
-    put(login: BrokerLogin): Promise<void>
-    /** Creates a login unless one exists; false if it did. */
-    insert(login: BrokerLogin): Promise<boolean>
-    get(username: string): Promise<BrokerLogin | undefined>
-    delete(username: string): Promise<void>
-    /** Lets `owner` follow `deviceId`. */
-    addOwnedDevice(owner: string, deviceId: string): Promise<void>
-    /** Lets `owner` follow exactly `deviceIds` (what it followed before and is not among them, no more). */
-    setOwnedDevices(owner: string, deviceIds: string[]): Promise<void>
-    owns(owner: string, deviceId: string): Promise<boolean>
-    close(): Promise<void>
-}
+import type { BrokerLogin, BrokerLogins } from "../registry/broker-access.ts"
 
 /** The SHA-256 a login keeps of its password. */
 export function passwordHash(password: string): Buffer {

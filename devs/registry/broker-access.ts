@@ -36,3 +36,28 @@ export interface BrokerAccess {
     /** Whether `password` logs in as the owner's username today: proof of an owner login handed out before owner accounts. */
     checkOwnerLogin(owner: string, password: string): Promise<boolean>
 }
+
+/** One login: a device (its id) or an owner (`owner-<name>`). */
+export interface BrokerLogin {
+    username: string
+    /** SHA-256 of the password. */
+    passwordHash: Buffer
+    /** When the password stops working (ms since the epoch); null for owner logins, which do not expire. */
+    expiresAt: number | null
+}
+
+/** Where broker logins are kept. */
+export interface BrokerLogins {
+    /** Creates or replaces a login. */
+    put(login: BrokerLogin): Promise<void>
+    /** Creates a login unless one exists; false if it did. */
+    insert(login: BrokerLogin): Promise<boolean>
+    get(username: string): Promise<BrokerLogin | undefined>
+    delete(username: string): Promise<void>
+    /** Lets `owner` follow `deviceId`. */
+    addOwnedDevice(owner: string, deviceId: string): Promise<void>
+    /** Lets `owner` follow exactly `deviceIds` (what it followed before and is not among them, no more). */
+    setOwnedDevices(owner: string, deviceIds: string[]): Promise<void>
+    owns(owner: string, deviceId: string): Promise<boolean>
+    close(): Promise<void>
+}

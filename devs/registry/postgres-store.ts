@@ -21,7 +21,7 @@
  */
 import { randomBytes } from "node:crypto"
 import pg from "pg"
-import type { BrokerLogin, BrokerLogins } from "../broker/rabbitmq-logins.ts"
+import type { BrokerLogin, BrokerLogins } from "./broker-access.ts"
 import {
     MIGRATIONS,
     SHARED_SECRET_BYTES,
