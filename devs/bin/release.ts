@@ -18,7 +18,7 @@ import { createHash } from "node:crypto"
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { CommandError, displayPath, RefusedError, runCommand, UsageError } from "../cli/args.ts"
-import { CA, DB, KEYS, ownerApi, SERVICE, TOKEN_FILE, withUpdateService } from "../cli/options.ts"
+import { CA, DB, KEYS, ownerApi, sequenceNumber, SERVICE, TOKEN_FILE, withUpdateService } from "../cli/options.ts"
 import { CODE_BUDGET_BYTES, firmwareImages, IMAGE_BUDGET_BYTES, imageCodeEnd } from "../bench/budget.ts"
 import { ensurePrivateDir } from "../files/private.ts"
 import { describePlan, planRollout, type ListedDevice } from "../owner/rollout/plan.ts"
@@ -48,13 +48,6 @@ const spec = {
         "Then roll it out as printed: npm run rollout -- create --digest <sha256> --sequence <n> (npm run rollout -- --help).",
     ],
 } as const
-
-/** A sequence number from the command line: 0..2^32-1 (SUIT's sequence number is a uint). */
-function sequenceNumber(option: string, text: string): number {
-    const n = /^\d{1,10}$/.test(text) ? Number(text) : NaN
-    if (!(n <= 0xffffffff)) throw new UsageError(`${option} must be a whole number up to 4294967295, not ${JSON.stringify(text)}`)
-    return n
-}
 
 /** The owner's devices as the owner service lists them, or why it could not be asked. */
 async function ownerDevices(values: { service: string; "token-file": string; ca: string }): Promise<ListedDevice[] | string> {

@@ -9,7 +9,7 @@
  */
 import { readFileSync, writeFileSync } from "node:fs"
 import { runCommand, UsageError } from "../cli/args.ts"
-import { KEYS } from "../cli/options.ts"
+import { KEYS, sequenceNumber } from "../cli/options.ts"
 import { keyId } from "../updates/cose-sign1.ts"
 import { Keyring, loadKey } from "../updates/keyring.ts"
 import { ManifestError, manifestFor, manifestPathFor, signManifest } from "../updates/manifest.ts"
@@ -31,13 +31,6 @@ const spec = {
         out: { type: "string", value: "file", defaultText: "<image>.manifest", help: "where the signed manifest goes" },
     },
 } as const
-
-/** A sequence number from the command line: 0..2^32-1 (SUIT's sequence number is a uint). */
-function sequenceNumber(option: string, text: string): number {
-    const n = /^\d{1,10}$/.test(text) ? Number(text) : NaN
-    if (!(n <= 0xffffffff)) throw new UsageError(`${option} must be a whole number up to 4294967295, not ${JSON.stringify(text)}`)
-    return n
-}
 
 /** What `manifestFor` refuses in the image given (too large, misaligned) is the caller's mistake. */
 function usage<T>(make: () => T): T {

@@ -76,6 +76,13 @@ export function port(option: string, text: string): number {
     return n
 }
 
+/** A sequence number from the command line: 0..2^32-1 (SUIT's sequence number is a uint). */
+export function sequenceNumber(option: string, text: string): number {
+    const n = /^\d{1,10}$/.test(text) ? Number(text) : NaN
+    if (!(n <= 0xffffffff)) throw new UsageError(`${option} must be a whole number up to 4294967295, not ${JSON.stringify(text)}`)
+    return n
+}
+
 /** Checks a device id given on the command line. */
 export function deviceId(id: string): string {
     if (!/^[0-9a-f]{32}$/.test(id)) throw new UsageError(`--id ${JSON.stringify(id)} is not a device id (32 lower-case hex digits)`)
